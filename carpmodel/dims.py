@@ -1,0 +1,63 @@
+"""Dimension names and variable metadata shared by every xarray result.
+
+Batch dimensions come first, in the order ``strategy, scenario, draw``, then ``year``,
+``origin``, ``age``. Every variable written by carpmodel carries ``units`` and ``long_name``
+from :data:`VARIABLE_ATTRS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from carpmodel import __version__
+
+STRATEGY, SCENARIO, DRAW, YEAR, ORIGIN, AGE = "strategy", "scenario", "draw", "year", "origin", "age"
+ORIGINS = ("wild", "hatchery")
+
+VARIABLE_ATTRS: dict[str, dict[str, str]] = {
+    "biomass_t": {"units": "t", "long_name": "end-of-year biomass of the ages the survey sees"},
+    "biomass_obs_t": {"units": "t", "long_name": "observed biomass (hydroacoustic survey)"},
+    "biomass_obs_cv": {"units": "1", "long_name": "assumed CV (lognormal SD) of the observation"},
+    "total_biomass_t": {"units": "t", "long_name": "start-of-year biomass of all ages"},
+    "ssb_t": {"units": "t", "long_name": "spawning stock biomass (both origins)"},
+    "spawning_output_t": {"units": "t",
+                          "long_name": "spawning output (hatchery spawners weighted by RRS)"},
+    "recruits": {"units": "fish", "long_name": "wild age-0 recruits"},
+    "catch_t": {"units": "t", "long_name": "catch"},
+    "catch_obs_t": {"units": "t", "long_name": "observed or reconstructed catch"},
+    "catch_shortfall_t": {"units": "t", "long_name": "catch the stock could not supply at F_max"},
+    "f_per_yr": {"units": "1/yr", "long_name": "fully selected fishing mortality"},
+    "released_fish": {"units": "fish", "long_name": "hatchery fish released (before acute survival)"},
+    "hatchery_fraction_biomass": {"units": "1",
+                                  "long_name": "hatchery-origin fraction of survey biomass"},
+    "hatchery_fraction_ssb": {"units": "1",
+                              "long_name": "hatchery-origin fraction of spawning biomass"},
+    "juvenile_survival_dd": {"units": "1",
+                             "long_name": "density-dependent survival factor per window age"},
+    "numbers": {"units": "fish", "long_name": "numbers at age, start of year"},
+    "length_cm": {"units": "cm", "long_name": "mean body length at age, start of year"},
+    "natural_deaths": {"units": "fish", "long_name": "natural deaths during the year"},
+    "catch_numbers": {"units": "fish", "long_name": "catch in numbers during the year"},
+    "temperature_c": {"units": "degC", "long_name": "lake summer surface water temperature"},
+}
+
+
+def with_attrs(ds: xr.Dataset, **dataset_attrs: Any) -> xr.Dataset:
+    """Attach units/long_name to known variables and carpmodel's dataset attributes."""
+    for name, attrs in VARIABLE_ATTRS.items():
+        if name in ds:
+            ds[name].attrs.update(attrs)
+    ds.attrs.update({"carpmodel_version": __version__, **dataset_attrs})
+    if YEAR in ds.coords:
+        ds[YEAR].attrs.update({"units": "yr", "long_name": "calendar year"})
+    if AGE in ds.coords:
+        ds[AGE].attrs.update({"units": "yr", "long_name": "age (last age is a plus group)"})
+    return ds
+
+
+def year_coord(first_year: int, n_years: int) -> np.ndarray:
+    """Calendar years ``first_year .. first_year + n_years − 1``."""
+    return np.arange(first_year, first_year + n_years)

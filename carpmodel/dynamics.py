@@ -1,0 +1,464 @@
+"""The age-structured engine: one pure numpy recursion over years.
+
+Arrays are ``(*batch, origin, age)`` with ``origin = (wild, hatchery)`` and ages ``0..A``
+(``A`` a plus group). Any number of leading batch axes run at once (a fit, a batch of
+gradient perturbations, projection draws × strategies × scenarios); the loop over years is
+the only Python loop.
+
+Order of events within year y (annual step, birthday on 1 January):
+
+1. spawning (spring): spawning output ``S = Σ (N_w + ρ·N_h)·W·mat`` from start-of-year numbers,
+   ρ the relative reproductive success of hatchery-origin spawners;
+2. recruitment: wild age-0 ``R = f(S)·g_R·exp(ε)`` (f Beverton–Holt or Ricker in steepness
+   form, g_R a forcing multiplier, ε the log deviation passed in by the caller);
+3. releases (summer): ``n·s_rel`` hatchery fish enter at their age and release length
+   (numbers-weighted mean length with hatchery fish already at that age);
+4. mortality through the year: ``Z = M(L) + M_dd + F·sel(L)`` where ``M(L)`` is Lorenzen
+   mortality integrated along the growth path and ``M_dd = ln(1 + γ·J/J0)`` is juvenile
+   density-dependent mortality on every age ``a ≤ w`` of the window, driven by the total
+   abundance ``J`` of wild plus hatchery fish in the window (``J0`` its unfished value);
+   catch follows the Baranov equation, with F solved from the observed catch;
+5. growth along each cohort (von Bertalanffy, K times a forcing multiplier) and ageing,
+   the plus group keeping a numbers-weighted mean length.
+
+How steepness and the window share compensation: for a one-age window (w = 0) the
+survivors of the window follow a Beverton–Holt curve of spawning output whose Goodyear
+compensation ratio is ``CR = CR_SR·(1 + γ)``, with ``CR_SR = 4h/(1 − h)`` that of the
+stock–recruit relation (a composition of two Beverton–Holt maps is Beverton–Holt; their
+slopes at the origin multiply). So γ moves compensation from "before any release can
+interact" to "inside the window", which is what decides whether releases into the window add
+fish or replace wild ones; :func:`effective_steepness` gives the combined steepness. For
+longer windows the equilibrium is solved numerically (:func:`equilibrium_state`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from carpmodel.growth import body_length_cm, grow_one_year, von_bertalanffy_length_cm, weight_g
+from carpmodel.maturity import maturity_at_length
+from carpmodel.mortality import (
+    baranov_catch_fraction,
+    logistic_selectivity,
+    lorenzen_m_per_yr,
+    solve_f_from_catch,
+)
+from carpmodel.params import STRUCTURAL_FIELDS, Parameters
+from carpmodel.recruitment import (
+    equilibrium_recruits,
+    recruits_from_spawners,
+    stock_recruit_coefficients,
+)
+
+WILD, HATCHERY = 0, 1
+ORIGINS = ("wild", "hatchery")
+#: bisection steps of the equilibrium solver (interval (0, 1] halves each step)
+EQUILIBRIUM_BISECTIONS = 64
+#: fixed-point passes for the plus-group length (its mortality depends on its length weakly)
+PLUS_GROUP_PASSES = 8
+
+
+@dataclass(frozen=True)
+class ProcessMultipliers:
+    """Per-year multipliers of the processes that forcing can act on (1 = reference).
+
+    Each is a scalar or an array ``(*batch, year)``: ``growth_k`` multiplies K,
+    ``natural_mortality`` multiplies M, ``recruitment`` multiplies expected recruits,
+    ``maturity_l50`` multiplies the length at 50 % maturity.
+    """
+
+    growth_k: Any = 1.0
+    natural_mortality: Any = 1.0
+    recruitment: Any = 1.0
+    maturity_l50: Any = 1.0
+
+    def in_year(self, name: str, year_index: int) -> NDArray:
+        value = np.asarray(getattr(self, name), dtype=float)
+        return value if value.ndim == 0 else value[..., year_index]
+
+    def batch_shapes(self) -> list[tuple[int, ...]]:
+        out = []
+        for name in ("growth_k", "natural_mortality", "recruitment", "maturity_l50"):
+            value = np.asarray(getattr(self, name))
+            if value.ndim:
+                out.append(value.shape[:-1])
+        return out
+
+
+@dataclass(frozen=True)
+class ReferencePoints:
+    """Unfished quantities that scale the stock–recruit curve and the density dependence.
+
+    All arrays have the parameters' batch shape.
+    """
+
+    ssb0_t: NDArray              # unfished spawning biomass, t
+    spr0_t: NDArray              # unfished spawning biomass per recruit, t/fish
+    juveniles0: NDArray          # unfished abundance inside the density-dependence window, fish
+    biomass0_t: NDArray          # unfished end-of-year biomass of the survey ages, t
+    alpha: NDArray               # stock-recruit slope coefficient, fish/t
+    beta: NDArray                # stock-recruit density coefficient, 1/t
+
+
+@dataclass(frozen=True)
+class PopulationState:
+    """What :func:`simulate` returns; arrays are ``(*batch, year[, origin, age])``.
+
+    ``numbers`` and ``length_cm`` are at the start of each year after recruitment and releases;
+    ``biomass_t`` is the end-of-year biomass of the survey ages (what a survey with q = 1
+    sees); ``ssb_t`` the start-of-year spawning biomass of both origins.
+    """
+
+    biomass_t: NDArray
+    total_biomass_t: NDArray
+    ssb_t: NDArray
+    spawning_output_t: NDArray
+    recruits: NDArray
+    catch_t: NDArray
+    catch_shortfall_t: NDArray
+    f_per_yr: NDArray
+    released_fish: NDArray
+    hatchery_fraction_biomass: NDArray
+    hatchery_fraction_ssb: NDArray
+    juvenile_survival_dd: NDArray
+    numbers: NDArray | None
+    length_cm: NDArray | None
+    natural_deaths: NDArray | None
+    catch_numbers: NDArray | None
+    final_numbers: NDArray
+    final_length_state_cm: NDArray
+    reference: ReferencePoints
+
+
+def _expand(params: Parameters) -> dict[str, NDArray]:
+    """Batched fields with two trailing axes added, ready to broadcast with (origin, age)."""
+    out = {}
+    for name, value in vars(params).items():
+        if name not in STRUCTURAL_FIELDS:
+            out[name] = np.asarray(value)[..., None, None]
+    return out
+
+
+def _ages(params: Parameters) -> NDArray:
+    return np.arange(params.n_age, dtype=float)
+
+
+def _window_mask(params: Parameters) -> NDArray:
+    """(…, 1, age) boolean: ages inside the juvenile density-dependence window."""
+    return _ages(params) <= np.asarray(params.dd_window_end_age_yr)[..., None, None]
+
+
+def _equilibrium_per_recruit(params: Parameters, f_per_yr: Any, x: NDArray | None):
+    """Per-recruit equilibrium schedule for wild fish (shapes (*batch, 1, age)).
+
+    ``x`` is the density-dependent survival factor per window age (None: solve later). Returns
+    lengths, body lengths, weights, maturity, and survival excluding density dependence.
+    """
+    p = _expand(params)
+    ages = _ages(params)
+    f = np.asarray(f_per_yr, dtype=float)[..., None, None]
+    length_state = von_bertalanffy_length_cm(ages, p["l_inf_cm"], p["k_per_yr"], p["t0_yr"])
+    full = np.broadcast_shapes(length_state.shape, f.shape, *(v.shape for v in p.values()))
+    length_state = np.broadcast_to(length_state, full).copy()
+    k = p["k_per_yr"]
+    grown_prev = grow_one_year(length_state[..., -2:-1], p["l_inf_cm"], k)
+    for _ in range(PLUS_GROUP_PASSES):
+        survival = _survival_no_dd(params, p, length_state, f)
+        s_plus = survival[..., -1:]
+        decay = np.exp(-k)
+        length_state[..., -1:] = ((1.0 - s_plus) * grown_prev + s_plus * p["l_inf_cm"] * (
+            1.0 - decay)) / (1.0 - s_plus * decay)
+    survival = _survival_no_dd(params, p, length_state, f)
+    body = body_length_cm(length_state, p["hatch_length_cm"])
+    w = weight_g(body, p["lw_a"], p["lw_b"])
+    mat = maturity_at_length(body, p["maturity_l50_cm"], p["maturity_slope_cm"])
+    grown = body_length_cm(grow_one_year(length_state, p["l_inf_cm"], k), p["hatch_length_cm"])
+    w_end = weight_g(grown, p["lw_a"], p["lw_b"])
+    return length_state, w, mat, survival, w_end
+
+
+def _survival_no_dd(params: Parameters, p: dict, length_state: NDArray, f: NDArray) -> NDArray:
+    m = lorenzen_m_per_yr(length_state, l_inf_cm=p["l_inf_cm"], k_per_yr=p["k_per_yr"],
+                          m_ref_per_yr=p["m_ref_per_yr"], m_ref_length_cm=p["m_ref_length_cm"],
+                          lorenzen_c=p["lorenzen_c"], hatch_length_cm=p["hatch_length_cm"])
+    sel = logistic_selectivity(body_length_cm(length_state, p["hatch_length_cm"]),
+                               p["selectivity_l50_cm"], p["selectivity_slope_cm"])
+    return np.exp(-(m + f * sel))
+
+
+def _numbers_per_recruit(survival: NDArray, window: NDArray, x: NDArray) -> NDArray:
+    """Numbers at age per age-0 recruit; x multiplies survival at window ages; plus group summed."""
+    s = survival * np.where(window, x, 1.0)
+    lead = np.cumprod(s[..., :-1], axis=-1)
+    n = np.concatenate([np.ones_like(lead[..., :1]), lead], axis=-1)
+    n[..., -1] = n[..., -1] / (1.0 - s[..., -1])
+    return n
+
+
+def reference_points(params: Parameters) -> ReferencePoints:
+    """Unfished spawning biomass, juvenile abundance and survey biomass, and the S–R coefficients."""
+    length_state, w, mat, survival, w_end = _equilibrium_per_recruit(params, 0.0, None)
+    window = _window_mask(params)
+    gamma = np.asarray(params.dd_strength)[..., None, None]
+    x0 = 1.0 / (1.0 + gamma)
+    n = _numbers_per_recruit(survival, window, x0)
+    r0 = np.asarray(params.r0)
+    spr0 = np.sum(n * w * mat, axis=(-2, -1)) / 1e6
+    juveniles_per_recruit = np.sum(np.where(window, n, 0.0), axis=(-2, -1))
+    survivors = n * survival * np.where(window, x0, 1.0)
+    survey = _ages(params) >= params.survey_min_age_yr
+    bpr0 = np.sum(np.where(survey, survivors * w_end, 0.0), axis=(-2, -1)) / 1e6
+    ssb0 = r0 * spr0
+    alpha, beta = stock_recruit_coefficients(params.steepness, r0, ssb0, params.recruitment)
+    return ReferencePoints(ssb0_t=ssb0, spr0_t=spr0, juveniles0=r0 * juveniles_per_recruit,
+                           biomass0_t=r0 * bpr0, alpha=alpha, beta=beta)
+
+
+def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0) -> tuple[NDArray, NDArray]:
+    """Start-of-year numbers and length state in equilibrium under a constant F.
+
+    Wild fish only (no releases). Solves for the density-dependent survival factor ``x`` of
+    the juvenile window by bisection on ``(0, 1]``: recruitment implied by the window
+    (``J = J0·(1/x − 1)/γ`` juveniles) must equal the stock–recruit equilibrium at the
+    spawning output per recruit that ``x`` and F imply. Returns ``(numbers, length_state_cm)``,
+    each ``(*batch, origin, age)``; a stock that cannot persist under F returns zeros.
+    """
+    ref = reference_points(params)
+    length_state, w, mat, survival, _ = _equilibrium_per_recruit(params, f_per_yr, None)
+    window = _window_mask(params)
+    gamma = np.asarray(params.dd_strength)[..., None, None]
+    j0 = ref.juveniles0[..., None, None]
+    alpha = ref.alpha[..., None, None]
+    beta = ref.beta[..., None, None]
+
+    def sr_recruits(x: NDArray) -> NDArray:
+        n = _numbers_per_recruit(survival, window, x)
+        phi = np.sum(n * w * mat, axis=-1, keepdims=True) / 1e6
+        return equilibrium_recruits(phi, alpha, beta, params.recruitment)
+
+    def window_recruits(x: NDArray) -> NDArray:
+        n = _numbers_per_recruit(survival, window, x)
+        per_recruit = np.sum(np.where(window, n, 0.0), axis=-1, keepdims=True)
+        juveniles = j0 * (1.0 / x - 1.0) / np.where(gamma > 0, gamma, 1.0)
+        return juveniles / per_recruit
+
+    shape = np.broadcast_shapes(survival.shape[:-1] + (1,), gamma.shape)
+    lo = np.full(shape, 1e-12)
+    hi = np.ones(shape)
+    for _ in range(EQUILIBRIUM_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        above = window_recruits(mid) > sr_recruits(mid)
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    x = np.where(gamma > 0, 0.5 * (lo + hi), 1.0)
+    recruits = sr_recruits(x)
+    wild = recruits * _numbers_per_recruit(survival, window, x)
+    numbers = np.concatenate([wild, np.zeros_like(wild)], axis=-2)
+    length = np.concatenate([length_state, length_state], axis=-2)
+    return numbers, np.broadcast_to(length, numbers.shape).copy()
+
+
+def effective_steepness(steepness: Any, dd_strength: Any) -> NDArray:
+    """Beverton–Holt steepness of stock–recruit plus a one-age window, combined.
+
+    ``CR = 4h/(1 − h)·(1 + γ)``, ``h_eff = CR/(4 + CR)`` (exact for ``w = 0``; see module notes).
+    """
+    cr = 4.0 * np.asarray(steepness) / (1.0 - np.asarray(steepness)) * (1.0 + np.asarray(dd_strength))
+    return cr / (4.0 + cr)
+
+
+def _batch_shape(params: Parameters, *arrays_with_trailing: tuple[Any, int],
+                 multipliers: ProcessMultipliers) -> tuple[int, ...]:
+    shapes = [params.batch_shape, *multipliers.batch_shapes()]
+    for array, trailing in arrays_with_trailing:
+        if array is not None:
+            shapes.append(np.shape(array)[: np.ndim(array) - trailing])
+    return np.broadcast_shapes(*shapes)
+
+
+def simulate(
+    params: Parameters,
+    *,
+    n_years: int,
+    catch_t: Any = None,
+    f_per_yr: Any = None,
+    release_fish: Any = None,
+    release_length_cm: Any = None,
+    log_rec_devs: Any = None,
+    multipliers: ProcessMultipliers | None = None,
+    initial_numbers: Any = None,
+    initial_length_state_cm: Any = None,
+    keep_numbers: bool = True,
+    keep_flows: bool = False,
+) -> PopulationState:
+    """Run the population forward ``n_years`` years.
+
+    Parameters
+    ----------
+    params : Parameters
+        Natural-scale parameters; array fields add leading batch axes.
+    n_years : int
+        Number of annual steps.
+    catch_t : array (*batch, year), t, optional
+        Observed catch; F is solved each year to take it (capped at ``f_max_per_yr``).
+    f_per_yr : array (*batch, year), 1/yr, optional
+        Fully selected fishing mortality instead of catch. Neither given: no fishing.
+    release_fish : array (*batch, year, age), fish, optional
+        Hatchery fish released at each age (before acute survival ``release_survival``).
+    release_length_cm : array (*batch, year, age), cm, optional
+        Body length of the released fish (required with ``release_fish``).
+    log_rec_devs : array (*batch, year), optional
+        Log recruitment deviations ε (any bias correction is the caller's).
+    multipliers : ProcessMultipliers, optional
+        Per-year forcing multipliers of growth, M, recruitment and maturity.
+    initial_numbers, initial_length_state_cm : array (*batch, origin, age), optional
+        Start-of-year state of the first year with the age-0 slot empty; default: equilibrium
+        under ``params.initial_f_per_yr``.
+    keep_numbers : bool
+        Store numbers and body length by (year, origin, age).
+    keep_flows : bool
+        Store natural deaths and catch in numbers by (year, origin, age).
+    """
+    if catch_t is not None and f_per_yr is not None:
+        raise ValueError("give catch_t or f_per_yr, not both")
+    if release_fish is not None and release_length_cm is None:
+        raise ValueError("release_length_cm is required with release_fish")
+    multipliers = multipliers or ProcessMultipliers()
+    batch = _batch_shape(params, (catch_t, 1), (f_per_yr, 1), (release_fish, 2),
+                         (release_length_cm, 2), (log_rec_devs, 1), (initial_numbers, 2),
+                         multipliers=multipliers)
+    n_age = params.n_age
+    p = _expand(params)
+    ref = reference_points(params)
+    window = _window_mask(params)
+    survey = _ages(params) >= params.survey_min_age_yr
+    rrs = np.stack(np.broadcast_arrays(np.ones_like(p["relative_reproductive_success"]),
+                                       p["relative_reproductive_success"]), axis=-2)[..., 0, :]
+    gamma = np.asarray(params.dd_strength)
+    j0 = ref.juveniles0
+    age0_length = von_bertalanffy_length_cm(0.0, p["l_inf_cm"], p["k_per_yr"], p["t0_yr"])[..., 0, 0]
+
+    if initial_numbers is None:
+        initial_numbers, initial_length_state_cm = equilibrium_state(params, params.initial_f_per_yr)
+        initial_numbers[..., :, 0] = 0.0
+    numbers = np.broadcast_to(np.asarray(initial_numbers, dtype=float), batch + (2, n_age)).copy()
+    length = np.broadcast_to(np.asarray(initial_length_state_cm, dtype=float),
+                             batch + (2, n_age)).copy()
+
+    def series() -> NDArray:
+        return np.zeros(batch + (n_years,))
+
+    out = {name: series() for name in (
+        "biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "recruits", "catch_t",
+        "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
+        "hatchery_fraction_ssb", "juvenile_survival_dd")}
+    grid = batch + (n_years, 2, n_age)
+    kept_numbers = np.zeros(grid) if keep_numbers else None
+    kept_length = np.zeros(grid) if keep_numbers else None
+    kept_natural = np.zeros(grid) if keep_flows else None
+    kept_catch = np.zeros(grid) if keep_flows else None
+
+    for y in range(n_years):
+        # 1. spawning from start-of-year numbers
+        body = body_length_cm(length, p["hatch_length_cm"])
+        w = weight_g(body, p["lw_a"], p["lw_b"])
+        mature_t = numbers * w * maturity_at_length(
+            body, p["maturity_l50_cm"], p["maturity_slope_cm"],
+            np.asarray(multipliers.in_year("maturity_l50", y))[..., None, None]) / 1e6
+        ssb_by_origin = mature_t.sum(axis=-1)
+        ssb = ssb_by_origin.sum(axis=-1)
+        spawning = np.sum(ssb_by_origin * rrs, axis=-1)
+        # 2. recruitment of wild age-0 fish
+        recruits = recruits_from_spawners(spawning, ref.alpha, ref.beta, params.recruitment)
+        recruits = recruits * multipliers.in_year("recruitment", y)
+        if log_rec_devs is not None:
+            recruits = recruits * np.exp(np.asarray(log_rec_devs)[..., y])
+        numbers[..., WILD, 0] = recruits
+        length[..., :, 0] = age0_length[..., None]
+        # 3. releases into the hatchery origin
+        released = np.zeros(batch)
+        if release_fish is not None:
+            fish = np.asarray(release_fish, dtype=float)[..., y, :]
+            entering = fish * np.asarray(params.release_survival)[..., None]
+            before = numbers[..., HATCHERY, :]
+            total = before + entering
+            release_len = np.asarray(release_length_cm, dtype=float)[..., y, :]
+            length[..., HATCHERY, :] = np.where(
+                total > 0, (before * length[..., HATCHERY, :] + entering * release_len)
+                / np.where(total > 0, total, 1.0), length[..., HATCHERY, :])
+            numbers[..., HATCHERY, :] = total
+            released = np.broadcast_to(fish.sum(axis=-1), batch)
+        body = body_length_cm(length, p["hatch_length_cm"])
+        w = weight_g(body, p["lw_a"], p["lw_b"])
+        # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
+        k_mult = np.asarray(multipliers.in_year("growth_k", y))[..., None, None]
+        m = lorenzen_m_per_yr(length, l_inf_cm=p["l_inf_cm"], k_per_yr=p["k_per_yr"],
+                              k_multiplier=k_mult, m_ref_per_yr=p["m_ref_per_yr"],
+                              m_ref_length_cm=p["m_ref_length_cm"], lorenzen_c=p["lorenzen_c"],
+                              hatch_length_cm=p["hatch_length_cm"],
+                              m_multiplier=np.asarray(
+                                  multipliers.in_year("natural_mortality", y))[..., None, None])
+        juveniles = np.sum(np.where(window, numbers, 0.0), axis=(-2, -1))
+        dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
+        m = m - np.where(window, np.log(dd_survival)[..., None, None], 0.0)
+        sel = logistic_selectivity(body, p["selectivity_l50_cm"], p["selectivity_slope_cm"])
+        if catch_t is not None:
+            c_y = np.broadcast_to(np.asarray(catch_t, dtype=float)[..., y], batch)
+            if np.any(c_y > 0):
+                f, shortfall = solve_f_from_catch(c_y, numbers=numbers, weight_g=w,
+                                                  selectivity=sel, m_per_yr=m,
+                                                  f_max_per_yr=params.f_max_per_yr)
+            else:
+                f, shortfall = np.zeros(batch), np.zeros(batch)
+        elif f_per_yr is not None:
+            f = np.broadcast_to(np.asarray(f_per_yr, dtype=float)[..., y], batch)
+            shortfall = np.zeros(batch)
+        else:
+            f, shortfall = np.zeros(batch), np.zeros(batch)
+        f_sel = f[..., None, None] * sel
+        z = m + f_sel
+        survivors = numbers * np.exp(-z)
+        caught = numbers * baranov_catch_fraction(f_sel, z)
+        # 5. growth, end-of-year biomass, ageing
+        grown = grow_one_year(length, p["l_inf_cm"], p["k_per_yr"], k_mult)
+        w_end = weight_g(body_length_cm(grown, p["hatch_length_cm"]), p["lw_a"], p["lw_b"])
+        survey_t = np.sum(np.where(survey, survivors * w_end, 0.0), axis=-1) / 1e6
+        biomass = survey_t.sum(axis=-1)
+
+        out["biomass_t"][..., y] = biomass
+        out["total_biomass_t"][..., y] = np.sum(numbers * w, axis=(-2, -1)) / 1e6
+        out["ssb_t"][..., y] = ssb
+        out["spawning_output_t"][..., y] = spawning
+        out["recruits"][..., y] = recruits
+        out["catch_t"][..., y] = np.sum(caught * w, axis=(-2, -1)) / 1e6
+        out["catch_shortfall_t"][..., y] = shortfall
+        out["f_per_yr"][..., y] = f
+        out["released_fish"][..., y] = released
+        out["hatchery_fraction_biomass"][..., y] = np.divide(
+            survey_t[..., HATCHERY], biomass, out=np.zeros(batch), where=biomass > 0)
+        out["hatchery_fraction_ssb"][..., y] = np.divide(
+            ssb_by_origin[..., HATCHERY], ssb, out=np.zeros(batch), where=ssb > 0)
+        out["juvenile_survival_dd"][..., y] = dd_survival
+        if keep_numbers:
+            kept_numbers[..., y, :, :] = numbers
+            kept_length[..., y, :, :] = body
+        if keep_flows:
+            kept_natural[..., y, :, :] = numbers - survivors - caught
+            kept_catch[..., y, :, :] = caught
+
+        plus = survivors[..., -2:].sum(axis=-1)
+        plus_length = np.divide(np.sum(survivors[..., -2:] * grown[..., -2:], axis=-1), plus,
+                                out=grown[..., -1].copy(), where=plus > 0)
+        numbers[..., 1:] = survivors[..., :-1]
+        numbers[..., -1] = plus
+        numbers[..., 0] = 0.0
+        length[..., 1:] = grown[..., :-1]
+        length[..., -1] = plus_length
+
+    return PopulationState(**out, numbers=kept_numbers, length_cm=kept_length,
+                           natural_deaths=kept_natural, catch_numbers=kept_catch,
+                           final_numbers=numbers, final_length_state_cm=length, reference=ref)

@@ -1,0 +1,36 @@
+"""Exceptions raised by carpmodel.
+
+Every error a user can cause (bad data file, bad config, impossible request) is a
+:class:`CarpmodelError`; the CLI prints it as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class CarpmodelError(Exception):
+    """Base class for every error caused by user input or a refused request."""
+
+
+class DataError(CarpmodelError):
+    """A data file is missing, unreadable or holds an invalid value.
+
+    The message names the file, the line (1-based, header = line 1) or key, and what was
+    expected, e.g. ``data/biomass_observations.csv, line 4, column biomass_t: expected a
+    positive number of tonnes, got '-3.1'``.
+    """
+
+
+class ConfigError(CarpmodelError):
+    """A run configuration (TOML or API argument) is invalid; the message names the key."""
+
+
+class OutputError(CarpmodelError):
+    """An output cannot be written (for example the directory exists and --force was not given)."""
+
+
+class FitError(CarpmodelError):
+    """A fit cannot be started or is refused (for example no observations in the fit window)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit finished but did not meet its convergence criteria (gradient, Hessian)."""

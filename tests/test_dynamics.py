@@ -1,0 +1,247 @@
+"""Analytic and invariance checks of the age-structured engine (carpmodel.dynamics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from carpmodel.dynamics import (
+    HATCHERY,
+    WILD,
+    equilibrium_state,
+    reference_points,
+    simulate,
+)
+from carpmodel.growth import grow_one_year, von_bertalanffy_length_cm, weight_g
+from carpmodel.maturity import maturity_at_length
+from carpmodel.mortality import lorenzen_m_per_yr
+from carpmodel.params import Parameters
+from carpmodel.recruitment import recruits_from_spawners
+
+
+def make_params(**changes) -> Parameters:
+    """A small stock (A = 12) with constant M so closed forms exist."""
+    base = dict(r0=1e6, steepness=0.7, l_inf_cm=55.0, k_per_yr=0.12, t0_yr=0.3,
+                hatch_length_cm=1.0, lw_a=0.012, lw_b=3.0, maturity_l50_cm=25.0,
+                maturity_slope_cm=2.0, m_ref_per_yr=0.3, m_ref_length_cm=30.0, lorenzen_c=0.0,
+                dd_strength=0.5, dd_window_end_age_yr=1, release_survival=0.4,
+                relative_reproductive_success=0.8, selectivity_l50_cm=20.0,
+                selectivity_slope_cm=2.0, f_max_per_yr=3.0, initial_f_per_yr=0.0,
+                max_age_yr=12, survey_min_age_yr=1)
+    base.update(changes)
+    return Parameters(**base)
+
+
+def closed_form_unfished(p: Parameters) -> np.ndarray:
+    """N_a = R0·exp(−M·a)·(1+γ)^−min(a, w+1); plus group divided by (1 − exp(−M))."""
+    ages = np.arange(p.n_age)
+    m, gamma, w = float(p.m_ref_per_yr), float(p.dd_strength), int(p.dd_window_end_age_yr)
+    n = float(p.r0) * np.exp(-m * ages) * (1.0 + gamma) ** -np.minimum(ages, w + 1)
+    n[-1] /= 1.0 - np.exp(-m)
+    return n
+
+
+def test_unfished_equilibrium_matches_closed_form():
+    # Exact algebra (cumulative products of the same exponentials) plus a 64-step bisection
+    # for the density-dependent factor (resolution 2^-64): only rounding remains, rtol 1e-10.
+    p = make_params()
+    numbers, _ = equilibrium_state(p, 0.0)
+    np.testing.assert_allclose(numbers[WILD], closed_form_unfished(p), rtol=1e-10)
+    assert np.all(numbers[HATCHERY] == 0)
+
+
+def test_simulation_converges_to_and_stays_at_unfished_equilibrium():
+    p = make_params()
+    numbers, length = equilibrium_state(p, 0.0)
+    start = numbers.copy()
+    start[..., 0] = 0.0
+    state = simulate(p, n_years=5, initial_numbers=start, initial_length_state_cm=length)
+    # Stationarity: one year maps the equilibrium onto itself; rounding only (rtol 1e-10).
+    np.testing.assert_allclose(state.numbers[-1, WILD], closed_form_unfished(p), rtol=1e-10)
+    # From a state at 30 % of equilibrium, the stock returns to it: after 400 years the
+    # transient (contracting by at least exp(-M) per year) is far below 1e-8.
+    state = simulate(p, n_years=400, initial_numbers=0.3 * start, initial_length_state_cm=length)
+    np.testing.assert_allclose(state.numbers[-1, WILD], closed_form_unfished(p), rtol=1e-8)
+
+
+@pytest.mark.parametrize("form", ["beverton_holt", "ricker"])
+def test_stock_recruit_returns_r0_at_ssb0_and_h_r0_at_a_fifth(form):
+    # Steepness definition, exact algebra: rtol 1e-12.
+    p = make_params(recruitment=form, steepness=0.75)
+    ref = reference_points(p)
+    r_at = recruits_from_spawners(np.array([1.0, 0.2]) * ref.ssb0_t, ref.alpha, ref.beta, form)
+    np.testing.assert_allclose(r_at, [1e6, 0.75e6], rtol=1e-12)
+
+
+def test_spawning_biomass_per_recruit_by_hand():
+    # Hand computation: phi0 = Σ_a l_a·W_a·mat_a / 1e6 with l_a the unfished survivorship;
+    # lengths on the VB curve (t0 < 1 so every age >= 1 is above the hatch floor; age 0 is
+    # immature either way). Only rounding differs: rtol 1e-12.
+    p = make_params()
+    ages = np.arange(p.n_age)
+    length = von_bertalanffy_length_cm(ages, 55.0, 0.12, 0.3)
+    length = np.maximum(length, 1.0)
+    # plus group length: closed form of the numbers-weighted mean with constant survival s
+    s = np.exp(-0.3)
+    grown_prev = grow_one_year(length[-2], 55.0, 0.12)
+    length[-1] = ((1 - s) * grown_prev + s * 55.0 * (1 - np.exp(-0.12))) / (1 - s * np.exp(-0.12))
+    survivorship = closed_form_unfished(p) / 1e6
+    phi0 = np.sum(survivorship * weight_g(length, 0.012, 3.0)
+                  * maturity_at_length(length, 25.0, 2.0)) / 1e6
+    np.testing.assert_allclose(reference_points(p).spr0_t, phi0, rtol=1e-12)
+
+
+def test_cohort_growth_reproduces_von_bertalanffy():
+    # L[a+1] = L[a] + (L∞ − L[a])(1 − e^−K) from the curve's age-0 value is the curve itself.
+    length = von_bertalanffy_length_cm(0.0, 55.0, 0.09, 0.3)
+    for age in range(1, 20):
+        length = grow_one_year(length, 55.0, 0.09)
+        np.testing.assert_allclose(length, von_bertalanffy_length_cm(age, 55.0, 0.09, 0.3),
+                                   rtol=1e-12)
+
+
+def test_lorenzen_quadrature_matches_closed_form_for_c_equal_one():
+    # For c = 1, ∫0^1 M_ref·L_ref/L(t) dt = M_ref·L_ref/(K·L∞)·ln((L∞·e^K − (L∞ − L0))/L0)
+    # (Lorenzen 2000). Six Gauss–Legendre nodes: the integrand 1/L(t) is smooth but steep for
+    # a 2 cm fish; the quadrature error there is 7e-7 relative (1e-12 for the larger fish),
+    # hence rtol 2e-6 — far below any biological uncertainty in M.
+    l0, l_inf, k = np.array([2.0, 10.0, 40.0]), 55.0, 0.09
+    expected = 0.2 * 30.0 / (k * l_inf) * np.log((l_inf * np.exp(k) - (l_inf - l0)) / l0)
+    got = lorenzen_m_per_yr(l0, l_inf_cm=l_inf, k_per_yr=k, m_ref_per_yr=0.2,
+                            m_ref_length_cm=30.0, lorenzen_c=1.0, hatch_length_cm=1.0)
+    np.testing.assert_allclose(got, expected, rtol=2e-6)
+
+
+def test_lorenzen_never_uses_a_non_positive_length():
+    # t0 > 0 makes the age-0 growth state negative; the floor keeps M finite and equal to
+    # M at the hatch length while the path stays below it.
+    got = lorenzen_m_per_yr(np.array([-3.0]), l_inf_cm=55.0, k_per_yr=0.001,
+                            m_ref_per_yr=0.2, m_ref_length_cm=30.0, lorenzen_c=1.0,
+                            hatch_length_cm=1.0)
+    np.testing.assert_allclose(got, 0.2 * 30.0 / 1.0, rtol=1e-12)
+
+
+def _releases(n_years: int, n_age: int, year: int, age: int, fish: float, length_cm: float):
+    release = np.zeros((n_years, n_age))
+    release[year, age] = fish
+    return release, np.full((n_years, n_age), length_cm)
+
+
+def test_mass_balance_per_age_origin_and_year():
+    # Start numbers = survivors + natural deaths + catch, checked through next year's numbers
+    # (survivors age by one; the plus group collects two ages; releases enter at their age).
+    p = make_params(lorenzen_c=1.0, initial_f_per_yr=0.4)
+    n_years = 12
+    release, length = _releases(n_years, p.n_age, 3, 2, 5e4, 9.0)
+    release[6, 1] = 8e4
+    catch = np.linspace(5.0, 0.0, n_years)
+    st = simulate(p, n_years=n_years, catch_t=catch, release_fish=release,
+                  release_length_cm=length, keep_flows=True)
+    survivors = st.numbers - st.natural_deaths - st.catch_numbers
+    assert np.all(st.natural_deaths >= 0) and np.all(st.catch_numbers >= 0)
+    entering = release * float(p.release_survival)
+    nxt = st.numbers[1:].copy()
+    nxt[:, HATCHERY, :] -= entering[1:]
+    # relative to the numbers in each cell; float rounding only: rtol 1e-10
+    np.testing.assert_allclose(nxt[:, :, 1:-1], survivors[:-1, :, :-2], rtol=1e-10, atol=1e-6)
+    np.testing.assert_allclose(nxt[:, :, -1], survivors[:-1, :, -2:].sum(-1), rtol=1e-10)
+    assert np.all(st.catch_t[:-1] > 0) and st.catch_t[-1] == 0
+
+
+def test_f_from_catch_takes_the_catch_and_reports_shortfall():
+    p = make_params(initial_f_per_yr=0.2)
+    catch = np.array([10.0, 0.0, 25.0, 1e9])
+    st = simulate(p, n_years=4, catch_t=catch)
+    # Newton converges quadratically; 1e-8 relative is far inside its 30 iterations.
+    np.testing.assert_allclose(st.catch_t[:3], catch[:3], rtol=1e-8)
+    assert st.f_per_yr[1] == 0.0 and st.catch_shortfall_t[1] == 0.0
+    assert st.f_per_yr[3] == pytest.approx(3.0)            # capped at f_max_per_yr
+    assert st.catch_shortfall_t[3] == pytest.approx(1e9 - st.catch_t[3])
+    assert np.all(st.catch_shortfall_t[:3] == 0.0)
+
+
+def test_zero_release_equals_no_release_exactly():
+    p = make_params(lorenzen_c=1.0)
+    release, length = _releases(10, p.n_age, 2, 1, 0.0, 9.0)
+    a = simulate(p, n_years=10, catch_t=np.full(10, 2.0))
+    b = simulate(p, n_years=10, catch_t=np.full(10, 2.0), release_fish=release,
+                 release_length_cm=length)
+    for name in ("biomass_t", "ssb_t", "recruits", "catch_t", "numbers", "length_cm"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_batch_equals_separate_runs():
+    # Same arithmetic element by element: only summation order may differ, rtol 1e-12.
+    steep = np.array([0.5, 0.7, 0.9])
+    m = np.array([0.2, 0.3, 0.25])
+    batch = simulate(make_params(steepness=steep, m_ref_per_yr=m, lorenzen_c=1.0,
+                                 initial_f_per_yr=0.3), n_years=15, catch_t=np.full(15, 3.0))
+    for i in range(3):
+        one = simulate(make_params(steepness=steep[i], m_ref_per_yr=m[i], lorenzen_c=1.0,
+                                   initial_f_per_yr=0.3), n_years=15, catch_t=np.full(15, 3.0))
+        for name in ("biomass_t", "recruits", "f_per_yr", "numbers"):
+            np.testing.assert_allclose(getattr(batch, name)[i], getattr(one, name), rtol=1e-12)
+
+
+def _window_gain(p: Parameters, release_age: int, start_scale: float) -> tuple[float, float]:
+    """Fish added one year after a release, per released fish, and the base DD survival.
+
+    Released fish (wild length, acute survival 1) equal to 10 % of the wild fish at
+    ``release_age`` enter in year 1; the gain is the change in numbers (both origins) at
+    ``release_age + 1`` in year 2, divided by the fish released times their own one-year
+    survival at the unchanged density.
+    """
+    n_years = 3
+    numbers, length = equilibrium_state(p, 0.0)
+    numbers = numbers * start_scale
+    numbers[..., 0] = 0.0
+    release, rel_len = _releases(n_years, p.n_age, 1, release_age, 0.0, 0.0)
+    rel_len[:] = length[WILD]
+    base = simulate(p, n_years=n_years, initial_numbers=numbers, initial_length_state_cm=length,
+                    release_fish=release, release_length_cm=rel_len)
+    released = 0.1 * base.numbers[1, WILD, release_age]
+    release[1, release_age] = released
+    treated = simulate(p, n_years=n_years, initial_numbers=numbers,
+                       initial_length_state_cm=length, release_fish=release,
+                       release_length_cm=rel_len)
+    target = release_age + 1
+    gain = (treated.numbers[2, :, target] - base.numbers[2, :, target]).sum()
+    x = base.juvenile_survival_dd[1] if release_age <= int(p.dd_window_end_age_yr) else 1.0
+    return gain / (released * np.exp(-float(p.m_ref_per_yr)) * x), float(x)
+
+
+def test_releases_inside_window_replace_wild_fish_at_capacity_and_add_after_it():
+    # One-age window (ages 0..0) with strong density dependence, γ = 20, at unfished density.
+    # Survivors of the window: out(J) = s·J/(1 + γ·J/J0). Releasing 0.1·J at age 0 gives,
+    # per released fish and relative to its own survival at unchanged density x = 1/(1+γ),
+    #   [1.1/(1 + 1.1γ) − 1/(1 + γ)] / (0.1/(1 + γ)) = 0.0435  (replacement: 4 % added),
+    # while releases at age 1, after the window, add exactly one for one.
+    gamma = 20.0
+    p = make_params(dd_strength=gamma, dd_window_end_age_yr=0, release_survival=1.0)
+    inside, x = _window_gain(p, release_age=0, start_scale=1.0)
+    expected = (1.1 / (1 + 1.1 * gamma) - 1 / (1 + gamma)) / (0.1 / (1 + gamma))
+    # The start state comes from the equilibrium solver (bisection, ~1e-9 relative), so the
+    # closed forms hold to about that: rtol 1e-7.
+    assert x == pytest.approx(1 / (1 + gamma), rel=1e-7)
+    assert inside == pytest.approx(expected, rel=1e-7) and expected < 0.05
+    after, _ = _window_gain(p, release_age=1, start_scale=1.0)
+    assert after == pytest.approx(1.0, rel=1e-12)
+    # Far below capacity the window barely bites: with the stock at 1e-4 of its unfished
+    # state, juveniles are j = J/J0 ≈ 1e-3 of capacity (read back from x = 1/(1 + γj)) and
+    # [1.1/(1 + 1.1γj) − 1/(1 + γj)]/(0.1/(1 + γj)) ≈ 0.98 of a fish is added per fish.
+    sparse, x_sparse = _window_gain(p, release_age=0, start_scale=1e-4)
+    j = (1 / x_sparse - 1) / gamma
+    assert sparse == pytest.approx((1.1 / (1 + 1.1 * gamma * j) - 1 / (1 + gamma * j))
+                                   / (0.1 / (1 + gamma * j)), rel=1e-9)
+    assert sparse > 0.97
+
+
+def test_release_late_in_a_two_age_window_adds_more_than_early():
+    # Ages 0..1 share the density dependence: a fish released at age 1 faces it once, a fish
+    # released at age 0 twice, and an age-0 release also crowds last year's cohort. So at
+    # capacity age-1 releases add far more (0.75 vs 0.11 per released fish at γ = 1).
+    p = make_params(dd_strength=1.0, dd_window_end_age_yr=1, release_survival=1.0)
+    early, _ = _window_gain(p, release_age=0, start_scale=1.0)
+    late, _ = _window_gain(p, release_age=1, start_scale=1.0)
+    after, _ = _window_gain(p, release_age=2, start_scale=1.0)
+    assert early < late < after == pytest.approx(1.0, rel=1e-12)
