@@ -27,3 +27,77 @@ def state_to_dataset(state: PopulationState, years: np.ndarray,
     n_age = state.final_numbers.shape[-1]
     coords = {YEAR: np.asarray(years), ORIGIN: list(ORIGINS), AGE: np.arange(n_age)}
     return with_attrs(xr.Dataset(data_vars, coords=coords), **attrs)
+
+
+def fit_draws(result: Any, n_draws: int, seed: int) -> np.ndarray:
+    """Parameter vectors drawn from the fit's normal approximation ``N(θ̂, Σ)``, (n_draws, n).
+
+    Falls back to the point estimate repeated when the covariance is undefined.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    if result.covariance is None:
+        return np.repeat(result.theta[None], n_draws, axis=0)
+    return rng.multivariate_normal(result.theta, result.covariance, size=n_draws,
+                                   method="eigh")
+
+
+def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
+                draws: np.ndarray | None = None, **attrs: Any) -> xr.Dataset:
+    """The fitted states with 95 % intervals, beside the observations (the fit.nc contract).
+
+    Intervals come from ``n_draws`` parameter vectors drawn from ``N(θ̂, Σ)`` on the
+    estimation scale (or from ``draws`` if given, e.g. posterior samples) run through the
+    engine in one batch.
+    """
+    from carpmodel.likelihood import predict, survey_prediction_t
+
+    spec = result.spec
+    state, u = predict(spec, result.theta, keep_numbers=True)
+    years = spec.years
+    ds = state_to_dataset(state, years, **attrs)
+    ds = ds.drop_vars(["length_cm"]).assign(length_cm=ds["length_cm"])
+    samples = fit_draws(result, n_draws, seed) if draws is None else np.asarray(draws)
+    sample_state, su = predict(spec, samples)
+    b0 = sample_state.reference.biomass0_t[:, None]
+    for name, values in (("biomass_t", sample_state.biomass_t), ("ssb_t", sample_state.ssb_t),
+                         ("recruits", sample_state.recruits),
+                         ("depletion", sample_state.biomass_t / b0),
+                         ("hatchery_fraction_biomass", sample_state.hatchery_fraction_biomass)):
+        lower, upper = np.nanquantile(values, [0.025, 0.975], axis=0)
+        ds[f"{name}_lower"] = (YEAR, lower)
+        ds[f"{name}_upper"] = (YEAR, upper)
+    ds["depletion"] = (YEAR, state.biomass_t / state.reference.biomass0_t)
+    obs = spec.observations
+    full = np.full(years.size, np.nan)
+    index = np.searchsorted(years, obs.year)
+    ds["biomass_obs_t"] = (YEAR, _scatter(full, index, obs.biomass_t))
+    ds["biomass_obs_cv"] = (YEAR, _scatter(full, index, obs.cv))
+    ds["survey_predicted_t"] = (YEAR, _scatter(full, index, survey_prediction_t(spec, state, u)))
+    ds["catch_obs_t"] = (YEAR, spec.drivers.catch_t)
+    names = list(result.parameter_names)
+    ds = ds.assign_coords(parameter=names, parameter_2=names)
+    ds["theta"] = ("parameter", result.theta)
+    cov = result.covariance if result.covariance is not None else np.full((len(names),) * 2, np.nan)
+    ds["covariance"] = (("parameter", "parameter_2"), cov)
+    ds["std_error"] = ("parameter", result.std_errors)
+    for name, long_name in (("depletion", "end-of-year survey biomass / unfished (B/B0)"),
+                            ("survey_predicted_t", "predicted survey biomass q·B"),
+                            ("theta", "estimates on the estimation scale"),
+                            ("covariance", "covariance of theta (inverse Hessian)"),
+                            ("std_error", "standard errors of theta")):
+        ds[name].attrs.update(long_name=long_name, units="t" if name.endswith("_t") else "1")
+    for name in list(ds.data_vars):
+        for suffix in ("_lower", "_upper"):
+            if name.endswith(suffix):
+                base = name[: -len(suffix)]
+                ds[name].attrs.update(units=ds[base].attrs.get("units", "1"),
+                                      long_name=f"{suffix[1:]} bound of the 95 % interval of {base}")
+    ds.attrs["interval_method"] = (f"{samples.shape[0]} draws of theta from N(estimate, covariance)"
+                                   if draws is None else f"{samples.shape[0]} supplied draws")
+    return with_attrs(ds)
+
+
+def _scatter(full: np.ndarray, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = full.copy()
+    out[index] = values
+    return out

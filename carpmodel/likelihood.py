@@ -1,0 +1,270 @@
+"""The statistical model: what is estimated, on which scale, and the NLL by component.
+
+A :class:`ModelSpec` holds everything the objective needs (fixed parameters, the free ones
+with their transforms and priors, the historical drivers and the observations). The
+objective is pure and batched: ``theta`` of shape ``(*batch, n_parameters)`` gives NLL
+components of shape ``batch`` from one call of the engine, which is how gradients and
+Hessians are computed (a batch of perturbed parameter vectors, one engine call).
+
+Components (negative log densities; constants included so AIC compares like with like):
+
+- ``biomass``: ``log B_obs ~ Normal(log(q_s·B_y), σ_y)``, ``σ_y² = cv_y² + σ_extra²``,
+  with ``q_s`` the survey catchability (a separate early-survey q when configured);
+- ``recruitment_deviations``: ``ε_y ~ Normal(0, σ_R)``; recruits are ``f(S)·exp(ε − σ_R²/2)``
+  (bias-corrected so the mean, not the median, of recruitment follows the curve);
+- ``priors``: minus the log prior density of every free parameter on its natural scale;
+  the scale is estimated as the unfished survey biomass ``B0`` (life_history
+  ``unfished_biomass_t``, with its prior) and R0 follows as ``B0`` over the unfished biomass per
+  recruit (estimating R0 directly instead is allowed: its prior is then the B0 prior it implies);
+- optional ``biomass_upper_bound``: a one-sided lognormal bound (the "under 3,000 t in 2000");
+- optional ``hatchery_fraction``: reported hatchery shares of biomass, lognormal with CV 0.5;
+- ``catch_shortfall``: a steep penalty on catch the stock could not supply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import expit, logit, ndtr
+
+from carpmodel.drivers import HistoricalDrivers
+from carpmodel.dynamics import PopulationState, reference_points, simulate
+from carpmodel.errors import ConfigError
+from carpmodel.params import Parameters
+from carpmodel.priors import Prior
+
+Transform = Literal["log", "logit", "identity", "fixed"]
+#: free parameters that live in the likelihood rather than in the population model
+OBSERVATION_FIELDS = ("survey_q_early", "sigma_obs_extra")
+_LOG_2PI = float(np.log(2.0 * np.pi))
+#: SD (log scale) of the one-sided upper bound; assumed: "under 3,000 t" is a rounded statement
+UPPER_BOUND_SD_LOG = 0.2
+#: CV given to the reported hatchery shares (addendum §F: method unknown, CV 0.5)
+HATCHERY_FRACTION_CV = 0.5
+#: relative SD of the catch-shortfall penalty (catch treated as nearly exact when on)
+SHORTFALL_RELATIVE_SD = 0.05
+
+
+@dataclass(frozen=True)
+class Free:
+    """A parameter estimated on a transformed scale, with its prior on the natural scale.
+
+    ``field`` names a :class:`~carpmodel.params.Parameters` field or one of
+    :data:`OBSERVATION_FIELDS`; ``bounds`` (natural scale) are required for ``logit``.
+    """
+
+    field: str
+    transform: Transform = "log"
+    prior: Prior | None = None
+    init: float = 1.0
+    bounds: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.transform == "fixed":
+            return
+        if self.transform == "logit" and self.bounds is None:
+            raise ConfigError(f"{self.field}: a logit transform needs bounds (lower, upper)")
+
+    @property
+    def name(self) -> str:
+        return self.field if self.transform in ("identity", "fixed") else f"{self.transform}_{self.field}"
+
+    @property
+    def estimated(self) -> bool:
+        """False for a parameter held at ``init`` (a profile point); it takes no slot in theta."""
+        return self.transform != "fixed"
+
+    def to_theta(self, value: Any) -> NDArray:
+        value = np.asarray(value, dtype=float)
+        if self.transform == "log":
+            return np.log(value)
+        if self.transform == "logit":
+            lo, hi = self.bounds
+            return logit((value - lo) / (hi - lo))
+        return value
+
+    def from_theta(self, theta: Any) -> NDArray:
+        theta = np.asarray(theta, dtype=float)
+        if self.transform == "log":
+            return np.exp(theta)
+        if self.transform == "logit":
+            lo, hi = self.bounds
+            return lo + (hi - lo) * expit(theta)
+        return theta
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Biomass observations on the model's years (t), their CVs, and the early-survey flag."""
+
+    year: NDArray
+    biomass_t: NDArray
+    cv: NDArray
+    early: NDArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the objective needs; build it with :func:`carpmodel.fitting.build_spec`."""
+
+    base: Parameters
+    free: tuple[Free, ...]
+    years: NDArray
+    drivers: HistoricalDrivers
+    observations: Observations
+    rec_dev_years: NDArray
+    b0_prior: Prior | None = None
+    upper_bound: tuple[int, float] | None = None          # (year, tonnes)
+    hatchery_fractions: tuple[tuple[int, float], ...] = ()  # ((year, fraction), ...)
+    penalise_shortfall: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.estimated) + tuple(f"rec_dev_{y}" for y in self.rec_dev_years)
+
+    @property
+    def estimated(self) -> tuple[Free, ...]:
+        """The free parameters that take a slot in theta (profiles hold some fixed)."""
+        return tuple(f for f in self.free if f.estimated)
+
+    @property
+    def n_parameters(self) -> int:
+        return len(self.estimated) + len(self.rec_dev_years)
+
+    def initial_theta(self) -> NDArray:
+        """Start values: each estimated parameter's ``init`` and zero recruitment deviations."""
+        return np.concatenate([[float(f.to_theta(f.init)) for f in self.estimated],
+                               np.zeros(len(self.rec_dev_years))])
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """Natural-scale values of one batch of parameter vectors."""
+
+    params: Parameters
+    log_rec_devs: NDArray          # (*batch, year), zero outside rec_dev_years
+    rec_devs: NDArray              # (*batch, n_rec_devs)
+    observation: dict[str, NDArray]
+
+
+def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
+    """Natural-scale parameters from estimation-scale vectors ``theta (*batch, n)``."""
+    theta = np.asarray(theta, dtype=float)
+    if theta.shape[-1] != spec.n_parameters:
+        raise ValueError(f"theta has {theta.shape[-1]} values, the spec {spec.n_parameters}")
+    batch = theta.shape[:-1]
+    model_changes: dict[str, NDArray] = {}
+    observation = {"survey_q_early": None, "sigma_obs_extra": np.zeros(batch)}
+    fixed = {f.field: np.full(batch, f.init) for f in spec.free if not f.estimated}
+    for field_name, value in fixed.items():
+        if field_name in OBSERVATION_FIELDS:
+            observation[field_name] = value
+        else:
+            model_changes[field_name] = value
+    for i, free in enumerate(spec.estimated):
+        value = free.from_theta(theta[..., i])
+        if free.field in OBSERVATION_FIELDS:
+            observation[free.field] = value
+        else:
+            model_changes[free.field] = value
+    b0 = model_changes.pop("unfished_biomass_t", None)
+    params = spec.base.replace(**model_changes)
+    if b0 is not None:
+        # R0 follows from the unfished biomass: B0 = R0 · (unfished biomass per recruit)
+        per_recruit = reference_points(params.replace(r0=1.0)).biomass0_t
+        params = params.replace(r0=b0 / per_recruit)
+    rec_devs = theta[..., len(spec.estimated):]
+    log_devs = np.zeros(batch + (spec.years.size,))
+    index = np.searchsorted(spec.years, spec.rec_dev_years)
+    log_devs[..., index] = rec_devs
+    return Unpacked(params=params, log_rec_devs=log_devs, rec_devs=rec_devs,
+                    observation=observation)
+
+
+def predict(spec: ModelSpec, theta: Any, *, keep_numbers: bool = False,
+            log_rec_devs: Any = None, release_fish: Any = None,
+            catch_t: Any = None) -> tuple[PopulationState, Unpacked]:
+    """Run the engine for ``theta``; optional overrides serve counterfactual hindcasts."""
+    u = unpack(spec, theta)
+    sigma_r = np.asarray(u.params.sigma_r)[..., None]
+    devs = u.log_rec_devs if log_rec_devs is None else np.asarray(log_rec_devs)
+    state = simulate(
+        u.params, n_years=spec.years.size,
+        catch_t=spec.drivers.catch_t if catch_t is None else catch_t,
+        release_fish=spec.drivers.release_fish if release_fish is None else release_fish,
+        release_length_cm=spec.drivers.release_length_cm,
+        log_rec_devs=devs - 0.5 * sigma_r**2, keep_numbers=keep_numbers)
+    return state, u
+
+
+def survey_prediction_t(spec: ModelSpec, state: PopulationState, u: Unpacked) -> NDArray:
+    """Predicted survey biomass ``q·B`` at the observation years, t, shape (*batch, n_obs)."""
+    index = np.searchsorted(spec.years, spec.observations.year)
+    q = np.asarray(u.params.survey_q)[..., None]
+    if u.observation["survey_q_early"] is not None:
+        q = np.where(spec.observations.early, np.asarray(u.observation["survey_q_early"])[..., None], q)
+    return q * state.biomass_t[..., index]
+
+
+def observation_sd(spec: ModelSpec, u: Unpacked) -> NDArray:
+    """SD of log biomass observations, (*batch, n_obs)."""
+    extra = np.asarray(u.observation["sigma_obs_extra"])[..., None]
+    return np.sqrt(spec.observations.cv**2 + extra**2)
+
+
+def nll_components(spec: ModelSpec, theta: Any) -> dict[str, NDArray]:
+    """Negative log-likelihood by component, each of the batch shape of ``theta``."""
+    state, u = predict(spec, theta)
+    return _components(spec, state, u)
+
+
+def _components(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict[str, NDArray]:
+    obs = spec.observations
+    predicted = survey_prediction_t(spec, state, u)
+    sd = observation_sd(spec, u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        resid = (np.log(obs.biomass_t) - np.log(predicted)) / sd
+    out = {"biomass": np.sum(0.5 * _LOG_2PI + np.log(sd) + 0.5 * resid**2, axis=-1)}
+    sigma_r = np.asarray(u.params.sigma_r)[..., None]
+    out["recruitment_deviations"] = np.sum(
+        0.5 * _LOG_2PI + np.log(sigma_r) + 0.5 * (u.rec_devs / sigma_r) ** 2, axis=-1)
+    prior = np.zeros(state.biomass_t.shape[:-1])
+    for free in spec.free:
+        if free.field == "r0":
+            if spec.b0_prior is not None:
+                prior = prior - spec.b0_prior.logpdf(state.reference.biomass0_t)
+        elif free.field == "unfished_biomass_t":
+            if free.prior is not None:
+                prior = prior - free.prior.logpdf(state.reference.biomass0_t)
+        elif free.prior is not None:
+            value = (u.observation[free.field] if free.field in OBSERVATION_FIELDS
+                     else getattr(u.params, free.field))
+            prior = prior - free.prior.logpdf(value)
+    out["priors"] = prior
+    if spec.upper_bound is not None:
+        year, bound_t = spec.upper_bound
+        b = state.biomass_t[..., int(np.searchsorted(spec.years, year))]
+        z = (np.log(bound_t) - np.log(b * np.asarray(u.params.survey_q))) / UPPER_BOUND_SD_LOG
+        out["biomass_upper_bound"] = -np.log(np.maximum(ndtr(z), 1e-300))
+    if spec.hatchery_fractions:
+        years = np.array([y for y, _ in spec.hatchery_fractions])
+        reported = np.array([f for _, f in spec.hatchery_fractions])
+        model = state.hatchery_fraction_biomass[..., np.searchsorted(spec.years, years)]
+        r = (np.log(reported) - np.log(np.maximum(model, 1e-12))) / HATCHERY_FRACTION_CV
+        out["hatchery_fraction"] = np.sum(0.5 * _LOG_2PI + np.log(HATCHERY_FRACTION_CV)
+                                          + 0.5 * r**2, axis=-1)
+    if spec.penalise_shortfall:
+        scale = SHORTFALL_RELATIVE_SD * np.maximum(spec.drivers.catch_t, 1.0)
+        out["catch_shortfall"] = 0.5 * np.sum((state.catch_shortfall_t / scale) ** 2, axis=-1)
+    return out
+
+
+def objective(spec: ModelSpec, theta: Any) -> NDArray:
+    """Total NLL (sum of :func:`nll_components`), batch shape of ``theta``; inf if not finite."""
+    total = sum(nll_components(spec, theta).values())
+    return np.where(np.isfinite(total), total, np.inf)
