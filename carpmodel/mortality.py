@@ -35,21 +35,56 @@ def lorenzen_m_per_yr(
     lorenzen_c: ArrayLike,
     hatch_length_cm: ArrayLike,
     m_multiplier: ArrayLike = 1.0,
+    nodes: int | None = None,
 ) -> NDArray[np.float64]:
     """Natural mortality integrated over one year of growth, 1/yr.
 
     ``M_year = ∫₀¹ M_ref·g_M·(max(L(t), L_hatch)/L_ref)^−c dt`` with
-    ``L(t) = L∞ − (L∞ − L₀)·exp(−K·g_K·t)``. Shapes broadcast; the result has the shape of
-    ``length_start_cm`` broadcast with the parameters.
+    ``L(t) = L∞ − (L∞ − L₀)·exp(−K·g_K·t)``. Shapes broadcast. ``c = 0`` is constant M;
+    ``c = 1`` (the default, M ∝ 1/L) has the closed form of :func:`_inverse_length_integral`;
+    other exponents use Gauss–Legendre quadrature (``nodes`` points, default
+    :data:`QUADRATURE_NODES`; ``nodes`` given forces quadrature).
     """
+    c = np.asarray(lorenzen_c)
+    scale = np.asarray(m_ref_per_yr) * np.asarray(m_multiplier)
+    rate = np.asarray(k_per_yr) * np.asarray(k_multiplier)
+    if nodes is None and np.all(c == 0.0):
+        return np.broadcast_to(scale, np.broadcast_shapes(np.shape(length_start_cm), scale.shape,
+                                                          c.shape)).astype(float)
+    if nodes is None and np.all(c == 1.0):
+        integral = _inverse_length_integral(np.asarray(length_start_cm), np.asarray(l_inf_cm), rate,
+                                            np.asarray(hatch_length_cm))
+        return scale * np.asarray(m_ref_length_cm) * integral
+    t, w = (TIME_NODES, TIME_WEIGHTS) if nodes is None else _gauss_legendre(nodes)
     l0 = np.asarray(length_start_cm)[..., None]
     l_inf = np.asarray(l_inf_cm)[..., None]
-    rate = (np.asarray(k_per_yr) * np.asarray(k_multiplier))[..., None]
-    path = l_inf - (l_inf - l0) * np.exp(-rate * TIME_NODES)
+    path = l_inf - (l_inf - l0) * np.exp(-rate[..., None] * t)
     path = np.maximum(path, np.asarray(hatch_length_cm)[..., None])
-    relative = np.power(path / np.asarray(m_ref_length_cm)[..., None],
-                        -np.asarray(lorenzen_c)[..., None])
-    return np.asarray(m_ref_per_yr) * np.asarray(m_multiplier) * (relative @ TIME_WEIGHTS)
+    relative = np.power(path / np.asarray(m_ref_length_cm)[..., None], -c[..., None])
+    return scale * (relative @ w)
+
+
+def _gauss_legendre(nodes: int) -> tuple[NDArray, NDArray]:
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
+def _inverse_length_integral(l0: NDArray, l_inf: NDArray, rate: NDArray, hatch: NDArray) -> NDArray:
+    """``∫₀¹ dt / max(L(t), L_h)`` along ``L(t) = L∞ − D·exp(−κt)``, ``D = L∞ − L₀``, 1/cm.
+
+    While ``L(t) < L_h`` (age-0 fish whose growth state starts below the hatch length) the
+    integrand is ``1/L_h``; from ``t_a`` on, ``∫ dt/L = ln((L∞·e^κ − D)/(L∞·e^{κ·t_a} − D))/(κ·L∞)``
+    (Lorenzen 2000, for M ∝ 1/L along von Bertalanffy growth).
+    """
+    d = l_inf - l0
+    below = l0 < hatch
+    # time at which the path reaches the hatch length (0 when it starts above it)
+    ratio = np.where(below, d / np.maximum(l_inf - hatch, 1e-12), 1.0)
+    t_a = np.clip(np.log(np.maximum(ratio, 1.0)) / rate, 0.0, 1.0)
+    start = np.where(below, l_inf * np.exp(rate * t_a) - d, l0)
+    end = l_inf * np.exp(rate) - d
+    ratio = np.where(t_a < 1.0, end / np.maximum(start, 1e-12), 1.0)
+    return t_a / hatch + np.log(ratio) / (rate * l_inf)
 
 
 def logistic_selectivity(length_cm: ArrayLike, l50_cm: ArrayLike, slope_cm: ArrayLike) -> NDArray:

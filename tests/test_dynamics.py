@@ -100,16 +100,29 @@ def test_cohort_growth_reproduces_von_bertalanffy():
                                    rtol=1e-12)
 
 
-def test_lorenzen_quadrature_matches_closed_form_for_c_equal_one():
+def test_lorenzen_closed_form_for_c_equal_one():
     # For c = 1, ∫0^1 M_ref·L_ref/L(t) dt = M_ref·L_ref/(K·L∞)·ln((L∞·e^K − (L∞ − L0))/L0)
-    # (Lorenzen 2000). Six Gauss–Legendre nodes: the integrand 1/L(t) is smooth but steep for
-    # a 2 cm fish; the quadrature error there is 7e-7 relative (1e-12 for the larger fish),
-    # hence rtol 2e-6 — far below any biological uncertainty in M.
+    # (Lorenzen 2000) when the path starts above the hatch length. Same formula, rounding only.
     l0, l_inf, k = np.array([2.0, 10.0, 40.0]), 55.0, 0.09
     expected = 0.2 * 30.0 / (k * l_inf) * np.log((l_inf * np.exp(k) - (l_inf - l0)) / l0)
     got = lorenzen_m_per_yr(l0, l_inf_cm=l_inf, k_per_yr=k, m_ref_per_yr=0.2,
                             m_ref_length_cm=30.0, lorenzen_c=1.0, hatch_length_cm=1.0)
-    np.testing.assert_allclose(got, expected, rtol=2e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("c", [1.0, 0.6])
+def test_lorenzen_integral_agrees_with_fine_quadrature_across_the_hatch_floor(c):
+    # Paths that start below the hatch length (age-0 growth state with t0 > 0), cross it
+    # within the year, or never reach it, plus ordinary paths. 400 Gauss–Legendre nodes
+    # resolve the kink at the floor to ~1e-6; the closed form (c = 1) and the default
+    # 6-node quadrature (c = 0.6: error from the kink and the steep integrand) are held to
+    # 1e-5 and 2e-2 of that reference.
+    l0 = np.array([-1.5, 0.5, 0.99, 1.0, 2.0, 10.0, 50.0])
+    kw = dict(l_inf_cm=55.0, k_per_yr=np.array([[0.09], [0.002]]), m_ref_per_yr=0.2,
+              m_ref_length_cm=30.0, lorenzen_c=c, hatch_length_cm=1.0)
+    reference = lorenzen_m_per_yr(l0, nodes=400, **kw)
+    default = lorenzen_m_per_yr(l0, **kw)
+    np.testing.assert_allclose(default, reference, rtol=1e-5 if c == 1.0 else 2e-2)
 
 
 def test_lorenzen_never_uses_a_non_positive_length():

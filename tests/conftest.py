@@ -1,0 +1,128 @@
+"""Shared fixtures: a small valid data directory written into tmp_path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")  # no display in tests or CI
+
+SOURCES_MD = """# Sources
+
+## survey_report
+Hydroacoustic standing-stock survey (synthetic test source).
+
+## catch_record
+Catch statistics (synthetic test source).
+
+## assumption_cv
+CVs are assumed.
+
+## modeller_assumption
+Values chosen by the modeller.
+
+## Conflicts and choices
+None in this test directory.
+"""
+
+# name: (value, unit); realistic values for G. przewalskii so the lead's engine can run on them.
+LIFE_HISTORY = {
+    "max_age_yr": (25, "yr"),
+    "l_inf_cm": (55.0, "cm"),
+    "k_per_yr": (0.09, "1/yr"),
+    "t0_yr": (0.3, "yr"),
+    "hatch_length_cm": (0.8, "cm"),
+    "lw_a": (0.012, "g/cm^b"),
+    "lw_b": (3.0, "1"),
+    "maturity_l50_cm": (26.0, "cm"),
+    "maturity_slope_cm": (2.0, "cm"),
+    "fecundity_eggs_per_g": (25.0, "eggs/g"),
+    "female_fraction": (0.45, "1"),
+    "m_ref_per_yr": (0.2, "1/yr"),
+    "m_ref_length_cm": (30.0, "cm"),
+    "lorenzen_c": (1.0, "1"),
+    "steepness": (0.7, "1"),
+    "unfished_biomass_t": (200000.0, "t"),
+    "sigma_r": (0.6, "1"),
+    "dd_strength": (1.0, "1"),
+    "dd_window_end_age_yr": (1, "yr"),
+    "release_survival": (0.3, "1"),
+    "relative_reproductive_success": (0.8, "1"),
+    "selectivity_l50_cm": (25.0, "cm"),
+    "selectivity_slope_cm": (2.0, "cm"),
+    "survey_min_age_yr": (2, "yr"),
+    "survey_q": (1.0, "1"),
+    "f_max_per_yr": (3.0, "1/yr"),
+    "initial_f_per_yr": (0.5, "1/yr"),
+}
+
+BIOMASS_ROWS = [(2002, 2592), (2012, 33569), (2015, 62100), (2020, 100400), (2024, 127500)]
+
+
+def _life_history_toml() -> str:
+    tables = []
+    for name, (value, unit) in LIFE_HISTORY.items():
+        table = (
+            f'[{name}]\nvalue = {value!r}\nunit = "{unit}"\nsource_id = "modeller_assumption"\n'
+            'confidence = "assumed"\nassumption = true\nreasoning = "synthetic test value"\n'
+        )
+        if name == "steepness":
+            table += 'prior = {distribution = "beta", mean = 0.7, sd = 0.15}\n'
+        tables.append(table)
+    return "\n".join(tables)
+
+
+def write_data_dir(directory: Path) -> Path:
+    """Write a minimal valid data directory (all required and optional files) and return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    biomass = "year,biomass_t,cv,source_id,confidence,method,cv_source_id,cv_confidence,note\n"
+    biomass += "".join(
+        f"{y},{b},0.3,survey_report,reported,hydroacoustic,assumption_cv,assumed,\n"
+        for y, b in BIOMASS_ROWS
+    )
+    catch = "year,catch_t,source_id,confidence,note\n" + "".join(
+        f"{y},{200 if y < 1959 else (5000 if y <= 2000 else 0)},catch_record,derived,\n"
+        for y in range(1956, 2025)
+    )
+    releases = "year,age_at_release_yr,weight_at_release_g,fish_released,source_id,confidence\n"
+    releases += "".join(
+        f"{y},1,5.0,5000000,survey_report,reported\n" for y in range(2002, 2025)
+    )
+    temperature = "year,temperature_c,source_id,confidence,note\n" + "".join(
+        f"{y},{14 + 0.02 * (y - 2000):.2f},modeller_assumption,assumed,\"trend, no noise\"\n"
+        for y in range(1956, 2025)
+    )
+    auxiliary = (
+        "year,quantity,value,unit,source_id,confidence,note\n"
+        "2015,hatchery_fraction_biomass,0.23,fraction,survey_report,reported,\n"
+        "2022,numbers_fish,555000000,fish,survey_report,reported,\n"
+    )
+    climate = '[ssp245]\nsource_id = "modeller_assumption"\ndelta_c_2100 = 2.7\n'
+    files = {
+        "biomass_observations.csv": biomass,
+        "catch.csv": catch,
+        "releases_historical.csv": releases,
+        "temperature.csv": temperature,
+        "auxiliary_observations.csv": auxiliary,
+        "life_history.toml": _life_history_toml(),
+        "climate_scenarios.toml": climate,
+        "SOURCES.md": SOURCES_MD,
+    }
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def make_data_dir(tmp_path: Path) -> Callable[[str], Path]:
+    """Factory: ``make_data_dir("name")`` writes a valid data directory under tmp_path."""
+    return lambda name="data": write_data_dir(tmp_path / name)
+
+
+@pytest.fixture
+def data_dir(make_data_dir: Callable[[str], Path]) -> Path:
+    """A valid data directory in tmp_path (tests corrupt it one way at a time)."""
+    return make_data_dir("data")

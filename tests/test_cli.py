@@ -1,0 +1,247 @@
+"""Tests of the command line (carpmodel.cli.main, in-process; one subprocess smoke test)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+import types
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+import carpmodel
+from carpmodel import cli
+from carpmodel.config import RunConfig, default_config, from_mapping
+from carpmodel.errors import DataError
+
+REPO_ROOT = Path(carpmodel.__file__).resolve().parent.parent
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    assert err.startswith("carpmodel: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.iterdir()}
+
+
+def test_python_m_carpmodel_help(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "carpmodel", "--help"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for command in ("check-data", "config", "simulate"):
+        assert command in result.stdout
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    assert run([], capsys)[0] == 2
+    code, _, err = run(["simulate"], capsys)  # --out is required
+    assert code == 2 and "--out" in err
+
+
+# --------------------------------------------------------------------------- check-data
+
+
+def test_check_data_on_valid_directory(data_dir: Path, capsys) -> None:
+    code, out, err = run(["check-data", data_dir], capsys)
+    assert code == 0 and err == ""
+    assert "biomass_observations.csv: 5 observations in 2002-2024" in out
+    assert "Life history (27 values" in out
+
+
+def test_check_data_on_invalid_directory_prints_one_line(data_dir: Path, capsys) -> None:
+    path = data_dir / "biomass_observations.csv"
+    lines = path.read_text().splitlines()
+    lines[2] = "2012,-5,0.3,survey_report,reported,,,,"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = run(["check-data", data_dir], capsys)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "biomass_observations.csv", "line 3", "column biomass_t", "'-5'")
+
+
+def test_check_data_on_missing_directory(tmp_path: Path, capsys) -> None:
+    code, _, err = run(["check-data", tmp_path / "absent"], capsys)
+    assert code == 2
+    assert_one_line_error(err, "absent", "does not exist")
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_show_defaults_prints_loadable_toml(capsys) -> None:
+    code, out, _ = run(["config", "--show-defaults"], capsys)
+    assert code == 0
+    assert from_mapping(RunConfig, tomllib.loads(out), "stdout") == default_config()
+
+
+def test_config_file_with_unknown_key(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text("[simulate]\nfirst_yr = 2001\n")
+    code, out, err = run(["config", path], capsys)
+    assert code == 2
+    assert_one_line_error(err, "run.toml", "key simulate.first_yr",
+                          "valid keys in [simulate]: first_year, last_year")
+
+
+def test_config_file_is_validated_and_printed_with_defaults(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nrecruitment = "ricker"\n')
+    code, out, _ = run(["config", path], capsys)
+    assert code == 0
+    config = from_mapping(RunConfig, tomllib.loads(out), "stdout")
+    assert config.model.recruitment == "ricker" and config.seed == default_config().seed
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def test_default_data_directory_is_local_data_else_bundled(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli._data_directory(None, default_config()) == cli.BUNDLED_DATA_DIRECTORY
+    (tmp_path / "data").mkdir()
+    assert cli._data_directory(None, default_config()) == Path("data")
+    assert cli._data_directory("elsewhere", default_config()) == Path("elsewhere")
+
+
+def test_simulate_unknown_config_key_exits_2_and_writes_nothing(data_dir, tmp_path,
+                                                                capsys) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text('seed = 1\n[model]\nrecruitmnet = "ricker"\n')
+    out = tmp_path / "out"
+    code, _, err = run(["simulate", "--data", data_dir, "--config", config, "--out", out],
+                       capsys)
+    assert code == 2 and not out.exists()
+    assert_one_line_error(err, str(config), "key model.recruitmnet", "unknown key",
+                          "valid keys in [model]: recruitment, first_year, last_year")
+
+
+def test_simulate_bad_toml_names_file_and_line(data_dir, tmp_path, capsys) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text("seed = 1\nseed = 2\n")
+    code, _, err = run(["simulate", "--data", data_dir, "--config", config, "--out",
+                        tmp_path / "out"], capsys)
+    assert code == 2
+    assert_one_line_error(err, "run.toml", "invalid TOML", "line 2")
+
+
+def test_simulate_refuses_existing_out_dir_and_leaves_it_untouched(data_dir, tmp_path,
+                                                                   capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "simulation.nc").write_bytes(b"previous run")
+    (out / "notes.txt").write_text("mine")
+    before = snapshot(out)
+    code, stdout, err = run(["simulate", "--data", data_dir, "--out", out], capsys)
+    assert code == 2 and stdout == ""
+    assert_one_line_error(err, str(out), "exists; pass --force to overwrite")
+    assert snapshot(out) == before
+
+
+def test_simulate_refuses_out_dir_inside_data_dir(data_dir, capsys) -> None:
+    code, _, err = run(["simulate", "--data", data_dir, "--out", data_dir / "run"], capsys)
+    assert code == 2 and not (data_dir / "run").exists()
+    assert_one_line_error(err, "input directory")
+
+
+def test_simulate_bad_year_options(data_dir, tmp_path, capsys) -> None:
+    code, _, err = run(["simulate", "--data", data_dir, "--first-year", "2030",
+                        "--last-year", "2020", "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert_one_line_error(err, "--first-year/--last-year", "first_year <= last_year")
+
+
+def _fake_simulation_module(calls: list[dict]) -> types.ModuleType:
+    def simulate_default(data, *, first_year, last_year, recruitment):
+        calls.append({"data": data, "first_year": first_year, "last_year": last_year,
+                      "recruitment": recruitment})
+        years = np.arange(first_year, last_year + 1)
+        biomass_t = np.linspace(1000.0, 2000.0, years.size)
+        return xr.Dataset({"biomass_t": ("year", biomass_t, {"units": "t"})},
+                          coords={"year": years})
+
+    module = types.ModuleType("carpmodel.simulation")
+    module.simulate_default = simulate_default  # type: ignore[attr-defined]
+    return module
+
+
+def test_simulate_passes_options_and_writes_provenance(data_dir, tmp_path, capsys,
+                                                       monkeypatch) -> None:
+    # A stand-in engine isolates the CLI's own job: options in, simulation.nc + summary out.
+    calls: list[dict] = []
+    monkeypatch.setitem(sys.modules, "carpmodel.simulation", _fake_simulation_module(calls))
+    config = tmp_path / "run.toml"
+    config.write_text('seed = 5\n[model]\nrecruitment = "ricker"\n[simulate]\nfirst_year = 2005\n')
+    out = tmp_path / "out"
+    code, stdout, err = run(["simulate", "--data", data_dir, "--config", config,
+                             "--last-year", "2010", "--out", out], capsys)
+    assert code == 0, err
+    assert len(calls) == 1 and calls[0]["data"].directory == data_dir
+    assert (calls[0]["first_year"], calls[0]["last_year"], calls[0]["recruitment"]) == (
+        2005, 2010, "ricker")
+    assert stdout.splitlines() == [f"wrote {out / 'simulation.nc'}",
+                                   "biomass_t 2005: 1,000 t; 2010: 2,000 t"]
+    assert [p.name for p in out.iterdir()] == ["simulation.nc"]
+    with xr.open_dataset(out / "simulation.nc", engine="h5netcdf") as ds:
+        assert ds.attrs["seed"] == 5
+        assert ds.attrs["data_sha256"] == calls[0]["data"].sha256
+        assert 'recruitment = "ricker"' in ds.attrs["config_toml"]
+        assert len(ds.attrs["config_sha256"]) == 64
+
+
+def test_simulate_force_overwrites_existing_out_dir(data_dir, tmp_path, capsys,
+                                                    monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "carpmodel.simulation", _fake_simulation_module([]))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "simulation.nc").write_bytes(b"previous run")
+    code, _, err = run(["simulate", "--data", data_dir, "--out", out, "--force"], capsys)
+    assert code == 0, err
+    with xr.open_dataset(out / "simulation.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["year"] == 25  # default [simulate] years 2000..2024
+
+
+def test_simulate_with_the_engine_writes_the_documented_variables(data_dir, tmp_path,
+                                                                  capsys) -> None:
+    # Uses the real carpmodel.simulation.simulate_default (the lead's engine).
+    out = tmp_path / "out"
+    code, stdout, err = run(["simulate", "--data", data_dir, "--out", out], capsys)
+    assert code == 0, err
+    assert f"wrote {out / 'simulation.nc'}" in stdout and "biomass_t 2000:" in stdout
+    with xr.open_dataset(out / "simulation.nc", engine="h5netcdf") as ds:
+        for name in ("biomass_t", "ssb_t", "recruits", "catch_t", "hatchery_fraction_biomass"):
+            assert ds[name].dims == ("year",), name
+        assert ds["year"].values.tolist() == list(range(2000, 2025))
+        assert np.all(ds["biomass_t"].values > 0)
+
+
+def test_unexpected_exception_exits_1_with_traceback(data_dir, capsys, monkeypatch) -> None:
+    def broken(directory):
+        raise RuntimeError("bug in the loader")
+
+    monkeypatch.setattr(cli, "load_data", broken)
+    code, _, err = run(["check-data", data_dir], capsys)
+    assert code == 1 and "Traceback" in err and "bug in the loader" in err
+
+
+def test_carpmodel_errors_exit_2_even_from_deep_inside(data_dir, capsys, monkeypatch) -> None:
+    def refuse(directory):
+        raise DataError("x.csv, line 9, column y: expected 1,\ngot 2")
+
+    monkeypatch.setattr(cli, "load_data", refuse)
+    code, _, err = run(["check-data", data_dir], capsys)
+    assert code == 2
+    assert_one_line_error(err, "x.csv, line 9, column y: expected 1, got 2")
