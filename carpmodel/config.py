@@ -12,7 +12,7 @@ and falls back to its default (``carpmodel config --show-defaults`` prints them 
     recruitment = "beverton_holt"     # or "ricker"
     first_year = 2000
     last_year = 2024
-    initial_state = "equilibrium_f"   # or "unfished_1958", "equilibrium_1986"
+    initial_state = "equilibrium_f"   # or "unfished_1956", "equilibrium_1986"
 
     [simulate]
     first_year = 2000
@@ -44,6 +44,8 @@ from carpmodel.errors import ConfigError
 
 __all__ = [
     "DataOptions",
+    "DiagnosticsSettings",
+    "FitSettings",
     "ModelOptions",
     "RunConfig",
     "SimulateOptions",
@@ -110,21 +112,83 @@ class ModelOptions:
         Stock–recruit relation (steepness form).
     first_year, last_year : int
         Calendar years of the modelled period (inclusive).
-    initial_state : {"equilibrium_f", "unfished_1958", "equilibrium_1986"}
+    initial_state : {"equilibrium_f", "unfished_1956", "equilibrium_1986"}
         How numbers-at-age in the first year are set: equilibrium under ``initial_f_per_yr``,
-        unfished in 1958 then driven by the catch history, or equilibrium in 1986.
+        unfished in 1956 then driven by the catch history, or equilibrium in 1986.
     """
 
     recruitment: Literal["beverton_holt", "ricker"] = "beverton_holt"
     first_year: int = 2000
     last_year: int = 2024
-    initial_state: Literal["equilibrium_f", "unfished_1958", "equilibrium_1986"] = (
+    initial_state: Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"] = (
         "equilibrium_f"
     )
 
     def __post_init__(self) -> None:
         check_choices(self)
         _check_years(self.first_year, self.last_year)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """What the fit estimates and which data components it uses (``[fit]``).
+
+    Attributes
+    ----------
+    estimate : tuple of str
+        Parameters estimated (with their priors from life_history.toml); the rest are fixed.
+    last_data_year : int or None
+        Fit observations up to this year and predict through the last data year (hindcast).
+    early_survey_last_year : int or None
+        Surveys up to this year get their own catchability with a lognormal prior
+        (``early_q_prior_median``, ``early_q_prior_sd_log``).
+    estimate_extra_sd : bool
+        Estimate an extra observation SD added in quadrature to the CVs.
+    cv_multiplier : float
+        Multiplies every assumed survey CV (sensitivity to the assumed CVs).
+    use_upper_bound, use_hatchery_fractions : bool
+        Add the one-sided "under 3,000 t in 2000" bound / the reported hatchery shares.
+    release_survival_prior : {"informative", "flat"}
+        Beta(0.3, 0.15) from life_history.toml, or the dossier's U(0.05, 0.8).
+    dd_window_end_age_yr : int or None
+        Overrides the last age of the juvenile density-dependence window.
+    n_starts : int
+        Optimisations from dispersed starting points (multi-start check).
+    """
+
+    estimate: tuple[str, ...] = ("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q",
+                                 "m_ref_per_yr", "dd_strength", "release_survival")
+    last_data_year: int | None = None
+    early_survey_last_year: int | None = None
+    early_q_prior_median: float = 0.3
+    early_q_prior_sd_log: float = 1.0
+    estimate_extra_sd: bool = False
+    cv_multiplier: float = 1.0
+    use_upper_bound: bool = False
+    use_hatchery_fractions: bool = False
+    release_survival_prior: Literal["informative", "flat"] = "informative"
+    dd_window_end_age_yr: int | None = None
+    n_starts: int = 3
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.cv_multiplier <= 0:
+            raise ConfigError(f"fit.cv_multiplier: expected a positive number, got {self.cv_multiplier!r}")
+        if self.n_starts < 1:
+            raise ConfigError(f"fit.n_starts: expected an integer >= 1, got {self.n_starts!r}")
+
+
+@dataclass(frozen=True)
+class DiagnosticsSettings:
+    """Sizes of the fit diagnostics (``[diagnostics]``); 0 switches one off."""
+
+    retrospective_peels: int = 5
+    hindcast_peels: int = 5
+    self_test_replicates: int = 20
+    profile_points: int = 9
+    posterior_samples: int = 2000
+    posterior_proposals: int = 20000
+    interval_draws: int = 500
 
 
 @dataclass(frozen=True)
@@ -151,6 +215,8 @@ class RunConfig:
     seed: int = 20260601
     data: DataOptions = field(default_factory=DataOptions)
     model: ModelOptions = field(default_factory=ModelOptions)
+    fit: FitSettings = field(default_factory=FitSettings)
+    diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
     simulate: SimulateOptions = field(default_factory=SimulateOptions)
 
     def __post_init__(self) -> None:

@@ -56,8 +56,8 @@ from carpmodel.recruitment import (
 
 WILD, HATCHERY = 0, 1
 ORIGINS = ("wild", "hatchery")
-#: bisection steps of the equilibrium solver (interval (0, 1] halves each step)
-EQUILIBRIUM_BISECTIONS = 64
+#: bisection steps of the equilibrium solver (interval (0, 1] halves each step: 2^-50 ≈ 1e-15)
+EQUILIBRIUM_BISECTIONS = 50
 #: fixed-point passes for the plus-group length (its mortality depends on its length weakly)
 PLUS_GROUP_PASSES = 8
 
@@ -235,27 +235,28 @@ def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0) -> tuple[NDArray,
     alpha = ref.alpha[..., None, None]
     beta = ref.beta[..., None, None]
 
-    def sr_recruits(x: NDArray) -> NDArray:
+    safe_gamma = np.where(gamma > 0, gamma, 1.0)
+
+    def recruits_both_ways(x: NDArray) -> tuple[NDArray, NDArray]:
+        """(stock-recruit equilibrium, recruitment the window's density implies) at factor x."""
         n = _numbers_per_recruit(survival, window, x)
         phi = np.sum(n * w * mat, axis=-1, keepdims=True) / 1e6
-        return equilibrium_recruits(phi, alpha, beta, params.recruitment)
-
-    def window_recruits(x: NDArray) -> NDArray:
-        n = _numbers_per_recruit(survival, window, x)
+        from_sr = equilibrium_recruits(phi, alpha, beta, params.recruitment)
         per_recruit = np.sum(np.where(window, n, 0.0), axis=-1, keepdims=True)
-        juveniles = j0 * (1.0 / x - 1.0) / np.where(gamma > 0, gamma, 1.0)
-        return juveniles / per_recruit
+        from_window = j0 * (1.0 / x - 1.0) / safe_gamma / per_recruit
+        return from_sr, from_window
 
     shape = np.broadcast_shapes(survival.shape[:-1] + (1,), gamma.shape)
     lo = np.full(shape, 1e-12)
     hi = np.ones(shape)
     for _ in range(EQUILIBRIUM_BISECTIONS):
         mid = 0.5 * (lo + hi)
-        above = window_recruits(mid) > sr_recruits(mid)
+        from_sr, from_window = recruits_both_ways(mid)
+        above = from_window > from_sr
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
     x = np.where(gamma > 0, 0.5 * (lo + hi), 1.0)
-    recruits = sr_recruits(x)
+    recruits = recruits_both_ways(x)[0]
     wild = recruits * _numbers_per_recruit(survival, window, x)
     numbers = np.concatenate([wild, np.zeros_like(wild)], axis=-2)
     length = np.concatenate([length_state, length_state], axis=-2)

@@ -61,8 +61,25 @@ class FitOptions:
     use_upper_bound: bool = False
     use_hatchery_fractions: bool = False
     release_survival_prior: Literal["informative", "flat"] = "informative"
+    dd_window_end_age_yr: int | None = None
     n_starts: int = 3
     seed: int = 20260601
+
+
+def fit_options(config: Any) -> FitOptions:
+    """FitOptions from a RunConfig's ``[model]`` and ``[fit]`` sections and its seed."""
+    model, settings = config.model, config.fit
+    return FitOptions(
+        first_year=model.first_year, last_year=model.last_year,
+        last_data_year=settings.last_data_year, recruitment=model.recruitment,
+        initial_state=model.initial_state, estimate=tuple(settings.estimate),
+        early_survey_last_year=settings.early_survey_last_year,
+        early_q_prior=(settings.early_q_prior_median, settings.early_q_prior_sd_log),
+        estimate_extra_sd=settings.estimate_extra_sd, cv_multiplier=settings.cv_multiplier,
+        use_upper_bound=settings.use_upper_bound, use_hatchery_fractions=settings.use_hatchery_fractions,
+        release_survival_prior=settings.release_survival_prior,
+        dd_window_end_age_yr=settings.dd_window_end_age_yr, n_starts=settings.n_starts,
+        seed=config.seed)
 
 
 def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
@@ -75,6 +92,8 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
     base = default_parameters(data, options.recruitment)
     if options.initial_state == "unfished_1956":
         base = base.replace(initial_f_per_yr=0.0)
+    if options.dd_window_end_age_yr is not None:
+        base = base.replace(dd_window_end_age_yr=options.dd_window_end_age_yr)
     drivers = historical_drivers(data, years, max_age_yr=base.max_age_yr,
                                  lw_a=float(base.lw_a), lw_b=float(base.lw_b))
     keep = (data.biomass.year >= years[0]) & (data.biomass.year <= last_data)
@@ -218,15 +237,17 @@ def _minimise(spec: ModelSpec, start: NDArray, max_iter: int) -> tuple[NDArray, 
     centre = spec.initial_theta()[: len(spec.estimated)]
     bounds = [(c - 15.0, c + 15.0) for c in centre] + [(-6.0, 6.0)] * len(spec.rec_dev_years)
     res = minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": max_iter, "ftol": 1e-14, "gtol": 1e-7, "maxcor": 20})
+                   options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-8, "maxcor": 30})
     return res.x, res
 
 
-def _newton_polish(spec: ModelSpec, theta: NDArray, steps: int = 4) -> tuple[NDArray, NDArray, NDArray]:
-    """Newton steps with the batched Hessian (step-halving if the NLL rises)."""
+def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple[NDArray, NDArray, NDArray]:
+    """Polish with Newton steps (chord method: the Hessian is reused between steps and
+    recomputed once at the end if any step was taken); step-halving if the NLL rises."""
     value, grad = batched_gradient(spec, theta)
     h = hessian(spec, theta)
-    for _ in range(steps):
+    moved = False
+    for _ in range(max_steps):
         if np.max(np.abs(grad[0])) < GRADIENT_TOLERANCE / 100:
             break
         try:
@@ -237,10 +258,11 @@ def _newton_polish(spec: ModelSpec, theta: NDArray, steps: int = 4) -> tuple[NDA
             candidate = theta + scale * direction
             v_new, g_new = batched_gradient(spec, candidate)
             if v_new[0] <= value[0] + 1e-10:
-                theta, value, grad = candidate, v_new, g_new
+                theta, value, grad, moved = candidate, v_new, g_new, True
                 break
         else:
             break
+    if moved:
         h = hessian(spec, theta)
     return theta, grad[0], h
 

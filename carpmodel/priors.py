@@ -13,6 +13,7 @@ It evaluates log-densities and draws samples through :mod:`scipy.stats`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -153,6 +154,7 @@ class Prior:
         """Return the TOML-table form, the inverse of :meth:`from_mapping`."""
         return {"distribution": self.distribution, **self.parameters}
 
+    @functools.cached_property
     def _scipy(self) -> Any:
         """Return the equivalent frozen :mod:`scipy.stats` distribution."""
         p = self.parameters
@@ -180,20 +182,20 @@ class Prior:
 
     def logpdf(self, x: float | np.ndarray) -> float | np.ndarray:
         """Return the log prior density at ``x`` (natural scale; −inf outside the support)."""
-        result = self._scipy().logpdf(x)
+        result = self._scipy.logpdf(x)
         return float(result) if np.ndim(result) == 0 else result
 
     def mean(self) -> float:
         """Return the prior mean on the natural scale."""
-        return float(self._scipy().mean())
+        return float(self._scipy.mean())
 
     def sd(self) -> float:
         """Return the prior standard deviation on the natural scale.
 
         For a lognormal prior this is ``median·exp(σ²/2)·sqrt(exp(σ²) − 1)``, not ``sd_log``.
         """
-        return float(self._scipy().std())
+        return float(self._scipy.std())
 
     def sample(self, rng: np.random.Generator, size: int | tuple[int, ...] | None = None) -> Any:
         """Draw from the prior with the given generator (a float when ``size`` is None)."""
-        return self._scipy().rvs(size=size, random_state=rng)
+        return self._scipy.rvs(size=size, random_state=rng)

@@ -69,7 +69,7 @@ def test_changed_config_round_trips(tmp_path: Path) -> None:
     config = RunConfig(
         seed=1,
         data=DataOptions(directory='C:\\data "quoted"\n\u00e9\U0001f41f'),
-        model=ModelOptions(recruitment="ricker", first_year=1958, initial_state="unfished_1958"),
+        model=ModelOptions(recruitment="ricker", first_year=1956, initial_state="unfished_1956"),
         simulate=SimulateOptions(first_year=2010, last_year=2050),
     )
     assert load_config(write(tmp_path, to_toml(config))) == config
@@ -85,7 +85,7 @@ def test_unknown_top_level_key_lists_valid_keys(tmp_path: Path) -> None:
     path = write(tmp_path, "sede = 3\n")
     message = config_error(path)
     assert message == (
-        f"{path}, key sede: unknown key; valid top-level keys: seed, data, model, simulate"
+        f"{path}, key sede: unknown key; valid top-level keys: seed, data, model, fit, diagnostics, simulate"
     )
 
 

@@ -43,7 +43,7 @@ def closed_form_unfished(p: Parameters) -> np.ndarray:
 
 def test_unfished_equilibrium_matches_closed_form():
     # Exact algebra (cumulative products of the same exponentials) plus a 64-step bisection
-    # for the density-dependent factor (resolution 2^-64): only rounding remains, rtol 1e-10.
+    # for the density-dependent factor (resolution 2^-50): only rounding remains, rtol 1e-10.
     p = make_params()
     numbers, _ = equilibrium_state(p, 0.0)
     np.testing.assert_allclose(numbers[WILD], closed_form_unfished(p), rtol=1e-10)
