@@ -34,7 +34,7 @@ longer windows the equilibrium is solved numerically (:func:`equilibrium_state`)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -87,6 +87,31 @@ class ProcessMultipliers:
             if value.ndim:
                 out.append(value.shape[:-1])
         return out
+
+
+@dataclass(frozen=True)
+class YearControl:
+    """What a management policy decides for one year (see :class:`Policy`).
+
+    ``release_fish`` and ``release_length_cm`` are ``(*batch, age)`` (fish before acute survival,
+    cm), added to any ``release_fish`` given to :func:`simulate`; ``f_per_yr`` is ``(*batch)``
+    and replaces the catch or F given to :func:`simulate` for that year.
+    """
+
+    release_fish: Any = None
+    release_length_cm: Any = None
+    f_per_yr: Any = None
+
+
+class Policy(Protocol):
+    """A rule evaluated inside the year loop from what a manager could know.
+
+    Called at the start of year index ``y`` with the survey estimate of the previous year's
+    biomass (t, shape ``(*batch)``): true end-of-year biomass × q × exp(survey error), so a rule
+    never reads the true biomass and acts with a one-year lag.
+    """
+
+    def __call__(self, year_index: int, survey_estimate_t: NDArray) -> YearControl: ...
 
 
 @dataclass(frozen=True)
@@ -295,6 +320,9 @@ def simulate(
     initial_length_state_cm: Any = None,
     keep_numbers: bool = True,
     keep_flows: bool = False,
+    policy: Policy | None = None,
+    survey_log_errors: Any = None,
+    initial_survey_estimate_t: Any = None,
 ) -> PopulationState:
     """Run the population forward ``n_years`` years.
 
@@ -323,6 +351,14 @@ def simulate(
         Store numbers and body length by (year, origin, age).
     keep_flows : bool
         Store natural deaths and catch in numbers by (year, origin, age).
+    policy : Policy, optional
+        Management rule called each year with the previous year's survey estimate; its
+        releases add to ``release_fish`` and its F replaces the catch or F of that year.
+    survey_log_errors : array (*batch, year), optional
+        Log-normal errors of the simulated survey the policy reads (0 if not given).
+    initial_survey_estimate_t : array (*batch), optional
+        The survey estimate the policy sees in the first year (default: the initial state's
+        biomass of the survey ages, without error).
     """
     if catch_t is not None and f_per_yr is not None:
         raise ValueError("give catch_t or f_per_yr, not both")
@@ -331,6 +367,7 @@ def simulate(
     multipliers = multipliers or ProcessMultipliers()
     batch = _batch_shape(params, (catch_t, 1), (f_per_yr, 1), (release_fish, 2),
                          (release_length_cm, 2), (log_rec_devs, 1), (initial_numbers, 2),
+                         (survey_log_errors, 1), (initial_survey_estimate_t, 0),
                          multipliers=multipliers)
     n_age = params.n_age
     p = _expand(params)
@@ -363,7 +400,21 @@ def simulate(
     kept_natural = np.zeros(grid) if keep_flows else None
     kept_catch = np.zeros(grid) if keep_flows else None
 
+    q = np.asarray(params.survey_q)
+    if policy is not None and initial_survey_estimate_t is None:
+        body0 = body_length_cm(length, p["hatch_length_cm"])
+        start_t = np.sum(np.where(survey, numbers * weight_g(body0, p["lw_a"], p["lw_b"]), 0.0),
+                         axis=(-2, -1)) / 1e6
+        initial_survey_estimate_t = q * start_t
     for y in range(n_years):
+        control = YearControl()
+        if policy is not None:
+            if y == 0:
+                estimate = np.broadcast_to(np.asarray(initial_survey_estimate_t, dtype=float), batch)
+            else:
+                error = 0.0 if survey_log_errors is None else np.asarray(survey_log_errors)[..., y - 1]
+                estimate = q * out["biomass_t"][..., y - 1] * np.exp(error)
+            control = policy(y, estimate)
         # 1. spawning from start-of-year numbers
         body = body_length_cm(length, p["hatch_length_cm"])
         w = weight_g(body, p["lw_a"], p["lw_b"])
@@ -382,17 +433,21 @@ def simulate(
         length[..., :, 0] = age0_length[..., None]
         # 3. releases into the hatchery origin
         released = np.zeros(batch)
-        if release_fish is not None:
-            fish = np.asarray(release_fish, dtype=float)[..., y, :]
-            entering = fish * np.asarray(params.release_survival)[..., None]
+        for fish, release_len in (
+                (None, None) if release_fish is None else
+                (np.asarray(release_fish, dtype=float)[..., y, :],
+                 np.asarray(release_length_cm, dtype=float)[..., y, :]),
+                (control.release_fish, control.release_length_cm)):
+            if fish is None:
+                continue
+            entering = np.asarray(fish, dtype=float) * np.asarray(params.release_survival)[..., None]
             before = numbers[..., HATCHERY, :]
             total = before + entering
-            release_len = np.asarray(release_length_cm, dtype=float)[..., y, :]
             length[..., HATCHERY, :] = np.where(
                 total > 0, (before * length[..., HATCHERY, :] + entering * release_len)
                 / np.where(total > 0, total, 1.0), length[..., HATCHERY, :])
             numbers[..., HATCHERY, :] = total
-            released = np.broadcast_to(fish.sum(axis=-1), batch)
+            released = released + np.sum(fish, axis=-1)
         body = body_length_cm(length, p["hatch_length_cm"])
         w = weight_g(body, p["lw_a"], p["lw_b"])
         # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
@@ -407,7 +462,10 @@ def simulate(
         dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
         m = m - np.where(window, np.log(dd_survival)[..., None, None], 0.0)
         sel = logistic_selectivity(body, p["selectivity_l50_cm"], p["selectivity_slope_cm"])
-        if catch_t is not None:
+        if control.f_per_yr is not None:
+            f = np.broadcast_to(np.asarray(control.f_per_yr, dtype=float), batch)
+            shortfall = np.zeros(batch)
+        elif catch_t is not None:
             c_y = np.broadcast_to(np.asarray(catch_t, dtype=float)[..., y], batch)
             if np.any(c_y > 0):
                 f, shortfall = solve_f_from_catch(c_y, numbers=numbers, weight_g=w,

@@ -258,3 +258,27 @@ def test_release_late_in_a_two_age_window_adds_more_than_early():
     late, _ = _window_gain(p, release_age=1, start_scale=1.0)
     after, _ = _window_gain(p, release_age=2, start_scale=1.0)
     assert early < late < after == pytest.approx(1.0, rel=1e-12)
+
+
+def test_policy_releases_and_f_equal_the_same_given_as_arrays():
+    # A policy that returns the same releases and F as arrays passed up front must give
+    # identical results (same arithmetic, same order): exact equality.
+    from carpmodel.dynamics import YearControl
+
+    p = make_params(lorenzen_c=1.0, initial_f_per_yr=0.3)
+    n_years = 8
+    release, length = _releases(n_years, p.n_age, 2, 1, 5e4, 9.0)
+    f = np.linspace(0.2, 0.0, n_years)
+    seen = []
+
+    def policy(y, estimate):
+        seen.append(float(estimate))
+        return YearControl(release_fish=release[y], release_length_cm=length[y], f_per_yr=f[y])
+
+    a = simulate(p, n_years=n_years, f_per_yr=f, release_fish=release, release_length_cm=length)
+    errors = np.full(n_years, 0.1)
+    b = simulate(p, n_years=n_years, policy=policy, survey_log_errors=errors)
+    for name in ("biomass_t", "numbers", "released_fish", "f_per_yr"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    # the rule sees last year's biomass times q·exp(error), never this year's true biomass
+    np.testing.assert_allclose(seen[1:], a.biomass_t[:-1] * float(p.survey_q) * np.exp(0.1), rtol=1e-14)
