@@ -135,7 +135,9 @@ class PopulationState:
 
     ``numbers`` and ``length_cm`` are at the start of each year after recruitment and releases;
     ``biomass_t`` is the end-of-year biomass of the survey ages (what a survey with q = 1
-    sees); ``ssb_t`` the start-of-year spawning biomass of both origins.
+    sees); ``ssb_t`` the start-of-year spawning biomass of both origins; ``window_survivors``
+    the fish of both origins that survive the last age of the juvenile density-dependence
+    window (the recruits the window lets through).
     """
 
     biomass_t: NDArray
@@ -150,6 +152,7 @@ class PopulationState:
     hatchery_fraction_biomass: NDArray
     hatchery_fraction_ssb: NDArray
     juvenile_survival_dd: NDArray
+    window_survivors: NDArray
     numbers: NDArray | None
     length_cm: NDArray | None
     natural_deaths: NDArray | None
@@ -393,7 +396,7 @@ def simulate(
     out = {name: series() for name in (
         "biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "recruits", "catch_t",
         "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
-        "hatchery_fraction_ssb", "juvenile_survival_dd")}
+        "hatchery_fraction_ssb", "juvenile_survival_dd", "window_survivors")}
     grid = batch + (n_years, 2, n_age)
     kept_numbers = np.zeros(grid) if keep_numbers else None
     kept_length = np.zeros(grid) if keep_numbers else None
@@ -502,6 +505,8 @@ def simulate(
         out["hatchery_fraction_ssb"][..., y] = np.divide(
             ssb_by_origin[..., HATCHERY], ssb, out=np.zeros(batch), where=ssb > 0)
         out["juvenile_survival_dd"][..., y] = dd_survival
+        last_window_age = np.asarray(params.dd_window_end_age_yr)[..., None, None] == _ages(params)
+        out["window_survivors"][..., y] = np.sum(np.where(last_window_age, survivors, 0.0), axis=(-2, -1))
         if keep_numbers:
             kept_numbers[..., y, :, :] = numbers
             kept_length[..., y, :, :] = body
