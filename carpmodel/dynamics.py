@@ -326,6 +326,7 @@ def simulate(
     policy: Policy | None = None,
     survey_log_errors: Any = None,
     initial_survey_estimate_t: Any = None,
+    batch_shape: tuple[int, ...] = (),
 ) -> PopulationState:
     """Run the population forward ``n_years`` years.
 
@@ -362,6 +363,9 @@ def simulate(
     initial_survey_estimate_t : array (*batch), optional
         The survey estimate the policy sees in the first year (default: the initial state's
         biomass of the survey ages, without error).
+    batch_shape : tuple of int
+        Extra batch shape to broadcast with (e.g. a strategy axis that only the policy's
+        arrays carry).
     """
     if catch_t is not None and f_per_yr is not None:
         raise ValueError("give catch_t or f_per_yr, not both")
@@ -372,6 +376,7 @@ def simulate(
                          (release_length_cm, 2), (log_rec_devs, 1), (initial_numbers, 2),
                          (survey_log_errors, 1), (initial_survey_estimate_t, 0),
                          multipliers=multipliers)
+    batch = np.broadcast_shapes(batch, tuple(batch_shape))
     n_age = params.n_age
     p = _expand(params)
     ref = reference_points(params)
