@@ -386,6 +386,8 @@ def simulate(
                                        p["relative_reproductive_success"]), axis=-2)[..., 0, :]
     gamma = np.asarray(params.dd_strength)
     j0 = ref.juveniles0
+    ends = np.asarray(params.dd_window_end_age_yr)
+    window_end = int(ends.flat[0]) if np.all(ends == ends.flat[0]) else None
     age0_length = von_bertalanffy_length_cm(0.0, p["l_inf_cm"], p["k_per_yr"], p["t0_yr"])[..., 0, 0]
 
     if initial_numbers is None:
@@ -439,6 +441,8 @@ def simulate(
             recruits = recruits * np.exp(np.asarray(log_rec_devs)[..., y])
         numbers[..., WILD, 0] = recruits
         length[..., :, 0] = age0_length[..., None]
+        body[..., :, 0] = body_length_cm(length[..., :, 0], p["hatch_length_cm"][..., 0])
+        w[..., :, 0] = weight_g(body[..., :, 0], p["lw_a"][..., 0], p["lw_b"][..., 0])
         # 3. releases into the hatchery origin
         released = np.zeros(batch)
         for fish, release_len in (
@@ -456,8 +460,8 @@ def simulate(
                 / np.where(total > 0, total, 1.0), length[..., HATCHERY, :])
             numbers[..., HATCHERY, :] = total
             released = released + np.sum(fish, axis=-1)
-        body = body_length_cm(length, p["hatch_length_cm"])
-        w = weight_g(body, p["lw_a"], p["lw_b"])
+            body[..., HATCHERY, :] = body_length_cm(length[..., HATCHERY, :], p["hatch_length_cm"][..., 0])
+            w[..., HATCHERY, :] = weight_g(body[..., HATCHERY, :], p["lw_a"][..., 0], p["lw_b"][..., 0])
         # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
         k_mult = np.asarray(multipliers.in_year("growth_k", y))[..., None, None]
         m = lorenzen_m_per_yr(length, l_inf_cm=p["l_inf_cm"], k_per_yr=p["k_per_yr"],
@@ -466,16 +470,22 @@ def simulate(
                               hatch_length_cm=p["hatch_length_cm"],
                               m_multiplier=np.asarray(
                                   multipliers.in_year("natural_mortality", y))[..., None, None])
-        juveniles = np.sum(np.where(window, numbers, 0.0), axis=(-2, -1))
-        dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
-        m = m - np.where(window, np.log(dd_survival)[..., None, None], 0.0)
-        sel = logistic_selectivity(body, p["selectivity_l50_cm"], p["selectivity_slope_cm"])
+        if window_end is not None:
+            juveniles = np.sum(numbers[..., : window_end + 1], axis=(-2, -1))
+            dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
+            m = np.broadcast_to(m, batch + (2, n_age)).copy()
+            m[..., : window_end + 1] += np.log1p(gamma * juveniles / j0)[..., None, None]
+        else:
+            juveniles = np.sum(np.where(window, numbers, 0.0), axis=(-2, -1))
+            dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
+            m = m - np.where(window, np.log(dd_survival)[..., None, None], 0.0)
         if control.f_per_yr is not None:
             f = np.broadcast_to(np.asarray(control.f_per_yr, dtype=float), batch)
             shortfall = np.zeros(batch)
         elif catch_t is not None:
             c_y = np.broadcast_to(np.asarray(catch_t, dtype=float)[..., y], batch)
             if np.any(c_y > 0):
+                sel = logistic_selectivity(body, p["selectivity_l50_cm"], p["selectivity_slope_cm"])
                 f, shortfall = solve_f_from_catch(c_y, numbers=numbers, weight_g=w,
                                                   selectivity=sel, m_per_yr=m,
                                                   f_max_per_yr=params.f_max_per_yr)
@@ -486,14 +496,20 @@ def simulate(
             shortfall = np.zeros(batch)
         else:
             f, shortfall = np.zeros(batch), np.zeros(batch)
-        f_sel = f[..., None, None] * sel
-        z = m + f_sel
-        survivors = numbers * np.exp(-z)
-        caught = numbers * baranov_catch_fraction(f_sel, z)
+        if np.any(f > 0):
+            sel = logistic_selectivity(body, p["selectivity_l50_cm"], p["selectivity_slope_cm"])
+            f_sel = f[..., None, None] * sel
+            z = m + f_sel
+            survivors = numbers * np.exp(-z)
+            caught = numbers * baranov_catch_fraction(f_sel, z)
+        else:
+            survivors = numbers * np.exp(-m)
+            caught = np.zeros_like(survivors)
         # 5. growth, end-of-year biomass, ageing
         grown = grow_one_year(length, p["l_inf_cm"], p["k_per_yr"], k_mult)
         w_end = weight_g(body_length_cm(grown, p["hatch_length_cm"]), p["lw_a"], p["lw_b"])
-        survey_t = np.sum(np.where(survey, survivors * w_end, 0.0), axis=-1) / 1e6
+        survey_t = np.sum(survivors[..., params.survey_min_age_yr:] * w_end[..., params.survey_min_age_yr:],
+                          axis=-1) / 1e6
         biomass = survey_t.sum(axis=-1)
 
         out["biomass_t"][..., y] = biomass
@@ -510,8 +526,12 @@ def simulate(
         out["hatchery_fraction_ssb"][..., y] = np.divide(
             ssb_by_origin[..., HATCHERY], ssb, out=np.zeros(batch), where=ssb > 0)
         out["juvenile_survival_dd"][..., y] = dd_survival
-        last_window_age = np.asarray(params.dd_window_end_age_yr)[..., None, None] == _ages(params)
-        out["window_survivors"][..., y] = np.sum(np.where(last_window_age, survivors, 0.0), axis=(-2, -1))
+        if window_end is not None:
+            out["window_survivors"][..., y] = survivors[..., window_end].sum(axis=-1)
+        else:
+            last_window_age = ends[..., None, None] == _ages(params)
+            out["window_survivors"][..., y] = np.sum(np.where(last_window_age, survivors, 0.0),
+                                                     axis=(-2, -1))
         if keep_numbers:
             kept_numbers[..., y, :, :] = numbers
             kept_length[..., y, :, :] = body

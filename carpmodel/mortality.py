@@ -72,19 +72,23 @@ def _gauss_legendre(nodes: int) -> tuple[NDArray, NDArray]:
 def _inverse_length_integral(l0: NDArray, l_inf: NDArray, rate: NDArray, hatch: NDArray) -> NDArray:
     """``∫₀¹ dt / max(L(t), L_h)`` along ``L(t) = L∞ − D·exp(−κt)``, ``D = L∞ − L₀``, 1/cm.
 
-    While ``L(t) < L_h`` (age-0 fish whose growth state starts below the hatch length) the
-    integrand is ``1/L_h``; from ``t_a`` on, ``∫ dt/L = ln((L∞·e^κ − D)/(L∞·e^{κ·t_a} − D))/(κ·L∞)``
-    (Lorenzen 2000, for M ∝ 1/L along von Bertalanffy growth).
+    From a start above the hatch length, ``∫₀¹ dt/L = ln(1 + L∞·(e^κ − 1)/L₀)/(κ·L∞)``
+    (Lorenzen 2000, for M ∝ 1/L along von Bertalanffy growth). A path that starts below the
+    hatch length (age-0 growth state when t0 > 0) has integrand ``1/L_h`` until it reaches
+    ``L_h`` at ``t_a = ln(D/(L∞ − L_h))/κ``, then the same formula from ``L_h`` over the rest
+    of the year.
     """
-    d = l_inf - l0
+    out = np.log1p(l_inf * np.expm1(rate) / np.maximum(l0, hatch)) / (rate * l_inf)
     below = l0 < hatch
-    # time at which the path reaches the hatch length (0 when it starts above it)
-    ratio = np.where(below, d / np.maximum(l_inf - hatch, 1e-12), 1.0)
-    t_a = np.clip(np.log(np.maximum(ratio, 1.0)) / rate, 0.0, 1.0)
-    start = np.where(below, l_inf * np.exp(rate * t_a) - d, l0)
-    end = l_inf * np.exp(rate) - d
-    ratio = np.where(t_a < 1.0, end / np.maximum(start, 1e-12), 1.0)
-    return t_a / hatch + np.log(ratio) / (rate * l_inf)
+    if not np.any(below):
+        return out
+    shape = out.shape
+    below = np.broadcast_to(below, shape)
+    l0, l_inf, rate, hatch = (np.broadcast_to(a, shape)[below] for a in (l0, l_inf, rate, hatch))
+    t_a = np.clip(np.log(np.maximum((l_inf - l0) / np.maximum(l_inf - hatch, 1e-12), 1.0)) / rate, 0.0, 1.0)
+    rest = np.log1p(l_inf * np.expm1(rate * (1.0 - t_a)) / hatch) / (rate * l_inf)
+    out[below] = t_a / hatch + rest
+    return out
 
 
 def logistic_selectivity(length_cm: ArrayLike, l50_cm: ArrayLike, slope_cm: ArrayLike) -> NDArray:
