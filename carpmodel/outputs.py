@@ -189,11 +189,14 @@ def write_netcdf_atomic(ds: xr.Dataset, path: str | Path, *, complevel: int = 4)
     ds.attrs = _netcdf_attrs(ds.attrs)
     for variable in ds.variables.values():
         variable.attrs = _netcdf_attrs(variable.attrs)
-    encoding = {
+    encoding: dict[str, dict[str, Any]] = {
         name: {"zlib": True, "complevel": complevel}
         for name, variable in ds.data_vars.items()
         if np.issubdtype(variable.dtype, np.floating)
     }
+    for name, variable in ds.data_vars.items():
+        if variable.chunks and name in encoding:   # dask-backed: one HDF5 chunk per dask chunk
+            encoding[name]["chunksizes"] = tuple(max(sizes) for sizes in variable.chunks)
     return _write_atomic(
         path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     )

@@ -114,6 +114,10 @@ class Prior:
         frozen = MappingProxyType({k: float(v) for k, v in self.parameters.items()})
         object.__setattr__(self, "parameters", frozen)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a mappingproxy cannot be pickled; dask ships specs to workers
+        return (Prior, (self.distribution, dict(self.parameters)))
+
     def __hash__(self) -> int:
         return hash((self.distribution, tuple(sorted(self.parameters.items()))))
 

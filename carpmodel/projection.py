@@ -70,7 +70,10 @@ def parameter_draws(result: Any, parameter_z: NDArray) -> NDArray:
         return np.repeat(result.theta[None], parameter_z.shape[0], axis=0)
     values, vectors = np.linalg.eigh(result.covariance)
     root = vectors * np.sqrt(np.clip(values, 0.0, None))
-    return result.theta + parameter_z @ root.T
+    # an elementwise product and a last-axis sum, not a BLAS matmul: BLAS rounds a row
+    # differently depending on how many rows it is given, which would make a draw depend on
+    # its chunk
+    return result.theta + np.sum(parameter_z[:, None, :] * root[None, :, :], axis=-1)
 
 
 def _lead(params: Parameters, n_lead: int) -> Parameters:
@@ -103,7 +106,9 @@ class ProjectionSetup:
     seed: int = 20260601
     survey_cv: float = DEFAULT_SURVEY_CV
     chunk_draws: int | None = None
-    cost: Callable[[xr.Dataset], xr.DataArray] | None = None
+    cost: Callable[[NDArray], NDArray] | None = None
+    cost_attrs: tuple[tuple[str, str], ...] = ()
+    strategy_descriptions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.last_year < self.first_year:
@@ -119,16 +124,16 @@ def project(result: Any, setup: ProjectionSetup) -> xr.Dataset:
         raise ConfigError(f"projection.first_year must follow the fit's last year "
                           f"{spec.years[-1]}, got {setup.first_year}")
     years = np.arange(setup.first_year, setup.last_year + 1)
-    chunk = setup.chunk_draws or setup.n_draws
-    pieces = [_project_draws(result, setup, years, np.arange(start, min(start + chunk, setup.n_draws)))
-              for start in range(0, setup.n_draws, chunk)]
-    ds = xr.concat(pieces, dim=DRAW) if len(pieces) > 1 else pieces[0]
+    if setup.chunk_draws is None:
+        ds = _project_draws(result, setup, years, np.arange(setup.n_draws))
+    else:
+        ds = _lazy_projection(result, setup, years)
     state, _ = predict(spec, result.theta)
     ds["biomass_2002_t"] = float(state.biomass_t[..., int(np.searchsorted(spec.years, 2002))]) \
         if 2002 in spec.years else np.nan
     ds["biomass_2002_t"].attrs.update(units="t", long_name="fitted biomass in 2002 (reference level)")
-    if setup.cost is not None:
-        ds["cost"] = setup.cost(ds)
+    if setup.strategy_descriptions:
+        ds = ds.assign_coords(description=(STRATEGY, list(setup.strategy_descriptions)))
     return with_attrs(ds, seed=setup.seed, n_draws=setup.n_draws, survey_cv=setup.survey_cv,
                       sigma_r_used="model sigma_r (life_history sigma_r, fixed in the fit)",
                       parameter_uncertainty="theta ~ N(estimate, inverse Hessian) per draw")
@@ -165,6 +170,10 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
     data = {name: ((STRATEGY, SCENARIO, DRAW, YEAR),
                    np.broadcast_to(getattr(state, name), batch + (years.size,)).astype(np.float32))
             for name in PROJECTED}
+    if setup.cost is not None:
+        released = np.broadcast_to(state.released_fish, batch + (years.size,))
+        data["cost"] = ((STRATEGY, SCENARIO, DRAW, YEAR), setup.cost(released))
+    data["release_survival"] = ((DRAW,), np.broadcast_to(np.asarray(params.release_survival), (draws.size,)))
     data["dynamic_ssb0_t"] = ((SCENARIO, DRAW, YEAR),
                               np.broadcast_to(unfished.ssb_t, (n_scenario, draws.size, years.size)))
     data["ssb0_t"] = ((DRAW,), np.broadcast_to(history.reference.ssb0_t, (draws.size,)))
@@ -176,7 +185,73 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
                                       "without releases under the same temperature path and deviations")
     ds["ssb0_t"].attrs.update(units="t", long_name="unfished spawning biomass (static)")
     ds["biomass0_t"].attrs.update(units="t", long_name="unfished survey biomass (static)")
+    ds["release_survival"].attrs.update(units="1", long_name="acute post-release survival of the draw")
+    if "cost" in ds:
+        ds["cost"].attrs.update(dict(setup.cost_attrs))
     return ds
+
+
+def strategy_setup(strategy_set: Any, n_age: int, **options: Any) -> ProjectionSetup:
+    """A :class:`ProjectionSetup` for a :class:`carpmodel.releases.StrategySet`: its policy, costs
+    (with their provenance in the ``cost`` attributes) and descriptions; ``options`` are the other
+    ProjectionSetup fields (scenarios, years, draws, seed, chunking …)."""
+    from carpmodel.releases import build_plan, build_policy, release_cost
+
+    years = np.arange(options.get("first_year", 2025), options.get("last_year", 2100) + 1)
+    costs = strategy_set.costs
+
+    def build(batch: tuple[int, ...], policy_years: NDArray, params: Parameters) -> Policy:
+        return build_policy(strategy_set, None, policy_years, params.n_age, params.lw_a, params.lw_b, batch)
+
+    plan = build_plan(strategy_set, None, years, n_age)
+
+    def cost(released: NDArray) -> NDArray:
+        return release_cost(plan, released)
+
+    return ProjectionSetup(
+        strategy_names=tuple(strategy_set.names), build_policy=build, cost=cost,
+        cost_attrs=(("units", costs.currency),
+                    ("long_name", "release cost" + (" (illustrative, assumed)" if costs.assumed else "")),
+                    ("source", costs.source)),
+        strategy_descriptions=tuple(s.description for s in strategy_set.strategies), **options)
+
+
+def _lazy_projection(result: Any, setup: ProjectionSetup, years: NDArray) -> xr.Dataset:
+    """A dask-backed Dataset: one delayed engine run per chunk of draws, computed on demand.
+
+    Every variable of a chunk comes from the same delayed task, so a chunk is simulated once
+    however many variables are read; results equal the unchunked projection exactly, because
+    each draw's random numbers depend only on (seed, draw).
+    """
+    try:
+        import dask
+        import dask.array as da
+    except ImportError:
+        raise ConfigError("chunked projections (--chunk-draws) need dask: "
+                          "pip install 'carpmodel[distributed]'") from None
+    template = _project_draws(result, setup, years, np.arange(1))   # names, dims and dtypes
+    chunk = int(setup.chunk_draws)
+    starts = range(0, setup.n_draws, chunk)
+    tasks = [dask.delayed(_chunk_arrays, pure=True)(result, setup, years,
+                                                   np.arange(s, min(s + chunk, setup.n_draws)))
+             for s in starts]
+    data = {}
+    for name, variable in template.data_vars.items():
+        axis = variable.dims.index(DRAW)
+        blocks = []
+        for s, task in zip(starts, tasks, strict=True):
+            shape = list(variable.shape)
+            shape[axis] = min(s + chunk, setup.n_draws) - s
+            blocks.append(da.from_delayed(task[name], shape=tuple(shape), dtype=variable.dtype))
+        data[name] = (variable.dims, da.concatenate(blocks, axis=axis), variable.attrs)
+    coords = {k: v for k, v in template.coords.items() if k != DRAW}
+    coords[DRAW] = np.arange(setup.n_draws)
+    return xr.Dataset(data, coords=coords)
+
+
+def _chunk_arrays(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> dict[str, NDArray]:
+    ds = _project_draws(result, setup, years, draws)
+    return {name: variable.values for name, variable in ds.data_vars.items()}
 
 
 def _lead_multipliers(multipliers: ProcessMultipliers, n_lead: int) -> ProcessMultipliers:

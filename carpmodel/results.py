@@ -59,7 +59,10 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
     samples = fit_draws(result, n_draws, seed) if draws is None else np.asarray(draws)
     sample_state, su = predict(spec, samples)
     b0 = sample_state.reference.biomass0_t[:, None]
+    q_samples = np.asarray(su.params.survey_q)[..., None]
+    ds["survey_biomass_t"] = (YEAR, state.biomass_t * float(u.params.survey_q))
     for name, values in (("biomass_t", sample_state.biomass_t), ("ssb_t", sample_state.ssb_t),
+                         ("survey_biomass_t", q_samples * sample_state.biomass_t),
                          ("recruits", sample_state.recruits),
                          ("depletion", sample_state.biomass_t / b0),
                          ("hatchery_fraction_biomass", sample_state.hatchery_fraction_biomass)):
@@ -81,6 +84,7 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
     ds["covariance"] = (("parameter", "parameter_2"), cov)
     ds["std_error"] = ("parameter", result.std_errors)
     for name, long_name in (("depletion", "end-of-year survey biomass / unfished (B/B0)"),
+                            ("survey_biomass_t", "biomass on the survey's scale, q·B"),
                             ("survey_predicted_t", "predicted survey biomass q·B"),
                             ("theta", "estimates on the estimation scale"),
                             ("covariance", "covariance of theta (inverse Hessian)"),
@@ -93,7 +97,7 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
                 ds[name].attrs.update(units=ds[base].attrs.get("units", "1"),
                                       long_name=f"{suffix[1:]} bound of the 95 % interval of {base}")
     ds.attrs["interval_method"] = (f"{samples.shape[0]} draws of theta from N(estimate, covariance)"
-                                   if draws is None else f"{samples.shape[0]} supplied draws")
+                                   if draws is None else f"{samples.shape[0]} posterior draws (MCMC)")
     return with_attrs(ds)
 
 

@@ -73,3 +73,22 @@ def test_strategies_identical_before_their_first_difference(fitted):
                                   before.sel(strategy="late").values)
     later = ds.biomass_t.sel(year=2035)
     assert np.all(later.sel(strategy="late").values > later.sel(strategy="no_releases").values)
+
+
+def test_chunked_projection_is_dask_backed_and_runs_on_a_local_cluster(fitted):
+    pytest.importorskip("distributed")
+    from carpmodel.cluster import connect
+
+    setup = ProjectionSetup(strategy_names=("no_releases", "status_quo"),
+                            build_policy=fixed_policy([0.0, 2e7]), n_draws=5, last_year=2032)
+    eager = project(fitted, setup)
+    lazy = project(fitted, ProjectionSetup(**{**setup.__dict__, "chunk_draws": 2}))
+    assert lazy["biomass_t"].chunks is not None           # dask-backed until computed
+    client = connect("local")
+    try:
+        computed = lazy.compute()                          # runs on the 2-worker LocalCluster
+    finally:
+        client.close()
+        client.cluster.close()
+    for name in ("biomass_t", "recruits", "dynamic_ssb0_t"):
+        np.testing.assert_array_equal(eager[name].values, computed[name].values, err_msg=name)

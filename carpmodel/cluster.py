@@ -1,0 +1,31 @@
+"""Run chunked projections on a dask.distributed cluster (optional extra ``[distributed]``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from carpmodel.errors import ConfigError
+
+#: workers of the LocalCluster started by ``--scheduler local`` (one per core of a 2-core machine)
+LOCAL_WORKERS = 2
+
+
+def connect(scheduler: str, *, n_workers: int = LOCAL_WORKERS) -> Any:
+    """A ``distributed.Client`` for ``scheduler``: ``"local"`` starts a LocalCluster with
+    ``n_workers`` single-threaded worker processes; anything else is a scheduler address
+    (``tcp://host:8786``). The client becomes dask's default, so computing a chunked Dataset
+    (or writing it to NetCDF) runs on the cluster. Close it with ``client.close()``.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("--scheduler needs dask.distributed: "
+                          "pip install 'carpmodel[distributed]'") from None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        return Client(cluster)
+    try:
+        return Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise ConfigError(f"--scheduler {scheduler}: cannot connect ({exc})") from None

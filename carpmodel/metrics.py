@@ -1,0 +1,276 @@
+"""Strategy comparison metrics from a projection Dataset (the decision table, metrics.csv).
+
+Input: the projection Dataset with dims ``(strategy, scenario, draw, year)`` and variables
+``biomass_t, ssb_t, catch_t, released_fish, hatchery_fraction_ssb, cost, window_survivors``
+plus ``ssb0_t`` (static unfished SSB; any dims among scenario/draw), ``dynamic_ssb0_t``
+(SSB projected without fishing and without releases under the same temperature path and
+recruitment deviations; dims among scenario/draw/year) and ``biomass_2002_t`` (the fitted
+2002 biomass; scalar or per draw). Optional: ``release_survival`` (acute post-release survival
+per draw) adds :data:`added_window_survivors_per_surviving_release`.
+
+Every metric is computed per ``(strategy, scenario)`` over the ``draw`` dimension, vectorised
+with xarray; quantiles use numpy's default linear interpolation (``xarray.quantile``). Draws
+share their random numbers across strategies (common random numbers), so gains over the
+reference are **paired by draw**: ``gain[d] = B[s, d] − B[reference, d]``, then quantiles.
+
+Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the central
+``interval``, 90 % by default):
+
+* ``biomass_{median,lower,upper}_t`` (metric_year): survey-age biomass in each metric year.
+* ``biomass_gain_{median,lower,upper}_t`` (metric_year): gain over the reference, paired by draw.
+* ``p_ssb_below_limit_static_{any,last}``: P(SSB < limit_fraction × SSB0) in any year after
+  ``after_year`` / in the last year; SSB0 the static unfished SSB of the draw.
+* ``p_ssb_below_limit_dynamic_{any,last}``: the same against the dynamic SSB0 (no fishing,
+  no releases, same environment and recruitment deviations), which moves with the climate.
+* ``p_biomass_below_2002_{any,last}``: P(biomass < the fitted 2002 biomass, the collapse level).
+* ``hatchery_fraction_ssb_median`` (metric_year) and ``hatchery_fraction_ssb_last_median``.
+* ``released_fish_total_median``, ``cost_total_median``: sums over all projection years.
+* ``cost_per_t_gained``: median cost of the releases up to and including ``cost_year``
+  divided by the median biomass gain in ``cost_year`` (2050). Costs after ``cost_year`` cannot
+  have produced that year's gain, so they are left out. NaN when the median gain is <= 0 (no
+  gain to buy: the reference itself, or strategies that do not beat it) — a NaN here means
+  "no tonnes gained", not a missing value.
+* ``added_window_survivors_per_million_released_{median,lower,upper}``: replacement vs
+  addition. ``(Σ_years window_survivors − the reference's, same draw) / (Σ_years released / 1e6)``:
+  extra fish (both origins) getting through the juvenile density-dependence window per million
+  fish released. If releases only added, it would equal ``1e6 × release_survival ×`` the
+  released fish's own survival to the end of the window; near 0 (or below) the releases
+  replace wild fish that density dependence would otherwise have let through. It counts the
+  offspring of hatchery spawners too (they are wild recruits). Fish released *older* than the
+  window never pass through it, so for them this ratio understates what they add: judge those
+  by the biomass gain. NaN where nothing was released.
+* ``added_window_survivors_per_surviving_release_median`` (only with ``release_survival``): the
+  same per fish that survived the release (divide by ``1e6 × release_survival`` per draw).
+* ``total_catch_{median,lower,upper}_t``: catch summed over the projection (0 under the closure).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from carpmodel.errors import ConfigError
+from carpmodel.releases import REFERENCE_STRATEGY
+
+__all__ = ["REQUIRED_VARIABLES", "metrics_table", "strategy_metrics"]
+
+#: Variables of the projection Dataset that :func:`strategy_metrics` reads.
+REQUIRED_VARIABLES = ("biomass_t", "ssb_t", "catch_t", "released_fish", "hatchery_fraction_ssb", "cost",
+                      "window_survivors", "ssb0_t", "dynamic_ssb0_t", "biomass_2002_t")
+_BATCH = ("strategy", "scenario", "draw", "year")
+
+_ATTRS: dict[str, tuple[str, str]] = {
+    "biomass_median_t": ("t", "median survey-age biomass"),
+    "biomass_lower_t": ("t", "lower bound of the central interval of survey-age biomass"),
+    "biomass_upper_t": ("t", "upper bound of the central interval of survey-age biomass"),
+    "biomass_gain_median_t": ("t", "median biomass gain over the reference strategy, paired by draw"),
+    "biomass_gain_lower_t": ("t", "lower bound of the biomass gain over the reference, paired by draw"),
+    "biomass_gain_upper_t": ("t", "upper bound of the biomass gain over the reference, paired by draw"),
+    "p_ssb_below_limit_static_any": ("1", "P(SSB < limit fraction x static SSB0 in any year after "
+                                          "after_year)"),
+    "p_ssb_below_limit_static_last": ("1", "P(SSB < limit fraction x static SSB0 in the last year)"),
+    "p_ssb_below_limit_dynamic_any": ("1", "P(SSB < limit fraction x dynamic SSB0 in any year after "
+                                           "after_year)"),
+    "p_ssb_below_limit_dynamic_last": ("1", "P(SSB < limit fraction x dynamic SSB0 in the last year)"),
+    "p_biomass_below_2002_any": ("1", "P(biomass < fitted 2002 biomass in any year after after_year)"),
+    "p_biomass_below_2002_last": ("1", "P(biomass < fitted 2002 biomass in the last year)"),
+    "hatchery_fraction_ssb_median": ("1", "median hatchery-origin fraction of SSB"),
+    "hatchery_fraction_ssb_last_median": ("1", "median hatchery-origin fraction of SSB in the last year"),
+    "released_fish_total_median": ("fish", "median total fish released over the projection"),
+    "cost_total_median": ("cost units", "median total release cost over the projection"),
+    "cost_through_cost_year_median": ("cost units", "median release cost up to and including cost_year"),
+    "cost_per_t_gained": ("cost units/t", "median cost through cost_year / median biomass gain in "
+                                          "cost_year (NaN: no gain)"),
+    "added_window_survivors_per_million_released_median": (
+        "fish per 1e6 fish", "median added fish past the density-dependence window per million released"),
+    "added_window_survivors_per_million_released_lower": (
+        "fish per 1e6 fish", "lower bound of added window survivors per million released"),
+    "added_window_survivors_per_million_released_upper": (
+        "fish per 1e6 fish", "upper bound of added window survivors per million released"),
+    "added_window_survivors_per_surviving_release_median": (
+        "1", "median added window survivors per released fish that survived the release"),
+    "total_catch_median_t": ("t", "median total catch over the projection"),
+    "total_catch_lower_t": ("t", "lower bound of total catch over the projection"),
+    "total_catch_upper_t": ("t", "upper bound of total catch over the projection"),
+}
+
+
+def _check(ds: xr.Dataset, reference: str, years: Sequence[int], limit_fraction: float, interval: float,
+           after_year: int, cost_year: int) -> None:
+    missing = [name for name in REQUIRED_VARIABLES if name not in ds]
+    if missing:
+        raise ConfigError(f"projection dataset: missing variable(s) {', '.join(missing)}; strategy_metrics "
+                          f"needs {', '.join(REQUIRED_VARIABLES)}")
+    for name in REQUIRED_VARIABLES[:7]:
+        if set(ds[name].dims) != set(_BATCH):
+            raise ConfigError(f"projection dataset, variable {name}: expected dims {_BATCH}, "
+                              f"got {ds[name].dims}")
+    for name, allowed in (("ssb0_t", {"scenario", "draw"}), ("dynamic_ssb0_t", {"scenario", "draw", "year"}),
+                          ("biomass_2002_t", {"scenario", "draw"})):
+        if not set(ds[name].dims) <= allowed:
+            raise ConfigError(f"projection dataset, variable {name}: expected dims among {sorted(allowed)}, "
+                              f"got {ds[name].dims}")
+    strategies = [str(s) for s in ds["strategy"].values]
+    if reference not in strategies:
+        raise ConfigError(f"reference: expected one of the strategies {strategies}, got {reference!r}")
+    available = set(int(y) for y in ds["year"].values)
+    absent = [y for y in (*years, cost_year) if int(y) not in available]
+    if absent:
+        raise ConfigError(f"years: expected metric years within the projection "
+                          f"({min(available)}..{max(available)}), got {absent}")
+    if not 0 < limit_fraction < 1:
+        raise ConfigError(f"limit_fraction: expected a fraction in (0, 1), got {limit_fraction!r}")
+    if not 0 < interval < 1:
+        raise ConfigError(f"interval: expected a probability in (0, 1), got {interval!r}")
+    if not any(int(y) > after_year for y in available):
+        raise ConfigError(f"after_year: expected a year before the last projection year {max(available)}, "
+                          f"got {after_year}")
+
+
+def _quantiles(x: xr.DataArray, interval: float) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """(median, lower, upper) over draws; NaN draws are skipped."""
+    lower, upper = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
+    with warnings.catch_warnings():  # all-NaN cells (e.g. per-release ratios of the reference) stay NaN
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        q = x.quantile([0.5, lower, upper], dim="draw", skipna=True)
+    return tuple(q.isel(quantile=i, drop=True) for i in range(3))  # type: ignore[return-value]
+
+
+def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
+                     years: Sequence[int] = (2035, 2050, 2100), limit_fraction: float = 0.2,
+                     interval: float = 0.9, after_year: int = 2024, cost_year: int = 2050) -> xr.Dataset:
+    """Decision-table metrics per strategy and scenario (see the module docstring for each).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Projection with dims ``(strategy, scenario, draw, year)`` and :data:`REQUIRED_VARIABLES`.
+    reference : str
+        Strategy the gains are measured against (paired by draw).
+    years : sequence of int
+        Metric years (coordinate ``metric_year``); each must be a projection year.
+    limit_fraction : float
+        Limit reference point as a fraction of SSB0 (static and dynamic).
+    interval : float
+        Central probability of the ``_lower``/``_upper`` bounds (0.9: 5 % and 95 % quantiles).
+    after_year : int
+        "Any year" probabilities look at years after this one (2024: the projection years).
+    cost_year : int
+        Year of the gain that ``cost_per_t_gained`` divides by (costs up to it).
+
+    Returns
+    -------
+    xarray.Dataset with dims ``(strategy, scenario[, metric_year])``; every variable has
+    ``units`` and ``long_name``; attrs record the settings and the input's provenance attrs.
+
+    Raises
+    ------
+    ConfigError
+        Missing variable or wrong dims, unknown reference, a metric year or ``cost_year`` outside
+        the projection, a fraction outside (0, 1).
+    """
+    years = [int(y) for y in years]
+    _check(ds, reference, years, limit_fraction, interval, after_year, cost_year)
+    out: dict[str, xr.DataArray] = {}
+    by_metric_year = {"year": years}
+
+    biomass = ds["biomass_t"]
+    out["biomass_median_t"], out["biomass_lower_t"], out["biomass_upper_t"] = _quantiles(
+        biomass.sel(by_metric_year), interval)
+    gain = biomass - biomass.sel(strategy=reference, drop=True)
+    out["biomass_gain_median_t"], out["biomass_gain_lower_t"], out["biomass_gain_upper_t"] = _quantiles(
+        gain.sel(by_metric_year), interval)
+
+    later = ds["year"] > after_year
+    last = {"year": ds["year"].values[-1]}
+    ssb = ds["ssb_t"]
+    for label, limit in (("static", ds["ssb0_t"]), ("dynamic", ds["dynamic_ssb0_t"])):
+        below = ssb < limit_fraction * limit
+        out[f"p_ssb_below_limit_{label}_any"] = below.where(later, False).any("year").mean("draw")
+        out[f"p_ssb_below_limit_{label}_last"] = below.sel(last, drop=True).mean("draw")
+    below_2002 = biomass < ds["biomass_2002_t"]
+    out["p_biomass_below_2002_any"] = below_2002.where(later, False).any("year").mean("draw")
+    out["p_biomass_below_2002_last"] = below_2002.sel(last, drop=True).mean("draw")
+
+    fraction = ds["hatchery_fraction_ssb"]
+    out["hatchery_fraction_ssb_median"] = fraction.sel(by_metric_year).median("draw")
+    out["hatchery_fraction_ssb_last_median"] = fraction.sel(last, drop=True).median("draw")
+
+    released_total = ds["released_fish"].sum("year")
+    out["released_fish_total_median"] = released_total.median("draw")
+    out["cost_total_median"] = ds["cost"].sum("year").median("draw")
+    cost_through = ds["cost"].where(ds["year"] <= cost_year, 0.0).sum("year").median("draw")
+    out["cost_through_cost_year_median"] = cost_through
+    gain_in_cost_year = out["biomass_gain_median_t"].sel(year=cost_year, drop=True)
+    out["cost_per_t_gained"] = (cost_through / gain_in_cost_year.where(gain_in_cost_year > 0))
+
+    survivors_total = ds["window_survivors"].sum("year")
+    added = survivors_total - survivors_total.sel(strategy=reference, drop=True)
+    per_million = added / (released_total / 1e6).where(released_total > 0)
+    (out["added_window_survivors_per_million_released_median"],
+     out["added_window_survivors_per_million_released_lower"],
+     out["added_window_survivors_per_million_released_upper"]) = _quantiles(per_million, interval)
+    if "release_survival" in ds:
+        per_surviving = added / (released_total * ds["release_survival"]).where(released_total > 0)
+        out["added_window_survivors_per_surviving_release_median"] = _quantiles(per_surviving, interval)[0]
+
+    out["total_catch_median_t"], out["total_catch_lower_t"], out["total_catch_upper_t"] = _quantiles(
+        ds["catch_t"].sum("year"), interval)
+
+    result = xr.Dataset(out).rename({"year": "metric_year"})
+    result = result.transpose("strategy", "scenario", ...)
+    for name, (units, long_name) in _ATTRS.items():
+        if name in result:
+            result[name].attrs.update({"units": units, "long_name": long_name})
+    result["metric_year"].attrs.update({"units": "yr", "long_name": "calendar year of the metric"})
+    result.attrs.update({key: value for key, value in ds.attrs.items()})
+    lower, upper = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
+    result.attrs.update({
+        "reference_strategy": reference,
+        "limit_fraction": limit_fraction,
+        "interval": interval,
+        "interval_quantiles": f"{lower:g}, {upper:g} (linear interpolation over draws)",
+        "after_year": after_year,
+        "cost_year": cost_year,
+        "pairing": "gains and added window survivors are differences from the reference in the same draw",
+        "nan_meaning": "cost_per_t_gained is NaN when the median gain in cost_year is <= 0; per-release "
+                       "ratios are NaN when nothing was released",
+    })
+    return result
+
+
+def metrics_table(ds: xr.Dataset, **kwargs: Any) -> list[dict[str, Any]]:
+    """One row per strategy × scenario for metrics.csv.
+
+    ``ds`` is the result of :func:`strategy_metrics`, or a projection Dataset (it has a ``draw``
+    dimension), in which case :func:`strategy_metrics` is applied with ``kwargs``. Each row
+    holds ``strategy``, ``scenario`` (and ``description`` when the Dataset has a
+    ``description`` coordinate along ``strategy``), then every metric in Dataset order; a metric
+    by year becomes one column per year, ``NAME_YEAR`` (e.g. ``biomass_median_t_2050``).
+    Values are Python floats (NaN kept).
+    """
+    if "draw" in ds.dims:
+        ds = strategy_metrics(ds, **kwargs)
+    elif kwargs:
+        raise ConfigError(f"metrics_table: options {sorted(kwargs)} apply only to a projection Dataset")
+    descriptions = ds["description"] if "description" in ds.coords else None
+    rows = []
+    for strategy in ds["strategy"].values:
+        for scenario in ds["scenario"].values:
+            row: dict[str, Any] = {"strategy": str(strategy), "scenario": str(scenario)}
+            if descriptions is not None:
+                row["description"] = str(descriptions.sel(strategy=strategy).values)
+            cell = ds.sel(strategy=strategy, scenario=scenario)
+            for name, var in cell.data_vars.items():
+                values = np.asarray(var.values, dtype=float)
+                if "metric_year" in var.dims:
+                    for year, value in zip(var["metric_year"].values, values, strict=True):
+                        row[f"{name}_{int(year)}"] = float(value)
+                else:
+                    row[name] = float(values)
+            rows.append(row)
+    return rows

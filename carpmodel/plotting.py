@@ -1,0 +1,157 @@
+"""Figures. Each function draws from a Dataset (or a small table), labels its axes with units,
+and returns the Figure; it never computes a model quantity and never saves (outputs does)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+#: quantiles of the 90 % band drawn around projected medians
+BAND = (0.05, 0.95)
+
+
+def _axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.2)) -> tuple[Figure, Axes]:
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+        return fig, ax
+    return ax.figure, ax
+
+
+def plot_fit(ds: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Observed survey biomass with 95 % error bars from the assumed CVs, and the fitted
+    biomass on the survey's scale (q·B) with its 95 % band."""
+    fig, ax = _axes(ax)
+    years = ds.year.values
+    ax.fill_between(years, ds.survey_biomass_t_lower / 1e3, ds.survey_biomass_t_upper / 1e3,
+                    color="tab:blue", alpha=0.25, label="fitted q·B, 95 % interval")
+    ax.plot(years, ds.survey_biomass_t / 1e3, color="tab:blue", label="fitted q·B (MAP)")
+    obs = ds.biomass_obs_t.values
+    cv = ds.biomass_obs_cv.values
+    ok = np.isfinite(obs)
+    lower, upper = obs * np.exp(-1.96 * cv), obs * np.exp(1.96 * cv)
+    ax.errorbar(years[ok], obs[ok] / 1e3, yerr=[(obs - lower)[ok] / 1e3, (upper - obs)[ok] / 1e3],
+                fmt="o", color="black", capsize=3, label="survey (95 % from assumed CV)")
+    ax.set_xlabel("Year")
+    ax.set_ylabel("Biomass (thousand t)")
+    ax.set_title("Fit to the hydroacoustic biomass record")
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def plot_recruitment(ds: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Wild age-0 recruits with their 95 % interval (log scale)."""
+    fig, ax = _axes(ax)
+    years = ds.year.values
+    ax.fill_between(years, ds.recruits_lower, ds.recruits_upper, color="tab:green", alpha=0.25,
+                    label="95 % interval")
+    ax.plot(years, ds.recruits, color="tab:green", label="MAP")
+    ax.set_yscale("log")
+    ax.set_xlabel("Year")
+    ax.set_ylabel("Age-0 recruits (fish)")
+    ax.set_title("Recruitment")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_depletion(ds: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Biomass relative to unfished (B/B0) with its 95 % interval."""
+    fig, ax = _axes(ax)
+    years = ds.year.values
+    ax.fill_between(years, ds.depletion_lower, ds.depletion_upper, color="tab:purple", alpha=0.25,
+                    label="95 % interval")
+    ax.plot(years, ds.depletion, color="tab:purple", label="MAP")
+    ax.axhline(0.2, color="grey", ls="--", lw=1, label="0.2·B0")
+    ax.set_xlabel("Year")
+    ax.set_ylabel("B / B0 (dimensionless)")
+    ax.set_title("Depletion")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_residuals(years: Sequence[int], residuals: Sequence[float], *, runs_p_value: float | None = None,
+                   ax: Axes | None = None) -> Figure:
+    """Standardised log residuals of the biomass observations with the ±2 band."""
+    fig, ax = _axes(ax)
+    ax.axhspan(-2, 2, color="lightgrey", alpha=0.5, label="±2 SD")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.vlines(years, 0, residuals, color="tab:red")
+    ax.plot(years, residuals, "o", color="tab:red")
+    title = "Standardised residuals"
+    if runs_p_value is not None:
+        title += f" (runs test p = {runs_p_value:.2f})"
+    ax.set_title(title)
+    ax.set_xlabel("Year")
+    ax.set_ylabel("Residual (SD units, log scale)")
+    return fig
+
+
+def plot_retrospective(peels: xr.DataArray, *, rho: float | None = None, ax: Axes | None = None) -> Figure:
+    """Trajectories of one quantity from each retrospective peel (dims peel, year)."""
+    fig, ax = _axes(ax)
+    units = peels.attrs.get("units", "")
+    for peel in peels.peel.values:
+        line = peels.sel(peel=peel)
+        ax.plot(line.year, line / (1e3 if units == "t" else 1), label=f"peel {int(peel)}",
+                lw=2 if int(peel) == 0 else 1)
+    ax.set_xlabel("Year")
+    ax.set_ylabel(f"{peels.name} ({'thousand t' if units == 't' else units or '1'})")
+    ax.set_title("Retrospective analysis" + (f" (Mohn's ρ = {rho:.3f})" if rho is not None else ""))
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def plot_prior_posterior(rows: Sequence[Mapping[str, Any]], samples: Mapping[str, np.ndarray],
+                         priors: Mapping[str, Any]) -> Figure:
+    """Prior density (line) against posterior draws (histogram), one panel per parameter."""
+    names = [row["parameter"] for row in rows]
+    cols = 3
+    nrows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(10, 2.6 * nrows), layout="constrained")
+    for ax, row in zip(np.ravel(axes), rows, strict=False):
+        name = row["parameter"]
+        draws = np.asarray(samples[name])
+        ax.hist(draws, bins=40, density=True, color="tab:blue", alpha=0.5, label="posterior")
+        prior = priors.get(name)
+        if prior is not None:
+            lo, hi = np.quantile(draws, [0.001, 0.999])
+            span = hi - lo
+            grid = np.linspace(max(lo - span, 1e-9 if lo > 0 else lo - span), hi + span, 300)
+            ax.plot(grid, np.exp(prior.logpdf(grid)), color="black", label="prior")
+        ratio = row.get("sd_ratio")
+        ax.set_title(f"{name}" + (f" (post/prior SD {ratio:.2f})" if ratio is not None
+                                  and np.isfinite(ratio) else ""), fontsize=9)
+        ax.set_xlabel(f"{name} ({row.get('unit', '')})")
+        ax.set_ylabel("density")
+    for ax in np.ravel(axes)[len(names):]:
+        ax.set_visible(False)
+    np.ravel(axes)[0].legend(fontsize=7)
+    return fig
+
+
+def plot_fan(ds: xr.Dataset, variable: str = "biomass_t", *, ax: Axes | None = None,
+             strategies: Sequence[str] | None = None, scenario: str | None = None) -> Figure:
+    """Median and 90 % band over draws of a projected variable, one colour per strategy."""
+    fig, ax = _axes(ax)
+    scenario = scenario or str(ds.scenario.values[0])
+    units = ds[variable].attrs.get("units", "")
+    scale, unit_label = (1e3, "thousand t") if units == "t" else (1.0, units)
+    for strategy in strategies or [str(s) for s in ds.strategy.values]:
+        series = ds[variable].sel(strategy=strategy, scenario=scenario)
+        q = series.quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
+        (line,) = ax.plot(ds.year, q.sel(quantile=0.5), label=strategy)
+        ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
+                        color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("Year")
+    ax.set_ylabel(f"{ds[variable].attrs.get('long_name', variable)} ({unit_label})")
+    ax.set_title(f"Projection, scenario {scenario}: median and 90 % band")
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,219 @@
+"""Strategy metrics on a hand-built projection Dataset whose answers are computed by hand.
+
+2 strategies × 1 scenario × 4 draws × 3 years (2025, 2050, 2100). Quantiles are numpy's
+linear interpolation over the 4 draws: the 5 % quantile sits at position 0.15 between the two
+smallest values, the 95 % at 2.85 between the two largest. Values are small exact floats, so
+hand results agree to rounding: rel 1e-12 everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from carpmodel.errors import ConfigError
+from carpmodel.metrics import REQUIRED_VARIABLES, metrics_table, strategy_metrics
+
+YEARS = [2025, 2050, 2100]
+DIMS = ("strategy", "scenario", "draw", "year")
+REL = 1e-12
+
+
+def q(values, p):
+    """Linear-interpolation quantile by hand (what the module should reproduce)."""
+    v = sorted(values)
+    pos = p * (len(v) - 1)
+    lo = math.floor(pos)
+    return v[lo] + (pos - lo) * (v[min(lo + 1, len(v) - 1)] - v[lo])
+
+
+def tiny_dataset() -> xr.Dataset:
+    ref_biomass = np.array([[100.0, 200.0, 300.0],
+                            [100.0, 150.0, 250.0],
+                            [100.0, 100.0, 50.0],
+                            [100.0, 300.0, 400.0]])
+    gain = np.array([[0.0, 10.0, -5.0],
+                     [0.0, 20.0, 5.0],
+                     [0.0, 30.0, 15.0],
+                     [0.0, 40.0, 25.0]])
+    ref_ssb = np.array([[200.0, 400.0, 600.0],
+                        [150.0, 300.0, 500.0],   # below 0.2 × 1000 in 2025 only
+                        [200.0, 200.0, 100.0],   # below in 2100 (static and dynamic limits)
+                        [200.0, 600.0, 800.0]])
+    sq_ssb = ref_ssb + np.array([[0.0, 0.0, 0.0], [60.0, 0.0, 0.0], [0.0, 0.0, 30.0], [0.0, 0.0, 0.0]])
+    released = np.array([[20e6, 20e6, 0.0],     # a trigger switched 2100 off in draws 0 and 1
+                         [20e6, 20e6, 0.0],
+                         [20e6, 20e6, 20e6],
+                         [20e6, 20e6, 20e6]])
+    added_survivors = np.array([4000.0, 6000.0, 9000.0, 15000.0])
+    ref_survivors = np.full((4, 3), 1000.0)
+    sq_survivors = ref_survivors.copy()
+    sq_survivors[:, 1] += added_survivors
+    hatchery = np.array([[0.0, 0.1, 0.5], [0.0, 0.2, 0.5], [0.0, 0.3, 0.6], [0.0, 0.4, 0.7]])
+    catch = np.zeros((4, 3))
+    catch[:, 2] = [0.0, 10.0, 20.0, 30.0]
+
+    def both(ref, sq):
+        return (DIMS, np.stack([ref, sq])[:, None])
+
+    ds = xr.Dataset(
+        {
+            "biomass_t": both(ref_biomass, ref_biomass + gain),
+            "ssb_t": both(ref_ssb, sq_ssb),
+            "recruits": both(np.ones((4, 3)), np.ones((4, 3))),
+            "catch_t": both(np.zeros((4, 3)), catch),
+            "released_fish": both(np.zeros((4, 3)), released),
+            "hatchery_fraction_biomass": both(np.zeros((4, 3)), hatchery),
+            "hatchery_fraction_ssb": both(np.zeros((4, 3)), hatchery),
+            "cost": both(np.zeros((4, 3)), released * 1.0),   # 1 unit per fish
+            "window_survivors": both(ref_survivors, sq_survivors),
+            "f_per_yr": both(np.zeros((4, 3)), np.zeros((4, 3))),
+            "ssb0_t": ("draw", np.full(4, 1000.0)),
+            "dynamic_ssb0_t": (("scenario", "draw", "year"), np.full((1, 4, 3), 600.0)),
+            "biomass_2002_t": ((), 90.0),
+            "release_survival": ("draw", np.full(4, 0.5)),
+        },
+        coords={"strategy": ["no_releases", "status_quo"], "scenario": ["base"], "draw": np.arange(4),
+                "year": YEARS},
+        attrs={"seed": 7},
+    )
+    return ds
+
+
+@pytest.fixture(scope="module")
+def metrics() -> xr.Dataset:
+    return strategy_metrics(tiny_dataset(), years=(2050, 2100))
+
+
+def cell(m: xr.Dataset, name: str, strategy: str = "status_quo", **sel) -> float:
+    return float(m[name].sel(strategy=strategy, scenario="base", **sel))
+
+
+def test_biomass_medians_and_interval_by_hand(metrics):
+    sq_2050 = [210.0, 170.0, 130.0, 340.0]
+    assert cell(metrics, "biomass_median_t", metric_year=2050) == pytest.approx(190.0, rel=REL)
+    assert cell(metrics, "biomass_lower_t", metric_year=2050) == pytest.approx(q(sq_2050, 0.05), rel=REL)
+    assert cell(metrics, "biomass_upper_t", metric_year=2050) == pytest.approx(q(sq_2050, 0.95), rel=REL)
+    assert q(sq_2050, 0.05) == pytest.approx(136.0) and q(sq_2050, 0.95) == pytest.approx(320.5)
+    assert cell(metrics, "biomass_median_t", "no_releases", metric_year=2100) == pytest.approx(275.0, rel=REL)
+
+
+def test_gains_are_paired_by_draw(metrics):
+    # paired median gain in 2050 = median(10, 20, 30, 40) = 25, whereas the difference of the
+    # medians would be 190 − 175 = 15: the test fails if the pairing is lost
+    assert cell(metrics, "biomass_gain_median_t", metric_year=2050) == pytest.approx(25.0, rel=REL)
+    assert cell(metrics, "biomass_gain_lower_t", metric_year=2050) == pytest.approx(11.5, rel=REL)
+    assert cell(metrics, "biomass_gain_upper_t", metric_year=2050) == pytest.approx(38.5, rel=REL)
+    assert cell(metrics, "biomass_gain_median_t", metric_year=2100) == pytest.approx(10.0, rel=REL)
+    assert cell(metrics, "biomass_gain_lower_t", metric_year=2100) == pytest.approx(-3.5, rel=REL)
+    np.testing.assert_array_equal(metrics["biomass_gain_median_t"].sel(strategy="no_releases"), 0.0)
+
+
+def test_limit_probabilities_by_hand(metrics):
+    # static limit 0.2 × 1000 = 200 (strictly below): reference draws 1 (2025) and 2 (2100) →
+    # any 2/4, last 1/4; status quo: draw 1 lifted to 210 in 2025, draw 2 at 130 in 2100 → 1/4, 1/4
+    assert cell(metrics, "p_ssb_below_limit_static_any", "no_releases") == 0.5
+    assert cell(metrics, "p_ssb_below_limit_static_last", "no_releases") == 0.25
+    assert cell(metrics, "p_ssb_below_limit_static_any") == 0.25
+    # dynamic limit 0.2 × 600 = 120: reference draw 2 in 2100 (100); status quo 130 is not below
+    assert cell(metrics, "p_ssb_below_limit_dynamic_any", "no_releases") == 0.25
+    assert cell(metrics, "p_ssb_below_limit_dynamic_last", "no_releases") == 0.25
+    assert cell(metrics, "p_ssb_below_limit_dynamic_any") == 0.0
+    # biomass below the 2002 level (90 t): reference draw 2 in 2100 (50 t), status quo 65 t
+    assert cell(metrics, "p_biomass_below_2002_any", "no_releases") == 0.25
+    assert cell(metrics, "p_biomass_below_2002_last") == 0.25
+
+
+def test_any_year_counts_only_years_after_after_year():
+    m = strategy_metrics(tiny_dataset(), years=(2050,), after_year=2025)
+    # the reference's 2025 dip no longer counts: only draw 2 in 2100
+    assert cell(m, "p_ssb_below_limit_static_any", "no_releases") == 0.25
+
+
+def test_hatchery_fraction_released_cost_and_cost_per_tonne_by_hand(metrics):
+    assert cell(metrics, "hatchery_fraction_ssb_median", metric_year=2050) == pytest.approx(0.25, rel=REL)
+    assert cell(metrics, "hatchery_fraction_ssb_last_median") == pytest.approx(0.55, rel=REL)
+    # totals per draw 40, 40, 60, 60 M → median 50 M; cost 1 unit per fish
+    assert cell(metrics, "released_fish_total_median") == pytest.approx(50e6, rel=REL)
+    assert cell(metrics, "cost_total_median") == pytest.approx(50e6, rel=REL)
+    # cost through 2050 = 40 M in every draw; median gain in 2050 = 25 t → 1.6 M units/t
+    assert cell(metrics, "cost_through_cost_year_median") == pytest.approx(40e6, rel=REL)
+    assert cell(metrics, "cost_per_t_gained") == pytest.approx(1.6e6, rel=REL)
+    assert math.isnan(cell(metrics, "cost_per_t_gained", "no_releases"))  # no gain: NaN
+
+
+def test_cost_per_tonne_is_nan_when_the_median_gain_is_not_positive():
+    ds = tiny_dataset()
+    ds["biomass_t"].loc[{"strategy": "status_quo"}] = ds["biomass_t"].sel(strategy="no_releases") - 1.0
+    m = strategy_metrics(ds, years=(2050,))
+    assert math.isnan(cell(m, "cost_per_t_gained"))
+    assert "NaN" in m["cost_per_t_gained"].attrs["long_name"]
+
+
+def test_added_window_survivors_per_million_released_by_hand(metrics):
+    # added per draw 4000, 6000, 9000, 15000 over 40, 40, 60, 60 M released → 100, 150, 150, 250
+    per_million = [100.0, 150.0, 150.0, 250.0]
+    assert cell(metrics, "added_window_survivors_per_million_released_median") == pytest.approx(
+        150.0, rel=REL)
+    assert cell(metrics, "added_window_survivors_per_million_released_lower") == pytest.approx(
+        q(per_million, 0.05), rel=REL)
+    assert cell(metrics, "added_window_survivors_per_million_released_upper") == pytest.approx(
+        q(per_million, 0.95), rel=REL)
+    # per fish surviving the release (release_survival 0.5): 150 / (1e6 × 0.5)
+    assert cell(metrics, "added_window_survivors_per_surviving_release_median") == pytest.approx(
+        3e-4, rel=REL)
+    assert math.isnan(cell(metrics, "added_window_survivors_per_million_released_median", "no_releases"))
+
+
+def test_total_catch_by_hand(metrics):
+    assert cell(metrics, "total_catch_median_t") == pytest.approx(15.0, rel=REL)
+    assert cell(metrics, "total_catch_lower_t") == pytest.approx(1.5, rel=REL)
+    assert cell(metrics, "total_catch_upper_t") == pytest.approx(28.5, rel=REL)
+    assert cell(metrics, "total_catch_median_t", "no_releases") == 0.0
+
+
+def test_every_metric_has_units_and_the_dataset_records_its_settings(metrics):
+    for name, var in metrics.data_vars.items():
+        assert var.attrs.get("units") and var.attrs.get("long_name"), name
+        assert var.dims[:2] == ("strategy", "scenario"), name
+    assert metrics.attrs["reference_strategy"] == "no_releases" and metrics.attrs["seed"] == 7
+
+
+def test_metrics_table_has_one_row_per_strategy_and_scenario(metrics):
+    rows = metrics_table(metrics)
+    assert [(r["strategy"], r["scenario"]) for r in rows] == [("no_releases", "base"), ("status_quo", "base")]
+    assert rows[1]["biomass_gain_median_t_2050"] == pytest.approx(25.0, rel=REL)
+    assert rows[1]["cost_per_t_gained"] == pytest.approx(1.6e6, rel=REL)
+    assert all(isinstance(v, float) for r in rows for k, v in r.items() if k not in ("strategy", "scenario"))
+    # a projection Dataset is summarised first, with the options passed on
+    direct = metrics_table(tiny_dataset(), years=(2050, 2100))
+    assert all(_same_row(a, b) for a, b in zip(direct, rows, strict=True))
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda ds: ds.drop_vars("window_survivors"), "missing variable.*window_survivors"),
+    (lambda ds: ds.sel(strategy=["status_quo"]), "reference: expected one of the strategies"),
+])
+def test_bad_dataset_is_refused_in_words(change, match):
+    with pytest.raises(ConfigError, match=match):
+        strategy_metrics(change(tiny_dataset()), years=(2050,))
+
+
+def test_metric_years_outside_the_projection_are_refused_naming_them():
+    with pytest.raises(ConfigError, match=r"years: expected metric years within the projection "
+                                          r"\(2025\.\.2100\), got \[2035\]"):
+        strategy_metrics(tiny_dataset())   # default years include 2035
+
+
+def test_required_variables_are_the_documented_contract():
+    assert set(REQUIRED_VARIABLES) == {
+        "biomass_t", "ssb_t", "catch_t", "released_fish", "hatchery_fraction_ssb", "cost", "window_survivors",
+        "ssb0_t", "dynamic_ssb0_t", "biomass_2002_t"}
