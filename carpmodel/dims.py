@@ -35,6 +35,8 @@ VARIABLE_ATTRS: dict[str, dict[str, str]] = {
                                   "long_name": "hatchery-origin fraction of survey biomass"},
     "hatchery_fraction_ssb": {"units": "1",
                               "long_name": "hatchery-origin fraction of spawning biomass"},
+    "hatchery_fraction_numbers": {"units": "1",
+                                  "long_name": "hatchery-origin fraction of survey-age numbers"},
     "juvenile_survival_dd": {"units": "1",
                              "long_name": "density-dependent survival factor per window age"},
     "window_survivors": {"units": "fish",

@@ -137,7 +137,9 @@ class PopulationState:
     ``biomass_t`` is the end-of-year biomass of the survey ages (what a survey with q = 1
     sees); ``ssb_t`` the start-of-year spawning biomass of both origins; ``window_survivors``
     the fish of both origins that survive the last age of the juvenile density-dependence
-    window (the recruits the window lets through).
+    window (the recruits the window lets through); ``hatchery_fraction_numbers`` the
+    hatchery-origin share of the end-of-year numbers of the survey ages (what a sample of fish
+    examined for marks estimates).
     """
 
     biomass_t: NDArray
@@ -153,6 +155,7 @@ class PopulationState:
     hatchery_fraction_ssb: NDArray
     juvenile_survival_dd: NDArray
     window_survivors: NDArray
+    hatchery_fraction_numbers: NDArray
     numbers: NDArray | None
     length_cm: NDArray | None
     natural_deaths: NDArray | None
@@ -403,7 +406,8 @@ def simulate(
     out = {name: series() for name in (
         "biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "recruits", "catch_t",
         "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
-        "hatchery_fraction_ssb", "juvenile_survival_dd", "window_survivors")}
+        "hatchery_fraction_ssb", "hatchery_fraction_numbers", "juvenile_survival_dd",
+        "window_survivors")}
     grid = batch + (n_years, 2, n_age)
     kept_numbers = np.zeros(grid) if keep_numbers else None
     kept_length = np.zeros(grid) if keep_numbers else None
@@ -511,6 +515,10 @@ def simulate(
         survey_t = np.sum(survivors[..., params.survey_min_age_yr:] * w_end[..., params.survey_min_age_yr:],
                           axis=-1) / 1e6
         biomass = survey_t.sum(axis=-1)
+        survey_fish = survivors[..., params.survey_min_age_yr:].sum(axis=-1)
+        all_fish = survey_fish.sum(axis=-1)
+        out["hatchery_fraction_numbers"][..., y] = np.divide(
+            survey_fish[..., HATCHERY], all_fish, out=np.zeros(batch), where=all_fish > 0)
 
         out["biomass_t"][..., y] = biomass
         out["total_biomass_t"][..., y] = np.sum(numbers * w, axis=(-2, -1)) / 1e6

@@ -24,22 +24,28 @@ Components (negative log densities; constants included so AIC compares like with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit, logit, ndtr
+from scipy.special import betaln, expit, gammaln, logit, ndtr
 
 from carpmodel.drivers import HistoricalDrivers
-from carpmodel.dynamics import PopulationState, reference_points, simulate
+from carpmodel.dynamics import PopulationState, ProcessMultipliers, reference_points, simulate
 from carpmodel.errors import ConfigError
 from carpmodel.params import Parameters
 from carpmodel.priors import Prior
 
 Transform = Literal["log", "logit", "identity", "fixed"]
 #: free parameters that live in the likelihood rather than in the population model
-OBSERVATION_FIELDS = ("survey_q_early", "sigma_obs_extra")
+OBSERVATION_FIELDS = ("survey_q_early", "sigma_obs_extra", "misclass_hatchery_as_wild",
+                      "misclass_wild_as_hatchery", "recruitment_slope_per_c", "growth_slope_per_c",
+                      "natural_mortality_slope_per_c", "maturity_slope_per_c")
+#: estimated log-linear covariate effects: free field → ProcessMultipliers field it drives
+EFFECT_FIELDS = {"recruitment_slope_per_c": "recruitment", "growth_slope_per_c": "growth_k",
+                 "natural_mortality_slope_per_c": "natural_mortality",
+                 "maturity_slope_per_c": "maturity_l50"}
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: SD (log scale) of the one-sided upper bound; assumed: "under 3,000 t" is a rounded statement
 UPPER_BOUND_SD_LOG = 0.2
@@ -108,6 +114,28 @@ class Observations:
 
 
 @dataclass(frozen=True)
+class HatcherySample:
+    """Fish examined for hatchery origin in one survey year (marks or otolith chemistry).
+
+    ``design_effect`` ≥ 1 inflates the binomial variance for clustered sampling (fish from few
+    hauls): the beta-binomial intra-class correlation is ``(deff − 1)/(n − 1)``.
+    """
+
+    year: int
+    n_examined: int
+    n_hatchery: int
+    design_effect: float = 1.0
+
+
+@dataclass(frozen=True)
+class Covariate:
+    """An environmental covariate on the model years (already lagged), and its reference value."""
+
+    values: NDArray
+    reference: float
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the objective needs; build it with :func:`carpmodel.fitting.build_spec`."""
 
@@ -122,6 +150,10 @@ class ModelSpec:
     hatchery_fractions: tuple[tuple[int, float], ...] = ()  # ((year, fraction), ...)
     penalise_shortfall: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    multipliers: ProcessMultipliers | None = None      # fixed forcing of the historical years
+    covariate: Covariate | None = None                 # what estimated effect slopes act on
+    hatchery_samples: tuple[HatcherySample, ...] = ()
+    misclassification: tuple[float, float] = (0.0, 0.0)   # fixed (hatchery→wild, wild→hatchery)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -150,6 +182,7 @@ class Unpacked:
     log_rec_devs: NDArray          # (*batch, year), zero outside rec_dev_years
     rec_devs: NDArray              # (*batch, n_rec_devs)
     observation: dict[str, NDArray]
+    multipliers: ProcessMultipliers | None = None
 
 
 def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
@@ -159,7 +192,10 @@ def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
         raise ValueError(f"theta has {theta.shape[-1]} values, the spec {spec.n_parameters}")
     batch = theta.shape[:-1]
     model_changes: dict[str, NDArray] = {}
-    observation = {"survey_q_early": None, "sigma_obs_extra": np.zeros(batch)}
+    observation: dict[str, Any] = {name: np.zeros(batch) for name in OBSERVATION_FIELDS}
+    observation["survey_q_early"] = None
+    observation["misclass_hatchery_as_wild"] = np.full(batch, spec.misclassification[0])
+    observation["misclass_wild_as_hatchery"] = np.full(batch, spec.misclassification[1])
     fixed = {f.field: np.full(batch, f.init) for f in spec.free if not f.estimated}
     for field_name, value in fixed.items():
         if field_name in OBSERVATION_FIELDS:
@@ -183,7 +219,24 @@ def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
     index = np.searchsorted(spec.years, spec.rec_dev_years)
     log_devs[..., index] = rec_devs
     return Unpacked(params=params, log_rec_devs=log_devs, rec_devs=rec_devs,
-                    observation=observation)
+                    observation=observation, multipliers=_multipliers(spec, observation))
+
+
+def _multipliers(spec: ModelSpec, observation: Mapping[str, Any]) -> ProcessMultipliers | None:
+    """The spec's fixed forcing times any estimated log-linear covariate effects."""
+    estimated = [f.field for f in spec.free if f.field in EFFECT_FIELDS]
+    if not estimated:
+        return spec.multipliers
+    if spec.covariate is None:
+        raise ConfigError(f"{', '.join(estimated)}: an estimated covariate effect needs a covariate")
+    base = spec.multipliers or ProcessMultipliers()
+    anomaly = spec.covariate.values - spec.covariate.reference
+    changes = {}
+    for name in estimated:
+        target = EFFECT_FIELDS[name]
+        slope = np.asarray(observation[name])[..., None]
+        changes[target] = np.asarray(getattr(base, target)) * np.exp(slope * anomaly)
+    return replace(base, **changes)
 
 
 def predict(spec: ModelSpec, theta: Any, *, keep_numbers: bool = False,
@@ -194,7 +247,7 @@ def predict(spec: ModelSpec, theta: Any, *, keep_numbers: bool = False,
     sigma_r = np.asarray(u.params.sigma_r)[..., None]
     devs = u.log_rec_devs if log_rec_devs is None else np.asarray(log_rec_devs)
     state = simulate(
-        u.params, n_years=spec.years.size,
+        u.params, n_years=spec.years.size, multipliers=u.multipliers,
         catch_t=spec.drivers.catch_t if catch_t is None else catch_t,
         release_fish=spec.drivers.release_fish if release_fish is None else release_fish,
         release_length_cm=spec.drivers.release_length_cm,
@@ -258,10 +311,40 @@ def _components(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict[st
         r = (np.log(reported) - np.log(np.maximum(model, 1e-12))) / HATCHERY_FRACTION_CV
         out["hatchery_fraction"] = np.sum(0.5 * _LOG_2PI + np.log(HATCHERY_FRACTION_CV)
                                           + 0.5 * r**2, axis=-1)
+    if spec.hatchery_samples:
+        out["hatchery_samples"] = hatchery_sample_nll(spec, state, u)
     if spec.penalise_shortfall:
         scale = SHORTFALL_RELATIVE_SD * np.maximum(spec.drivers.catch_t, 1.0)
         out["catch_shortfall"] = 0.5 * np.sum((state.catch_shortfall_t / scale) ** 2, axis=-1)
     return out
+
+
+def hatchery_sample_nll(spec: ModelSpec, state: PopulationState, u: Unpacked) -> NDArray:
+    """Beta-binomial NLL of the hatchery-origin samples (batch shape).
+
+    The probability that an examined fish is classified hatchery is
+    ``p = π·(1 − m_hw) + (1 − π)·m_wh`` with π the model's hatchery share of survey-age numbers
+    and ``m_hw``/``m_wh`` the misclassification rates; over-dispersion from clustered sampling
+    enters through the intra-class correlation ``ρ = (deff − 1)/(n − 1)``
+    (``α = p(1 − ρ)/ρ``, ``β = (1 − p)(1 − ρ)/ρ``; ρ = 0 is the binomial).
+    """
+    samples = spec.hatchery_samples
+    years = np.array([s.year for s in samples])
+    n = np.array([s.n_examined for s in samples], dtype=float)
+    k = np.array([s.n_hatchery for s in samples], dtype=float)
+    deff = np.array([s.design_effect for s in samples], dtype=float)
+    share = state.hatchery_fraction_numbers[..., np.searchsorted(spec.years, years)]
+    m_hw = np.asarray(u.observation["misclass_hatchery_as_wild"])[..., None]
+    m_wh = np.asarray(u.observation["misclass_wild_as_hatchery"])[..., None]
+    p = np.clip(share * (1.0 - m_hw) + (1.0 - share) * m_wh, 1e-9, 1.0 - 1e-9)
+    log_choose = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+    rho = np.where(n > 1, (deff - 1.0) / np.maximum(n - 1.0, 1.0), 0.0)
+    binomial = log_choose + k * np.log(p) + (n - k) * np.log1p(-p)
+    safe_rho = np.where(rho > 0, rho, 0.5)
+    a = p * (1.0 - safe_rho) / safe_rho
+    b = (1.0 - p) * (1.0 - safe_rho) / safe_rho
+    beta_binomial = log_choose + betaln(k + a, n - k + b) - betaln(a, b)
+    return -np.sum(np.where(rho > 0, beta_binomial, binomial), axis=-1)
 
 
 def objective(spec: ModelSpec, theta: Any) -> NDArray:
