@@ -41,6 +41,8 @@ VARIABLE_ATTRS: dict[str, dict[str, str]] = {
                              "long_name": "density-dependent survival factor per window age"},
     "window_survivors": {"units": "fish",
                          "long_name": "fish surviving past the juvenile density-dependence window"},
+    "wild_window_survivors": {"units": "fish",
+                              "long_name": "wild fish surviving past the density-dependence window"},
     "cost": {"units": "currency units", "long_name": "release cost (illustrative unless user-supplied)"},
     "numbers": {"units": "fish", "long_name": "numbers at age, start of year"},
     "length_cm": {"units": "cm", "long_name": "mean body length at age, start of year"},

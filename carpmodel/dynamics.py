@@ -155,6 +155,7 @@ class PopulationState:
     hatchery_fraction_ssb: NDArray
     juvenile_survival_dd: NDArray
     window_survivors: NDArray
+    wild_window_survivors: NDArray
     hatchery_fraction_numbers: NDArray
     numbers: NDArray | None
     length_cm: NDArray | None
@@ -407,7 +408,7 @@ def simulate(
         "biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "recruits", "catch_t",
         "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
         "hatchery_fraction_ssb", "hatchery_fraction_numbers", "juvenile_survival_dd",
-        "window_survivors")}
+        "window_survivors", "wild_window_survivors")}
     grid = batch + (n_years, 2, n_age)
     kept_numbers = np.zeros(grid) if keep_numbers else None
     kept_length = np.zeros(grid) if keep_numbers else None
@@ -536,10 +537,12 @@ def simulate(
         out["juvenile_survival_dd"][..., y] = dd_survival
         if window_end is not None:
             out["window_survivors"][..., y] = survivors[..., window_end].sum(axis=-1)
+            out["wild_window_survivors"][..., y] = survivors[..., WILD, window_end]
         else:
             last_window_age = ends[..., None, None] == _ages(params)
-            out["window_survivors"][..., y] = np.sum(np.where(last_window_age, survivors, 0.0),
-                                                     axis=(-2, -1))
+            leaving = np.where(last_window_age, survivors, 0.0)
+            out["window_survivors"][..., y] = np.sum(leaving, axis=(-2, -1))
+            out["wild_window_survivors"][..., y] = np.sum(leaving[..., WILD, :], axis=-1)
         if keep_numbers:
             kept_numbers[..., y, :, :] = numbers
             kept_length[..., y, :, :] = body

@@ -18,6 +18,11 @@ Components (negative log densities; constants included so AIC compares like with
   recruit (estimating R0 directly instead is allowed: its prior is then the B0 prior it implies);
 - optional ``biomass_upper_bound``: a one-sided lognormal bound (the "under 3,000 t in 2000");
 - optional ``hatchery_fraction``: reported hatchery shares of biomass, lognormal with CV 0.5;
+- optional ``hatchery_samples``: fish examined for hatchery origin, beta-binomial with
+  misclassification (:func:`hatchery_sample_nll`);
+- optional ``juvenile_index``: a lognormal index of wild juveniles leaving the
+  density-dependence window (catchability ``juvenile_index_q``), the monitoring that can tell
+  addition from replacement;
 - ``catch_shortfall``: a steep penalty on catch the stock could not supply.
 """
 
@@ -41,7 +46,7 @@ Transform = Literal["log", "logit", "identity", "fixed"]
 #: free parameters that live in the likelihood rather than in the population model
 OBSERVATION_FIELDS = ("survey_q_early", "sigma_obs_extra", "misclass_hatchery_as_wild",
                       "misclass_wild_as_hatchery", "recruitment_slope_per_c", "growth_slope_per_c",
-                      "natural_mortality_slope_per_c", "maturity_slope_per_c")
+                      "natural_mortality_slope_per_c", "maturity_slope_per_c", "juvenile_index_q")
 #: estimated log-linear covariate effects: free field → ProcessMultipliers field it drives
 EFFECT_FIELDS = {"recruitment_slope_per_c": "recruitment", "growth_slope_per_c": "growth_k",
                  "natural_mortality_slope_per_c": "natural_mortality",
@@ -153,6 +158,7 @@ class ModelSpec:
     multipliers: ProcessMultipliers | None = None      # fixed forcing of the historical years
     covariate: Covariate | None = None                 # what estimated effect slopes act on
     hatchery_samples: tuple[HatcherySample, ...] = ()
+    juvenile_index: tuple[tuple[int, float, float], ...] = ()   # (year, index, cv) of wild juveniles
     misclassification: tuple[float, float] = (0.0, 0.0)   # fixed (hatchery→wild, wild→hatchery)
 
     @property
@@ -194,6 +200,7 @@ def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
     model_changes: dict[str, NDArray] = {}
     observation: dict[str, Any] = {name: np.zeros(batch) for name in OBSERVATION_FIELDS}
     observation["survey_q_early"] = None
+    observation["juvenile_index_q"] = np.ones(batch)
     observation["misclass_hatchery_as_wild"] = np.full(batch, spec.misclassification[0])
     observation["misclass_wild_as_hatchery"] = np.full(batch, spec.misclassification[1])
     fixed = {f.field: np.full(batch, f.init) for f in spec.free if not f.estimated}
@@ -313,6 +320,14 @@ def _components(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict[st
                                           + 0.5 * r**2, axis=-1)
     if spec.hatchery_samples:
         out["hatchery_samples"] = hatchery_sample_nll(spec, state, u)
+    if spec.juvenile_index:
+        years = np.array([row[0] for row in spec.juvenile_index])
+        index = np.array([row[1] for row in spec.juvenile_index], dtype=float)
+        cv = np.array([row[2] for row in spec.juvenile_index], dtype=float)
+        predicted = (np.asarray(u.observation["juvenile_index_q"])[..., None]
+                     * state.wild_window_survivors[..., np.searchsorted(spec.years, years)])
+        r = (np.log(index) - np.log(np.maximum(predicted, 1e-300))) / cv
+        out["juvenile_index"] = np.sum(0.5 * _LOG_2PI + np.log(cv) + 0.5 * r**2, axis=-1)
     if spec.penalise_shortfall:
         scale = SHORTFALL_RELATIVE_SD * np.maximum(spec.drivers.catch_t, 1.0)
         out["catch_shortfall"] = 0.5 * np.sum((state.catch_shortfall_t / scale) ** 2, axis=-1)

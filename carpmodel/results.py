@@ -12,7 +12,8 @@ from carpmodel.dynamics import PopulationState
 
 _SERIES = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "recruits", "catch_t",
            "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
-           "hatchery_fraction_ssb", "hatchery_fraction_numbers", "juvenile_survival_dd", "window_survivors")
+           "hatchery_fraction_ssb", "hatchery_fraction_numbers", "juvenile_survival_dd", "window_survivors",
+           "wild_window_survivors")
 _GRIDS = ("numbers", "length_cm", "natural_deaths", "catch_numbers")
 
 
