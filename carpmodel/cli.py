@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from carpmodel.config import (
     DataOptions,
@@ -124,6 +125,96 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_run_config(args: argparse.Namespace) -> RunConfig:
+    config = load_config(args.config) if getattr(args, "config", None) else default_config()
+    if getattr(args, "seed", None) is not None:
+        config = replace(config, seed=args.seed)
+    return config
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from carpmodel.pipeline import Progress, RunLog, fit_stage, write_fit
+
+    config = _load_run_config(args)
+    if args.last_data_year is not None:
+        config = replace(config, fit=replace(config.fit, last_data_year=args.last_data_year))
+    data_directory = _data_directory(args.data, config)
+    protected = [data_directory, BUNDLED_DATA_DIRECTORY]
+    check_output_dir(args.out, args.force, protected)
+    data = load_data(data_directory)
+    for note in data.notes:
+        _note(note)
+    log = RunLog()
+    artifacts = fit_stage(data, config, log, Progress(None if not args.quiet else False))
+    out = prepare_output_dir(args.out, args.force, protected)
+    if args.last_data_year is not None:
+        from carpmodel.diagnostics import hindcast_predictions
+        from carpmodel.fitting import fit_options
+
+        held_out = hindcast_predictions(artifacts.result, fit_options(config), data, seed=config.seed)
+        log.wrote(write_netcdf_atomic(held_out, out / "hindcast.nc"))
+        artifacts.summary["hindcast_held_out"] = _held_out_summary(held_out)
+    write_fit(artifacts, out, log, svg=args.svg)
+    for path in log.outputs:
+        print(f"wrote {path}")
+    s = artifacts.summary
+    print(f"converged {s['converged']}, max |gradient| {s['max_abs_gradient']:.2g} "
+          f"({s['worst_gradient_parameter']}), Hessian positive definite "
+          f"{s['hessian_positive_definite']}, NLL {s['nll']:.3f}")
+    for warning in log.warnings:
+        _note(warning)
+    return 0
+
+
+def _held_out_summary(held_out: Any) -> dict[str, Any]:
+    import numpy as np
+
+    errors = held_out["log_prediction_error"].values
+    years = held_out.year.values[np.isfinite(errors)]
+    return {"years": [int(y) for y in years],
+            "log_prediction_error": [float(e) for e in errors[np.isfinite(errors)]],
+            "mean_abs_log_error": float(np.nanmean(np.abs(errors))) if np.isfinite(errors).any() else None}
+
+
+def _project(args: argparse.Namespace) -> int:
+    from carpmodel.pipeline import Progress, RunLog, load_fit, project_stage, write_projection
+
+    loaded = load_fit(args.fit, args.data)
+    config = loaded.config
+    if args.seed is not None:
+        config = replace(config, seed=args.seed)
+    changes = {k: v for k, v in {"draws": args.draws, "first_year": args.first_year,
+                                 "last_year": args.last_year, "chunk_draws": args.chunk_draws,
+                                 "strategies": args.strategies}.items() if v is not None}
+    if args.scenarios is not None:
+        changes["scenarios"] = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
+    try:
+        config = replace(config, projection=replace(config.projection, **changes))
+    except ConfigError as exc:
+        raise ConfigError(f"project options: {exc}") from None
+    protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
+    check_output_dir(args.out, args.force, protected)
+    client = None
+    if args.scheduler:
+        from carpmodel.cluster import connect
+
+        client = connect(args.scheduler)
+    try:
+        log = RunLog()
+        artifacts = project_stage(loaded, config, log, Progress(None if not args.quiet else False))
+        out = prepare_output_dir(args.out, args.force, protected)
+        write_projection(artifacts, out, log, svg=args.svg)
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    for path in log.outputs:
+        print(f"wrote {path}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -164,7 +255,42 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--force", action="store_true",
                           help="write into DIR even if it exists")
     simulate.set_defaults(handler=_simulate)
+
+    fit_cmd = commands.add_parser(
+        "fit", help="fit the model to the biomass record → fit.json, fit.nc, figures")
+    fit_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
+    fit_cmd.add_argument("--config", metavar="FILE", help="run config (TOML)")
+    fit_cmd.add_argument("--last-data-year", type=int, metavar="Y",
+                         help="fit observations up to Y and predict the later ones (hindcast)")
+    fit_cmd.add_argument("--seed", type=int, metavar="S", help="seed (default: the config's)")
+    _common_output_options(fit_cmd)
+    fit_cmd.set_defaults(handler=_fit)
+
+    project_cmd = commands.add_parser(
+        "project", help="stochastic projections of strategies × scenarios → projection.nc, metrics.csv")
+    project_cmd.add_argument("--fit", required=True, metavar="DIR", help="a directory written by `fit`")
+    project_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the fit's)")
+    project_cmd.add_argument("--scenarios", metavar="LIST",
+                             help="comma-separated climate scenarios, e.g. baseline,ssp245")
+    project_cmd.add_argument("--strategies", metavar="FILE", help="strategies TOML")
+    project_cmd.add_argument("--draws", type=int, metavar="N", help="number of draws")
+    project_cmd.add_argument("--first-year", type=int, metavar="Y")
+    project_cmd.add_argument("--last-year", type=int, metavar="Y")
+    project_cmd.add_argument("--seed", type=int, metavar="S")
+    project_cmd.add_argument("--chunk-draws", type=int, metavar="N",
+                             help="process draws in chunks of N (dask-backed, bounded memory)")
+    project_cmd.add_argument("--scheduler", metavar="ADDRESS",
+                             help="run on a dask.distributed scheduler ('local' starts a LocalCluster)")
+    _common_output_options(project_cmd)
+    project_cmd.set_defaults(handler=_project)
     return parser
+
+
+def _common_output_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    command.add_argument("--force", action="store_true", help="write into DIR even if it exists")
+    command.add_argument("--quiet", action="store_true", help="no progress display")
+    command.add_argument("--svg", action="store_true", help="also write figures as SVG")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

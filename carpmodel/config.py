@@ -46,6 +46,7 @@ __all__ = [
     "DataOptions",
     "DiagnosticsSettings",
     "FitSettings",
+    "ProjectionSettings",
     "ModelOptions",
     "RunConfig",
     "SimulateOptions",
@@ -192,6 +193,42 @@ class DiagnosticsSettings:
 
 
 @dataclass(frozen=True)
+class ProjectionSettings:
+    """Stochastic projections (``[projection]``).
+
+    ``strategies`` is a strategies TOML (relative paths resolve against the working directory,
+    then the carpmodel checkout); ``scenarios`` name tables of the data's climate_scenarios.toml;
+    ``parameter_draws`` "posterior" resamples the fit's posterior draws, "normal" draws from the
+    normal approximation at the MAP; ``survey_cv`` is the CV of the simulated survey that
+    triggered release rules and harvest rules read; ``effects`` "default" applies the assumed
+    temperature effects of carpmodel.forcing.default_effects, "none" switches them off.
+    """
+
+    draws: int = 200
+    first_year: int = 2025
+    last_year: int = 2100
+    scenarios: tuple[str, ...] = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")
+    strategies: str = "experiments/strategies.toml"
+    chunk_draws: int | None = None
+    parameter_draws: Literal["posterior", "normal"] = "posterior"
+    survey_cv: float = 0.15
+    effects: Literal["default", "none"] = "default"
+    beyond_series: Literal["hold_last", "mean_of_years", "continue_process"] = "hold_last"
+    metric_years: tuple[int, ...] = (2035, 2050, 2100)
+    limit_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        _check_years(self.first_year, self.last_year)
+        if self.draws < 1:
+            raise ConfigError(f"projection.draws: expected an integer >= 1, got {self.draws!r}")
+        if self.chunk_draws is not None and self.chunk_draws < 1:
+            raise ConfigError(f"projection.chunk_draws: expected an integer >= 1, got {self.chunk_draws!r}")
+        if not self.scenarios:
+            raise ConfigError("projection.scenarios: expected at least one scenario name")
+
+
+@dataclass(frozen=True)
 class SimulateOptions:
     """Years of ``carpmodel simulate`` (engine at default parameters), inclusive."""
 
@@ -217,6 +254,7 @@ class RunConfig:
     model: ModelOptions = field(default_factory=ModelOptions)
     fit: FitSettings = field(default_factory=FitSettings)
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
+    projection: ProjectionSettings = field(default_factory=ProjectionSettings)
     simulate: SimulateOptions = field(default_factory=SimulateOptions)
 
     def __post_init__(self) -> None:

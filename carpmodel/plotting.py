@@ -110,7 +110,7 @@ def plot_retrospective(peels: xr.DataArray, *, rho: float | None = None, ax: Axe
 
 
 def plot_prior_posterior(rows: Sequence[Mapping[str, Any]], samples: Mapping[str, np.ndarray],
-                         priors: Mapping[str, Any]) -> Figure:
+                         priors: Mapping[str, Any], units: Mapping[str, str] | None = None) -> Figure:
     """Prior density (line) against posterior draws (histogram), one panel per parameter."""
     names = [row["parameter"] for row in rows]
     cols = 3
@@ -129,7 +129,8 @@ def plot_prior_posterior(rows: Sequence[Mapping[str, Any]], samples: Mapping[str
         ratio = row.get("sd_ratio")
         ax.set_title(f"{name}" + (f" (post/prior SD {ratio:.2f})" if ratio is not None
                                   and np.isfinite(ratio) else ""), fontsize=9)
-        ax.set_xlabel(f"{name} ({row.get('unit', '')})")
+        unit = (units or {}).get(name) or row.get("unit") or "1"
+        ax.set_xlabel(f"{name} ({unit})")
         ax.set_ylabel("density")
     for ax in np.ravel(axes)[len(names):]:
         ax.set_visible(False)
@@ -154,4 +155,83 @@ def plot_fan(ds: xr.Dataset, variable: str = "biomass_t", *, ax: Axes | None = N
     ax.set_ylabel(f"{ds[variable].attrs.get('long_name', variable)} ({unit_label})")
     ax.set_title(f"Projection, scenario {scenario}: median and 90 % band")
     ax.legend(fontsize=8)
+    return fig
+
+
+def plot_profile(table: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Likelihood profile: ΔNLL by data component against the profiled parameter."""
+    fig, ax = _axes(ax)
+    field = table.attrs.get("profiled_field", "parameter")
+    values = table.value.values
+    scale, unit = (1e3, "thousand t") if field.endswith("_t") else (1.0, "")
+    for component in table.component.values:
+        ax.plot(values / scale, table.delta_nll.sel(component=component), marker="o", ms=3,
+                label=str(component), lw=2.5 if str(component) == "total" else 1.2)
+    ax.axhline(1.92, color="grey", ls="--", lw=1, label="ΔNLL = 1.92 (95 %)")
+    ax.set_xlabel(f"{field} held fixed" + (f" ({unit})" if unit else ""))
+    ax.set_ylabel("ΔNLL (negative log-likelihood units)")
+    ax.set_title("Likelihood profile by component")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_attribution(table: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Shares of the explained 2002→last-year biomass increase with their 90 % intervals."""
+    fig, ax = _axes(ax, (6.5, 3.6))
+    names = ["share_ban", "share_releases", "share_rec_devs"]
+    labels = ["fishing ban", "releases", "recruitment variation"]
+    median = np.array([float(table["median"].sel(quantity=n)) for n in names])
+    lower = np.array([float(table["lower_90"].sel(quantity=n)) for n in names])
+    upper = np.array([float(table["upper_90"].sel(quantity=n)) for n in names])
+    ax.bar(labels, median * 100, color=["tab:blue", "tab:orange", "tab:green"], alpha=0.8)
+    ax.errorbar(labels, median * 100, yerr=[(median - lower) * 100, (upper - median) * 100], fmt="none",
+                color="black", capsize=4)
+    ax.set_ylabel("Share of the explained increase (%)")
+    ax.set_title("What explains the recovery (Shapley shares, 90 % intervals)")
+    return fig
+
+
+def plot_scenarios(ds: xr.Dataset, variable: str = "biomass_t", *, strategy: str | None = None,
+                   ax: Axes | None = None) -> Figure:
+    """One strategy's projected median and 90 % band under each climate scenario."""
+    fig, ax = _axes(ax)
+    strategy = strategy or str(ds.strategy.values[0])
+    units = ds[variable].attrs.get("units", "")
+    scale, unit_label = (1e3, "thousand t") if units == "t" else (1.0, units)
+    for scenario in ds.scenario.values:
+        series = ds[variable].sel(strategy=strategy, scenario=scenario)
+        q = series.quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
+        (line,) = ax.plot(ds.year, q.sel(quantile=0.5), label=str(scenario))
+        ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
+                        color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("Year")
+    ax.set_ylabel(f"{ds[variable].attrs.get('long_name', variable)} ({unit_label})")
+    ax.set_title(f"Climate scenarios, strategy {strategy}: median and 90 % band")
+    ax.legend(fontsize=8, title="scenario")
+    return fig
+
+
+def plot_strategy_comparison(metrics: xr.Dataset, *, scenario: str, year: int | None = None) -> Figure:
+    """Biomass gained over no releases (median, 90 % interval) and total cost, per strategy."""
+    years = metrics["metric_year"].values
+    year = int(year if year is not None else (2050 if 2050 in years else years[-1]))
+    cell = metrics.sel(scenario=scenario)
+    names = [str(s) for s in cell.strategy.values]
+    gain = cell["biomass_gain_median_t"].sel(metric_year=year).values / 1e3
+    lower = cell["biomass_gain_lower_t"].sel(metric_year=year).values / 1e3
+    upper = cell["biomass_gain_upper_t"].sel(metric_year=year).values / 1e3
+    cost = cell["cost_total_median"].values
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    positions = np.arange(len(names))
+    left.barh(positions, gain, color="tab:blue", alpha=0.7)
+    left.errorbar(gain, positions, xerr=[gain - lower, upper - gain], fmt="none", color="black", capsize=3)
+    left.axvline(0, color="black", lw=0.8)
+    left.set_yticks(positions, names)
+    left.set_xlabel(f"Biomass gained over no_releases in {year} (thousand t)")
+    left.set_title(f"Gain, paired by draw ({scenario}; 90 % interval)")
+    right.barh(positions, cost, color="tab:orange", alpha=0.7)
+    right.set_yticks(positions, names)
+    unit = metrics["cost_total_median"].attrs.get("units", "cost units")
+    right.set_xlabel(f"Total release cost 2025–end ({unit})")
+    right.set_title("Cost (illustrative unless user-supplied)")
     return fig

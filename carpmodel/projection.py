@@ -43,6 +43,7 @@ class DrawRandomness:
 
     draws: NDArray          # (n,) draw indices
     parameter_z: NDArray    # (n, n_parameters) standard normals
+    posterior_u: NDArray    # (n,) uniforms that pick a posterior draw
     recruitment_z: NDArray  # (n, n_years) standard normals
     survey_z: NDArray       # (n, n_years) standard normals
     anomaly_rngs: tuple[np.random.Generator, ...]  # per-draw generators, positioned after the above
@@ -52,16 +53,18 @@ def draw_randomness(seed: int, draws: Sequence[int], n_parameters: int, n_years:
     """Random numbers for ``draws`` from one SeedSequence, spawn key = draw index."""
     draws = np.asarray(draws, dtype=int)
     parameter_z = np.empty((draws.size, n_parameters))
+    posterior_u = np.empty(draws.size)
     recruitment_z = np.empty((draws.size, n_years))
     survey_z = np.empty((draws.size, n_years))
     rngs = []
     for i, d in enumerate(draws):   # one generator per draw: only random numbers, no dynamics
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(int(d),))))
         parameter_z[i] = rng.standard_normal(n_parameters)
+        posterior_u[i] = rng.uniform()
         recruitment_z[i] = rng.standard_normal(n_years)
         survey_z[i] = rng.standard_normal(n_years)
         rngs.append(rng)
-    return DrawRandomness(draws, parameter_z, recruitment_z, survey_z, tuple(rngs))
+    return DrawRandomness(draws, parameter_z, posterior_u, recruitment_z, survey_z, tuple(rngs))
 
 
 def parameter_draws(result: Any, parameter_z: NDArray) -> NDArray:
@@ -109,6 +112,13 @@ class ProjectionSetup:
     cost: Callable[[NDArray], NDArray] | None = None
     cost_attrs: tuple[tuple[str, str], ...] = ()
     strategy_descriptions: tuple[str, ...] = ()
+    posterior_theta: NDArray | None = None   # (n_samples, n_parameters): draw θ from these
+
+    @property
+    def parameter_uncertainty(self) -> str:
+        if self.posterior_theta is not None:
+            return f"theta resampled per draw from {len(self.posterior_theta)} posterior draws"
+        return "theta ~ N(estimate, inverse Hessian) per draw"
 
     def __post_init__(self) -> None:
         if self.last_year < self.first_year:
@@ -136,13 +146,17 @@ def project(result: Any, setup: ProjectionSetup) -> xr.Dataset:
         ds = ds.assign_coords(description=(STRATEGY, list(setup.strategy_descriptions)))
     return with_attrs(ds, seed=setup.seed, n_draws=setup.n_draws, survey_cv=setup.survey_cv,
                       sigma_r_used="model sigma_r (life_history sigma_r, fixed in the fit)",
-                      parameter_uncertainty="theta ~ N(estimate, inverse Hessian) per draw")
+                      parameter_uncertainty=setup.parameter_uncertainty)
 
 
 def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> xr.Dataset:
     spec = result.spec
     randomness = draw_randomness(setup.seed, draws, result.theta.size, years.size)
-    thetas = parameter_draws(result, randomness.parameter_z)
+    if setup.posterior_theta is not None:
+        pool = np.asarray(setup.posterior_theta)
+        thetas = pool[np.minimum((randomness.posterior_u * len(pool)).astype(int), len(pool) - 1)]
+    else:
+        thetas = parameter_draws(result, randomness.parameter_z)
     history, unpacked = predict(spec, thetas)
     params = unpacked.params
     sigma_r = np.broadcast_to(np.asarray(params.sigma_r), (draws.size,))[:, None]

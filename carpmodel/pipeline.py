@@ -1,0 +1,410 @@
+"""Stages of a carpmodel analysis, shared by the CLI commands (fit, project, run …).
+
+Each stage takes loaded inputs and returns what it made; ``write_*`` functions put it on disk
+atomically. :class:`RunLog` records the time of each stage and which stages completed, so an
+interrupted run can say how far it got; :class:`Progress` reports long steps on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import tomllib
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from carpmodel import __version__
+from carpmodel.config import RunConfig, config_sha256, from_mapping, to_toml
+from carpmodel.errors import ConvergenceWarning, FitError
+from carpmodel.fitting import FitResult, batched_gradient, build_spec, fit, fit_options
+from carpmodel.growth import weight_g
+from carpmodel.likelihood import nll_components, predict
+from carpmodel.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
+from carpmodel.results import fit_dataset
+
+
+class Progress:
+    """Stage messages and counters on stderr, only when enabled (a terminal and not --quiet)."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        if self.enabled:
+            print(f"[{name}] ...", file=sys.stderr, flush=True)
+        yield
+        if self.enabled:
+            print(f"[{name}] done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+    def tick(self, label: str, done: int, total: int) -> None:
+        if self.enabled:
+            width = 30
+            filled = int(width * done / max(total, 1))
+            end = "\n" if done >= total else ""
+            print(f"\r  {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
+                  file=sys.stderr, flush=True)
+
+
+@dataclass
+class RunLog:
+    """What a run did so far (mutable while it runs): stage timings, outputs, warnings."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str, progress: Progress) -> Iterator[None]:
+        start = time.perf_counter()
+        with progress.stage(name):
+            yield
+        self.stages[name] = round(time.perf_counter() - start, 3)
+
+    def wrote(self, path: Path) -> None:
+        self.outputs.append(str(path))
+
+
+# --------------------------------------------------------------------------- fit stage
+
+
+@dataclass(frozen=True)
+class FitArtifacts:
+    """Everything the fit stage produced."""
+
+    result: FitResult
+    dataset: xr.Dataset
+    summary: dict[str, Any]
+    posterior_theta: np.ndarray
+    figures: dict[str, Any]
+
+
+def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> FitArtifacts:
+    """Fit, posterior, diagnostics and attribution as configured; nothing is written."""
+    from carpmodel import attribution, diagnostics, posterior
+    from carpmodel import plotting as plots
+
+    options = fit_options(config)
+    settings = config.diagnostics
+    with log.stage("fit", progress):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            result = fit(build_spec(data, options), n_starts=options.n_starts, seed=config.seed)
+        log.warnings.extend(str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning))
+    summary: dict[str, Any] = fit_summary(result)
+    figures: dict[str, Any] = {}
+
+    with log.stage("posterior", progress):
+        sample = posterior.sample_posterior(result, n_proposals=settings.posterior_proposals,
+                                            n_samples=settings.posterior_samples, seed=config.seed)
+        rows = posterior.prior_posterior_table(result, sample)
+        summary["posterior"] = {
+            "method": sample.method, "n_samples": sample.n_samples, "sir_ess": sample.ess,
+            "warning": sample.warning, "runtime_s": sample.runtime_s,
+            "prior_posterior": rows}
+        priors = {f.field: f.prior for f in result.spec.estimated if f.prior is not None}
+        units = {name: data.life_history[name].unit for name in sample.natural if name in data.life_history}
+        figures["prior_posterior"] = plots.plot_prior_posterior(rows, sample.natural, priors, units)
+    dataset = fit_dataset(result, draws=sample.theta, seed=config.seed)
+    dataset = dataset.assign_coords(posterior_draw=np.arange(sample.theta.shape[0]))
+    dataset["posterior_theta"] = (("posterior_draw", "parameter"), sample.theta)
+    dataset["posterior_theta"].attrs.update(units="1",
+                                            long_name=f"posterior draws of theta ({sample.method})")
+    summary["posterior_predictive"] = posterior_predictive(result, sample.theta)
+    figures["fit"] = plots.plot_fit(dataset)
+    figures["recruitment"] = plots.plot_recruitment(dataset)
+    figures["depletion"] = plots.plot_depletion(dataset)
+
+    with log.stage("diagnostics", progress):
+        summary["diagnostics"] = {}
+        res = diagnostics.residuals(result)
+        summary["diagnostics"]["residuals"] = res.to_dict()
+        figures["residuals"] = plots.plot_residuals(res.table.year.values,
+                                                    res.table["standardised_residual"].values,
+                                                    runs_p_value=res.runs.p_value)
+        n_peels = max(settings.retrospective_peels, settings.hindcast_peels)
+        fits = diagnostics.peel_fits(data, options, n_peels, full=result) if n_peels else {}
+        if settings.retrospective_peels:
+            retro = diagnostics.retrospective(data, options, settings.retrospective_peels, full=result,
+                                              fits=fits)
+            summary["diagnostics"]["retrospective"] = retro.to_dict()
+            figures["retrospective"] = plots.plot_retrospective(
+                retro.trajectories["biomass_t"], rho=retro.mohns_rho.get("biomass_t"))
+        if settings.hindcast_peels:
+            hind = diagnostics.hindcast(data, options, settings.hindcast_peels, fits=fits)
+            summary["diagnostics"]["hindcast"] = hind.to_dict()
+        if settings.profile_points:
+            prof = diagnostics.profile(result.spec, "unfished_biomass_t", start=result,
+                                       n_values=settings.profile_points)
+            summary["diagnostics"]["profile_unfished_biomass"] = prof.to_dict()
+            figures["profile"] = plots.plot_profile(prof.table)
+        if settings.self_test_replicates:
+            selftest = diagnostics.self_test(result, settings.self_test_replicates, seed=config.seed)
+            summary["diagnostics"]["self_test"] = selftest.to_dict()
+
+    with log.stage("attribution", progress):
+        table = attribution.attribution_table(result.spec, sample.theta)
+        summary["attribution"] = attribution.attribution_rows(table)
+        figures["attribution"] = plots.plot_attribution(table)
+    dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
+                         data_sha256=data.sha256, data_directory=str(data.directory), seed=config.seed,
+                         fit_converged=int(result.converged))
+    return FitArtifacts(result, dataset, summary, sample.theta, figures)
+
+
+def fit_summary(result: FitResult) -> dict[str, Any]:
+    """The fit.json core: convergence, NLL, AIC, estimates with standard errors."""
+    spec = result.spec
+    n_obs = len(spec.observations.year)
+    k = len(spec.estimated)
+    names = result.parameter_names
+    se = result.std_errors
+    parameters = {name: {"estimate": float(result.theta[i]), "std_error": _float(se[i]),
+                         "scale": "estimation"} for i, name in enumerate(names)}
+    natural = {name: {"estimate": v["estimate"], "std_error": _float(v["std_error"])}
+               for name, v in result.natural_estimates().items()}
+    return {
+        "carpmodel_version": __version__,
+        "converged": bool(result.converged),
+        "max_abs_gradient": result.max_abs_gradient,
+        "worst_gradient_parameter": result.worst_gradient_parameter,
+        "hessian_positive_definite": bool(result.hessian_positive_definite),
+        "hessian_condition_number": _float(result.condition_number),
+        "nll": result.nll,
+        "nll_components": result.nll_components,
+        "aic": result.aic,
+        "aicc_data": _aicc(result.nll_components.get("biomass", np.nan), k, n_obs),
+        "n_parameters": result.n_parameters,
+        "n_fixed_effects": k,
+        "n_observations": n_obs,
+        "runtime_s": result.runtime_s,
+        "multistart_nll": list(result.multistart_nll),
+        "multistart_agree": result.multistart_agree,
+        "optimizer": result.optimizer,
+        "warnings": list(result.warnings),
+        "parameters": parameters,
+        "natural_parameters": natural,
+    }
+
+
+def _aicc(nll_data: float, k: int, n: int) -> float | None:
+    if n - k - 1 <= 0:
+        return None
+    return float(2 * nll_data + 2 * k + 2 * k * (k + 1) / (n - k - 1))
+
+
+def _float(x: Any) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def posterior_predictive(result: FitResult, thetas: np.ndarray) -> dict[str, Any]:
+    """Reported quantities the fit does not use, against their posterior predictive intervals.
+
+    Numbers of survey-age fish at the end of 2022 (reported 555 million) and the mean length
+    and weight of the survey-age fish at the end of 2024 (reported 27.64 cm, 262.39 g).
+    """
+    spec = result.spec
+    state, u = predict(spec, thetas, keep_numbers=True)
+    amin = spec.base.survey_min_age_yr
+    out: dict[str, Any] = {}
+
+    def end_of_year(year: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if year == spec.years[-1]:
+            numbers, length_state = state.final_numbers, state.final_length_state_cm
+            body = np.maximum(length_state, np.asarray(u.params.hatch_length_cm)[..., None, None])
+        elif year in spec.years[:-1]:
+            i = int(np.searchsorted(spec.years, year)) + 1
+            numbers, body = state.numbers[..., i, :, :], state.length_cm[..., i, :, :]
+        else:
+            return None
+        return numbers[..., amin + 1:], body[..., amin + 1:]
+
+    checks = (("numbers_fish", 2022, 555e6, "fish"), ("mean_length_cm", 2024, 27.64, "cm"),
+              ("mean_weight_g", 2024, 262.39, "g"))
+    for name, year, reported, unit in checks:
+        got = end_of_year(year)
+        if got is None:
+            continue
+        numbers, body = got
+        total = numbers.sum(axis=(-2, -1))
+        if name == "numbers_fish":
+            values = total
+        elif name == "mean_length_cm":
+            values = (numbers * body).sum(axis=(-2, -1)) / total
+        else:
+            weight = weight_g(body, np.asarray(u.params.lw_a)[..., None, None],
+                              np.asarray(u.params.lw_b)[..., None, None])
+            values = (numbers * weight).sum(axis=(-2, -1)) / total
+        lo, mid, hi = np.quantile(values, [0.025, 0.5, 0.975])
+        out[name] = {"year": year, "reported": reported, "unit": unit, "median": float(mid),
+                     "lower_95": float(lo), "upper_95": float(hi),
+                     "reported_inside_95": bool(lo <= reported <= hi)}
+    return out
+
+
+def write_fit(artifacts: FitArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
+    """fit.json, fit.nc and the fit figures (PNG, and SVG on request)."""
+    log.wrote(write_json_atomic(out / "fit.json", artifacts.summary))
+    log.wrote(write_netcdf_atomic(artifacts.dataset, out / "fit.nc"))
+    write_figures(artifacts.figures, out / "figures", log, svg=svg)
+
+
+def write_figures(figures: dict[str, Any], directory: Path, log: RunLog, *, svg: bool = False) -> None:
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures.items():
+        log.wrote(write_figure_atomic(fig, directory / f"{name}.png", dpi=110))
+        if svg:
+            log.wrote(write_figure_atomic(fig, directory / f"{name}.svg"))
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------- reading a fit back
+
+
+@dataclass(frozen=True)
+class LoadedFit:
+    """A fit read from a fit directory: the result rebuilt on its data, and its posterior draws."""
+
+    result: FitResult
+    config: RunConfig
+    data: Any
+    posterior_theta: np.ndarray | None
+
+
+def load_fit(fit_dir: str | Path, data_dir: str | Path | None = None) -> LoadedFit:
+    """Rebuild a FitResult from ``fit_dir/fit.nc`` (its config, data and estimates)."""
+    from carpmodel.inputs import load_data
+
+    path = Path(fit_dir) / "fit.nc"
+    if not path.is_file():
+        raise FitError(f"{path}: no fit.nc here; run `carpmodel fit --out {fit_dir}` first")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        ds = ds.load()
+    config = from_mapping(RunConfig, tomllib.loads(ds.attrs["config_toml"]), f"{path} (config_toml)")
+    data = load_data(data_dir or ds.attrs["data_directory"])
+    if data.sha256 != ds.attrs.get("data_sha256"):
+        warnings.warn(f"{path}: the data directory changed since the fit (sha256 differs)", stacklevel=2)
+    spec = build_spec(data, fit_options(config))
+    names = tuple(str(n) for n in ds.parameter.values)
+    if names != spec.parameter_names:
+        raise FitError(f"{path}: its parameters do not match the rebuilt model "
+                       f"({len(names)} vs {len(spec.parameter_names)})")
+    theta = ds["theta"].values
+    covariance = ds["covariance"].values
+    covariance = None if not np.all(np.isfinite(covariance)) else covariance
+    _, gradient = batched_gradient(spec, theta)
+    components = {k: float(v) for k, v in nll_components(spec, theta).items()}
+    hessian = np.linalg.inv(covariance) if covariance is not None else np.full((theta.size,) * 2, np.nan)
+    result = FitResult(spec=spec, theta=theta, parameter_names=names, nll=sum(components.values()),
+                       nll_components=components, gradient=gradient[0], hessian=hessian,
+                       covariance=covariance, converged=bool(ds.attrs.get("fit_converged", 0)),
+                       hessian_positive_definite=covariance is not None,
+                       condition_number=float(np.linalg.cond(hessian)) if covariance is not None else np.inf,
+                       optimizer={"method": "read from fit.nc"}, runtime_s=0.0)
+    posterior_theta = ds["posterior_theta"].values if "posterior_theta" in ds else None
+    return LoadedFit(result, config, data, posterior_theta)
+
+
+def json_dump(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=float)
+
+
+def with_seed(config: RunConfig, seed: int | None) -> RunConfig:
+    return config if seed is None else replace(config, seed=seed)
+
+
+# --------------------------------------------------------------------------- projection stage
+
+
+@dataclass(frozen=True)
+class ProjectionArtifacts:
+    """A projection, its metrics and figures."""
+
+    dataset: xr.Dataset
+    metrics: xr.Dataset
+    rows: list[dict[str, Any]]
+    figures: dict[str, Any]
+
+
+def resolve_path(path: str) -> Path:
+    """A relative path against the working directory, else against the carpmodel checkout."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return Path(__file__).resolve().parents[1] / candidate
+
+
+def projection_setup(loaded: LoadedFit, config: RunConfig, **overrides: Any) -> Any:
+    """The ProjectionSetup of a run config: strategies, climate forcing, draws, seed."""
+    from carpmodel.forcing import ClimateForcing
+    from carpmodel.projection import strategy_setup
+    from carpmodel.releases import load_strategies
+
+    settings = config.projection
+    strategy_set = load_strategies(resolve_path(settings.strategies))
+    forcing_options: dict[str, Any] = {"scenario_names": tuple(settings.scenarios),
+                                       "beyond_series": settings.beyond_series}
+    if settings.effects == "none":
+        forcing_options["effects"] = ()
+    forcing = ClimateForcing.from_data(loaded.data, **forcing_options)
+    posterior_theta = loaded.posterior_theta if settings.parameter_draws == "posterior" else None
+    options = dict(scenario_names=tuple(settings.scenarios), build_multipliers=forcing,
+                   first_year=settings.first_year, last_year=settings.last_year,
+                   n_draws=settings.draws, seed=config.seed, survey_cv=settings.survey_cv,
+                   chunk_draws=settings.chunk_draws, posterior_theta=posterior_theta)
+    options.update(overrides)
+    return strategy_setup(strategy_set, loaded.result.spec.base.n_age, **options)
+
+
+def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
+                  progress: Progress) -> ProjectionArtifacts:
+    """Project every strategy × scenario, summarise into metrics, draw the figures."""
+    from carpmodel import plotting as plots
+    from carpmodel.metrics import metrics_table, strategy_metrics
+    from carpmodel.projection import project
+
+    settings = config.projection
+    with log.stage("projection", progress):
+        setup = projection_setup(loaded, config)
+        dataset = project(loaded.result, setup)
+        dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
+                             data_sha256=loaded.data.sha256, effects=settings.effects,
+                             effects_note="temperature effects are assumed (no species data); "
+                                          "their defaults set the sign of the scenario differences")
+    with log.stage("metrics", progress):
+        years = tuple(y for y in settings.metric_years if settings.first_year <= y <= settings.last_year)
+        metrics = strategy_metrics(dataset, years=years or (settings.last_year,),
+                                   limit_fraction=settings.limit_fraction,
+                                   cost_year=min(2050, settings.last_year))
+        rows = metrics_table(metrics)
+    figures: dict[str, Any] = {}
+    scenario = "ssp245" if "ssp245" in settings.scenarios else settings.scenarios[0]
+    figures["projection_fan"] = plots.plot_fan(dataset, "biomass_t", scenario=scenario)
+    figures["projection_scenarios"] = plots.plot_scenarios(dataset, strategy="status_quo"
+                                                           if "status_quo" in dataset.strategy else None)
+    figures["strategy_comparison"] = plots.plot_strategy_comparison(metrics, scenario=scenario)
+    figures["hatchery_fraction"] = plots.plot_fan(dataset, "hatchery_fraction_ssb", scenario=scenario)
+    return ProjectionArtifacts(dataset, metrics, rows, figures)
+
+
+def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
+    """projection.nc, metrics.csv and the projection figures."""
+    from carpmodel.outputs import write_csv_atomic
+
+    log.wrote(write_netcdf_atomic(artifacts.dataset, out / "projection.nc"))
+    rows = artifacts.rows
+    header = list(rows[0].keys())
+    log.wrote(write_csv_atomic(out / "metrics.csv", header, [[row[k] for k in header] for row in rows]))
+    write_figures(artifacts.figures, out / "figures", log, svg=svg)
