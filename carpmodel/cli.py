@@ -215,6 +215,36 @@ def _project(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from carpmodel.pipeline import Progress, RunLog, run_all
+
+    config = load_config(args.config_file) if args.config_file else default_config()
+    if args.seed is not None:
+        config = replace(config, seed=args.seed)
+    data_directory = _data_directory(args.data, config)
+    protected = [data_directory, BUNDLED_DATA_DIRECTORY]
+    check_output_dir(args.out, args.force, protected)
+    data = load_data(data_directory)
+    for note in data.notes:
+        _note(note)
+    out = prepare_output_dir(args.out, args.force, protected)
+    log = RunLog()
+    try:
+        record = run_all(data, config, out, log, Progress(None if not args.quiet else False), svg=args.svg,
+                         config_path=args.config_file)
+    except BaseException:
+        done = ", ".join(log.stages) or "none"
+        print(f"carpmodel: run stopped; stages completed: {done}; every file written is complete "
+              f"(see {out / 'run.json'})", file=sys.stderr)
+        raise
+    print(f"wrote {len(log.outputs)} files to {out} in {record['total_s']:.0f} s "
+          f"(stages: {', '.join(f'{k} {v:.1f} s' for k, v in record['timings_s'].items())})")
+    print(f"report: {out / 'report.html'}")
+    for warning in log.warnings:
+        _note(warning)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -283,6 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
                              help="run on a dask.distributed scheduler ('local' starts a LocalCluster)")
     _common_output_options(project_cmd)
     project_cmd.set_defaults(handler=_project)
+
+    run_cmd = commands.add_parser(
+        "run", help="the main job: fit, diagnostics, projections, strategies, climate sensitivity, report")
+    run_cmd.add_argument("config_file", nargs="?", metavar="CONFIG.toml",
+                         help="run config (default: the bundled defaults; see `carpmodel config "
+                              "--show-defaults`)")
+    run_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
+    run_cmd.add_argument("--seed", type=int, metavar="S", help="seed (default: the config's)")
+    _common_output_options(run_cmd)
+    run_cmd.set_defaults(handler=_run)
     return parser
 
 
@@ -309,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).splitlines())
         print(f"carpmodel: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("carpmodel: interrupted", file=sys.stderr)
+        return 130
     except Exception:
         traceback.print_exc()
         print("carpmodel: internal error (traceback above); please report it", file=sys.stderr)

@@ -47,6 +47,7 @@ __all__ = [
     "DiagnosticsSettings",
     "FitSettings",
     "ProjectionSettings",
+    "SensitivitySettings",
     "ModelOptions",
     "RunConfig",
     "SimulateOptions",
@@ -229,6 +230,21 @@ class ProjectionSettings:
 
 
 @dataclass(frozen=True)
+class SensitivitySettings:
+    """Climate sensitivity sweep (``[sensitivity]``): warming by 2100 × effect strength; draws 0
+    switches it off."""
+
+    draws: int = 100
+    warming_levels_c: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
+    heatmap_effect: Literal["recruitment", "growth", "natural_mortality", "maturity"] = "recruitment"
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if len(self.warming_levels_c) < 2:
+            raise ConfigError("sensitivity.warming_levels_c: expected at least two levels")
+
+
+@dataclass(frozen=True)
 class SimulateOptions:
     """Years of ``carpmodel simulate`` (engine at default parameters), inclusive."""
 
@@ -255,6 +271,7 @@ class RunConfig:
     fit: FitSettings = field(default_factory=FitSettings)
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
     projection: ProjectionSettings = field(default_factory=ProjectionSettings)
+    sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
     simulate: SimulateOptions = field(default_factory=SimulateOptions)
 
     def __post_init__(self) -> None:

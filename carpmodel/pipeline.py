@@ -260,14 +260,12 @@ def write_fit(artifacts: FitArtifacts, out: Path, log: RunLog, *, svg: bool = Fa
 
 
 def write_figures(figures: dict[str, Any], directory: Path, log: RunLog, *, svg: bool = False) -> None:
-    import matplotlib.pyplot as plt
-
+    """PNG (and SVG) files of ``figures``; the figures stay open (the report embeds them)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
         log.wrote(write_figure_atomic(fig, directory / f"{name}.png", dpi=110))
         if svg:
             log.wrote(write_figure_atomic(fig, directory / f"{name}.svg"))
-        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- reading a fit back
@@ -408,3 +406,174 @@ def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, 
     header = list(rows[0].keys())
     log.wrote(write_csv_atomic(out / "metrics.csv", header, [[row[k] for k in header] for row in rows]))
     write_figures(artifacts.figures, out / "figures", log, svg=svg)
+
+
+# --------------------------------------------------------------------------- the main job
+
+
+#: the stages of `carpmodel run`, in order
+RUN_STAGES = ("fit", "posterior", "diagnostics", "attribution", "projection", "metrics", "sensitivity",
+              "report")
+
+
+def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Progress, *,
+            svg: bool = False, config_path: str | None = None) -> dict[str, Any]:
+    """The full analysis into ``out`` (which must exist): every stage writes as soon as it is done.
+
+    Returns the run record (also written as run.json, also when a stage fails or the run is
+    interrupted, with the stages that completed).
+    """
+    started = time.perf_counter()
+    record: dict[str, Any] = {"status": "running", "config_file": config_path}
+    try:
+        artifacts = fit_stage(data, config, log, progress)
+        write_fit(artifacts, out, log, svg=svg)
+        loaded = LoadedFit(artifacts.result, config, data, artifacts.posterior_theta)
+        projection = project_stage(loaded, config, log, progress)
+        write_projection(projection, out, log, svg=svg)
+        sensitivity = sensitivity_stage(loaded, config, log, progress)
+        if sensitivity is not None:
+            log.wrote(write_netcdf_atomic(sensitivity[0], out / "sensitivity.nc"))
+            write_figures(dict(sensitivity[1]), out / "figures", log, svg=svg)
+        with log.stage("report", progress):
+            figures = {**artifacts.figures, **projection.figures,
+                       **(dict(sensitivity[1]) if sensitivity is not None else {})}
+            html_text = report_html(artifacts, projection, sensitivity, config)
+            from carpmodel.outputs import write_text_atomic
+
+            log.wrote(write_text_atomic(out / "report.html", html_text))
+            _close(figures)
+        record["status"] = "complete"
+    except BaseException as exc:
+        record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        record.update(_run_record(config, log, time.perf_counter() - started))
+        log.wrote(write_json_atomic(out / "run.json", record))
+    return record
+
+
+def _close(figures: dict[str, Any]) -> None:
+    import matplotlib.pyplot as plt
+
+    for fig in figures.values():
+        plt.close(fig)
+
+
+def _run_record(config: RunConfig, log: RunLog, elapsed_s: float) -> dict[str, Any]:
+    from importlib import metadata
+
+    versions = {}
+    for package in ("numpy", "scipy", "statsmodels", "xarray", "matplotlib", "h5netcdf", "h5py", "dask",
+                    "distributed"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"carpmodel_version": __version__, "python": sys.version.split()[0], "dependencies": versions,
+            "seed": config.seed, "config_sha256": config_sha256(config), "config_toml": to_toml(config),
+            "stages_completed": list(log.stages), "timings_s": dict(log.stages),
+            "total_s": round(elapsed_s, 3), "outputs": list(log.outputs), "warnings": list(log.warnings)}
+
+
+def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
+                      progress: Progress) -> tuple[xr.Dataset, dict[str, Any]] | None:
+    """Climate sensitivity sweep (warming × effect strength) with its figures, if configured."""
+    settings = config.sensitivity
+    if settings.draws == 0:
+        return None
+    from carpmodel import sensitivity as sens
+
+    with log.stage("sensitivity", progress):
+        ds = sens.climate_sensitivity(loaded.result, loaded.data,
+                                      warming_levels_c=tuple(settings.warming_levels_c),
+                                      n_draws=settings.draws, seed=config.seed)
+        figures = {"sensitivity_lines": sens.plot_sensitivity_lines(ds, 2100),
+                   "sensitivity_heatmap": sens.plot_sensitivity_heatmap(ds, 2100, settings.heatmap_effect)}
+    return ds, figures
+
+
+def report_html(fit_art: FitArtifacts, projection: ProjectionArtifacts,
+                sensitivity: tuple[xr.Dataset, dict[str, Any]] | None, config: RunConfig) -> str:
+    """report.html: the fitted model, diagnostics, attribution, projections, strategies, climate."""
+    from carpmodel import report
+
+    s = fit_art.summary
+    figures = {**fit_art.figures, **projection.figures, **(sensitivity[1] if sensitivity else {})}
+    post_rows = s.get("posterior", {}).get("prior_posterior", [])
+    estimate_cols = [c for c in ("parameter", "prior", "prior_mean", "prior_sd", "posterior_median",
+                                 "posterior_lower_95", "posterior_upper_95", "sd_ratio", "verdict")
+                     if not post_rows or c in post_rows[0]]
+    status = (f"<p>Converged: <b>{s['converged']}</b>; largest |gradient| {s['max_abs_gradient']:.2g} "
+              f"({html_escape(s['worst_gradient_parameter'])}); Hessian positive definite: "
+              f"{s['hessian_positive_definite']}; NLL {s['nll']:.3f}; "
+              f"{s['n_observations']} biomass observations, {s['n_fixed_effects']} estimated parameters "
+              f"plus {s['n_parameters'] - s['n_fixed_effects']} recruitment deviations.</p>")
+    warnings_html = "".join(f"<p class='note'>{html_escape(w)}</p>" for w in s.get("warnings", []))
+    diag = s.get("diagnostics", {})
+    diag_rows = _diagnostic_rows(diag, s.get("posterior_predictive", {}))
+    scenario = "ssp245" if "ssp245" in config.projection.scenarios else config.projection.scenarios[0]
+    metric_cols = [c for c in ("strategy", "biomass_median_t_2050", "biomass_median_t_2100",
+                               "biomass_gain_median_t_2050", "biomass_gain_lower_t_2050",
+                               "biomass_gain_upper_t_2050", "cost_total_median", "cost_per_t_gained",
+                               "added_window_survivors_per_million_released_median",
+                               "p_ssb_below_limit_dynamic_any", "total_catch_median_t")
+                   if c in projection.rows[0]]
+    metric_rows = [r for r in projection.rows if r["scenario"] == scenario]
+    caveat = ("<p class='note'>Almost every life-history value is an assumption (see data/SOURCES.md), "
+              "the survey CVs are assumed, and the temperature series and all temperature effects are "
+              "assumptions: scenario differences follow from those assumed effects. The biomass record "
+              "does not inform release survival (posterior ≈ prior), nor whether releases add fish or "
+              "replace wild ones (set by the density-dependence window and its strength).</p>")
+    sections = [
+        ("The fitted model", status + warnings_html + report.table(post_rows, estimate_cols),
+         ["fit", "recruitment", "depletion", "prior_posterior"]),
+        ("Diagnostics", report.table(diag_rows, ["diagnostic", "value", "note"]),
+         ["residuals", "retrospective", "profile"]),
+        ("What explains the recovery", report.table(s.get("attribution", []), _attribution_columns(s)),
+         ["attribution"]),
+        ("Projections under climate scenarios", caveat, ["projection_scenarios", "projection_fan"]),
+        (f"Release strategies ({scenario})", report.table(metric_rows, metric_cols),
+         ["strategy_comparison", "hatchery_fraction"]),
+        ("Climate sensitivity", "", ["sensitivity_lines", "sensitivity_heatmap"]),
+    ]
+    return report.render("carpmodel: Qinghai Lake naked carp", sections, figures)
+
+
+def html_escape(text: Any) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+def _attribution_columns(summary: dict[str, Any]) -> list[str]:
+    rows = summary.get("attribution", [])
+    wanted = ("quantity", "median", "lower_90", "upper_90", "units", "long_name")
+    return [c for c in wanted if rows and c in rows[0]]
+
+
+def _diagnostic_rows(diag: dict[str, Any], predictive: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    runs = diag.get("residuals", {}).get("runs", {})
+    if runs:
+        rows.append({"diagnostic": "runs test p-value", "value": runs.get("p_value"),
+                     "note": "passes at 5 %" if runs.get("passed") else "fails at 5 %"})
+    for name, value in diag.get("retrospective", {}).get("mohns_rho", {}).items():
+        rows.append({"diagnostic": f"Mohn's rho ({name})", "value": value, "note": "|ρ| < 0.2 rule of thumb"})
+    hind = diag.get("hindcast", {})
+    for key in ("mase_persistence", "mase_drift"):
+        if key in hind:
+            rows.append({"diagnostic": f"hindcast MASE vs {key.split('_')[1]}", "value": hind[key],
+                         "note": "< 1: the model predicts better than the naive forecast"})
+    summary = diag.get("self_test", {}).get("summary", {})
+    for quantity, values in (summary.items() if isinstance(summary, dict) else []):
+        if isinstance(values, dict) and "coverage" in values:
+            rows.append({"diagnostic": f"self-test 95 % coverage ({quantity})", "value": values["coverage"],
+                         "note": f"MC SE {values.get('coverage_mc_se', float('nan')):.2g}"})
+    for name, check in predictive.items():
+        rows.append({"diagnostic": f"posterior predictive {name} ({check['year']})",
+                     "value": check["median"],
+                     "note": f"reported {check['reported']:g} {check['unit']}; 95 % "
+                             f"{check['lower_95']:.3g}–{check['upper_95']:.3g}"})
+    return rows

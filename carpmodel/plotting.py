@@ -17,6 +17,10 @@ from matplotlib.figure import Figure  # noqa: E402
 
 #: quantiles of the 90 % band drawn around projected medians
 BAND = (0.05, 0.95)
+#: short axis labels of projected variables
+LABELS = {"biomass_t": "Biomass", "ssb_t": "Spawning biomass", "catch_t": "Catch",
+          "hatchery_fraction_ssb": "Hatchery-origin share of SSB",
+          "hatchery_fraction_biomass": "Hatchery-origin share of biomass", "recruits": "Recruits"}
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.2)) -> tuple[Figure, Axes]:
@@ -152,7 +156,7 @@ def plot_fan(ds: xr.Dataset, variable: str = "biomass_t", *, ax: Axes | None = N
         ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
                         color=line.get_color(), alpha=0.15)
     ax.set_xlabel("Year")
-    ax.set_ylabel(f"{ds[variable].attrs.get('long_name', variable)} ({unit_label})")
+    ax.set_ylabel(f"{LABELS.get(variable, variable)} ({unit_label})")
     ax.set_title(f"Projection, scenario {scenario}: median and 90 % band")
     ax.legend(fontsize=8)
     return fig
@@ -205,7 +209,7 @@ def plot_scenarios(ds: xr.Dataset, variable: str = "biomass_t", *, strategy: str
         ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
                         color=line.get_color(), alpha=0.12)
     ax.set_xlabel("Year")
-    ax.set_ylabel(f"{ds[variable].attrs.get('long_name', variable)} ({unit_label})")
+    ax.set_ylabel(f"{LABELS.get(variable, variable)} ({unit_label})")
     ax.set_title(f"Climate scenarios, strategy {strategy}: median and 90 % band")
     ax.legend(fontsize=8, title="scenario")
     return fig
