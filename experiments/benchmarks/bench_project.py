@@ -1,0 +1,61 @@
+"""Wall time and peak memory of 10,000 draws × 2025–2100 × 5 scenarios × 6 strategies.
+
+Run: python experiments/benchmarks/bench_project.py [--draws N] [--chunk-draws N]
+Fits the default model first (not timed), then projects the first six strategies of
+experiments/strategies.toml under the five bundled climate scenarios with the default
+temperature effects. Peak memory is the process's peak resident set size (ru_maxrss), which
+includes the interpreter and libraries. Timings are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import warnings
+from pathlib import Path
+
+from carpmodel.fitting import FitOptions, build_spec, fit
+from carpmodel.forcing import ClimateForcing
+from carpmodel.inputs import load_data
+from carpmodel.projection import project, strategy_setup
+from carpmodel.releases import StrategySet, load_strategies
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--draws", type=int, default=10_000)
+    parser.add_argument("--chunk-draws", type=int, default=None)
+    args = parser.parse_args()
+    data = load_data(ROOT / "data")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fit(build_spec(data, FitOptions()), n_starts=1)
+    full = load_strategies(ROOT / "experiments" / "strategies.toml")
+    strategies = StrategySet(full.strategies[:6], full.costs)
+    setup = strategy_setup(strategies, result.spec.base.n_age, n_draws=args.draws,
+                           scenario_names=SCENARIOS, chunk_draws=args.chunk_draws,
+                           build_multipliers=ClimateForcing.from_data(data, scenario_names=SCENARIOS))
+    before = peak_rss_gib()
+    start = time.perf_counter()
+    ds = project(result, setup)
+    if args.chunk_draws:
+        ds = ds.compute()
+    elapsed = time.perf_counter() - start
+    n_traj = len(strategies.strategies) * len(SCENARIOS) * args.draws
+    cells = n_traj * ds.sizes["year"] * result.spec.base.n_age * 2
+    print(f"{args.draws:,} draws x {ds.sizes['year']} years x {len(SCENARIOS)} scenarios x "
+          f"{len(strategies.strategies)} strategies ({', '.join(strategies.names)}): "
+          f"{elapsed:.1f} s, peak RSS {peak_rss_gib():.2f} GiB (before projecting {before:.2f} GiB), "
+          f"{cells / elapsed:.3g} cell-updates/s")
+
+
+if __name__ == "__main__":
+    main()
