@@ -182,7 +182,13 @@ class FitSettings:
 
 @dataclass(frozen=True)
 class DiagnosticsSettings:
-    """Sizes of the fit diagnostics (``[diagnostics]``); 0 switches one off."""
+    """Sizes of the fit diagnostics (``[diagnostics]``); 0 switches one off.
+
+    ``model_comparison`` refits Ricker, density-dependence windows 0 and 2 and the other
+    initial states and ranks them by AICc; ``attribution_structures`` refits every
+    release-survival prior × density-dependence window and attributes the recovery for each.
+    Both are off in the default run (each costs several refits) and on in experiments/.
+    """
 
     retrospective_peels: int = 5
     hindcast_peels: int = 5
@@ -191,6 +197,8 @@ class DiagnosticsSettings:
     posterior_samples: int = 2000
     posterior_proposals: int = 20000
     interval_draws: int = 500
+    model_comparison: bool = False
+    attribution_structures: bool = False
 
 
 @dataclass(frozen=True)

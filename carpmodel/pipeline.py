@@ -150,11 +150,18 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
         if settings.self_test_replicates:
             selftest = diagnostics.self_test(result, settings.self_test_replicates, seed=config.seed)
             summary["diagnostics"]["self_test"] = selftest.to_dict()
+        if settings.model_comparison:
+            comparison = diagnostics.compare_models(data, diagnostics.default_variants(options))
+            summary["diagnostics"]["model_comparison"] = comparison.to_dict()
 
     with log.stage("attribution", progress):
         table = attribution.attribution_table(result.spec, sample.theta)
         summary["attribution"] = attribution.attribution_rows(table)
         figures["attribution"] = plots.plot_attribution(table)
+        if settings.attribution_structures:
+            structures = attribution.attribution_across_structures(
+                data, draws_per_fit=min(settings.posterior_samples, 1000), seed=config.seed, options=options)
+            summary["attribution_across_structures"] = attribution.structures_rows(structures)
     dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                          data_sha256=data.sha256, data_directory=str(data.directory), seed=config.seed,
                          fit_converged=int(result.converged))
@@ -382,10 +389,11 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
                              effects_note="temperature effects are assumed (no species data); "
                                           "their defaults set the sign of the scenario differences")
     with log.stage("metrics", progress):
-        years = tuple(y for y in settings.metric_years if settings.first_year <= y <= settings.last_year)
-        metrics = strategy_metrics(dataset, years=years or (settings.last_year,),
-                                   limit_fraction=settings.limit_fraction,
-                                   cost_year=min(2050, settings.last_year))
+        cost_year = min(2050, settings.last_year)
+        years = sorted({y for y in settings.metric_years if settings.first_year <= y <= settings.last_year}
+                       | {cost_year})
+        metrics = strategy_metrics(dataset, years=years, limit_fraction=settings.limit_fraction,
+                                   cost_year=cost_year)
         rows = metrics_table(metrics)
     figures: dict[str, Any] = {}
     scenario = "ssp245" if "ssp245" in settings.scenarios else settings.scenarios[0]
