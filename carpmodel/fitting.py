@@ -30,6 +30,9 @@ GRADIENT_STEP = 1e-5
 HESSIAN_STEP = 1e-4
 #: a fit counts as converged when the largest |gradient| is below this (FIMS uses 1e-2)
 GRADIENT_TOLERANCE = 1e-3
+#: a logit-scale estimate beyond ±this sits on a bound of its range (natural value within
+#: 5e-5 of the range's width from the bound): reported, and the fit is not called converged
+LOGIT_BOUND = 10.0
 #: condition numbers above this are reported as a warning (FIMS threshold)
 CONDITION_WARNING = 1e8
 #: fields whose natural range is (0, 1): estimated on a logit scale
@@ -254,6 +257,8 @@ def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple
             direction = -np.linalg.solve(h, grad[0])
         except np.linalg.LinAlgError:
             break
+        if not np.all(np.isfinite(direction)):
+            break
         for scale in (1.0, 0.5, 0.25, 0.125):
             candidate = theta + scale * direction
             v_new, g_new = batched_gradient(spec, candidate)
@@ -279,7 +284,9 @@ def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: i
         starts.append(s)
     runs = [_minimise(spec, s, max_iter) for s in starts]
     ends = [float(objective(spec, x)) for x, _ in runs]
-    best = int(np.argmin(ends))
+    if not np.any(np.isfinite(ends)):
+        raise FitError("every start ended at a non-finite NLL: the model cannot be evaluated there")
+    best = int(np.nanargmin(np.where(np.isfinite(ends), ends, np.nan)))
     theta, res = runs[best]
     theta, gradient, h = _newton_polish(spec, theta)
     components = {k: float(v) for k, v in nll_components(spec, theta).items()}
@@ -298,8 +305,15 @@ def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: i
         notes.append("the Hessian is not positive definite: no covariance, standard errors undefined")
     elif condition > CONDITION_WARNING:
         notes.append(f"Hessian condition number {condition:.2g} exceeds {CONDITION_WARNING:g}")
-    if n_starts > 1 and float(np.ptp(ends)) >= 1e-3:
+    finite_ends = [e for e in ends if np.isfinite(e)]
+    if n_starts > 1 and float(np.ptp(finite_ends)) >= 1e-3:
         notes.append(f"multi-start optima differ: NLL {', '.join(f'{e:.4f}' for e in ends)}")
+    at_bound = [f.name for i, f in enumerate(spec.estimated)
+                if f.transform == "logit" and abs(theta[i]) > LOGIT_BOUND]
+    if at_bound:
+        converged = False
+        notes.append(f"estimate(s) at a bound of their range: {', '.join(at_bound)} (logit beyond "
+                     f"±{LOGIT_BOUND:g}); the optimum is not interior, so its Hessian says little")
     for note in notes:
         warnings.warn(note, ConvergenceWarning, stacklevel=2)
     return FitResult(

@@ -362,7 +362,20 @@ def hatchery_sample_nll(spec: ModelSpec, state: PopulationState, u: Unpacked) ->
     return -np.sum(np.where(rho > 0, beta_binomial, binomial), axis=-1)
 
 
+#: estimation-scale values beyond ±this (exp(50) ≈ 5e21) are treated as outside the model
+THETA_LIMIT = 50.0
+
+
 def objective(spec: ModelSpec, theta: Any) -> NDArray:
-    """Total NLL (sum of :func:`nll_components`), batch shape of ``theta``; inf if not finite."""
-    total = sum(nll_components(spec, theta).values())
-    return np.where(np.isfinite(total), total, np.inf)
+    """Total NLL (sum of :func:`nll_components`), batch shape of ``theta``.
+
+    Rows that are not finite, lie beyond ±:data:`THETA_LIMIT`, or give a non-finite NLL get
+    ``inf`` (an optimiser or sampler then simply rejects them).
+    """
+    theta = np.asarray(theta, dtype=float)
+    bad = ~np.all(np.isfinite(theta) & (np.abs(theta) <= THETA_LIMIT), axis=-1)
+    if np.any(bad):
+        theta = np.where(bad[..., None], spec.initial_theta(), theta)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        total = sum(nll_components(spec, theta).values())
+    return np.where(np.isfinite(total) & ~bad, total, np.inf)

@@ -1,0 +1,172 @@
+"""Counterfactual hindcasts and the Shapley attribution of the recovery."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+
+from carpmodel.attribution import (
+    FACTORS,
+    SCENARIO_NAMES,
+    attribution_across_structures,
+    attribution_table,
+    ban_year_of,
+    counterfactuals,
+    interaction,
+    shapley_values,
+)
+from carpmodel.fitting import FitOptions, build_spec, fix_parameter
+from carpmodel.inputs import load_data
+from carpmodel.likelihood import predict
+
+
+def _all_coalitions(value) -> dict[frozenset[str], float]:
+    out = {}
+    for mask in range(8):
+        s = frozenset(f for i, f in enumerate(FACTORS) if mask >> i & 1)
+        out[s] = value(s)
+    return out
+
+
+def test_shapley_of_an_additive_game_is_each_factors_own_effect():
+    # additive outcome: 5 + 100·ban + 7·releases − 3·devs. Shapley values equal the one-factor
+    # effects exactly (float rounding only, hence 1e-12) and add up to v(all) − v(none)
+    effect = {"ban": 100.0, "releases": 7.0, "rec_devs": -3.0}
+    v = _all_coalitions(lambda s: 5.0 + sum(effect[f] for f in s))
+    phi = shapley_values(v, FACTORS)
+    for f in FACTORS:
+        assert phi[f] == pytest.approx(effect[f], abs=1e-12)
+    assert sum(phi.values()) == pytest.approx(v[frozenset(FACTORS)] - v[frozenset()], abs=1e-12)
+    assert interaction(v, ("ban", "releases"), fixed_on=("rec_devs",)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_shapley_spreads_interactions_and_shares_sum_to_one():
+    # releases only work with the ban (pure interaction 30), plus main effects; hand result:
+    # φ_ban = 100 + 15, φ_releases = 2 + 15, φ_devs = −4; the shares sum to 1 up to rounding
+    def value(s):
+        return 100.0 * ("ban" in s) + 2.0 * ("releases" in s) - 4.0 * ("rec_devs" in s) + 30.0 * (
+            {"ban", "releases"} <= s)
+
+    v = _all_coalitions(value)
+    phi = shapley_values(v, FACTORS)
+    assert [float(phi[f]) for f in FACTORS] == pytest.approx([115.0, 17.0, -4.0], abs=1e-12)
+    explained = v[frozenset(FACTORS)] - v[frozenset()]
+    assert sum(phi[f] / explained for f in FACTORS) == pytest.approx(1.0, abs=1e-14)
+    assert interaction(v, ("ban", "releases"), fixed_on=("rec_devs",)) == pytest.approx(30.0)
+    assert interaction(v, FACTORS) == pytest.approx(0.0, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- on the engine
+# Any parameter vector will do for these properties: the prior centres plus small perturbations
+# (no fit needed, which keeps the module fast).
+
+
+@pytest.fixture(scope="module")
+def spec_and_thetas():
+    spec = build_spec(load_data("data"), FitOptions())
+    rng = np.random.default_rng(0)
+    base = spec.initial_theta()
+    thetas = base + 0.05 * rng.standard_normal((6, base.size))
+    thetas[:, len(spec.estimated):] = 0.3 * rng.standard_normal((6, len(spec.rec_dev_years)))
+    return spec, thetas
+
+
+def test_fitted_scenario_reproduces_predict_exactly(spec_and_thetas):
+    # the counterfactuals call the engine with the fitted F path instead of the catch; the F
+    # solved from the catch fed back as F must give bit-identical dynamics (guards against
+    # predict and counterfactuals drifting apart)
+    spec, thetas = spec_and_thetas
+    cf = counterfactuals(spec, thetas)
+    state, _ = predict(spec, thetas)
+    fitted = cf.sel(scenario="fitted")
+    np.testing.assert_array_equal(fitted["biomass_t"].values, state.biomass_t)
+    np.testing.assert_array_equal(fitted["hatchery_fraction_biomass"].values,
+                                  state.hatchery_fraction_biomass)
+    assert list(cf["scenario"].values) == list(SCENARIO_NAMES)
+    assert dict(cf.sizes) == {"scenario": 8, "draw": 6, "year": spec.years.size}
+    assert cf["biomass_t"].attrs["units"] == "t"
+
+
+def test_fishing_continued_holds_the_pre_ban_f(spec_and_thetas):
+    spec, thetas = spec_and_thetas
+    cf = counterfactuals(spec, thetas)
+    ban = ban_year_of(spec)
+    assert ban == 2001  # catch.csv: last positive catch in 2000
+    f = cf["f_per_yr"]
+    initial_f = np.exp(thetas[:, spec.parameter_names.index("log_initial_f_per_yr")])
+    after = f.sel(scenario="fishing_continued", year=slice(ban, None)).values
+    np.testing.assert_allclose(after, np.broadcast_to(initial_f[:, None], after.shape), rtol=1e-12)
+    np.testing.assert_array_equal(f.sel(scenario="fitted", year=slice(ban, None)).values, 0.0)
+    np.testing.assert_array_equal(f.sel(year=slice(None, ban - 1)).values,
+                                  np.broadcast_to(f.sel(scenario="fitted", year=slice(None, ban - 1)).values,
+                                                  f.sel(year=slice(None, ban - 1)).shape))
+
+
+def test_batch_result_equals_one_draw_at_a_time(spec_and_thetas):
+    # vectorised over draws: a draw's trajectory must not depend on the others in the batch
+    spec, thetas = spec_and_thetas
+    batch = counterfactuals(spec, thetas)["biomass_t"].values
+    single = counterfactuals(spec, thetas[2])["biomass_t"].values
+    np.testing.assert_allclose(batch[:, 2], single[:, 0], rtol=1e-12)
+
+
+def test_without_releases_the_no_releases_scenario_equals_fitted_exactly(spec_and_thetas):
+    spec, thetas = spec_and_thetas
+    drivers = dataclasses.replace(spec.drivers, release_fish=np.zeros_like(spec.drivers.release_fish))
+    cf = counterfactuals(dataclasses.replace(spec, drivers=drivers), thetas)
+    for name in ("biomass_t", "recruits", "hatchery_fraction_biomass"):
+        np.testing.assert_array_equal(cf[name].sel(scenario="no_releases").values,
+                                      cf[name].sel(scenario="fitted").values)
+
+
+def test_gain_from_releases_vanishes_with_tiny_release_survival(spec_and_thetas):
+    # gain scales with the surviving released fish: at survival 1e-9 it is ~1e-9 of the ~10^3 t
+    # gain at survival 0.3 (so < 1e-3 t); the contrast shows the test can fail
+    spec, thetas = spec_and_thetas
+    i = spec.parameter_names.index("logit_release_survival")
+    tiny = fix_parameter(spec, "release_survival", 1e-9)
+    table = attribution_table(tiny, np.delete(thetas, i, axis=1))
+    gain = table["value"].sel(quantity="gain_from_releases_t").values
+    assert np.all(np.abs(gain) < 1e-3)
+    assert np.all(table["value"].sel(quantity="hatchery_fraction_last").values < 1e-9)
+    assert np.all(np.abs(table["value"].sel(quantity="share_releases").values) < 1e-8)
+    usual = attribution_table(spec, thetas)["value"].sel(quantity="gain_from_releases_t").values
+    assert np.all(usual > 100.0)
+
+
+def test_attribution_shares_sum_to_one_in_every_draw(spec_and_thetas):
+    # Shapley efficiency: exact up to floating-point rounding of sums of ~10^5 t (1e-9)
+    spec, thetas = spec_and_thetas
+    table = attribution_table(spec, thetas)
+    value = table["value"]
+    shares = sum(value.sel(quantity=f"share_{f}").values for f in FACTORS)
+    np.testing.assert_allclose(shares, 1.0, atol=1e-9)
+    parts = value.sel(quantity="baseline_increase_t") + sum(
+        value.sel(quantity=f"shapley_{f}_t") for f in FACTORS)
+    np.testing.assert_allclose(parts.values, value.sel(quantity="increase_t").values, rtol=1e-10)
+    gain = value.sel(quantity="gain_from_releases_t").values
+    for stat in ("lower_95", "lower_90", "median", "upper_90", "upper_95"):
+        assert np.isfinite(table[stat].sel(quantity="share_ban"))
+    assert np.all(table["lower_95"] <= table["lower_90"]) and np.all(table["upper_90"] <= table["upper_95"])
+    np.testing.assert_allclose(gain / value.sel(quantity="biomass_last_t").values,
+                               value.sel(quantity="gain_from_releases_fraction").values)
+
+
+def test_attribution_across_structures_runs_one_structure():
+    # wiring only (one small structure); the full 2 × 3 table takes minutes and is in the report
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = attribution_across_structures(load_data("data"), draws_per_fit=40, seed=1,
+                                           priors=("informative",), windows=(1,), n_proposals=400,
+                                           n_starts=1)
+    assert dict(ds.sizes) == {"release_survival_prior": 1, "dd_window_end_age_yr": 1,
+                              "quantity": ds.sizes["quantity"]}
+    cell = ds.sel(release_survival_prior="informative", dd_window_end_age_yr=1)
+    assert 0.0 <= float(cell["median"].sel(quantity="hatchery_fraction_last")) < 1.0
+    assert 0.0 < float(cell["median"].sel(quantity="release_survival")) < 1.0
+    assert bool(cell["converged"])
+    assert str(cell["sampling_method"].values) == "sir+smc"
+    assert ds["converged"].dtype == bool
