@@ -272,14 +272,17 @@ def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple
     return theta, grad[0], h
 
 
-def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: int = 2000) -> FitResult:
-    """Fit ``spec``: the best of ``n_starts`` optimisations (the first from the priors' centres,
-    the others dispersed around it), polished by Newton steps; never mutates ``spec``."""
+def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: int = 2000,
+        start: NDArray | None = None) -> FitResult:
+    """Fit ``spec``: the best of ``n_starts`` optimisations (the first from ``start`` or the
+    priors' centres, the others dispersed around it), polished by Newton steps; never mutates
+    ``spec``."""
     start_time = time.perf_counter()
     rng = np.random.default_rng(seed)
-    starts = [spec.initial_theta()]
+    first = spec.initial_theta() if start is None else np.asarray(start, dtype=float)
+    starts = [first]
     for _ in range(n_starts - 1):
-        s = spec.initial_theta().copy()
+        s = first.copy()
         s[: len(spec.estimated)] += rng.normal(0.0, 0.5, len(spec.estimated))
         starts.append(s)
     runs = [_minimise(spec, s, max_iter) for s in starts]

@@ -189,6 +189,10 @@ class Prior:
         result = self._scipy.logpdf(x)
         return float(result) if np.ndim(result) == 0 else result
 
+    def ppf(self, q: Any) -> Any:
+        """Quantile function on the natural scale (vectorised over ``q``)."""
+        return self._scipy.ppf(q)
+
     def mean(self) -> float:
         """Return the prior mean on the natural scale."""
         return float(self._scipy.mean())
