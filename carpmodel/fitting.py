@@ -157,7 +157,12 @@ def batched_gradient(spec: ModelSpec, thetas: NDArray,
     m, n = thetas.shape
     offsets = np.concatenate([np.zeros((1, n)), step * np.eye(n), -step * np.eye(n)])
     values = objective(spec, thetas[:, None, :] + offsets[None]).reshape(m, 2 * n + 1)
-    grad = (values[:, 1:n + 1] - values[:, n + 1:]) / (2 * step)
+    centre, plus, minus = values[:, :1], values[:, 1:n + 1], values[:, n + 1:]
+    with np.errstate(invalid="ignore"):
+        central = (plus - minus) / (2 * step)
+        # next to the edge of the model (one side infinite) fall back to a one-sided difference
+        grad = np.where(np.isfinite(plus) & np.isfinite(minus), central,
+                        np.where(np.isfinite(plus), (plus - centre) / step, (centre - minus) / step))
     return values[:, 0], grad
 
 
