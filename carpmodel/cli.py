@@ -245,6 +245,39 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sensitivity(args: argparse.Namespace) -> int:
+    from carpmodel.pipeline import Progress, RunLog, load_fit, sensitivity_stage, write_figures
+
+    loaded = load_fit(args.fit, args.data)
+    config = loaded.config
+    changes = {k: v for k, v in {"draws": args.draws, "power_replicates": args.power_replicates}.items()
+               if v is not None}
+    config = replace(config, sensitivity=replace(config.sensitivity, **changes),
+                     seed=config.seed if args.seed is None else args.seed)
+    if config.sensitivity.draws == 0:
+        raise ConfigError("sensitivity.draws is 0: nothing to do; pass --draws N")
+    protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
+    check_output_dir(args.out, args.force, protected)
+    log = RunLog()
+    ds, figures = sensitivity_stage(loaded, config, log, Progress(None if not args.quiet else False))
+    out = prepare_output_dir(args.out, args.force, protected)
+    log.wrote(write_netcdf_atomic(ds, out / "sensitivity.nc"))
+    write_figures(figures, out / "figures", log, svg=args.svg)
+    for path in log.outputs:
+        print(f"wrote {path}")
+    return 0
+
+
+def _monitoring(args: argparse.Namespace) -> int:
+    from carpmodel.monitoring import run_monitoring
+
+    paths = run_monitoring(args.fit, args.out, data_dir=args.data, force=args.force,
+                           n_replicates=args.replicates, seed=args.seed)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -313,6 +346,28 @@ def build_parser() -> argparse.ArgumentParser:
                              help="run on a dask.distributed scheduler ('local' starts a LocalCluster)")
     _common_output_options(project_cmd)
     project_cmd.set_defaults(handler=_project)
+
+    sens_cmd = commands.add_parser(
+        "sensitivity", help="climate sensitivity: warming × temperature-effect strength → sensitivity.nc")
+    sens_cmd.add_argument("--fit", required=True, metavar="DIR", help="a directory written by `fit`")
+    sens_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the fit's)")
+    sens_cmd.add_argument("--draws", type=int, metavar="N", help="draws (default: the fit's config)")
+    sens_cmd.add_argument("--power-replicates", type=int, metavar="N",
+                          help="also run the power analysis with N replicates per slope")
+    sens_cmd.add_argument("--seed", type=int, metavar="S")
+    _common_output_options(sens_cmd)
+    sens_cmd.set_defaults(handler=_sensitivity)
+
+    mon_cmd = commands.add_parser(
+        "monitoring", help="how many fish to examine for hatchery origin → monitoring.nc, figures")
+    mon_cmd.add_argument("--fit", required=True, metavar="DIR", help="a directory written by `fit`")
+    mon_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the fit's)")
+    mon_cmd.add_argument("--replicates", type=int, default=20, metavar="N",
+                         help="simulated data sets per design (default 20)")
+    mon_cmd.add_argument("--seed", type=int, metavar="S")
+    mon_cmd.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    mon_cmd.add_argument("--force", action="store_true", help="write into DIR even if it exists")
+    mon_cmd.set_defaults(handler=_monitoring)
 
     run_cmd = commands.add_parser(
         "run", help="the main job: fit, diagnostics, projections, strategies, climate sensitivity, report")

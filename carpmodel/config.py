@@ -240,11 +240,15 @@ class ProjectionSettings:
 @dataclass(frozen=True)
 class SensitivitySettings:
     """Climate sensitivity sweep (``[sensitivity]``): warming by 2100 × effect strength; draws 0
-    switches it off."""
+    switches it off. ``temperature_test`` fits with and without an estimated recruitment–
+    temperature slope (ΔAICc; says whether the series is observed, i.e. testable);
+    ``power_replicates`` > 0 runs the power analysis with that many replicates per slope."""
 
     draws: int = 100
     warming_levels_c: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
     heatmap_effect: Literal["recruitment", "growth", "natural_mortality", "maturity"] = "recruitment"
+    temperature_test: bool = True
+    power_replicates: int = 0
 
     def __post_init__(self) -> None:
         check_choices(self)

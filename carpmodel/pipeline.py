@@ -487,11 +487,13 @@ def _run_record(config: RunConfig, log: RunLog, elapsed_s: float) -> dict[str, A
 
 def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
                       progress: Progress) -> tuple[xr.Dataset, dict[str, Any]] | None:
-    """Climate sensitivity sweep (warming × effect strength) with its figures, if configured."""
+    """Climate sensitivity sweep (warming × effect strength) with its figures, if configured;
+    the temperature-effect test and power analysis go into the Dataset's ``tests`` attribute."""
     settings = config.sensitivity
     if settings.draws == 0:
         return None
     from carpmodel import sensitivity as sens
+    from carpmodel.fitting import fit_options
 
     with log.stage("sensitivity", progress):
         ds = sens.climate_sensitivity(loaded.result, loaded.data,
@@ -499,7 +501,25 @@ def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
                                       n_draws=settings.draws, seed=config.seed)
         figures = {"sensitivity_lines": sens.plot_sensitivity_lines(ds, 2100),
                    "sensitivity_heatmap": sens.plot_sensitivity_heatmap(ds, 2100, settings.heatmap_effect)}
+        tests: dict[str, Any] = {}
+        if settings.temperature_test:
+            tests["temperature_effect_test"] = sens.temperature_effect_test(
+                loaded.data, fit_options(config), baseline=loaded.result)
+        if settings.power_replicates:
+            power = sens.power_analysis(loaded.result, loaded.data, n_replicates=settings.power_replicates,
+                                        seed=config.seed)
+            tests["power_analysis"] = {k: (v.item() if hasattr(v, "item") else v)
+                                       for k, v in power.attrs.items()}
+        ds.attrs["tests_json"] = json.dumps(tests, default=_json_default)
     return ds, figures
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def report_html(fit_art: FitArtifacts, projection: ProjectionArtifacts,
