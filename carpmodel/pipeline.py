@@ -150,6 +150,12 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
         if settings.self_test_replicates:
             selftest = diagnostics.self_test(result, settings.self_test_replicates, seed=config.seed)
             summary["diagnostics"]["self_test"] = selftest.to_dict()
+            table = selftest.summary
+            summary["diagnostics"]["self_test_table"] = [
+                {"quantity": str(q), **{name: _float(table[name].sel(quantity=q))
+                                        for name in ("median_relative_bias", "coverage", "coverage_mc_se")
+                                        if name in table}}
+                for q in table["quantity"].values]
         if settings.model_comparison:
             comparison = diagnostics.compare_models(data, diagnostics.default_variants(options))
             summary["diagnostics"]["model_comparison"] = comparison.to_dict()
@@ -594,11 +600,13 @@ def _diagnostic_rows(diag: dict[str, Any], predictive: dict[str, Any]) -> list[d
         if key in hind:
             rows.append({"diagnostic": f"hindcast MASE vs {key.split('_')[1]}", "value": hind[key],
                          "note": "< 1: the model predicts better than the naive forecast"})
-    summary = diag.get("self_test", {}).get("summary", {})
-    for quantity, values in (summary.items() if isinstance(summary, dict) else []):
-        if isinstance(values, dict) and "coverage" in values:
-            rows.append({"diagnostic": f"self-test 95 % coverage ({quantity})", "value": values["coverage"],
-                         "note": f"MC SE {values.get('coverage_mc_se', float('nan')):.2g}"})
+    for row in diag.get("self_test_table", []):
+        se = row.get("coverage_mc_se")
+        bias = row.get("median_relative_bias")
+        rows.append({"diagnostic": f"self-test 95 % coverage ({row['quantity']})",
+                     "value": row.get("coverage"),
+                     "note": (f"MC SE {se:.2g}" if se is not None else "MC SE –")
+                             + (f"; median relative bias {bias:+.1%}" if bias is not None else "")})
     for name, check in predictive.items():
         rows.append({"diagnostic": f"posterior predictive {name} ({check['year']})",
                      "value": check["median"],
