@@ -435,6 +435,26 @@ def from_mapping(cls: type[T], mapping: Any, where: str, *, prefix: str = "") ->
 # --------------------------------------------------------------------------- files
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Parse a UTF-8 TOML file; a missing file, bad bytes or bad TOML raise ConfigError naming it
+    (and the line where known). ``what`` names the kind of file in the message."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: expected UTF-8 text, got invalid bytes") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a TOML run config; keys not given take their defaults.
 
@@ -445,21 +465,7 @@ def load_config(path: str | Path) -> RunConfig:
         unknown key, wrong type or refused value (message names file and dotted key).
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}, line {line}: expected UTF-8 text, got invalid bytes") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    document = read_toml(path, "config file")
     return from_mapping(RunConfig, document, str(path))
 
 

@@ -72,7 +72,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
@@ -83,7 +82,7 @@ import numpy as np
 import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
-from carpmodel.config import from_mapping
+from carpmodel.config import from_mapping, read_toml
 from carpmodel.dynamics import YearControl
 from carpmodel.errors import ConfigError
 from carpmodel.growth import length_at_weight_cm
@@ -539,21 +538,7 @@ def budget_strategy(name: str, budget_per_year: float, options: Sequence[tuple[i
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: strategies file does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read strategies file: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}, line {line}: expected UTF-8 text, got invalid bytes") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return read_toml(path, "strategies file")
 
 
 def _check_keys(table: Any, valid: Sequence[str], where: str, key: str) -> Mapping[str, Any]:
