@@ -170,7 +170,7 @@ class FitSettings:
     use_hatchery_fractions: bool = False
     release_survival_prior: Literal["informative", "flat"] = "informative"
     dd_window_end_age_yr: int | None = None
-    n_starts: int = 3
+    n_starts: int = 2
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -193,9 +193,9 @@ class DiagnosticsSettings:
     retrospective_peels: int = 5
     hindcast_peels: int = 5
     self_test_replicates: int = 20
-    profile_points: int = 9
-    posterior_samples: int = 2000
-    posterior_proposals: int = 20000
+    profile_points: int = 7
+    posterior_samples: int = 1000
+    posterior_proposals: int = 10000
     interval_draws: int = 500
     model_comparison: bool = False
     attribution_structures: bool = False
@@ -247,7 +247,7 @@ class SensitivitySettings:
     draws: int = 100
     warming_levels_c: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
     heatmap_effect: Literal["recruitment", "growth", "natural_mortality", "maturity"] = "recruitment"
-    temperature_test: bool = True
+    temperature_test: bool = False
     power_replicates: int = 0
 
     def __post_init__(self) -> None:

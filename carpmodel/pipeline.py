@@ -132,7 +132,9 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
                                                     res.table["standardised_residual"].values,
                                                     runs_p_value=res.runs.p_value)
         n_peels = max(settings.retrospective_peels, settings.hindcast_peels)
-        fits = diagnostics.peel_fits(data, options, n_peels, full=result) if n_peels else {}
+        # peels are refitted from one start (warm-started from the full fit if that fails)
+        fits = diagnostics.peel_fits(data, replace(options, n_starts=1), n_peels, full=result) \
+            if n_peels else {}
         if settings.retrospective_peels:
             retro = diagnostics.retrospective(data, options, settings.retrospective_peels, full=result,
                                               fits=fits)
@@ -536,8 +538,8 @@ def report_html(fit_art: FitArtifacts, projection: ProjectionArtifacts,
     s = fit_art.summary
     figures = {**fit_art.figures, **projection.figures, **(sensitivity[1] if sensitivity else {})}
     post_rows = s.get("posterior", {}).get("prior_posterior", [])
-    estimate_cols = [c for c in ("parameter", "prior", "prior_mean", "prior_sd", "posterior_median",
-                                 "posterior_lower_95", "posterior_upper_95", "sd_ratio", "verdict")
+    estimate_cols = [c for c in ("parameter", "prior", "prior_mean", "prior_sd", "map_estimate",
+                                 "posterior_median", "lower_95", "upper_95", "sd_ratio", "verdict")
                      if not post_rows or c in post_rows[0]]
     status = (f"<p>Converged: <b>{s['converged']}</b>; largest |gradient| {s['max_abs_gradient']:.2g} "
               f"({html_escape(s['worst_gradient_parameter'])}); Hessian positive definite: "
@@ -565,7 +567,9 @@ def report_html(fit_art: FitArtifacts, projection: ProjectionArtifacts,
          ["fit", "recruitment", "depletion", "prior_posterior"]),
         ("Diagnostics", report.table(diag_rows, ["diagnostic", "value", "note"]),
          ["residuals", "retrospective", "profile"]),
-        ("What explains the recovery", report.table(s.get("attribution", []), _attribution_columns(s)),
+        ("What explains the recovery",
+         report.table([r for r in s.get("attribution", []) if r["quantity"] in ATTRIBUTION_ROWS],
+                      _attribution_columns(s)),
          ["attribution"]),
         ("Projections under climate scenarios", caveat, ["projection_scenarios", "projection_fan"]),
         (f"Release strategies ({scenario})", report.table(metric_rows, metric_cols),
@@ -581,15 +585,22 @@ def html_escape(text: Any) -> str:
     return html.escape(str(text))
 
 
+#: attribution rows shown in the report (fit.json has them all)
+ATTRIBUTION_ROWS = ("increase_t", "share_ban", "share_releases", "share_rec_devs",
+                    "releases_effect_with_ban_t", "releases_effect_without_ban_t", "interaction_total_t",
+                    "hatchery_fraction_last", "gain_from_releases_t", "gain_from_releases_fraction",
+                    "hatchery_minus_gain_t")
+
+
 def _attribution_columns(summary: dict[str, Any]) -> list[str]:
     rows = summary.get("attribution", [])
-    wanted = ("quantity", "median", "lower_90", "upper_90", "units", "long_name")
+    wanted = ("quantity", "median", "lower_90", "upper_90", "lower_95", "upper_95", "units")
     return [c for c in wanted if rows and c in rows[0]]
 
 
 def _diagnostic_rows(diag: dict[str, Any], predictive: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    runs = diag.get("residuals", {}).get("runs", {})
+    runs = diag.get("residuals", {}).get("runs_test", {})
     if runs:
         rows.append({"diagnostic": "runs test p-value", "value": runs.get("p_value"),
                      "note": "passes at 5 %" if runs.get("passed") else "fails at 5 %"})

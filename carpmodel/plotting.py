@@ -107,7 +107,8 @@ def plot_retrospective(peels: xr.DataArray, *, rho: float | None = None, ax: Axe
         ax.plot(line.year, line / (1e3 if units == "t" else 1), label=f"peel {int(peel)}",
                 lw=2 if int(peel) == 0 else 1)
     ax.set_xlabel("Year")
-    ax.set_ylabel(f"{peels.name} ({'thousand t' if units == 't' else units or '1'})")
+    unit_label = "thousand t" if units == "t" else units or "1"
+    ax.set_ylabel(f"{LABELS.get(str(peels.name), peels.name)} ({unit_label})")
     ax.set_title("Retrospective analysis" + (f" (Mohn's ρ = {rho:.3f})" if rho is not None else ""))
     ax.legend(fontsize=7, ncol=2)
     return fig
