@@ -85,7 +85,8 @@ def test_unknown_top_level_key_lists_valid_keys(tmp_path: Path) -> None:
     path = write(tmp_path, "sede = 3\n")
     message = config_error(path)
     assert message == (
-        f"{path}, key sede: unknown key; valid top-level keys: seed, data, model, fit, diagnostics, projection, sensitivity, simulate"
+        f"{path}, key sede: unknown key; valid top-level keys: seed, data, model, fit, diagnostics, "
+        "projection, sensitivity, simulate"
     )
 
 
