@@ -193,7 +193,7 @@ class DiagnosticsSettings:
     retrospective_peels: int = 5
     hindcast_peels: int = 5
     self_test_replicates: int = 20
-    profile_points: int = 7
+    profile_points: int = 5
     posterior_samples: int = 1000
     posterior_proposals: int = 10000
     interval_draws: int = 500
