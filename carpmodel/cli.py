@@ -185,7 +185,8 @@ def _project(args: argparse.Namespace) -> int:
         config = replace(config, seed=args.seed)
     changes = {k: v for k, v in {"draws": args.draws, "first_year": args.first_year,
                                  "last_year": args.last_year, "chunk_draws": args.chunk_draws,
-                                 "strategies": args.strategies}.items() if v is not None}
+                                 "strategies": args.strategies, "effects": args.effects}.items()
+               if v is not None}
     if args.scenarios is not None:
         changes["scenarios"] = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
     try:
@@ -340,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     project_cmd.add_argument("--first-year", type=int, metavar="Y")
     project_cmd.add_argument("--last-year", type=int, metavar="Y")
     project_cmd.add_argument("--seed", type=int, metavar="S")
+    project_cmd.add_argument("--effects", choices=("default", "none"),
+                             help="temperature effects: the assumed defaults, or none (reference)")
     project_cmd.add_argument("--chunk-draws", type=int, metavar="N",
                              help="process draws in chunks of N (dask-backed, bounded memory)")
     project_cmd.add_argument("--scheduler", metavar="ADDRESS",
