@@ -332,8 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     project_cmd = commands.add_parser(
         "project", help="stochastic projections of strategies × scenarios → projection.nc, metrics.csv")
-    project_cmd.add_argument("--fit", required=True, metavar="DIR", help="a directory written by `fit`")
-    project_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the fit's)")
+    _fit_source_options(project_cmd)
     project_cmd.add_argument("--scenarios", metavar="LIST",
                              help="comma-separated climate scenarios, e.g. baseline,ssp245")
     project_cmd.add_argument("--strategies", metavar="FILE", help="strategies TOML")
@@ -352,8 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sens_cmd = commands.add_parser(
         "sensitivity", help="climate sensitivity: warming × temperature-effect strength → sensitivity.nc")
-    sens_cmd.add_argument("--fit", required=True, metavar="DIR", help="a directory written by `fit`")
-    sens_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the fit's)")
+    _fit_source_options(sens_cmd)
     sens_cmd.add_argument("--draws", type=int, metavar="N", help="draws (default: the fit's config)")
     sens_cmd.add_argument("--power-replicates", type=int, metavar="N",
                           help="also run the power analysis with N replicates per slope")
@@ -363,8 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mon_cmd = commands.add_parser(
         "monitoring", help="how many fish to examine for hatchery origin → monitoring.nc, figures")
-    mon_cmd.add_argument("--fit", required=True, metavar="DIR", help="a directory written by `fit`")
-    mon_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the fit's)")
+    _fit_source_options(mon_cmd)
     mon_cmd.add_argument("--replicates", type=int, default=20, metavar="N",
                          help="simulated data sets per design (default 20)")
     mon_cmd.add_argument("--seed", type=int, metavar="S")
@@ -382,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common_output_options(run_cmd)
     run_cmd.set_defaults(handler=_run)
     return parser
+
+
+def _fit_source_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--fit", required=True, metavar="DIR", help="a directory written by `fit`")
+    command.add_argument("--data", metavar="DIR", help="data directory (default: the fit's)")
 
 
 def _common_output_options(command: argparse.ArgumentParser) -> None:
