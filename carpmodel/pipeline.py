@@ -171,7 +171,8 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
                 data, draws_per_fit=min(settings.posterior_samples, 1000), seed=config.seed, options=options)
             summary["attribution_across_structures"] = attribution.structures_rows(structures)
     dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
-                         data_sha256=data.sha256, data_directory=str(data.directory), seed=config.seed,
+                         data_sha256=data.sha256, data_directory=str(Path(data.directory).resolve()),
+                         seed=config.seed,
                          fit_converged=int(result.converged))
     return FitArtifacts(result, dataset, summary, sample.theta, figures)
 
