@@ -190,8 +190,8 @@ class DiagnosticsSettings:
     Both are off in the default run (each costs several refits) and on in experiments/.
     """
 
-    retrospective_peels: int = 5
-    hindcast_peels: int = 5
+    retrospective_peels: int = 3
+    hindcast_peels: int = 3
     self_test_replicates: int = 20
     profile_points: int = 5
     posterior_samples: int = 1000
