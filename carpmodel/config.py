@@ -45,6 +45,7 @@ from carpmodel.errors import ConfigError
 __all__ = [
     "DataOptions",
     "DiagnosticsSettings",
+    "EffectSettings",
     "FitSettings",
     "ProjectionSettings",
     "SensitivitySettings",
@@ -202,6 +203,29 @@ class DiagnosticsSettings:
 
 
 @dataclass(frozen=True)
+class EffectSettings:
+    """One temperature effect declared in a config (``[[projection.effect]]``).
+
+    ``response`` names a response type of :mod:`carpmodel.forcing` and ``parameters`` its
+    fields, e.g. ``{optimum_c = 12.55, width_c = 2.5, reference_c = 12.5}`` for
+    ``thermal_dome``; ``covariate`` is ``temperature_c`` (lake summer surface) or
+    ``spawning_temperature_c`` (the assumed spawning-season river temperature).
+    """
+
+    target: Literal["growth", "natural_mortality", "recruitment", "maturity"]
+    response: Literal["linear", "q10", "arrhenius", "thermal_dome", "logistic"]
+    parameters: Mapping[str, float] = field(default_factory=dict)
+    covariate: Literal["temperature_c", "spawning_temperature_c"] = "temperature_c"
+    lag_years: int = 0
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.lag_years < 0:
+            raise ConfigError(
+                f"projection.effect.lag_years: expected an integer >= 0, got {self.lag_years!r}")
+
+
+@dataclass(frozen=True)
 class ProjectionSettings:
     """Stochastic projections (``[projection]``).
 
@@ -210,7 +234,8 @@ class ProjectionSettings:
     ``parameter_draws`` "posterior" resamples the fit's posterior draws, "normal" draws from the
     normal approximation at the MAP; ``survey_cv`` is the CV of the simulated survey that
     triggered release rules and harvest rules read; ``effects`` "default" applies the assumed
-    temperature effects of carpmodel.forcing.default_effects, "none" switches them off.
+    temperature effects of carpmodel.forcing.default_effects, "none" switches them off; effects
+    declared as ``[[projection.effect]]`` tables replace them.
     """
 
     draws: int = 200
@@ -222,6 +247,7 @@ class ProjectionSettings:
     parameter_draws: Literal["posterior", "normal"] = "posterior"
     survey_cv: float = 0.15
     effects: Literal["default", "none"] = "default"
+    effect: tuple[EffectSettings, ...] = ()
     beyond_series: Literal["hold_last", "mean_of_years", "continue_process"] = "hold_last"
     metric_years: tuple[int, ...] = (2035, 2050, 2100)
     limit_fraction: float = 0.2

@@ -370,7 +370,9 @@ def projection_setup(loaded: LoadedFit, config: RunConfig, **overrides: Any) -> 
     strategy_set = load_strategies(resolve_path(settings.strategies))
     forcing_options: dict[str, Any] = {"scenario_names": tuple(settings.scenarios),
                                        "beyond_series": settings.beyond_series}
-    if settings.effects == "none":
+    if settings.effect:
+        forcing_options["effects"] = tuple(declared_effect(e, i) for i, e in enumerate(settings.effect))
+    elif settings.effects == "none":
         forcing_options["effects"] = ()
     forcing = ClimateForcing.from_data(loaded.data, **forcing_options)
     posterior_theta = loaded.posterior_theta if settings.parameter_draws == "posterior" else None
@@ -380,6 +382,28 @@ def projection_setup(loaded: LoadedFit, config: RunConfig, **overrides: Any) -> 
                    chunk_draws=settings.chunk_draws, posterior_theta=posterior_theta)
     options.update(overrides)
     return strategy_setup(strategy_set, loaded.result.spec.base.n_age, **options)
+
+
+def declared_effect(settings: Any, index: int) -> Any:
+    """A forcing.CovariateEffect from a ``[[projection.effect]]`` table (ConfigError naming it)."""
+    from carpmodel import forcing
+    from carpmodel.errors import ConfigError
+
+    types = {"linear": forcing.Linear, "q10": forcing.Q10, "arrhenius": forcing.Arrhenius,
+             "thermal_dome": forcing.ThermalDome, "logistic": forcing.Logistic}
+    response_type = types[settings.response]
+    where = f"projection.effect[{index}].parameters"
+    try:
+        response = response_type(**dict(settings.parameters))
+    except TypeError as exc:
+        import dataclasses as dc
+
+        valid = ", ".join(f.name for f in dc.fields(response_type))
+        raise ConfigError(f"{where}: {exc}; valid for {settings.response}: {valid}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return forcing.CovariateEffect(target=settings.target, response=response,
+                                   covariate=settings.covariate, lag_years=settings.lag_years)
 
 
 def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
