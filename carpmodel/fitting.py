@@ -19,8 +19,16 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 
 from carpmodel.drivers import historical_drivers
-from carpmodel.errors import ConvergenceWarning, FitError
-from carpmodel.likelihood import Free, ModelSpec, Observations, nll_components, objective
+from carpmodel.errors import ConvergenceWarning, DataError, FitError
+from carpmodel.likelihood import (
+    EFFECT_FIELDS,
+    Covariate,
+    Free,
+    ModelSpec,
+    Observations,
+    nll_components,
+    objective,
+)
 from carpmodel.priors import Prior
 from carpmodel.simulation import default_parameters
 
@@ -39,6 +47,9 @@ CONDITION_WARNING = 1e8
 _FRACTIONS = {"steepness": (0.2, 1.0), "release_survival": (0.0, 1.0),
               "relative_reproductive_success": (0.0, 1.0)}
 
+#: prior of an estimated log-linear temperature-effect slope, 1/degC (assumed: ±2 per degC
+#: covers a tenfold change in the rate over ~1 degC; no species data)
+EFFECT_SLOPE_PRIOR = Prior("normal", {"mean": 0.0, "sd": 1.0})
 #: the dossier's flat prior on acute release survival (§7.3), the alternative to the default Beta
 FLAT_RELEASE_SURVIVAL = Prior("uniform", {"lower": 0.05, "upper": 0.8})
 
@@ -110,8 +121,13 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
         early=obs_year <= early_last if early_last is not None else np.zeros(obs_year.size, bool))
 
     free = []
+    covariate = None
     for name in options.estimate:
         if options.initial_state == "unfished_1956" and name == "initial_f_per_yr":
+            continue
+        if name in EFFECT_FIELDS:
+            free.append(Free(name, "identity", EFFECT_SLOPE_PRIOR, 0.0))
+            covariate = covariate or lake_temperature_covariate(data, years)
             continue
         entry = lh[name] if name in lh else None
         prior = entry.prior if entry is not None else None
@@ -147,7 +163,24 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
     return ModelSpec(base=base, free=tuple(free), years=years, drivers=drivers,
                      observations=observations, rec_dev_years=np.arange(years[0], last_data + 1),
                      b0_prior=b0_entry.prior, upper_bound=upper, hatchery_fractions=hatchery,
-                     penalise_shortfall=options.initial_state != "equilibrium_f")
+                     penalise_shortfall=options.initial_state != "equilibrium_f", covariate=covariate)
+
+
+def lake_temperature_covariate(data: Any, years: NDArray) -> Covariate:
+    """The data's lake temperature on ``years`` with its mean over those years as reference.
+
+    Estimated effects are log-linear, ``exp(b·(T − T_ref))``, so a constant offset between
+    covariates (the assumed spawning-season river temperature is the lake temperature − 4 °C)
+    cancels: one covariate serves every target. Years without a temperature raise DataError.
+    """
+    temperature = data.temperature
+    index = {int(y): float(v) for y, v in zip(temperature.year, temperature.temperature_c, strict=True)}
+    missing = [int(y) for y in years if int(y) not in index]
+    if missing:
+        raise DataError(f"{data.directory / 'temperature.csv'}: no temperature for year(s) {missing}; "
+                        "expected every modelled year when a temperature effect is estimated")
+    values = np.array([index[int(y)] for y in years])
+    return Covariate(values=values, reference=float(values.mean()))
 
 
 def batched_gradient(spec: ModelSpec, thetas: NDArray,

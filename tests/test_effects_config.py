@@ -51,3 +51,17 @@ def test_an_unknown_response_is_refused_when_the_config_loads(tmp_path):
     path.write_text('[[projection.effect]]\ntarget = "growth"\nresponse = "cubic"\n')
     with pytest.raises(ConfigError, match="response"):
         load_config(path)
+
+
+def test_an_estimated_recruitment_temperature_slope_is_declared_in_fit_options():
+    # [fit] estimate = [..., "recruitment_slope_per_c"] adds the slope with its N(0, 1) prior and
+    # the lake temperature as covariate (reference = its mean over the fitted years)
+    from carpmodel.fitting import FitOptions, build_spec
+    from carpmodel.inputs import load_data
+
+    data = load_data("data")
+    base = FitOptions()
+    spec = build_spec(data, FitOptions(estimate=base.estimate + ("recruitment_slope_per_c",)))
+    assert "recruitment_slope_per_c" in spec.parameter_names
+    assert spec.covariate is not None and spec.covariate.values.size == spec.years.size
+    assert spec.covariate.reference == pytest.approx(spec.covariate.values.mean(), rel=1e-12)
