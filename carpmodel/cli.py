@@ -64,6 +64,20 @@ def _data_directory(option: str | None, config: RunConfig) -> Path:
     return directory
 
 
+def _inputs_for(args: argparse.Namespace, config: RunConfig) -> tuple[Any, list[Path]]:
+    """Load the data of a writing command after checking its --out directory (before any work).
+
+    Returns the data and the paths the output must never overwrite (the data directories).
+    """
+    data_directory = _data_directory(args.data, config)
+    protected = [data_directory, BUNDLED_DATA_DIRECTORY]
+    check_output_dir(args.out, args.force, protected)
+    data = load_data(data_directory)
+    for note in data.notes:
+        _note(note)
+    return data, protected
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -90,12 +104,7 @@ def _simulate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise ConfigError(f"--first-year/--last-year: {exc}") from None
     config = replace(config, simulate=years)
-    data_directory = _data_directory(args.data, config)
-    protected = [data_directory, BUNDLED_DATA_DIRECTORY]
-    check_output_dir(args.out, args.force, protected)
-    data = load_data(data_directory)
-    for note in data.notes:
-        _note(note)
+    data, protected = _inputs_for(args, config)
 
     from carpmodel.simulation import simulate_default
 
@@ -138,12 +147,7 @@ def _fit(args: argparse.Namespace) -> int:
     config = _load_run_config(args)
     if args.last_data_year is not None:
         config = replace(config, fit=replace(config.fit, last_data_year=args.last_data_year))
-    data_directory = _data_directory(args.data, config)
-    protected = [data_directory, BUNDLED_DATA_DIRECTORY]
-    check_output_dir(args.out, args.force, protected)
-    data = load_data(data_directory)
-    for note in data.notes:
-        _note(note)
+    data, protected = _inputs_for(args, config)
     log = RunLog()
     artifacts = fit_stage(data, config, log, Progress(None if not args.quiet else False))
     out = prepare_output_dir(args.out, args.force, protected)
@@ -222,12 +226,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config_file) if args.config_file else default_config()
     if args.seed is not None:
         config = replace(config, seed=args.seed)
-    data_directory = _data_directory(args.data, config)
-    protected = [data_directory, BUNDLED_DATA_DIRECTORY]
-    check_output_dir(args.out, args.force, protected)
-    data = load_data(data_directory)
-    for note in data.notes:
-        _note(note)
+    data, protected = _inputs_for(args, config)
     out = prepare_output_dir(args.out, args.force, protected)
     log = RunLog()
     try:
