@@ -56,10 +56,14 @@ from carpmodel.recruitment import (
 
 WILD, HATCHERY = 0, 1
 ORIGINS = ("wild", "hatchery")
-#: bisection steps of the equilibrium solver (interval (0, 1] halves each step: 2^-50 ≈ 1e-15)
-EQUILIBRIUM_BISECTIONS = 50
+#: bisection steps of the equilibrium solver before regula falsi takes over (bracket 1/256)
+EQUILIBRIUM_BISECTIONS = 8
+#: most Illinois regula-falsi steps of the equilibrium solver (it stops at machine precision)
+EQUILIBRIUM_ITERATIONS = 60
 #: fixed-point passes for the plus-group length (its mortality depends on its length weakly)
 PLUS_GROUP_PASSES = 8
+#: the plus-group fixed point stops once its length moves by less than this, cm
+PLUS_GROUP_TOLERANCE_CM = 1e-12
 
 
 @dataclass(frozen=True)
@@ -166,12 +170,12 @@ class PopulationState:
     reference: ReferencePoints
 
 
-def _expand(params: Parameters) -> dict[str, NDArray]:
+def _expand(params: Parameters, dtype: Any = np.float64) -> dict[str, NDArray]:
     """Batched fields with two trailing axes added, ready to broadcast with (origin, age)."""
     out = {}
     for name, value in vars(params).items():
         if name not in STRUCTURAL_FIELDS:
-            out[name] = np.asarray(value)[..., None, None]
+            out[name] = np.asarray(value, dtype=dtype)[..., None, None]
     return out
 
 
@@ -184,11 +188,13 @@ def _window_mask(params: Parameters) -> NDArray:
     return _ages(params) <= np.asarray(params.dd_window_end_age_yr)[..., None, None]
 
 
-def _equilibrium_per_recruit(params: Parameters, f_per_yr: Any, x: NDArray | None):
+def _equilibrium_per_recruit(params: Parameters, f_per_yr: Any):
     """Per-recruit equilibrium schedule for wild fish (shapes (*batch, 1, age)).
 
-    ``x`` is the density-dependent survival factor per window age (None: solve later). Returns
-    lengths, body lengths, weights, maturity, and survival excluding density dependence.
+    Returns length states, weights, maturity, survival excluding density dependence, and
+    end-of-year weights. The plus group's length is a fixed point (its survival depends on its
+    length weakly): iterated on the plus-group column only, at most :data:`PLUS_GROUP_PASSES`
+    times, stopping once it moves by less than :data:`PLUS_GROUP_TOLERANCE_CM`.
     """
     p = _expand(params)
     ages = _ages(params)
@@ -197,14 +203,17 @@ def _equilibrium_per_recruit(params: Parameters, f_per_yr: Any, x: NDArray | Non
     full = np.broadcast_shapes(length_state.shape, f.shape, *(v.shape for v in p.values()))
     length_state = np.broadcast_to(length_state, full).copy()
     k = p["k_per_yr"]
+    decay = np.exp(-k)
     grown_prev = grow_one_year(length_state[..., -2:-1], p["l_inf_cm"], k)
+    survival = _survival_no_dd(p, length_state, f)
     for _ in range(PLUS_GROUP_PASSES):
-        survival = _survival_no_dd(params, p, length_state, f)
         s_plus = survival[..., -1:]
-        decay = np.exp(-k)
-        length_state[..., -1:] = ((1.0 - s_plus) * grown_prev + s_plus * p["l_inf_cm"] * (
-            1.0 - decay)) / (1.0 - s_plus * decay)
-    survival = _survival_no_dd(params, p, length_state, f)
+        plus = ((1.0 - s_plus) * grown_prev + s_plus * p["l_inf_cm"] * (1.0 - decay)) / (1.0 - s_plus * decay)
+        change = np.max(np.abs(plus - length_state[..., -1:]), initial=0.0)
+        length_state[..., -1:] = plus
+        survival[..., -1:] = _survival_no_dd(p, length_state[..., -1:], f)
+        if change <= PLUS_GROUP_TOLERANCE_CM:
+            break
     body = body_length_cm(length_state, p["hatch_length_cm"])
     w = weight_g(body, p["lw_a"], p["lw_b"])
     mat = maturity_at_length(body, p["maturity_l50_cm"], p["maturity_slope_cm"])
@@ -213,7 +222,7 @@ def _equilibrium_per_recruit(params: Parameters, f_per_yr: Any, x: NDArray | Non
     return length_state, w, mat, survival, w_end
 
 
-def _survival_no_dd(params: Parameters, p: dict, length_state: NDArray, f: NDArray) -> NDArray:
+def _survival_no_dd(p: dict, length_state: NDArray, f: NDArray) -> NDArray:
     m = lorenzen_m_per_yr(length_state, l_inf_cm=p["l_inf_cm"], k_per_yr=p["k_per_yr"],
                           m_ref_per_yr=p["m_ref_per_yr"], m_ref_length_cm=p["m_ref_length_cm"],
                           lorenzen_c=p["lorenzen_c"], hatch_length_cm=p["hatch_length_cm"])
@@ -233,7 +242,7 @@ def _numbers_per_recruit(survival: NDArray, window: NDArray, x: NDArray) -> NDAr
 
 def reference_points(params: Parameters) -> ReferencePoints:
     """Unfished spawning biomass, juvenile abundance and survey biomass, and the S–R coefficients."""
-    length_state, w, mat, survival, w_end = _equilibrium_per_recruit(params, 0.0, None)
+    length_state, w, mat, survival, w_end = _equilibrium_per_recruit(params, 0.0)
     window = _window_mask(params)
     gamma = np.asarray(params.dd_strength)[..., None, None]
     x0 = 1.0 / (1.0 + gamma)
@@ -250,17 +259,19 @@ def reference_points(params: Parameters) -> ReferencePoints:
                            biomass0_t=r0 * bpr0, alpha=alpha, beta=beta)
 
 
-def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0) -> tuple[NDArray, NDArray]:
+def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0, *,
+                      reference: ReferencePoints | None = None) -> tuple[NDArray, NDArray]:
     """Start-of-year numbers and length state in equilibrium under a constant F.
 
     Wild fish only (no releases). Solves for the density-dependent survival factor ``x`` of
-    the juvenile window by bisection on ``(0, 1]``: recruitment implied by the window
+    the juvenile window on ``(0, 1]`` (bisection, then regula falsi): recruitment implied by the window
     (``J = J0·(1/x − 1)/γ`` juveniles) must equal the stock–recruit equilibrium at the
     spawning output per recruit that ``x`` and F imply. Returns ``(numbers, length_state_cm)``,
     each ``(*batch, origin, age)``; a stock that cannot persist under F returns zeros.
+    ``reference`` saves recomputing :func:`reference_points` when the caller has them.
     """
-    ref = reference_points(params)
-    length_state, w, mat, survival, _ = _equilibrium_per_recruit(params, f_per_yr, None)
+    ref = reference_points(params) if reference is None else reference
+    length_state, w, mat, survival, _ = _equilibrium_per_recruit(params, f_per_yr)
     window = _window_mask(params)
     gamma = np.asarray(params.dd_strength)[..., None, None]
     j0 = ref.juveniles0[..., None, None]
@@ -278,21 +289,53 @@ def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0) -> tuple[NDArray,
         from_window = j0 * (1.0 / x - 1.0) / safe_gamma / per_recruit
         return from_sr, from_window
 
+    def excess(x: NDArray) -> NDArray:
+        """Relative excess of the window's recruitment over the stock–recruit one (decreasing)."""
+        from_sr, from_window = recruits_both_ways(x)
+        total = from_window + from_sr
+        return np.divide(from_window - from_sr, total, out=np.zeros_like(total), where=total > 0)
+
     shape = np.broadcast_shapes(survival.shape[:-1] + (1,), gamma.shape)
-    lo = np.full(shape, 1e-12)
-    hi = np.ones(shape)
-    for _ in range(EQUILIBRIUM_BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        from_sr, from_window = recruits_both_ways(mid)
-        above = from_window > from_sr
-        lo = np.where(above, mid, lo)
-        hi = np.where(above, hi, mid)
-    x = np.where(gamma > 0, 0.5 * (lo + hi), 1.0)
+    x = np.where(gamma > 0, _decreasing_root(excess, np.full(shape, 1e-12), np.ones(shape)), 1.0)
     recruits = recruits_both_ways(x)[0]
     wild = recruits * _numbers_per_recruit(survival, window, x)
     numbers = np.concatenate([wild, np.zeros_like(wild)], axis=-2)
     length = np.concatenate([length_state, length_state], axis=-2)
     return numbers, np.broadcast_to(length, numbers.shape).copy()
+
+
+def _decreasing_root(g: Any, lo: NDArray, hi: NDArray) -> NDArray:
+    """Root of a decreasing function with ``g(lo) > 0 ≥ g(hi)``, elementwise; ``|g| ≤ 1``.
+
+    :data:`EQUILIBRIUM_BISECTIONS` bisection steps narrow the bracket to 1/256 of its width, then
+    Illinois-modified regula falsi (superlinear, and the bracket is kept) runs until every
+    ``|g| ≤ 1e-14`` or its bracket is narrower than 4e-16 of its upper end (at most
+    :data:`EQUILIBRIUM_ITERATIONS` steps).
+    """
+    for _ in range(EQUILIBRIUM_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        above = g(mid) > 0
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    g_lo, g_hi = g(lo), g(hi)
+    best, g_best = np.where(g_lo < -g_hi, lo, hi), np.minimum(g_lo, -g_hi)
+    last = np.zeros(lo.shape)
+    for _ in range(EQUILIBRIUM_ITERATIONS):
+        if np.all((g_best <= 1e-14) | (hi - lo <= 4e-16 * hi)):
+            break
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
+        x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
+        g_x = g(x)
+        better = np.abs(g_x) < g_best
+        best, g_best = np.where(better, x, best), np.where(better, np.abs(g_x), g_best)
+        above = g_x > 0
+        # Illinois: an end kept twice in a row has its value halved, so both ends move
+        g_lo = np.where(~above & (last < 0), 0.5 * g_lo, g_lo)
+        g_hi = np.where(above & (last > 0), 0.5 * g_hi, g_hi)
+        lo, g_lo = np.where(above, x, lo), np.where(above, g_x, g_lo)
+        hi, g_hi = np.where(above, hi, x), np.where(above, g_hi, g_x)
+        last = np.where(above, 1.0, -1.0)
+    return best
 
 
 def effective_steepness(steepness: Any, dd_strength: Any) -> NDArray:
@@ -331,6 +374,7 @@ def simulate(
     survey_log_errors: Any = None,
     initial_survey_estimate_t: Any = None,
     batch_shape: tuple[int, ...] = (),
+    dtype: Any = np.float64,
 ) -> PopulationState:
     """Run the population forward ``n_years`` years.
 
@@ -370,11 +414,17 @@ def simulate(
     batch_shape : tuple of int
         Extra batch shape to broadcast with (e.g. a strategy axis that only the policy's
         arrays carry).
+    dtype : numpy float dtype
+        Precision of the state arrays and outputs: float64 (default; fits and their finite
+        differences need it) or float32 (projections: half the memory traffic, ~7 significant
+        digits, ample for biomass in tonnes). Reference points and the initial equilibrium
+        are always computed in float64.
     """
     if catch_t is not None and f_per_yr is not None:
         raise ValueError("give catch_t or f_per_yr, not both")
     if release_fish is not None and release_length_cm is None:
         raise ValueError("release_length_cm is required with release_fish")
+    dtype = np.dtype(dtype)
     multipliers = multipliers or ProcessMultipliers()
     batch = _batch_shape(params, (catch_t, 1), (f_per_yr, 1), (release_fish, 2),
                          (release_length_cm, 2), (log_rec_devs, 1), (initial_numbers, 2),
@@ -382,44 +432,61 @@ def simulate(
                          multipliers=multipliers)
     batch = np.broadcast_shapes(batch, tuple(batch_shape))
     n_age = params.n_age
-    p = _expand(params)
+    p = _expand(params, dtype)
     ref = reference_points(params)
     window = _window_mask(params)
-    survey = _ages(params) >= params.survey_min_age_yr
+    survey_age = params.survey_min_age_yr
     rrs = np.stack(np.broadcast_arrays(np.ones_like(p["relative_reproductive_success"]),
                                        p["relative_reproductive_success"]), axis=-2)[..., 0, :]
     gamma = np.asarray(params.dd_strength)
     j0 = ref.juveniles0
     ends = np.asarray(params.dd_window_end_age_yr)
     window_end = int(ends.flat[0]) if np.all(ends == ends.flat[0]) else None
+    release_survival = np.asarray(params.release_survival, dtype=dtype)[..., None]
     age0_length = von_bertalanffy_length_cm(0.0, p["l_inf_cm"], p["k_per_yr"], p["t0_yr"])[..., 0, 0]
+    age0_body = body_length_cm(age0_length, p["hatch_length_cm"][..., 0, 0])
+    age0_weight = weight_g(age0_body, p["lw_a"][..., 0, 0], p["lw_b"][..., 0, 0])
 
     if initial_numbers is None:
-        initial_numbers, initial_length_state_cm = equilibrium_state(params, params.initial_f_per_yr)
+        initial_numbers, initial_length_state_cm = equilibrium_state(params, params.initial_f_per_yr,
+                                                                     reference=ref)
         initial_numbers[..., :, 0] = 0.0
-    numbers = np.broadcast_to(np.asarray(initial_numbers, dtype=float), batch + (2, n_age)).copy()
-    length = np.broadcast_to(np.asarray(initial_length_state_cm, dtype=float),
+    numbers = np.broadcast_to(np.asarray(initial_numbers, dtype=dtype), batch + (2, n_age)).copy()
+    length = np.broadcast_to(np.asarray(initial_length_state_cm, dtype=dtype),
                              batch + (2, n_age)).copy()
 
-    def series() -> NDArray:
-        return np.zeros(batch + (n_years,))
-
-    out = {name: series() for name in (
+    out = {name: np.zeros(batch + (n_years,), dtype) for name in (
         "biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "recruits", "catch_t",
         "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
         "hatchery_fraction_ssb", "hatchery_fraction_numbers", "juvenile_survival_dd",
         "window_survivors", "wild_window_survivors")}
     grid = batch + (n_years, 2, n_age)
-    kept_numbers = np.zeros(grid) if keep_numbers else None
-    kept_length = np.zeros(grid) if keep_numbers else None
-    kept_natural = np.zeros(grid) if keep_flows else None
-    kept_catch = np.zeros(grid) if keep_flows else None
+    kept_numbers = np.zeros(grid, dtype) if keep_numbers else None
+    kept_length = np.zeros(grid, dtype) if keep_numbers else None
+    kept_natural = np.zeros(grid, dtype) if keep_flows else None
+    kept_catch = np.zeros(grid, dtype) if keep_flows else None
+
+    def in_year(name: str, y: int) -> NDArray:
+        """A forcing multiplier of year y, shaped to broadcast with (*batch, origin, age)."""
+        return np.asarray(multipliers.in_year(name, y), dtype=dtype)[..., None, None]
+
+    def body_and_weight(length_state: NDArray, index: Any = ...) -> tuple[NDArray, NDArray]:
+        body = body_length_cm(length_state, p["hatch_length_cm"][index])
+        return body, weight_g(body, p["lw_a"][index], p["lw_b"][index])
+
+    def selectivity(body: NDArray) -> NDArray:
+        return logistic_selectivity(body, p["selectivity_l50_cm"], p["selectivity_slope_cm"])
+
+    def natural_mortality(length_state: NDArray, k_mult: Any, m_mult: Any) -> NDArray:
+        return lorenzen_m_per_yr(
+            length_state, l_inf_cm=p["l_inf_cm"], k_per_yr=p["k_per_yr"], k_multiplier=k_mult,
+            m_ref_per_yr=p["m_ref_per_yr"], m_ref_length_cm=p["m_ref_length_cm"],
+            lorenzen_c=p["lorenzen_c"], hatch_length_cm=p["hatch_length_cm"], m_multiplier=m_mult)
 
     q = np.asarray(params.survey_q)
     if policy is not None and initial_survey_estimate_t is None:
-        body0 = body_length_cm(length, p["hatch_length_cm"])
-        start_t = np.sum(np.where(survey, numbers * weight_g(body0, p["lw_a"], p["lw_b"]), 0.0),
-                         axis=(-2, -1)) / 1e6
+        body0, w0 = body_and_weight(length)
+        start_t = np.sum(numbers[..., survey_age:] * w0[..., survey_age:], axis=(-2, -1)) / 1e6
         initial_survey_estimate_t = q * start_t
     for y in range(n_years):
         control = YearControl()
@@ -430,13 +497,11 @@ def simulate(
                 error = 0.0 if survey_log_errors is None else np.asarray(survey_log_errors)[..., y - 1]
                 estimate = q * out["biomass_t"][..., y - 1] * np.exp(error)
             control = policy(y, estimate)
-        # 1. spawning from start-of-year numbers
-        body = body_length_cm(length, p["hatch_length_cm"])
-        w = weight_g(body, p["lw_a"], p["lw_b"])
+        # 1. spawning from start-of-year numbers (the age-0 slot is empty)
+        body, w = body_and_weight(length)
         mature_t = numbers * w * maturity_at_length(
-            body, p["maturity_l50_cm"], p["maturity_slope_cm"],
-            np.asarray(multipliers.in_year("maturity_l50", y))[..., None, None]) / 1e6
-        ssb_by_origin = mature_t.sum(axis=-1)
+            body, p["maturity_l50_cm"], p["maturity_slope_cm"], in_year("maturity_l50", y))
+        ssb_by_origin = mature_t.sum(axis=-1) / 1e6
         ssb = ssb_by_origin.sum(axis=-1)
         spawning = np.sum(ssb_by_origin * rrs, axis=-1)
         # 2. recruitment of wild age-0 fish
@@ -446,94 +511,88 @@ def simulate(
             recruits = recruits * np.exp(np.asarray(log_rec_devs)[..., y])
         numbers[..., WILD, 0] = recruits
         length[..., :, 0] = age0_length[..., None]
-        body[..., :, 0] = body_length_cm(length[..., :, 0], p["hatch_length_cm"][..., 0])
-        w[..., :, 0] = weight_g(body[..., :, 0], p["lw_a"][..., 0], p["lw_b"][..., 0])
+        body[..., :, 0] = age0_body[..., None]
+        w[..., :, 0] = age0_weight[..., None]
         # 3. releases into the hatchery origin
         released = np.zeros(batch)
         for fish, release_len in (
                 (None, None) if release_fish is None else
-                (np.asarray(release_fish, dtype=float)[..., y, :],
-                 np.asarray(release_length_cm, dtype=float)[..., y, :]),
+                (np.asarray(release_fish)[..., y, :], np.asarray(release_length_cm)[..., y, :]),
                 (control.release_fish, control.release_length_cm)):
             if fish is None:
                 continue
-            entering = np.asarray(fish, dtype=float) * np.asarray(params.release_survival)[..., None]
+            entering = np.asarray(fish, dtype=dtype) * release_survival
             before = numbers[..., HATCHERY, :]
             total = before + entering
             length[..., HATCHERY, :] = np.where(
-                total > 0, (before * length[..., HATCHERY, :] + entering * release_len)
+                total > 0, (before * length[..., HATCHERY, :] + entering * np.asarray(release_len, dtype))
                 / np.where(total > 0, total, 1.0), length[..., HATCHERY, :])
             numbers[..., HATCHERY, :] = total
             released = released + np.sum(fish, axis=-1)
-            body[..., HATCHERY, :] = body_length_cm(length[..., HATCHERY, :], p["hatch_length_cm"][..., 0])
-            w[..., HATCHERY, :] = weight_g(body[..., HATCHERY, :], p["lw_a"][..., 0], p["lw_b"][..., 0])
-        # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
-        k_mult = np.asarray(multipliers.in_year("growth_k", y))[..., None, None]
-        m = lorenzen_m_per_yr(length, l_inf_cm=p["l_inf_cm"], k_per_yr=p["k_per_yr"],
-                              k_multiplier=k_mult, m_ref_per_yr=p["m_ref_per_yr"],
-                              m_ref_length_cm=p["m_ref_length_cm"], lorenzen_c=p["lorenzen_c"],
-                              hatch_length_cm=p["hatch_length_cm"],
-                              m_multiplier=np.asarray(
-                                  multipliers.in_year("natural_mortality", y))[..., None, None])
+            body[..., HATCHERY, :], w[..., HATCHERY, :] = body_and_weight(
+                length[..., HATCHERY, :], (..., 0, slice(None)))
+        # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing.
+        # Age 0 apart: only its growth state can start below the hatch length, so the other
+        # ages take the closed form's fast path.
+        k_mult = in_year("growth_k", y)
+        m_mult = in_year("natural_mortality", y)
+        m = np.empty(batch + (2, n_age), dtype)
+        m[..., 1:] = natural_mortality(length[..., 1:], k_mult, m_mult)
+        m[..., :1] = natural_mortality(length[..., :1], k_mult, m_mult)
         if window_end is not None:
             juveniles = np.sum(numbers[..., : window_end + 1], axis=(-2, -1))
             dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
-            m = np.broadcast_to(m, batch + (2, n_age)).copy()
-            m[..., : window_end + 1] += np.log1p(gamma * juveniles / j0)[..., None, None]
+            m[..., : window_end + 1] += np.log1p(gamma * juveniles / j0).astype(dtype)[..., None, None]
         else:
             juveniles = np.sum(np.where(window, numbers, 0.0), axis=(-2, -1))
             dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
-            m = m - np.where(window, np.log(dd_survival)[..., None, None], 0.0)
+            m -= np.where(window, np.log(dd_survival).astype(dtype)[..., None, None], dtype.type(0))
+        sel = None
+        shortfall = np.zeros(batch)
         if control.f_per_yr is not None:
             f = np.broadcast_to(np.asarray(control.f_per_yr, dtype=float), batch)
-            shortfall = np.zeros(batch)
         elif catch_t is not None:
             c_y = np.broadcast_to(np.asarray(catch_t, dtype=float)[..., y], batch)
+            f = np.zeros(batch)
             if np.any(c_y > 0):
-                sel = logistic_selectivity(body, p["selectivity_l50_cm"], p["selectivity_slope_cm"])
+                sel = selectivity(body)
                 f, shortfall = solve_f_from_catch(c_y, numbers=numbers, weight_g=w,
                                                   selectivity=sel, m_per_yr=m,
                                                   f_max_per_yr=params.f_max_per_yr)
-            else:
-                f, shortfall = np.zeros(batch), np.zeros(batch)
         elif f_per_yr is not None:
             f = np.broadcast_to(np.asarray(f_per_yr, dtype=float)[..., y], batch)
-            shortfall = np.zeros(batch)
         else:
-            f, shortfall = np.zeros(batch), np.zeros(batch)
+            f = np.zeros(batch)
         if np.any(f > 0):
-            sel = logistic_selectivity(body, p["selectivity_l50_cm"], p["selectivity_slope_cm"])
-            f_sel = f[..., None, None] * sel
+            f_sel = np.asarray(f, dtype)[..., None, None] * (selectivity(body) if sel is None else sel)
             z = m + f_sel
             survivors = numbers * np.exp(-z)
             caught = numbers * baranov_catch_fraction(f_sel, z)
         else:
             survivors = numbers * np.exp(-m)
-            caught = np.zeros_like(survivors)
+            caught = None
         # 5. growth, end-of-year biomass, ageing
         grown = grow_one_year(length, p["l_inf_cm"], p["k_per_yr"], k_mult)
-        w_end = weight_g(body_length_cm(grown, p["hatch_length_cm"]), p["lw_a"], p["lw_b"])
-        survey_t = np.sum(survivors[..., params.survey_min_age_yr:] * w_end[..., params.survey_min_age_yr:],
-                          axis=-1) / 1e6
-        biomass = survey_t.sum(axis=-1)
-        survey_fish = survivors[..., params.survey_min_age_yr:].sum(axis=-1)
+        _, w_end = body_and_weight(grown[..., survey_age:])
+        survey_by_origin = np.sum(survivors[..., survey_age:] * w_end, axis=-1) / 1e6
+        biomass = survey_by_origin.sum(axis=-1)
+        survey_fish = survivors[..., survey_age:].sum(axis=-1)
         all_fish = survey_fish.sum(axis=-1)
         out["hatchery_fraction_numbers"][..., y] = np.divide(
-            survey_fish[..., HATCHERY], all_fish, out=np.zeros(batch), where=all_fish > 0)
-
+            survey_fish[..., HATCHERY], all_fish, out=np.zeros(batch, dtype), where=all_fish > 0)
         out["biomass_t"][..., y] = biomass
         out["total_biomass_t"][..., y] = np.sum(numbers * w, axis=(-2, -1)) / 1e6
         out["ssb_t"][..., y] = ssb
         out["spawning_output_t"][..., y] = spawning
         out["recruits"][..., y] = recruits
-        out["catch_t"][..., y] = np.sum(caught * w, axis=(-2, -1)) / 1e6
+        out["catch_t"][..., y] = 0.0 if caught is None else np.sum(caught * w, axis=(-2, -1)) / 1e6
         out["catch_shortfall_t"][..., y] = shortfall
         out["f_per_yr"][..., y] = f
         out["released_fish"][..., y] = released
         out["hatchery_fraction_biomass"][..., y] = np.divide(
-            survey_t[..., HATCHERY], biomass, out=np.zeros(batch), where=biomass > 0)
+            survey_by_origin[..., HATCHERY], biomass, out=np.zeros(batch, dtype), where=biomass > 0)
         out["hatchery_fraction_ssb"][..., y] = np.divide(
-            ssb_by_origin[..., HATCHERY], ssb, out=np.zeros(batch), where=ssb > 0)
+            ssb_by_origin[..., HATCHERY], ssb, out=np.zeros(batch, dtype), where=ssb > 0)
         out["juvenile_survival_dd"][..., y] = dd_survival
         if window_end is not None:
             out["window_survivors"][..., y] = survivors[..., window_end].sum(axis=-1)
@@ -547,8 +606,8 @@ def simulate(
             kept_numbers[..., y, :, :] = numbers
             kept_length[..., y, :, :] = body
         if keep_flows:
-            kept_natural[..., y, :, :] = numbers - survivors - caught
-            kept_catch[..., y, :, :] = caught
+            kept_catch[..., y, :, :] = 0.0 if caught is None else caught
+            kept_natural[..., y, :, :] = numbers - survivors - kept_catch[..., y, :, :]
 
         plus = survivors[..., -2:].sum(axis=-1)
         plus_length = np.divide(np.sum(survivors[..., -2:] * grown[..., -2:], axis=-1), plus,

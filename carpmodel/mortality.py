@@ -22,6 +22,8 @@ TIME_WEIGHTS = 0.5 * _weights
 #: Newton iterations of the F-from-catch solver; the catch function is increasing and concave
 #: in F, so Newton from F = 0 rises monotonically to the root (quadratic near it).
 F_NEWTON_ITERATIONS = 30
+#: the solver stops once no F changes by more than this fraction of itself in a step
+F_TOLERANCE = 1e-14
 
 
 def lorenzen_m_per_yr(
@@ -78,17 +80,12 @@ def _inverse_length_integral(l0: NDArray, l_inf: NDArray, rate: NDArray, hatch: 
     ``L_h`` at ``t_a = ln(D/(L∞ − L_h))/κ``, then the same formula from ``L_h`` over the rest
     of the year.
     """
-    out = np.log1p(l_inf * np.expm1(rate) / np.maximum(l0, hatch)) / (rate * l_inf)
-    below = l0 < hatch
-    if not np.any(below):
-        return out
-    shape = out.shape
-    below = np.broadcast_to(below, shape)
-    l0, l_inf, rate, hatch = (np.broadcast_to(a, shape)[below] for a in (l0, l_inf, rate, hatch))
+    if not np.any(l0 < hatch):
+        return np.log1p(l_inf * np.expm1(rate) / l0) / (rate * l_inf)
+    # t_a = 0 wherever the path starts at or above the hatch length: one formula serves both
     t_a = np.clip(np.log(np.maximum((l_inf - l0) / np.maximum(l_inf - hatch, 1e-12), 1.0)) / rate, 0.0, 1.0)
-    rest = np.log1p(l_inf * np.expm1(rate * (1.0 - t_a)) / hatch) / (rate * l_inf)
-    out[below] = t_a / hatch + rest
-    return out
+    rest = np.log1p(l_inf * np.expm1(rate * (1.0 - t_a)) / np.maximum(l0, hatch)) / (rate * l_inf)
+    return t_a / hatch + rest
 
 
 def logistic_selectivity(length_cm: ArrayLike, l50_cm: ArrayLike, slope_cm: ArrayLike) -> NDArray:
@@ -98,8 +95,8 @@ def logistic_selectivity(length_cm: ArrayLike, l50_cm: ArrayLike, slope_cm: Arra
 
 def baranov_catch_fraction(f_sel: NDArray, z: NDArray) -> NDArray:
     """Fraction of start-of-year numbers caught: ``F·s/Z·(1 − exp(−Z))`` (0 where F·s = 0)."""
-    return np.divide(f_sel, z, out=np.zeros(np.broadcast_shapes(f_sel.shape, z.shape)),
-                     where=z > 0) * (1.0 - np.exp(-z))
+    out = np.zeros(np.broadcast_shapes(f_sel.shape, z.shape), np.result_type(f_sel, z))
+    return np.divide(f_sel, z, out=out, where=z > 0) * (1.0 - np.exp(-z))
 
 
 def solve_f_from_catch(
@@ -113,7 +110,9 @@ def solve_f_from_catch(
 ) -> tuple[NDArray, NDArray]:
     """Fishing mortality that takes the observed catch, and the catch it could not take.
 
-    Solves ``Σ N·W·s·F/Z·(1 − exp(−Z)) = C`` with ``Z = M + F·s`` for F by Newton's method,
+    Solves ``Σ N·W·s·F/Z·(1 − exp(−Z)) = C`` with ``Z = M + F·s`` for F by Newton's method
+    (until every F moves by under :data:`F_TOLERANCE` of itself, at most
+    :data:`F_NEWTON_ITERATIONS` steps),
     vectorised over leading axes. ``catch_t`` has the batch shape; the other arrays have
     ``(*batch, origin, age)``. F is capped at ``f_max_per_yr``; where even the cap cannot take
     the catch, the shortfall (t) is returned rather than silently absorbed. Zero catch gives F = 0.
@@ -132,7 +131,11 @@ def solve_f_from_catch(
         slope = np.sum(vuln_t * (m_per_yr / z**2 * (1.0 - survive) + fb * selectivity / z * survive),
                        axis=(-2, -1))
         step = np.divide(catch_t - predicted, slope, out=np.zeros_like(f), where=slope > 0)
-        f = np.clip(f + step, 0.0, f_max)
+        f_next = np.clip(f + step, 0.0, f_max)
+        if np.all(np.abs(f_next - f) <= F_TOLERANCE * f_next):
+            f = f_next
+            break
+        f = f_next
     fb = f[..., None, None]
     z = m_per_yr + fb * selectivity
     taken = np.sum(vuln_t * baranov_catch_fraction(fb * selectivity, z), axis=(-2, -1))
