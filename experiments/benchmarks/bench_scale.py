@@ -5,7 +5,7 @@ Run: python experiments/benchmarks/bench_scale.py [--sizes 10000 100000 1000000]
 For each number of draws (× 2025–2100 × 5 scenarios × 2 strategies: no_releases, status_quo)
 the projection is built lazily in chunks of draws and reduced chunk by chunk to the biomass in
 2050 and 2100 (what metrics need), so memory stays bounded. Prints wall time, peak resident
-memory (of this process; workers' peaks are read from the cluster), cell-updates per second,
+memory (of this process; for the cluster, the largest worker's peak), cell-updates per second,
 and the machine's memory bandwidth measured by copying a 512 MiB array, with the engine's
 estimated array traffic as a fraction of it. Timings are printed, never asserted.
 """
@@ -28,10 +28,12 @@ from carpmodel.releases import StrategySet, load_strategies
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")
-#: full passes over the (batch, origin, age) state per simulated year, counted in
-#: dynamics.simulate (elementwise operations that read or write a whole state-sized array):
-#: an estimate used only to express throughput as memory traffic
-PASSES_PER_YEAR = 60
+#: state-sized arrays read or written per simulated year in dynamics.simulate without fishing:
+#: about 41 elementwise operations on (batch, origin, age) arrays, each reading ~1.5 arrays and
+#: writing one (counted by hand; an estimate, ±30 %, used only to express throughput as traffic)
+PASSES_PER_YEAR = 100
+#: bytes per state value: projections run the engine in float32
+BYTES_PER_VALUE = 4
 
 
 def peak_rss_gib() -> float:
@@ -47,6 +49,12 @@ def memory_bandwidth_gb_s(size_mib: int = 512, repeats: int = 5) -> float:
         np.copyto(target, source)
         best = min(best, time.perf_counter() - start)
     return 2 * source.nbytes / best / 1e9        # read + write
+
+
+def worker_peak_rss_gib(client) -> float:
+    """Largest peak resident set size over the cluster's worker processes, GiB."""
+    peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return max(peaks.values()) / 2**20
 
 
 def run(result, data, draws: int, chunk: int, client=None) -> tuple[float, float]:
@@ -88,14 +96,14 @@ def main() -> None:
 
         with dask.config.set(scheduler="synchronous"):
             elapsed, rate = run(result, data, draws, args.chunk_draws)
-        traffic = rate * 8 * PASSES_PER_YEAR / 1e9
+        traffic = rate * BYTES_PER_VALUE * PASSES_PER_YEAR / 1e9
         print(f"in-process {draws:>10,} {elapsed:10.1f} {peak_rss_gib():10.2f} {rate:16.3g} "
               f"{traffic / bandwidth:18.2f}")
         if client is not None:
             elapsed, rate = run(result, data, draws, args.chunk_draws, client)
-            worker_peak = max(w["metrics"]["memory"] for w in client.scheduler_info()["workers"].values())
-            traffic = rate * 8 * PASSES_PER_YEAR / 1e9
-            print(f"LocalCluster2 {draws:>7,} {elapsed:10.1f} {worker_peak / 2**30:10.2f} {rate:16.3g} "
+            traffic = rate * BYTES_PER_VALUE * PASSES_PER_YEAR / 1e9
+            peak = worker_peak_rss_gib(client)
+            print(f"LocalCluster2 {draws:>7,} {elapsed:10.1f} {peak:10.2f} {rate:16.3g} "
                   f"{traffic / bandwidth:18.2f}")
     if client is not None:
         client.close()
