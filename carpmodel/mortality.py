@@ -111,7 +111,7 @@ def solve_f_from_catch(
     """Fishing mortality that takes the observed catch, and the catch it could not take.
 
     Solves ``Σ N·W·s·F/Z·(1 − exp(−Z)) = C`` with ``Z = M + F·s`` for F by Newton's method
-    (until every F moves by under :data:`F_TOLERANCE` of itself, at most
+    (each F until it moves by under :data:`F_TOLERANCE` of itself, at most
     :data:`F_NEWTON_ITERATIONS` steps),
     vectorised over leading axes. ``catch_t`` has the batch shape; the other arrays have
     ``(*batch, origin, age)``. F is capped at ``f_max_per_yr``; where even the cap cannot take
@@ -123,6 +123,7 @@ def solve_f_from_catch(
     f_max = np.broadcast_to(np.asarray(f_max_per_yr, dtype=float), catch_t.shape)
     vuln_t = numbers * weight_g * selectivity / 1e6
     f = np.zeros_like(catch_t)
+    done = np.zeros(catch_t.shape, bool)   # a converged F stops moving: batch-independent results
     for _ in range(F_NEWTON_ITERATIONS):
         fb = f[..., None, None]
         z = m_per_yr + fb * selectivity
@@ -131,11 +132,11 @@ def solve_f_from_catch(
         slope = np.sum(vuln_t * (m_per_yr / z**2 * (1.0 - survive) + fb * selectivity / z * survive),
                        axis=(-2, -1))
         step = np.divide(catch_t - predicted, slope, out=np.zeros_like(f), where=slope > 0)
-        f_next = np.clip(f + step, 0.0, f_max)
-        if np.all(np.abs(f_next - f) <= F_TOLERANCE * f_next):
-            f = f_next
-            break
+        f_next = np.where(done, f, np.clip(f + step, 0.0, f_max))
+        done |= np.abs(f_next - f) <= F_TOLERANCE * f_next
         f = f_next
+        if np.all(done):
+            break
     fb = f[..., None, None]
     z = m_per_yr + fb * selectivity
     taken = np.sum(vuln_t * baranov_catch_fraction(fb * selectivity, z), axis=(-2, -1))
