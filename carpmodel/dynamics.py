@@ -544,16 +544,21 @@ def simulate(
                 (control.release_fish, control.release_length_cm)):
             if fish is None:
                 continue
-            entering = np.asarray(fish, dtype=dtype) * release_survival
-            before = numbers[..., HATCHERY, :]
-            total = before + entering
-            length[..., HATCHERY, :] = np.where(
-                total > 0, (before * length[..., HATCHERY, :] + entering * np.asarray(release_len, dtype))
-                / np.where(total > 0, total, 1.0), length[..., HATCHERY, :])
-            numbers[..., HATCHERY, :] = total
+            fish = np.asarray(fish, dtype=float)
             released = released + np.sum(fish, axis=-1)
-            body[..., HATCHERY, :], w[..., HATCHERY, :] = body_and_weight(
-                length[..., HATCHERY, :], (..., 0, slice(None)))
+            stocked = np.flatnonzero(np.any(fish != 0, axis=tuple(range(fish.ndim - 1))))
+            if stocked.size == 0:
+                continue
+            ages = slice(stocked[0], stocked[-1] + 1)      # only the ages that receive fish
+            entering = fish[..., ages].astype(dtype) * release_survival
+            before = numbers[..., HATCHERY, ages]
+            total = before + entering
+            mixed = (before * length[..., HATCHERY, ages]
+                     + entering * np.asarray(release_len, dtype)[..., ages]) / np.where(total > 0, total, 1.0)
+            length[..., HATCHERY, ages] = np.where(total > 0, mixed, length[..., HATCHERY, ages])
+            numbers[..., HATCHERY, ages] = total
+            body[..., HATCHERY, ages], w[..., HATCHERY, ages] = body_and_weight(
+                length[..., HATCHERY, ages], (..., 0, slice(None)))
         # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing.
         # Age 0 apart: only its growth state can start below the hatch length, so the other
         # ages take the closed form's fast path.
