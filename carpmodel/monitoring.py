@@ -31,8 +31,10 @@ How the refits are computed
     perturbed parameter vectors of all replicates at once (the engine is data-free, so one
     :func:`~carpmodel.likelihood.predict` serves all data sets; each replicate's data then
     score its rows, with the same arithmetic as :func:`~carpmodel.likelihood.objective`).
-    The optimiser works in whitened coordinates y, θ = c + T·y with Tᵀ·H·T = I, one unit of y
-    being about one posterior SD in every direction: the Hessian is badly conditioned in θ
+    The optimiser is :func:`carpmodel.refit.minimise` (shared with the diagnostics' and the
+    sensitivity module's refits); it works in whitened coordinates y, θ = c + T·y with
+    Tᵀ·H·T = I, one unit of y being about one posterior SD in every direction: the Hessian is
+    badly conditioned in θ
     (curvature ~3e5 in log initial F, whose value sets the depleted 2000 stock, against ~0.5 on
     the steepness–M–γ ridge) and no single step in θ gives an accurate finite-difference Hessian
     (at 1e-5 ours turned indefinite and the SE of the fit's own Hessian wanders by ~5 %).
@@ -42,9 +44,9 @@ How the refits are computed
     point is far from the identity (its stiff direction lies elsewhere, e.g. near the cliff where
     the 2000 stock could not sustain its initial F) is re-centred and re-whitened there and
     descends again; a saddle point is left along the negative curvature. In y, gradients are
-    central differences (step ``Y_GRADIENT_STEP``) and Hessians the second-order central formula
-    (Abramowitz & Stegun 25.3.23/25.3.27: ``n² + n + 1`` points, a quarter of the points of
-    :func:`carpmodel.fitting.hessian`; step ``Y_HESSIAN_STEP``); the covariance in θ is
+    central differences (step ``refit.GRADIENT_STEP_Y``) and Hessians the second-order central
+    formula (Abramowitz & Stegun 25.3.23/25.3.27: ``n² + n + 1`` points, a quarter of the points of
+    :func:`carpmodel.fitting.hessian`; step ``refit.HESSIAN_STEP_Y``); the covariance in θ is
     ``T·H_y⁻¹·Tᵀ``. A refit is converged by the criterion of :func:`carpmodel.fitting.fit`:
     positive definite Hessian and max |gradient in θ| < ``GRADIENT_TOLERANCE``. Refits that do
     not converge count in ``converged_share`` and are left out of widths and coverages. On the
@@ -103,6 +105,17 @@ from carpmodel.likelihood import (
     survey_prediction_t,
 )
 from carpmodel.priors import Prior
+from carpmodel.refit import (
+    GRADIENT_STEP_Y,
+    MAX_BATCH,
+    BatchObjective,
+    BatchRefit,
+    Coordinates,
+    central_hessian,
+    minimise,
+    refine_whitening,
+    whitening,
+)
 
 __all__ = [
     "DEFAULT_DESIGN_EFFECT",
@@ -144,26 +157,6 @@ QUANTITIES = {
     "release_gain_t": ("t", "last-year biomass with minus without the historical releases"),
     "dd_strength": ("1", "juvenile density dependence γ (addition vs replacement)"),
 }
-#: engine evaluations per call (memory: about 0.4 kB per evaluation per year and age array)
-MAX_BATCH = 12000
-#: finite-difference steps in the whitened coordinates y of the refits (θ = θ_truth + T·y with
-#: Tᵀ·H_truth·T = I, so one unit of y is about one posterior SD in every direction). In θ no single
-#: step serves: log initial F has curvature ~3e5 and fourth derivative ~5e10 (the 2000 stock sits
-#: near the F that would crash it) against curvatures ~0.5 on the steepness–M–γ ridge, so at
-#: h = 1e-5 the truncation error (~0.4) and at 2e-6 the rounding error make the Hessian indefinite.
-#: In y the higher derivatives are O(1): truncation ~h²/12 and rounding ~1e-12/h² are both < 1e-5.
-Y_GRADIENT_STEP = 1e-4
-Y_HESSIAN_STEP = 1e-2
-#: max |gradient| in y at which the quasi-Newton iterations stop (θ-gradients well below 1e-3)
-_TIGHT = 1e-7
-_BFGS_ITERATIONS = 80
-_NEWTON_ITERATIONS = 12
-#: largest change of one coordinate of y in a step (about 3 posterior SDs; a trust cap)
-_MAX_STEP = 3.0
-#: step lengths (y scale) tried along negative curvature at a saddle point
-_ESCAPE_SCALES = (1.0, 0.3, 0.1, 0.03, 0.01)
-#: rounds of re-centring and re-whitening a replicate at its end point
-_REWHITEN_ROUNDS = 3
 _MISCLASS_FIELDS = ("misclass_hatchery_as_wild", "misclass_wild_as_hatchery")
 #: per-replicate results of each quantity
 _PARTS = ("estimate", "lower", "upper", "scale_width")
@@ -358,24 +351,10 @@ class _Problem:
     juvenile: NDArray | None                 # (R, n_index) index values
     juvenile_cv: NDArray | None              # (n_index,)
     juvenile_years: NDArray | None
-    centre: NDArray | None = None            # (R, n): θ = centre + transform·y per replicate
-    transform: NDArray | None = None         # (R, n, n); None: y is θ
 
     @property
     def has_samples(self) -> bool:
         return bool(self.spec.hatchery_samples)
-
-    def to_theta(self, y: NDArray, rows: NDArray) -> NDArray:
-        """θ of points ``y (k, [m,] n)`` of replicates ``rows (k,)``."""
-        if self.transform is None:
-            return y
-        centre, transform = self.centre[rows], self.transform[rows]
-        if y.ndim == 2:
-            return centre + np.einsum("kij,kj->ki", transform, y)
-        return centre[:, None, :] + np.einsum("kij,kmj->kmi", transform, y)
-
-    def with_map(self, centre: NDArray, transform: NDArray) -> _Problem:
-        return replace(self, centre=np.array(centre, float), transform=np.array(transform, float))
 
 
 def _design_spec(spec: ModelSpec, design: _Design, *, misclassification: tuple[float, float],
@@ -466,10 +445,9 @@ def _objective_batch(problem: _Problem, rows: NDArray, thetas: NDArray) -> NDArr
     return np.where(np.isfinite(total), total, np.inf)
 
 
-def _evaluate(problem: _Problem, rows: NDArray, points: NDArray) -> NDArray:
-    """:func:`_objective_rows` at ``points (k, m, n)`` (whitened coordinates when the problem has
-    a transform), in chunks of at most ``MAX_BATCH`` engine evaluations."""
-    thetas = problem.to_theta(points, rows)
+def _evaluate(problem: _Problem, rows: NDArray, thetas: NDArray) -> NDArray:
+    """:func:`_objective_rows` at ``thetas (k, m, n)``, in chunks of at most ``MAX_BATCH``
+    engine evaluations."""
     k, m, _ = thetas.shape
     chunk = max(1, MAX_BATCH // m)
     out = np.empty((k, m))
@@ -479,240 +457,34 @@ def _evaluate(problem: _Problem, rows: NDArray, points: NDArray) -> NDArray:
     return out
 
 
-def _gradient(problem: _Problem, rows: NDArray, theta: NDArray,
-              step: float = Y_GRADIENT_STEP) -> tuple[NDArray, NDArray]:
-    """NLL and central-difference gradient of each row, ``(k,)``, ``(k, n)``."""
-    n = theta.shape[1]
-    offsets = np.concatenate([np.zeros((1, n)), step * np.eye(n), -step * np.eye(n)])
-    values = _evaluate(problem, rows, theta[:, None, :] + offsets[None])
-    return values[:, 0], (values[:, 1:n + 1] - values[:, n + 1:]) / (2 * step)
-
-
-def _hessian_offsets(n: int, h: float) -> tuple[NDArray, NDArray, NDArray]:
-    iu, ju = np.triu_indices(n, k=1)
-    eye = np.eye(n)
-    pairs = eye[iu] + eye[ju]
-    offsets = np.concatenate([np.zeros((1, n)), h * eye, -h * eye, h * pairs, -h * pairs])
-    return offsets, iu, ju
-
-
-def _hessian(problem: _Problem, rows: NDArray, theta: NDArray,
-             h: float = Y_HESSIAN_STEP) -> tuple[NDArray, NDArray, NDArray]:
-    """NLL, gradient and Hessian of each row from ``n² + n + 1`` points (O(h²) central formulas):
-    ``H_ii = (f₊ᵢ − 2f₀ + f₋ᵢ)/h²``, ``H_ij = (f₊ᵢ₊ⱼ + f₋ᵢ₋ⱼ − f₊ᵢ − f₋ᵢ − f₊ⱼ − f₋ⱼ + 2f₀)/(2h²)``."""
-    n = theta.shape[1]
-    offsets, iu, ju = _hessian_offsets(n, h)
-    f = _evaluate(problem, rows, theta[:, None, :] + offsets[None])
-    f0, fp, fm = f[:, 0], f[:, 1:n + 1], f[:, n + 1:2 * n + 1]
-    n_pairs = iu.size
-    fpp, fmm = f[:, 2 * n + 1:2 * n + 1 + n_pairs], f[:, 2 * n + 1 + n_pairs:]
-    hess = np.empty((theta.shape[0], n, n))
-    diag = (fp - 2 * f0[:, None] + fm) / h**2
-    hess[:, np.arange(n), np.arange(n)] = diag
-    off = (fpp + fmm - fp[:, iu] - fm[:, iu] - fp[:, ju] - fm[:, ju] + 2 * f0[:, None]) / (2 * h**2)
-    hess[:, iu, ju] = off
-    hess[:, ju, iu] = off
-    return f0, (fp - fm) / (2 * h), hess
-
-
-def _whitening(matrix: NDArray) -> NDArray:
-    """``T`` with ``Tᵀ·M·T = I`` for the positive-definite version of ``M``."""
-    values, vectors = np.linalg.eigh(_positive_definite(matrix))
-    return vectors / np.sqrt(values)
+def _objective(problem: _Problem) -> BatchObjective:
+    """The problem's NLL as the :data:`~carpmodel.refit.BatchObjective` of
+    :func:`carpmodel.refit.minimise`."""
+    return lambda rows, thetas: _objective_rows(problem, rows, thetas)
 
 
 def _whitening_transform(noise_free: _Problem, theta: NDArray) -> NDArray:
     """The refits' coordinates: whiten the Hessian at the truth for noise-free data. A first
     Hessian in θ (step ``GRADIENT_STEP``; rough in the stiff direction) gives ``T₁``; the Hessian
-    in ``T₁``'s coordinates (step ``Y_HESSIAN_STEP``) refines it: ``T = T₁·W``."""
-    rough = _hessian(noise_free, np.array([0]), theta[None], h=GRADIENT_STEP)[2][0]
-    first = _whitening(rough)
-    refined = _hessian(noise_free.with_map(theta[None], first[None]), np.array([0]),
-                       np.zeros((1, theta.size)))[2][0]
-    return first @ _whitening(refined)
+    in ``T₁``'s coordinates (step ``HESSIAN_STEP_Y``) refines it: ``T = T₁·W``."""
+    values = _objective(noise_free)
+    identity = Coordinates(theta[None], np.eye(theta.size)[None])
+    rough = central_hessian(values, identity, np.array([0]), np.zeros((1, theta.size)), step=GRADIENT_STEP)[0]
+    return refine_whitening(values, theta, whitening(rough))
 
 
-def _positive_definite(matrix: NDArray) -> NDArray:
-    """A positive definite matrix with the same eigenvectors (|λ|, floored) for a descent step."""
-    values, vectors = np.linalg.eigh(matrix)
-    floor = 1e-8 * max(float(np.max(np.abs(values))), 1e-12)
-    return (vectors * np.maximum(np.abs(values), floor)) @ vectors.T
+def _refit(problem: _Problem, centre: NDArray, transform: NDArray) -> BatchRefit:
+    """Refit every replicate from ``centre (R, n)`` (the truth) in the coordinates of ``transform
+    (n, n)``: :func:`carpmodel.refit.minimise` with the Hessians in whitened coordinates (the
+    module notes say why); re-whitened where a replicate's Hessian there is far from the identity.
+    Convergence is judged in θ, as :func:`~carpmodel.fitting.fit` does."""
+    n_rep = centre.shape[0]
+    transforms = np.repeat(np.asarray(transform, float)[None], n_rep, axis=0)
+    coords = Coordinates(np.asarray(centre, float), transforms)
+    return minimise(_objective(problem), coords)
 
 
-@dataclass(frozen=True)
-class _Refits:
-    problem: _Problem       # with each replicate's final coordinate map
-    y: NDArray              # (R, n) whitened coordinates of the estimates
-    covariance_y: NDArray   # (R, n, n) inverse Hessian in y, NaN where not positive definite
-    theta: NDArray          # (R, n) estimates, θ = centre + T·y
-    gradient: NDArray       # (R, n) gradient in θ, Tᵀ⁻¹·(gradient in y)
-    covariance: NDArray     # (R, n, n) T·covariance_y·Tᵀ
-    converged: NDArray      # (R,)
-
-
-def _line_search_step(problem: _Problem, rows: NDArray, theta: NDArray, value: NDArray, grad: NDArray,
-                      direction: NDArray, alpha: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """Try ``θ + α·d`` (d capped at ``_MAX_STEP`` per coordinate); Armijo acceptance."""
-    cap = np.minimum(1.0, _MAX_STEP / np.maximum(np.max(np.abs(direction), axis=1), 1e-300))
-    step = (alpha * cap)[:, None] * direction
-    trial = theta + step
-    v_new, g_new = _gradient(problem, rows, trial)
-    slope = np.sum(grad * step, axis=1)
-    decrease = v_new <= value + 1e-4 * np.minimum(slope, 0) + 1e-10
-    ok = np.isfinite(v_new) & np.all(np.isfinite(g_new), axis=1) & decrease
-    return ok, trial, v_new, g_new
-
-
-def _bfgs(problem: _Problem, rows: NDArray, theta: NDArray, value: NDArray, grad: NDArray,
-          inverse: NDArray, max_iter: int) -> tuple[NDArray, NDArray, NDArray]:
-    """Batched BFGS with backtracking; each replicate keeps its own inverse-Hessian estimate,
-    started at ``inverse`` (the inverse chord matrix). Stops at max |gradient| < ``_TIGHT``."""
-    theta, value, grad = theta.copy(), value.copy(), grad.copy()
-    k, n = theta.shape
-    inv = np.repeat(inverse[None], k, axis=0)
-    alpha = np.ones(k)
-    failed = np.zeros(k, bool)
-    eye = np.eye(n)
-    for _ in range(max_iter):
-        active = (np.max(np.abs(grad), axis=1) > _TIGHT) & ~failed
-        if not active.any():
-            break
-        a = np.flatnonzero(active)
-        direction = -np.einsum("kij,kj->ki", inv[a], grad[a])
-        ok, trial, v_new, g_new = _line_search_step(problem, rows[a], theta[a], value[a], grad[a], direction,
-                                                    alpha[a])
-        for j in np.flatnonzero(ok):
-            r = a[j]
-            s_vec, y_vec = trial[j] - theta[r], g_new[j] - grad[r]
-            sy = float(s_vec @ y_vec)
-            if sy > 1e-12:
-                rho = 1.0 / sy
-                left = eye - rho * np.outer(s_vec, y_vec)
-                inv[r] = left @ inv[r] @ left.T + rho * np.outer(s_vec, s_vec)
-        good, bad = a[ok], a[~ok]
-        theta[good], value[good], grad[good] = trial[ok], v_new[ok], g_new[ok]
-        alpha[good] = 1.0
-        alpha[bad] /= 4.0
-        failed[bad] = alpha[bad] < 1e-4
-    return theta, value, grad
-
-
-def _newton(problem: _Problem, rows: NDArray, theta: NDArray, value: NDArray, grad: NDArray,
-            hessians: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """One Newton step per row with its (positive-definite-modified) Hessian and step-halving."""
-    theta, value, grad = theta.copy(), value.copy(), grad.copy()
-    direction = -np.linalg.solve(np.stack([_positive_definite(h) for h in hessians]), grad[..., None])[..., 0]
-    alpha = np.ones(rows.size)
-    moved = np.zeros(rows.size, bool)
-    pending = np.ones(rows.size, bool)
-    for _ in range(8):
-        if not pending.any():
-            break
-        a = np.flatnonzero(pending)
-        ok, trial, v_new, g_new = _line_search_step(problem, rows[a], theta[a], value[a], grad[a],
-                                                    direction[a], alpha[a])
-        good = a[ok]
-        theta[good], value[good], grad[good] = trial[ok], v_new[ok], g_new[ok]
-        moved[good] = True
-        pending[good] = False
-        alpha[a[~ok]] /= 2.0
-    return theta, value, grad, moved
-
-
-def _descend(problem: _Problem, rows: NDArray, theta: NDArray,
-             inverse: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """Batched BFGS from ``inverse``, then Newton steps with each row's own Hessian (recomputed
-    after every accepted step). Returns θ, NLL, gradient and Hessian at the end, per row."""
-    value, grad = _gradient(problem, rows, theta)
-    theta, value, grad = _bfgs(problem, rows, theta, value, grad, inverse, _BFGS_ITERATIONS)
-    hess = _hessian(problem, rows, theta)[2]
-    for _ in range(_NEWTON_ITERATIONS):
-        loose = np.flatnonzero(np.max(np.abs(grad), axis=1) > _TIGHT)
-        if not loose.size:
-            break
-        t2, v2, g2, moved = _newton(problem, rows[loose], theta[loose], value[loose], grad[loose],
-                                    hess[loose])
-        theta[loose], value[loose], grad[loose] = t2, v2, g2
-        again = loose[moved]
-        if not again.size:
-            break
-        hess[again] = _hessian(problem, rows[again], theta[again])[2]
-    return theta, value, grad, hess
-
-
-def _escape_saddles(problem: _Problem, rows: NDArray, theta: NDArray, value: NDArray,
-                    hess: NDArray) -> tuple[NDArray, NDArray]:
-    """Step along ± the eigenvector of the most negative Hessian eigenvalue (scales 1 to 0.01 on
-    theta's scale; one engine batch); returns the new θ and whether the NLL fell."""
-    candidates = []
-    for h in hess:
-        vector = np.linalg.eigh(h)[1][:, 0]
-        candidates.append(np.concatenate([c * vector[None] for c in _ESCAPE_SCALES]
-                                         + [-c * vector[None] for c in _ESCAPE_SCALES]))
-    points = theta[:, None, :] + np.stack(candidates)
-    values = _evaluate(problem, rows, points)
-    best = np.argmin(values, axis=1)
-    lowest = values[np.arange(rows.size), best]
-    moved = lowest < value - 1e-8
-    return np.where(moved[:, None], points[np.arange(rows.size), best], theta), moved
-
-
-def _well_scaled(hess: NDArray) -> NDArray:
-    """Rows whose Hessian in their coordinates is finite with eigenvalues in [1/50, 50]: there the
-    finite-difference steps in y are accurate (a whitened Hessian is the identity)."""
-    out = np.zeros(hess.shape[0], bool)
-    for r, h in enumerate(hess):
-        if np.all(np.isfinite(h)):
-            values = np.linalg.eigvalsh(h)
-            out[r] = values[0] >= 1.0 / 50 and values[-1] <= 50.0
-    return out
-
-
-def _refit(problem: _Problem) -> _Refits:
-    """Refit every replicate, starting at the truth (y = 0 in each replicate's coordinates).
-
-    :func:`_descend` from the identity (the whitened Hessian at the truth). A replicate whose
-    Hessian at its end point is far from the identity in its coordinates (the stiff direction
-    differs there, e.g. near the cliff of the initial F) is re-centred at that point and
-    re-whitened with that Hessian, then descends again (three rounds at most): each round makes
-    the finite-difference steps fit its local scales. A replicate stopped at a saddle point steps
-    off it along the negative curvature. Convergence is judged in θ, as :func:`fit` does.
-    """
-    n_rep, n = problem.centre.shape
-    rows = np.arange(n_rep)
-    y, value, grad, hess = _descend(problem, rows, np.zeros((n_rep, n)), np.eye(n))
-    for _ in range(_REWHITEN_ROUNDS):
-        redo = np.flatnonzero(~_well_scaled(hess) & np.all(np.isfinite(hess), axis=(1, 2)))
-        if not redo.size:
-            break
-        centre, transform = problem.centre.copy(), problem.transform.copy()
-        centre[redo] = problem.to_theta(y[redo], redo)
-        local = np.stack([_whitening(h) for h in hess[redo]])
-        transform[redo] = np.einsum("kij,kjl->kil", transform[redo], local)
-        problem = problem.with_map(centre, transform)
-        y[redo] = 0.0
-        y[redo], value[redo], grad[redo], hess[redo] = _descend(problem, redo, y[redo], np.eye(n))
-        saddle = redo[[bool(np.linalg.eigvalsh(h)[0] <= 0) if np.all(np.isfinite(h)) else False
-                       for h in hess[redo]]]
-        if saddle.size:
-            moved_y, moved = _escape_saddles(problem, saddle, y[saddle], value[saddle], hess[saddle])
-            again = saddle[moved]
-            if again.size:
-                y[again], value[again], grad[again], hess[again] = _descend(problem, again, moved_y[moved],
-                                                                            np.eye(n))
-    covariance_y = np.full_like(hess, np.nan)
-    converged = np.zeros(n_rep, bool)
-    grad_theta = np.linalg.solve(np.swapaxes(problem.transform, 1, 2), grad[..., None])[..., 0]
-    for r in rows:
-        if np.all(np.isfinite(hess[r])) and np.all(np.linalg.eigvalsh(hess[r]) > 0):
-            covariance_y[r] = np.linalg.inv(hess[r])
-            converged[r] = bool(np.isfinite(value[r]) and np.max(np.abs(grad_theta[r])) < GRADIENT_TOLERANCE)
-    covariance = np.einsum("kij,kjl,kml->kim", problem.transform, covariance_y, problem.transform)
-    return _Refits(problem=problem, y=y, covariance_y=covariance_y, theta=problem.to_theta(y, rows),
-                   gradient=grad_theta, covariance=covariance, converged=converged)
-
-
-def _intervals(problem: _Problem, refits: _Refits) -> dict[str, NDArray]:
+def _intervals(problem: _Problem, refits: BatchRefit) -> dict[str, NDArray]:
     """Estimate and 95 % delta-method interval of each quantity, (R, 4) = (estimate, lower, upper,
     width on the estimation scale: logit for survival, log for contribution and γ, t for gain)."""
     spec = problem.spec
@@ -731,9 +503,9 @@ def _intervals(problem: _Problem, refits: _Refits) -> dict[str, NDArray]:
     # release contribution (log scale) and gain (natural scale): central-difference Jacobians
     # in the whitened coordinates, with the covariance there
     n = theta.shape[1]
-    step = Y_GRADIENT_STEP * 10
+    step = GRADIENT_STEP_Y * 10
     offsets = np.concatenate([np.zeros((1, n)), step * np.eye(n), -step * np.eye(n)])
-    points = refits.problem.to_theta(refits.y[:, None, :] + offsets[None], np.arange(rows))
+    points = refits.coordinates.to_theta(refits.y[:, None, :] + offsets[None], np.arange(rows))
     chunk = max(1, MAX_BATCH // points.shape[1])
     log_share = np.empty(points.shape[:2])
     gain = np.empty(points.shape[:2])
@@ -808,10 +580,7 @@ def _run_design(result: Any, truth: _Truth, s: int, design: _Design,
                                    for y, _, cv in juvenile[0])]
     noise_free = _problem(structure, truth.survey_t[s][None], [expected_samples], expected_juvenile)
     transform = _whitening_transform(noise_free, start)
-    n_rep = len(streams)
-    problem = problem.with_map(np.repeat(start[None], n_rep, axis=0),
-                               np.repeat(transform[None], n_rep, axis=0))
-    refits = _refit(problem)
+    refits = _refit(problem, np.repeat(start[None], len(streams), axis=0), transform)
     counts = np.full((len(streams), len(sample_years)), np.nan)
     for r, rows in enumerate(samples):
         counts[r, :len(rows)] = [h.n_hatchery for h in rows]

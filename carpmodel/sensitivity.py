@@ -49,14 +49,12 @@ from scipy.optimize import minimize
 from carpmodel import __version__
 from carpmodel.dims import YEAR
 from carpmodel.dynamics import ProcessMultipliers
-from carpmodel.errors import CarpmodelError, ConfigError, ConvergenceWarning, FitError
+from carpmodel.errors import CarpmodelError, ConfigError, FitError
 from carpmodel.fitting import (
-    GRADIENT_TOLERANCE,
     FitOptions,
     FitResult,
     batched_gradient,
     build_spec,
-    fit,
     hessian,
 )
 from carpmodel.forcing import (
@@ -79,13 +77,13 @@ from carpmodel.likelihood import Covariate as LikelihoodCovariate
 from carpmodel.likelihood import (
     Free,
     ModelSpec,
-    nll_components,
     observation_sd,
     predict,
     survey_prediction_t,
 )
 from carpmodel.priors import Prior
 from carpmodel.projection import ProjectionSetup, project
+from carpmodel.refit import refit, safe_hessian
 
 __all__ = [
     "COMBINED_EFFECT",
@@ -718,88 +716,15 @@ def _data_only_se(spec: ModelSpec, theta: NDArray, k: int, prior_sd: float | Non
     """SE of parameter ``k`` from the data (and the other parameters' priors) alone: inverse of the
     batched Hessian with the Normal(0, prior_sd) curvature 1/prior_sd² removed; inf when the
     remainder is not positive definite (the data do not bound the slope), NaN if it fails."""
-    h = np.array(_safe_hessian(spec, theta), float)
-    if not np.all(np.isfinite(h)):
+    h = safe_hessian(spec, theta)
+    if h is None:
         return float("nan")
+    h = np.array(h, float)
     if prior_sd is not None:
         h[k, k] -= 1.0 / prior_sd**2
     if not np.all(np.linalg.eigvalsh(0.5 * (h + h.T)) > 0):
         return float("inf")
     return float(np.sqrt(np.linalg.inv(h)[k, k]))
-
-
-def _safe_hessian(spec: ModelSpec, theta: NDArray) -> NDArray:
-    try:
-        return hessian(spec, theta)
-    except (CarpmodelError, ValueError, FloatingPointError):
-        return np.full((theta.size, theta.size), np.nan)
-
-
-def _newton_polish(spec: ModelSpec, theta: NDArray, value: float, grad: NDArray,
-                   max_steps: int = 4) -> tuple[NDArray, float, NDArray, NDArray]:
-    """Newton steps with the batched Hessian (step-halving, only downhill) until max|gradient| <
-    GRADIENT_TOLERANCE/10, as :func:`carpmodel.fitting.fit` polishes; returns the Hessian at
-    the end point too."""
-    h = _safe_hessian(spec, theta)
-    for _ in range(max_steps):
-        if np.max(np.abs(grad)) < GRADIENT_TOLERANCE / 10 or not np.all(np.isfinite(h)):
-            break
-        try:
-            direction = -np.linalg.solve(h, grad)
-        except np.linalg.LinAlgError:
-            break
-        for step in (1.0, 0.5, 0.25, 0.125):
-            new_value, new_grad = _value_gradient(spec, theta + step * direction)
-            # the objective is reproducible to ~1e-9 only (engine solvers), so a step that raises
-            # it by less than 1e-8 while shrinking the gradient is taken
-            if new_value <= value + 1e-10 or (new_value <= value + 1e-8
-                                               and np.max(np.abs(new_grad)) < np.max(np.abs(grad))):
-                theta, value, grad = theta + step * direction, new_value, new_grad
-                h = _safe_hessian(spec, theta)
-                break
-        else:
-            break
-    return theta, value, grad, h
-
-
-def _warm_result(spec: ModelSpec, start: NDArray, scale: NDArray | None = None) -> FitResult:
-    """A :class:`FitResult` of a warm-started L-BFGS-B fit with the batched Hessian."""
-    clock = time.perf_counter()
-    theta, value, grad, _ = _minimise_from(spec, start, scale=scale, restarts=1)
-    theta, value, grad, h = _newton_polish(spec, theta, value, grad)
-    eigen = np.linalg.eigvalsh(h) if np.all(np.isfinite(h)) else np.array([np.nan])
-    positive = bool(np.all(eigen > 0))
-    components = {k: float(v) for k, v in nll_components(spec, theta).items()}
-    max_grad = float(np.max(np.abs(grad)))
-    return FitResult(spec=spec, theta=theta, parameter_names=spec.parameter_names, nll=float(value),
-                     nll_components=components, gradient=grad, hessian=h,
-                     covariance=np.linalg.inv(h) if positive else None,
-                     converged=bool(positive and max_grad < GRADIENT_TOLERANCE and np.isfinite(value)),
-                     hessian_positive_definite=positive,
-                     condition_number=float(eigen.max() / eigen.min()) if positive else float("inf"),
-                     optimizer={"method": "L-BFGS-B from a warm start (sensitivity)"},
-                     runtime_s=time.perf_counter() - clock)
-
-
-def _mapped_scale(source: FitResult, spec: ModelSpec) -> NDArray | None:
-    """Preconditioner for ``spec`` from the Hessian of a related fit, matched by parameter name;
-    a parameter the source lacks gets its prior's precision (1 if it has none) on the diagonal."""
-    if source.hessian is None or not np.all(np.isfinite(source.hessian)):
-        return None
-    index = {name: i for i, name in enumerate(source.parameter_names)}
-    names = spec.parameter_names
-    h = np.zeros((len(names), len(names)))
-    known = [(i, index[n]) for i, n in enumerate(names) if n in index]
-    rows, cols = np.array([i for i, _ in known], int), np.array([j for _, j in known], int)
-    h[np.ix_(rows, rows)] = np.asarray(source.hessian)[np.ix_(cols, cols)]
-    for i, free in enumerate(spec.estimated):
-        if free.name not in index:
-            sd = free.prior.parameters.get("sd") if free.prior is not None else None
-            h[i, i] = 1.0 / float(sd) ** 2 if sd else 1.0
-    for i in range(len(spec.estimated), len(names)):
-        if names[i] not in index:
-            h[i, i] = 1.0
-    return _preconditioner(h, len(names))
 
 
 def _augmented_scale(spec: ModelSpec, theta: NDArray, base_h: NDArray, k: int,
@@ -820,34 +745,6 @@ def _augmented_scale(spec: ModelSpec, theta: NDArray, base_h: NDArray, k: int,
         return None
     h[k, :], h[:, k] = column, column
     return _preconditioner(h, n)
-
-
-def _map_start(source: FitResult, spec: ModelSpec) -> NDArray:
-    """Start for ``spec`` from a related fit, by parameter name (new parameters at their start)."""
-    values = dict(zip(source.parameter_names, np.asarray(source.theta, float), strict=True))
-    start = spec.initial_theta()
-    return np.array([values.get(n, start[i]) for i, n in enumerate(spec.parameter_names)])
-
-
-def _robust_fit(spec: ModelSpec, warm_from: FitResult | None, n_starts: int, seed: int,
-                cold_start: bool = True) -> FitResult:
-    """The better of :func:`carpmodel.fitting.fit` (the real procedure; skipped when ``cold_start``
-    is False and a warm start is given) and a warm start from a related fit (nested models: the
-    larger model starts at the smaller one's optimum)."""
-    candidates = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if cold_start or warm_from is None:
-            try:
-                candidates.append(fit(spec, n_starts=n_starts, seed=seed))
-            except (CarpmodelError, ValueError, FloatingPointError, np.linalg.LinAlgError):
-                pass
-        if warm_from is not None:
-            candidates.append(_warm_result(spec, _map_start(warm_from, spec), _mapped_scale(warm_from, spec)))
-    if not candidates:
-        raise FitError("temperature_effect_test: the fit failed from every start")
-    return min(candidates, key=lambda r: (not r.converged, r.nll))
 
 
 def _is_linear(series: EnvSeries) -> bool:
@@ -878,9 +775,10 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
     is in ``targets``; K then follows the same anomalies) — log-linear, ``exp(b·(T − T̄))``,
     identity transform, Normal(0, ``slope_prior_sd``) prior. Both models are fitted as
     :func:`carpmodel.fitting.fit` does (``options.n_starts``); the effect model also from the
-    no-effect optimum with slope 0 (nested start), the better kept (``cold_start=False``: the
-    nested start only, ~4 times faster). ``baseline`` is a finished fit of
-    ``build_spec(data, options)`` to reuse.
+    no-effect optimum with slope 0 (nested start: its estimates and Hessian,
+    :func:`carpmodel.refit.refit`), the better kept (``cold_start=False``: the nested start
+    only, with the cold fit as the fallback if it does not converge; several times faster).
+    ``baseline`` is a finished fit of ``build_spec(data, options)`` to reuse.
 
     Reported: ΔAICc (effect − no effect; > 0 favours no effect) with AICc = 2·NLL_data + 2k +
     2k(k+1)/(n − k − 1) (:func:`carpmodel.diagnostics.compare_fits`: data components only, k
@@ -890,7 +788,7 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
     the likelihood-ratio statistic 2·ΔNLL (total objective, slope prior excluded) and its χ²₁
     p-value; with ``hindcast_peels`` > 0 (default: 5 when the series is observed, else 0) the
     one-step hindcast MASE of both models (:func:`carpmodel.diagnostics.hindcast`, peels
-    warm-started from the full fits).
+    warm-started from the full fits, the cold fit as the fallback).
 
     ``testable`` is ``EnvSeries.observed``: only a measured series can test an effect. For the
     bundled ASSUMED linear series ``statement`` is :data:`NOT_TESTABLE_ASSUMED`; the fits are
@@ -919,8 +817,12 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
         statement = (f"not testable: the temperature series is not observed (confidence "
                      f"{', '.join(levels)}), so it is not data an effect can be tested on")
     if baseline is None:
-        baseline = _robust_fit(spec0, None, options.n_starts, options.seed)
-    effect = _robust_fit(spec1, baseline, options.n_starts, options.seed, cold_start)
+        baseline = refit(spec0, n_starts=options.n_starts, seed=options.seed, label="no-effect model")
+    effect = None if baseline is None else refit(
+        spec1, source=baseline, n_starts=options.n_starts, seed=options.seed, cold_first=False,
+        try_both=cold_start, label="effect model")
+    if baseline is None or effect is None:
+        raise FitError("temperature_effect_test: the fit failed from every start")
     comparison = compare_fits({"no_effect": baseline, "effect": effect})
     table = comparison.table
     k = {name: int(table["n_parameters"].sel(variant=name)) for name in ("no_effect", "effect")}
@@ -956,8 +858,8 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
                 peel_spec = build_spec(data, replace(options, last_data_year=year))
                 if add:
                     peel_spec = _with_slopes(peel_spec, values, reference, targets, slope_prior_sd)
-                fits[year] = _warm_result(peel_spec, _map_start(full, peel_spec),
-                                          _mapped_scale(full, peel_spec))
+                fits[year] = refit(peel_spec, source=full, n_starts=options.n_starts, seed=options.seed,
+                                   cold_first=False, label=f"{name} peel {j} (last data year {year})")
             h = hindcast(data, options, peels, fits=fits)
             hindcasts[name] = {"mase_persistence": h.mase_persistence, "mase_drift": h.mase_drift,
                                "mase_persistence_adjusted": h.mase_persistence_adjusted,

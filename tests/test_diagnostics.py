@@ -244,6 +244,8 @@ def test_self_test_runs_and_reports_coverage_with_its_mc_se(light_fit):
     assert np.all((coverage >= 0) & (coverage <= 1))
     np.testing.assert_allclose(summary["coverage_mc_se"].values,
                                np.sqrt(coverage * (1 - coverage) / n_used), rtol=1e-12)
+    np.testing.assert_allclose(summary["coverage_mc_se_nominal"].values, np.sqrt(0.95 * 0.05 / n_used),
+                               rtol=1e-12)
     assert diag.coverage_mc_se(0.9, 100) == pytest.approx(0.03, rel=1e-12)
     truth = result.replicates["truth"]
     # rec devs do not change unfished biomass: every truth has the fitted B0
