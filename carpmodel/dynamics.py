@@ -355,7 +355,7 @@ def _decreasing_root(g: Any, lo: NDArray, hi: NDArray) -> NDArray:
         lo, g_lo = np.where(move_lo, x, lo), np.where(move_lo, g_x, g_lo)
         hi, g_hi = np.where(move_hi, x, hi), np.where(move_hi, g_x, g_hi)
         last = np.where(active, np.where(above, 1.0, -1.0), last)
-    return best
+    return np.where(np.isnan(g_best), np.nan, best)
 
 
 def effective_steepness(steepness: Any, dd_strength: Any) -> NDArray:
@@ -445,6 +445,8 @@ def simulate(
     if release_fish is not None and release_length_cm is None:
         raise ValueError("release_length_cm is required with release_fish")
     dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype}")
     multipliers = multipliers or ProcessMultipliers()
     batch = _batch_shape(params, (catch_t, 1), (f_per_yr, 1), (release_fish, 2),
                          (release_length_cm, 2), (log_rec_devs, 1), (initial_numbers, 2),
@@ -462,7 +464,8 @@ def simulate(
     j0 = ref.juveniles0
     ends = np.asarray(params.dd_window_end_age_yr)
     window_end = int(ends.flat[0]) if np.all(ends == ends.flat[0]) else None
-    ages = _ages(params)   # 0/1 weights over age for the sums below
+    ages = _ages(params)
+    # 0/1 weights over age for the sums below
     survey_ages = (ages >= survey_age).astype(dtype)
     window_ages = (ages <= (window_end if window_end is not None else -1)).astype(dtype)
     release_survival = np.asarray(params.release_survival, dtype=dtype)[..., None]
@@ -525,7 +528,7 @@ def simulate(
         mature = maturity_at_length(body, p["maturity_l50_cm"], p["maturity_slope_cm"],
                                     in_year("maturity_l50", y))
         ssb_by_origin = _age_dot(numbers * w, mature) / 1e6
-        ssb = ssb_by_origin[..., WILD] + ssb_by_origin[..., HATCHERY]
+        ssb = _origin_sum(ssb_by_origin)
         spawning = np.sum(ssb_by_origin * rrs, axis=-1)
         # 2. recruitment of wild age-0 fish
         recruits = recruits_from_spawners(spawning, ref.alpha, ref.beta, params.recruitment)
@@ -549,19 +552,23 @@ def simulate(
             stocked = np.flatnonzero(np.any(fish != 0, axis=tuple(range(fish.ndim - 1))))
             if stocked.size == 0:
                 continue
-            ages = slice(stocked[0], stocked[-1] + 1)      # only the ages that receive fish
-            entering = fish[..., ages].astype(dtype) * release_survival
-            before = numbers[..., HATCHERY, ages]
+            # the span from the first to the last age that receives fish in any row; a row's
+            # length changes only where fish enter it, so no row depends on the others
+            stocked_ages = slice(stocked[0], stocked[-1] + 1)
+            entering = fish[..., stocked_ages].astype(dtype) * release_survival
+            entering_length = np.broadcast_to(np.asarray(release_len, dtype), fish.shape)[..., stocked_ages]
+            before = numbers[..., HATCHERY, stocked_ages]
             total = before + entering
-            mixed = (before * length[..., HATCHERY, ages]
-                     + entering * np.asarray(release_len, dtype)[..., ages]) / np.where(total > 0, total, 1.0)
-            length[..., HATCHERY, ages] = np.where(total > 0, mixed, length[..., HATCHERY, ages])
-            numbers[..., HATCHERY, ages] = total
-            body[..., HATCHERY, ages], w[..., HATCHERY, ages] = body_and_weight(
-                length[..., HATCHERY, ages], (..., 0, slice(None)))
+            mixed = (before * length[..., HATCHERY, stocked_ages] + entering * entering_length) \
+                / np.where(total > 0, total, 1.0)
+            length[..., HATCHERY, stocked_ages] = np.where(entering > 0, mixed,
+                                                           length[..., HATCHERY, stocked_ages])
+            numbers[..., HATCHERY, stocked_ages] = total
+            body[..., HATCHERY, stocked_ages], w[..., HATCHERY, stocked_ages] = body_and_weight(
+                length[..., HATCHERY, stocked_ages], (..., 0, slice(None)))
         # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing.
-        # Age 0 apart: only its growth state can start below the hatch length, so the other
-        # ages take the closed form's fast path.
+        # Age 0 apart: usually only its growth state starts below the hatch length, so the
+        # other ages take the closed form's fast path (the branch is chosen from the data).
         k_mult = in_year("growth_k", y)
         m_mult = in_year("natural_mortality", y)
         m = np.empty(batch + (2, n_age), dtype)

@@ -36,6 +36,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
@@ -1222,9 +1223,9 @@ class AnomalyModel:
             raise ConfigError(f"AnomalyModel.phi: defined for AR(1) or white noise, this is ARMA{self.order}")
         return self.ar[0] if self.ar else 0.0
 
-    @property
+    @cached_property
     def marginal_sd(self) -> float:
-        """Stationary SD of the anomalies."""
+        """Stationary SD of the anomalies (computed once per model: projections ask per draw)."""
         from statsmodels.tsa.arima_process import arma_acovf
 
         if self.innovation_sd == 0:
@@ -1602,7 +1603,7 @@ class ClimateForcing:
 
     Call it as ``forcing(randomness, years)`` — the ``build_multipliers`` hook of
     ``projection.ProjectionSetup``: ``randomness.anomaly_rngs`` holds one generator per draw,
-    positioned after the draw's other random numbers. Returns
+    its own child stream (``SeedSequence(seed, spawn_key=(draw, 2))``). Returns
     ``(ProcessMultipliers with arrays (scenario, draw, year), lake temperature (scenario, draw,
     year))`` over the projection ``years``, scenarios in the order of :attr:`scenario_names`.
     The anomalies of a draw are the same in every scenario (common random numbers), so

@@ -45,25 +45,35 @@ def lorenzen_m_per_yr(
     ``L(t) = L∞ − (L∞ − L₀)·exp(−K·g_K·t)``. Shapes broadcast. ``c = 0`` is constant M;
     ``c = 1`` (the default, M ∝ 1/L) has the closed form of :func:`_inverse_length_integral`;
     other exponents use Gauss–Legendre quadrature (``nodes`` points, default
-    :data:`QUADRATURE_NODES`; ``nodes`` given forces quadrature).
+    :data:`QUADRATURE_NODES`; ``nodes`` given forces quadrature). In a batch that mixes
+    exponents every element with ``c = 1`` keeps its closed form, so an element's M never
+    depends on the others. The result keeps the inputs' floating type (float32 stays float32).
     """
     c = np.asarray(lorenzen_c)
     scale = np.asarray(m_ref_per_yr) * np.asarray(m_multiplier)
     rate = np.asarray(k_per_yr) * np.asarray(k_multiplier)
+    dtype = np.result_type(np.asarray(length_start_cm), np.asarray(l_inf_cm), np.asarray(m_ref_per_yr))
     if nodes is None and np.all(c == 0.0):
         return np.broadcast_to(scale, np.broadcast_shapes(np.shape(length_start_cm), scale.shape,
-                                                          c.shape)).astype(float)
-    if nodes is None and np.all(c == 1.0):
+                                                          c.shape)).astype(dtype)
+    closed_form = None
+    if nodes is None and np.any(c == 1.0):
         integral = _inverse_length_integral(np.asarray(length_start_cm), np.asarray(l_inf_cm), rate,
                                             np.asarray(hatch_length_cm))
-        return scale * np.asarray(m_ref_length_cm) * integral
+        closed_form = scale * np.asarray(m_ref_length_cm) * integral
+        if np.all(c == 1.0):
+            return closed_form.astype(dtype, copy=False)
     t, w = (TIME_NODES, TIME_WEIGHTS) if nodes is None else _gauss_legendre(nodes)
+    t, w = t.astype(dtype), w.astype(dtype)
     l0 = np.asarray(length_start_cm)[..., None]
     l_inf = np.asarray(l_inf_cm)[..., None]
     path = l_inf - (l_inf - l0) * np.exp(-rate[..., None] * t)
     path = np.maximum(path, np.asarray(hatch_length_cm)[..., None])
     relative = np.power(path / np.asarray(m_ref_length_cm)[..., None], -c[..., None])
-    return scale * (relative @ w)
+    quadrature = scale * (relative @ w)
+    # a batch mixing exponents: every element with c = 1 keeps its exact closed form
+    out = quadrature if closed_form is None else np.where(c == 1.0, closed_form, quadrature)
+    return out.astype(dtype, copy=False)
 
 
 def _gauss_legendre(nodes: int) -> tuple[NDArray, NDArray]:
