@@ -11,6 +11,9 @@ Commands:
   ``config FILE``: validate a run config and print it with defaults filled in.
 - ``simulate [--data DIR] [--config FILE] [--first-year Y] [--last-year Y] --out DIR [--force]``:
   run the engine at default parameters and write ``simulation.nc``.
+- ``project --fit DIR --out DIR [...] [--ensemble [FILE]] [--budget [AMOUNT]]``: stochastic
+  projections (projection.nc, metrics.csv); ``--ensemble`` adds a structural ensemble
+  (:mod:`carpmodel.ensemble`), ``--budget`` the best split of a release budget (budget.csv).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from carpmodel.inputs import BUNDLED_DATA_DIRECTORY, load_data, summarise
 from carpmodel.outputs import check_output_dir, prepare_output_dir, write_netcdf_atomic
 
 __all__ = ["build_parser", "main"]
+
+#: ``--ensemble`` / ``--budget`` given without a value: the default ensemble / the file's budget
+_FROM_FILE = "<default>"
 
 
 def _version() -> str:
@@ -180,8 +186,30 @@ def _held_out_summary(held_out: Any) -> dict[str, Any]:
             "mean_abs_log_error": float(np.nanmean(np.abs(errors))) if np.isfinite(errors).any() else None}
 
 
+def _budget_amount(text: str | None) -> float | None:
+    """``--budget`` value: None (absent), the strategies file's amount (flag alone), or a number."""
+    if text is None or text == _FROM_FILE:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--budget: expected an annual budget in cost units (e.g. 2e7), "
+                          f"got {text!r}") from None
+
+
 def _project(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, load_fit, project_stage, write_projection
+    from carpmodel.pipeline import (
+        Progress,
+        RunLog,
+        budget_problem,
+        budget_stage,
+        ensemble_stage,
+        load_fit,
+        project_stage,
+        write_budget,
+        write_ensemble,
+        write_projection,
+    )
 
     loaded = load_fit(args.fit, args.data)
     config = loaded.config
@@ -197,6 +225,13 @@ def _project(args: argparse.Namespace) -> int:
         config = replace(config, projection=replace(config.projection, **changes))
     except ConfigError as exc:
         raise ConfigError(f"project options: {exc}") from None
+    definition = None
+    if args.ensemble is not None:
+        from carpmodel.ensemble import EnsembleDefinition, load_ensemble
+
+        definition = EnsembleDefinition() if args.ensemble == _FROM_FILE else load_ensemble(args.ensemble)
+    problem = (budget_problem(config, _budget_amount(args.budget), loaded.result.spec.base.n_age)
+               if args.budget is not None else None)
     protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
     check_output_dir(args.out, args.force, protected)
     client = None
@@ -206,9 +241,23 @@ def _project(args: argparse.Namespace) -> int:
         client = connect(args.scheduler)
     try:
         log = RunLog()
-        artifacts = project_stage(loaded, config, log, Progress(None if not args.quiet else False))
+        progress = Progress(None if not args.quiet else False)
+        artifacts = project_stage(loaded, config, log, progress)
+        ensemble = ensemble_stage(loaded, config, definition, log, progress) if definition else None
+        budget = None
+        if problem is not None:
+            from carpmodel.ensemble import single_member
+
+            posterior = loaded.posterior_theta if config.projection.parameter_draws == "posterior" else None
+            fits = ensemble.fits if ensemble is not None else single_member(loaded.result,
+                                                                            posterior_theta=posterior)
+            budget = budget_stage(loaded, config, fits, problem, log, progress)
         out = prepare_output_dir(args.out, args.force, protected)
         write_projection(artifacts, out, log, svg=args.svg)
+        if ensemble is not None:
+            write_ensemble(ensemble, out, log, svg=args.svg)
+        if budget is not None:
+            write_budget(budget, out, log, svg=args.svg)
     finally:
         if client is not None:
             cluster = getattr(client, "cluster", None)
@@ -217,6 +266,8 @@ def _project(args: argparse.Namespace) -> int:
                 cluster.close()
     for path in log.outputs:
         print(f"wrote {path}")
+    for warning in log.warnings:
+        _note(warning)
     return 0
 
 
@@ -345,6 +396,15 @@ def build_parser() -> argparse.ArgumentParser:
                              help="process draws in chunks of N (dask-backed, bounded memory)")
     project_cmd.add_argument("--scheduler", metavar="ADDRESS",
                              help="run on a dask.distributed scheduler ('local' starts a LocalCluster)")
+    project_cmd.add_argument("--ensemble", nargs="?", const=_FROM_FILE, metavar="FILE",
+                             help="also fit and project an ensemble of model structures (density-dependence "
+                                  "window x release-survival prior x Lorenzen M exponent x initial state; "
+                                  "FILE: an [ensemble] TOML, default: carpmodel.ensemble.EnsembleDefinition) "
+                                  "→ ensemble_projection.nc, ensemble_metrics.csv, ensemble_members.csv")
+    project_cmd.add_argument("--budget", nargs="?", const=_FROM_FILE, metavar="AMOUNT",
+                             help="also find the best split of an annual release budget (cost units) over "
+                                  "release sizes: the strategies file's [budget] question, its amount "
+                                  "replaced by AMOUNT; across the ensemble with --ensemble → budget.csv")
     _common_output_options(project_cmd)
     project_cmd.set_defaults(handler=_project)
 

@@ -13,6 +13,12 @@ with xarray; quantiles use numpy's default linear interpolation (``xarray.quanti
 share their random numbers across strategies (common random numbers), so gains over the
 reference are **paired by draw**: ``gain[d] = B[s, d] − B[reference, d]``, then quantiles.
 
+Weighted draws (``weights``, e.g. the members of a structural ensemble pooled by their weights,
+:func:`carpmodel.ensemble.ensemble_metrics`): probabilities become weighted means and quantiles
+the frequency-weighted quantiles of :func:`weighted_quantile` (a draw of weight w counts as
+w / w_min draws), which equal the unweighted ones when every weight is the same (then the
+unweighted code runs, so the results are identical).
+
 Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the central
 ``interval``, 90 % by default):
 
@@ -56,7 +62,7 @@ import xarray as xr
 from carpmodel.errors import ConfigError
 from carpmodel.releases import REFERENCE_STRATEGY
 
-__all__ = ["REQUIRED_VARIABLES", "metrics_table", "strategy_metrics"]
+__all__ = ["REQUIRED_VARIABLES", "metrics_table", "strategy_metrics", "weighted_mean", "weighted_quantile"]
 
 #: Variables of the projection Dataset that :func:`strategy_metrics` reads.
 REQUIRED_VARIABLES = ("biomass_t", "ssb_t", "catch_t", "released_fish", "hatchery_fraction_ssb", "cost",
@@ -131,18 +137,89 @@ def _check(ds: xr.Dataset, reference: str, years: Sequence[int], limit_fraction:
                           f"got {after_year}")
 
 
-def _quantiles(x: xr.DataArray, interval: float) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+def weighted_quantile(values: Any, weights: Any, q: Any) -> np.ndarray:
+    """Quantiles ``q`` over the last axis of ``values`` with sample ``weights`` (same last axis).
+
+    Frequency weights: a value of weight ``w`` counts as ``w / w_min`` values (``w_min`` the
+    smallest positive weight of the row), and the quantile is numpy's default "linear" one
+    (Hyndman & Fan type 7) of that sample — exactly ``np.quantile(np.repeat(values, counts), q)``
+    when the counts are integers, and ``np.quantile(values, q)`` when every weight is the same.
+    With the sorted values ``x_k``, counts ``c_k`` and ``S_k = c_1 + … + c_k``, the quantile at
+    position ``h = (S_n − 1)·q`` is ``x_k`` for ``S_{k−1} <= h <= S_k − 1`` and linear from
+    ``x_k`` to ``x_{k+1}`` for ``S_k − 1 < h < S_k``. NaN values and zero weights are skipped; a
+    row with none left gives NaN. Returns shape ``values.shape[:-1] + (len(q),)``.
+    """
+    values = np.asarray(values, dtype=float)
+    weights = np.broadcast_to(np.asarray(weights, dtype=float), values.shape)
+    probabilities = np.atleast_1d(np.asarray(q, dtype=float))
+    if np.any(weights < 0) or not np.all(np.isfinite(weights)):
+        raise ConfigError("weights: expected finite non-negative weights")
+    rows_v = values.reshape(-1, values.shape[-1])
+    rows_w = weights.reshape(-1, values.shape[-1])
+    out = np.full((rows_v.shape[0], probabilities.size), np.nan)
+    for i, (v, w) in enumerate(zip(rows_v, rows_w, strict=True)):
+        keep = ~np.isnan(v) & (w > 0)
+        if not keep.any():
+            continue
+        order = np.argsort(v[keep], kind="stable")
+        x, counts = v[keep][order], w[keep][order]
+        counts = counts / counts.min()
+        upper = np.cumsum(counts)                       # S_k
+        lower = upper - counts                          # S_{k-1}
+        knots = np.column_stack([lower, upper - 1.0]).ravel()   # x_k held on [S_{k-1}, S_k - 1]
+        out[i] = np.interp((upper[-1] - 1.0) * probabilities, knots, np.repeat(x, 2))
+    return out.reshape(values.shape[:-1] + (probabilities.size,))
+
+
+def weighted_mean(values: Any, weights: Any) -> np.ndarray:
+    """Weighted mean over the last axis, skipping NaN values (NaN when nothing is left)."""
+    values = np.asarray(values, dtype=float)
+    weights = np.broadcast_to(np.asarray(weights, dtype=float), values.shape)
+    w = np.where(np.isnan(values), 0.0, weights)
+    total = w.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, np.sum(np.where(w > 0, values, 0.0) * w, axis=-1) / total, np.nan)
+
+
+def _equal(weights: xr.DataArray | None) -> bool:
+    return weights is None or bool(np.all(weights.values == weights.values.flat[0]))
+
+
+def _over_draws(function: Any, x: xr.DataArray, weights: xr.DataArray, *args: Any,
+                out_dim: str | None = None) -> xr.DataArray:
+    core = [[out_dim]] if out_dim else [[]]
+    return xr.apply_ufunc(function, x.astype(float), weights, *args, input_core_dims=[["draw"], ["draw"]],
+                          output_core_dims=core)
+
+
+def _quantiles(x: xr.DataArray, interval: float,
+               weights: xr.DataArray | None = None) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
     """(median, lower, upper) over draws; NaN draws are skipped."""
     lower, upper = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
+    if not _equal(weights):
+        q = _over_draws(lambda v, w: weighted_quantile(v, w, [0.5, lower, upper]), x, weights,
+                        out_dim="quantile")
+        return tuple(q.isel(quantile=i) for i in range(3))  # type: ignore[return-value]
     with warnings.catch_warnings():  # all-NaN cells (e.g. per-release ratios of the reference) stay NaN
         warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
         q = x.quantile([0.5, lower, upper], dim="draw", skipna=True)
     return tuple(q.isel(quantile=i, drop=True) for i in range(3))  # type: ignore[return-value]
 
 
+def _mean(x: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
+    return x.mean("draw") if _equal(weights) else _over_draws(weighted_mean, x, weights)
+
+
+def _median(x: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
+    if _equal(weights):
+        return x.median("draw")
+    return _over_draws(lambda v, w: weighted_quantile(v, w, [0.5])[..., 0], x, weights)
+
+
 def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
                      years: Sequence[int] = (2035, 2050, 2100), limit_fraction: float = 0.2,
-                     interval: float = 0.9, after_year: int = 2024, cost_year: int = 2050) -> xr.Dataset:
+                     interval: float = 0.9, after_year: int = 2024, cost_year: int = 2050,
+                     weights: xr.DataArray | None = None) -> xr.Dataset:
     """Decision-table metrics per strategy and scenario (see the module docstring for each).
 
     Parameters
@@ -161,6 +238,8 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         "Any year" probabilities look at years after this one (2024: the projection years).
     cost_year : int
         Year of the gain that ``cost_per_t_gained`` divides by (costs up to it).
+    weights : xarray.DataArray over ``draw``, optional
+        Sample weights (any positive scale): weighted means and quantiles (module docstring).
 
     Returns
     -------
@@ -175,35 +254,43 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     """
     years = [int(y) for y in years]
     _check(ds, reference, years, limit_fraction, interval, after_year, cost_year)
+    if weights is not None:
+        if tuple(weights.dims) != ("draw",) or weights.sizes["draw"] != ds.sizes["draw"]:
+            raise ConfigError(f"weights: expected a DataArray over the {ds.sizes['draw']} draws, "
+                              f"got dims {weights.dims} and shape {weights.shape}")
+        weights = weights.astype(float).assign_coords(draw=ds["draw"].values)
+        if float(weights.sum()) <= 0 or bool((weights < 0).any()):
+            raise ConfigError("weights: expected non-negative weights with a positive sum")
+    w = weights
     out: dict[str, xr.DataArray] = {}
     by_metric_year = {"year": years}
 
     biomass = ds["biomass_t"]
     out["biomass_median_t"], out["biomass_lower_t"], out["biomass_upper_t"] = _quantiles(
-        biomass.sel(by_metric_year), interval)
+        biomass.sel(by_metric_year), interval, w)
     gain = biomass - biomass.sel(strategy=reference, drop=True)
     out["biomass_gain_median_t"], out["biomass_gain_lower_t"], out["biomass_gain_upper_t"] = _quantiles(
-        gain.sel(by_metric_year), interval)
+        gain.sel(by_metric_year), interval, w)
 
     later = ds["year"] > after_year
     last = {"year": ds["year"].values[-1]}
     ssb = ds["ssb_t"]
     for label, limit in (("static", ds["ssb0_t"]), ("dynamic", ds["dynamic_ssb0_t"])):
         below = ssb < limit_fraction * limit
-        out[f"p_ssb_below_limit_{label}_any"] = below.where(later, False).any("year").mean("draw")
-        out[f"p_ssb_below_limit_{label}_last"] = below.sel(last, drop=True).mean("draw")
+        out[f"p_ssb_below_limit_{label}_any"] = _mean(below.where(later, False).any("year"), w)
+        out[f"p_ssb_below_limit_{label}_last"] = _mean(below.sel(last, drop=True), w)
     below_2002 = biomass < ds["biomass_2002_t"]
-    out["p_biomass_below_2002_any"] = below_2002.where(later, False).any("year").mean("draw")
-    out["p_biomass_below_2002_last"] = below_2002.sel(last, drop=True).mean("draw")
+    out["p_biomass_below_2002_any"] = _mean(below_2002.where(later, False).any("year"), w)
+    out["p_biomass_below_2002_last"] = _mean(below_2002.sel(last, drop=True), w)
 
     fraction = ds["hatchery_fraction_ssb"]
-    out["hatchery_fraction_ssb_median"] = fraction.sel(by_metric_year).median("draw")
-    out["hatchery_fraction_ssb_last_median"] = fraction.sel(last, drop=True).median("draw")
+    out["hatchery_fraction_ssb_median"] = _median(fraction.sel(by_metric_year), w)
+    out["hatchery_fraction_ssb_last_median"] = _median(fraction.sel(last, drop=True), w)
 
     released_total = ds["released_fish"].sum("year")
-    out["released_fish_total_median"] = released_total.median("draw")
-    out["cost_total_median"] = ds["cost"].sum("year").median("draw")
-    cost_through = ds["cost"].where(ds["year"] <= cost_year, 0.0).sum("year").median("draw")
+    out["released_fish_total_median"] = _median(released_total, w)
+    out["cost_total_median"] = _median(ds["cost"].sum("year"), w)
+    cost_through = _median(ds["cost"].where(ds["year"] <= cost_year, 0.0).sum("year"), w)
     out["cost_through_cost_year_median"] = cost_through
     gain_in_cost_year = out["biomass_gain_median_t"].sel(year=cost_year, drop=True)
     out["cost_per_t_gained"] = (cost_through / gain_in_cost_year.where(gain_in_cost_year > 0))
@@ -213,13 +300,13 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     per_million = added / (released_total / 1e6).where(released_total > 0)
     (out["added_window_survivors_per_million_released_median"],
      out["added_window_survivors_per_million_released_lower"],
-     out["added_window_survivors_per_million_released_upper"]) = _quantiles(per_million, interval)
+     out["added_window_survivors_per_million_released_upper"]) = _quantiles(per_million, interval, w)
     if "release_survival" in ds:
         per_surviving = added / (released_total * ds["release_survival"]).where(released_total > 0)
-        out["added_window_survivors_per_surviving_release_median"] = _quantiles(per_surviving, interval)[0]
+        out["added_window_survivors_per_surviving_release_median"] = _quantiles(per_surviving, interval, w)[0]
 
     out["total_catch_median_t"], out["total_catch_lower_t"], out["total_catch_upper_t"] = _quantiles(
-        ds["catch_t"].sum("year"), interval)
+        ds["catch_t"].sum("year"), interval, w)
 
     result = xr.Dataset(out).rename({"year": "metric_year"})
     result = result.transpose("strategy", "scenario", ...)
@@ -239,38 +326,46 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         "pairing": "gains and added window survivors are differences from the reference in the same draw",
         "nan_meaning": "cost_per_t_gained is NaN when the median gain in cost_year is <= 0; per-release "
                        "ratios are NaN when nothing was released",
+        "draw_weights": "equal" if _equal(w) else "weighted (weighted means and weighted_quantile)",
     })
     return result
 
 
 def metrics_table(ds: xr.Dataset, **kwargs: Any) -> list[dict[str, Any]]:
-    """One row per strategy × scenario for metrics.csv.
+    """One row per strategy × scenario (× structure) for metrics.csv.
 
-    ``ds`` is the result of :func:`strategy_metrics`, or a projection Dataset (it has a ``draw``
+    ``ds`` is the result of :func:`strategy_metrics` (or of
+    :func:`carpmodel.ensemble.ensemble_metrics`, with a ``structure`` dimension: one row per
+    member and one for the pooled ensemble), or a projection Dataset (it has a ``draw``
     dimension), in which case :func:`strategy_metrics` is applied with ``kwargs``. Each row
-    holds ``strategy``, ``scenario`` (and ``description`` when the Dataset has a
-    ``description`` coordinate along ``strategy``), then every metric in Dataset order; a metric
-    by year becomes one column per year, ``NAME_YEAR`` (e.g. ``biomass_median_t_2050``).
-    Values are Python floats (NaN kept).
+    holds ``strategy``, ``scenario`` (then ``structure`` where there is one, and
+    ``description`` when the Dataset has a ``description`` coordinate along ``strategy``), then
+    every metric in Dataset order; a metric by year becomes one column per year, ``NAME_YEAR``
+    (e.g. ``biomass_median_t_2050``). Values are Python floats (NaN kept).
     """
     if "draw" in ds.dims:
         ds = strategy_metrics(ds, **kwargs)
     elif kwargs:
         raise ConfigError(f"metrics_table: options {sorted(kwargs)} apply only to a projection Dataset")
     descriptions = ds["description"] if "description" in ds.coords else None
+    structures = [str(s) for s in ds["structure"].values] if "structure" in ds.dims else [None]
     rows = []
     for strategy in ds["strategy"].values:
         for scenario in ds["scenario"].values:
-            row: dict[str, Any] = {"strategy": str(strategy), "scenario": str(scenario)}
-            if descriptions is not None:
-                row["description"] = str(descriptions.sel(strategy=strategy).values)
-            cell = ds.sel(strategy=strategy, scenario=scenario)
-            for name, var in cell.data_vars.items():
-                values = np.asarray(var.values, dtype=float)
-                if "metric_year" in var.dims:
-                    for year, value in zip(var["metric_year"].values, values, strict=True):
-                        row[f"{name}_{int(year)}"] = float(value)
-                else:
-                    row[name] = float(values)
-            rows.append(row)
+            for structure in structures:
+                row: dict[str, Any] = {"strategy": str(strategy), "scenario": str(scenario)}
+                cell = ds.sel(strategy=strategy, scenario=scenario)
+                if structure is not None:
+                    row["structure"] = structure
+                    cell = cell.sel(structure=structure)
+                if descriptions is not None:
+                    row["description"] = str(descriptions.sel(strategy=strategy).values)
+                for name, var in cell.data_vars.items():
+                    values = np.asarray(var.values, dtype=float)
+                    if "metric_year" in var.dims:
+                        for year, value in zip(var["metric_year"].values, values, strict=True):
+                            row[f"{name}_{int(year)}"] = float(value)
+                    else:
+                        row[name] = float(values)
+                rows.append(row)
     return rows

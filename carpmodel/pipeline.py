@@ -422,11 +422,7 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
                              effects_note="temperature effects are assumed (no species data); "
                                           "their defaults set the sign of the scenario differences")
     with log.stage("metrics", progress):
-        cost_year = min(2050, settings.last_year)
-        years = sorted({y for y in settings.metric_years if settings.first_year <= y <= settings.last_year}
-                       | {cost_year})
-        metrics = strategy_metrics(dataset, years=years, limit_fraction=settings.limit_fraction,
-                                   cost_year=cost_year)
+        metrics = strategy_metrics(dataset, **_metric_options(config))
         rows = metrics_table(metrics)
     figures: dict[str, Any] = {}
     scenario = "ssp245" if "ssp245" in settings.scenarios else settings.scenarios[0]
@@ -446,6 +442,145 @@ def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, 
     rows = artifacts.rows
     header = list(rows[0].keys())
     log.wrote(write_csv_atomic(out / "metrics.csv", header, [[row[k] for k in header] for row in rows]))
+    write_figures(artifacts.figures, out / "figures", log, svg=svg)
+
+
+# --------------------------------------------------------------------------- structural ensemble and budget
+
+
+@dataclass(frozen=True)
+class EnsembleArtifacts:
+    """A structural ensemble: its fits, projection, metrics (per member and pooled), figures."""
+
+    fits: Any                      # carpmodel.ensemble.EnsembleFits
+    dataset: xr.Dataset
+    metrics: xr.Dataset
+    rows: list[dict[str, Any]]
+    members: list[dict[str, Any]]
+    figures: dict[str, Any]
+
+
+def _metric_options(config: RunConfig) -> dict[str, Any]:
+    settings = config.projection
+    cost_year = min(2050, settings.last_year)
+    years = sorted({y for y in settings.metric_years if settings.first_year <= y <= settings.last_year}
+                   | {cost_year})
+    return {"years": years, "limit_fraction": settings.limit_fraction, "cost_year": cost_year}
+
+
+def _figure_scenario(config: RunConfig) -> str:
+    scenarios = config.projection.scenarios
+    return "ssp245" if "ssp245" in scenarios else scenarios[0]
+
+
+def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: RunLog,
+                   progress: Progress) -> EnsembleArtifacts:
+    """Fit every structure of ``definition`` (other options from the fit's config), project the
+    converged members with the projection settings of ``config``, and pool them by weight.
+
+    Raises FitError (listing every member's reason) when no member converged.
+    """
+    from carpmodel import plotting as plots
+    from carpmodel.ensemble import ensemble_metrics, fit_ensemble, members_table, project_ensemble
+    from carpmodel.metrics import metrics_table
+
+    with log.stage("ensemble_fits", progress):
+        fits = fit_ensemble(loaded.data, definition, fit_options(config), seed=config.seed,
+                            progress=progress.tick)
+    members = members_table(fits)
+    for member in members:
+        if not member["included"]:
+            log.warnings.append(f"ensemble member {member['structure']} excluded: "
+                                f"{member['reason_excluded']}")
+    with log.stage("ensemble_projection", progress):
+        dataset = project_ensemble(fits, projection_setup(loaded, config))
+        dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
+                             data_sha256=loaded.data.sha256)
+    with log.stage("ensemble_metrics", progress):
+        metrics = ensemble_metrics(dataset, **_metric_options(config))
+        rows = metrics_table(metrics)
+    figures = {"ensemble_gains": plots.plot_ensemble_gains(metrics, scenario=_figure_scenario(config))}
+    return EnsembleArtifacts(fits, dataset, metrics, rows, members, figures)
+
+
+def budget_problem(config: RunConfig, budget_per_year: float | None, n_age: int) -> Any:
+    """The budget question: the strategies file's ``[budget]`` table, its budget replaced by
+    ``budget_per_year`` when given; only an amount: the default options and objective. Checked
+    against the costs, the model's ``n_age`` and the projection's years and scenarios (before any
+    work is done)."""
+    from carpmodel.errors import ConfigError
+    from carpmodel.releases import BudgetProblem, load_budget, load_strategies
+
+    path = resolve_path(config.projection.strategies)
+    problem = load_budget(path)
+    if problem is None and budget_per_year is None:
+        raise ConfigError(f"--budget: no amount given and {path} has no [budget] table; pass --budget AMOUNT")
+    try:
+        if problem is None:
+            problem = BudgetProblem(budget_per_year)
+        elif budget_per_year is not None:
+            problem = replace(problem, budget_per_year=budget_per_year)
+    except ConfigError as exc:
+        raise ConfigError(f"--budget: {exc}") from None
+    try:
+        problem.check(load_strategies(path).costs, n_age)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}, key {exc}") from None
+    settings = config.projection
+    if problem.scenario not in settings.scenarios:
+        raise ConfigError(f"{path}, key budget.scenario: expected one of the projection's scenarios "
+                          f"{list(settings.scenarios)}, got {problem.scenario!r}")
+    if not settings.first_year <= problem.year <= settings.last_year:
+        raise ConfigError(f"{path}, key budget.year: expected a projection year "
+                          f"({settings.first_year}-{settings.last_year}), got {problem.year}")
+    return problem
+
+
+@dataclass(frozen=True)
+class BudgetArtifacts:
+    """The budget optimiser's choice per member and pooled."""
+
+    dataset: xr.Dataset
+    rows: list[dict[str, Any]]
+    figures: dict[str, Any]
+
+
+def budget_stage(loaded: LoadedFit, config: RunConfig, fits: Any, problem: Any, log: RunLog,
+                 progress: Progress) -> BudgetArtifacts:
+    """Best split of ``problem.budget_per_year`` over release sizes for each member of ``fits``
+    (an EnsembleFits; :func:`carpmodel.ensemble.single_member` for the loaded fit) and pooled."""
+    from carpmodel import plotting as plots
+    from carpmodel.ensemble import budget_table, optimise_release_budget
+    from carpmodel.releases import load_strategies
+
+    costs = load_strategies(resolve_path(config.projection.strategies)).costs
+    with log.stage("budget", progress):
+        dataset = optimise_release_budget(fits, projection_setup(loaded, config), problem, costs,
+                                          progress=progress.tick)
+        dataset.attrs.update(config_sha256=config_sha256(config), data_sha256=loaded.data.sha256)
+    figures = {"budget_shares": plots.plot_budget_shares(dataset)}
+    return BudgetArtifacts(dataset, budget_table(dataset), figures)
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    from carpmodel.outputs import write_csv_atomic
+
+    header = list(rows[0].keys())
+    return write_csv_atomic(path, header, [[row.get(k) for k in header] for row in rows])
+
+
+def write_ensemble(artifacts: EnsembleArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
+    """ensemble_projection.nc, ensemble_metrics.csv, ensemble_members.csv and the figure."""
+    log.wrote(write_netcdf_atomic(artifacts.dataset, out / "ensemble_projection.nc"))
+    log.wrote(_write_rows(out / "ensemble_metrics.csv", artifacts.rows))
+    log.wrote(_write_rows(out / "ensemble_members.csv", artifacts.members))
+    write_figures(artifacts.figures, out / "figures", log, svg=svg)
+
+
+def write_budget(artifacts: BudgetArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
+    """budget.nc, budget.csv and the figure."""
+    log.wrote(write_netcdf_atomic(artifacts.dataset, out / "budget.nc"))
+    log.wrote(_write_rows(out / "budget.csv", artifacts.rows))
     write_figures(artifacts.figures, out / "figures", log, svg=svg)
 
 

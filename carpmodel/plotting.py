@@ -240,3 +240,55 @@ def plot_strategy_comparison(metrics: xr.Dataset, *, scenario: str, year: int | 
     right.set_xlabel(f"Total release cost 2025–end ({unit})")
     right.set_title("Cost (illustrative unless user-supplied)")
     return fig
+
+
+def plot_ensemble_gains(metrics: xr.Dataset, *, scenario: str, year: int | None = None,
+                        ax: Axes | None = None) -> Figure:
+    """Biomass gained over no releases (median, 90 % interval) per strategy, for every member of a
+    structural ensemble (grey) and the pooled ensemble (black); ``metrics`` from
+    :func:`carpmodel.ensemble.ensemble_metrics`."""
+    years = metrics["metric_year"].values
+    year = int(year if year is not None else (2050 if 2050 in years else years[-1]))
+    cell = metrics.sel(scenario=scenario, metric_year=year)
+    names = [str(s) for s in cell.strategy.values]
+    structures = [str(s) for s in cell.structure.values]
+    fig, ax = _axes(ax, (8.0, 0.5 + 0.45 * len(names)))
+    positions = np.arange(len(names))
+    offsets = np.linspace(-0.3, 0.3, len(structures)) if len(structures) > 1 else np.zeros(1)
+    for offset, structure in zip(offsets, structures, strict=True):
+        c = cell.sel(structure=structure)
+        gain, lower, upper = (c[f"biomass_gain_{k}_t"].values / 1e3 for k in ("median", "lower", "upper"))
+        pooled = structure == "pooled"
+        ax.errorbar(gain, positions + offset, xerr=[gain - lower, upper - gain], fmt="o",
+                    color="black" if pooled else "0.6", ms=5 if pooled else 3, capsize=2,
+                    lw=1.4 if pooled else 0.8, label="pooled ensemble" if pooled else None)
+    ax.plot([], [], "o", color="0.6", ms=3, label=f"members ({len(structures) - 1})")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(positions, names)
+    ax.set_xlabel(f"Biomass gained over no_releases in {year} (thousand t)")
+    ax.set_title(f"Gain across model structures ({scenario}; median, 90 % interval)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_budget_shares(budget: xr.Dataset, *, ax: Axes | None = None) -> Figure:
+    """Best split of the budget over release sizes per member and pooled (stacked bars), with the
+    median gain at that split; ``budget`` from :func:`carpmodel.ensemble.optimise_release_budget`."""
+    structures = [str(s) for s in budget.structure.values]
+    fig, ax = _axes(ax, (8.0, 0.8 + 0.4 * len(structures)))
+    positions = np.arange(len(structures))
+    left = np.zeros(len(structures))
+    for option in budget.release_option.values:
+        share = budget["share"].sel(release_option=option).values
+        ax.barh(positions, share, left=left, label=str(option), alpha=0.8)
+        left += share
+    for i, structure in enumerate(structures):
+        gain = float(budget["gain_median_t"].sel(structure=structure))
+        ax.text(1.01, i, f"{gain / 1e3:.1f} kt", va="center", fontsize=7)
+    ax.set_yticks(positions, structures, fontsize=7)
+    ax.set_xlim(0, 1.12)
+    ax.set_xlabel("Share of the annual budget")
+    ax.set_title(f"Best use of {budget.attrs['budget_per_year']:g}/yr: {budget.attrs['objective']} in "
+                 f"{budget.attrs['year']} ({budget.attrs['scenario']})")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig

@@ -1,16 +1,23 @@
 """Stochastic projections over (strategy, scenario, draw, year).
 
-Each draw has its own random stream: ``numpy.random.SeedSequence(seed, spawn_key=(draw,))``.
-From it come, in this order, the parameter deviate ``z`` (θ = θ̂ + Σ^{1/2}·z, the fit's normal
-approximation on the estimation scale), the recruitment deviates of the projection years
-(σ_R from the model), the errors of the simulated survey that management rules read, and the
-temperature anomalies. The same numbers are broadcast over every strategy and scenario
-(common random numbers), so strategies differ only by strategy, and a draw's result does not
-depend on how draws are batched or chunked.
+Each draw has its own random streams, all from one ``numpy.random.SeedSequence(seed)``:
+``SeedSequence(seed, spawn_key=(draw,))`` gives, in this order, the parameter deviate ``z``
+(θ = θ̂ + Σ^{1/2}·z, the fit's normal approximation on the estimation scale) and the uniform
+that picks a posterior draw; its children ``spawn_key=(draw, 0)``, ``(draw, 1)`` and
+``(draw, 2)`` give the recruitment deviates of the projection years (σ_R from the model), the
+errors of the simulated survey that management rules read, and the temperature anomalies.
+Keeping the process deviates on their own streams makes them independent of how many
+parameters a model has (so every member of a structural ensemble sees the same recruitment,
+survey and temperature deviates, :mod:`carpmodel.ensemble`) and of the last projection year
+(a draw's first years do not change when the horizon does). The same numbers are broadcast
+over every strategy and scenario (common random numbers), so strategies differ only by
+strategy, and a draw's result does not depend on how draws are batched or chunked.
 
-The historical years of the fit are re-run for every draw (so each draw starts 2025 from its
-own state), then the projection years run as ONE engine call over the batch
-``(strategy, scenario, draw)``.
+What does not depend on the strategy is computed once (:func:`prepare_draws`): the historical
+years of the fit re-run for every draw (so each draw starts 2025 from its own state), the
+deviates and the climate multipliers. Then the projection years run as ONE engine call over
+the batch ``(strategy, scenario, draw)`` (:func:`simulate_strategies`), without per-age arrays
+and in float32 (``ProjectionSetup.dtype``).
 """
 
 from __future__ import annotations
@@ -46,24 +53,35 @@ class DrawRandomness:
     posterior_u: NDArray    # (n,) uniforms that pick a posterior draw
     recruitment_z: NDArray  # (n, n_years) standard normals
     survey_z: NDArray       # (n, n_years) standard normals
-    anomaly_rngs: tuple[np.random.Generator, ...]  # per-draw generators, positioned after the above
+    anomaly_rngs: tuple[np.random.Generator, ...]  # per-draw generators of the temperature anomalies
+
+
+#: spawn-key suffixes of a draw's process streams: children of the draw's SeedSequence
+RECRUITMENT_STREAM, SURVEY_STREAM, ANOMALY_STREAM = 0, 1, 2
+
+
+def _generator(seed: int, spawn_key: tuple[int, ...]) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key)))
 
 
 def draw_randomness(seed: int, draws: Sequence[int], n_parameters: int, n_years: int) -> DrawRandomness:
-    """Random numbers for ``draws`` from one SeedSequence, spawn key = draw index."""
+    """Random numbers for ``draws`` from one SeedSequence: spawn key ``(draw,)`` for the parameter
+    deviates and the posterior pick, ``(draw, 0)``, ``(draw, 1)``, ``(draw, 2)`` for recruitment,
+    survey errors and temperature anomalies (so these do not depend on ``n_parameters``, and the
+    first k years do not depend on ``n_years``)."""
     draws = np.asarray(draws, dtype=int)
     parameter_z = np.empty((draws.size, n_parameters))
     posterior_u = np.empty(draws.size)
     recruitment_z = np.empty((draws.size, n_years))
     survey_z = np.empty((draws.size, n_years))
     rngs = []
-    for i, d in enumerate(draws):   # one generator per draw: only random numbers, no dynamics
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(int(d),))))
+    for i, d in enumerate(draws):   # one generator per stream: only random numbers, no dynamics
+        rng = _generator(seed, (int(d),))
         parameter_z[i] = rng.standard_normal(n_parameters)
         posterior_u[i] = rng.uniform()
-        recruitment_z[i] = rng.standard_normal(n_years)
-        survey_z[i] = rng.standard_normal(n_years)
-        rngs.append(rng)
+        recruitment_z[i] = _generator(seed, (int(d), RECRUITMENT_STREAM)).standard_normal(n_years)
+        survey_z[i] = _generator(seed, (int(d), SURVEY_STREAM)).standard_normal(n_years)
+        rngs.append(_generator(seed, (int(d), ANOMALY_STREAM)))
     return DrawRandomness(draws, parameter_z, posterior_u, recruitment_z, survey_z, tuple(rngs))
 
 
@@ -113,6 +131,7 @@ class ProjectionSetup:
     cost_attrs: tuple[tuple[str, str], ...] = ()
     strategy_descriptions: tuple[str, ...] = ()
     posterior_theta: NDArray | None = None   # (n_samples, n_parameters): draw θ from these
+    dtype: str = "float32"   # engine precision of the projection years ("float64" for checks)
 
     @property
     def parameter_uncertainty(self) -> str:
@@ -125,6 +144,8 @@ class ProjectionSetup:
             raise ConfigError(f"projection: last_year {self.last_year} < first_year {self.first_year}")
         if self.n_draws < 1:
             raise ConfigError(f"projection: draws must be >= 1, got {self.n_draws}")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"projection: dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
 
 def project(result: Any, setup: ProjectionSetup) -> xr.Dataset:
@@ -146,54 +167,131 @@ def project(result: Any, setup: ProjectionSetup) -> xr.Dataset:
         ds = ds.assign_coords(description=(STRATEGY, list(setup.strategy_descriptions)))
     return with_attrs(ds, seed=setup.seed, n_draws=setup.n_draws, survey_cv=setup.survey_cv,
                       sigma_r_used="model sigma_r (life_history sigma_r, fixed in the fit)",
-                      parameter_uncertainty=setup.parameter_uncertainty)
+                      parameter_uncertainty=setup.parameter_uncertainty, engine_dtype=setup.dtype)
 
 
-def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> xr.Dataset:
-    spec = result.spec
+@dataclass(frozen=True)
+class PreparedDraws:
+    """Everything a set of draws needs before any strategy acts (see :func:`prepare_draws`).
+
+    Arrays are per draw (leading axis ``draw``); ``multipliers`` and ``temperature_c`` are
+    ``(scenario, draw, year)`` (or scalars); ``history`` is the historical run of each draw.
+    """
+
+    years: NDArray
+    draws: NDArray
+    scenario_names: tuple[str, ...]
+    params: Parameters
+    history: Any                  # dynamics.PopulationState of the fitted years, batch (draw,)
+    log_rec_devs: NDArray         # (draw, year), bias-corrected
+    survey_log_errors: NDArray    # (draw, year)
+    last_estimate_t: NDArray      # (draw,) survey estimate of the last fitted year
+    multipliers: ProcessMultipliers
+    temperature_c: NDArray | None
+    dtype: str = "float32"
+
+    @property
+    def batch(self) -> tuple[int, int]:
+        """(scenario, draw)"""
+        return len(self.scenario_names), self.draws.size
+
+
+def prepare_draws(result: Any, setup: ProjectionSetup, draws: NDArray | None = None, *,
+                  scenarios: Sequence[str] | None = None) -> PreparedDraws:
+    """Parameter draws, historical re-run, deviates and climate multipliers of ``draws``.
+
+    Computed once and shared by every strategy (and by every call of a budget optimiser).
+    ``scenarios`` keeps a subset of ``setup.scenario_names`` (multipliers are sliced, not
+    recomputed, so their random numbers are those of the full set).
+    """
+    years = np.arange(setup.first_year, setup.last_year + 1)
+    draws = np.arange(setup.n_draws) if draws is None else np.asarray(draws, dtype=int)
     randomness = draw_randomness(setup.seed, draws, result.theta.size, years.size)
     if setup.posterior_theta is not None:
         pool = np.asarray(setup.posterior_theta)
         thetas = pool[np.minimum((randomness.posterior_u * len(pool)).astype(int), len(pool) - 1)]
     else:
         thetas = parameter_draws(result, randomness.parameter_z)
-    history, unpacked = predict(spec, thetas)
+    history, unpacked = predict(result.spec, thetas)
     params = unpacked.params
     sigma_r = np.broadcast_to(np.asarray(params.sigma_r), (draws.size,))[:, None]
     log_devs = sigma_r * randomness.recruitment_z - 0.5 * sigma_r**2
     survey_errors = setup.survey_cv * randomness.survey_z
     multipliers, temperature = (ProcessMultipliers(), None) if setup.build_multipliers is None \
         else setup.build_multipliers(randomness, years)
-    n_strategy, n_scenario = len(setup.strategy_names), len(setup.scenario_names)
-    batch = (n_strategy, n_scenario, draws.size)
+    names = tuple(setup.scenario_names)
+    if scenarios is not None:
+        unknown = [n for n in scenarios if n not in names]
+        if unknown:
+            raise ConfigError(f"scenario: expected one of the projection's scenarios {list(names)}, "
+                              f"got {unknown}")
+        index = [names.index(n) for n in scenarios]
+        multipliers = ProcessMultipliers(**{
+            f.name: _scenarios(getattr(multipliers, f.name), index, len(names)) for f in fields(multipliers)})
+        temperature = None if temperature is None else _scenarios(temperature, index, len(names))
+        names = tuple(scenarios)
     q = np.asarray(params.survey_q)
     last_estimate = q * history.biomass_t[..., -1] * np.exp(setup.survey_cv * randomness.survey_z[:, -1])
-    state = simulate(
-        _lead(params, 2), n_years=years.size, log_rec_devs=log_devs[None, None],
-        multipliers=_lead_multipliers(multipliers, 1),
+    return PreparedDraws(years=years, draws=draws, scenario_names=names, params=params, history=history,
+                         log_rec_devs=log_devs, survey_log_errors=survey_errors,
+                         last_estimate_t=np.broadcast_to(last_estimate, (draws.size,)),
+                         multipliers=multipliers, temperature_c=temperature, dtype=setup.dtype)
+
+
+def _scenarios(value: Any, index: list[int], n_scenario: int) -> Any:
+    """Keep scenarios ``index`` of a ``(scenario, draw, year)`` array (others pass through)."""
+    array = np.asarray(value)
+    if array.ndim < 3 or array.shape[-3] != n_scenario:
+        return value
+    return array[..., index, :, :]
+
+
+def simulate_strategies(prepared: PreparedDraws, policy: Policy, n_strategy: int) -> Any:
+    """The projection years of every strategy × scenario × draw in ONE engine call.
+
+    ``policy`` is built for the batch ``(n_strategy, n_scenario, n_draw)``; returns the
+    engine's PopulationState without per-age arrays (``keep_numbers=False``), in the setup's
+    precision (float32 by default: ~7 significant digits, ample for tonnes, half the memory
+    traffic of float64; the historical re-run and reference points stay float64).
+    """
+    batch = (n_strategy, *prepared.batch)
+    history = prepared.history
+    return simulate(
+        _lead(prepared.params, 2), n_years=prepared.years.size,
+        log_rec_devs=prepared.log_rec_devs[None, None],
+        multipliers=_lead_multipliers(prepared.multipliers, 1),
         initial_numbers=history.final_numbers[None, None],
         initial_length_state_cm=history.final_length_state_cm[None, None],
-        policy=setup.build_policy(batch, years, params), survey_log_errors=survey_errors[None, None],
-        initial_survey_estimate_t=last_estimate[None, None], keep_numbers=False, batch_shape=batch)
+        policy=policy, survey_log_errors=prepared.survey_log_errors[None, None],
+        initial_survey_estimate_t=prepared.last_estimate_t[None, None], keep_numbers=False,
+        batch_shape=batch, dtype=np.dtype(prepared.dtype))
+
+
+def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> xr.Dataset:
+    prepared = prepare_draws(result, setup, draws)
+    params, history = prepared.params, prepared.history
+    n_strategy, n_scenario = len(setup.strategy_names), len(setup.scenario_names)
+    batch = (n_strategy, n_scenario, draws.size)
+    state = simulate_strategies(prepared, setup.build_policy(batch, years, params), n_strategy)
     unfished = simulate(
-        _lead(params, 1), n_years=years.size, log_rec_devs=log_devs[None],
-        multipliers=multipliers, initial_numbers=history.final_numbers[None],
-        initial_length_state_cm=history.final_length_state_cm[None], keep_numbers=False)
+        _lead(params, 1), n_years=years.size, log_rec_devs=prepared.log_rec_devs[None],
+        multipliers=prepared.multipliers, initial_numbers=history.final_numbers[None],
+        initial_length_state_cm=history.final_length_state_cm[None], keep_numbers=False,
+        dtype=np.dtype(prepared.dtype))
     coords = {STRATEGY: list(setup.strategy_names), SCENARIO: list(setup.scenario_names),
               DRAW: draws, YEAR: years}
-    data = {name: ((STRATEGY, SCENARIO, DRAW, YEAR),
-                   np.broadcast_to(getattr(state, name), batch + (years.size,)).astype(np.float32))
-            for name in PROJECTED}
+    dims = (STRATEGY, SCENARIO, DRAW, YEAR)
+    data = {name: (dims, _float32(getattr(state, name), batch + (years.size,))) for name in PROJECTED}
     if setup.cost is not None:
         released = np.broadcast_to(state.released_fish, batch + (years.size,))
-        data["cost"] = ((STRATEGY, SCENARIO, DRAW, YEAR), setup.cost(released))
+        data["cost"] = (dims, setup.cost(released))
     data["release_survival"] = ((DRAW,), np.broadcast_to(np.asarray(params.release_survival), (draws.size,)))
     data["dynamic_ssb0_t"] = ((SCENARIO, DRAW, YEAR),
                               np.broadcast_to(unfished.ssb_t, (n_scenario, draws.size, years.size)))
     data["ssb0_t"] = ((DRAW,), np.broadcast_to(history.reference.ssb0_t, (draws.size,)))
     data["biomass0_t"] = ((DRAW,), np.broadcast_to(history.reference.biomass0_t, (draws.size,)))
-    if temperature is not None:
-        data["temperature_c"] = ((SCENARIO, DRAW, YEAR), temperature)
+    if prepared.temperature_c is not None:
+        data["temperature_c"] = ((SCENARIO, DRAW, YEAR), prepared.temperature_c)
     ds = xr.Dataset(data, coords=coords)
     ds["dynamic_ssb0_t"].attrs.update(units="t", long_name="SSB projected without fishing and "
                                       "without releases under the same temperature path and deviations")
@@ -203,6 +301,16 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
     if "cost" in ds:
         ds["cost"].attrs.update(dict(setup.cost_attrs))
     return ds
+
+
+def _float32(values: NDArray, shape: tuple[int, ...]) -> NDArray:
+    """``values`` broadcast to ``shape`` as float32: one copy (none when already full float32)."""
+    values = np.asarray(values)
+    if values.shape == shape and values.dtype == np.float32:
+        return values
+    out = np.empty(shape, dtype=np.float32)
+    out[...] = values
+    return out
 
 
 def strategy_setup(strategy_set: Any, n_age: int, **options: Any) -> ProjectionSetup:

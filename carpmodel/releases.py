@@ -63,6 +63,14 @@ Strategies file (TOML; the bundled one is ``experiments/strategies.toml``)::
     assumed = true
     source = "..."
 
+    [budget]                        # optional: the question of the budget optimiser
+    budget_per_year = 20_000_000.0  # cost units a year
+    options = [{ age_yr = 1, weight_g = 10.0 }, { age_yr = 2, weight_g = 50.0 }]
+    objective = "median_gain"       # "median_gain" | "mean_gain" | "lower_gain"
+    variable = "biomass_t"          # "biomass_t" | "ssb_t"
+    year = 2050
+    scenario = "ssp245"
+
 Every strategy set must contain :data:`REFERENCE_STRATEGY` (``no_releases``, releasing
 nothing): gains are measured against it, paired by draw.
 """
@@ -94,6 +102,7 @@ __all__ = [
     "REFERENCE_STRATEGY",
     "RELEASE_TYPES",
     "BudgetReleases",
+    "BudgetProblem",
     "BudgetResult",
     "BudgetShare",
     "ClosureContinued",
@@ -110,6 +119,7 @@ __all__ = [
     "budget_strategy",
     "build_plan",
     "build_policy",
+    "load_budget",
     "load_costs",
     "load_strategies",
     "optimise_budget",
@@ -482,16 +492,110 @@ class CostModel:
         return np.exp(np.interp(np.log(np.asarray(weight_g, dtype=float)), log_w, log_c))
 
 
+#: Release sizes a budget is split over by default: fry (age 0, 1 g), the status quo (age 1,
+#: 10 g) and larger fish released past the default density-dependence window (age 2, 50 g).
+DEFAULT_BUDGET_OPTIONS = ((0, 1.0), (1, 10.0), (2, 50.0))
+BUDGET_OBJECTIVES = ("median_gain", "mean_gain", "lower_gain")
+
+
+@dataclass(frozen=True)
+class BudgetProblem:
+    """How best to spend ``budget_per_year``: the shares over release sizes ``options`` that
+    maximise the ``objective`` of the gain in ``variable`` over :data:`REFERENCE_STRATEGY` in
+    ``year`` under ``scenario`` (paired by draw, common random numbers).
+
+    Attributes
+    ----------
+    budget_per_year : float
+        Cost units spent every projection year (> 0), with the strategy set's costs.
+    options : tuple of (age_yr, weight_g)
+        Release sizes; each weight must lie within the cost table (checked by :meth:`check`).
+    objective : {"median_gain", "mean_gain", "lower_gain"}
+        Median, mean, or lower bound of the central ``interval`` (5 % quantile at 0.9) of the
+        gain over draws (pooled by weight across an ensemble).
+    variable : {"biomass_t", "ssb_t"}
+    year : int
+        Year of the gain; the optimiser projects only up to it.
+    scenario : str
+        Climate scenario of the data's climate_scenarios.toml.
+    interval : float
+        Central probability of the reported interval (and of "lower_gain").
+    method : {"nelder_mead", "slsqp"}
+        See :func:`optimise_budget`.
+    """
+
+    budget_per_year: float
+    options: tuple[tuple[int, float], ...] = DEFAULT_BUDGET_OPTIONS
+    objective: Literal["median_gain", "mean_gain", "lower_gain"] = "median_gain"
+    variable: Literal["biomass_t", "ssb_t"] = "biomass_t"
+    year: int = 2050
+    scenario: str = "ssp245"
+    interval: float = 0.9
+    method: Literal["nelder_mead", "slsqp"] = "nelder_mead"
+
+    def __post_init__(self) -> None:
+        _set(self, "budget_per_year", _finite_at_least("budget_per_year", self.budget_per_year, 0.0,
+                                                       strict=True))
+        if isinstance(self.options, str) or not isinstance(self.options, Sequence) or not self.options:
+            raise ConfigError(f"options: expected a non-empty array of (age_yr, weight_g), "
+                              f"got {self.options!r}")
+        options = []
+        for i, item in enumerate(self.options):
+            if isinstance(item, Mapping):
+                extra = sorted(set(item) - {"age_yr", "weight_g"})
+                if extra or len(item) != 2:
+                    raise ConfigError(f"options[{i}]: expected keys age_yr and weight_g, got {sorted(item)}")
+                item = (item["age_yr"], item["weight_g"])
+            if isinstance(item, str) or not isinstance(item, Sequence) or len(item) != 2:
+                raise ConfigError(f"options[{i}]: expected (age_yr, weight_g), got {item!r}")
+            options.append((_integer_in(f"options[{i}].age_yr", item[0], 0, 200),
+                            _finite_at_least(f"options[{i}].weight_g", item[1], 0.0, strict=True)))
+        if len(set(options)) != len(options):
+            raise ConfigError(f"options: expected distinct (age_yr, weight_g) pairs, got {options}")
+        _set(self, "options", tuple(options))
+        if self.objective not in BUDGET_OBJECTIVES:
+            raise ConfigError(f"objective: expected one of {', '.join(BUDGET_OBJECTIVES)}, "
+                              f"got {self.objective!r}")
+        if self.variable not in ("biomass_t", "ssb_t"):
+            raise ConfigError(f"variable: expected 'biomass_t' or 'ssb_t', got {self.variable!r}")
+        _set(self, "year", _year("year", self.year))
+        if not isinstance(self.scenario, str) or not self.scenario:
+            raise ConfigError(f"scenario: expected a scenario name, got {self.scenario!r}")
+        interval = _finite_at_least("interval", self.interval, 0.0, strict=True)
+        if interval >= 1.0:
+            raise ConfigError(f"interval: expected a probability in (0, 1), got {self.interval!r}")
+        if self.method not in ("nelder_mead", "slsqp"):
+            raise ConfigError(f"method: expected 'nelder_mead' or 'slsqp', got {self.method!r}")
+
+    def check(self, costs: CostModel, n_age: int) -> None:
+        """Refuse options outside the cost table's weights or the model's ages."""
+        weights = list(costs.cost_per_fish_by_weight)
+        for i, (age, weight) in enumerate(self.options):
+            if not weights[0] <= weight <= weights[-1]:
+                raise ConfigError(f"budget.options[{i}].weight_g: expected a weight within the cost table "
+                                  f"({weights[0]:g}-{weights[-1]:g} g), got {weight:g}")
+            if age >= n_age:
+                raise ConfigError(f"budget.options[{i}].age_yr: expected an age in 0..{n_age - 1}, got {age}")
+
+    def strategy(self, shares: ArrayLike, name: str = "budget_optimum") -> Strategy:
+        """The strategy spending the budget with ``shares`` (closure continued)."""
+        labels = ", ".join(f"age {a} {w:g} g" for a, w in self.options)
+        return budget_strategy(name, self.budget_per_year, self.options, shares,
+                               description=f"budget {self.budget_per_year:g}/yr over {labels}")
+
+
 @dataclass(frozen=True)
 class StrategySet:
     """Strategies to compare (unique names, :data:`REFERENCE_STRATEGY` among them) and their costs.
 
-    ``notes`` records what was not taken from the file (e.g. costs from the bundled file).
+    ``notes`` records what was not taken from the file (e.g. costs from the bundled file);
+    ``budget`` is the file's ``[budget]`` question, if any (:class:`BudgetProblem`).
     """
 
     strategies: tuple[Strategy, ...]
     costs: CostModel
     notes: tuple[str, ...] = ()
+    budget: BudgetProblem | None = None
 
     def __post_init__(self) -> None:
         _set(self, "strategies", tuple(self.strategies))
@@ -609,13 +713,31 @@ def load_costs(path: str | Path) -> CostModel:
     return from_mapping(CostModel, document["costs"], str(path), prefix="costs")
 
 
+def _budget(table: Any, where: str) -> BudgetProblem:
+    _check_keys(table, tuple(f.name for f in dataclasses.fields(BudgetProblem)), where, "budget")
+    if "budget_per_year" not in table:
+        raise ConfigError(f"{where}, key budget.budget_per_year: missing; expected the annual budget "
+                          f"(cost units)")
+    try:
+        return BudgetProblem(**table)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}, key budget.{exc}") from None
+
+
+def load_budget(path: str | Path) -> BudgetProblem | None:
+    """The ``[budget]`` table of a strategies file (None when it has none)."""
+    path = Path(path)
+    document = _read_toml(path)
+    return _budget(document["budget"], str(path)) if "budget" in document else None
+
+
 def load_strategies(path: str | Path, *, costs: CostModel | None = None) -> StrategySet:
     """Read a strategies TOML file into a :class:`StrategySet` (strategies in file order).
 
     Parameters
     ----------
     path : path
-        TOML with ``[strategies.NAME]`` tables (and optionally ``[costs]``).
+        TOML with ``[strategies.NAME]`` tables (and optionally ``[costs]`` and ``[budget]``).
     costs : CostModel, optional
         Replaces the file's ``[costs]``. Neither given: the bundled illustrative costs of
         :data:`DEFAULT_STRATEGIES_FILE`, recorded in ``StrategySet.notes``.
@@ -628,7 +750,7 @@ def load_strategies(path: str | Path, *, costs: CostModel | None = None) -> Stra
     """
     path = Path(path)
     where = str(path)
-    document = _check_keys(_read_toml(path), ("strategies", "costs"), where, "")
+    document = _check_keys(_read_toml(path), ("strategies", "costs", "budget"), where, "")
     notes: list[str] = []
     if costs is None:
         if "costs" in document:
@@ -646,8 +768,9 @@ def load_strategies(path: str | Path, *, costs: CostModel | None = None) -> Stra
     if not isinstance(tables, Mapping):
         raise ConfigError(f"{where}, key strategies: expected a table of strategies, got {tables!r}")
     strategies = tuple(_strategy(name, table, where) for name, table in tables.items())
+    budget = _budget(document["budget"], where) if "budget" in document else None
     try:
-        return StrategySet(strategies, costs, tuple(notes))
+        return StrategySet(strategies, costs, tuple(notes), budget)
     except ConfigError as exc:
         raise ConfigError(f"{where}, key {exc}") from None
 
@@ -897,26 +1020,33 @@ def release_cost(plan: ReleasePlan | StrategyPolicy, released_fish: Any, *, by_c
 
     Returns
     -------
-    ndarray shaped like ``released_fish`` (plus the class axis), or a DataArray named ``cost``
+    ndarray shaped like ``released_fish`` (plus the class axis; float32 for float32 releases,
+    else float64), or a DataArray named ``cost``
     with dims ``(strategy, …, [release_class,] year)`` and the input's coordinates. Units are
     the cost model's ``currency``.
     """
     plan = plan.plan if isinstance(plan, StrategyPolicy) else plan
     if _is_dataarray(released_fish):
         return _release_cost_dataarray(plan, released_fish, by_class)
-    released = np.asarray(released_fish, dtype=float)
+    released = np.asarray(released_fish)
+    # float32 releases (a float32 projection) give float32 costs: ~7 significant digits, no
+    # float64 copy of a (strategy, scenario, draw, year) array; anything else is float64
+    dtype = released.dtype if released.dtype in (np.float32, np.float64) else np.dtype(float)
+    released = released.astype(dtype, copy=False)
     n_s, n_y = len(plan.names), plan.years.size
     if released.ndim < 2 or released.shape[0] != n_s or released.shape[-1] != n_y:
         raise ConfigError(f"released_fish: expected shape ({n_s}, …, {n_y}) (strategy first, year last), "
                           f"got {released.shape}")
     middle = released.ndim - 2
-    planned = plan.planned_total.reshape((n_s,) + (1,) * middle + (n_y,))
-    fraction = np.divide(released, planned, out=np.zeros(np.broadcast_shapes(released.shape, planned.shape)),
+    planned = plan.planned_total.reshape((n_s,) + (1,) * middle + (n_y,)).astype(dtype)
+    fraction = np.divide(released, planned,
+                         out=np.zeros(np.broadcast_shapes(released.shape, planned.shape), dtype),
                          where=planned > 0)
     if by_class:
-        class_cost = plan.class_cost.reshape((n_s,) + (1,) * middle + plan.class_cost.shape[1:])
+        class_cost = plan.class_cost.reshape((n_s,) + (1,) * middle + plan.class_cost.shape[1:]).astype(dtype)
         return class_cost * fraction[..., None, :]
-    return plan.planned_cost.reshape(planned.shape) * fraction
+    fraction *= plan.planned_cost.reshape(planned.shape).astype(dtype)
+    return fraction
 
 
 def _is_dataarray(value: Any) -> bool:
@@ -956,9 +1086,13 @@ class BudgetResult:
     shares : (n_options,) budget shares (>= 0, sum 1) of the best point found
     value : metric at ``shares``
     n_evaluations : calls of ``evaluate``
-    converged : whether the optimiser met its tolerances within ``max_evaluations``
+    converged : whether the optimiser met its tolerances within ``max_evaluations`` (for a
+        corner at least as good as every start: True, the corner being where the starts head)
     message : the optimiser's message
     method : ``"nelder_mead"`` or ``"slsqp"``
+    corner : True when the best point puts the whole budget on one option (``multistart``; a
+        corner wins ties, so shares that only approach a corner come out exactly on it)
+    n_starts : optimiser runs made
     """
 
     shares: NDArray
@@ -967,6 +1101,8 @@ class BudgetResult:
     converged: bool
     message: str
     method: str
+    corner: bool = False
+    n_starts: int = 1
 
 
 def softmax_shares(logits: ArrayLike) -> NDArray:
@@ -979,7 +1115,8 @@ def softmax_shares(logits: ArrayLike) -> NDArray:
 def optimise_budget(evaluate: Callable[[NDArray], float], n_options: int, *,
                     method: Literal["nelder_mead", "slsqp"] = "nelder_mead",
                     initial_shares: ArrayLike | None = None, max_evaluations: int = 400,
-                    share_tolerance: float = 1e-4, value_tolerance: float = 1e-8) -> BudgetResult:
+                    share_tolerance: float = 1e-4, value_tolerance: float = 1e-8,
+                    multistart: bool = False) -> BudgetResult:
     """Budget shares over ``n_options`` release sizes that maximise ``evaluate(shares)``.
 
     ``evaluate`` maps shares (>= 0, summing to 1) to a metric to maximise (e.g. the median
@@ -992,6 +1129,11 @@ def optimise_budget(evaluate: Callable[[NDArray], float], n_options: int, *,
       Shares can approach 0 but never reach it exactly.
     * ``"slsqp"``: SLSQP on the shares with bounds [0, 1] and the constraint Σ = 1 (finite-difference
       gradients; exact zeros possible; needs a smooth metric).
+
+    ``multistart``: also start from each option's near-corner (0.8 of the budget on it, the rest
+    split equally) and evaluate every exact corner (the whole budget on one option); the best
+    point found wins, a corner on ties. A rough metric (a median over draws) can have its maximum on a corner,
+    which softmax logits only approach, or trap a single simplex. ``max_evaluations`` is per start.
     """
     n_options = _integer_in("n_options", n_options, 1, 10_000)
     if method not in ("nelder_mead", "slsqp"):
@@ -1011,6 +1153,33 @@ def optimise_budget(evaluate: Callable[[NDArray], float], n_options: int, *,
     if n_options == 1:
         return BudgetResult(np.ones(1), value_of(np.ones(1)), calls, True, "one option: all the budget",
                             method)
+    starts = [start]
+    if multistart:
+        for k in range(n_options):
+            near = np.full(n_options, 0.2 / (n_options - 1))
+            near[k] = 0.8
+            starts.append(near)
+    runs = [_optimise_from(value_of, x0, method, max_evaluations, share_tolerance, value_tolerance)
+            for x0 in starts]
+    best = max(range(len(runs)), key=lambda i: runs[i][1])
+    shares, value, converged, message = runs[best]
+    corner = False
+    if multistart:
+        for k in range(n_options):
+            one_hot = np.eye(n_options)[k]
+            corner_value = value_of(one_hot)
+            if corner_value >= value:   # ties go to the exact corner the logits only approach
+                shares, value, corner = one_hot, corner_value, True
+                converged = True
+                message = f"the whole budget on option {k} is at least as good as every start"
+    return BudgetResult(shares=shares, value=value, n_evaluations=calls, converged=converged,
+                        message=message, method=method, corner=corner, n_starts=len(runs))
+
+
+def _optimise_from(value_of: Callable[[NDArray], float], start: NDArray, method: str, max_evaluations: int,
+                   share_tolerance: float, value_tolerance: float) -> tuple[NDArray, float, bool, str]:
+    """One optimiser run from ``start``: (shares, value, converged, message)."""
+    n_options = start.size
     if method == "nelder_mead":
         x0 = np.log(start[:-1]) - np.log(start[-1])
         simplex = np.vstack([x0, x0 + np.eye(n_options - 1)])
@@ -1027,5 +1196,4 @@ def optimise_budget(evaluate: Callable[[NDArray], float], n_options: int, *,
             options={"ftol": value_tolerance, "maxiter": max_evaluations})
         shares = np.clip(result.x, 0.0, 1.0)
         shares = shares / shares.sum()
-    return BudgetResult(shares=shares, value=-float(result.fun), n_evaluations=calls,
-                        converged=bool(result.success), message=str(result.message), method=method)
+    return shares, -float(result.fun), bool(result.success), str(result.message)

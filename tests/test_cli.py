@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 import carpmodel
@@ -245,3 +246,97 @@ def test_carpmodel_errors_exit_2_even_from_deep_inside(data_dir, capsys, monkeyp
     code, _, err = run(["check-data", data_dir], capsys)
     assert code == 2
     assert_one_line_error(err, "x.csv, line 9, column y: expected 1, got 2")
+
+
+# --------------------------------------------------------------------------- project --ensemble / --budget
+
+LIGHT_CONFIG = """
+[fit]
+n_starts = 1
+[diagnostics]
+retrospective_peels = 0
+hindcast_peels = 0
+self_test_replicates = 0
+profile_points = 0
+posterior_samples = 100
+posterior_proposals = 1000
+[sensitivity]
+draws = 0
+"""
+
+SMALL_STRATEGIES = """
+[strategies.no_releases]
+
+[strategies.status_quo]
+[[strategies.status_quo.releases]]
+type = "constant"
+fish_per_year = 2e7
+
+[budget]
+budget_per_year = 2e7
+options = [{ age_yr = 1, weight_g = 10.0 }, { age_yr = 2, weight_g = 50.0 }]
+year = 2035
+scenario = "baseline"
+"""
+
+TWO_MEMBERS = """
+[ensemble]
+dd_windows = [1]
+release_survival_priors = ["informative"]
+initial_states = ["equilibrium_f"]
+mortality = [{ name = "c1", lorenzen_c = 1.0 }, { name = "c0", lorenzen_c = 0.0 }]
+"""
+
+
+@pytest.fixture(scope="module")
+def light_fit(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("light")
+    (root / "light.toml").write_text(LIGHT_CONFIG)
+    (root / "strategies.toml").write_text(SMALL_STRATEGIES)
+    (root / "ensemble.toml").write_text(TWO_MEMBERS)
+    assert cli.main(["fit", "--config", str(root / "light.toml"), "--out", str(root / "fit"), "--quiet"]) == 0
+    return root
+
+
+def test_project_with_an_ensemble_and_a_budget_writes_the_tables(light_fit, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    code, stdout, err = run(["project", "--fit", light_fit / "fit",
+                             "--strategies", light_fit / "strategies.toml",
+                             "--ensemble", light_fit / "ensemble.toml", "--budget", "1e7", "--draws", 6,
+                             "--scenarios", "baseline", "--last-year", 2040, "--out", out, "--quiet"], capsys)
+    assert code == 0, err
+    for name in ("projection.nc", "metrics.csv", "ensemble_projection.nc", "ensemble_metrics.csv",
+                 "ensemble_members.csv", "budget.nc", "budget.csv", "figures/ensemble_gains.png",
+                 "figures/budget_shares.png"):
+        assert (out / name).is_file(), name
+    import csv
+
+    members = list(csv.DictReader((out / "ensemble_members.csv").open()))
+    names = ["w1_informative_c1_equilibrium_f", "w1_informative_c0_equilibrium_f"]
+    assert [m["structure"] for m in members] == names
+    metrics = list(csv.DictReader((out / "ensemble_metrics.csv").open()))
+    assert len(metrics) == 2 * 1 * 3 and {m["structure"] for m in metrics} == {*names, "pooled"}
+    budget = list(csv.DictReader((out / "budget.csv").open()))
+    assert [b["structure"] for b in budget][-1] == "pooled" and len(budget) == 3
+    for row in budget:
+        assert float(row["budget_per_year"]) == 1e7       # --budget replaced the file's amount
+        assert float(row["share_age1_10g"]) + float(row["share_age2_50g"]) == pytest.approx(1.0, abs=1e-12)
+    with xr.open_dataset(out / "ensemble_projection.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["structure"] == 2 and float(ds["structure_weight"].sum()) == pytest.approx(1.0)
+
+
+def test_project_refuses_a_bad_budget_or_ensemble_file_naming_the_option_or_key(light_fit, tmp_path,
+                                                                               capsys) -> None:
+    base = ["project", "--fit", light_fit / "fit", "--strategies", light_fit / "strategies.toml", "--quiet"]
+    code, _, err = run([*base, "--budget", "lots", "--out", tmp_path / "a"], capsys)
+    assert code == 2
+    assert_one_line_error(err, "--budget: expected an annual budget")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[ensemble]\ndesign = "everything"\n')
+    code, _, err = run([*base, "--ensemble", bad, "--out", tmp_path / "b"], capsys)
+    assert code == 2
+    assert_one_line_error(err, str(bad), "ensemble.design")
+    code, _, err = run([*base, "--budget", "--scenarios", "ssp245", "--out", tmp_path / "c"], capsys)
+    assert code == 2
+    assert_one_line_error(err, "budget.scenario")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()

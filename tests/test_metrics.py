@@ -15,7 +15,13 @@ import pytest
 import xarray as xr
 
 from carpmodel.errors import ConfigError
-from carpmodel.metrics import REQUIRED_VARIABLES, metrics_table, strategy_metrics
+from carpmodel.metrics import (
+    REQUIRED_VARIABLES,
+    metrics_table,
+    strategy_metrics,
+    weighted_mean,
+    weighted_quantile,
+)
 
 YEARS = [2025, 2050, 2100]
 DIMS = ("strategy", "scenario", "draw", "year")
@@ -217,3 +223,59 @@ def test_required_variables_are_the_documented_contract():
     assert set(REQUIRED_VARIABLES) == {
         "biomass_t", "ssb_t", "catch_t", "released_fish", "hatchery_fraction_ssb", "cost", "window_survivors",
         "ssb0_t", "dynamic_ssb0_t", "biomass_2002_t"}
+
+
+# --------------------------------------------------------------------------- weighted draws
+
+
+def test_weighted_quantile_repeats_each_value_by_its_weight():
+    # frequency weights: with integer weight ratios the result is numpy's linear quantile of the
+    # sample with each value repeated that many times (an independent hand computation); the
+    # weights' scale does not matter. rel 1e-12: interpolation of exact floats.
+    values = np.array([5.0, -1.0, 3.0, 12.0, 7.5])
+    counts = np.array([1, 3, 2, 1, 4])
+    probabilities = [0.0, 0.05, 0.25, 0.5, 0.9, 1.0]
+    by_hand = np.quantile(np.repeat(values, counts), probabilities)
+    np.testing.assert_allclose(weighted_quantile(values, counts * 0.01, probabilities), by_hand, rtol=1e-12)
+    np.testing.assert_allclose(weighted_quantile(values, np.ones(5), probabilities),
+                               np.quantile(values, probabilities), rtol=1e-12)
+    # NaN values and zero weights are skipped
+    assert weighted_quantile([1.0, np.nan, 3.0, 100.0], [1, 1, 1, 0], [0.5]).tolist() == [2.0]
+    assert np.isnan(weighted_quantile([np.nan, np.nan], [1, 1], [0.5])).all()
+
+
+def test_weighted_mean_skips_nan():
+    assert weighted_mean([1.0, np.nan, 4.0], [3.0, 5.0, 1.0]) == pytest.approx(7.0 / 4.0, rel=REL)
+
+
+def test_equal_weights_give_exactly_the_unweighted_metrics(metrics):
+    weighted = strategy_metrics(tiny_dataset(), years=(2050, 2100), weights=xr.DataArray(np.full(4, 0.25),
+                                                                                         dims="draw"))
+    for name, variable in metrics.data_vars.items():
+        np.testing.assert_array_equal(weighted[name].values, variable.values, err_msg=name)
+
+
+def test_weighted_draws_by_hand():
+    # draw weights 3:1:1:2 — the status quo's 2050 biomass (210, 170, 130, 340) counts as
+    # 210×3, 170, 130, 340×2; P(SSB < 0.2·SSB0 in any year) for the reference = (1 + 1)/7
+    ds = tiny_dataset()
+    m = strategy_metrics(ds, years=(2050,), weights=xr.DataArray([3.0, 1.0, 1.0, 2.0], dims="draw"))
+    sample = [210.0] * 3 + [170.0, 130.0] + [340.0] * 2
+    median = float(m["biomass_median_t"].sel(strategy="status_quo", scenario="base", metric_year=2050))
+    assert median == pytest.approx(q(sample, 0.5), rel=REL)
+    lower = float(m["biomass_lower_t"].sel(strategy="status_quo", scenario="base", metric_year=2050))
+    assert lower == pytest.approx(q(sample, 0.05), rel=REL)
+    p = float(m["p_ssb_below_limit_static_any"].sel(strategy="no_releases", scenario="base"))
+    assert p == pytest.approx(2.0 / 7.0, rel=REL)   # draw 1 (2025) and draw 2 (2100): weights 1 + 1
+    assert "weighted" in m.attrs["draw_weights"]
+    with pytest.raises(ConfigError, match="weights"):
+        strategy_metrics(ds, years=(2050,), weights=xr.DataArray([1.0, 1.0], dims="draw"))
+
+
+def test_metrics_table_has_a_structure_column_for_ensemble_metrics():
+    m = strategy_metrics(tiny_dataset(), years=(2050,))
+    stacked = xr.concat([m, m], dim="structure").assign_coords(structure=["a", "pooled"])
+    rows = metrics_table(stacked)
+    assert len(rows) == 2 * 1 * 2
+    assert [r["structure"] for r in rows[:2]] == ["a", "pooled"]
+    assert list(rows[0])[:3] == ["strategy", "scenario", "structure"]

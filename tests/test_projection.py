@@ -92,3 +92,39 @@ def test_chunked_projection_is_dask_backed_and_runs_on_a_local_cluster(fitted):
         client.cluster.close()
     for name in ("biomass_t", "recruits", "dynamic_ssb0_t"):
         np.testing.assert_array_equal(eager[name].values, computed[name].values, err_msg=name)
+
+
+def test_process_deviates_do_not_depend_on_the_number_of_parameters_or_the_horizon():
+    # ensemble members have different parameter counts (e.g. 69 recruitment deviations from
+    # 1956 instead of 25 from 2000): their recruitment, survey and temperature deviates must
+    # still be the same draw by draw, and a shorter horizon must see the first years unchanged
+    short = draw_randomness(7, [0, 3], 32, 26)
+    long = draw_randomness(7, [0, 3], 75, 76)
+    np.testing.assert_array_equal(short.recruitment_z, long.recruitment_z[:, :26])
+    np.testing.assert_array_equal(short.survey_z, long.survey_z[:, :26])
+    np.testing.assert_array_equal(short.parameter_z, long.parameter_z[:, :32])
+    for a, b in zip(short.anomaly_rngs, long.anomaly_rngs, strict=True):
+        np.testing.assert_array_equal(a.standard_normal(5), b.standard_normal(5))
+    # and they are not the parameter stream's numbers
+    assert not np.array_equal(short.recruitment_z[:, :5], short.parameter_z[:, :5])
+
+
+def test_a_shorter_projection_equals_the_first_years_of_a_longer_one(fitted):
+    setup = ProjectionSetup(strategy_names=("no_releases", "status_quo"),
+                            build_policy=fixed_policy([0.0, 2e7]), n_draws=3, last_year=2045)
+    long = project(fitted, setup)
+    short = project(fitted, ProjectionSetup(**{**setup.__dict__, "last_year": 2033}))
+    np.testing.assert_array_equal(short["biomass_t"].values,
+                                  long["biomass_t"].sel(year=slice(2025, 2033)).values)
+
+
+def test_prepared_draws_reused_for_another_policy_give_the_projection(fitted):
+    # the budget optimiser prepares the draws once and reruns only the strategy part
+    from carpmodel.projection import prepare_draws, simulate_strategies
+
+    setup = ProjectionSetup(strategy_names=("no_releases", "status_quo"),
+                            build_policy=fixed_policy([0.0, 2e7]), n_draws=4, last_year=2035)
+    ds = project(fitted, setup)
+    prepared = prepare_draws(fitted, setup)
+    state = simulate_strategies(prepared, setup.build_policy((2, 1, 4), prepared.years, prepared.params), 2)
+    np.testing.assert_array_equal(ds["biomass_t"].values, state.biomass_t.astype(np.float32))

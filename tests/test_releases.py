@@ -471,3 +471,70 @@ def test_strategy_validation_names_the_field():
         BudgetReleases(1.0, (BudgetShare(1, 10.0, 0.5),))
     with pytest.raises(ConfigError, match="unique names"):
         StrategySet((REFERENCE, REFERENCE), COSTS)
+
+
+def test_optimise_budget_multistart_reaches_a_corner_and_escapes_a_local_optimum():
+    # a linear value is maximised on a corner, which softmax logits only approach: multistart
+    # evaluates the exact corners, so the answer is the corner itself, value exact
+    result = optimise_budget(lambda s: float(s @ [1.0, 3.0, 2.0]), 3, multistart=True)
+    assert result.shares.tolist() == [0.0, 1.0, 0.0] and result.value == 3.0 and result.corner
+    # two bumps, the higher one near option 0: from equal shares the simplex climbs the lower
+    # bump (near option 1); a start near option 0 finds the higher one
+    def bumps(s):
+        return float(np.exp(-((s[0] - 0.85) / 0.05) ** 2) * 2.0 + np.exp(-((s[1] - 0.6) / 0.2) ** 2))
+
+    single = optimise_budget(bumps, 2)
+    multi = optimise_budget(bumps, 2, multistart=True)
+    assert single.value < 1.5 < multi.value
+    assert multi.shares[0] == pytest.approx(0.85, abs=2e-3) and multi.n_starts == 3
+
+
+BUDGET_TOML = """
+[strategies.no_releases]
+
+[budget]
+budget_per_year = 1e6
+options = [{ age_yr = 1, weight_g = 10.0 }, { age_yr = 2, weight_g = 50.0 }]
+objective = "lower_gain"
+year = 2040
+scenario = "baseline"
+"""
+
+
+def test_budget_table_loads_into_the_budget_problem(tmp_path):
+    from carpmodel.releases import BudgetProblem, load_budget
+
+    path = write(tmp_path, BUDGET_TOML)
+    expected = BudgetProblem(1e6, options=((1, 10.0), (2, 50.0)), objective="lower_gain", year=2040,
+                             scenario="baseline")
+    assert load_strategies(path).budget == expected == load_budget(path)
+    assert load_strategies(DEFAULT_STRATEGIES_FILE).budget.options == ((0, 1.0), (1, 10.0), (2, 50.0))
+    strategy = expected.strategy([0.25, 0.75])
+    plan = build_plan(StrategySet((Strategy("no_releases"), strategy), COSTS), None, YEARS, N_AGE)
+    np.testing.assert_allclose(plan.planned_cost[1], 1e6, rtol=1e-14)
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ('objective = "lower_gain"', 'objective = "best"', "budget.objective"),
+    ("year = 2040", 'year = "2040"', "budget.year"),
+    ("budget_per_year = 1e6", "budget_per_year = -1.0", "budget.budget_per_year"),
+    ("budget_per_year = 1e6", "", "budget.budget_per_year: missing"),
+    ("{ age_yr = 2, weight_g = 50.0 }", "{ age_yr = 2, weight_g = 0.0 }", r"budget.options\[1\].weight_g"),
+    ("{ age_yr = 2, weight_g = 50.0 }", "{ age_yr = 2, size = 50.0 }", r"budget.options\[1\]"),
+    ('scenario = "baseline"', 'scenario = "baseline"\nstrategy = "x"', "budget.strategy: unknown key"),
+])
+def test_bad_budget_table_is_refused_naming_the_file_and_key(tmp_path, old, new, key):
+    path = write(tmp_path, BUDGET_TOML.replace(old, new))
+    with pytest.raises(ConfigError, match=key) as info:
+        load_strategies(path)
+    assert str(path) in str(info.value)
+
+
+def test_budget_options_must_lie_within_the_cost_table_and_the_model_ages():
+    from carpmodel.releases import BudgetProblem
+
+    with pytest.raises(ConfigError, match=r"budget.options\[0\].weight_g: expected a weight within the cost "
+                                          r"table \(10-100 g\), got 5"):
+        BudgetProblem(1e6, options=((0, 5.0), (1, 10.0))).check(COSTS, N_AGE)
+    with pytest.raises(ConfigError, match=r"budget.options\[1\].age_yr"):
+        BudgetProblem(1e6, options=((1, 10.0), (9, 50.0))).check(COSTS, N_AGE)

@@ -1,0 +1,786 @@
+"""Structural uncertainty: fit, project and pool an ensemble of model structures.
+
+Whether releases add fish or replace wild ones depends on model structure more than on
+anything the biomass record says (Lorenzen 2005, Phil. Trans. R. Soc. B 360), so a projection
+can run over an ensemble of structures (issue #6, item 4). A member is one combination of
+
+* **density-dependence window** — last age of the juvenile window, ``FitOptions.dd_window_end_age_yr``
+  (default 1 = the data's base, 0, 2: age-1 releases are inside the window for 1 and 2, past it
+  for 0);
+* **release-survival prior** — ``FitOptions.release_survival_prior``: the informative
+  Beta(0.3, 0.15) of life_history.toml or the dossier's flat U(0.05, 0.8);
+* **natural mortality** — a :class:`MortalityStructure`. The default axis is the Lorenzen
+  exponent ``c`` of ``M(L) = M_ref·(L/L_ref)^−c``: it is fixed in every fit (never estimated),
+  so the parameter draws never carry its uncertainty, and it sets how much faster small
+  released fish die than large ones — the crux of release size. Values 1 (the base, Lorenzen
+  2022's length-inverse M), 0 (constant M, the documented alternative) and 1.5 (the upper end
+  of the documented range U(0, 1.5) in life_history.toml). A MortalityStructure can instead, or
+  as well, move the centre of the M_ref prior (``m_ref_prior_median_per_yr``), which the fit
+  then updates;
+* **initial state** — ``FitOptions.initial_state``: ``equilibrium_f`` (2000), ``unfished_1956``
+  (catch history from 1956), ``equilibrium_1986``.
+
+``design = "factorial"`` (default) takes every combination (3 × 2 × 3 × 3 = 54 fits by
+default), except that axes listed in ``vary_alone`` are varied one at a time around the base
+(e.g. ``vary_alone = ["initial_states"]``: 18 crossed members + 2); ``"one_at_a_time"`` the
+base member (the first value of every axis) and each alternative value on its own
+(1 + 2 + 1 + 2 + 2 = 8). See :meth:`EnsembleDefinition.members`.
+
+**Inclusion rule.** Every member is fitted (:func:`carpmodel.fitting.fit`). A member is included
+only if its fit converged (``FitResult.converged``: largest |gradient| < 1e-3, positive-definite
+Hessian, no estimate on a bound of its range). Members whose fit did not converge or could not
+run are excluded and listed with the reason (:attr:`EnsembleFits.excluded`, :func:`members_table`,
+the ``excluded_members`` attribute of every result), never silently included.
+
+**Weights.** ``weights = "equal"`` (default): every included member the same weight; or a table
+``{member name = weight}`` (unlisted members weigh 0), renormalised over the included members.
+The rule is written into the ``ensemble_weighting`` attribute of every result.
+
+**Projection.** Every included member is projected with the same
+:class:`~carpmodel.projection.ProjectionSetup` — the same seed and therefore the same per-draw
+streams: recruitment, survey and temperature deviates are identical across members (they do not
+depend on a member's number of parameters, see :mod:`carpmodel.projection`), parameter draws
+are each member's own (``parameter_draws = "normal"``: θ ~ N(θ̂, Σ) of the member's fit;
+``"posterior"``: :func:`carpmodel.posterior.sample_posterior` per member, slower). Results are
+concatenated along a ``structure`` dimension with a ``structure_weight``.
+
+**Metrics** (:func:`ensemble_metrics`): per member, and for the pooled ensemble, whose draws are
+the members' draws each weighted ``structure_weight / n_draws`` (weighted quantiles and
+probabilities, :func:`carpmodel.metrics.weighted_quantile`).
+
+**Best use of a budget** (:func:`optimise_release_budget`): the shares of an annual budget over
+release sizes that maximise a chosen statistic of the gain over ``no_releases`` (paired by draw),
+per member and for the pooled ensemble, with :func:`carpmodel.releases.optimise_budget`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from numpy.typing import NDArray
+
+from carpmodel import __version__
+from carpmodel.config import from_mapping, read_toml
+from carpmodel.errors import CarpmodelError, ConfigError, ConvergenceWarning, FitError
+from carpmodel.metrics import strategy_metrics, weighted_mean, weighted_quantile
+from carpmodel.priors import Prior
+
+__all__ = [
+    "DEFAULT_MORTALITY",
+    "EnsembleDefinition",
+    "EnsembleFits",
+    "MemberFit",
+    "MortalityStructure",
+    "Structure",
+    "budget_table",
+    "ensemble_attrs",
+    "ensemble_metrics",
+    "fit_ensemble",
+    "fit_member",
+    "load_ensemble",
+    "members_table",
+    "optimise_release_budget",
+    "pool_draws",
+    "project_ensemble",
+    "single_member",
+]
+
+STRUCTURE = "structure"
+POOLED = "pooled"
+INITIAL_STATES = ("equilibrium_f", "unfished_1956", "equilibrium_1986")
+Progress = Callable[[str, int, int], None]
+#: Budget optimiser settings: evaluations per start; it stops when the simplex's logits agree within
+#: 1e-3 and its values within 0.1 t (gains are hundreds to tens of thousands of tonnes; a median
+#: over draws is a step function of the shares, so a finer value tolerance only spends evaluations)
+BUDGET_MAX_EVALUATIONS, BUDGET_SHARE_TOLERANCE, BUDGET_VALUE_TOLERANCE_T = 200, 1e-3, 0.1
+
+
+@dataclass(frozen=True)
+class MortalityStructure:
+    """A natural-mortality structure: the Lorenzen exponent and/or the centre of the M_ref prior.
+
+    Attributes
+    ----------
+    name : str
+        Label in member names (letters, digits, ``.``, ``_``, ``-``).
+    lorenzen_c : float or None
+        Exponent c of ``M(L) = M_ref·(L/L_ref)^−c`` (0 = constant M); None keeps the data's.
+    m_ref_prior_median_per_yr : float or None, 1/yr
+        Median of the lognormal prior on M_ref (its sd_log kept) and the fit's start value;
+        when M_ref is not estimated, its fixed value. None keeps the data's prior.
+    """
+
+    name: str
+    lorenzen_c: float | None = None
+    m_ref_prior_median_per_yr: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or not all(
+                ch.isalnum() or ch in "._-" for ch in self.name):
+            raise ConfigError(f"name: expected letters, digits, '.', '_' or '-', got {self.name!r}")
+        if self.lorenzen_c is not None and not (np.isfinite(self.lorenzen_c) and self.lorenzen_c >= 0):
+            raise ConfigError(f"lorenzen_c: expected a finite number >= 0, got {self.lorenzen_c!r}")
+        median = self.m_ref_prior_median_per_yr
+        if median is not None and not (np.isfinite(median) and median > 0):
+            raise ConfigError(f"m_ref_prior_median_per_yr: expected a number > 0, got {median!r}")
+
+    def apply(self, spec: Any) -> Any:
+        """A copy of a ModelSpec with this mortality structure."""
+        base = spec.base if self.lorenzen_c is None else spec.base.replace(lorenzen_c=self.lorenzen_c)
+        free = spec.free
+        median = self.m_ref_prior_median_per_yr
+        if median is not None:
+            if any(f.field == "m_ref_per_yr" for f in free):
+                free = tuple(dataclasses.replace(f, prior=_recentred(f.prior, median), init=median)
+                             if f.field == "m_ref_per_yr" else f for f in free)
+            else:
+                base = base.replace(m_ref_per_yr=median)
+        return dataclasses.replace(spec, base=base, free=free)
+
+
+def _recentred(prior: Prior | None, median: float) -> Prior:
+    sd_log = prior.parameters["sd_log"] if prior is not None and prior.distribution == "lognormal" else 0.4
+    return Prior("lognormal", {"median": median, "sd_log": sd_log})
+
+
+#: The default natural-mortality axis: Lorenzen exponent 1 (the base), 0 (constant M) and 1.5
+#: (the upper end of the documented range).
+DEFAULT_MORTALITY = (MortalityStructure("c1", lorenzen_c=1.0), MortalityStructure("c0", lorenzen_c=0.0),
+                     MortalityStructure("c1.5", lorenzen_c=1.5))
+#: The four axes of an ensemble, in the order of a member's name.
+AXES = ("dd_windows", "release_survival_priors", "mortality", "initial_states")
+Axis = Literal["dd_windows", "release_survival_priors", "mortality", "initial_states"]
+
+
+@dataclass(frozen=True)
+class Structure:
+    """One member of the ensemble: the four structural choices."""
+
+    dd_window_end_age_yr: int
+    release_survival_prior: Literal["informative", "flat"]
+    mortality: MortalityStructure
+    initial_state: Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"]
+
+    @property
+    def name(self) -> str:
+        """e.g. ``w1_informative_c1_equilibrium_f``."""
+        return (f"w{self.dd_window_end_age_yr}_{self.release_survival_prior}_{self.mortality.name}_"
+                f"{self.initial_state}")
+
+    def fit_options(self, base: Any) -> Any:
+        """``base`` (FitOptions) with this member's window, prior and initial state."""
+        return dataclasses.replace(base, dd_window_end_age_yr=self.dd_window_end_age_yr,
+                                   release_survival_prior=self.release_survival_prior,
+                                   initial_state=self.initial_state)
+
+    def spec(self, data: Any, base: Any) -> Any:
+        """The member's ModelSpec (build_spec with its options, then its mortality structure)."""
+        from carpmodel.fitting import build_spec
+
+        return self.mortality.apply(build_spec(data, self.fit_options(base)))
+
+
+@dataclass(frozen=True)
+class EnsembleDefinition:
+    """Which structures to fit and how to weight them (``[ensemble]`` of an ensemble TOML file).
+
+    Attributes
+    ----------
+    dd_windows : tuple of int
+        Last ages of the juvenile density-dependence window.
+    release_survival_priors : tuple of {"informative", "flat"}
+    mortality : tuple of MortalityStructure
+    initial_states : tuple of {"equilibrium_f", "unfished_1956", "equilibrium_1986"}
+    design : {"factorial", "one_at_a_time"}
+        Every combination, or the base (first value of each axis, see :meth:`members`) plus each
+        alternative value on its own.
+    vary_alone : tuple of axis names (``factorial`` only)
+        Axes varied one at a time around the base instead of crossed with the others.
+    weights : "equal" or {member name: weight}
+        Weighting rule over the included (converged) members (module docstring).
+    n_starts : int
+        Optimisations per member fit (the main fit uses more; a member refits dozens of times).
+    parameter_draws : {"normal", "posterior"}
+        θ ~ N(θ̂, Σ) of each member's fit, or ``sample_posterior`` draws per member.
+    posterior_samples, posterior_proposals : int
+        Sizes of the per-member posterior sample (``parameter_draws = "posterior"`` only).
+    """
+
+    dd_windows: tuple[int, ...] = (1, 0, 2)
+    release_survival_priors: tuple[Literal["informative", "flat"], ...] = ("informative", "flat")
+    mortality: tuple[MortalityStructure, ...] = DEFAULT_MORTALITY
+    initial_states: tuple[Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"], ...] = INITIAL_STATES
+    design: Literal["factorial", "one_at_a_time"] = "factorial"
+    vary_alone: tuple[Axis, ...] = ()
+    weights: Literal["equal"] | Mapping[str, float] = "equal"
+    n_starts: int = 1
+    parameter_draws: Literal["normal", "posterior"] = "normal"
+    posterior_samples: int = 500
+    posterior_proposals: int = 5000
+
+    def __post_init__(self) -> None:
+        for name in ("dd_windows", "release_survival_priors", "mortality", "initial_states"):
+            values = tuple(getattr(self, name))
+            if not values:
+                raise ConfigError(f"{name}: expected at least one value")
+            object.__setattr__(self, name, values)
+        if any(isinstance(w, bool) or not isinstance(w, int | np.integer) or not 0 <= w <= 50
+               for w in self.dd_windows):
+            raise ConfigError(f"dd_windows: expected ages in 0..50, got {list(self.dd_windows)}")
+        for name, valid in (("release_survival_priors", ("informative", "flat")),
+                            ("initial_states", INITIAL_STATES)):
+            bad = [v for v in getattr(self, name) if v not in valid]
+            if bad:
+                raise ConfigError(f"{name}: expected values among {', '.join(valid)}, got {bad}")
+        labels = [m.name for m in self.mortality]
+        for name, values in (("dd_windows", self.dd_windows), ("release_survival_priors",
+                             self.release_survival_priors), ("mortality", labels),
+                             ("initial_states", self.initial_states)):
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{name}: expected distinct values, got {list(values)}")
+        if self.design not in ("factorial", "one_at_a_time"):
+            raise ConfigError(f"design: expected 'factorial' or 'one_at_a_time', got {self.design!r}")
+        object.__setattr__(self, "vary_alone", tuple(self.vary_alone))
+        bad = [a for a in self.vary_alone if a not in AXES]
+        if bad:
+            raise ConfigError(f"vary_alone: expected axis names among {', '.join(AXES)}, got {bad}")
+        if self.parameter_draws not in ("normal", "posterior"):
+            raise ConfigError(f"parameter_draws: expected 'normal' or 'posterior', "
+                              f"got {self.parameter_draws!r}")
+        if isinstance(self.weights, str):
+            if self.weights != "equal":
+                raise ConfigError(f"weights: expected 'equal' or a table member = weight, "
+                                  f"got {self.weights!r}")
+        else:
+            names = {m.name for m in self.members()}
+            for key, value in self.weights.items():
+                if key not in names:
+                    raise ConfigError(f"weights.{key}: not a member of this ensemble; members are named "
+                                      f"like {sorted(names)[0]!r}")
+                if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
+                    raise ConfigError(f"weights.{key}: expected a number >= 0, got {value!r}")
+        for name in ("n_starts", "posterior_samples", "posterior_proposals"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+
+    def members(self) -> tuple[Structure, ...]:
+        """The member structures, in order: the crossed axes' combinations (at the base value of
+        the ``vary_alone`` axes, itertools.product order, so the base member — the first value of
+        every axis — comes first), then each other value of each axis varied alone, the rest at the
+        base. ``one_at_a_time`` varies every axis alone."""
+        axes = {name: tuple(getattr(self, name)) for name in AXES}
+        alone = AXES if self.design == "one_at_a_time" else self.vary_alone
+        crossed = [axes[name] if name not in alone else axes[name][:1] for name in AXES]
+        out = [Structure(*combo) for combo in itertools.product(*crossed)]
+        base = [values[0] for values in axes.values()]
+        for i, name in enumerate(AXES):
+            if name in alone:
+                for value in axes[name][1:]:
+                    combo = list(base)
+                    combo[i] = value
+                    out.append(Structure(*combo))
+        return tuple(out)
+
+    def weighting_rule(self) -> str:
+        if isinstance(self.weights, str):
+            return "equal weights over the members whose fit converged; non-converged members excluded"
+        return ("user weights by member (unlisted members 0), renormalised over the members whose fit "
+                "converged; non-converged members excluded")
+
+
+def load_ensemble(path: str | Path) -> EnsembleDefinition:
+    """An :class:`EnsembleDefinition` from the ``[ensemble]`` table of a TOML file (errors name the
+    file and the dotted key)."""
+    path = Path(path)
+    document = read_toml(path, "ensemble file")
+    extra = [k for k in document if k != "ensemble"]
+    if extra:
+        raise ConfigError(f"{path}, key {extra[0]}: unknown key; valid top-level keys: ensemble")
+    if "ensemble" not in document:
+        raise ConfigError(f"{path}, key ensemble: missing; expected an [ensemble] table")
+    return from_mapping(EnsembleDefinition, document["ensemble"], str(path), prefix="ensemble")
+
+
+# --------------------------------------------------------------------------- fitting the members
+
+
+@dataclass(frozen=True)
+class MemberFit:
+    """One member's fit and whether it is included (``reason`` says why not).
+
+    ``structure`` is None for a fit given as it is (:func:`single_member`); ``label`` replaces
+    the structure's name when set.
+    """
+
+    structure: Structure | None
+    result: Any | None             # FitResult, None when the fit could not run
+    included: bool
+    reason: str = ""
+    posterior_theta: NDArray | None = None
+    runtime_s: float = 0.0
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or (self.structure.name if self.structure is not None else "fit")
+
+    def describe(self) -> dict[str, Any]:
+        """The four structural choices (for a given fit: what its spec says, else "as fitted")."""
+        if self.structure is not None:
+            s = self.structure
+            return {"dd_window_end_age_yr": s.dd_window_end_age_yr,
+                    "release_survival_prior": s.release_survival_prior, "mortality": s.mortality.name,
+                    "initial_state": s.initial_state}
+        base = self.result.spec.base
+        return {"dd_window_end_age_yr": int(base.dd_window_end_age_yr), "release_survival_prior": "as fitted",
+                "mortality": f"c{float(np.asarray(base.lorenzen_c)):g}", "initial_state": "as fitted"}
+
+
+@dataclass(frozen=True)
+class EnsembleFits:
+    """Every member's fit, the definition and the weights over the included members."""
+
+    definition: EnsembleDefinition
+    members: tuple[MemberFit, ...]
+    weighting: str = field(default="")
+
+    @property
+    def included(self) -> tuple[MemberFit, ...]:
+        return tuple(m for m in self.members if m.included)
+
+    @property
+    def excluded(self) -> dict[str, str]:
+        """Member name → why it is excluded."""
+        return {m.name: m.reason for m in self.members if not m.included}
+
+    def weights(self) -> dict[str, float]:
+        """Weight of each included member (sum 1)."""
+        included = self.included
+        if not included:
+            raise FitError("ensemble: no member converged, so there is nothing to weight; excluded: "
+                           + "; ".join(f"{k}: {v}" for k, v in self.excluded.items()))
+        rule = self.definition.weights
+        raw = np.array([1.0 if isinstance(rule, str) else float(rule.get(m.name, 0.0)) for m in included])
+        if raw.sum() <= 0:
+            raise ConfigError("weights: no converged member has a positive weight (converged: "
+                              f"{', '.join(m.name for m in included)})")
+        return {m.name: float(w) for m, w in zip(included, raw / raw.sum(), strict=True)}
+
+    def rule(self) -> str:
+        return self.weighting or self.definition.weighting_rule()
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleDefinition, *,
+               seed: int) -> MemberFit:
+    """Fit one member; never raises for a structure that cannot be fitted (it is excluded)."""
+    from carpmodel.fitting import fit
+
+    started = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            spec = structure.spec(data, base)
+            result = fit(spec, n_starts=definition.n_starts, seed=seed)
+    except (CarpmodelError, ValueError, ArithmeticError) as error:
+        return MemberFit(structure, None, False, _one_line(f"fit failed: {type(error).__name__}: {error}"),
+                         runtime_s=time.perf_counter() - started)
+    if not result.converged:
+        why = "; ".join(result.warnings) or "the fit did not meet its convergence criteria"
+        return MemberFit(structure, result, False, _one_line(f"not converged: {why}"),
+                         runtime_s=time.perf_counter() - started)
+    posterior = None
+    if definition.parameter_draws == "posterior":
+        from carpmodel.posterior import sample_posterior
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                sample = sample_posterior(result, n_proposals=definition.posterior_proposals,
+                                          n_samples=definition.posterior_samples, seed=seed)
+        except (CarpmodelError, ValueError, ArithmeticError) as error:
+            return MemberFit(structure, result, False,
+                             _one_line(f"posterior sampling failed: {type(error).__name__}: {error}"),
+                             runtime_s=time.perf_counter() - started)
+        posterior = sample.theta
+    return MemberFit(structure, result, True, "", posterior, time.perf_counter() - started)
+
+
+def fit_ensemble(data: Any, definition: EnsembleDefinition | None = None, base: Any = None, *,
+                 seed: int = 20260601, progress: Progress | None = None) -> EnsembleFits:
+    """Fit every member of ``definition`` on ``data`` (other fit options from ``base``, a
+    FitOptions; default the documented base case). Members are fitted one after another."""
+    from carpmodel.fitting import FitOptions
+
+    definition = definition or EnsembleDefinition()
+    base = base if base is not None else FitOptions()
+    structures = definition.members()
+    fits = []
+    for i, structure in enumerate(structures):
+        fits.append(fit_member(data, structure, base, definition, seed=seed))
+        if progress is not None:
+            progress("ensemble fits", i + 1, len(structures))
+    return EnsembleFits(definition, tuple(fits))
+
+
+def single_member(result: Any, *, name: str = "fit", posterior_theta: NDArray | None = None) -> EnsembleFits:
+    """An ensemble of one already-fitted model (weight 1): the plain projection as an ensemble,
+    and the budget optimiser for one fit."""
+    member = MemberFit(None, result, True, "", posterior_theta, label=name)
+    return EnsembleFits(EnsembleDefinition(design="one_at_a_time"), (member,),
+                        weighting="one model (the given fit), weight 1")
+
+
+def members_table(fits: EnsembleFits) -> list[dict[str, Any]]:
+    """One row per member (ensemble_members.csv): its structure, inclusion, reason, weight and fit."""
+    weights = fits.weights() if fits.included else {}
+    rows = []
+    for m in fits.members:
+        mortality = m.structure.mortality if m.structure is not None else None
+        row: dict[str, Any] = {
+            "structure": m.name, **m.describe(),
+            "lorenzen_c": mortality.lorenzen_c if mortality is not None else None,
+            "m_ref_prior_median_per_yr": (mortality.m_ref_prior_median_per_yr if mortality is not None
+                                          else None),
+            "included": m.included, "weight": weights.get(m.name, 0.0),
+            "reason_excluded": m.reason, "fit_runtime_s": round(m.runtime_s, 2)}
+        r = m.result
+        row.update({"converged": bool(r.converged) if r is not None else False,
+                    "max_abs_gradient": r.max_abs_gradient if r is not None else float("nan"),
+                    "nll": r.nll if r is not None else float("nan")})
+        natural = r.natural_estimates() if r is not None else {}
+        for name in ("release_survival", "dd_strength", "steepness", "m_ref_per_yr", "unfished_biomass_t"):
+            row[name] = natural.get(name, {}).get("estimate", float("nan"))
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def project_ensemble(fits: EnsembleFits, setup: Any) -> xr.Dataset:
+    """Project every included member with the same setup (same seed: the same per-draw streams)
+    and combine along ``structure`` with ``structure_weight`` (sum 1).
+
+    ``setup.posterior_theta`` is replaced by each member's posterior draws (None with
+    ``parameter_draws = "normal"``). Excluded members are not projected; they are listed in the
+    ``excluded_members`` attribute (JSON: name → reason).
+    """
+    from carpmodel.projection import project
+
+    weights = fits.weights()
+    datasets, names = [], []
+    for m in fits.included:
+        member_setup = dataclasses.replace(setup, posterior_theta=m.posterior_theta)
+        datasets.append(project(m.result, member_setup))
+        names.append(m.name)
+    attrs = dict(datasets[0].attrs)
+    ds = xr.concat(datasets, dim=pd.Index(names, name=STRUCTURE), combine_attrs="override")
+    ds["structure_weight"] = (STRUCTURE, [weights[m.name] for m in fits.included])
+    ds["structure_weight"].attrs.update(units="1", long_name="weight of the member in the pooled ensemble")
+    ds = ds.assign_coords(_structure_coords(fits))
+    attrs.update(ensemble_attrs(fits))
+    attrs["parameter_uncertainty"] = ("per member: " + ("theta ~ N(estimate, inverse Hessian)"
+                                      if fits.included[0].posterior_theta is None else "posterior draws"))
+    ds.attrs = attrs
+    return ds
+
+
+def _structure_coords(fits: EnsembleFits) -> dict[str, Any]:
+    described = [m.describe() for m in fits.included]
+    return {key: (STRUCTURE, [d[key] for d in described])
+            for key in ("dd_window_end_age_yr", "release_survival_prior", "mortality", "initial_state")}
+
+
+def ensemble_attrs(fits: EnsembleFits) -> dict[str, Any]:
+    """Dataset attributes recording the ensemble: rule, members, exclusions with reasons."""
+    d = fits.definition
+    return {
+        "ensemble_weighting": fits.rule(),
+        "ensemble_design": d.design,
+        "ensemble_members_included": ", ".join(m.name for m in fits.included),
+        "excluded_members": json.dumps(fits.excluded),
+        "n_members_defined": len(fits.members),
+        "n_members_included": len(fits.included),
+        "ensemble_definition": json.dumps({
+            "dd_windows": list(d.dd_windows), "release_survival_priors": list(d.release_survival_priors),
+            "mortality": [dataclasses.asdict(m) for m in d.mortality],
+            "initial_states": list(d.initial_states),
+            "design": d.design, "vary_alone": list(d.vary_alone),
+            "weights": d.weights if isinstance(d.weights, str) else dict(d.weights),
+            "n_starts": d.n_starts, "parameter_draws": d.parameter_draws}),
+    }
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def pool_draws(ds: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray]:
+    """The members' draws stacked into one ``draw`` dimension and their weights
+    (``structure_weight / n_draws`` each; sum 1)."""
+    n_draw = ds.sizes["draw"]
+    members = ds.sizes[STRUCTURE]
+    variables = {}
+    for name, var in ds.data_vars.items():
+        if name == "structure_weight":
+            continue
+        if STRUCTURE not in var.dims:
+            var = var.expand_dims({STRUCTURE: ds[STRUCTURE].values})
+        if "draw" not in var.dims:
+            var = var.expand_dims({"draw": ds["draw"].values})
+        variables[name] = var
+    weight = (ds["structure_weight"] / n_draw).expand_dims({"draw": ds["draw"].values})
+    variables["_weight"] = weight
+    pooled = xr.Dataset(variables, attrs=ds.attrs).drop_vars(
+        [c for c in ds.coords if c not in ("strategy", "scenario", "year", "draw", STRUCTURE)
+         and STRUCTURE in ds[c].dims])
+    stacked = pooled.stack(_sample=(STRUCTURE, "draw"))
+    stacked = stacked.drop_vars(["_sample", STRUCTURE, "draw"]).rename({"_sample": "draw"})
+    stacked = stacked.assign_coords(draw=np.arange(members * n_draw))
+    weights = stacked["_weight"]
+    return stacked.drop_vars("_weight"), weights
+
+
+def ensemble_metrics(ds: xr.Dataset, **kwargs: Any) -> xr.Dataset:
+    """:func:`carpmodel.metrics.strategy_metrics` per member and for the pooled ensemble (its
+    draws weighted by ``structure_weight``), along ``structure`` (the last entry ``"pooled"``);
+    ``structure_weight`` is 1 for the pooled row. ``kwargs`` go to strategy_metrics."""
+    per_member_coords = [c for c in ds.coords if STRUCTURE in ds[c].dims and c != STRUCTURE]
+    plain = ds.drop_vars(per_member_coords)
+    tables = [strategy_metrics(plain.sel({STRUCTURE: name}, drop=True).drop_vars("structure_weight"),
+                               **kwargs) for name in ds[STRUCTURE].values]
+    pooled, weights = pool_draws(ds)
+    tables.append(strategy_metrics(pooled, weights=weights, **kwargs))
+    names = [str(n) for n in ds[STRUCTURE].values] + [POOLED]
+    out = xr.concat(tables, dim=pd.Index(names, name=STRUCTURE), combine_attrs="override")
+    out["structure_weight"] = (STRUCTURE, [*ds["structure_weight"].values.tolist(), 1.0])
+    out["structure_weight"].attrs.update(units="1", long_name="member weight (1 for the pooled ensemble)")
+    out.attrs["draw_weights"] = ("members: equal over their own draws; pooled: each draw weighted "
+                                 "structure_weight / n_draws (weighted means and weighted quantiles)")
+    return out.transpose("strategy", "scenario", STRUCTURE, ...)
+
+
+# --------------------------------------------------------------------------- best use of a budget
+
+
+def _statistic(values: NDArray, weights: NDArray, objective: str, interval: float) -> float:
+    if objective == "mean_gain":
+        return float(weighted_mean(values, weights))
+    q = 0.5 if objective == "median_gain" else (1.0 - interval) / 2.0
+    if np.all(weights == weights[0]):
+        return float(np.nanquantile(values, q))
+    return float(weighted_quantile(values, weights, [q])[0])
+
+
+def _summary(values: NDArray, weights: NDArray, interval: float) -> dict[str, float]:
+    lower, upper = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
+    if np.all(weights == weights[0]):
+        median, lo, hi = np.nanquantile(values, [0.5, lower, upper])
+    else:
+        median, lo, hi = weighted_quantile(values, weights, [0.5, lower, upper])
+    return {"gain_median_t": float(median), "gain_lower_t": float(lo), "gain_upper_t": float(hi),
+            "gain_mean_t": float(weighted_mean(values, weights))}
+
+
+@dataclass
+class _BudgetMember:
+    """A member ready for repeated budget evaluations: its prepared draws and reference."""
+
+    name: str
+    prepared: Any
+    reference: NDArray
+
+
+def _final(state: Any, variable: str) -> NDArray:
+    values = np.asarray(getattr(state, variable))
+    return values[..., -1].reshape(-1)
+
+
+def _run(member: _BudgetMember, strategy: Any, costs: Any, variable: str) -> NDArray:
+    from carpmodel.projection import simulate_strategies
+    from carpmodel.releases import build_policy
+
+    prepared = member.prepared
+    params = prepared.params
+    batch = (1, *prepared.batch)
+    policy = build_policy([strategy], costs, prepared.years, params.n_age, params.lw_a, params.lw_b, batch)
+    state = simulate_strategies(prepared, policy, 1)
+    return np.broadcast_to(_final(state, variable), (prepared.draws.size,))
+
+
+def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: Any, costs: Any, *,
+                            progress: Progress | None = None) -> xr.Dataset:
+    """Best split of ``problem.budget_per_year`` over release sizes, per member and pooled.
+
+    For each included member, the draws of ``setup`` (its seed, draws, survey CV and climate
+    forcing; projected only to ``problem.year`` under ``problem.scenario``) are prepared once;
+    every evaluation then runs the engine for the budget strategy only and takes the gain in
+    ``problem.variable`` in ``problem.year`` over ``no_releases`` draw by draw (the same random
+    numbers: common random numbers, so the objective is a deterministic function of the shares).
+    :func:`carpmodel.releases.optimise_budget` (Nelder–Mead on softmax logits from equal shares and
+    from near each corner, and every exact corner; the best wins) maximises ``problem.objective``
+    of the gains of one member (equal draw weights), and of the pooled ensemble (draws weighted
+    by member weight).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(structure, release_option)`` with structure = member names then ``"pooled"``:
+        ``share``, ``fish_per_year`` and ``corner_gain_median_t`` (the median gain with the whole
+        budget on that option); per structure ``gain_{median,lower,upper,mean}_t`` at the chosen
+        shares (interval over draws, pooled by weight), ``objective_value``,
+        ``cost_through_year`` and ``cost_per_t_gained`` (NaN when the median gain <= 0),
+        ``n_evaluations``, ``converged``, ``corner``, ``structure_weight``.
+    """
+    from carpmodel.projection import prepare_draws
+    from carpmodel.releases import REFERENCE_STRATEGY, Strategy, optimise_budget
+
+    weights = fits.weights()
+    included = fits.included
+    n_age = included[0].result.spec.base.n_age
+    problem.check(costs, n_age)
+    if not setup.first_year <= problem.year <= setup.last_year:
+        raise ConfigError(f"budget.year: expected a projection year ({setup.first_year}-{setup.last_year}), "
+                          f"got {problem.year}")
+    if problem.scenario not in setup.scenario_names:
+        raise ConfigError(f"budget.scenario: expected one of the projection's scenarios "
+                          f"{list(setup.scenario_names)}, got {problem.scenario!r}")
+    short = dataclasses.replace(setup, last_year=problem.year, chunk_draws=None)
+    reference = Strategy(REFERENCE_STRATEGY)
+    members = []
+    for m in included:
+        prepared = prepare_draws(m.result, dataclasses.replace(short, posterior_theta=m.posterior_theta),
+                                 scenarios=(problem.scenario,))
+        member = _BudgetMember(m.name, prepared, np.zeros(prepared.draws.size))
+        member.reference = _run(member, reference, costs, problem.variable).copy()
+        members.append(member)
+    n_draw = members[0].prepared.draws.size
+    n_options = len(problem.options)
+
+    def gains(group: Sequence[_BudgetMember], shares: NDArray) -> NDArray:
+        strategy = problem.strategy(shares)
+        return np.concatenate([_run(m, strategy, costs, problem.variable) - m.reference for m in group])
+
+    def draw_weights(group: Sequence[_BudgetMember], pooled: bool) -> NDArray:
+        if not pooled:
+            return np.full(n_draw * len(group), 1.0 / (n_draw * len(group)))
+        return np.repeat([weights[m_fit.name] for m_fit in included], n_draw) / n_draw
+
+    groups = [([m], False) for m in members] + ([(members, True)] if len(members) > 1 else [])
+    rows = []
+    for i, (group, pooled) in enumerate(groups):
+        w = draw_weights(group, pooled)
+        result = optimise_budget(lambda s, g=group, ww=w: _statistic(gains(g, s), ww, problem.objective,
+                                                                     problem.interval),
+                                 n_options, method=problem.method, multistart=True,
+                                 max_evaluations=BUDGET_MAX_EVALUATIONS,
+                                 share_tolerance=BUDGET_SHARE_TOLERANCE,
+                                 value_tolerance=BUDGET_VALUE_TOLERANCE_T)
+        summary = _summary(gains(group, result.shares), w, problem.interval)
+        corners = [_summary(gains(group, np.eye(n_options)[k]), w, problem.interval)["gain_median_t"]
+                   for k in range(n_options)]
+        rows.append((POOLED if pooled else group[0].name, result, summary, corners))
+        if progress is not None:
+            progress("budget optimisation", i + 1, len(groups))
+    if len(members) == 1:   # the pooled ensemble of one member is that member
+        rows.append((POOLED, *rows[0][1:]))
+    return _budget_dataset(rows, problem, costs, setup, weights, fits)
+
+
+def _budget_dataset(rows: list[tuple[str, Any, dict[str, float], list[float]]], problem: Any, costs: Any,
+                    setup: Any, weights: Mapping[str, float], fits: EnsembleFits) -> xr.Dataset:
+    labels = [f"age{a}_{w:g}g" for a, w in problem.options]
+    cost_per_fish = np.array([float(costs.cost_per_fish(w)) for _, w in problem.options])
+    shares = np.array([r[1].shares for r in rows])
+    n_years = problem.year - setup.first_year + 1
+    cost_through = problem.budget_per_year * n_years
+    median = np.array([r[2]["gain_median_t"] for r in rows])
+    names = [r[0] for r in rows]
+    ds = xr.Dataset(
+        {"share": ((STRUCTURE, "release_option"), shares),
+         "fish_per_year": ((STRUCTURE, "release_option"), problem.budget_per_year * shares / cost_per_fish),
+         "corner_gain_median_t": ((STRUCTURE, "release_option"), np.array([r[3] for r in rows])),
+         **{key: (STRUCTURE, np.array([r[2][key] for r in rows]))
+            for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t")},
+         "objective_value": (STRUCTURE, np.array([r[1].value for r in rows])),
+         "cost_through_year": (STRUCTURE, np.full(len(rows), cost_through)),
+         "cost_per_t_gained": (STRUCTURE, np.where(median > 0,
+                                                   cost_through / np.where(median > 0, median, 1.0), np.nan)),
+         "n_evaluations": (STRUCTURE, np.array([r[1].n_evaluations for r in rows])),
+         "converged": (STRUCTURE, np.array([r[1].converged for r in rows])),
+         "corner": (STRUCTURE, np.array([r[1].corner for r in rows])),
+         "structure_weight": (STRUCTURE, np.array([weights.get(n, 1.0) for n in names]))},
+        coords={STRUCTURE: names, "release_option": labels,
+                "option_age_yr": ("release_option", [a for a, _ in problem.options]),
+                "option_weight_g": ("release_option", [w for _, w in problem.options]),
+                "option_cost_per_fish": ("release_option", cost_per_fish)})
+    units = {"share": ("1", "share of the annual budget"), "fish_per_year": ("fish", "fish released a year"),
+             "corner_gain_median_t": ("t", "median gain with the whole budget on this option"),
+             "gain_median_t": ("t", "median gain over no_releases at the chosen shares, paired by draw"),
+             "gain_lower_t": ("t", "lower bound of the gain's central interval"),
+             "gain_upper_t": ("t", "upper bound of the gain's central interval"),
+             "gain_mean_t": ("t", "mean gain over no_releases at the chosen shares"),
+             "objective_value": ("t", f"maximised {problem.objective} of the gain"),
+             "cost_through_year": (costs.currency, f"release cost {setup.first_year}-{problem.year}"),
+             "cost_per_t_gained": (f"{costs.currency} per t",
+                                   "cost through the year / median gain (NaN: no gain)"),
+             "n_evaluations": ("1", "projections evaluated by the optimiser"),
+             "converged": ("1", "the optimiser met its tolerances (or a corner beat every start)"),
+             "corner": ("1", "the whole budget on one option (an exact corner beat every start)"),
+             "structure_weight": ("1", "member weight (1 for the pooled ensemble)")}
+    for name, (unit, long_name) in units.items():
+        ds[name].attrs.update(units=unit, long_name=long_name)
+    ds.attrs.update(
+        carpmodel_version=__version__, budget_per_year=problem.budget_per_year, objective=problem.objective,
+        variable=problem.variable, year=problem.year, scenario=problem.scenario, interval=problem.interval,
+        method=problem.method, seed=setup.seed, n_draws=setup.n_draws, currency=costs.currency,
+        costs_assumed=int(costs.assumed),
+        reference_strategy="no_releases (gains paired by draw, common random numbers)",
+        interval_note="the interval is over draws (pooled by member weight) of the gain at the chosen "
+                      "shares; the spread of the members' optimal shares is the structural uncertainty of "
+                      "the allocation",
+        **ensemble_attrs(fits))
+    return ds
+
+
+def budget_table(ds: xr.Dataset) -> list[dict[str, Any]]:
+    """One row per structure (budget.csv): shares, fish per year and corner gains per option,
+    the gain at the chosen shares with its interval, cost per tonne, optimiser status."""
+    rows = []
+    for name in ds[STRUCTURE].values:
+        cell = ds.sel({STRUCTURE: name})
+        row: dict[str, Any] = {"structure": str(name), "structure_weight": float(cell["structure_weight"]),
+                               "scenario": ds.attrs["scenario"], "year": int(ds.attrs["year"]),
+                               "budget_per_year": float(ds.attrs["budget_per_year"]),
+                               "objective": ds.attrs["objective"]}
+        for option in ds["release_option"].values:
+            row[f"share_{option}"] = float(cell["share"].sel(release_option=option))
+        for option in ds["release_option"].values:
+            row[f"fish_per_year_{option}"] = float(cell["fish_per_year"].sel(release_option=option))
+        for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t", "objective_value",
+                    "cost_through_year", "cost_per_t_gained"):
+            row[key] = float(cell[key])
+        for option in ds["release_option"].values:
+            corner = cell["corner_gain_median_t"].sel(release_option=option)
+            row[f"corner_gain_median_t_{option}"] = float(corner)
+        row["n_evaluations"] = int(cell["n_evaluations"])
+        row["converged"] = bool(cell["converged"])
+        row["corner"] = bool(cell["corner"])
+        rows.append(row)
+    return rows

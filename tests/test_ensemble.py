@@ -1,0 +1,348 @@
+"""Structural ensembles: one member is the plain projection, weights and pooling by hand,
+non-converged members excluded and reported, the budget optimiser wired to projections."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import carpmodel.fitting
+from carpmodel.ensemble import (
+    EnsembleDefinition,
+    EnsembleFits,
+    MortalityStructure,
+    budget_table,
+    ensemble_metrics,
+    fit_ensemble,
+    load_ensemble,
+    members_table,
+    optimise_release_budget,
+    pool_draws,
+    project_ensemble,
+    single_member,
+)
+from carpmodel.errors import ConfigError, FitError
+from carpmodel.inputs import load_data
+from carpmodel.metrics import strategy_metrics
+from carpmodel.projection import project, strategy_setup
+from carpmodel.releases import (
+    REFERENCE_STRATEGY,
+    BudgetProblem,
+    Strategy,
+    StrategySet,
+    build_plan,
+    load_strategies,
+)
+
+C1, C0 = MortalityStructure("c1", lorenzen_c=1.0), MortalityStructure("c0", lorenzen_c=0.0)
+#: two real structures that converge on the bundled data: the base case and constant M
+TWO = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("informative",), mortality=(C1, C0),
+                         initial_states=("equilibrium_f",))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("data")
+
+
+@pytest.fixture(scope="module")
+def two_fits(data) -> EnsembleFits:
+    return fit_ensemble(data, TWO)
+
+
+@pytest.fixture(scope="module")
+def strategies() -> StrategySet:
+    bundled = load_strategies("experiments/strategies.toml")
+    return StrategySet(bundled.strategies[:3], bundled.costs)   # no_releases, status_quo, double_releases
+
+
+def small_setup(strategies, n_age, **options):
+    options = {"n_draws": 12, "last_year": 2040, "seed": 11, **options}
+    return strategy_setup(strategies, n_age, **options)
+
+
+def test_both_real_structures_converge_and_are_weighted_equally(two_fits):
+    assert [m.name for m in two_fits.included] == ["w1_informative_c1_equilibrium_f",
+                                                    "w1_informative_c0_equilibrium_f"]
+    weights = two_fits.weights()
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-15)
+    assert set(weights.values()) == {0.5}
+
+
+def test_an_ensemble_of_one_member_equals_the_plain_projection_exactly(two_fits, strategies):
+    member = two_fits.included[0]
+    one = EnsembleFits(TWO, (member,))
+    setup = small_setup(strategies, member.result.spec.base.n_age)
+    plain = project(member.result, setup)
+    ensemble = project_ensemble(one, setup)
+    assert ensemble.sizes["structure"] == 1 and ensemble["structure_weight"].values.tolist() == [1.0]
+    for name, variable in plain.data_vars.items():
+        np.testing.assert_array_equal(ensemble[name].isel(structure=0).values, variable.values, err_msg=name)
+    # the pooled metrics of one member are that member's metrics, bit for bit
+    pooled = ensemble_metrics(ensemble, years=(2035, 2040), cost_year=2040).sel(structure="pooled")
+    direct = strategy_metrics(plain, years=(2035, 2040), cost_year=2040)
+    for name, variable in direct.data_vars.items():
+        np.testing.assert_array_equal(pooled[name].values, variable.values, err_msg=name)
+    # an existing fit wrapped as an ensemble does the same
+    wrapped = project_ensemble(single_member(member.result), setup)
+    np.testing.assert_array_equal(wrapped["biomass_t"].isel(structure=0).values, plain["biomass_t"].values)
+
+
+def test_members_share_the_draws_random_streams(two_fits, strategies, data):
+    # the same seed gives every member the same temperature anomalies, recruitment and survey
+    # deviates; only the structure (and each fit's own parameter draws) differ
+    from carpmodel.forcing import ClimateForcing
+
+    setup = small_setup(strategies, 26, scenario_names=("ssp245",),
+                        build_multipliers=ClimateForcing.from_data(data, scenario_names=("ssp245",)))
+    ds = project_ensemble(two_fits, setup)
+    temperature = ds["temperature_c"]
+    np.testing.assert_array_equal(temperature.isel(structure=0).values, temperature.isel(structure=1).values)
+    biomass = ds["biomass_t"]
+    assert not np.array_equal(biomass.isel(structure=0).values, biomass.isel(structure=1).values)
+    assert list(ds["mortality"].values) == ["c1", "c0"]
+    assert json.loads(ds.attrs["excluded_members"]) == {}
+    assert "equal weights" in ds.attrs["ensemble_weighting"]
+
+
+# --------------------------------------------------------------------------- weights and pooling by hand
+
+
+def two_member_dataset(weights=(0.75, 0.25)) -> xr.Dataset:
+    """2 members × 2 strategies × 1 scenario × 4 draws × 2 years, small exact numbers."""
+    dims = ("structure", "strategy", "scenario", "draw", "year")
+    # (member, draw, year)
+    reference = np.array([[[100.0, 200.0], [100.0, 150.0], [100.0, 120.0], [100.0, 300.0]],
+                          [[100.0, 400.0], [100.0, 500.0], [100.0, 50.0], [100.0, 250.0]]])
+    gain = np.array([[[0.0, 10.0], [0.0, 20.0], [0.0, 30.0], [0.0, 40.0]],
+                     [[0.0, -8.0], [0.0, 4.0], [0.0, 100.0], [0.0, 60.0]]])
+    biomass = np.stack([reference, reference + gain], axis=1)[:, :, None]   # member, strategy, 1, draw, year
+    zeros = np.zeros_like(biomass)
+    released = zeros.copy()
+    released[:, 1] = 1e6
+    return xr.Dataset(
+        {"biomass_t": (dims, biomass), "ssb_t": (dims, biomass), "recruits": (dims, zeros + 1.0),
+         "catch_t": (dims, zeros), "released_fish": (dims, released),
+         "hatchery_fraction_biomass": (dims, zeros),
+         "hatchery_fraction_ssb": (dims, zeros), "cost": (dims, released), "window_survivors": (dims, zeros),
+         "f_per_yr": (dims, zeros),
+         "ssb0_t": (("structure", "draw"), np.full((2, 4), 600.0)),
+         "dynamic_ssb0_t": (("structure", "scenario", "draw", "year"), np.full((2, 1, 4, 2), 600.0)),
+         "biomass_2002_t": ("structure", [90.0, 95.0]),
+         "structure_weight": ("structure", list(weights))},
+        coords={"structure": ["a", "b"], "strategy": [REFERENCE_STRATEGY, "more"], "scenario": ["base"],
+                "draw": np.arange(4), "year": [2030, 2050]})
+
+
+def test_pooled_quantiles_and_probabilities_match_a_hand_computation():
+    ds = two_member_dataset()
+    pooled, weights = pool_draws(ds)
+    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-15)
+    np.testing.assert_allclose(weights.values, [0.1875] * 4 + [0.0625] * 4, rtol=1e-15)
+    m = ensemble_metrics(ds, years=(2050,), cost_year=2050, after_year=2029, interval=0.5)
+    gains_a, gains_b = [10.0, 20.0, 30.0, 40.0], [-8.0, 4.0, 100.0, 60.0]
+    # weight 0.75 vs 0.25 with 4 draws each: every draw of a counts 3 times a draw of b, so the
+    # pooled quantiles are numpy's linear quantiles of a's gains repeated 3 times and b's once
+    by_hand = np.quantile(np.repeat(gains_a, 3).tolist() + gains_b, [0.5, 0.25, 0.75])
+    got = [float(m[f"biomass_gain_{k}_t"].sel(structure="pooled", strategy="more", scenario="base",
+                                              metric_year=2050)) for k in ("median", "lower", "upper")]
+    np.testing.assert_allclose(got, by_hand, rtol=1e-12)
+    # members on their own: plain quantiles of their 4 draws
+    got_b = float(m["biomass_gain_median_t"].sel(structure="b", strategy="more", scenario="base",
+                                                  metric_year=2050))
+    assert got_b == pytest.approx(np.quantile(gains_b, 0.5), rel=1e-12)
+    # P(biomass < the 2002 level of each member) in any year after 2029: only b's draw 2 (50 < 95)
+    p = float(m["p_biomass_below_2002_any"].sel(structure="pooled", strategy=REFERENCE_STRATEGY,
+                                                 scenario="base"))
+    assert p == pytest.approx(0.0625, rel=1e-12)
+    assert list(m["structure"].values) == ["a", "b", "pooled"]
+    np.testing.assert_allclose(m["structure_weight"].values, [0.75, 0.25, 1.0])
+
+
+def test_equal_member_weights_pool_like_concatenated_draws():
+    ds = two_member_dataset(weights=(0.5, 0.5))
+    m = ensemble_metrics(ds, years=(2050,), cost_year=2050, after_year=2029)
+    concatenated = [10.0, 20.0, 30.0, 40.0, -8.0, 4.0, 100.0, 60.0]
+    got = float(m["biomass_gain_median_t"].sel(structure="pooled", strategy="more", scenario="base",
+                                                metric_year=2050))
+    assert got == np.quantile(concatenated, 0.5)
+
+
+def test_user_weights_are_renormalised_over_the_converged_members():
+    definition = dataclasses.replace(TWO, mortality=(C1, C0, MortalityStructure("c0.5", lorenzen_c=0.5)),
+                                     weights={"w1_informative_c1_equilibrium_f": 3.0,
+                                              "w1_informative_c0_equilibrium_f": 1.0,
+                                              "w1_informative_c0.5_equilibrium_f": 4.0})
+    from carpmodel.ensemble import MemberFit
+
+    members = tuple(MemberFit(s, object(), s.mortality.name != "c0.5", "" if s.mortality.name != "c0.5"
+                              else "not converged: test") for s in definition.members())
+    weights = EnsembleFits(definition, members).weights()
+    assert weights == {"w1_informative_c1_equilibrium_f": 0.75, "w1_informative_c0_equilibrium_f": 0.25}
+    with pytest.raises(ConfigError, match="weights.nobody"):
+        dataclasses.replace(TWO, weights={"nobody": 1.0})
+
+
+# --------------------------------------------------------------------------- exclusion
+
+
+def test_a_member_that_does_not_converge_or_cannot_be_fitted_is_excluded_and_reported(
+        two_fits, data, strategies, monkeypatch):
+    base = two_fits.included[0].result
+    real_fit = carpmodel.fitting.fit
+
+    def fake_fit(spec, **kwargs):
+        c = float(np.asarray(spec.base.lorenzen_c))
+        if c == 0.5:   # pretend the optimiser stalls
+            return dataclasses.replace(base, converged=False,
+                                       warnings=("largest |gradient| 3 exceeds 0.001",))
+        if int(spec.base.dd_window_end_age_yr) == 2:
+            raise FitError("every start ended at a non-finite NLL")
+        return base if c == 1.0 else real_fit(spec, **kwargs)
+
+    monkeypatch.setattr(carpmodel.fitting, "fit", fake_fit)
+    definition = EnsembleDefinition(dd_windows=(1, 2), release_survival_priors=("informative",),
+                                    mortality=(C1, MortalityStructure("c0.5", lorenzen_c=0.5)),
+                                    initial_states=("equilibrium_f",), design="one_at_a_time")
+    fits = fit_ensemble(data, definition)
+    assert [m.name for m in fits.included] == ["w1_informative_c1_equilibrium_f"]
+    assert fits.excluded == {
+        "w2_informative_c1_equilibrium_f": "fit failed: FitError: every start ended at a non-finite NLL",
+        "w1_informative_c0.5_equilibrium_f": "not converged: largest |gradient| 3 exceeds 0.001"}
+    rows = {r["structure"]: r for r in members_table(fits)}
+    assert rows["w1_informative_c0.5_equilibrium_f"]["included"] is False
+    assert rows["w1_informative_c0.5_equilibrium_f"]["weight"] == 0.0
+    assert rows["w1_informative_c1_equilibrium_f"]["weight"] == 1.0
+    ds = project_ensemble(fits, small_setup(strategies, base.spec.base.n_age, n_draws=3))
+    assert list(ds["structure"].values) == ["w1_informative_c1_equilibrium_f"]
+    assert json.loads(ds.attrs["excluded_members"]) == fits.excluded
+    assert ds.attrs["n_members_defined"] == 3 and ds.attrs["n_members_included"] == 1
+
+
+def test_an_ensemble_with_no_converged_member_refuses_and_lists_why(two_fits):
+    from carpmodel.ensemble import MemberFit
+
+    member = dataclasses.replace(two_fits.members[0], included=False, reason="not converged: test")
+    with pytest.raises(FitError, match="no member converged.*not converged: test"):
+        failed = MemberFit(two_fits.members[1].structure, None, False, "fit failed: x")
+        EnsembleFits(TWO, (member, failed)).weights()
+
+
+# --------------------------------------------------------------------------- budget
+
+
+def test_budget_optimiser_wired_to_a_projection_spends_the_budget_and_pairs_by_draw(two_fits, strategies):
+    problem = BudgetProblem(2e7, options=((1, 10.0), (2, 50.0)), year=2035, scenario="baseline")
+    setup = small_setup(strategies, 26, n_draws=20, last_year=2045)
+    result = optimise_release_budget(two_fits, setup, problem, strategies.costs)
+    assert list(result["structure"].values) == [*(m.name for m in two_fits.included), "pooled"]
+    shares = result["share"].values
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-12)
+    assert np.all(shares >= 0)
+    # spending: planned cost of the chosen split is the budget every year, never more
+    for row in shares:
+        plan = build_plan([Strategy(REFERENCE_STRATEGY), problem.strategy(row)], strategies.costs,
+                          np.arange(2025, 2036), 26)
+        assert np.all(plan.planned_cost[1] <= 2e7 * (1 + 1e-12))
+        np.testing.assert_allclose(plan.planned_cost[1], 2e7, rtol=1e-12)
+    spent = (result["fish_per_year"] * result["option_cost_per_fish"]).sum("release_option")
+    np.testing.assert_allclose(spent, 2e7, rtol=1e-12)
+    # the optimum is at least as good as putting the whole budget on either size
+    best_corner = result["corner_gain_median_t"].max("release_option").values
+    assert np.all(result["objective_value"].values >= best_corner)
+    # the reported gain is the paired gain of a full projection with the same seed (float32 there)
+    member = two_fits.included[0]
+    chosen = problem.strategy(shares[0])
+    full = project(member.result, strategy_setup(StrategySet((Strategy(REFERENCE_STRATEGY), chosen),
+                                                             strategies.costs), 26,
+                                                 n_draws=20, last_year=2045, seed=11))
+    gain = (full["biomass_t"].sel(strategy=chosen.name) - full["biomass_t"].sel(strategy=REFERENCE_STRATEGY))
+    by_projection = float(np.quantile(gain.sel(year=2035, scenario="baseline").values.astype(float), 0.5))
+    assert float(result["gain_median_t"].isel(structure=0)) == pytest.approx(by_projection, rel=1e-4)
+    rows = budget_table(result)
+    assert len(rows) == 3 and {"share_age1_10g", "share_age2_50g", "cost_per_t_gained"} <= set(rows[0])
+
+
+def test_budget_refuses_an_option_outside_the_cost_table_and_an_unprojected_scenario(two_fits, strategies):
+    setup = small_setup(strategies, 26, n_draws=2)
+    with pytest.raises(ConfigError, match=r"budget.options\[1\].weight_g"):
+        outside = BudgetProblem(1e6, options=((1, 10.0), (3, 900.0)), scenario="baseline", year=2030)
+        optimise_release_budget(two_fits, setup, outside, strategies.costs)
+    with pytest.raises(ConfigError, match="budget.scenario"):
+        optimise_release_budget(two_fits, setup, BudgetProblem(1e6, scenario="ssp585", year=2030),
+                                strategies.costs)
+
+
+# --------------------------------------------------------------------------- ensemble files
+
+
+def test_ensemble_file_loads_into_the_typed_definition(tmp_path):
+    path = tmp_path / "ensemble.toml"
+    path.write_text('[ensemble]\ndd_windows = [1, 0]\nrelease_survival_priors = ["informative"]\n'
+                    'initial_states = ["equilibrium_f", "unfished_1956"]\ndesign = "one_at_a_time"\n'
+                    '[[ensemble.mortality]]\nname = "c1"\nlorenzen_c = 1.0\n'
+                    '[[ensemble.mortality]]\nname = "m_high"\nm_ref_prior_median_per_yr = 0.3\n')
+    definition = load_ensemble(path)
+    assert [m.name for m in definition.members()] == [
+        "w1_informative_c1_equilibrium_f", "w0_informative_c1_equilibrium_f",
+        "w1_informative_m_high_equilibrium_f", "w1_informative_c1_unfished_1956"]
+    assert definition.mortality[1] == MortalityStructure("m_high", m_ref_prior_median_per_yr=0.3)
+
+
+@pytest.mark.parametrize("body, key", [
+    ('design = "random"', "ensemble.design"),
+    ("dd_windows = [\"one\"]", r"ensemble.dd_windows\[0\]"),
+    ("n_chains = 3", "ensemble.n_chains: unknown key"),
+    ('initial_states = ["cold"]', "initial_states"),
+    ('weights = { x = 1.0 }', "weights.x"),
+])
+def test_bad_ensemble_file_is_refused_naming_the_file_and_key(tmp_path, body, key):
+    path = tmp_path / "ensemble.toml"
+    path.write_text(f"[ensemble]\n{body}\n")
+    with pytest.raises(ConfigError, match=key) as info:
+        load_ensemble(path)
+    assert str(path) in str(info.value)
+
+
+def test_mortality_structure_changes_the_lorenzen_exponent_or_recentres_the_m_prior(data):
+    from carpmodel.fitting import FitOptions, build_spec
+
+    spec = build_spec(data, FitOptions())
+    assert float(C0.apply(spec).base.lorenzen_c) == 0.0
+    recentred = MortalityStructure("m", m_ref_prior_median_per_yr=0.3).apply(spec)
+    free = {f.field: f for f in recentred.free}["m_ref_per_yr"]
+    assert free.prior.parameters["median"] == 0.3 and free.init == 0.3
+    original = {f.field: f for f in spec.free}["m_ref_per_yr"].prior
+    assert free.prior.parameters["sd_log"] == original.parameters["sd_log"]
+
+
+def test_default_definition_crosses_the_four_axes():
+    members = EnsembleDefinition().members()
+    assert len(members) == 3 * 2 * 3 * 3
+    assert members[0].name == "w1_informative_c1_equilibrium_f"     # the base case first
+    assert len(EnsembleDefinition(design="one_at_a_time").members()) == 1 + 2 + 1 + 2 + 2
+    # initial states varied alone around the base, the other three axes crossed: 18 + 2
+    partly = [m.name for m in EnsembleDefinition(vary_alone=("initial_states",)).members()]
+    assert len(partly) == 3 * 2 * 3 + 2 and len(set(partly)) == len(partly)
+    assert partly[-2:] == ["w1_informative_c1_unfished_1956", "w1_informative_c1_equilibrium_1986"]
+    assert sum(name.endswith("equilibrium_f") for name in partly) == 18
+    with pytest.raises(ConfigError, match="vary_alone"):
+        EnsembleDefinition(vary_alone=("everything",))
+
+
+def test_an_ensemble_result_writes_to_netcdf(two_fits, strategies, tmp_path):
+    from carpmodel.outputs import write_netcdf_atomic
+
+    ds = project_ensemble(two_fits, small_setup(strategies, 26, n_draws=2))
+    path = write_netcdf_atomic(ds, Path(tmp_path) / "e.nc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = xr.open_dataset(path, engine="h5netcdf").load()
+    np.testing.assert_array_equal(back["biomass_t"].values, ds["biomass_t"].values)
+    assert list(back["structure"].values) == list(ds["structure"].values)
