@@ -76,7 +76,7 @@ def run(result, data, draws: int, chunk: int, client=None) -> tuple[float, float
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--chunk-draws", type=int, default=5_000)
+    parser.add_argument("--chunk-draws", type=int, default=500)
     parser.add_argument("--no-cluster", action="store_true")
     args = parser.parse_args()
     data = load_data(ROOT / "data")
