@@ -118,6 +118,10 @@ class ModelOptions:
     initial_state : {"equilibrium_f", "unfished_1956", "equilibrium_1986"}
         How numbers-at-age in the first year are set: equilibrium under ``initial_f_per_yr``,
         unfished in 1956 then driven by the catch history, or equilibrium in 1986.
+    unfished_change_year : int or None
+        From this year on the unfished level (R0, hence B0) is the earlier one times an
+        estimated ratio ``unfished_change`` (spawning-habitat loss); its prior is in ``[fit]``.
+        Must fall after the first modelled year. None: one unfished level throughout.
     """
 
     recruitment: Literal["beverton_holt", "ricker"] = "beverton_holt"
@@ -126,10 +130,15 @@ class ModelOptions:
     initial_state: Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"] = (
         "equilibrium_f"
     )
+    unfished_change_year: int | None = None
 
     def __post_init__(self) -> None:
         check_choices(self)
         _check_years(self.first_year, self.last_year)
+        year = self.unfished_change_year
+        if year is not None and not YEAR_MIN <= year <= YEAR_MAX:
+            raise ConfigError(
+                f"unfished_change_year: expected a year in {YEAR_MIN}..{YEAR_MAX}, got {year!r}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,8 @@ class FitSettings:
         Fit observations up to this year and predict through the last data year (hindcast).
     early_survey_last_year : int or None
         Surveys up to this year get their own catchability with a lognormal prior
-        (``early_q_prior_median``, ``early_q_prior_sd_log``).
+        (``early_q_prior_median``, ``early_q_prior_sd_log``) when ``early_separate_q``, and
+        their CVs multiplied by ``early_cv_multiplier``.
     estimate_extra_sd : bool
         Estimate an extra observation SD added in quadrature to the CVs.
     cv_multiplier : float
@@ -157,6 +167,17 @@ class FitSettings:
         Overrides the last age of the juvenile density-dependence window.
     n_starts : int
         Optimisations from dispersed starting points (multi-start check).
+    catch_sd_log : float or None
+        Catch with error: the catch is data, lognormal with this SD of the log, and the F of
+        every fished year is estimated. None: F is solved to take the catch exactly.
+    catch_scale_sd_log : float or None
+        Estimate one multiplicative scale of the recorded catch, prior lognormal with median 1
+        and this SD of the log (0.3 suggested). None: no scale.
+    unreported_catch_years : [first, last] or None
+        Estimate an unreported catch (t/yr) added to each of these years, prior lognormal
+        (``unreported_catch_prior_median_t``, ``unreported_catch_prior_sd_log``).
+    unfished_change_prior_median, unfished_change_prior_sd_log : float
+        Lognormal prior of the ratio of R0 after ``model.unfished_change_year`` to R0 before.
     """
 
     estimate: tuple[str, ...] = ("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q",
@@ -165,6 +186,8 @@ class FitSettings:
     early_survey_last_year: int | None = None
     early_q_prior_median: float = 0.3
     early_q_prior_sd_log: float = 1.0
+    early_separate_q: bool = True
+    early_cv_multiplier: float = 1.0
     estimate_extra_sd: bool = False
     cv_multiplier: float = 1.0
     use_upper_bound: bool = False
@@ -172,13 +195,31 @@ class FitSettings:
     release_survival_prior: Literal["informative", "flat"] = "informative"
     dd_window_end_age_yr: int | None = None
     n_starts: int = 2
+    catch_sd_log: float | None = None
+    catch_scale_sd_log: float | None = None
+    unreported_catch_years: tuple[int, int] | None = None
+    unreported_catch_prior_median_t: float = 1000.0
+    unreported_catch_prior_sd_log: float = 1.0
+    unfished_change_prior_median: float = 1.0
+    unfished_change_prior_sd_log: float = 0.5
 
     def __post_init__(self) -> None:
         check_choices(self)
         if self.cv_multiplier <= 0:
-            raise ConfigError(f"fit.cv_multiplier: expected a positive number, got {self.cv_multiplier!r}")
+            raise ConfigError(f"cv_multiplier: expected a positive number, got {self.cv_multiplier!r}")
         if self.n_starts < 1:
-            raise ConfigError(f"fit.n_starts: expected an integer >= 1, got {self.n_starts!r}")
+            raise ConfigError(f"n_starts: expected an integer >= 1, got {self.n_starts!r}")
+        positive = ("early_cv_multiplier", "catch_sd_log", "catch_scale_sd_log",
+                    "unreported_catch_prior_median_t", "unreported_catch_prior_sd_log",
+                    "unfished_change_prior_median", "unfished_change_prior_sd_log")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name}: expected a positive number, got {value!r}")
+        years = self.unreported_catch_years
+        if years is not None and not YEAR_MIN <= years[0] <= years[1] <= YEAR_MAX:
+            raise ConfigError(f"unreported_catch_years: expected [first, last] with first <= last "
+                              f"in {YEAR_MIN}..{YEAR_MAX}, got {list(years)!r}")
 
 
 @dataclass(frozen=True)
@@ -222,7 +263,7 @@ class EffectSettings:
         check_choices(self)
         if self.lag_years < 0:
             raise ConfigError(
-                f"projection.effect.lag_years: expected an integer >= 0, got {self.lag_years!r}")
+                f"lag_years: expected an integer >= 0, got {self.lag_years!r}")
 
 
 @dataclass(frozen=True)
@@ -256,11 +297,11 @@ class ProjectionSettings:
         check_choices(self)
         _check_years(self.first_year, self.last_year)
         if self.draws < 1:
-            raise ConfigError(f"projection.draws: expected an integer >= 1, got {self.draws!r}")
+            raise ConfigError(f"draws: expected an integer >= 1, got {self.draws!r}")
         if self.chunk_draws is not None and self.chunk_draws < 1:
-            raise ConfigError(f"projection.chunk_draws: expected an integer >= 1, got {self.chunk_draws!r}")
+            raise ConfigError(f"chunk_draws: expected an integer >= 1, got {self.chunk_draws!r}")
         if not self.scenarios:
-            raise ConfigError("projection.scenarios: expected at least one scenario name")
+            raise ConfigError("scenarios: expected at least one scenario name")
 
 
 @dataclass(frozen=True)
@@ -279,7 +320,7 @@ class SensitivitySettings:
     def __post_init__(self) -> None:
         check_choices(self)
         if len(self.warming_levels_c) < 2:
-            raise ConfigError("sensitivity.warming_levels_c: expected at least two levels")
+            raise ConfigError("warming_levels_c: expected at least two levels")
 
 
 @dataclass(frozen=True)

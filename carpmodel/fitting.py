@@ -19,15 +19,19 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 
 from carpmodel.drivers import historical_drivers
-from carpmodel.errors import ConvergenceWarning, DataError, FitError
+from carpmodel.errors import ConfigError, ConvergenceWarning, DataError, FitError
 from carpmodel.likelihood import (
+    DRIVER_FIELDS,
     EFFECT_FIELDS,
+    F_FIELD,
     Covariate,
     Free,
     ModelSpec,
     Observations,
     nll_components,
     objective,
+    predict,
+    requested_catch_t,
 )
 from carpmodel.priors import Prior
 from carpmodel.simulation import default_parameters
@@ -41,6 +45,8 @@ GRADIENT_TOLERANCE = 1e-3
 #: a logit-scale estimate beyond ±this sits on a bound of its range (natural value within
 #: 5e-5 of the range's width from the bound): reported, and the fit is not called converged
 LOGIT_BOUND = 10.0
+#: L-BFGS-B ending with a larger |gradient| (or failing its line search) gets a rescaled second pass
+RESCALE_GRADIENT = 1e-2
 #: condition numbers above this are reported as a warning (FIMS threshold)
 CONDITION_WARNING = 1e8
 #: fields whose natural range is (0, 1): estimated on a logit scale
@@ -53,6 +59,29 @@ EFFECT_SLOPE_PRIOR = Prior("normal", {"mean": 0.0, "sd": 1.0})
 #: the dossier's flat prior on acute release survival (§7.3), the alternative to the default Beta
 FLAT_RELEASE_SURVIVAL = Prior("uniform", {"lower": 0.05, "upper": 0.8})
 
+# Priors of the remedies for starts before 2000 (catch error, unreported catch, a changed
+# unfished level). They are options, not life_history.toml entries (the data loader accepts only
+# the population model's parameters there); each is an assumption stated in data/SOURCES.md
+# (assumption_catch_error, assumption_unreported_catch, assumption_unfished_change).
+#: SD of the log catch scale (assumed): the catch series is a reconstruction (reported anchors,
+#: cumulative totals spread uniformly, 1993-2000 assumed) whose 1977-85 level differs by ~2x
+#: between sources (5,857 t/yr vs FAO's "stable ~3,000 t/yr"); 0.3 lets the whole series move
+#: by ±35 % at one SD
+CATCH_SCALE_SD_LOG = 0.3
+#: SD of the log of each year's catch when catch is data (assumed; used in experiments): annual
+#: values are spread from cumulative totals or interpolated, so single years are uncertain even
+#: where the totals are matched; 0.2 is a moderate error for a poorly recorded fishery
+CATCH_SD_LOG = 0.2
+#: unreported catch, t/yr, lognormal (median, sd_log) (assumed): ~1,000 t/yr illegal catch was
+#: reported from 1987 (walker_1996; already inside the 3,000 t/yr of 1987-92); sd_log 1.0 spans
+#: ~140-7,000 t/yr (95 %)
+UNREPORTED_CATCH_PRIOR = (1000.0, 1.0)
+#: ratio of R0 after the change year to R0 before, lognormal (median, sd_log) (assumed): no
+#: measurement of spawning-habitat loss; centred on no change so the data, not the prior, move
+#: it; sd_log 0.5 reaches 0.47 (the dossier's ~150 kt current K over the reported ~320 kt
+#: virgin stock) at 1.5 SD
+UNFISHED_CHANGE_PRIOR = (1.0, 0.5)
+
 InitialState = Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"]
 DEFAULT_ESTIMATED = ("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q", "m_ref_per_yr",
                      "dd_strength", "release_survival")
@@ -60,7 +89,17 @@ DEFAULT_ESTIMATED = ("unfished_biomass_t", "steepness", "initial_f_per_yr", "sur
 
 @dataclass(frozen=True)
 class FitOptions:
-    """What to estimate and which data components to use (defaults: the documented base case)."""
+    """What to estimate and which data components to use (defaults: the documented base case).
+
+    Remedies for starts before 2000 (off by default): ``catch_sd_log`` treats catch as data
+    with lognormal error of that SD and estimates the F of every fished year (``f_YYYY``)
+    instead of solving F to take the catch exactly; ``catch_scale_sd_log`` estimates one
+    multiplicative scale of the recorded catch with a lognormal prior (median 1);
+    ``unreported_catch_years`` (first, last) estimates a catch ``unreported_catch_t`` (t/yr)
+    added to each of those years, prior lognormal ``unreported_catch_prior``;
+    ``unfished_change_year`` estimates the ratio ``unfished_change`` of R0 (hence B0) from that
+    year on to R0 before it, prior lognormal ``unfished_change_prior`` (spawning-habitat loss).
+    """
 
     first_year: int = 2000
     last_year: int = 2024
@@ -70,6 +109,8 @@ class FitOptions:
     estimate: tuple[str, ...] = DEFAULT_ESTIMATED
     early_survey_last_year: int | None = None
     early_q_prior: tuple[float, float] = (0.3, 1.0)   # lognormal (median, sd_log) of early q
+    early_separate_q: bool = True       # surveys up to early_survey_last_year get their own q
+    early_cv_multiplier: float = 1.0    # and/or their CVs multiplied by this
     estimate_extra_sd: bool = False
     cv_multiplier: float = 1.0
     use_upper_bound: bool = False
@@ -78,6 +119,12 @@ class FitOptions:
     dd_window_end_age_yr: int | None = None
     n_starts: int = 3
     seed: int = 20260601
+    catch_sd_log: float | None = None                 # catch with error: F free, catch lognormal
+    catch_scale_sd_log: float | None = None           # estimate catch_scale ~ LN(1, sd_log)
+    unreported_catch_years: tuple[int, int] | None = None   # estimate unreported_catch_t then
+    unreported_catch_prior: tuple[float, float] = UNREPORTED_CATCH_PRIOR   # (median t/yr, sd_log)
+    unfished_change_year: int | None = None           # estimate unfished_change from this year
+    unfished_change_prior: tuple[float, float] = UNFISHED_CHANGE_PRIOR     # (median, sd_log)
 
 
 def fit_options(config: Any) -> FitOptions:
@@ -89,11 +136,19 @@ def fit_options(config: Any) -> FitOptions:
         initial_state=model.initial_state, estimate=tuple(settings.estimate),
         early_survey_last_year=settings.early_survey_last_year,
         early_q_prior=(settings.early_q_prior_median, settings.early_q_prior_sd_log),
+        early_separate_q=settings.early_separate_q, early_cv_multiplier=settings.early_cv_multiplier,
         estimate_extra_sd=settings.estimate_extra_sd, cv_multiplier=settings.cv_multiplier,
         use_upper_bound=settings.use_upper_bound, use_hatchery_fractions=settings.use_hatchery_fractions,
         release_survival_prior=settings.release_survival_prior,
         dd_window_end_age_yr=settings.dd_window_end_age_yr, n_starts=settings.n_starts,
-        seed=config.seed)
+        seed=config.seed, catch_sd_log=settings.catch_sd_log,
+        catch_scale_sd_log=settings.catch_scale_sd_log,
+        unreported_catch_years=settings.unreported_catch_years,
+        unreported_catch_prior=(settings.unreported_catch_prior_median_t,
+                                settings.unreported_catch_prior_sd_log),
+        unfished_change_year=model.unfished_change_year,
+        unfished_change_prior=(settings.unfished_change_prior_median,
+                               settings.unfished_change_prior_sd_log))
 
 
 def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
@@ -115,10 +170,16 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
         raise FitError(f"no biomass observations in {years[0]}-{last_data}")
     obs_year = np.asarray(data.biomass.year)[keep]
     early_last = options.early_survey_last_year
+    early = obs_year <= early_last if early_last is not None else np.zeros(obs_year.size, bool)
+    if options.early_cv_multiplier <= 0:
+        raise ConfigError("early_cv_multiplier: expected a positive number, "
+                          f"got {options.early_cv_multiplier!r}")
+    cv = np.asarray(data.biomass.cv, dtype=float)[keep] * options.cv_multiplier
+    if options.early_cv_multiplier != 1.0:
+        cv = np.where(early, cv * options.early_cv_multiplier, cv)
     observations = Observations(
-        year=obs_year, biomass_t=np.asarray(data.biomass.biomass_t, dtype=float)[keep],
-        cv=np.asarray(data.biomass.cv, dtype=float)[keep] * options.cv_multiplier,
-        early=obs_year <= early_last if early_last is not None else np.zeros(obs_year.size, bool))
+        year=obs_year, biomass_t=np.asarray(data.biomass.biomass_t, dtype=float)[keep], cv=cv,
+        early=early if options.early_separate_q else np.zeros(obs_year.size, bool))
 
     free = []
     covariate = None
@@ -141,12 +202,13 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
             free.append(Free(name, "logit", prior, init, _FRACTIONS[name]))
         else:
             free.append(Free(name, "log", prior, init))
-    if early_last is not None:
+    if early_last is not None and options.early_separate_q:
         median, sd_log = options.early_q_prior
         free.append(Free("survey_q_early", "log",
                          Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
     if options.estimate_extra_sd:
         free.append(Free("sigma_obs_extra", "log", Prior("lognormal", {"median": 0.1, "sd_log": 1.0}), 0.1))
+    free.extend(_remedies(options, years, drivers.catch_t))
 
     upper = None
     hatchery: tuple[tuple[int, float], ...] = ()
@@ -160,10 +222,68 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
         hatchery = tuple((int(a), float(b)) for a, b in zip(y, v, strict=True)
                          if years[0] <= a <= last_data)
     b0_entry = lh["unfished_biomass_t"]
-    return ModelSpec(base=base, free=tuple(free), years=years, drivers=drivers,
+    spec = ModelSpec(base=base, free=tuple(free), years=years, drivers=drivers,
                      observations=observations, rec_dev_years=np.arange(years[0], last_data + 1),
                      b0_prior=b0_entry.prior, upper_bound=upper, hatchery_fractions=hatchery,
-                     penalise_shortfall=options.initial_state != "equilibrium_f", covariate=covariate)
+                     penalise_shortfall=options.initial_state != "equilibrium_f", covariate=covariate,
+                     unreported_catch_years=options.unreported_catch_years,
+                     unfished_change_year=options.unfished_change_year)
+    return spec if options.catch_sd_log is None else with_catch_error(spec, options.catch_sd_log)
+
+
+def with_catch_error(spec: ModelSpec, catch_sd_log: float) -> ModelSpec:
+    """``spec`` with catch as data (lognormal, SD ``catch_sd_log`` of the log) and the F of each
+    fished year a free parameter ``f_YYYY`` (log scale, no prior: the catch informs it).
+
+    Fished years are those with a positive requested catch at the start values. Each F starts
+    at the value that takes the requested catch in the catch-conditioned model at the start
+    values (at least 1e-3/yr), so the fit starts where the exact-catch model would.
+    """
+    if not catch_sd_log > 0:
+        raise ConfigError(f"catch_sd_log: expected a positive number, got {catch_sd_log!r}")
+    state, u = predict(spec, spec.initial_theta())
+    fished = np.flatnonzero(np.asarray(requested_catch_t(spec, u)) > 0)
+    if fished.size == 0:
+        raise ConfigError(f"catch_sd_log: no catch in the model years {spec.years[0]}-{spec.years[-1]}")
+    f_start = np.maximum(np.asarray(state.f_per_yr)[fished], 1e-3)
+    free = spec.free + tuple(Free(f"f_{int(spec.years[i])}", "log", None, float(f))
+                             for i, f in zip(fished, f_start, strict=True))
+    return replace(spec, free=free, catch_sd_log=float(catch_sd_log), penalise_shortfall=False)
+
+
+def _remedies(options: FitOptions, years: NDArray, catch_t: NDArray) -> list[Free]:
+    """Free parameters of the catch-error, unreported-catch and unfished-change options.
+
+    Refuses (ConfigError) a remedy the modelled years cannot carry: a catch scale without any
+    catch, unreported-catch years outside the model years, a change year that is not after
+    the first model year.
+    """
+    free = []
+    first, last = int(years[0]), int(years[-1])
+    if options.catch_scale_sd_log is not None:
+        if options.catch_scale_sd_log <= 0:
+            raise ConfigError("catch_scale_sd_log: expected a positive number, "
+                              f"got {options.catch_scale_sd_log!r}")
+        if not np.any(np.asarray(catch_t) > 0):
+            raise ConfigError(f"catch_scale_sd_log: no catch in the model years {first}-{last} to scale")
+        free.append(Free("catch_scale", "log",
+                         Prior("lognormal", {"median": 1.0, "sd_log": options.catch_scale_sd_log}), 1.0))
+    if options.unreported_catch_years is not None:
+        lo, hi = options.unreported_catch_years
+        if not first <= lo <= hi <= last:
+            raise ConfigError(f"unreported_catch_years: expected first <= last inside the model years "
+                              f"{first}-{last}, got [{lo}, {hi}]")
+        median, sd_log = options.unreported_catch_prior
+        free.append(Free("unreported_catch_t", "log",
+                         Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
+    if options.unfished_change_year is not None:
+        if not first < options.unfished_change_year <= last:
+            raise ConfigError(f"unfished_change_year: expected a year in {first + 1}-{last} (after the "
+                              f"first model year), got {options.unfished_change_year}")
+        median, sd_log = options.unfished_change_prior
+        free.append(Free("unfished_change", "log",
+                         Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
+    return free
 
 
 def lake_temperature_covariate(data: Any, years: NDArray) -> Covariate:
@@ -269,17 +389,57 @@ class FitResult:
 
 
 def _minimise(spec: ModelSpec, start: NDArray, max_iter: int) -> tuple[NDArray, Any]:
-    def fun(theta: NDArray) -> tuple[float, NDArray]:
-        value, grad = batched_gradient(spec, theta)
+    """L-BFGS-B from ``start``; when it stops short (line-search failure, or |gradient| above
+    :data:`RESCALE_GRADIENT`), a second pass from where it stopped on a diagonally rescaled
+    theta (:func:`diagonal_scale`), keeping whichever end is lower."""
+    res = _lbfgsb(spec, start, None, max_iter)
+    if res.success and np.max(np.abs(res.jac)) <= RESCALE_GRADIENT:
+        return res.x, res
+    again = _lbfgsb(spec, res.x, diagonal_scale(spec, res.x), max_iter)
+    if again.fun <= res.fun:
+        again.nit += res.nit
+        again.nfev += res.nfev
+        return again.x, again
+    return res.x, res
+
+
+def _lbfgsb(spec: ModelSpec, start: NDArray, scale: NDArray | None, max_iter: int) -> Any:
+    """L-BFGS-B on theta (``scale`` None) or on ``z = (theta − start)/scale``, within the usual
+    box; ``x`` and ``jac`` of the result are on the theta scale."""
+    origin = np.zeros_like(start) if scale is None else start
+    factor = np.ones_like(start) if scale is None else scale
+
+    def to_theta(z: NDArray) -> NDArray:
+        return z if scale is None else origin + factor * z
+
+    def fun(z: NDArray) -> tuple[float, NDArray]:
+        value, grad = batched_gradient(spec, to_theta(z))
         if not np.isfinite(value[0]):
-            return 1e10, np.zeros_like(theta)
-        return float(value[0]), grad[0]
+            return 1e10, np.zeros_like(z)
+        return float(value[0]), grad[0] * factor
 
     centre = spec.initial_theta()[: len(spec.estimated)]
-    bounds = [(c - 15.0, c + 15.0) for c in centre] + [(-6.0, 6.0)] * len(spec.rec_dev_years)
-    res = minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds,
+    lower = np.concatenate([centre - 15.0, np.full(len(spec.rec_dev_years), -6.0)])
+    upper = np.concatenate([centre + 15.0, np.full(len(spec.rec_dev_years), 6.0)])
+    bounds = list(zip((lower - origin) / factor, (upper - origin) / factor, strict=True))
+    res = minimize(fun, (start - origin) / factor, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-8, "maxcor": 30})
-    return res.x, res
+    res.x = to_theta(res.x)
+    res.jac = res.jac / factor
+    return res
+
+
+def diagonal_scale(spec: ModelSpec, theta: NDArray, step: float = 1e-2) -> NDArray:
+    """``1/sqrt(|H_ii|)`` from second differences of the NLL (one batch), at most 1: each theta
+    coordinate measured in units of its curvature, so the optimiser's first steps have sensible
+    lengths. Coordinates where the difference is not finite keep scale 1."""
+    n = theta.size
+    points = np.concatenate([theta[None], theta + step * np.eye(n), theta - step * np.eye(n)])
+    values = objective(spec, points)
+    with np.errstate(invalid="ignore"):
+        curvature = np.abs(values[1:n + 1] - 2.0 * values[0] + values[n + 1:]) / step**2
+    curvature = np.where(np.isfinite(curvature), curvature, 1.0)
+    return 1.0 / np.sqrt(np.maximum(curvature, 1.0))
 
 
 def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple[NDArray, NDArray, NDArray]:
@@ -313,8 +473,9 @@ def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple
 def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: int = 2000,
         start: NDArray | None = None) -> FitResult:
     """Fit ``spec``: the best of ``n_starts`` optimisations (the first from ``start`` or the
-    priors' centres, the others dispersed around it), polished by Newton steps; never mutates
-    ``spec``."""
+    priors' centres, the others dispersed around it, N(0, 0.5) on the estimation scale, and
+    moved halfway back while the NLL cannot be evaluated there), polished by Newton steps;
+    never mutates ``spec``."""
     start_time = time.perf_counter()
     rng = np.random.default_rng(seed)
     first = spec.initial_theta() if start is None else np.asarray(start, dtype=float)
@@ -322,6 +483,10 @@ def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: i
     for _ in range(n_starts - 1):
         s = first.copy()
         s[: len(spec.estimated)] += rng.normal(0.0, 0.5, len(spec.estimated))
+        for _ in range(10):       # a start the model cannot evaluate moves halfway back
+            if np.isfinite(objective(spec, s)):
+                break
+            s = first + 0.5 * (s - first)
         starts.append(s)
     runs = [_minimise(spec, s, max_iter) for s in starts]
     ends = [float(objective(spec, x)) for x, _ in runs]
@@ -376,12 +541,13 @@ def fix_parameter(spec: ModelSpec, field: str, value: float) -> ModelSpec:
     """A copy of ``spec`` with one free parameter held at ``value`` (natural scale).
 
     Used by likelihood profiles. Fixing ``unfished_biomass_t`` keeps the B0 → R0 mapping: it
-    stays in the spec as a parameter with a one-point range (identity transform, no prior).
+    stays in the spec as a parameter with a one-point range (identity transform, no prior); so
+    do the catch and unfished-change parameters (:data:`~carpmodel.likelihood.DRIVER_FIELDS`).
     """
     names = [f.field for f in spec.free]
     if field not in names:
         raise FitError(f"{field} is not estimated in this spec; estimated: {', '.join(names)}")
-    if field == "unfished_biomass_t":
+    if field == "unfished_biomass_t" or field in DRIVER_FIELDS or F_FIELD.match(field):
         free = tuple(Free(field, "fixed", None, value) if f.field == field else f for f in spec.free)
         return replace(spec, free=free)
     free = tuple(f for f in spec.free if f.field != field)

@@ -24,10 +24,26 @@ Components (negative log densities; constants included so AIC compares like with
   density-dependence window (catchability ``juvenile_index_q``), the monitoring that can tell
   addition from replacement;
 - ``catch_shortfall``: a steep penalty on catch the stock could not supply.
+
+Catch and the unfished level can carry error (the remedies for starts before 2000, whose
+catch history and survey record conflict when catch is taken as exact): an estimated
+multiplicative ``catch_scale`` on every recorded catch, an estimated ``unreported_catch_t``
+added to each year of ``ModelSpec.unreported_catch_years``, and an estimated step
+``unfished_change`` (ratio new/old of R0, hence of B0, J0 and SSB0) from
+``ModelSpec.unfished_change_year`` on (spawning-habitat loss). Each has its prior in
+``priors``; :func:`requested_catch_t` is the catch the model is asked to take. Without
+``ModelSpec.catch_sd_log`` the engine solves F to take that catch exactly; with it, the F of
+each fished year is a free parameter (``f_YYYY``) and the catch is data:
+
+- optional ``catch``: ``log C_y ~ Normal(log Ĉ_y, catch_sd_log)`` over the fished years, C the
+  requested catch and Ĉ the model's Baranov catch. A stock fished down by exact catches sits on
+  a knife edge (its 2000 level is a small difference of large numbers, so the NLL's curvature
+  reaches ~1e7 in one direction); estimated F with catch error removes that edge.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -47,6 +63,10 @@ Transform = Literal["log", "logit", "identity", "fixed"]
 OBSERVATION_FIELDS = ("survey_q_early", "sigma_obs_extra", "misclass_hatchery_as_wild",
                       "misclass_wild_as_hatchery", "recruitment_slope_per_c", "growth_slope_per_c",
                       "natural_mortality_slope_per_c", "maturity_slope_per_c", "juvenile_index_q")
+#: free parameters that change the drivers or the unfished level (applied by :func:`predict`)
+DRIVER_FIELDS = ("catch_scale", "unreported_catch_t", "unfished_change")
+#: free fields ``f_YYYY``: fully selected F of year YYYY, 1/yr (catch with error)
+F_FIELD = re.compile(r"^f_(\d{4})$")
 #: estimated log-linear covariate effects: free field → ProcessMultipliers field it drives
 EFFECT_FIELDS = {"recruitment_slope_per_c": "recruitment", "growth_slope_per_c": "growth_k",
                  "natural_mortality_slope_per_c": "natural_mortality",
@@ -160,6 +180,9 @@ class ModelSpec:
     hatchery_samples: tuple[HatcherySample, ...] = ()
     juvenile_index: tuple[tuple[int, float, float], ...] = ()   # (year, index, cv) of wild juveniles
     misclassification: tuple[float, float] = (0.0, 0.0)   # fixed (hatchery→wild, wild→hatchery)
+    unreported_catch_years: tuple[int, int] | None = None  # inclusive years of unreported_catch_t
+    unfished_change_year: int | None = None    # first year of the changed R0 (unfished_change)
+    catch_sd_log: float | None = None          # catch with error: F free (f_YYYY), catch lognormal
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -189,6 +212,8 @@ class Unpacked:
     rec_devs: NDArray              # (*batch, n_rec_devs)
     observation: dict[str, NDArray]
     multipliers: ProcessMultipliers | None = None
+    invalid: NDArray | None = None  # (*batch) bool: rows the model cannot evaluate (NLL +inf)
+    f_per_yr: NDArray | None = None  # (*batch, year) estimated F (catch with error), else None
 
 
 def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
@@ -199,34 +224,76 @@ def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
     batch = theta.shape[:-1]
     model_changes: dict[str, NDArray] = {}
     observation: dict[str, Any] = {name: np.zeros(batch) for name in OBSERVATION_FIELDS}
+    observation.update(catch_scale=np.ones(batch), unreported_catch_t=np.zeros(batch),
+                       unfished_change=np.ones(batch))
     observation["survey_q_early"] = None
     observation["juvenile_index_q"] = np.ones(batch)
     observation["misclass_hatchery_as_wild"] = np.full(batch, spec.misclassification[0])
     observation["misclass_wild_as_hatchery"] = np.full(batch, spec.misclassification[1])
     fixed = {f.field: np.full(batch, f.init) for f in spec.free if not f.estimated}
+    f_path: dict[int, NDArray] = {}
+    for field_name in [name for name in fixed if F_FIELD.match(name)]:
+        f_path[int(F_FIELD.match(field_name).group(1))] = fixed.pop(field_name)
     for field_name, value in fixed.items():
-        if field_name in OBSERVATION_FIELDS:
+        if field_name in OBSERVATION_FIELDS + DRIVER_FIELDS:
             observation[field_name] = value
         else:
             model_changes[field_name] = value
     for i, free in enumerate(spec.estimated):
         value = free.from_theta(theta[..., i])
-        if free.field in OBSERVATION_FIELDS:
+        if F_FIELD.match(free.field):
+            f_path[int(free.field[2:])] = value
+        elif free.field in OBSERVATION_FIELDS + DRIVER_FIELDS:
             observation[free.field] = value
         else:
             model_changes[free.field] = value
+    # rows the model cannot evaluate (a natural value that overflowed, or a scale R0 that does
+    # not follow from B0) run at the spec's start values and are marked invalid: the NLL of an
+    # invalid row is +inf, so optimisers and samplers reject it instead of raising
+    invalid = np.zeros(batch, dtype=bool)
+    start = {f.field: f.init for f in spec.free}
+    for name, value in model_changes.items():
+        bad = ~np.isfinite(value)
+        if np.any(bad):
+            invalid |= bad
+            model_changes[name] = np.where(bad, start[name], value)
+    for name in DRIVER_FIELDS:
+        bad = ~(np.isfinite(observation[name]) & (observation[name] >= 0))
+        if np.any(bad):
+            invalid |= bad
+            observation[name] = np.where(bad, start.get(name, 1.0), observation[name])
+    f_per_yr = None
+    if f_path:
+        f_per_yr = np.zeros(batch + (spec.years.size,))
+        for year, value in f_path.items():
+            f_per_yr[..., int(np.searchsorted(spec.years, year))] = value
+        bad = ~np.all(np.isfinite(f_per_yr), axis=-1)
+        if np.any(bad):
+            invalid |= bad
+            f_per_yr = np.where(bad[..., None], 0.0, f_per_yr)
     b0 = model_changes.pop("unfished_biomass_t", None)
     params = spec.base.replace(**model_changes)
     if b0 is not None:
         # R0 follows from the unfished biomass: B0 = R0 · (unfished biomass per recruit)
         per_recruit = reference_points(params.replace(r0=1.0)).biomass0_t
-        params = params.replace(r0=b0 / per_recruit)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r0 = b0 / per_recruit
+        bad = ~(np.isfinite(r0) & (r0 > 0))
+        if np.any(bad):
+            invalid |= bad
+            r0 = np.where(bad, spec.base.r0, r0)
+        params = params.replace(r0=r0)
+    if spec.unfished_change_year is not None:
+        # R0 so far is the first year's; params carry the changed (current) level, which is
+        # what projections continue from; predict runs the years before the change at R0/ratio
+        params = params.replace(r0=np.asarray(params.r0) * observation["unfished_change"])
     rec_devs = theta[..., len(spec.estimated):]
     log_devs = np.zeros(batch + (spec.years.size,))
     index = np.searchsorted(spec.years, spec.rec_dev_years)
     log_devs[..., index] = rec_devs
     return Unpacked(params=params, log_rec_devs=log_devs, rec_devs=rec_devs,
-                    observation=observation, multipliers=_multipliers(spec, observation))
+                    observation=observation, multipliers=_multipliers(spec, observation),
+                    invalid=invalid, f_per_yr=f_per_yr)
 
 
 def _multipliers(spec: ModelSpec, observation: Mapping[str, Any]) -> ProcessMultipliers | None:
@@ -249,17 +316,86 @@ def _multipliers(spec: ModelSpec, observation: Mapping[str, Any]) -> ProcessMult
 def predict(spec: ModelSpec, theta: Any, *, keep_numbers: bool = False,
             log_rec_devs: Any = None, release_fish: Any = None,
             catch_t: Any = None) -> tuple[PopulationState, Unpacked]:
-    """Run the engine for ``theta``; optional overrides serve counterfactual hindcasts."""
+    """Run the engine for ``theta``; optional overrides serve counterfactual hindcasts.
+
+    The catch is :func:`requested_catch_t` unless ``catch_t`` overrides it; with catch error
+    (estimated F, ``u.f_per_yr``) the engine runs on that F instead, unless ``catch_t`` is
+    given. With an
+    ``unfished_change_year`` the engine runs twice: the years before the change at the first
+    R0 (``u.params.r0 / unfished_change``) and, from the first run's end state, the rest at
+    ``u.params.r0``; the two runs are joined along the year axis (``reference`` is the
+    changed level's).
+    """
     u = unpack(spec, theta)
     sigma_r = np.asarray(u.params.sigma_r)[..., None]
     devs = u.log_rec_devs if log_rec_devs is None else np.asarray(log_rec_devs)
-    state = simulate(
-        u.params, n_years=spec.years.size, multipliers=u.multipliers,
-        catch_t=spec.drivers.catch_t if catch_t is None else catch_t,
+    fishing = ({"f_per_yr": u.f_per_yr} if u.f_per_yr is not None and catch_t is None else
+               {"catch_t": requested_catch_t(spec, u) if catch_t is None else catch_t})
+    inputs = dict(
+        multipliers=u.multipliers or ProcessMultipliers(), **fishing,
         release_fish=spec.drivers.release_fish if release_fish is None else release_fish,
         release_length_cm=spec.drivers.release_length_cm,
-        log_rec_devs=devs - 0.5 * sigma_r**2, keep_numbers=keep_numbers)
-    return state, u
+        log_rec_devs=devs - 0.5 * sigma_r**2)
+    if spec.unfished_change_year is None:
+        return simulate(u.params, n_years=spec.years.size, keep_numbers=keep_numbers, **inputs), u
+    split = int(np.searchsorted(spec.years, spec.unfished_change_year))
+    before = u.params.replace(r0=np.asarray(u.params.r0) / np.asarray(u.observation["unfished_change"]))
+    first = simulate(before, n_years=split, keep_numbers=keep_numbers,
+                     **{k: _years(k, v, 0, split) for k, v in inputs.items()})
+    second = simulate(u.params, n_years=spec.years.size - split, keep_numbers=keep_numbers,
+                      initial_numbers=first.final_numbers,
+                      initial_length_state_cm=first.final_length_state_cm,
+                      **{k: _years(k, v, split, spec.years.size) for k, v in inputs.items()})
+    return _join(first, second), u
+
+
+def requested_catch_t(spec: ModelSpec, u: Unpacked) -> NDArray:
+    """Catch the model is asked to take, t, ``(*batch, year)``: the recorded catch times
+    ``catch_scale`` plus ``unreported_catch_t`` in the years of ``spec.unreported_catch_years``."""
+    recorded = np.asarray(spec.drivers.catch_t, dtype=float)
+    if not any(f.field in ("catch_scale", "unreported_catch_t") for f in spec.free):
+        return recorded
+    catch = recorded * np.asarray(u.observation["catch_scale"])[..., None]
+    if spec.unreported_catch_years is not None:
+        first, last = spec.unreported_catch_years
+        inside = (spec.years >= first) & (spec.years <= last)
+        catch = catch + np.where(inside, np.asarray(u.observation["unreported_catch_t"])[..., None], 0.0)
+    return catch
+
+
+#: position of the year axis of each simulate input, counted from the end
+_YEAR_AXIS = {"catch_t": -1, "f_per_yr": -1, "log_rec_devs": -1, "release_fish": -2,
+              "release_length_cm": -2}
+
+
+def _years(name: str, value: Any, start: int, stop: int) -> Any:
+    """Years ``start:stop`` of the simulate input ``name``."""
+    if isinstance(value, ProcessMultipliers):
+        return ProcessMultipliers(**{
+            key: v if np.ndim(v) == 0 else np.asarray(v)[..., start:stop]
+            for key, v in vars(value).items()})
+    if value is None:
+        return None
+    axis = _YEAR_AXIS[name]
+    index = (Ellipsis, slice(start, stop)) + (slice(None),) * (-1 - axis)
+    return np.asarray(value)[index]
+
+
+def _join(first: PopulationState, second: PopulationState) -> PopulationState:
+    """Two consecutive engine runs as one: series joined along the year axis; end state and
+    reference points of the second."""
+    joined = {}
+    for name, a in vars(first).items():
+        b = getattr(second, name)
+        if name in ("final_numbers", "final_length_state_cm", "reference") or a is None:
+            joined[name] = b
+            continue
+        axis = -3 if name in ("numbers", "length_cm", "natural_deaths", "catch_numbers") else -1
+        a, b = np.asarray(a), np.asarray(b)
+        shape = np.broadcast_shapes(a.shape[:axis], b.shape[:axis])
+        joined[name] = np.concatenate([np.broadcast_to(a, shape + a.shape[axis:]),
+                                       np.broadcast_to(b, shape + b.shape[axis:])], axis=axis)
+    return PopulationState(**joined)
 
 
 def survey_prediction_t(spec: ModelSpec, state: PopulationState, u: Unpacked) -> NDArray:
@@ -294,15 +430,17 @@ def _components(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict[st
     out["recruitment_deviations"] = np.sum(
         0.5 * _LOG_2PI + np.log(sigma_r) + 0.5 * (u.rec_devs / sigma_r) ** 2, axis=-1)
     prior = np.zeros(state.biomass_t.shape[:-1])
+    # the B0 prior is on the first year's unfished level (before any unfished_change)
+    first_b0 = state.reference.biomass0_t / np.asarray(u.observation["unfished_change"])
     for free in spec.free:
         if free.field == "r0":
             if spec.b0_prior is not None:
-                prior = prior - spec.b0_prior.logpdf(state.reference.biomass0_t)
+                prior = prior - spec.b0_prior.logpdf(first_b0)
         elif free.field == "unfished_biomass_t":
             if free.prior is not None:
-                prior = prior - free.prior.logpdf(state.reference.biomass0_t)
+                prior = prior - free.prior.logpdf(first_b0)
         elif free.prior is not None:
-            value = (u.observation[free.field] if free.field in OBSERVATION_FIELDS
+            value = (u.observation[free.field] if free.field in OBSERVATION_FIELDS + DRIVER_FIELDS
                      else getattr(u.params, free.field))
             prior = prior - free.prior.logpdf(value)
     out["priors"] = prior
@@ -328,9 +466,19 @@ def _components(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict[st
                      * state.wild_window_survivors[..., np.searchsorted(spec.years, years)])
         r = (np.log(index) - np.log(np.maximum(predicted, 1e-300))) / cv
         out["juvenile_index"] = np.sum(0.5 * _LOG_2PI + np.log(cv) + 0.5 * r**2, axis=-1)
+    if spec.catch_sd_log is not None:
+        requested = requested_catch_t(spec, u)
+        fished = np.broadcast_to(requested, state.catch_t.shape) > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (np.log(np.where(fished, requested, 1.0))
+                 - np.log(np.where(fished, np.maximum(state.catch_t, 1e-300), 1.0))) / spec.catch_sd_log
+        out["catch"] = np.sum(np.where(fished, 0.5 * _LOG_2PI + np.log(spec.catch_sd_log) + 0.5 * r**2, 0.0),
+                              axis=-1)
     if spec.penalise_shortfall:
-        scale = SHORTFALL_RELATIVE_SD * np.maximum(spec.drivers.catch_t, 1.0)
+        scale = SHORTFALL_RELATIVE_SD * np.maximum(requested_catch_t(spec, u), 1.0)
         out["catch_shortfall"] = 0.5 * np.sum((state.catch_shortfall_t / scale) ** 2, axis=-1)
+    if u.invalid is not None and np.any(u.invalid):
+        out = {name: np.where(u.invalid, np.inf, value) for name, value in out.items()}
     return out
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from carpmodel.config import (
     DataOptions,
+    FitSettings,
     ModelOptions,
     RunConfig,
     SimulateOptions,
@@ -23,6 +24,7 @@ from carpmodel.config import (
     to_toml,
 )
 from carpmodel.errors import ConfigError
+from carpmodel.fitting import FitOptions, fit_options
 
 
 def write(tmp_path: Path, text: str, name: str = "run.toml") -> Path:
@@ -75,6 +77,35 @@ def test_changed_config_round_trips(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, to_toml(config))) == config
 
 
+def test_initial_state_remedies_round_trip_and_reach_fit_options(tmp_path: Path) -> None:
+    config = RunConfig(
+        model=ModelOptions(initial_state="unfished_1956", unfished_change_year=1975),
+        fit=FitSettings(catch_sd_log=0.2, catch_scale_sd_log=0.3, unreported_catch_years=(1963, 2000),
+                        unreported_catch_prior_median_t=500.0, unfished_change_prior_sd_log=0.4,
+                        early_survey_last_year=2012, early_separate_q=False, early_cv_multiplier=2.0),
+    )
+    text = to_toml(config)
+    assert tomllib.loads(text)["fit"]["unreported_catch_years"] == [1963, 2000]
+    assert load_config(write(tmp_path, text)) == config
+    options = fit_options(config)
+    assert options.unfished_change_year == 1975 and options.catch_scale_sd_log == 0.3
+    assert options.catch_sd_log == 0.2
+    assert options.unreported_catch_years == (1963, 2000)
+    assert options.unreported_catch_prior == (500.0, 1.0)
+    assert options.unfished_change_prior == (1.0, 0.4)
+    assert (options.early_separate_q, options.early_cv_multiplier) == (False, 2.0)
+
+
+def test_default_config_gives_the_default_fit_options_for_the_remedies() -> None:
+    # the [fit] defaults repeat FitOptions' constants (config does not import fitting): they
+    # must agree, or a run from the default config would not be the documented base case
+    from_config, defaults = fit_options(default_config()), FitOptions()
+    for name in ("catch_sd_log", "catch_scale_sd_log", "unreported_catch_years", "unreported_catch_prior",
+                 "unfished_change_year", "unfished_change_prior", "early_separate_q",
+                 "early_cv_multiplier", "early_q_prior", "cv_multiplier", "estimate"):
+        assert getattr(from_config, name) == getattr(defaults, name), name
+
+
 def test_config_sha256_identifies_the_configuration() -> None:
     assert config_sha256(default_config()) == config_sha256(RunConfig())
     assert len(config_sha256(default_config())) == 64
@@ -94,7 +125,8 @@ def test_unknown_nested_key_names_dotted_key_and_section(tmp_path: Path) -> None
     path = write(tmp_path, '[model]\nrecruitmnet = "ricker"\n')
     message = config_error(path)
     assert f"{path}, key model.recruitmnet: unknown key" in message
-    assert "valid keys in [model]: recruitment, first_year, last_year, initial_state" in message
+    assert ("valid keys in [model]: recruitment, first_year, last_year, initial_state, "
+            "unfished_change_year") in message
 
 
 @pytest.mark.parametrize(
@@ -113,6 +145,20 @@ def test_unknown_nested_key_names_dotted_key_and_section(tmp_path: Path) -> None
         ("[model]\nlast_year = 2500", "model.last_year", "expected a year in 1900..2100"),
         ("data = 3", "data", "expected a table, got 3"),
         ("[data]\ndirectory = 5", "data.directory", "expected a string, got 5 (int)"),
+        ("[model]\nunfished_change_year = 1800", "model.unfished_change_year",
+         "expected a year in 1900..2100, got 1800"),
+        ('[model]\nunfished_change_year = "1975"', "model.unfished_change_year", "expected an integer"),
+        ("[fit]\ncatch_scale_sd_log = -0.3", "fit.catch_scale_sd_log",
+         "expected a positive number, got -0.3"),
+        ("[fit]\nunreported_catch_years = [2000, 1963]", "fit.unreported_catch_years",
+         "expected [first, last] with first <= last"),
+        ("[fit]\nunreported_catch_years = [1963]", "fit.unreported_catch_years",
+         "expected an array of 2 values"),
+        ("[fit]\nunfished_change_prior_sd_log = 0", "fit.unfished_change_prior_sd_log",
+         "expected a positive number"),
+        ("[fit]\nearly_cv_multiplier = 0", "fit.early_cv_multiplier", "expected a positive number"),
+        ("[fit]\ncatch_sd_log = 0.0", "fit.catch_sd_log", "expected a positive number, got 0.0"),
+        ("[fit]\ncatch_error = 0.3", "fit.catch_error", "unknown key"),
     ],
 )
 def test_wrong_type_or_value_names_file_key_expected_and_got(
