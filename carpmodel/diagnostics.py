@@ -49,6 +49,7 @@ from carpmodel.likelihood import (
     Free,
     ModelSpec,
     Observations,
+    nll_components,
     observation_sd,
     predict,
     survey_prediction_t,
@@ -1178,7 +1179,7 @@ def compare_fits(fits: Mapping[str, FitResult | None], runtime_s: float = 0.0) -
 
 
 def compare_models(data: Any, variants: Mapping[str, FitOptions | SpecBuilder] | None = None, *,
-                   n_starts: int | None = None) -> ModelComparison:
+                   n_starts: int | None = None, base_result: FitResult | None = None) -> ModelComparison:
     """Fit each variant and compare them by AICc on the data component.
 
     Method: ``AICc = 2·NLL_data + 2k + 2k(k+1)/(n − k − 1)`` (:func:`aicc`), NLL_data the biomass
@@ -1196,6 +1197,10 @@ def compare_models(data: Any, variants: Mapping[str, FitOptions | SpecBuilder] |
     The cold fit comes first because variants are different models: warm-started from the
     base case, ``initial_unfished_1956`` converges to a local optimum at twice the NLL the
     cold fit reaches (Ricker and the density-dependence windows reach the cold optimum warm).
+    ``base_result``, a fit of the FIRST variant already made (e.g. the run's main fit, same data
+    and options), is used as that variant's fit instead of fitting it again; it must be a fit
+    of the first variant's spec: its objective there must reproduce ``base_result.nll``
+    (ValueError otherwise).
     Reference: Burnham & Anderson (2002); Hurvich & Tsai (1989) Biometrika 76: 297–307.
     """
     start = time.perf_counter()
@@ -1205,7 +1210,24 @@ def compare_models(data: Any, variants: Mapping[str, FitOptions | SpecBuilder] |
     for name, variant in variants.items():
         options = variant if isinstance(variant, FitOptions) else getattr(variant, "options", FitOptions())
         spec = build_spec(data, variant) if isinstance(variant, FitOptions) else variant(data)
-        fits[name] = refit(spec, source=first, n_starts=n_starts or options.n_starts, seed=options.seed,
-                           label=f"variant {name}")
+        if first is None and base_result is not None:
+            _check_same_model(spec, base_result, name)
+            fits[name] = base_result
+        else:
+            fits[name] = refit(spec, source=first, n_starts=n_starts or options.n_starts, seed=options.seed,
+                               label=f"variant {name}")
         first = first or fits[name]
     return compare_fits(fits, runtime_s=time.perf_counter() - start)
+
+
+def _check_same_model(spec: ModelSpec, result: FitResult, name: str) -> None:
+    """ValueError unless ``result`` is a fit of ``spec``: same parameters, and the objective of
+    ``spec`` at ``result.theta`` reproduces ``result.nll`` (to 1e-8 relative: the same model on
+    the same data and priors gives the same number; any other difference changes it)."""
+    if tuple(spec.parameter_names) != tuple(result.parameter_names):
+        raise ValueError(f"compare_models: base_result is not a fit of variant {name!r} "
+                         f"(parameters {list(result.parameter_names)} vs {list(spec.parameter_names)})")
+    nll = float(sum(float(np.asarray(v)) for v in nll_components(spec, result.theta).values()))
+    if not np.isclose(nll, result.nll, rtol=1e-8, atol=1e-8):
+        raise ValueError(f"compare_models: base_result is not a fit of variant {name!r}: that variant's "
+                         f"objective at its estimates is {nll:.6g}, the fit reports {result.nll:.6g}")

@@ -107,6 +107,9 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
         sample = posterior.sample_posterior(result, n_proposals=settings.posterior_proposals,
                                             n_samples=settings.posterior_samples, seed=config.seed)
         rows = posterior.prior_posterior_table(result, sample)
+        for row in rows:
+            name = row["parameter"]
+            row["unit"] = (data.life_history[name].unit if name in data.life_history else None) or "1"
         summary["posterior"] = {
             "method": sample.method, "n_samples": sample.n_samples, "sir_ess": sample.ess,
             "warning": sample.warning, "runtime_s": sample.runtime_s,
@@ -130,7 +133,8 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
         summary["diagnostics"]["residuals"] = res.to_dict()
         figures["residuals"] = plots.plot_residuals(res.table.year.values,
                                                     res.table["standardised_residual"].values,
-                                                    runs_p_value=res.runs.p_value)
+                                                    runs_p_value=res.runs.p_value, sdnr=res.sd,
+                                                    alpha=res.runs.alpha)
         n_peels = max(settings.retrospective_peels, settings.hindcast_peels)
         # peels are refitted from one start (warm-started from the full fit if that fails)
         fits = diagnostics.peel_fits(data, replace(options, n_starts=1), n_peels, full=result) \
@@ -155,16 +159,23 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
             table = selftest.summary
             summary["diagnostics"]["self_test_table"] = [
                 {"quantity": str(q), **{name: _float(table[name].sel(quantity=q))
-                                        for name in ("median_relative_bias", "coverage", "coverage_mc_se")
+                                        for name in ("median_relative_bias", "coverage", "coverage_mc_se",
+                                                     "coverage_mc_se_nominal", "n_used")
                                         if name in table}}
                 for q in table["quantity"].values]
         if settings.model_comparison:
-            comparison = diagnostics.compare_models(data, diagnostics.default_variants(options))
+            variants = diagnostics.default_variants(options)
+            # the base variant is the main fit when its options are the run's: not fitted again
+            base = result if next(iter(variants.values())) == options else None
+            comparison = diagnostics.compare_models(data, variants, base_result=base)
             summary["diagnostics"]["model_comparison"] = comparison.to_dict()
 
     with log.stage("attribution", progress):
         table = attribution.attribution_table(result.spec, sample.theta)
         summary["attribution"] = attribution.attribution_rows(table)
+        summary["attribution_setup"] = {key: table.attrs[key] for key in
+                                        ("first_year", "last_year", "ban_year", "n_draws", "method")
+                                        if key in table.attrs}
         figures["attribution"] = plots.plot_attribution(table)
         if settings.attribution_structures:
             structures = attribution.attribution_across_structures(
@@ -426,12 +437,28 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
         rows = metrics_table(metrics)
     figures: dict[str, Any] = {}
     scenario = "ssp245" if "ssp245" in settings.scenarios else settings.scenarios[0]
-    figures["projection_fan"] = plots.plot_fan(dataset, "biomass_t", scenario=scenario)
-    figures["projection_scenarios"] = plots.plot_scenarios(dataset, strategy="status_quo"
-                                                           if "status_quo" in dataset.strategy else None)
+    strategies = [str(s) for s in dataset.strategy.values]
+    figures["projection_fan"] = plots.plot_fan(dataset, "biomass_t", scenario=scenario,
+                                               bands=_band_strategies(strategies, "biomass_t"))
+    scenarios = [str(s) for s in dataset.scenario.values]
+    figures["projection_scenarios"] = plots.plot_scenarios(
+        dataset, strategy="status_quo" if "status_quo" in strategies else None,
+        bands=None if len(scenarios) <= 2 else [scenarios[0], scenarios[-1]])
     figures["strategy_comparison"] = plots.plot_strategy_comparison(metrics, scenario=scenario)
-    figures["hatchery_fraction"] = plots.plot_fan(dataset, "hatchery_fraction_ssb", scenario=scenario)
+    figures["hatchery_fraction"] = plots.plot_fan(
+        dataset, "hatchery_fraction_ssb", scenario=scenario,
+        bands=_band_strategies(strategies, "hatchery_fraction_ssb"))
     return ProjectionArtifacts(dataset, metrics, rows, figures)
+
+
+def _band_strategies(strategies: list[str], variable: str) -> list[str] | None:
+    """Strategies whose 90 % band a projection figure draws: all of up to three; of more, only
+    one (the bands of strategies sharing the draws cover each other): for biomass the reference
+    no_releases, for hatchery shares status_quo (no_releases has none); else the first."""
+    if len(strategies) <= 3:
+        return None
+    preferred = "status_quo" if variable.startswith("hatchery") else "no_releases"
+    return [preferred if preferred in strategies else strategies[0]]
 
 
 def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
@@ -614,7 +641,7 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
         with log.stage("report", progress):
             figures = {**artifacts.figures, **projection.figures,
                        **(dict(sensitivity[1]) if sensitivity is not None else {})}
-            html_text = report_html(artifacts, projection, sensitivity, config)
+            html_text = report_html(artifacts, projection, sensitivity, config, timings=dict(log.stages))
             from carpmodel.outputs import write_text_atomic
 
             log.wrote(write_text_atomic(out / "report.html", html_text))
@@ -691,96 +718,185 @@ def _json_default(value: Any) -> Any:
 
 
 def report_html(fit_art: FitArtifacts, projection: ProjectionArtifacts,
-                sensitivity: tuple[xr.Dataset, dict[str, Any]] | None, config: RunConfig) -> str:
-    """report.html: the fitted model, diagnostics, attribution, projections, strategies, climate."""
+                sensitivity: tuple[xr.Dataset, dict[str, Any]] | None, config: RunConfig, *,
+                timings: dict[str, float] | None = None) -> str:
+    """report.html: what the data can and cannot tell, the fitted model, diagnostics, attribution,
+    projections, strategies, climate sensitivity, and the run's record (``timings``: the stages
+    finished before the report; run.json has them all)."""
     from carpmodel import report
+    from carpmodel.posterior import INFORMED_RATIO, SILENT_RATIO
 
     s = fit_art.summary
     figures = {**fit_art.figures, **projection.figures, **(sensitivity[1] if sensitivity else {})}
-    post_rows = s.get("posterior", {}).get("prior_posterior", [])
-    estimate_cols = [c for c in ("parameter", "prior", "prior_mean", "prior_sd", "map_estimate",
-                                 "posterior_median", "lower_95", "upper_95", "sd_ratio", "verdict")
-                     if not post_rows or c in post_rows[0]]
+    diag = s.get("diagnostics", {})
+    setup = s.get("attribution_setup", {})
+    first_year, last_year = setup.get("first_year", 2002), setup.get("last_year", config.model.last_year)
+    scenario = _figure_scenario(config)
+    rows = projection.rows
+    year = report.metric_year([r for r in rows if r["scenario"] == scenario])
+    cost_year = projection.metrics.attrs.get("cost_year")
+    strategies = [str(x) for x in projection.dataset.strategy.values]
+    scenarios = [str(x) for x in projection.dataset.scenario.values]
+
+    def band_text(variable: str) -> str:
+        bands = _band_strategies(strategies, variable)
+        return "every strategy" if bands is None else " and ".join(bands)
+
+    ds = fit_art.dataset
+    recruits_ratio = None
+    if "recruits_lower" in ds and "recruits_upper" in ds:
+        lower, upper = float(ds["recruits_lower"].isel(year=-1)), float(ds["recruits_upper"].isel(year=-1))
+        recruits_ratio = upper / lower if lower > 0 else None
+    recruits_year = int(ds.year.values[-1])
+    findings = _findings(s, rows, scenario, year, first_year, last_year)
+    limits = report.limitations(s, recruits_ratio=recruits_ratio, recruits_year=recruits_year,
+                                informed_ratio=INFORMED_RATIO, silent_ratio=SILENT_RATIO)
+    intro = (report.summary_box(findings, "Main results (medians with 90 % intervals)")
+             + report.summary_box(limits, "What the data cannot tell apart, and checks that fail"))
+
     status = (f"<p>Converged: <b>{s['converged']}</b>; largest |gradient| {s['max_abs_gradient']:.2g} "
               f"({html_escape(s['worst_gradient_parameter'])}); Hessian positive definite: "
               f"{s['hessian_positive_definite']}; NLL {s['nll']:.3f}; "
               f"{s['n_observations']} biomass observations, {s['n_fixed_effects']} estimated parameters "
-              f"plus {s['n_parameters'] - s['n_fixed_effects']} recruitment deviations.</p>")
+              f"plus {s['n_parameters'] - s['n_fixed_effects']} recruitment deviations. Posterior: "
+              f"{s.get('posterior', {}).get('n_samples', '?')} draws "
+              f"({html_escape(s.get('posterior', {}).get('method', '?'))}). Rows shaded: the prior "
+              f"still dominates (posterior SD ≥ {INFORMED_RATIO:g} × prior SD; red: ≥ {SILENT_RATIO:g}, "
+              "the data are silent).</p>")
     warnings_html = "".join(f"<p class='note'>{html_escape(w)}</p>" for w in s.get("warnings", []))
-    diag = s.get("diagnostics", {})
-    diag_rows = _diagnostic_rows(diag, s.get("posterior_predictive", {}))
-    scenario = "ssp245" if "ssp245" in config.projection.scenarios else config.projection.scenarios[0]
-    metric_cols = [c for c in ("strategy", "biomass_median_t_2050", "biomass_median_t_2100",
-                               "biomass_gain_median_t_2050", "biomass_gain_lower_t_2050",
-                               "biomass_gain_upper_t_2050", "cost_total_median", "cost_per_t_gained",
-                               "added_window_survivors_per_million_released_median",
-                               "p_ssb_below_limit_dynamic_any", "total_catch_median_t")
-                   if c in projection.rows[0]]
-    metric_rows = [r for r in projection.rows if r["scenario"] == scenario]
+    silent = [r["parameter"] for r in s.get("posterior", {}).get("prior_posterior", [])
+              if r.get("sd_ratio") is not None and r["sd_ratio"] >= SILENT_RATIO]
     caveat = ("<p class='note'>Almost every life-history value is an assumption (see data/SOURCES.md), "
               "the survey CVs are assumed, and the temperature series and all temperature effects are "
-              "assumptions: scenario differences follow from those assumed effects. The biomass record "
-              "does not inform release survival (posterior ≈ prior), nor whether releases add fish or "
-              "replace wild ones (set by the density-dependence window and its strength).</p>")
+              "assumptions: scenario differences follow from those assumed effects. "
+              + (f"The biomass record does not inform {', '.join(silent)} (posterior ≈ prior). "
+                 if silent else "")
+              + "Whether releases add fish or replace wild ones is set by the density-dependence "
+                "window and its strength.</p>")
+    attribution_text = (f"<p>Counterfactual hindcasts over {setup.get('n_draws', '?')} posterior draws: "
+                        f"the fitted {first_year}→{last_year} increase decomposed between the fishing ban "
+                        f"({setup.get('ban_year', '?')}), the releases and the recruitment deviations "
+                        "(Shapley shares of the part of the increase these three explain; shares sum to "
+                        "100 % in every draw).</p>")
+    sens = config.sensitivity
+    sens_strategy = sensitivity[0].attrs.get("strategy", "status_quo") if sensitivity else "–"
+    sensitivity_text = (f"<p>Each temperature effect is switched on alone at several strengths (0 = no "
+                        f"effect, the reference; 1 = the default), under warming of "
+                        f"{', '.join(f'{w:g}' for w in sens.warming_levels_c)} °C by 2100, strategy "
+                        f"{html_escape(sens_strategy)}, {sens.draws} posterior draws. Every effect and "
+                        "strength is an assumption: this shows how far conclusions would move if the "
+                        "effect held.</p>" if sensitivity else "<p>Not run (sensitivity.draws = 0).</p>")
     sections = [
-        ("The fitted model", status + warnings_html + report.table(post_rows, estimate_cols),
+        ("The fitted model", status + warnings_html + report.parameter_table(
+            s.get("posterior", {}).get("prior_posterior", [])),
          ["fit", "recruitment", "depletion", "prior_posterior"]),
-        ("Diagnostics", report.table(diag_rows, ["diagnostic", "value", "note"]),
+        ("Diagnostics", report.diagnostics_table(diag, s.get("posterior_predictive", {}))
+         + report.comparison_table(diag.get("model_comparison")),
          ["residuals", "retrospective", "profile"]),
         ("What explains the recovery",
-         report.table([r for r in s.get("attribution", []) if r["quantity"] in ATTRIBUTION_ROWS],
-                      _attribution_columns(s)),
+         attribution_text + report.attribution_table(s.get("attribution", []), first_year, last_year),
          ["attribution"]),
         ("Projections under climate scenarios", caveat, ["projection_scenarios", "projection_fan"]),
-        (f"Release strategies ({scenario})", report.table(metric_rows, metric_cols),
+        (f"Release strategies ({scenario})",
+         report.strategy_table(rows, scenario, limit_fraction=config.projection.limit_fraction,
+                               cost_year=cost_year),
          ["strategy_comparison", "hatchery_fraction"]),
-        ("Climate sensitivity", "", ["sensitivity_lines", "sensitivity_heatmap"]),
+        ("Climate sensitivity", sensitivity_text, ["sensitivity_lines", "sensitivity_heatmap"]),
+        ("Run", _run_html(fit_art, config, timings), []),
     ]
-    return report.render("carpmodel: Qinghai Lake naked carp", sections, figures)
+    n_peels = diag.get("retrospective", {}).get("n_peels")
+    first_scenario, last_scenario = scenarios[0], scenarios[-1]
+    captions = {
+        "retrospective": ("Fitted biomass (thousand t) from the full fit and with the last "
+                          + ("year" if n_peels == 1 else f"1–{n_peels} years")
+                          + " of data removed (peels); Mohn's ρ measures the systematic revision."),
+        "attribution": (f"Shares of the explained {first_year}→{last_year} biomass increase due to the "
+                        "fishing ban, the releases and recruitment variation (Shapley decomposition; "
+                        "median, 90 % interval)."),
+        "projection_scenarios": (
+            "Biomass (thousand t) under status-quo releases in each climate scenario: medians over "
+            "posterior draws" + (f", 90 % bands of {first_scenario} and {last_scenario}"
+                                 if len(scenarios) > 2 else ", 90 % bands")
+            + " (temperature effects are assumed)."),
+        "projection_fan": (f"Biomass (thousand t) under each release strategy in {scenario}: medians, and "
+                           f"the 90 % band of {band_text('biomass_t')}; differences between strategies are "
+                           "shown paired by draw in the strategy comparison below."),
+        "strategy_comparison": (f"Biomass gained over no releases in {year} ({scenario}; thousand t, "
+                                "median and 90 % interval, paired by draw) and release cost"
+                                + (f" up to {cost_year}" if cost_year else "")
+                                + " per strategy; costs are illustrative."),
+        "hatchery_fraction": (f"Hatchery-origin share of the spawning stock (%) under each release "
+                              f"strategy in {scenario}: medians, and the 90 % band of "
+                              f"{band_text('hatchery_fraction_ssb')}."),
+        "sensitivity_heatmap": (f"Median change in biomass in 2100 (%) relative to the no-effect "
+                                f"reference for the {sens.heatmap_effect} effect, by warming by 2100 (°C) "
+                                "and effect strength."),
+    }
+    if n_peels is None:
+        del captions["retrospective"]
+    return report.render("carpmodel: Qinghai Lake naked carp", sections, figures, captions=captions,
+                         intro=intro)
+
+
+def _findings(summary: dict[str, Any], rows: list[dict[str, Any]], scenario: str, year: int | None,
+              first_year: Any, last_year: Any) -> list[str]:
+    """Headline results in words (HTML): the recovery's attribution, the strategies' gains and
+    the spread over climate scenarios."""
+    from carpmodel import report
+
+    out = []
+    by_name = {r["quantity"]: r for r in summary.get("attribution", [])}
+    if {"increase_t", "share_ban", "share_releases", "share_rec_devs"} <= set(by_name):
+        inc = by_name["increase_t"]
+
+        def share(name: str) -> str:
+            r = by_name[name]
+            return f"{report.pct(r['median'])} ({report.pct_interval(r['lower_90'], r['upper_90'])})"
+
+        out.append(f"<b>Recovery {first_year}→{last_year}:</b> biomass rose by "
+                   f"{report.sig(inc['median'] / 1e3)} thousand t "
+                   f"({report.interval(inc['lower_90'], inc['upper_90'], 1e3)}). Of the explained "
+                   f"increase, the fishing ban accounts for {share('share_ban')}, the releases for "
+                   f"{share('share_releases')} and recruitment variation for {share('share_rec_devs')}.")
+    cell = [r for r in rows if r["scenario"] == scenario and r["strategy"] != "no_releases"]
+    key = f"biomass_gain_median_t_{year}"
+    if year is not None and cell and all(key in r for r in cell):
+        best = max(cell, key=lambda r: r[key])
+        reference = next((r for r in rows if r["scenario"] == scenario and r["strategy"] == "no_releases"),
+                         None)
+        biomass_key = f"biomass_median_t_{year}"
+        base = (f" against {report.sig(reference[biomass_key] / 1e3)} thousand t with no releases"
+                if reference and biomass_key in reference else "")
+        band = report.interval(best[f"biomass_gain_lower_t_{year}"], best[f"biomass_gain_upper_t_{year}"],
+                               1e3, 2)
+        out.append(f"<b>Release strategies ({scenario}, {year}):</b> the largest median gain over no "
+                   f"releases is {report.sig(best[key] / 1e3, 2)} thousand t "
+                   f"(<code>{html_escape(best['strategy'])}</code>; 90 % {band}){base}.")
+    last = [int(k.rsplit("_", 1)[1]) for k in (rows[0] if rows else {}) if k.startswith("biomass_median_t_")]
+    if last:
+        key = f"biomass_median_t_{max(last)}"
+        sq = [r for r in rows if r["strategy"] == "status_quo" and key in r]
+        if len(sq) > 1:
+            low, high = min(sq, key=lambda r: r[key]), max(sq, key=lambda r: r[key])
+            out.append(f"<b>Climate ({max(last)}, status-quo releases):</b> median biomass from "
+                       f"{report.sig(low[key] / 1e3)} thousand t ({html_escape(low['scenario'])}) to "
+                       f"{report.sig(high[key] / 1e3)} thousand t ({html_escape(high['scenario'])}); the "
+                       "spread follows from assumed temperature effects.")
+    return out
+
+
+def _run_html(fit_art: FitArtifacts, config: RunConfig, timings: dict[str, float] | None) -> str:
+    from carpmodel import report
+
+    attrs = fit_art.dataset.attrs
+    text = (f"<p>carpmodel {html_escape(__version__)}, seed {config.seed}, config sha256 "
+            f"<code>{html_escape(config_sha256(config))}</code>, data sha256 "
+            f"<code>{html_escape(attrs.get('data_sha256', '?'))}</code>. The full record (config, "
+            "dependency versions, every stage's time including this report's) is in run.json.</p>")
+    return text + (report.timings_table(timings) if timings else "")
 
 
 def html_escape(text: Any) -> str:
     import html
 
     return html.escape(str(text))
-
-
-#: attribution rows shown in the report (fit.json has them all)
-ATTRIBUTION_ROWS = ("increase_t", "share_ban", "share_releases", "share_rec_devs",
-                    "releases_effect_with_ban_t", "releases_effect_without_ban_t", "interaction_total_t",
-                    "hatchery_fraction_last", "gain_from_releases_t", "gain_from_releases_fraction",
-                    "hatchery_minus_gain_t")
-
-
-def _attribution_columns(summary: dict[str, Any]) -> list[str]:
-    rows = summary.get("attribution", [])
-    wanted = ("quantity", "median", "lower_90", "upper_90", "lower_95", "upper_95", "units")
-    return [c for c in wanted if rows and c in rows[0]]
-
-
-def _diagnostic_rows(diag: dict[str, Any], predictive: dict[str, Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    runs = diag.get("residuals", {}).get("runs_test", {})
-    if runs:
-        rows.append({"diagnostic": "runs test p-value", "value": runs.get("p_value"),
-                     "note": "passes at 5 %" if runs.get("passed") else "fails at 5 %"})
-    for name, value in diag.get("retrospective", {}).get("mohns_rho", {}).items():
-        rows.append({"diagnostic": f"Mohn's rho ({name})", "value": value, "note": "|ρ| < 0.2 rule of thumb"})
-    hind = diag.get("hindcast", {})
-    for key in ("mase_persistence", "mase_drift"):
-        if key in hind:
-            rows.append({"diagnostic": f"hindcast MASE vs {key.split('_')[1]}", "value": hind[key],
-                         "note": "< 1: the model predicts better than the naive forecast"})
-    for row in diag.get("self_test_table", []):
-        se = row.get("coverage_mc_se")
-        bias = row.get("median_relative_bias")
-        rows.append({"diagnostic": f"self-test 95 % coverage ({row['quantity']})",
-                     "value": row.get("coverage"),
-                     "note": (f"MC SE {se:.2g}" if se is not None else "MC SE –")
-                             + (f"; median relative bias {bias:+.1%}" if bias is not None else "")})
-    for name, check in predictive.items():
-        rows.append({"diagnostic": f"posterior predictive {name} ({check['year']})",
-                     "value": check["median"],
-                     "note": f"reported {check['reported']:g} {check['unit']}; 95 % "
-                             f"{check['lower_95']:.3g}–{check['upper_95']:.3g}"})
-    return rows

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 #: quantiles of the 90 % band drawn around projected medians
 BAND = (0.05, 0.95)
@@ -21,6 +22,30 @@ BAND = (0.05, 0.95)
 LABELS = {"biomass_t": "Biomass", "ssb_t": "Spawning biomass", "catch_t": "Catch",
           "hatchery_fraction_ssb": "Hatchery-origin share of SSB",
           "hatchery_fraction_biomass": "Hatchery-origin share of biomass", "recruits": "Recruits"}
+
+
+#: readable names of likelihood components (profile legend)
+COMPONENT_LABELS = {"biomass": "biomass survey", "priors": "priors of estimated parameters",
+                    "recruitment_deviations": "recruitment-deviation penalty",
+                    "fixed_parameter_prior": "prior of the profiled parameter", "total": "total"}
+
+
+def _scale(units: str, variable: str = "") -> tuple[float, str]:
+    """Divisor and axis unit of a variable: tonnes in thousand t, fractions in %."""
+    if units == "t":
+        return 1e3, "thousand t"
+    if units == "1" and "fraction" in variable:
+        return 0.01, "%"
+    return 1.0, units or "1"
+
+
+def _plain_ticks(ax: Axes) -> None:
+    """No offset or scientific multiplier on a linear axis (a '1e6' corner label is easy to miss)."""
+    for axis in (ax.xaxis, ax.yaxis):
+        formatter = axis.get_major_formatter()
+        if axis.get_scale() == "linear" and isinstance(formatter, ScalarFormatter):
+            formatter.set_useOffset(False)
+            formatter.set_scientific(False)
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.2)) -> tuple[Figure, Axes]:
@@ -82,19 +107,24 @@ def plot_depletion(ds: xr.Dataset, *, ax: Axes | None = None) -> Figure:
 
 
 def plot_residuals(years: Sequence[int], residuals: Sequence[float], *, runs_p_value: float | None = None,
-                   ax: Axes | None = None) -> Figure:
-    """Standardised log residuals of the biomass observations with the ±2 band."""
+                   sdnr: float | None = None, alpha: float = 0.05, ax: Axes | None = None) -> Figure:
+    """Standardised log residuals of the biomass observations with the ±2 band; the title gives
+    the runs test (fails when p < ``alpha``) and the SD of the standardised residuals (SDNR)."""
     fig, ax = _axes(ax)
-    ax.axhspan(-2, 2, color="lightgrey", alpha=0.5, label="±2 SD")
+    ax.axhspan(-2, 2, color="lightgrey", alpha=0.5, label="±2 (95 % if the assumed CVs are right)")
     ax.axhline(0, color="black", lw=0.8)
     ax.vlines(years, 0, residuals, color="tab:red")
-    ax.plot(years, residuals, "o", color="tab:red")
-    title = "Standardised residuals"
-    if runs_p_value is not None:
-        title += f" (runs test p = {runs_p_value:.2f})"
-    ax.set_title(title)
+    ax.plot(years, residuals, "o", color="tab:red", label="(log obs − log q·B) / SD")
+    parts = []
+    if runs_p_value is not None and np.isfinite(runs_p_value):
+        verdict = "fails" if runs_p_value < alpha else "passes"
+        parts.append(f"runs test p = {runs_p_value:.3f}, {verdict} at {100 * alpha:g} %")
+    if sdnr is not None and np.isfinite(sdnr):
+        parts.append(f"SDNR = {sdnr:.2f}")
+    ax.set_title("Standardised residuals" + (f" ({'; '.join(parts)})" if parts else ""))
     ax.set_xlabel("Year")
-    ax.set_ylabel("Residual (SD units, log scale)")
+    ax.set_ylabel("Standardised log residual (SD units)")
+    ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
@@ -102,15 +132,20 @@ def plot_retrospective(peels: xr.DataArray, *, rho: float | None = None, ax: Axe
     """Trajectories of one quantity from each retrospective peel (dims peel, year)."""
     fig, ax = _axes(ax)
     units = peels.attrs.get("units", "")
-    for peel in peels.peel.values:
+    scale, unit_label = _scale(units)
+    terminal = peels["terminal_year"].values if "terminal_year" in peels.coords else None
+    for i, peel in enumerate(peels.peel.values):
         line = peels.sel(peel=peel)
-        ax.plot(line.year, line / (1e3 if units == "t" else 1), label=f"peel {int(peel)}",
-                lw=2 if int(peel) == 0 else 1)
+        if terminal is not None:
+            label = f"data to {int(terminal[i])}" + (" (full fit)" if int(peel) == 0 else "")
+        else:
+            label = "full fit" if int(peel) == 0 else f"peel {int(peel)}"
+        ax.plot(line.year, line / scale, label=label, lw=2.5 if int(peel) == 0 else 1.2,
+                color="black" if int(peel) == 0 else None)
     ax.set_xlabel("Year")
-    unit_label = "thousand t" if units == "t" else units or "1"
     ax.set_ylabel(f"{LABELS.get(str(peels.name), peels.name)} ({unit_label})")
     ax.set_title("Retrospective analysis" + (f" (Mohn's ρ = {rho:.3f})" if rho is not None else ""))
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, loc="upper left")
     return fig
 
 
@@ -123,20 +158,23 @@ def plot_prior_posterior(rows: Sequence[Mapping[str, Any]], samples: Mapping[str
     fig, axes = plt.subplots(nrows, cols, figsize=(10, 2.6 * nrows), layout="constrained")
     for ax, row in zip(np.ravel(axes), rows, strict=False):
         name = row["parameter"]
+        unit = (units or {}).get(name) or row.get("unit") or "1"
+        scale, unit_label = _scale(unit)
         draws = np.asarray(samples[name])
-        ax.hist(draws, bins=40, density=True, color="tab:blue", alpha=0.5, label="posterior")
+        # densities per unit of the axis: the histogram and the prior are both drawn on it
+        ax.hist(draws / scale, bins=40, density=True, color="tab:blue", alpha=0.5, label="posterior")
         prior = priors.get(name)
         if prior is not None:
             lo, hi = np.quantile(draws, [0.001, 0.999])
             span = hi - lo
             grid = np.linspace(max(lo - span, 1e-9 if lo > 0 else lo - span), hi + span, 300)
-            ax.plot(grid, np.exp(prior.logpdf(grid)), color="black", label="prior")
+            ax.plot(grid / scale, np.exp(prior.logpdf(grid)) * scale, color="black", label="prior")
         ratio = row.get("sd_ratio")
         ax.set_title(f"{name}" + (f" (post/prior SD {ratio:.2f})" if ratio is not None
                                   and np.isfinite(ratio) else ""), fontsize=9)
-        unit = (units or {}).get(name) or row.get("unit") or "1"
-        ax.set_xlabel(f"{name} ({unit})")
+        ax.set_xlabel(f"{name} ({unit_label})")
         ax.set_ylabel("density")
+        _plain_ticks(ax)
     for ax in np.ravel(axes)[len(names):]:
         ax.set_visible(False)
     np.ravel(axes)[0].legend(fontsize=7)
@@ -144,22 +182,33 @@ def plot_prior_posterior(rows: Sequence[Mapping[str, Any]], samples: Mapping[str
 
 
 def plot_fan(ds: xr.Dataset, variable: str = "biomass_t", *, ax: Axes | None = None,
-             strategies: Sequence[str] | None = None, scenario: str | None = None) -> Figure:
-    """Median and 90 % band over draws of a projected variable, one colour per strategy."""
-    fig, ax = _axes(ax)
+             strategies: Sequence[str] | None = None, scenario: str | None = None,
+             bands: Sequence[str] | None = None) -> Figure:
+    """Median and 90 % band over draws of a projected variable, one colour per strategy.
+
+    ``bands`` names the strategies whose band is drawn (default: all); with many strategies the
+    bands of strategies that share the parameter draws cover each other, so a figure can show
+    the medians of all and the bands of a few (the legend says which).
+    """
+    fig, ax = _axes(ax, (8.0, 4.4))
     scenario = scenario or str(ds.scenario.values[0])
     units = ds[variable].attrs.get("units", "")
-    scale, unit_label = (1e3, "thousand t") if units == "t" else (1.0, units)
+    scale, unit_label = _scale(units, variable)
     for strategy in strategies or [str(s) for s in ds.strategy.values]:
         series = ds[variable].sel(strategy=strategy, scenario=scenario)
         q = series.quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
-        (line,) = ax.plot(ds.year, q.sel(quantile=0.5), label=strategy)
-        ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
-                        color=line.get_color(), alpha=0.15)
+        banded = bands is None or strategy in bands
+        (line,) = ax.plot(ds.year, q.sel(quantile=0.5), lw=2 if banded else 1.3,
+                          label=strategy + (" (median, 90 % band)" if banded and bands is not None else ""))
+        if banded:
+            ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
+                            color=line.get_color(), alpha=0.15)
     ax.set_xlabel("Year")
     ax.set_ylabel(f"{LABELS.get(variable, variable)} ({unit_label})")
-    ax.set_title(f"Projection, scenario {scenario}: median and 90 % band")
-    ax.legend(fontsize=8)
+    ax.set_title(f"{LABELS.get(variable, variable)} by release strategy, {scenario}", fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="strategy",
+              title_fontsize=8)
     return fig
 
 
@@ -170,13 +219,16 @@ def plot_profile(table: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     values = table.value.values
     scale, unit = (1e3, "thousand t") if field.endswith("_t") else (1.0, "")
     for component in table.component.values:
+        total = str(component) == "total"
         ax.plot(values / scale, table.delta_nll.sel(component=component), marker="o", ms=3,
-                label=str(component), lw=2.5 if str(component) == "total" else 1.2)
-    ax.axhline(1.92, color="grey", ls="--", lw=1, label="ΔNLL = 1.92 (95 %)")
+                label=COMPONENT_LABELS.get(str(component), str(component)), lw=2.5 if total else 1.2,
+                color="black" if total else None)
+    ax.axhline(1.92, color="grey", ls="--", lw=1, label="ΔNLL = 1.92 (95 % limit)")
     ax.set_xlabel(f"{field} held fixed" + (f" ({unit})" if unit else ""))
     ax.set_ylabel("ΔNLL (negative log-likelihood units)")
     ax.set_title("Likelihood profile by component")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="component",
+              title_fontsize=7)
     return fig
 
 
@@ -191,28 +243,45 @@ def plot_attribution(table: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     ax.bar(labels, median * 100, color=["tab:blue", "tab:orange", "tab:green"], alpha=0.8)
     ax.errorbar(labels, median * 100, yerr=[(median - lower) * 100, (upper - median) * 100], fmt="none",
                 color="black", capsize=4)
+    def percent(x: float) -> str:
+        return f"{100 * x:.0f} %" if abs(x) >= 0.1 else f"{100 * x:.1f} %"
+
+    for i, (m, lo, hi) in enumerate(zip(median, lower, upper, strict=True)):
+        ax.annotate(f"{percent(m)} ({percent(lo)} to {percent(hi)})", (i, max(hi, m, 0) * 100),
+                    xytext=(0, 4), textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylim(min(0.0, float(lower.min()) * 100) - 5, float(upper.max()) * 100 + 15)
     ax.set_ylabel("Share of the explained increase (%)")
-    ax.set_title("What explains the recovery (Shapley shares, 90 % intervals)")
+    first, last = table.attrs.get("first_year"), table.attrs.get("last_year")
+    years = f" {first}→{last}" if first is not None and last is not None else ""
+    ax.set_title(f"What explains the{years} recovery (Shapley shares, median, 90 % interval)",
+                 fontsize=10)
     return fig
 
 
 def plot_scenarios(ds: xr.Dataset, variable: str = "biomass_t", *, strategy: str | None = None,
-                   ax: Axes | None = None) -> Figure:
-    """One strategy's projected median and 90 % band under each climate scenario."""
-    fig, ax = _axes(ax)
+                   ax: Axes | None = None, bands: Sequence[str] | None = None) -> Figure:
+    """One strategy's projected median and 90 % band under each climate scenario (``bands``: the
+    scenarios whose band is drawn, default all)."""
+    fig, ax = _axes(ax, (8.0, 4.4))
     strategy = strategy or str(ds.strategy.values[0])
     units = ds[variable].attrs.get("units", "")
-    scale, unit_label = (1e3, "thousand t") if units == "t" else (1.0, units)
+    scale, unit_label = _scale(units, variable)
     for scenario in ds.scenario.values:
         series = ds[variable].sel(strategy=strategy, scenario=scenario)
         q = series.quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
-        (line,) = ax.plot(ds.year, q.sel(quantile=0.5), label=str(scenario))
-        ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
-                        color=line.get_color(), alpha=0.12)
+        banded = bands is None or str(scenario) in bands
+        (line,) = ax.plot(ds.year, q.sel(quantile=0.5), lw=2 if banded else 1.3,
+                          label=str(scenario) + (" (median, 90 % band)" if banded and bands is not None
+                                                 else ""))
+        if banded:
+            ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
+                            color=line.get_color(), alpha=0.15)
     ax.set_xlabel("Year")
     ax.set_ylabel(f"{LABELS.get(variable, variable)} ({unit_label})")
-    ax.set_title(f"Climate scenarios, strategy {strategy}: median and 90 % band")
-    ax.legend(fontsize=8, title="scenario")
+    ax.set_title(f"{LABELS.get(variable, variable)} by climate scenario, strategy {strategy}", fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, title="scenario", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -225,20 +294,36 @@ def plot_strategy_comparison(metrics: xr.Dataset, *, scenario: str, year: int | 
     gain = cell["biomass_gain_median_t"].sel(metric_year=year).values / 1e3
     lower = cell["biomass_gain_lower_t"].sel(metric_year=year).values / 1e3
     upper = cell["biomass_gain_upper_t"].sel(metric_year=year).values / 1e3
-    cost = cell["cost_total_median"].values
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    cost_year = metrics.attrs.get("cost_year")
+    through = "cost_through_cost_year_median" in cell and cost_year is not None
+    cost = cell["cost_through_cost_year_median" if through else "cost_total_median"].values / 1e6
+    reference = metrics.attrs.get("reference_strategy", "no_releases")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * len(names)), layout="constrained",
+                                      width_ratios=(1.6, 1.0))
     positions = np.arange(len(names))
     left.barh(positions, gain, color="tab:blue", alpha=0.7)
     left.errorbar(gain, positions, xerr=[gain - lower, upper - gain], fmt="none", color="black", capsize=3)
     left.axvline(0, color="black", lw=0.8)
+    # the value of every bar in words: small gains are invisible next to a large loss
+    span = max(float(np.nanmax(np.abs(np.r_[lower, upper, 0.0]))), 1e-9)
+    for y, (g, lo, hi) in enumerate(zip(gain, lower, upper, strict=True)):
+        if names[y] == reference:
+            text, x = "reference", 0.0
+        else:
+            text, x = f"{g:+.1f} ({lo:+.1f} to {hi:+.1f})", max(hi, 0.0)
+        left.text(x + 0.02 * span, y, text, va="center", fontsize=7)
+    left.set_xlim(min(float(np.nanmin(lower)), 0.0) - 0.05 * span,
+                  max(float(np.nanmax(upper)), 0.0) + 0.6 * span)
     left.set_yticks(positions, names)
-    left.set_xlabel(f"Biomass gained over no_releases in {year} (thousand t)")
-    left.set_title(f"Gain, paired by draw ({scenario}; 90 % interval)")
+    left.set_xlabel(f"Biomass gained over {reference} in {year} (thousand t)")
+    left.set_title(f"Gain paired by draw, {scenario}: median (90 % interval), kt", fontsize=10)
     right.barh(positions, cost, color="tab:orange", alpha=0.7)
-    right.set_yticks(positions, names)
+    right.set_yticks(positions, [])
     unit = metrics["cost_total_median"].attrs.get("units", "cost units")
-    right.set_xlabel(f"Total release cost 2025–end ({unit})")
-    right.set_title("Cost (illustrative unless user-supplied)")
+    right.set_xlabel(f"Release cost {'up to ' + str(cost_year) if through else 'over the projection'} "
+                     f"(million {unit})")
+    right.set_title("Cost (illustrative unless user-supplied)", fontsize=10)
+    _plain_ticks(right)
     return fig
 
 

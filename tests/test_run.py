@@ -107,3 +107,192 @@ def test_existing_output_directory_is_refused_and_untouched(tmp_path, capsys):
     assert cli.main(["run", "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- the report a researcher reads
+
+
+def _report(out):
+    return (out / "report.html").read_text()
+
+
+def test_report_embeds_every_figure_with_a_one_line_caption(reduced_run):
+    import re
+
+    _, _, out = reduced_run
+    html = _report(out)
+    written = {p.stem for p in (out / "figures").glob("*.png")}
+    figures = re.findall(r"<figure id='fig-([a-z_]+)'>.*?<figcaption>(.*?)</figcaption></figure>", html,
+                         flags=re.S)
+    # every figure on disk is in the report, once, with a caption that is a sentence, not its name
+    assert sorted(name for name, _ in figures) == sorted(written)
+    for name, caption in figures:
+        assert "\n" not in caption and caption.endswith(".") and len(caption) > 40, (name, caption)
+    # the captions follow the run's settings (1 peel, last projection year 2040 so gains in 2040)
+    captions = dict(figures)
+    assert "with the last year of data removed" in captions["retrospective"]
+    assert "in 2040" in captions["strategy_comparison"]
+
+
+def test_report_tables_carry_units_and_the_data_limits(reduced_run):
+    _, _, out = reduced_run
+    html = _report(out)
+    fit = json.loads((out / "fit.json").read_text())
+    # attribution in thousand t and %, with intervals
+    assert "Share of the explained increase: releases" in html and "90 % interval" in html
+    share = next(r for r in fit["attribution"] if r["quantity"] == "share_ban")
+    from carpmodel.report import pct
+
+    assert pct(share["median"]) in html
+    # every estimated parameter has a verdict row, with its unit from life_history.toml
+    for row in fit["posterior"]["prior_posterior"]:
+        assert f"<code>{row['parameter']}</code>" in html
+        assert row["unit"]
+    assert "What the data cannot tell apart" in html
+    # run section: the timings of the stages before the report
+    record = json.loads((out / "run.json").read_text())
+    for stage in ("fit", "posterior", "diagnostics", "projection"):
+        assert f"<td class='text'>{stage}</td><td>{record['timings_s'][stage]:.1f}</td>" in html
+
+
+def _summary(**changes):
+    """A fit.json-like summary in which every check passes (changed by ``changes``)."""
+    summary = {
+        "posterior": {"prior_posterior": [
+            {"parameter": "dd_strength", "sd_ratio": 0.1, "verdict": "informed by data"},
+            {"parameter": "steepness", "sd_ratio": 0.6, "verdict": "weakly informed"}]},
+        "diagnostics": {
+            "residuals": {"sd": 1.0, "runs_test": {"p_value": 0.4, "passed": True, "n_runs": 7,
+                                                   "n_positive": 6, "n_negative": 6},
+                          "table": {"coords": {"year": {"data": [2002, 2012, 2014, 2015]}},
+                                    "data_vars": {"standardised_residual": {"data": [-1, 1, -1, 1]}}}},
+            "self_test_table": [{"quantity": "unfished_biomass_t", "coverage": 0.95, "n_used": 200}]},
+        "posterior_predictive": {"mean_length_cm": {"year": 2024, "reported": 27.64, "unit": "cm",
+                                                    "median": 27.0, "lower_95": 25.0, "upper_95": 29.0,
+                                                    "reported_inside_95": True}},
+    }
+    for key, value in changes.items():
+        summary[key] = value
+    return summary
+
+
+def test_limitations_say_what_fails_and_stay_quiet_when_nothing_does():
+    from carpmodel import report
+
+    quiet = report.limitations(_summary(), recruits_ratio=3.0, recruits_year=2024)
+    # the parameters and the self-test (190/200 covered, consistent with 95 %) and nothing else
+    assert len(quiet) == 2 and "Data silent" not in quiet[0]
+    assert "190/200" in quiet[1] and "differs" not in quiet[1] and "gross" not in quiet[1]
+    failing = _summary(
+        posterior={"prior_posterior": [{"parameter": "release_survival", "sd_ratio": 0.97}]},
+        diagnostics={
+            "residuals": {"sd": 0.29, "runs_test": {"p_value": 0.0077, "passed": False, "n_runs": 2},
+                          "table": {"coords": {"year": {"data": [2002, 2012, 2015, 2024]}},
+                                    "data_vars": {"standardised_residual": {
+                                        "data": [-0.6, -0.3, 0.3, 0.1]}}}},
+            "self_test_table": [{"quantity": "unfished_biomass_t", "coverage": 1.0, "n_used": 20}]},
+        posterior_predictive={"mean_length_cm": {"year": 2024, "reported": 27.64, "unit": "cm",
+                                                 "median": 16.7, "lower_95": 12.0, "upper_95": 23.5,
+                                                 "reported_inside_95": False}})
+    text = " ".join(report.limitations(failing, recruits_ratio=6200.0, recruits_year=2024))
+    assert "<code>release_survival</code> (0.97)" in text and "Data silent" in text
+    # residual runs in words: model above the surveys while residuals are negative, then below
+    assert "above the surveys in 2002–2012" in text and "below the surveys in 2015–2024" in text
+    assert "SD of standardised residuals 0.29" in text
+    # 20/20 covered: the exact 95 % binomial lower bound is 83.2 %, so "83 %" is printed
+    assert "20/20" in text and "83 % to 100 %" in text
+    assert "mean length of survey-age fish in 2024 was reported as 27.6 cm" in text
+    assert "factor of 6,200" in text
+
+
+def test_numbers_have_three_significant_figures_and_shares_are_percent():
+    from carpmodel.report import binomial_interval, interval, pct, sig
+
+    assert [sig(x) for x in (214005.85, 0.0559, 909967847.0, 0.99996, -77432.0)] == \
+        ["214,000", "0.0559", "910,000,000", "1.00", "−77,400"]
+    assert sig(None) == sig(float("nan")) == "–"
+    assert [pct(x) for x in (1.0043, 0.00903, -0.0155)] == ["100 %", "0.9 %", "−1.6 %"]
+    assert interval(67851.0, 209031.0, 1e3) == "67.9 to 209"
+    # Clopper–Pearson: 20/20 gives (0.05/2)^(1/20) = 0.8316 as the lower bound
+    lower, upper = binomial_interval(20, 20)
+    assert lower == pytest.approx(0.025 ** (1 / 20), rel=1e-9) and upper == 1.0
+
+
+def test_prior_posterior_panel_in_thousand_tonnes_without_an_offset_label():
+    import matplotlib.pyplot as plt
+
+    from carpmodel.plotting import plot_prior_posterior
+    from carpmodel.priors import Prior
+
+    prior = Prior("lognormal", {"median": 200000.0, "sd_log": 0.5})
+    draws = np.random.default_rng(1).lognormal(np.log(210000.0), 0.35, 1000)
+    fig = plot_prior_posterior([{"parameter": "unfished_biomass_t", "sd_ratio": 0.7}],
+                               {"unfished_biomass_t": draws}, {"unfished_biomass_t": prior},
+                               {"unfished_biomass_t": "t"})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "unfished_biomass_t (thousand t)"
+    assert ax.xaxis.get_offset_text().get_text() == "" and ax.yaxis.get_offset_text().get_text() == ""
+    # histogram and prior on the same (thousand t) axis: the prior's density integrates to ~1 there
+    line = ax.get_lines()[0]
+    x, y = line.get_xdata(), line.get_ydata()
+    assert float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x))) == pytest.approx(1.0, abs=0.02)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- model comparison reuses the fit
+
+
+def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, monkeypatch):
+    from dataclasses import replace
+
+    from carpmodel import diagnostics
+    from carpmodel.fitting import fit_options
+    from carpmodel.pipeline import load_fit
+
+    _, _, out = reduced_run
+    loaded = load_fit(out)
+    options = fit_options(loaded.config)
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError(f"refit called ({kwargs.get('label')}): the base variant was fitted again")
+
+    monkeypatch.setattr(diagnostics, "refit", no_refit)
+    comparison = diagnostics.compare_models(loaded.data, {"beverton_holt": options},
+                                            base_result=loaded.result)
+    assert comparison.fits["beverton_holt"] is loaded.result
+    assert float(comparison.table["nll_data"].sel(variant="beverton_holt")) == pytest.approx(
+        loaded.result.nll_components["biomass"], rel=1e-12)
+    # a fit of another model is refused: the Ricker objective at the Beverton-Holt estimates differs
+    with pytest.raises(ValueError, match="not a fit of variant 'ricker'"):
+        diagnostics.compare_models(loaded.data, {"ricker": replace(options, recruitment="ricker")},
+                                   base_result=loaded.result)
+
+
+def test_run_passes_its_fit_to_the_model_comparison(reduced_run, monkeypatch):
+    """fit_stage with model_comparison on hands the main fit to compare_models as the base."""
+    import tomllib
+
+    from carpmodel import diagnostics, pipeline
+    from carpmodel.config import RunConfig, from_mapping
+    from carpmodel.report import comparison_table
+
+    _, config_path, out = reduced_run
+    raw = tomllib.loads(config_path.read_text())
+    raw["diagnostics"].update(model_comparison=True, retrospective_peels=0, hindcast_peels=0,
+                              self_test_replicates=0, profile_points=0)
+    config = from_mapping(RunConfig, raw, "test config")
+    loaded = pipeline.load_fit(out)
+    seen = {}
+
+    def spy(data, variants, *, base_result=None, **kwargs):
+        seen["variants"], seen["base"] = list(variants), base_result
+        return diagnostics.compare_fits({name: base_result for name in list(variants)[:1]})
+
+    monkeypatch.setattr(diagnostics, "compare_models", spy)
+    artifacts = pipeline.fit_stage(loaded.data, config, pipeline.RunLog(), pipeline.Progress(False))
+    assert seen["variants"][0] == "beverton_holt" and seen["base"] is artifacts.result
+    assert artifacts.summary["diagnostics"]["model_comparison"]["best"] == "beverton_holt"
+    html_table = comparison_table(artifacts.summary["diagnostics"]["model_comparison"])
+    assert "<code>beverton_holt</code>" in html_table and "100 %" in html_table
+    pipeline._close(artifacts.figures)
