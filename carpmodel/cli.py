@@ -301,8 +301,8 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
     loaded = load_fit(args.fit, args.data)
     config = loaded.config
-    changes = {k: v for k, v in {"draws": args.draws, "power_replicates": args.power_replicates}.items()
-               if v is not None}
+    changes = {k: v for k, v in {"draws": args.draws, "power_replicates": args.power_replicates,
+                                 "chunk_draws": args.chunk_draws}.items() if v is not None}
     config = replace(config, sensitivity=replace(config.sensitivity, **changes),
                      seed=config.seed if args.seed is None else args.seed)
     if config.sensitivity.draws == 0:
@@ -415,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     sens_cmd.add_argument("--power-replicates", type=int, metavar="N",
                           help="also run the power analysis with N replicates per slope")
     sens_cmd.add_argument("--seed", type=int, metavar="S")
+    sens_cmd.add_argument("--chunk-draws", type=int, metavar="N",
+                          help="run the engine on chunks of N draws (memory bounded; same results)")
     _common_output_options(sens_cmd)
     sens_cmd.set_defaults(handler=_sensitivity)
 

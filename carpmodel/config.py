@@ -309,18 +309,22 @@ class SensitivitySettings:
     """Climate sensitivity sweep (``[sensitivity]``): warming by 2100 × effect strength; draws 0
     switches it off. ``temperature_test`` fits with and without an estimated recruitment–
     temperature slope (ΔAICc; says whether the series is observed, i.e. testable);
-    ``power_replicates`` > 0 runs the power analysis with that many replicates per slope."""
+    ``power_replicates`` > 0 runs the power analysis with that many replicates per slope;
+    ``chunk_draws`` runs the sweep's engine in chunks of that many draws (memory bounded)."""
 
     draws: int = 100
     warming_levels_c: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
     heatmap_effect: Literal["recruitment", "growth", "natural_mortality", "maturity"] = "recruitment"
     temperature_test: bool = False
     power_replicates: int = 0
+    chunk_draws: int | None = None
 
     def __post_init__(self) -> None:
         check_choices(self)
         if len(self.warming_levels_c) < 2:
             raise ConfigError("warming_levels_c: expected at least two levels")
+        if self.chunk_draws is not None and self.chunk_draws < 1:
+            raise ConfigError(f"chunk_draws: expected an integer >= 1, got {self.chunk_draws!r}")
 
 
 @dataclass(frozen=True)

@@ -693,7 +693,8 @@ def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     with log.stage("sensitivity", progress):
         ds = sens.climate_sensitivity(loaded.result, loaded.data,
                                       warming_levels_c=tuple(settings.warming_levels_c),
-                                      n_draws=settings.draws, seed=config.seed)
+                                      n_draws=settings.draws, seed=config.seed,
+                                      chunk_draws=settings.chunk_draws)
         figures = {"sensitivity_lines": sens.plot_sensitivity_lines(ds, 2100),
                    "sensitivity_heatmap": sens.plot_sensitivity_heatmap(ds, 2100, settings.heatmap_effect)}
         tests: dict[str, Any] = {}

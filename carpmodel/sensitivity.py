@@ -278,7 +278,8 @@ def climate_sensitivity(result: FitResult, data: Any, *,
                         n_draws: int = 200, seed: int = 20260601,
                         years: Sequence[int] = (2050, 2100), include_combined: bool = True,
                         growth_optimum_c: float | None = None,
-                        spawning_offset_c: float = SPAWNING_OFFSET_C) -> xr.Dataset:
+                        spawning_offset_c: float = SPAWNING_OFFSET_C,
+                        chunk_draws: int | None = None) -> xr.Dataset:
     """Projected biomass against warming by 2100 × the strength of each temperature effect.
 
     Method: lake temperature in projection year y is ``T(y) = T(anchor) + L·(y − anchor)/(2100
@@ -319,6 +320,11 @@ def climate_sensitivity(result: FitResult, data: Any, *,
     growth_optimum_c : float, optional
         Optimum of the growth dome (default 15 °C; sweep
         :data:`~carpmodel.forcing.GROWTH_OPTIMUM_RANGE_C` by calling once per value).
+    chunk_draws : int, optional
+        Run the engine on chunks of this many draws (dask, as ``project``): memory is bounded
+        by one chunk of (combination × warming × draw × year) state whatever ``n_draws``, and
+        only the reported years are kept from each chunk. The same seed gives identical
+        results chunked or not. The returned Dataset is this reduced summary, in memory.
 
     Returns
     -------
@@ -363,7 +369,7 @@ def climate_sensitivity(result: FitResult, data: Any, *,
     names = tuple(f"{c.effect}@{c.strength:g}+{w:g}C" for c in combinations for w in levels)
     setup = ProjectionSetup(strategy_names=(strategy,), build_policy=policy, scenario_names=names,
                             build_multipliers=forcing, first_year=first_year, last_year=WARMING_END_YEAR,
-                            n_draws=int(n_draws), seed=int(seed))
+                            n_draws=int(n_draws), seed=int(seed), chunk_draws=chunk_draws)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         projected = project(result, setup)

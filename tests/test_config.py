@@ -16,6 +16,7 @@ from carpmodel.config import (
     FitSettings,
     ModelOptions,
     RunConfig,
+    SensitivitySettings,
     SimulateOptions,
     config_sha256,
     default_config,
@@ -188,6 +189,8 @@ def test_constructing_in_python_checks_choices_and_years() -> None:
         ModelOptions(recruitment="logistic")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="first_year: expected first_year <= last_year"):
         SimulateOptions(first_year=2030, last_year=2020)
+    with pytest.raises(ConfigError, match="chunk_draws: expected an integer >= 1, got 0"):
+        SensitivitySettings(chunk_draws=0)
 
 
 # A future section shape (strategies as [[arrays of tables]], tuples, mappings, optionals):

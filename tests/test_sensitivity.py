@@ -110,6 +110,14 @@ def test_figures_label_their_axes_and_show_the_reference(sweep):
     plt.close(fig)
 
 
+def test_chunked_sweep_equals_the_unchunked_one(fitted, data, sweep):
+    # per-draw random streams: chunks of 5 draws (the last one short) give the same numbers
+    pytest.importorskip("dask")
+    chunked = climate_sensitivity(fitted, data, n_draws=16, seed=11, chunk_draws=5)
+    for name in ("biomass_t", "relative_change", "reference_biomass_t"):
+        np.testing.assert_array_equal(chunked[name].values, sweep[name].values, err_msg=name)
+
+
 def test_a_strength_set_without_zero_is_refused(fitted, data):
     with pytest.raises(ConfigError, match="expected 0 among the strengths"):
         climate_sensitivity(fitted, data, effects=("growth",), strengths={"growth": (0.5, 1.0, 2.0)},
