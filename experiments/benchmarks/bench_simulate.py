@@ -1,7 +1,8 @@
 """Engine throughput: age × year × batch cell-updates per second, and one historical run.
 
 Run: python experiments/benchmarks/bench_simulate.py
-Prints (1) a batch of 10,000 parameter sets over 76 years (2025–2100) with releases, and
+Prints (1) a batch of 10,000 parameter sets over 76 years (2025–2100) with releases, in float64
+(fits) and float32 (projections), and
 (2) the median wall time of one single-batch simulation of 2000–2024 on the bundled data.
 Timings are printed, never asserted.
 """
@@ -33,14 +34,15 @@ def main() -> None:
     release_length = np.full((n_years, params.n_age), 9.4)
     simulate(batch.replace(steepness=batch.steepness[:10], m_ref_per_yr=batch.m_ref_per_yr[:10]),
              n_years=3)  # warm-up
-    start = time.perf_counter()
-    simulate(batch, n_years=n_years, release_fish=release, release_length_cm=release_length,
-             keep_numbers=False)
-    elapsed = time.perf_counter() - start
-    cells = n_batch * n_years * params.n_age * 2
-    print(f"batch {n_batch:,} x {n_years} years x {params.n_age} ages x 2 origins: "
-          f"{elapsed:.2f} s, {cells / elapsed:.3g} cell-updates/s "
-          f"({n_batch * n_years * params.n_age / elapsed:.3g} age x year x batch updates/s)")
+    for dtype in (np.float64, np.float32):
+        start = time.perf_counter()
+        simulate(batch, n_years=n_years, release_fish=release, release_length_cm=release_length,
+                 keep_numbers=False, dtype=dtype)
+        elapsed = time.perf_counter() - start
+        cells = n_batch * n_years * params.n_age * 2
+        print(f"batch {n_batch:,} x {n_years} years x {params.n_age} ages x 2 origins, "
+              f"{np.dtype(dtype).name}: {elapsed:.2f} s, {cells / elapsed:.3g} cell-updates/s "
+              f"({n_batch * n_years * params.n_age / elapsed:.3g} age x year x batch updates/s)")
 
     times = []
     for _ in range(20):
