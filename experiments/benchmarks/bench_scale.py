@@ -51,10 +51,19 @@ def memory_bandwidth_gb_s(size_mib: int = 512, repeats: int = 5) -> float:
     return 2 * source.nbytes / best / 1e9        # read + write
 
 
+def _own_peak_rss_gib() -> float:
+    """This process's peak resident set size since it started (VmHWM), GiB. Unlike ru_maxrss it
+    is not inherited: a spawned worker's ru_maxrss starts at its parent's RSS at fork time."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20      # kB
+    return float("nan")
+
+
 def worker_peak_rss_gib(client) -> float:
     """Largest peak resident set size over the cluster's worker processes, GiB."""
-    peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return max(peaks.values()) / 2**20
+    return max(client.run(_own_peak_rss_gib).values())
 
 
 def run(result, data, draws: int, chunk: int, client=None) -> tuple[float, float]:
