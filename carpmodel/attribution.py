@@ -3,17 +3,25 @@
 Three factors are switched off and on, all eight combinations (a 2³ factorial), for every
 parameter draw in one batched run of the engine:
 
-- ``ban`` — on: the fitted F path (F solved from the recorded catch, zero from the ban year);
-  off: fishing continued from the ban year at a constant F equal to the pre-ban level, by default
-  the fitted ``initial_f_per_yr`` (the equilibrium F of the start state). A constant F, not a
-  constant catch: a constant catch on a stock of a few thousand tonnes would crash it, which
-  says nothing about the ban. Years before the ban follow the fitted F path in every scenario.
+- ``ban`` — on: the fitted F path (F solved from the recorded catch, or estimated with catch
+  error; zero from the ban year); off: fishing continued from the ban year at a constant F equal
+  to the pre-ban level (:func:`pre_ban_f_choice`): for a start state in the year before the ban
+  (the default start in 2000) the fitted ``initial_f_per_yr``, the equilibrium F of that state;
+  for a start decades earlier (``equilibrium_1986``, and ``unfished_1956``, whose initial F is 0)
+  the fitted F of the last year before the ban. A constant F, not a constant catch: a constant
+  catch on a stock of a few thousand tonnes would crash it, which says nothing about the ban.
+  Years before the ban follow the fitted F path in every scenario.
 - ``releases`` — on: the recorded releases; off: none.
 - ``rec_devs`` — on: the fitted recruitment deviations; off: no deviations. By default
   (``no_devs="mean"``) recruitment then follows the stock–recruit curve, ``R = f(S)``: the
   fitted model's expected recruitment (``E[exp(ε − σ_R²/2)] = 1``) and what its equilibrium
   start state assumes. ``no_devs="median"`` sets ε = 0 inside the fit's bias-corrected form
   instead, ``R = f(S)·exp(−σ_R²/2)``, which is 16 % below the curve every year at σ_R = 0.6.
+
+Every scenario runs the engine as :func:`carpmodel.likelihood.predict` does: with the fitted
+forcing multipliers (estimated temperature effects included), and with an
+``unfished_change_year`` in two pieces, the years before the change at the first R0 and the rest
+from that state at the changed R0, so the ``"fitted"`` scenario reproduces the fit exactly.
 
 Scenario names: ``"fitted"`` (all on), else the switched-off factors joined by ``_``
 (``"no_releases"``, ``"fishing_continued"``, ``"no_rec_devs"``,
@@ -54,16 +62,18 @@ from numpy.typing import NDArray
 
 from carpmodel import __version__
 from carpmodel.dims import DRAW, SCENARIO, YEAR, with_attrs
-from carpmodel.dynamics import simulate
+from carpmodel.dynamics import PopulationState, ProcessMultipliers, simulate
 from carpmodel.errors import CarpmodelError, FitError
-from carpmodel.likelihood import ModelSpec, predict
+from carpmodel.likelihood import ModelSpec, Unpacked, predict
+from carpmodel.likelihood import _join as join_runs
+from carpmodel.likelihood import _years as year_slice
 
 FACTORS = ("ban", "releases", "rec_devs")
 _OFF_NAMES = {"ban": "fishing_continued", "releases": "no_releases", "rec_devs": "no_rec_devs"}
 #: quantiles of the two intervals reported
 INTERVALS = {"90": (0.05, 0.95), "95": (0.025, 0.975)}
 
-PreBanF = Literal["initial", "last_pre_ban"]
+PreBanF = Literal["auto", "initial", "last_pre_ban"]
 NoDevs = Literal["mean", "median"]
 
 
@@ -92,8 +102,44 @@ def ban_year_of(spec: ModelSpec) -> int:
     return int(spec.years[fished[-1] + 1])
 
 
+def run_like_predict(spec: ModelSpec, u: Unpacked, **inputs: Any) -> PopulationState:
+    """The engine on ``inputs`` (``f_per_yr``, ``release_fish``, ``release_length_cm``,
+    ``log_rec_devs``, any leading batch axes) the way :func:`carpmodel.likelihood.predict` runs
+    the fit: with the unpacked forcing multipliers, and with an ``unfished_change_year`` in two
+    runs joined along the year axis — the years before the change at the first R0
+    (``u.params.r0 / unfished_change``), the rest from the first run's end state at
+    ``u.params.r0`` (the split and join are predict's own helpers)."""
+    inputs = {"multipliers": u.multipliers or ProcessMultipliers(), **inputs}
+    n_years = spec.years.size
+    if spec.unfished_change_year is None:
+        return simulate(u.params, n_years=n_years, keep_numbers=False, **inputs)
+    split = int(np.searchsorted(spec.years, spec.unfished_change_year))
+    ratio = np.asarray(u.observation["unfished_change"])
+    before = u.params.replace(r0=np.asarray(u.params.r0) / ratio)
+    first = simulate(before, n_years=split, keep_numbers=False,
+                     **{k: year_slice(k, v, 0, split) for k, v in inputs.items()})
+    second = simulate(u.params, n_years=n_years - split, keep_numbers=False,
+                      initial_numbers=first.final_numbers,
+                      initial_length_state_cm=first.final_length_state_cm,
+                      **{k: year_slice(k, v, split, n_years) for k, v in inputs.items()})
+    return join_runs(first, second)
+
+
+def pre_ban_f_choice(spec: ModelSpec, initial_f_per_yr: Any, ban_year: int) -> Literal[
+        "initial", "last_pre_ban"]:
+    """What ``pre_ban_f="auto"`` means for this spec: ``"initial"`` when the model starts in the
+    year before the ban or later (its start state, the equilibrium under ``initial_f_per_yr``,
+    is then the pre-ban state) and that F is positive in every draw; otherwise
+    ``"last_pre_ban"``, the fitted F of the year before the ban. An unfished start
+    (``unfished_1956``: initial F 0) has no pre-ban F in its start state, and the equilibrium F
+    of a start in 1986 is not the fishing of the late 1990s.
+    """
+    positive = bool(np.all(np.asarray(initial_f_per_yr, dtype=float) > 0))
+    return "initial" if positive and int(spec.years[0]) >= ban_year - 1 else "last_pre_ban"
+
+
 def counterfactuals(spec: ModelSpec, thetas: Any, *, ban_year: int | None = None,
-                    pre_ban_f: PreBanF = "initial", no_devs: NoDevs = "mean") -> xr.Dataset:
+                    pre_ban_f: PreBanF = "auto", no_devs: NoDevs = "mean") -> xr.Dataset:
     """Run the eight scenarios for every parameter vector in one batched engine call.
 
     Parameters
@@ -105,9 +151,13 @@ def counterfactuals(spec: ModelSpec, thetas: Any, *, ban_year: int | None = None
         the point estimate).
     ban_year : int, optional
         First year of the ban; default :func:`ban_year_of` (the year after the last catch).
-    pre_ban_f : {"initial", "last_pre_ban"}
+    pre_ban_f : {"auto", "initial", "last_pre_ban"}
         The constant F of "fishing continued": the draw's ``initial_f_per_yr`` (equilibrium F of
-        the start state; default), or the F solved from the catch in the year before the ban.
+        the start state), or the draw's fitted F in the year before the ban (solved from the
+        catch, or estimated with catch error). ``"auto"`` (default) picks one by
+        :func:`pre_ban_f_choice`: ``"initial"`` for a start in the year before the ban (the
+        default 2000 start), ``"last_pre_ban"`` for earlier or unfished starts. ``"initial"``
+        with an unfished start raises FitError (it would mean no fishing).
     no_devs : {"mean", "median"}
         Recruitment when deviations are off: ``"mean"`` (default) on the stock–recruit curve,
         ``R = f(S)``, the expected recruitment of the fitted model and the recruitment of its
@@ -131,19 +181,27 @@ def counterfactuals(spec: ModelSpec, thetas: Any, *, ban_year: int | None = None
     params = u.params
     f_fit = fitted.f_per_yr                                         # (draw, year)
     after = years >= ban
+    requested = pre_ban_f
+    if pre_ban_f == "auto":
+        pre_ban_f = pre_ban_f_choice(spec, params.initial_f_per_yr, ban)
     if pre_ban_f == "initial":
         f_pre = np.broadcast_to(np.asarray(params.initial_f_per_yr, dtype=float), f_fit.shape[:-1])
         f_text = "the draw's initial_f_per_yr (equilibrium F of the start state)"
-        if not np.any(f_pre > 0):
-            raise FitError("initial_f_per_yr is 0 (an unfished start state): 'fishing continued' "
-                           "would be no fishing; use pre_ban_f='last_pre_ban'")
+        if not np.all(f_pre > 0):
+            raise FitError("pre_ban_f='initial': initial_f_per_yr is 0 (an unfished start state), so "
+                           "'fishing continued' would be no fishing; use pre_ban_f='last_pre_ban' (the "
+                           "fitted F of the year before the ban) or 'auto'")
     elif pre_ban_f == "last_pre_ban":
         if ban <= years[0]:
             raise FitError(f"pre_ban_f='last_pre_ban' needs a model year before the ban ({ban})")
         f_pre = f_fit[..., int(np.searchsorted(years, ban)) - 1]
-        f_text = f"F solved from the catch in {ban - 1}"
+        f_text = (f"the draw's fitted F in {ban - 1} ("
+                  + ("estimated: catch with error" if spec.catch_sd_log is not None
+                     else "solved from the recorded catch") + ")")
     else:
-        raise ValueError(f"pre_ban_f: expected 'initial' or 'last_pre_ban', got {pre_ban_f!r}")
+        raise ValueError(f"pre_ban_f: expected 'auto', 'initial' or 'last_pre_ban', got {pre_ban_f!r}")
+    if requested == "auto":
+        f_text += f" (pre_ban_f='auto': start year {int(years[0])}, ban year {ban})"
     f_continued = np.where(after, f_pre[..., None], f_fit)
     sigma_r = np.asarray(params.sigma_r, dtype=float)[..., None]
     devs_on = u.log_rec_devs - 0.5 * sigma_r**2
@@ -159,9 +217,8 @@ def counterfactuals(spec: ModelSpec, thetas: Any, *, ban_year: int | None = None
     devs_all = np.stack([devs_on if s["rec_devs"] else devs_off for s in SCENARIOS])
     releases_all = np.stack([spec.drivers.release_fish if s["releases"] else no_fish
                              for s in SCENARIOS])[:, None]               # (scenario, 1, year, age)
-    state = simulate(params, n_years=years.size, f_per_yr=f_all, release_fish=releases_all,
-                     release_length_cm=spec.drivers.release_length_cm, log_rec_devs=devs_all,
-                     keep_numbers=False)
+    state = run_like_predict(spec, u, f_per_yr=f_all, release_fish=releases_all,
+                             release_length_cm=spec.drivers.release_length_cm, log_rec_devs=devs_all)
     dims = (SCENARIO, DRAW, YEAR)
     ds = xr.Dataset(
         {name: (dims, getattr(state, name)) for name in (
@@ -172,7 +229,8 @@ def counterfactuals(spec: ModelSpec, thetas: Any, *, ban_year: int | None = None
                                      "pre-ban F from the ban year")
     ds["releases"].attrs.update(long_name="True: recorded releases; False: none")
     ds["rec_devs"].attrs.update(long_name="True: fitted recruitment deviations; False: zero")
-    return with_attrs(ds, ban_year=ban, pre_ban_f=f_text, no_devs=no_devs,
+    return with_attrs(ds, ban_year=ban, pre_ban_f=f_text, pre_ban_f_option=pre_ban_f,
+                      pre_ban_f_requested=requested, no_devs=no_devs,
                       description="counterfactual hindcasts: 2^3 factorial of ban x releases x "
                                   "recruitment deviations, one engine run per draw and scenario")
 
@@ -334,7 +392,7 @@ def summarise(values: Mapping[str, NDArray], quantities: Mapping[str, tuple[str,
 
 def attribution_table(spec: ModelSpec, thetas: Any, first_year: int = 2002,
                       last_year: int | None = None, *, ban_year: int | None = None,
-                      pre_ban_f: PreBanF = "initial", no_devs: NoDevs = "mean") -> xr.Dataset:
+                      pre_ban_f: PreBanF = "auto", no_devs: NoDevs = "mean") -> xr.Dataset:
     """Shares of the biomass increase due to the ban, releases and recruitment variation.
 
     Returns a Dataset with dimension ``quantity`` (see :data:`QUANTITIES`; ``units`` and
@@ -350,7 +408,8 @@ def attribution_table(spec: ModelSpec, thetas: Any, first_year: int = 2002,
     ds["value"] = (("quantity", DRAW), np.stack([values[k] for k in ds["quantity"].values]))
     ds["value"].attrs.update(units="see the units coordinate", long_name="value in each draw")
     ds.attrs.update(carpmodel_version=__version__, first_year=first_year, last_year=last,
-                    ban_year=cf.attrs["ban_year"], pre_ban_f=cf.attrs["pre_ban_f"], no_devs=no_devs,
+                    ban_year=cf.attrs["ban_year"], pre_ban_f=cf.attrs["pre_ban_f"],
+                    pre_ban_f_option=cf.attrs["pre_ban_f_option"], no_devs=no_devs,
                     n_draws=int(cf.sizes[DRAW]),
                     method="Shapley decomposition of the 2^3 factorial (ban, releases, recruitment "
                            "deviations) of the increase B(last) - B(first) in each counterfactual")

@@ -18,7 +18,13 @@ can run over an ensemble of structures (issue #6, item 4). A member is one combi
   as well, move the centre of the M_ref prior (``m_ref_prior_median_per_yr``), which the fit
   then updates;
 * **initial state** — ``FitOptions.initial_state``: ``equilibrium_f`` (2000), ``unfished_1956``
-  (catch history from 1956), ``equilibrium_1986``.
+  (catch history from 1956), ``equilibrium_1986``. The starts before 2000 are fitted with catch
+  as data (``FitOptions.catch_sd_log`` = ``EnsembleDefinition.pre_2000_catch_sd_log``, 0.2 as in
+  experiments/01, unless the base options set one): F of every fished year estimated, the
+  recorded catch lognormal around the model's. With exact catches they do not converge (a stock
+  fished down by exact catches sits on a knife edge, see :mod:`carpmodel.likelihood`). Each
+  member states its catch treatment (``catch`` in :meth:`MemberFit.describe`, the members
+  table and the ``catch`` coordinate of projections).
 
 ``design = "factorial"`` (default) takes every combination (3 × 2 × 3 × 3 = 54 fits by
 default), except that axes listed in ``vary_alone`` are varied one at a time around the base
@@ -27,10 +33,33 @@ base member (the first value of every axis) and each alternative value on its ow
 (1 + 2 + 1 + 2 + 2 = 8). See :meth:`EnsembleDefinition.members`.
 
 **Inclusion rule.** Every member is fitted (:func:`carpmodel.fitting.fit`). A member is included
-only if its fit converged (``FitResult.converged``: largest |gradient| < 1e-3, positive-definite
-Hessian, no estimate on a bound of its range). Members whose fit did not converge or could not
-run are excluded and listed with the reason (:attr:`EnsembleFits.excluded`, :func:`members_table`,
-the ``excluded_members`` attribute of every result), never silently included.
+if its fit converged (``FitResult.converged``: largest |gradient| < 1e-3, positive-definite
+Hessian, no estimate on a bound of its range), with one stated exception below. Members whose
+fit did not converge or could not run are excluded and listed with the reason
+(:attr:`EnsembleFits.excluded`, :func:`members_table`, the ``excluded_members`` attribute of
+every result), never silently included.
+
+*A MAP on the bound of a flat prior* (``EnsembleDefinition.on_bound``). With the flat
+release-survival prior U(0.05, 0.8) the MAP of release survival sits on its upper bound 0.8,
+so ``fit`` does not call the fit converged. That is not a failed fit but a flat likelihood: on
+the bundled data (window 0–1, c = 1) the profile NLL falls by only 0.06 from survival 0.05 to
+0.8 (the biomass record cannot tell them apart; the survey component even prefers low
+survival, the priors and deviations of the other parameters prefer high), and the posterior
+under the flat prior is spread over the whole range — only the MAP on the logit scale, which
+leaves out the Jacobian of the transform, runs to the bound. A Hessian at that bound says
+nothing (its curvature in that direction is ~0), so a normal approximation there is useless;
+but dropping the member would drop the flat prior from the ensemble, i.e. pretend the
+informative prior is known. So
+with ``on_bound = "posterior"`` (default) such a member is **included with its parameter draws
+from the posterior sampler** (:func:`carpmodel.posterior.sample_posterior`: SIR from the
+Jacobian-adjusted posterior mode, continued by tempering with moves when its ESS is low,
+``posterior_samples`` from ``posterior_proposals``), on two conditions: every estimate at a bound
+is a logit parameter without a stated prior (a flat prior: the bound is the prior's, not the
+model's), and the rest of the fit converged (``FitResult.interior_converged``: gradient and
+Hessian criteria on the parameters inside their range). Its ``parameter_draws`` is
+``"posterior"`` and its ``note`` gives the bound estimate and the posterior median and 90 %
+interval of the parameter beside the flat prior's. ``on_bound = "exclude"`` keeps such members
+out (with that in the reason).
 
 **Weights.** ``weights = "equal"`` (default): every included member the same weight; or a table
 ``{member name = weight}`` (unlisted members weigh 0), renormalised over the included members.
@@ -40,9 +69,11 @@ The rule is written into the ``ensemble_weighting`` attribute of every result.
 :class:`~carpmodel.projection.ProjectionSetup` — the same seed and therefore the same per-draw
 streams: recruitment, survey and temperature deviates are identical across members (they do not
 depend on a member's number of parameters, see :mod:`carpmodel.projection`), parameter draws
-are each member's own (``parameter_draws = "normal"``: θ ~ N(θ̂, Σ) of the member's fit;
-``"posterior"``: :func:`carpmodel.posterior.sample_posterior` per member, slower). Results are
-concatenated along a ``structure`` dimension with a ``structure_weight``.
+are each member's own (``parameter_draws = "normal"``: θ ~ N(θ̂, Σ) of the member's fit, except
+members included with a MAP on a bound, which use posterior draws; ``"posterior"``:
+:func:`carpmodel.posterior.sample_posterior` per member, slower). Results are concatenated along
+a ``structure`` dimension with a ``structure_weight`` and per-member coordinates of the four
+choices, the catch treatment and the parameter draws.
 
 **Metrics** (:func:`ensemble_metrics`): per member, and for the pooled ensemble, whose draws are
 the members' draws each weighted ``structure_weight / n_draws`` (weighted quantiles and
@@ -88,6 +119,7 @@ __all__ = [
     "ensemble_metrics",
     "fit_ensemble",
     "fit_member",
+    "flat_prior_bounds",
     "load_ensemble",
     "members_table",
     "optimise_release_budget",
@@ -104,6 +136,9 @@ Progress = Callable[[str, int, int], None]
 #: 1e-3 and its values within 0.1 t (gains are hundreds to tens of thousands of tonnes; a median
 #: over draws is a step function of the shares, so a finer value tolerance only spends evaluations)
 BUDGET_MAX_EVALUATIONS, BUDGET_SHARE_TOLERANCE, BUDGET_VALUE_TOLERANCE_T = 200, 1e-3, 0.1
+#: SD of the log catch for members that start before 2000 (experiments/01: with it the 1956 and
+#: 1986 starts converge; fitted catches within 1-3 % of the record); = fitting.CATCH_SD_LOG
+PRE_2000_CATCH_SD_LOG = 0.2
 
 
 @dataclass(frozen=True)
@@ -165,12 +200,17 @@ Axis = Literal["dd_windows", "release_survival_priors", "mortality", "initial_st
 
 @dataclass(frozen=True)
 class Structure:
-    """One member of the ensemble: the four structural choices."""
+    """One member of the ensemble: the four structural choices, and the catch treatment.
+
+    ``catch_sd_log`` (set by :meth:`EnsembleDefinition.members` for starts before 2000) fits
+    catch as data with that lognormal SD and an F per fished year; None keeps the base options'.
+    """
 
     dd_window_end_age_yr: int
     release_survival_prior: Literal["informative", "flat"]
     mortality: MortalityStructure
     initial_state: Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"]
+    catch_sd_log: float | None = None
 
     @property
     def name(self) -> str:
@@ -179,10 +219,13 @@ class Structure:
                 f"{self.initial_state}")
 
     def fit_options(self, base: Any) -> Any:
-        """``base`` (FitOptions) with this member's window, prior and initial state."""
+        """``base`` (FitOptions) with this member's window, prior and initial state, and its
+        ``catch_sd_log`` when the base gives none (a catch error set in the base applies to every
+        member)."""
+        catch = base.catch_sd_log if base.catch_sd_log is not None else self.catch_sd_log
         return dataclasses.replace(base, dd_window_end_age_yr=self.dd_window_end_age_yr,
                                    release_survival_prior=self.release_survival_prior,
-                                   initial_state=self.initial_state)
+                                   initial_state=self.initial_state, catch_sd_log=catch)
 
     def spec(self, data: Any, base: Any) -> Any:
         """The member's ModelSpec (build_spec with its options, then its mortality structure)."""
@@ -214,7 +257,14 @@ class EnsembleDefinition:
     parameter_draws : {"normal", "posterior"}
         θ ~ N(θ̂, Σ) of each member's fit, or ``sample_posterior`` draws per member.
     posterior_samples, posterior_proposals : int
-        Sizes of the per-member posterior sample (``parameter_draws = "posterior"`` only).
+        Sizes of the per-member posterior sample (``parameter_draws = "posterior"``, and members
+        included with a MAP on a bound).
+    pre_2000_catch_sd_log : float
+        SD of the log catch of members starting before 2000 (``unfished_1956``,
+        ``equilibrium_1986``): catch as data, F per fished year estimated (module docstring).
+    on_bound : {"posterior", "exclude"}
+        A member whose only failed criterion is an estimate on the bound of a flat prior: include
+        it with posterior draws, or exclude it (module docstring, "Inclusion rule").
     """
 
     dd_windows: tuple[int, ...] = (1, 0, 2)
@@ -228,6 +278,8 @@ class EnsembleDefinition:
     parameter_draws: Literal["normal", "posterior"] = "normal"
     posterior_samples: int = 500
     posterior_proposals: int = 5000
+    pre_2000_catch_sd_log: float = PRE_2000_CATCH_SD_LOG
+    on_bound: Literal["posterior", "exclude"] = "posterior"
 
     def __post_init__(self) -> None:
         for name in ("dd_windows", "release_survival_priors", "mortality", "initial_states"):
@@ -258,6 +310,11 @@ class EnsembleDefinition:
         if self.parameter_draws not in ("normal", "posterior"):
             raise ConfigError(f"parameter_draws: expected 'normal' or 'posterior', "
                               f"got {self.parameter_draws!r}")
+        if self.on_bound not in ("posterior", "exclude"):
+            raise ConfigError(f"on_bound: expected 'posterior' or 'exclude', got {self.on_bound!r}")
+        sd = self.pre_2000_catch_sd_log
+        if isinstance(sd, bool) or not isinstance(sd, int | float) or not (np.isfinite(sd) and sd > 0):
+            raise ConfigError(f"pre_2000_catch_sd_log: expected a number > 0, got {sd!r}")
         if isinstance(self.weights, str):
             if self.weights != "equal":
                 raise ConfigError(f"weights: expected 'equal' or a table member = weight, "
@@ -282,21 +339,30 @@ class EnsembleDefinition:
         axes = {name: tuple(getattr(self, name)) for name in AXES}
         alone = AXES if self.design == "one_at_a_time" else self.vary_alone
         crossed = [axes[name] if name not in alone else axes[name][:1] for name in AXES]
-        out = [Structure(*combo) for combo in itertools.product(*crossed)]
+        combos = list(itertools.product(*crossed))
         base = [values[0] for values in axes.values()]
         for i, name in enumerate(AXES):
             if name in alone:
                 for value in axes[name][1:]:
                     combo = list(base)
                     combo[i] = value
-                    out.append(Structure(*combo))
-        return tuple(out)
+                    combos.append(tuple(combo))
+        return tuple(Structure(*combo, catch_sd_log=self.catch_sd_log_for(combo[3])) for combo in combos)
+
+    def catch_sd_log_for(self, initial_state: str) -> float | None:
+        """The catch error of a member with this initial state: ``pre_2000_catch_sd_log`` for the
+        starts before 2000, None (the base options' treatment) for ``equilibrium_f``."""
+        return None if initial_state == "equilibrium_f" else float(self.pre_2000_catch_sd_log)
 
     def weighting_rule(self) -> str:
+        bound = ("; members whose only failure is an estimate on the bound of a flat prior are "
+                 "included with posterior draws" if self.on_bound == "posterior" else
+                 "; members with an estimate on a bound are excluded")
         if isinstance(self.weights, str):
-            return "equal weights over the members whose fit converged; non-converged members excluded"
+            return ("equal weights over the members whose fit converged; non-converged members excluded"
+                    + bound)
         return ("user weights by member (unlisted members 0), renormalised over the members whose fit "
-                "converged; non-converged members excluded")
+                "converged; non-converged members excluded" + bound)
 
 
 def load_ensemble(path: str | Path) -> EnsembleDefinition:
@@ -320,7 +386,9 @@ class MemberFit:
     """One member's fit and whether it is included (``reason`` says why not).
 
     ``structure`` is None for a fit given as it is (:func:`single_member`); ``label`` replaces
-    the structure's name when set.
+    the structure's name when set. ``posterior_theta`` holds the member's posterior draws when
+    it is projected from them (``parameter_draws`` says which); ``note`` a caveat of an
+    included member (an estimate on a bound of a flat prior).
     """
 
     structure: Structure | None
@@ -330,21 +398,41 @@ class MemberFit:
     posterior_theta: NDArray | None = None
     runtime_s: float = 0.0
     label: str = ""
+    note: str = ""
 
     @property
     def name(self) -> str:
         return self.label or (self.structure.name if self.structure is not None else "fit")
 
+    @property
+    def parameter_draws(self) -> str:
+        """``"posterior"`` (projected from ``posterior_theta``) or ``"normal"`` (θ ~ N(θ̂, Σ))."""
+        return "normal" if self.posterior_theta is None else "posterior"
+
+    @property
+    def catch(self) -> str:
+        """How the member treats the catch: ``"exact"`` (F solved to take the recorded catch) or
+        ``"lognormal sd_log S, F per fished year estimated"``; what its spec says when fitted."""
+        if self.result is not None:
+            sd = self.result.spec.catch_sd_log
+        else:
+            sd = self.structure.catch_sd_log if self.structure is not None else None
+        return "exact" if sd is None else f"lognormal sd_log {sd:g}, F per fished year estimated"
+
     def describe(self) -> dict[str, Any]:
-        """The four structural choices (for a given fit: what its spec says, else "as fitted")."""
+        """The four structural choices (for a given fit: what its spec says, else "as fitted"),
+        the catch treatment and the parameter draws."""
         if self.structure is not None:
             s = self.structure
-            return {"dd_window_end_age_yr": s.dd_window_end_age_yr,
-                    "release_survival_prior": s.release_survival_prior, "mortality": s.mortality.name,
-                    "initial_state": s.initial_state}
-        base = self.result.spec.base
-        return {"dd_window_end_age_yr": int(base.dd_window_end_age_yr), "release_survival_prior": "as fitted",
-                "mortality": f"c{float(np.asarray(base.lorenzen_c)):g}", "initial_state": "as fitted"}
+            choices = {"dd_window_end_age_yr": s.dd_window_end_age_yr,
+                       "release_survival_prior": s.release_survival_prior, "mortality": s.mortality.name,
+                       "initial_state": s.initial_state}
+        else:
+            base = self.result.spec.base
+            choices = {"dd_window_end_age_yr": int(base.dd_window_end_age_yr),
+                       "release_survival_prior": "as fitted",
+                       "mortality": f"c{float(np.asarray(base.lorenzen_c)):g}", "initial_state": "as fitted"}
+        return {**choices, "catch": self.catch, "parameter_draws": self.parameter_draws}
 
 
 @dataclass(frozen=True)
@@ -386,9 +474,38 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
+def flat_prior_bounds(result: Any) -> tuple[str, ...]:
+    """Estimates of ``result`` on a bound of their range whose prior is flat (a logit parameter
+    with no stated prior: the uniform on its bounds, e.g. the flat release-survival prior).
+    Empty when any estimate sits on a bound for another reason, or none does."""
+    at_bound = set(result.at_bound)
+    flat = {f.name for f in result.spec.estimated if f.transform == "logit" and f.prior is None}
+    return tuple(sorted(at_bound)) if at_bound and at_bound <= flat else ()
+
+
+def _bound_note(result: Any, names: Sequence[str], sample: Any) -> str:
+    """What a flat-prior bound estimate is, and what the posterior draws say beside the prior."""
+    parts = []
+    for name in names:
+        i = result.parameter_names.index(name)
+        free = result.spec.estimated[i]
+        lo, hi = free.bounds
+        value = float(free.from_theta(result.theta[i]))
+        q05, q50, q95 = np.quantile(sample.natural[free.field], [0.05, 0.5, 0.95])
+        width = hi - lo
+        parts.append(f"MAP of {free.field} {value:.3g} on the bound of its flat prior U({lo:g}, {hi:g}); "
+                     f"posterior median {q50:.2f} [{q05:.2f}, {q95:.2f}] (90 %) vs the prior's "
+                     f"{lo + 0.5 * width:.2f} [{lo + 0.05 * width:.2f}, {lo + 0.95 * width:.2f}]")
+    return "; ".join(parts) + f"; parameter draws from the posterior sampler ({sample.method})"
+
+
 def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleDefinition, *,
                seed: int) -> MemberFit:
-    """Fit one member; never raises for a structure that cannot be fitted (it is excluded)."""
+    """Fit one member; never raises for a structure that cannot be fitted (it is excluded).
+
+    A fit whose only failure is an estimate on the bound of a flat prior (:func:`flat_prior_bounds`,
+    the rest ``interior_converged``) is included with posterior draws when
+    ``definition.on_bound == "posterior"`` (module docstring, "Inclusion rule")."""
     from carpmodel.fitting import fit
 
     started = time.perf_counter()
@@ -401,12 +518,17 @@ def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleD
     except (CarpmodelError, ValueError, ArithmeticError) as error:
         return MemberFit(structure, None, False, _one_line(f"fit failed: {type(error).__name__}: {error}"),
                          runtime_s=time.perf_counter() - started)
-    if not result.converged:
+    bounds = () if result.converged else flat_prior_bounds(result)
+    on_flat_bound = bool(bounds) and bool(result.interior_converged)
+    if not result.converged and not (on_flat_bound and definition.on_bound == "posterior"):
         why = "; ".join(result.warnings) or "the fit did not meet its convergence criteria"
+        if on_flat_bound:
+            why = (f"{', '.join(bounds)} on the bound of a flat prior (the rest converged; on_bound = "
+                   f"'exclude'); {why}")
         return MemberFit(structure, result, False, _one_line(f"not converged: {why}"),
                          runtime_s=time.perf_counter() - started)
-    posterior = None
-    if definition.parameter_draws == "posterior":
+    posterior, note = None, ""
+    if definition.parameter_draws == "posterior" or on_flat_bound:
         from carpmodel.posterior import sample_posterior
 
         try:
@@ -419,7 +541,9 @@ def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleD
                              _one_line(f"posterior sampling failed: {type(error).__name__}: {error}"),
                              runtime_s=time.perf_counter() - started)
         posterior = sample.theta
-    return MemberFit(structure, result, True, "", posterior, time.perf_counter() - started)
+        if on_flat_bound:
+            note = _bound_note(result, bounds, sample)
+    return MemberFit(structure, result, True, "", posterior, time.perf_counter() - started, note=note)
 
 
 def fit_ensemble(data: Any, definition: EnsembleDefinition | None = None, base: Any = None, *,
@@ -459,7 +583,7 @@ def members_table(fits: EnsembleFits) -> list[dict[str, Any]]:
             "m_ref_prior_median_per_yr": (mortality.m_ref_prior_median_per_yr if mortality is not None
                                           else None),
             "included": m.included, "weight": weights.get(m.name, 0.0),
-            "reason_excluded": m.reason, "fit_runtime_s": round(m.runtime_s, 2)}
+            "reason_excluded": m.reason, "note": m.note, "fit_runtime_s": round(m.runtime_s, 2)}
         r = m.result
         row.update({"converged": bool(r.converged) if r is not None else False,
                     "max_abs_gradient": r.max_abs_gradient if r is not None else float("nan"),
@@ -467,8 +591,29 @@ def members_table(fits: EnsembleFits) -> list[dict[str, Any]]:
         natural = r.natural_estimates() if r is not None else {}
         for name in ("release_survival", "dd_strength", "steepness", "m_ref_per_yr", "unfished_biomass_t"):
             row[name] = natural.get(name, {}).get("estimate", float("nan"))
+        row.update(_release_survival_interval(m))
         rows.append(row)
     return rows
+
+
+def _release_survival_interval(m: MemberFit) -> dict[str, float]:
+    """Median and 90 % interval of release survival in the member's parameter draws: quantiles
+    of the posterior draws, or of the normal approximation (exact through the monotone logit
+    transform); NaN for an excluded member or one without release survival."""
+    keys = ("release_survival_draws_median", "release_survival_draws_lower_90",
+            "release_survival_draws_upper_90")
+    r = m.result
+    names = list(r.parameter_names) if r is not None else []
+    if not m.included or "logit_release_survival" not in names:
+        return dict.fromkeys(keys, float("nan"))
+    i = names.index("logit_release_survival")
+    free = r.spec.estimated[i]
+    if m.posterior_theta is not None:
+        values = np.quantile(free.from_theta(m.posterior_theta[:, i]), [0.5, 0.05, 0.95])
+    else:
+        se = float(r.std_errors[i])
+        values = free.from_theta(r.theta[i] + 1.6448536269514722 * se * np.array([0.0, -1.0, 1.0]))
+    return {k: float(v) for k, v in zip(keys, values, strict=True)}
 
 
 # --------------------------------------------------------------------------- projection
@@ -496,8 +641,9 @@ def project_ensemble(fits: EnsembleFits, setup: Any) -> xr.Dataset:
     ds["structure_weight"].attrs.update(units="1", long_name="weight of the member in the pooled ensemble")
     ds = ds.assign_coords(_structure_coords(fits))
     attrs.update(ensemble_attrs(fits))
-    attrs["parameter_uncertainty"] = ("per member: " + ("theta ~ N(estimate, inverse Hessian)"
-                                      if fits.included[0].posterior_theta is None else "posterior draws"))
+    attrs["parameter_uncertainty"] = "per member (coordinate parameter_draws): " + "; ".join(
+        f"{m.name}: " + ("theta ~ N(estimate, inverse Hessian)" if m.posterior_theta is None
+                         else "posterior draws") for m in fits.included)
     ds.attrs = attrs
     return ds
 
@@ -505,7 +651,8 @@ def project_ensemble(fits: EnsembleFits, setup: Any) -> xr.Dataset:
 def _structure_coords(fits: EnsembleFits) -> dict[str, Any]:
     described = [m.describe() for m in fits.included]
     return {key: (STRUCTURE, [d[key] for d in described])
-            for key in ("dd_window_end_age_yr", "release_survival_prior", "mortality", "initial_state")}
+            for key in ("dd_window_end_age_yr", "release_survival_prior", "mortality", "initial_state",
+                        "catch", "parameter_draws")}
 
 
 def ensemble_attrs(fits: EnsembleFits) -> dict[str, Any]:
@@ -518,13 +665,18 @@ def ensemble_attrs(fits: EnsembleFits) -> dict[str, Any]:
         "excluded_members": json.dumps(fits.excluded),
         "n_members_defined": len(fits.members),
         "n_members_included": len(fits.included),
+        "ensemble_catch": ("starts before 2000 (unfished_1956, equilibrium_1986): catch as data, "
+                           f"lognormal sd_log {d.pre_2000_catch_sd_log:g}, F per fished year estimated; "
+                           "equilibrium_f: the base fit options' catch treatment"),
+        "ensemble_notes": json.dumps({m.name: m.note for m in fits.included if m.note}),
         "ensemble_definition": json.dumps({
             "dd_windows": list(d.dd_windows), "release_survival_priors": list(d.release_survival_priors),
             "mortality": [dataclasses.asdict(m) for m in d.mortality],
             "initial_states": list(d.initial_states),
             "design": d.design, "vary_alone": list(d.vary_alone),
             "weights": d.weights if isinstance(d.weights, str) else dict(d.weights),
-            "n_starts": d.n_starts, "parameter_draws": d.parameter_draws}),
+            "n_starts": d.n_starts, "parameter_draws": d.parameter_draws,
+            "pre_2000_catch_sd_log": d.pre_2000_catch_sd_log, "on_bound": d.on_bound}),
     }
 
 

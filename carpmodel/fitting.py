@@ -49,6 +49,17 @@ LOGIT_BOUND = 10.0
 RESCALE_GRADIENT = 1e-2
 #: condition numbers above this are reported as a warning (FIMS threshold)
 CONDITION_WARNING = 1e8
+#: NLL rise (absolute) within which a Newton polish step is still accepted when it shrinks the
+#: largest |gradient|: near the optimum the NLL (~10) moves by ~1e-9 per step, the level of
+#: rounding and of the engine's iterative solves (equilibrium, F from catch), so it cannot
+#: rank such steps; the gradient can
+POLISH_NLL_NOISE = 1e-8
+#: a start the model cannot evaluate has its initial F halved at most this many times
+FEASIBLE_START_HALVINGS = 8
+#: NLL components that are data on the stock (they enter AICc); the others are priors,
+#: penalties, the recruitment deviations and the catch (see :meth:`FitResult.aicc`)
+AICC_DATA_COMPONENTS = ("biomass", "biomass_upper_bound", "hatchery_fraction", "hatchery_samples",
+                        "juvenile_index")
 #: fields whose natural range is (0, 1): estimated on a logit scale
 _FRACTIONS = {"steepness": (0.2, 1.0), "release_survival": (0.0, 1.0),
               "relative_reproductive_success": (0.0, 1.0)}
@@ -328,6 +339,47 @@ def hessian(spec: ModelSpec, theta: NDArray, step: float = HESSIAN_STEP) -> NDAr
     return 0.5 * (h + h.T)
 
 
+def aicc_parameters(spec: ModelSpec) -> int:
+    """Parameters k of AICc: the estimated fixed effects, without the recruitment deviations
+    and without the catch-error F's ``f_YYYY``.
+
+    Recruitment deviations are penalised random effects (integrated out in a state-space
+    model), not free parameters. The F's of catch with error (``ModelSpec.catch_sd_log``) are
+    nuisance parameters of the catch component: each is matched to the one catch observation
+    of its year, which the survey does not see, and with sd_log 0.2 the fitted catches stay
+    within a few per cent of the record. The two other counts are worse. With the F's in k but
+    the catches not in n, k exceeds n (the 1956 start estimates 45 F's; there are 12 surveys)
+    and AICc is +inf. With the catches in n and the catch NLL in NLL_data as well, each fished
+    year adds one to n and one to k, so ``n − k − 1`` stays 5 while k grows from 6 to 51: the
+    small-sample term grows from 17 to ~1,060 for parameters that only reproduce their own
+    catch, and AICc then ranks starts by how many fished years they include. Left out
+    together, every variant is scored on the same data (the surveys, n = 12 by default) with k
+    its structural parameters: a catch-error fit has the k of the exact-catch fit of the same
+    structure (where F is solved from the catch, not estimated). What it leaves uncounted is
+    the small freedom the catch errors give the survey fit; the ``catch`` component of
+    ``nll_components`` shows its cost.
+    """
+    return sum(1 for f in spec.estimated if not F_FIELD.match(f.field))
+
+
+def aicc_data_points(spec: ModelSpec) -> int:
+    """Data points n of the AICc data components (:data:`AICC_DATA_COMPONENTS`): biomass
+    observations, plus the hatchery-fraction points, the upper-bound statement, the
+    hatchery-origin samples and the juvenile-index points when those components are on. The
+    catch observations are not counted (see :func:`aicc_parameters`)."""
+    return int(spec.observations.year.size + len(spec.hatchery_fractions)
+               + (spec.upper_bound is not None) + len(spec.hatchery_samples)
+               + len(spec.juvenile_index))
+
+
+def aicc_value(nll_data: float, k: int, n: int) -> float:
+    """``2·NLL + 2k + 2k(k+1)/(n − k − 1)``; +inf when ``n − k − 1 ≤ 0`` (Burnham & Anderson
+    2002, Model Selection and Multimodel Inference, §2.4)."""
+    if n - k - 1 <= 0:
+        return float("inf")
+    return float(2.0 * nll_data + 2.0 * k + 2.0 * k * (k + 1) / (n - k - 1))
+
+
 @dataclass(frozen=True)
 class FitResult:
     """A finished fit: estimates on the estimation scale, uncertainty, and how it went."""
@@ -368,7 +420,59 @@ class FitResult:
 
     @property
     def aic(self) -> float:
+        """``2·NLL + 2·n_parameters`` of the whole MAP objective (priors, recruitment deviations
+        and, with catch error, the catch and its F's included; fit.json ``aic``). Priors make
+        it no model-selection criterion; compare models by :attr:`aicc`."""
         return 2.0 * self.nll + 2.0 * self.n_parameters
+
+    @property
+    def nll_data(self) -> float:
+        """NLL of the data components that enter AICc (:data:`AICC_DATA_COMPONENTS`)."""
+        return float(sum(v for c, v in self.nll_components.items() if c in AICC_DATA_COMPONENTS))
+
+    @property
+    def n_data(self) -> int:
+        """Data points n of :attr:`nll_data` (:func:`aicc_data_points`)."""
+        return aicc_data_points(self.spec)
+
+    @property
+    def k_aicc(self) -> int:
+        """Parameters k counted by :attr:`aicc` (:func:`aicc_parameters`)."""
+        return aicc_parameters(self.spec)
+
+    @property
+    def aicc(self) -> float:
+        """Small-sample AIC on the data components: ``2·NLL_data + 2k + 2k(k+1)/(n − k − 1)``,
+        +inf when ``n − k − 1 ≤ 0`` (Hurvich & Tsai 1989, Biometrika 76: 297–307).
+
+        n and k are those of :func:`aicc_data_points` and :func:`aicc_parameters`: the survey
+        (and other data components) against the structural parameters. The catch component and
+        the catch-error F's ``f_YYYY`` are left out together, see :func:`aicc_parameters`.
+        """
+        return aicc_value(self.nll_data, self.k_aicc, self.n_data)
+
+    @property
+    def at_bound(self) -> tuple[str, ...]:
+        """Logit-scale estimates beyond ±:data:`LOGIT_BOUND` (on a bound of their range)."""
+        return tuple(f.name for i, f in enumerate(self.spec.estimated)
+                     if f.transform == "logit" and abs(float(self.theta[i])) > LOGIT_BOUND)
+
+    @property
+    def interior_converged(self) -> bool:
+        """Converged on the parameters inside their range: what ``converged`` says with the
+        estimates at a bound (:attr:`at_bound`) left out — largest |gradient| of the others
+        below :data:`GRADIENT_TOLERANCE`, the Hessian restricted to them positive definite, a
+        finite NLL. At a bound the gradient of that coordinate vanishes (the logistic is flat
+        there) and its curvature is ~0, so the full Hessian is singular whatever the others do;
+        this says whether the rest of the fit is sound."""
+        names = self.parameter_names
+        bound = set(self.at_bound)
+        keep = np.array([i for i, name in enumerate(names) if name not in bound], dtype=int)
+        if keep.size == 0 or not np.isfinite(self.nll):
+            return False
+        if float(np.max(np.abs(self.gradient[keep]))) >= GRADIENT_TOLERANCE:
+            return False
+        return bool(np.all(np.linalg.eigvalsh(self.hessian[np.ix_(keep, keep)]) > 0))
 
     @property
     def multistart_agree(self) -> bool:
@@ -444,15 +548,31 @@ def diagonal_scale(spec: ModelSpec, theta: NDArray, step: float = 1e-2) -> NDArr
 
 def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple[NDArray, NDArray, NDArray]:
     """Polish with Newton steps (chord method: the Hessian is reused between steps and
-    recomputed once at the end if any step was taken); step-halving if the NLL rises."""
+    recomputed once at the end if any step was taken); step-halving if the NLL rises by more
+    than 1e-10, or by more than :data:`POLISH_NLL_NOISE` when the step shrinks the gradient.
+
+    Logit estimates on a bound of their range (beyond ±:data:`LOGIT_BOUND`) are held where they
+    are and the step is solved for the others: there the curvature is ~0 (the logistic is flat),
+    so a full Newton step would run off along that coordinate, be rejected, and leave the other
+    parameters unpolished (a flat release-survival prior with Lorenzen c = 1.5 ended with
+    |gradient| 1.3e-3 in log M that way)."""
     value, grad = batched_gradient(spec, theta)
     h = hessian(spec, theta)
+    n_free = len(spec.estimated)
+    held = np.zeros(theta.size, dtype=bool)
+    held[:n_free] = [f.transform == "logit" and abs(float(theta[i])) > LOGIT_BOUND
+                     for i, f in enumerate(spec.estimated)]
     moved = False
     for _ in range(max_steps):
         if np.max(np.abs(grad[0])) < GRADIENT_TOLERANCE / 100:
             break
         try:
-            direction = -np.linalg.solve(h, grad[0])
+            if np.any(held):
+                free = ~held
+                direction = np.zeros(theta.size)
+                direction[free] = -np.linalg.solve(h[np.ix_(free, free)], grad[0][free])
+            else:
+                direction = -np.linalg.solve(h, grad[0])
         except np.linalg.LinAlgError:
             break
         if not np.all(np.isfinite(direction)):
@@ -460,7 +580,11 @@ def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple
         for scale in (1.0, 0.5, 0.25, 0.125):
             candidate = theta + scale * direction
             v_new, g_new = batched_gradient(spec, candidate)
-            if v_new[0] <= value[0] + 1e-10:
+            lower = v_new[0] <= value[0] + 1e-10
+            # within the NLL's noise floor a step that shrinks the gradient is the better point
+            flatter = (v_new[0] <= value[0] + POLISH_NLL_NOISE
+                       and np.max(np.abs(g_new[0])) < np.max(np.abs(grad[0])))
+            if lower or flatter:
                 theta, value, grad, moved = candidate, v_new, g_new, True
                 break
         else:
@@ -470,15 +594,53 @@ def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple
     return theta, grad[0], h
 
 
+def feasible_start(spec: ModelSpec, theta: NDArray) -> tuple[NDArray, str]:
+    """``theta`` and ``""`` when the model can be evaluated there; otherwise ``theta`` with the
+    initial F halved until it can, and a note saying so.
+
+    The start state is the equilibrium under ``initial_f_per_yr``. Above the crash F of the
+    structure (where spawning output per recruit falls below the reciprocal of the
+    compensation) the stock cannot persist, the start biomass is 0 and the NLL +inf, and an
+    optimiser started there never moves. The prior centres can be such a point for a
+    structure whose fitted optimum is not: with the density-dependence window at age 0 only and
+    Lorenzen c = 1, the stock at h = 0.7, γ = 1 cannot persist under the start value F = 0.5/yr
+    (crash F ≈ 0.45/yr), while the fit reaches h ≈ 0.87 and F ≈ 0.76/yr, which it can. Halving
+    F (at most :data:`FEASIBLE_START_HALVINGS` times) moves the start into the model without
+    touching anything else. Raises FitError, naming the non-finite NLL components, when the
+    start cannot be made finite that way.
+    """
+    theta = np.asarray(theta, dtype=float)
+    if np.isfinite(objective(spec, theta)):
+        return theta, ""
+    names = [f.field for f in spec.estimated]
+    if "initial_f_per_yr" in names and spec.estimated[names.index("initial_f_per_yr")].transform == "log":
+        i = names.index("initial_f_per_yr")
+        moved = theta.copy()
+        for halvings in range(1, FEASIBLE_START_HALVINGS + 1):
+            moved[i] = theta[i] - halvings * np.log(2.0)
+            if np.isfinite(objective(spec, moved)):
+                return moved, (f"start initial_f_per_yr lowered from {np.exp(theta[i]):.3g} to "
+                               f"{np.exp(moved[i]):.3g}/yr: the equilibrium start state cannot persist "
+                               "under the start F (NLL +inf there)")
+    with np.errstate(all="ignore"):
+        components = nll_components(spec, theta)
+    bad = [name for name, value in components.items() if not np.all(np.isfinite(value))]
+    raise FitError("the model cannot be evaluated at the start values (non-finite NLL component(s): "
+                   f"{', '.join(bad) or 'none; a parameter is outside the model'})"
+                   + ("; halving the initial F did not help" if "initial_f_per_yr" in names else ""))
+
+
 def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: int = 2000,
         start: NDArray | None = None) -> FitResult:
     """Fit ``spec``: the best of ``n_starts`` optimisations (the first from ``start`` or the
-    priors' centres, the others dispersed around it, N(0, 0.5) on the estimation scale, and
-    moved halfway back while the NLL cannot be evaluated there), polished by Newton steps;
-    never mutates ``spec``."""
+    priors' centres, made finite by :func:`feasible_start` when the model cannot be evaluated
+    there, the others dispersed around it, N(0, 0.5) on the estimation scale, and moved halfway
+    back while the NLL cannot be evaluated there), polished by Newton steps; never mutates
+    ``spec``."""
     start_time = time.perf_counter()
     rng = np.random.default_rng(seed)
     first = spec.initial_theta() if start is None else np.asarray(start, dtype=float)
+    first, start_note = feasible_start(spec, first)
     starts = [first]
     for _ in range(n_starts - 1):
         s = first.copy()
@@ -527,7 +689,8 @@ def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: i
         nll_components=components, gradient=gradient, hessian=h, covariance=covariance,
         converged=converged, hessian_positive_definite=positive, condition_number=condition,
         optimizer={"method": "L-BFGS-B + Newton", "message": str(res.message),
-                   "iterations": int(res.nit), "function_evaluations": int(res.nfev)},
+                   "iterations": int(res.nit), "function_evaluations": int(res.nfev),
+                   **({"start": start_note} if start_note else {})},
         runtime_s=time.perf_counter() - start_time, multistart_nll=tuple(ends),
         warnings=tuple(notes))
 

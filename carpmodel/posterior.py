@@ -396,14 +396,10 @@ def _fd_gradient(f: LogTarget, x: NDArray, step: float) -> tuple[float, NDArray]
     return float(v[0]), (v[1:n + 1] - v[n + 1:]) / (2 * step)
 
 
-def posterior_mode(spec: ModelSpec, start: Any, *, jacobian: bool = True,
-                   max_iter: int = 500) -> tuple[NDArray, NDArray | None]:
-    """Mode of :func:`log_posterior` on θ and the inverse of its finite-difference Hessian.
-
-    Used as the SIR centre when the fit has no covariance (for example the flat release-survival
-    prior, whose fit without the Jacobian runs to a bound) or when ``centre="mode"``. Returns
-    ``(mode, covariance)``; the covariance is None if the Hessian is not positive definite.
-    """
+def _mode_and_hessian(spec: ModelSpec, start: Any, *, jacobian: bool,
+                      max_iter: int) -> tuple[NDArray, NDArray]:
+    """Mode of :func:`log_posterior` on θ (L-BFGS-B from ``start``) and the finite-difference
+    Hessian of its negative there."""
     def neg(points: NDArray) -> NDArray:
         with np.errstate(all="ignore"):
             v = -_rowwise_on_error(lambda x: log_posterior(spec, x, jacobian=jacobian), points)
@@ -423,10 +419,33 @@ def posterior_mode(spec: ModelSpec, start: Any, *, jacobian: bool = True,
     points = np.concatenate([x + h_step * np.eye(n), x - h_step * np.eye(n)])
     grads = np.array([_fd_gradient(neg, p, 1e-5)[1] for p in points])
     h = (grads[:n] - grads[n:]) / (2 * h_step)
-    h = 0.5 * (h + h.T)
+    return x, 0.5 * (h + h.T)
+
+
+def posterior_mode(spec: ModelSpec, start: Any, *, jacobian: bool = True,
+                   max_iter: int = 500) -> tuple[NDArray, NDArray | None]:
+    """Mode of :func:`log_posterior` on θ and the inverse of its finite-difference Hessian.
+
+    Used as the SIR centre when the fit has no covariance (for example the flat release-survival
+    prior, whose fit without the Jacobian runs to a bound) or when ``centre="mode"``. Returns
+    ``(mode, covariance)``; the covariance is None if the Hessian is not positive definite.
+    """
+    x, h = _mode_and_hessian(spec, start, jacobian=jacobian, max_iter=max_iter)
     if np.all(np.linalg.eigvalsh(h) > 0):
         return x, np.linalg.inv(h)
     return x, None
+
+
+def absolute_inverse(matrix: NDArray) -> NDArray:
+    """Inverse of ``|M|``: the symmetric part of ``M`` with its eigenvalues replaced by their
+    absolute values, floored at :data:`EIGENVALUE_FLOOR` of the largest. For a Hessian that is
+    not positive definite (a point on a curved ridge short of the mode) it is a proposal scale
+    that keeps each direction's width as the local curvature says, not a posterior covariance."""
+    values, vectors = np.linalg.eigh(0.5 * (np.asarray(matrix, float) + np.asarray(matrix, float).T))
+    top = float(np.max(np.abs(values)))
+    if not np.isfinite(top) or top <= 0:
+        raise FitError("the Hessian at the posterior mode is zero or not finite; no proposal scale")
+    return (vectors / np.maximum(np.abs(values), EIGENVALUE_FLOOR * top)) @ vectors.T
 
 
 @dataclass(frozen=True)
@@ -518,11 +537,16 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
     moves_per_stage, final_moves : int
         Metropolis sweeps per tempering stage and at β = 1 (see :func:`resample_move`).
 
+    When the Hessian where the posterior mode search ends is not positive definite (the
+    search stopped on a curved ridge: flat release-survival prior with Lorenzen c = 1.5 on the
+    bundled data), the proposal scale is the inverse of that Hessian's absolute eigenvalues
+    (:func:`absolute_inverse`) and ``warning`` says so; the importance weights, and the tempering
+    with moves when they are uneven, target the posterior whatever the proposal.
+
     Raises
     ------
     FitError
-        If no proposal covariance can be formed (the fit's and the mode's Hessians are both not
-        positive definite).
+        If no proposal scale can be formed (that Hessian is zero or not finite).
     """
     started = time.perf_counter()
     spec = result.spec
@@ -532,6 +556,7 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
         raise ValueError(f"method: expected 'auto', 'sir' or 'smc', got {method!r}")
     use_fit = centre == "fit" or (centre == "auto" and result.covariance is not None
                                   and result.condition_number < MAX_CONDITION_FOR_FIT_CENTRE)
+    proposal_note = None
     if use_fit:
         if result.covariance is None:
             raise FitError("sample_posterior(centre='fit'): the fit has no covariance (Hessian not "
@@ -539,13 +564,22 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
         location, covariance = np.asarray(result.theta, float), np.asarray(result.covariance, float)
         centre_text = "fit: MAP theta and inverse Hessian of the objective"
     else:
-        location, covariance = posterior_mode(spec, result.theta, jacobian=jacobian)
-        if covariance is None:
-            raise FitError("sample_posterior: the Hessian at the posterior mode is not positive "
-                           "definite; no proposal covariance")
+        location, h = _mode_and_hessian(spec, result.theta, jacobian=jacobian, max_iter=500)
         why = (" (the fit has no covariance)" if result.covariance is None else
                f" (fit Hessian condition {result.condition_number:.2g})" if centre == "auto" else "")
-        centre_text = "mode of the Jacobian-adjusted posterior and its inverse Hessian" + why
+        if np.all(np.linalg.eigvalsh(h) > 0):
+            covariance = np.linalg.inv(h)
+            centre_text = "mode of the Jacobian-adjusted posterior and its inverse Hessian" + why
+        else:
+            # the mode search stopped on a curved ridge (negative curvature across it): the
+            # proposal takes |H|^-1 as its scale; importance weights and tempering correct it
+            covariance = absolute_inverse(h)
+            proposal_note = ("the Hessian where the posterior mode search ended is not positive "
+                             "definite (a curved ridge): the proposal scale is the inverse of its "
+                             "absolute eigenvalues; the importance weights (and tempering with moves "
+                             "when they are uneven) correct for it")
+            centre_text = ("end of the posterior mode search and the inverse of its Hessian's absolute "
+                           "eigenvalues" + why)
 
     def target(theta: NDArray) -> NDArray:
         return _rowwise_on_error(lambda x: log_posterior(spec, x, jacobian=jacobian), theta)
@@ -573,6 +607,8 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
         warning = "; ".join(notes) if (out.warning or smc.warning) else None
     elif out.warning is not None:
         warning = out.warning + "; draws are this SIR resample (method='sir')"
+    if proposal_note is not None:
+        warning = proposal_note + (f"; {warning}" if warning else "")
     natural = {free.field: np.asarray(free.from_theta(theta[:, i]), dtype=float)
                for i, free in enumerate(spec.estimated)}
     return PosteriorSample(theta=theta, parameter_names=tuple(spec.parameter_names),

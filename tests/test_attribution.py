@@ -16,11 +16,15 @@ from carpmodel.attribution import (
     ban_year_of,
     counterfactuals,
     interaction,
+    pre_ban_f_choice,
     shapley_values,
 )
+from carpmodel.dynamics import simulate
+from carpmodel.errors import FitError
 from carpmodel.fitting import FitOptions, build_spec, fix_parameter
 from carpmodel.inputs import load_data
-from carpmodel.likelihood import predict
+from carpmodel.likelihood import Covariate, Free, objective, predict
+from carpmodel.priors import Prior
 
 
 def _all_coalitions(value) -> dict[frozenset[str], float]:
@@ -103,6 +107,108 @@ def test_fishing_continued_holds_the_pre_ban_f(spec_and_thetas):
     np.testing.assert_array_equal(f.sel(year=slice(None, ban - 1)).values,
                                   np.broadcast_to(f.sel(scenario="fitted", year=slice(None, ban - 1)).values,
                                                   f.sel(year=slice(None, ban - 1)).shape))
+
+
+def test_default_start_in_2000_keeps_the_initial_f_and_says_so(spec_and_thetas):
+    # "auto" must leave the default attribution unchanged: the start state (2000) is the year
+    # before the ban, so its equilibrium F is the pre-ban F
+    spec, thetas = spec_and_thetas
+    cf = counterfactuals(spec, thetas)
+    assert cf.attrs["pre_ban_f_option"] == "initial"
+    explicit = counterfactuals(spec, thetas, pre_ban_f="initial")
+    np.testing.assert_array_equal(cf["biomass_t"].values, explicit["biomass_t"].values)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("data")
+
+
+def _perturbed(spec, n=4, seed=1, scale=0.02, dev_scale=0.1):
+    """Prior centres plus small perturbations; every row evaluable (checked)."""
+    rng = np.random.default_rng(seed)
+    base = spec.initial_theta()
+    thetas = base + scale * rng.standard_normal((n, base.size))
+    thetas[:, len(spec.estimated):] = dev_scale * rng.standard_normal((n, len(spec.rec_dev_years)))
+    assert np.all(np.isfinite(objective(spec, thetas)))
+    return thetas
+
+
+def test_unfished_start_continues_fishing_at_the_last_pre_ban_f(data):
+    # The reported failure: `carpmodel fit` with initial_state = "unfished_1956" exited 1 in the
+    # attribution stage because the unfished start's initial F is 0. "auto" (the default) must
+    # continue fishing at the F of 2000, which with catch error is the estimated f_2000 itself
+    spec = build_spec(data, FitOptions(initial_state="unfished_1956", catch_sd_log=0.2))
+    thetas = _perturbed(spec)
+    # at the prior centres the stock is large and F(2000) tiny; set it to a pre-ban level
+    thetas[:, spec.parameter_names.index("log_f_2000")] = np.log([0.5, 0.6, 0.7, 0.8])
+    table = attribution_table(spec, thetas)
+    assert table.attrs["pre_ban_f_option"] == "last_pre_ban"
+    assert "2000" in table.attrs["pre_ban_f"] and "estimated" in table.attrs["pre_ban_f"]
+    cf = counterfactuals(spec, thetas)
+    f_2000 = np.exp(thetas[:, spec.parameter_names.index("log_f_2000")])
+    continued = cf["f_per_yr"].sel(scenario="fishing_continued", year=slice(2001, None)).values
+    np.testing.assert_allclose(continued, np.broadcast_to(f_2000[:, None], continued.shape), rtol=1e-12)
+    # fishing continued at F 0.5-0.8/yr ends with far less biomass than the ban
+    last = cf["biomass_t"].sel(year=2024)
+    assert np.all(last.sel(scenario="fishing_continued").values < 0.5 * last.sel(scenario="fitted").values)
+    shares = sum(table["value"].sel(quantity=f"share_{f}").values for f in FACTORS)
+    np.testing.assert_allclose(shares, 1.0, atol=1e-9)
+    # asking for the initial F of an unfished start is refused in words, not with a crash
+    with pytest.raises(FitError, match="unfished start state.*last_pre_ban"):
+        counterfactuals(spec, thetas, pre_ban_f="initial")
+
+
+def test_auto_uses_the_last_pre_ban_f_for_a_start_decades_before_the_ban(data):
+    # the 1986 start's equilibrium F is the fishing of 1986, not of the late 1990s
+    spec = build_spec(data, FitOptions(initial_state="equilibrium_1986", catch_sd_log=0.2))
+    assert pre_ban_f_choice(spec, 0.4, 2001) == "last_pre_ban"
+    default = build_spec(data, FitOptions())
+    assert pre_ban_f_choice(default, 0.4, 2001) == "initial"
+    assert pre_ban_f_choice(default, 0.0, 2001) == "last_pre_ban"
+
+
+def test_fitted_scenario_follows_predicts_two_piece_run_with_an_unfished_change(data):
+    # With [model] unfished_change_year the fit runs the years before the change at R0/ratio and
+    # the rest at R0; the counterfactuals must do the same (before the fix they ran every year at
+    # the changed R0). Bit-identical to predict, and far from the one-piece run (ratio 0.6)
+    spec = build_spec(data, FitOptions(unfished_change_year=2010))
+    thetas = _perturbed(spec, n=3)
+    thetas[:, spec.parameter_names.index("log_unfished_change")] = np.log(0.6)
+    cf = counterfactuals(spec, thetas)
+    state, u = predict(spec, thetas)
+    fitted = cf.sel(scenario="fitted")
+    np.testing.assert_array_equal(fitted["biomass_t"].values, state.biomass_t)
+    np.testing.assert_array_equal(fitted["recruits"].values, state.recruits)
+    one_piece = simulate(u.params, n_years=spec.years.size, f_per_yr=state.f_per_yr,
+                         release_fish=spec.drivers.release_fish,
+                         release_length_cm=spec.drivers.release_length_cm,
+                         log_rec_devs=u.log_rec_devs - 0.5 * np.asarray(u.params.sigma_r)[..., None] ** 2,
+                         keep_numbers=False)
+    before = spec.years < 2010
+    # at R0 × 0.6 throughout, the pre-change years differ by tens of per cent
+    change = np.abs(one_piece.biomass_t[:, before] / state.biomass_t[:, before] - 1.0)
+    assert np.all(change.max(axis=-1) > 0.1)
+    # every scenario runs in two pieces: before the ban year (2001) the F path is the fitted one
+    # everywhere, so with releases and deviations as fitted the years to 2000 agree with "fitted"
+    np.testing.assert_array_equal(cf["biomass_t"].sel(scenario="fishing_continued", year=2000).values,
+                                  fitted["biomass_t"].sel(year=2000).values)
+
+
+def test_fitted_scenario_applies_estimated_temperature_effects(spec_and_thetas):
+    # an estimated recruitment-temperature slope acts through the forcing multipliers; the
+    # counterfactuals must run with them (they used to run with none)
+    spec, thetas = spec_and_thetas
+    covariate = Covariate(values=np.linspace(15.5, 17.5, spec.years.size), reference=16.5)
+    free = spec.free + (Free("recruitment_slope_per_c", "identity",
+                             Prior("normal", {"mean": 0.0, "sd": 1.0}), 0.0),)
+    with_effect = dataclasses.replace(spec, free=free, covariate=covariate)
+    theta = np.insert(thetas, len(spec.estimated), 0.5, axis=1)
+    cf = counterfactuals(with_effect, theta)
+    state, _ = predict(with_effect, theta)
+    np.testing.assert_array_equal(cf["biomass_t"].sel(scenario="fitted").values, state.biomass_t)
+    without, _ = predict(spec, thetas)
+    assert np.max(np.abs(state.recruits / without.recruits - 1.0)) > 0.3   # the effect is large
 
 
 def test_batch_result_equals_one_draw_at_a_time(spec_and_thetas):

@@ -17,9 +17,13 @@ from carpmodel.ensemble import (
     EnsembleDefinition,
     EnsembleFits,
     MortalityStructure,
+    Structure,
     budget_table,
+    ensemble_attrs,
     ensemble_metrics,
     fit_ensemble,
+    fit_member,
+    flat_prior_bounds,
     load_ensemble,
     members_table,
     optimise_release_budget,
@@ -223,6 +227,102 @@ def test_a_member_that_does_not_converge_or_cannot_be_fitted_is_excluded_and_rep
     assert list(ds["structure"].values) == ["w1_informative_c1_equilibrium_f"]
     assert json.loads(ds.attrs["excluded_members"]) == fits.excluded
     assert ds.attrs["n_members_defined"] == 3 and ds.attrs["n_members_included"] == 1
+
+
+def test_members_that_start_before_2000_fit_catch_as_data_and_say_so(data):
+    # the 1956 and 1986 starts converge only with catch error (experiments/01): the ensemble
+    # gives them catch_sd_log 0.2 (F per fished year estimated), the 2000 start keeps exact catch
+    definition = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("informative",),
+                                    mortality=(C1,))
+    members = {m.initial_state: m for m in definition.members()}
+    assert members["equilibrium_f"].catch_sd_log is None
+    assert members["unfished_1956"].catch_sd_log == 0.2 == members["equilibrium_1986"].catch_sd_log
+    base = carpmodel.fitting.FitOptions()
+    assert members["equilibrium_1986"].fit_options(base).catch_sd_log == 0.2
+    assert members["equilibrium_f"].fit_options(base).catch_sd_log is None
+    # a catch error in the base options applies to every member
+    with_error = dataclasses.replace(base, catch_sd_log=0.3)
+    assert members["equilibrium_f"].fit_options(with_error).catch_sd_log == 0.3
+    spec = members["equilibrium_1986"].spec(data, base)
+    assert spec.catch_sd_log == 0.2 and "log_f_1986" in spec.parameter_names
+    from carpmodel.ensemble import MemberFit
+
+    described = MemberFit(members["equilibrium_1986"], None, False, "x").describe()
+    assert described["catch"] == "lognormal sd_log 0.2, F per fished year estimated"
+    assert MemberFit(members["equilibrium_f"], None, False, "x").describe()["catch"] == "exact"
+    attrs = ensemble_attrs(EnsembleFits(definition, ()))
+    assert "sd_log 0.2" in attrs["ensemble_catch"]
+    assert json.loads(attrs["ensemble_definition"])["pre_2000_catch_sd_log"] == 0.2
+    with pytest.raises(ConfigError, match="pre_2000_catch_sd_log"):
+        EnsembleDefinition(pre_2000_catch_sd_log=0.0)
+
+
+FLAT = Structure(1, "flat", C1, "equilibrium_f")
+#: small posterior sample: enough to see the spread of release survival, quick to draw
+SMALL_POSTERIOR = {"posterior_samples": 80, "posterior_proposals": 800}
+
+
+@pytest.fixture(scope="module")
+def flat_fit(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return carpmodel.fitting.fit(FLAT.spec(data, carpmodel.fitting.FitOptions()))
+
+
+def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data, flat_fit, monkeypatch):
+    # the flat release-survival prior's MAP sits on its bound 0.8 (the likelihood is nearly flat
+    # in survival): not `converged`, but the rest of the fit is. Included with posterior draws,
+    # whose release survival spreads over the prior's range instead of sitting at 0.8
+    assert not flat_fit.converged and flat_fit.interior_converged
+    assert flat_prior_bounds(flat_fit) == ("logit_release_survival",)
+    monkeypatch.setattr(carpmodel.fitting, "fit", lambda spec, **kwargs: flat_fit)
+    definition = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("flat",), mortality=(C1,),
+                                    initial_states=("equilibrium_f",), **SMALL_POSTERIOR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        member = fit_member(data, FLAT, carpmodel.fitting.FitOptions(), definition, seed=3)
+    assert member.included and member.parameter_draws == "posterior"
+    assert member.posterior_theta.shape == (80, flat_fit.theta.size)
+    assert "on the bound of its flat prior U(0.05, 0.8)" in member.note
+    row = members_table(EnsembleFits(definition, (member,)))[0]
+    assert row["included"] and not row["converged"] and row["release_survival"] > 0.79
+    lo, hi = row["release_survival_draws_lower_90"], row["release_survival_draws_upper_90"]
+    # flat prior's 90 % interval is [0.09, 0.76]; the data barely move it (a 0.3 width is far
+    # from a point mass at the bound, and from the informative prior's [0.06, 0.59])
+    assert lo < 0.3 and hi > 0.6 and hi - lo > 0.3
+    # the other choice: keep such members out, saying why
+    excluded = fit_member(data, FLAT, carpmodel.fitting.FitOptions(),
+                          dataclasses.replace(definition, on_bound="exclude"), seed=3)
+    assert not excluded.included
+    assert "logit_release_survival on the bound of a flat prior" in excluded.reason
+
+
+def test_proposal_scale_from_a_hessian_that_is_not_positive_definite():
+    # where the posterior mode search ends on a curved ridge (flat prior, c = 1.5) its Hessian
+    # has a negative eigenvalue; the proposal then takes |H|^-1: same eigenvectors, absolute
+    # eigenvalues (exact linear algebra: 1e-12), and the plain inverse when H is positive definite
+    from carpmodel.posterior import absolute_inverse
+
+    rotation = np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))[0]
+    h = rotation @ np.diag([-2.0, 0.5, 4.0]) @ rotation.T
+    expected = rotation @ np.diag([0.5, 2.0, 0.25]) @ rotation.T
+    np.testing.assert_allclose(absolute_inverse(h), expected, atol=1e-12)
+    positive = rotation @ np.diag([2.0, 0.5, 4.0]) @ rotation.T
+    np.testing.assert_allclose(absolute_inverse(positive), np.linalg.inv(positive), atol=1e-12)
+    with pytest.raises(FitError, match="zero or not finite"):
+        absolute_inverse(np.zeros((2, 2)))
+
+
+def test_an_estimate_on_a_bound_with_a_stated_prior_is_not_excused(flat_fit):
+    # only a flat prior's bound is the prior's, not the model's: the same bound estimate with a
+    # stated prior on the parameter does not qualify
+    i = flat_fit.parameter_names.index("logit_release_survival")
+    prior = carpmodel.fitting.FLAT_RELEASE_SURVIVAL
+    free = tuple(dataclasses.replace(f, prior=prior) if f.field == "release_survival" else f
+                 for f in flat_fit.spec.free)
+    stated = dataclasses.replace(flat_fit, spec=dataclasses.replace(flat_fit.spec, free=free))
+    assert stated.at_bound == (flat_fit.parameter_names[i],)
+    assert flat_prior_bounds(stated) == ()
 
 
 def test_an_ensemble_with_no_converged_member_refuses_and_lists_why(two_fits):
