@@ -37,9 +37,12 @@ from statsmodels.sandbox.stats.runs import runstest_1samp
 from carpmodel.dims import YEAR, with_attrs
 from carpmodel.errors import FitError
 from carpmodel.fitting import (
+    AICC_DATA_COMPONENTS,
+    CATCH_SD_LOG,
     GRADIENT_STEP,
     FitOptions,
     FitResult,
+    aicc_value,
     build_spec,
     fix_parameter,
 )
@@ -91,8 +94,7 @@ __all__ = [
 ]
 
 #: NLL components that are data (enter AICc); the others are priors and penalties
-DATA_COMPONENTS = ("biomass", "biomass_upper_bound", "hatchery_fraction", "hatchery_samples",
-                   "juvenile_index")
+DATA_COMPONENTS = AICC_DATA_COMPONENTS
 #: Mohn's ρ rule of thumb for longer-lived species (Hurtado-Ferro et al. 2015, ICES J. Mar. Sci.
 #: 72: 99–110): values outside (−0.15, 0.20) indicate a retrospective pattern worth acting on
 HURTADO_FERRO_RHO_RANGE = (-0.15, 0.20)
@@ -1048,24 +1050,8 @@ def self_test(result: FitResult, n_replicates: int = 20, seed: int = 20260601, *
 # ----------------------------------------------------------------------------- 6. model comparison
 
 
-def aicc(nll_data: float, k: int, n: int) -> float:
-    """Small-sample AIC: ``2·NLL + 2k + 2k(k+1)/(n − k − 1)``; +inf when ``n − k − 1 ≤ 0``.
-
-    Reference: Hurvich & Tsai (1989) Biometrika 76: 297–307; Burnham & Anderson (2002)
-    Model Selection and Multimodel Inference, §2.4.
-    """
-    if n - k - 1 <= 0:
-        return float("inf")
-    return float(2.0 * nll_data + 2.0 * k + 2.0 * k * (k + 1) / (n - k - 1))
-
-
-def _n_data(spec: ModelSpec) -> int:
-    """Data points in the data NLL: biomass observations, plus the hatchery-fraction points,
-    the upper-bound statement, the hatchery-origin samples and the juvenile-index points when
-    those components are on."""
-    return int(spec.observations.year.size + len(spec.hatchery_fractions)
-               + (spec.upper_bound is not None) + len(spec.hatchery_samples)
-               + len(spec.juvenile_index))
+#: AICc as fitting defines it (one formula for the package)
+aicc = aicc_value
 
 
 @dataclass(frozen=True)
@@ -1086,7 +1072,9 @@ def default_variants(options: FitOptions | None = None) -> dict[str, FitOptions 
 
     ``beverton_holt`` (the base case), ``ricker``, ``dd_window_0`` and ``dd_window_2`` (last age
     of the juvenile density-dependence window; base case 1 from life_history.toml),
-    ``initial_unfished_1956`` and ``initial_equilibrium_1986`` (``FitOptions.initial_state``).
+    ``initial_unfished_1956`` and ``initial_equilibrium_1986`` (``FitOptions.initial_state``,
+    with catch error ``catch_sd_log`` = :data:`~carpmodel.fitting.CATCH_SD_LOG`: with exact
+    catches these starts do not converge, experiments/01_fit_baseline).
     """
     options = FitOptions() if options is None else options
     return {
@@ -1094,8 +1082,9 @@ def default_variants(options: FitOptions | None = None) -> dict[str, FitOptions 
         "ricker": replace(options, recruitment="ricker"),
         "dd_window_0": DDWindowVariant(options, 0),
         "dd_window_2": DDWindowVariant(options, 2),
-        "initial_unfished_1956": replace(options, initial_state="unfished_1956"),
-        "initial_equilibrium_1986": replace(options, initial_state="equilibrium_1986"),
+        "initial_unfished_1956": replace(options, initial_state="unfished_1956", catch_sd_log=CATCH_SD_LOG),
+        "initial_equilibrium_1986": replace(options, initial_state="equilibrium_1986",
+                                            catch_sd_log=CATCH_SD_LOG),
     }
 
 
@@ -1120,7 +1109,9 @@ class ModelComparison:
     def to_dict(self) -> dict[str, Any]:
         return _json({"best": self.best, "ranking": self.ranking, "runtime_s": self.runtime_s,
                       "data_components": DATA_COMPONENTS,
-                      "k_excludes": "recruitment deviations (penalised random effects)",
+                      "k_excludes": "recruitment deviations (penalised random effects) and, with "
+                                    "catch error, the F of each fished year with its catch component "
+                                    "(fitting.aicc_parameters)",
                       "table": self.table})
 
 
@@ -1138,11 +1129,8 @@ def compare_fits(fits: Mapping[str, FitResult | None], runtime_s: float = 0.0) -
         if result is None:
             rows.append((np.nan, np.nan, np.nan, -1, -1, np.nan, False, np.nan))
             continue
-        k = len(result.spec.estimated)
-        n = _n_data(result.spec)
-        nll_data = float(sum(v for c, v in result.nll_components.items() if c in DATA_COMPONENTS))
-        rows.append((nll_data, result.nll, result.nll_components.get("catch_shortfall", 0.0), k, n,
-                     aicc(nll_data, k, n), result.converged, result.max_abs_gradient))
+        rows.append((result.nll_data, result.nll, result.nll_components.get("catch_shortfall", 0.0),
+                     result.k_aicc, result.n_data, result.aicc, result.converged, result.max_abs_gradient))
     columns = list(zip(*rows, strict=True)) if rows else [()] * 8
     values = np.asarray(columns[5], float)
     converged = np.asarray(columns[6], bool)

@@ -209,7 +209,9 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
         "nll": result.nll,
         "nll_components": result.nll_components,
         "aic": result.aic,
-        "aicc_data": _aicc(result.nll_components.get("biomass", np.nan), k, n_obs),
+        "aicc_data": _float(result.aicc),
+        "aicc_k": result.k_aicc,
+        "aicc_n": result.n_data,
         "n_parameters": result.n_parameters,
         "n_fixed_effects": k,
         "n_observations": n_obs,
@@ -221,12 +223,6 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
         "parameters": parameters,
         "natural_parameters": natural,
     }
-
-
-def _aicc(nll_data: float, k: int, n: int) -> float | None:
-    if n - k - 1 <= 0:
-        return None
-    return float(2 * nll_data + 2 * k + 2 * k * (k + 1) / (n - k - 1))
 
 
 def _float(x: Any) -> float | None:
