@@ -518,10 +518,20 @@ def plot_sensitivity_lines(ds: xr.Dataset, year: int) -> Any:
                 ax.fill_between(warming, lower, upper, color=c, alpha=0.15, lw=0)
                 ax.plot(warming, median, color=c, marker="o", ms=3, label=f"strength {strength:g}")
         ax.set_title(_effect_title(str(effect)) + " alone" * (effect != COMBINED_EFFECT), fontsize=10)
-        ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
+    legend: dict[str, Any] = {}                 # one legend for all panels: labels are shared
+    for ax in axes.flat[:n]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
+    if n < axes.size:                             # in the first empty panel, off the data
+        spare = axes.flat[n]
+        spare.set_visible(True)
+        spare.axis("off")
+        spare.legend(legend.values(), legend.keys(), loc="center", fontsize=8, title="effect strength")
+    else:
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=4, fontsize=8)
     for column in range(n_cols):                 # the lowest visible panel of each column
         shown = [row for row in range(n_rows) if row * n_cols + column < n]
         if shown:

@@ -96,11 +96,17 @@ def test_dataset_has_the_sweep_units_and_the_exact_warming_path(sweep):
 
 def test_figures_label_their_axes_and_show_the_reference(sweep):
     fig = plot_sensitivity_lines(sweep, 2100)
-    axes = [ax for ax in fig.axes if ax.get_visible()]
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
     assert len(axes) == sweep.sizes["effect"]
     assert {ax.get_xlabel() for ax in axes} >= {"Warming by 2100 (°C)"}
     assert any(ax.get_ylabel() == "Biomass in 2100 (thousand t)" for ax in axes)
-    assert all(any("reference" in t.get_text() for t in ax.get_legend().get_texts()) for ax in axes)
+    # one shared legend (in the spare panel, off the data) names the reference and every strength
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + fig.legends
+    assert len(legends) == 1 and all(ax.get_legend() is None for ax in axes)
+    texts = [t.get_text() for t in legends[0].get_texts()]
+    assert any("reference" in t for t in texts)
+    strengths = {f"strength {s:g}" for s in sweep["strength"].values if s > 0}
+    assert strengths <= set(texts)
     plt.close(fig)
     fig = plot_sensitivity_heatmap(sweep, 2050, "recruitment")
     main, bar = fig.axes
