@@ -782,7 +782,15 @@ def report_html(fit_art: FitArtifacts, projection: ProjectionArtifacts,
                         f"{', '.join(f'{w:g}' for w in sens.warming_levels_c)} °C by 2100, strategy "
                         f"{html_escape(sens_strategy)}, {sens.draws} posterior draws. Every effect and "
                         "strength is an assumption: this shows how far conclusions would move if the "
-                        "effect held.</p>" if sensitivity else "<p>Not run (sensitivity.draws = 0).</p>")
+                        "effect held.</p><p>The reference line (strength 0) has no temperature effect at "
+                        "all, so it sits above the projections' baseline climate, which keeps the "
+                        "default effects at the recent, warmer-than-fit-period temperature. Effects "
+                        "act relative to the fit-period mean temperature, so even 0 °C of further "
+                        "warming shows some effect. Maturity alone barely moves biomass: in this model "
+                        "maturing costs no growth or survival, so an earlier maturity only raises "
+                        "spawning output, and the stock–recruit curve and juvenile density "
+                        "dependence absorb most of that.</p>"
+                        if sensitivity else "<p>Not run (sensitivity.draws = 0).</p>")
     sections = [
         ("The fitted model", status + warnings_html + report.parameter_table(
             s.get("posterior", {}).get("prior_posterior", [])),
