@@ -104,6 +104,7 @@ from numpy.typing import NDArray
 from carpmodel import __version__
 from carpmodel.config import from_mapping, read_toml
 from carpmodel.errors import CarpmodelError, ConfigError, ConvergenceWarning, FitError
+from carpmodel.fitting import CATCH_SD_LOG
 from carpmodel.metrics import strategy_metrics, weighted_mean, weighted_quantile
 from carpmodel.priors import Prior
 
@@ -137,8 +138,8 @@ Progress = Callable[[str, int, int], None]
 #: over draws is a step function of the shares, so a finer value tolerance only spends evaluations)
 BUDGET_MAX_EVALUATIONS, BUDGET_SHARE_TOLERANCE, BUDGET_VALUE_TOLERANCE_T = 200, 1e-3, 0.1
 #: SD of the log catch for members that start before 2000 (experiments/01: with it the 1956 and
-#: 1986 starts converge; fitted catches within 1-3 % of the record); = fitting.CATCH_SD_LOG
-PRE_2000_CATCH_SD_LOG = 0.2
+#: 1986 starts converge; fitted catches within 1-3 % of the record)
+PRE_2000_CATCH_SD_LOG = CATCH_SD_LOG
 
 
 @dataclass(frozen=True)

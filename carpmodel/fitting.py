@@ -248,11 +248,17 @@ def with_catch_error(spec: ModelSpec, catch_sd_log: float) -> ModelSpec:
 
     Fished years are those with a positive requested catch at the start values. Each F starts
     at the value that takes the requested catch in the catch-conditioned model at the start
-    values (at least 1e-3/yr), so the fit starts where the exact-catch model would.
+    values (at least 1e-3/yr), so the fit starts where the exact-catch model would; where the
+    stock cannot persist at the start values, at the start :func:`fit` moves to instead
+    (:func:`feasible_start`), not at an empty stock's F of 0.
     """
     if not catch_sd_log > 0:
         raise ConfigError(f"catch_sd_log: expected a positive number, got {catch_sd_log!r}")
-    state, u = predict(spec, spec.initial_theta())
+    try:
+        start, _ = feasible_start(spec, spec.initial_theta())
+    except FitError:
+        start = spec.initial_theta()       # fit reports it; the F starts fall back to 1e-3/yr
+    state, u = predict(spec, start)
     fished = np.flatnonzero(np.asarray(requested_catch_t(spec, u)) > 0)
     if fished.size == 0:
         raise ConfigError(f"catch_sd_log: no catch in the model years {spec.years[0]}-{spec.years[-1]}")
@@ -692,7 +698,7 @@ def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: i
                    "iterations": int(res.nit), "function_evaluations": int(res.nfev),
                    **({"start": start_note} if start_note else {})},
         runtime_s=time.perf_counter() - start_time, multistart_nll=tuple(ends),
-        warnings=tuple(notes))
+        warnings=tuple(notes) + ((start_note,) if start_note else ()))
 
 
 def with_options(spec: ModelSpec, **changes: Any) -> ModelSpec:

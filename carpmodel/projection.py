@@ -5,7 +5,9 @@ Each draw has its own random streams, all from one ``numpy.random.SeedSequence(s
 (θ = θ̂ + Σ^{1/2}·z, the fit's normal approximation on the estimation scale) and the uniform
 that picks a posterior draw; its children ``spawn_key=(draw, 0)``, ``(draw, 1)`` and
 ``(draw, 2)`` give the recruitment deviates of the projection years (σ_R from the model), the
-errors of the simulated survey that management rules read, and the temperature anomalies.
+errors of the simulated survey that management rules read, and the temperature anomalies;
+``(draw, 3)`` the error of the last fitted year's survey, which a rule reads in the first
+projection year.
 Keeping the process deviates on their own streams makes them independent of how many
 parameters a model has (so every member of a structural ensemble sees the same recruitment,
 survey and temperature deviates, :mod:`carpmodel.ensemble`) and of the last projection year
@@ -53,11 +55,12 @@ class DrawRandomness:
     posterior_u: NDArray    # (n,) uniforms that pick a posterior draw
     recruitment_z: NDArray  # (n, n_years) standard normals
     survey_z: NDArray       # (n, n_years) standard normals
+    last_survey_z: NDArray  # (n,) standard normal: error of the last fitted year's survey
     anomaly_rngs: tuple[np.random.Generator, ...]  # per-draw generators of the temperature anomalies
 
 
 #: spawn-key suffixes of a draw's process streams: children of the draw's SeedSequence
-RECRUITMENT_STREAM, SURVEY_STREAM, ANOMALY_STREAM = 0, 1, 2
+RECRUITMENT_STREAM, SURVEY_STREAM, ANOMALY_STREAM, LAST_SURVEY_STREAM = 0, 1, 2, 3
 
 
 def _generator(seed: int, spawn_key: tuple[int, ...]) -> np.random.Generator:
@@ -66,14 +69,16 @@ def _generator(seed: int, spawn_key: tuple[int, ...]) -> np.random.Generator:
 
 def draw_randomness(seed: int, draws: Sequence[int], n_parameters: int, n_years: int) -> DrawRandomness:
     """Random numbers for ``draws`` from one SeedSequence: spawn key ``(draw,)`` for the parameter
-    deviates and the posterior pick, ``(draw, 0)``, ``(draw, 1)``, ``(draw, 2)`` for recruitment,
-    survey errors and temperature anomalies (so these do not depend on ``n_parameters``, and the
-    first k years do not depend on ``n_years``)."""
+    deviates and the posterior pick, ``(draw, 0)``, ``(draw, 1)``, ``(draw, 2)``, ``(draw, 3)`` for
+    recruitment, survey errors, temperature anomalies and the error of the last fitted year's
+    survey (so these do not depend on ``n_parameters``, and the first k years do not depend on
+    ``n_years``)."""
     draws = np.asarray(draws, dtype=int)
     parameter_z = np.empty((draws.size, n_parameters))
     posterior_u = np.empty(draws.size)
     recruitment_z = np.empty((draws.size, n_years))
     survey_z = np.empty((draws.size, n_years))
+    last_survey_z = np.empty(draws.size)
     rngs = []
     for i, d in enumerate(draws):   # one generator per stream: only random numbers, no dynamics
         rng = _generator(seed, (int(d),))
@@ -81,8 +86,10 @@ def draw_randomness(seed: int, draws: Sequence[int], n_parameters: int, n_years:
         posterior_u[i] = rng.uniform()
         recruitment_z[i] = _generator(seed, (int(d), RECRUITMENT_STREAM)).standard_normal(n_years)
         survey_z[i] = _generator(seed, (int(d), SURVEY_STREAM)).standard_normal(n_years)
+        last_survey_z[i] = _generator(seed, (int(d), LAST_SURVEY_STREAM)).standard_normal()
         rngs.append(_generator(seed, (int(d), ANOMALY_STREAM)))
-    return DrawRandomness(draws, parameter_z, posterior_u, recruitment_z, survey_z, tuple(rngs))
+    return DrawRandomness(draws, parameter_z, posterior_u, recruitment_z, survey_z, last_survey_z,
+                          tuple(rngs))
 
 
 def parameter_draws(result: Any, parameter_z: NDArray) -> NDArray:
@@ -231,7 +238,7 @@ def prepare_draws(result: Any, setup: ProjectionSetup, draws: NDArray | None = N
         temperature = None if temperature is None else _scenarios(temperature, index, len(names))
         names = tuple(scenarios)
     q = np.asarray(params.survey_q)
-    last_estimate = q * history.biomass_t[..., -1] * np.exp(setup.survey_cv * randomness.survey_z[:, -1])
+    last_estimate = q * history.biomass_t[..., -1] * np.exp(setup.survey_cv * randomness.last_survey_z)
     return PreparedDraws(years=years, draws=draws, scenario_names=names, params=params, history=history,
                          log_rec_devs=log_devs, survey_log_errors=survey_errors,
                          last_estimate_t=np.broadcast_to(last_estimate, (draws.size,)),

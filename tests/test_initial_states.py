@@ -183,6 +183,17 @@ def test_catch_error_starts_where_exact_catch_is_and_scores_catch_as_lognormal(d
     assert np.all(none.catch_t == 0)
 
 
+def test_catch_error_f_starts_come_from_a_start_the_stock_survives(data):
+    # window 0 with c = 1 cannot persist under the prior-centre F of 0.5/yr: the F starts must
+    # come from the start fit() moves to (a lower initial F), not from an empty stock's F = 0
+    options = FitOptions(initial_state="equilibrium_1986", catch_sd_log=0.2, dd_window_end_age_yr=0)
+    spec = build_spec(data, options)
+    exact = build_spec(data, replace(options, catch_sd_log=None))
+    assert not np.isfinite(float(nll_components(exact, exact.initial_theta())["biomass"]))
+    f_starts = np.array([f.init for f in spec.free if f.field.startswith("f_")])
+    assert f_starts.size == 15 and np.all(f_starts > 5e-3) and f_starts[0] > 0.1
+
+
 def test_diagonal_scale_is_the_inverse_root_curvature(data):
     # At the prior centre of the default spec, each coordinate's scale must be 1/sqrt(H_ii)
     # (floored at curvature 1, i.e. scale <= 1), H from the batched finite-difference Hessian.

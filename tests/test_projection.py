@@ -102,6 +102,7 @@ def test_process_deviates_do_not_depend_on_the_number_of_parameters_or_the_horiz
     long = draw_randomness(7, [0, 3], 75, 76)
     np.testing.assert_array_equal(short.recruitment_z, long.recruitment_z[:, :26])
     np.testing.assert_array_equal(short.survey_z, long.survey_z[:, :26])
+    np.testing.assert_array_equal(short.last_survey_z, long.last_survey_z)
     np.testing.assert_array_equal(short.parameter_z, long.parameter_z[:, :32])
     for a, b in zip(short.anomaly_rngs, long.anomaly_rngs, strict=True):
         np.testing.assert_array_equal(a.standard_normal(5), b.standard_normal(5))
@@ -116,6 +117,25 @@ def test_a_shorter_projection_equals_the_first_years_of_a_longer_one(fitted):
     short = project(fitted, ProjectionSetup(**{**setup.__dict__, "last_year": 2033}))
     np.testing.assert_array_equal(short["biomass_t"].values,
                                   long["biomass_t"].sel(year=slice(2025, 2033)).values)
+
+
+def test_a_survey_reading_rule_sees_the_same_first_estimate_whatever_the_horizon(fitted):
+    # the rule's first decision reads the last fitted year's survey estimate: its error comes
+    # from its own stream, not from the last projection year's deviate
+    def proportional(batch, years, params):
+        def policy(y, estimate):
+            fish = np.zeros(np.shape(estimate) + (params.n_age,))
+            fish[..., 1] = 100.0 * np.asarray(estimate)      # releases grow with the estimate
+            return YearControl(release_fish=fish, release_length_cm=np.full_like(fish, 9.41))
+        return policy
+
+    setup = ProjectionSetup(strategy_names=("rule",), build_policy=proportional, n_draws=3,
+                            last_year=2045)
+    long = project(fitted, setup)
+    short = project(fitted, ProjectionSetup(**{**setup.__dict__, "last_year": 2030}))
+    for name in ("released_fish", "biomass_t"):
+        np.testing.assert_array_equal(short[name].values, long[name].sel(year=slice(2025, 2030)).values,
+                                      err_msg=name)
 
 
 def test_prepared_draws_reused_for_another_policy_give_the_projection(fitted):
