@@ -62,11 +62,9 @@ from numpy.typing import NDArray
 
 from carpmodel import __version__
 from carpmodel.dims import DRAW, SCENARIO, YEAR, with_attrs
-from carpmodel.dynamics import PopulationState, ProcessMultipliers, simulate
+from carpmodel.dynamics import PopulationState, ProcessMultipliers
 from carpmodel.errors import CarpmodelError, FitError
-from carpmodel.likelihood import ModelSpec, Unpacked, predict
-from carpmodel.likelihood import _join as join_runs
-from carpmodel.likelihood import _years as year_slice
+from carpmodel.likelihood import ModelSpec, Unpacked, predict, run_engine
 
 FACTORS = ("ban", "releases", "rec_devs")
 _OFF_NAMES = {"ban": "fishing_continued", "releases": "no_releases", "rec_devs": "no_rec_devs"}
@@ -105,24 +103,9 @@ def ban_year_of(spec: ModelSpec) -> int:
 def run_like_predict(spec: ModelSpec, u: Unpacked, **inputs: Any) -> PopulationState:
     """The engine on ``inputs`` (``f_per_yr``, ``release_fish``, ``release_length_cm``,
     ``log_rec_devs``, any leading batch axes) the way :func:`carpmodel.likelihood.predict` runs
-    the fit: with the unpacked forcing multipliers, and with an ``unfished_change_year`` in two
-    runs joined along the year axis — the years before the change at the first R0
-    (``u.params.r0 / unfished_change``), the rest from the first run's end state at
-    ``u.params.r0`` (the split and join are predict's own helpers)."""
-    inputs = {"multipliers": u.multipliers or ProcessMultipliers(), **inputs}
-    n_years = spec.years.size
-    if spec.unfished_change_year is None:
-        return simulate(u.params, n_years=n_years, keep_numbers=False, **inputs)
-    split = int(np.searchsorted(spec.years, spec.unfished_change_year))
-    ratio = np.asarray(u.observation["unfished_change"])
-    before = u.params.replace(r0=np.asarray(u.params.r0) / ratio)
-    first = simulate(before, n_years=split, keep_numbers=False,
-                     **{k: year_slice(k, v, 0, split) for k, v in inputs.items()})
-    second = simulate(u.params, n_years=n_years - split, keep_numbers=False,
-                      initial_numbers=first.final_numbers,
-                      initial_length_state_cm=first.final_length_state_cm,
-                      **{k: year_slice(k, v, split, n_years) for k, v in inputs.items()})
-    return join_runs(first, second)
+    the fit: with the unpacked forcing multipliers and, with an ``unfished_change_year``, in two
+    runs joined along the year axis (:func:`carpmodel.likelihood.run_engine`)."""
+    return run_engine(spec, u, **{"multipliers": u.multipliers or ProcessMultipliers(), **inputs})
 
 
 def pre_ban_f_choice(spec: ModelSpec, initial_f_per_yr: Any, ban_year: int) -> Literal[

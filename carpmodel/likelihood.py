@@ -336,17 +336,30 @@ def predict(spec: ModelSpec, theta: Any, *, keep_numbers: bool = False,
         release_fish=spec.drivers.release_fish if release_fish is None else release_fish,
         release_length_cm=spec.drivers.release_length_cm,
         log_rec_devs=devs - 0.5 * sigma_r**2)
+    return run_engine(spec, u, keep_numbers=keep_numbers, **inputs), u
+
+
+def run_engine(spec: ModelSpec, u: Unpacked, *, keep_numbers: bool = False, **inputs: Any) -> PopulationState:
+    """The engine over the spec's years for unpacked parameters ``u`` and engine ``inputs``
+    (catch or F, releases, ``log_rec_devs``, ``multipliers``; any leading batch axes).
+
+    With an ``unfished_change_year`` it runs twice: the years before the change at the first R0
+    (``u.params.r0 / unfished_change``) and, from the first run's end state, the rest at
+    ``u.params.r0``; the two runs are joined along the year axis (``reference`` is the changed
+    level's). :func:`predict` and the attribution's counterfactuals both run through here.
+    """
+    n_years = spec.years.size
     if spec.unfished_change_year is None:
-        return simulate(u.params, n_years=spec.years.size, keep_numbers=keep_numbers, **inputs), u
+        return simulate(u.params, n_years=n_years, keep_numbers=keep_numbers, **inputs)
     split = int(np.searchsorted(spec.years, spec.unfished_change_year))
     before = u.params.replace(r0=np.asarray(u.params.r0) / np.asarray(u.observation["unfished_change"]))
     first = simulate(before, n_years=split, keep_numbers=keep_numbers,
                      **{k: _years(k, v, 0, split) for k, v in inputs.items()})
-    second = simulate(u.params, n_years=spec.years.size - split, keep_numbers=keep_numbers,
+    second = simulate(u.params, n_years=n_years - split, keep_numbers=keep_numbers,
                       initial_numbers=first.final_numbers,
                       initial_length_state_cm=first.final_length_state_cm,
-                      **{k: _years(k, v, split, spec.years.size) for k, v in inputs.items()})
-    return _join(first, second), u
+                      **{k: _years(k, v, split, n_years) for k, v in inputs.items()})
+    return _join(first, second)
 
 
 def requested_catch_t(spec: ModelSpec, u: Unpacked) -> NDArray:
