@@ -574,7 +574,10 @@ def single_member(result: Any, *, name: str = "fit", posterior_theta: NDArray | 
 
 def members_table(fits: EnsembleFits) -> list[dict[str, Any]]:
     """One row per member (ensemble_members.csv): its structure, inclusion, reason, weight and fit."""
-    weights = fits.weights() if fits.included else {}
+    try:
+        weights = fits.weights() if fits.included else {}
+    except ConfigError:              # every included member has weight 0: the table still says so
+        weights = {}
     rows = []
     for m in fits.members:
         mortality = m.structure.mortality if m.structure is not None else None
@@ -666,9 +669,7 @@ def ensemble_attrs(fits: EnsembleFits) -> dict[str, Any]:
         "excluded_members": json.dumps(fits.excluded),
         "n_members_defined": len(fits.members),
         "n_members_included": len(fits.included),
-        "ensemble_catch": ("starts before 2000 (unfished_1956, equilibrium_1986): catch as data, "
-                           f"lognormal sd_log {d.pre_2000_catch_sd_log:g}, F per fished year estimated; "
-                           "equilibrium_f: the base fit options' catch treatment"),
+        "ensemble_catch": json.dumps({m.name: m.catch for m in fits.included}),   # as fitted
         "ensemble_notes": json.dumps({m.name: m.note for m in fits.included if m.note}),
         "ensemble_definition": json.dumps({
             "dd_windows": list(d.dd_windows), "release_survival_priors": list(d.release_survival_priors),

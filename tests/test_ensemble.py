@@ -250,8 +250,13 @@ def test_members_that_start_before_2000_fit_catch_as_data_and_say_so(data):
     described = MemberFit(members["equilibrium_1986"], None, False, "x").describe()
     assert described["catch"] == "lognormal sd_log 0.2, F per fished year estimated"
     assert MemberFit(members["equilibrium_f"], None, False, "x").describe()["catch"] == "exact"
-    attrs = ensemble_attrs(EnsembleFits(definition, ()))
-    assert "sd_log 0.2" in attrs["ensemble_catch"]
+    included = tuple(MemberFit(members[name], None, True, "")
+                     for name in ("equilibrium_1986", "equilibrium_f"))
+    attrs = ensemble_attrs(EnsembleFits(definition, included))
+    catch = json.loads(attrs["ensemble_catch"])      # what each included member actually used
+    assert catch == {m.structure.name: m.catch for m in included}
+    assert "sd_log 0.2" in catch[members["equilibrium_1986"].name]
+    assert catch[members["equilibrium_f"].name] == "exact"
     assert json.loads(attrs["ensemble_definition"])["pre_2000_catch_sd_log"] == 0.2
     with pytest.raises(ConfigError, match="pre_2000_catch_sd_log"):
         EnsembleDefinition(pre_2000_catch_sd_log=0.0)
