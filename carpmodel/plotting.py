@@ -181,6 +181,19 @@ def plot_prior_posterior(rows: Sequence[Mapping[str, Any]], samples: Mapping[str
     return fig
 
 
+def _median_and_band(ax: Axes, series: xr.DataArray, scale: float, name: str,
+                     bands: Sequence[str] | None) -> None:
+    """Median over draws of ``series (draw, year)`` divided by ``scale``, labelled ``name``, and
+    its 90 % band when ``bands`` is None or names it (the legend then says which are banded)."""
+    q = series.quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
+    banded = bands is None or name in bands
+    (line,) = ax.plot(series.year, q.sel(quantile=0.5), lw=2 if banded else 1.3,
+                      label=name + (" (median, 90 % band)" if banded and bands is not None else ""))
+    if banded:
+        ax.fill_between(series.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
+                        color=line.get_color(), alpha=0.15)
+
+
 def plot_fan(ds: xr.Dataset, variable: str = "biomass_t", *, ax: Axes | None = None,
              strategies: Sequence[str] | None = None, scenario: str | None = None,
              bands: Sequence[str] | None = None) -> Figure:
@@ -195,14 +208,7 @@ def plot_fan(ds: xr.Dataset, variable: str = "biomass_t", *, ax: Axes | None = N
     units = ds[variable].attrs.get("units", "")
     scale, unit_label = _scale(units, variable)
     for strategy in strategies or [str(s) for s in ds.strategy.values]:
-        series = ds[variable].sel(strategy=strategy, scenario=scenario)
-        q = series.quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
-        banded = bands is None or strategy in bands
-        (line,) = ax.plot(ds.year, q.sel(quantile=0.5), lw=2 if banded else 1.3,
-                          label=strategy + (" (median, 90 % band)" if banded and bands is not None else ""))
-        if banded:
-            ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
-                            color=line.get_color(), alpha=0.15)
+        _median_and_band(ax, ds[variable].sel(strategy=strategy, scenario=scenario), scale, strategy, bands)
     ax.set_xlabel("Year")
     ax.set_ylabel(f"{LABELS.get(variable, variable)} ({unit_label})")
     ax.set_title(f"{LABELS.get(variable, variable)} by release strategy, {scenario}", fontsize=10)
@@ -268,15 +274,8 @@ def plot_scenarios(ds: xr.Dataset, variable: str = "biomass_t", *, strategy: str
     units = ds[variable].attrs.get("units", "")
     scale, unit_label = _scale(units, variable)
     for scenario in ds.scenario.values:
-        series = ds[variable].sel(strategy=strategy, scenario=scenario)
-        q = series.quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
-        banded = bands is None or str(scenario) in bands
-        (line,) = ax.plot(ds.year, q.sel(quantile=0.5), lw=2 if banded else 1.3,
-                          label=str(scenario) + (" (median, 90 % band)" if banded and bands is not None
-                                                 else ""))
-        if banded:
-            ax.fill_between(ds.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
-                            color=line.get_color(), alpha=0.15)
+        _median_and_band(ax, ds[variable].sel(strategy=strategy, scenario=scenario), scale, str(scenario),
+                         bands)
     ax.set_xlabel("Year")
     ax.set_ylabel(f"{LABELS.get(variable, variable)} ({unit_label})")
     ax.set_title(f"{LABELS.get(variable, variable)} by climate scenario, strategy {strategy}", fontsize=10)
