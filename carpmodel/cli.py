@@ -13,7 +13,7 @@ Commands:
   run the engine at default parameters and write ``simulation.nc``.
 - ``project --fit DIR --out DIR [...] [--ensemble [FILE]] [--budget [AMOUNT]]``: stochastic
   projections (projection.nc, metrics.csv); ``--ensemble`` adds a structural ensemble
-  (:mod:`carpmodel.ensemble`), ``--budget`` the best split of a release budget (budget.csv).
+  (:mod:`carpmodel.management.ensemble`), ``--budget`` the best split of a release budget (budget.csv).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from carpmodel.config import (
+from carpmodel.errors import CarpmodelError, ConfigError
+from carpmodel.io.config import (
     DataOptions,
     RunConfig,
     config_sha256,
@@ -35,9 +36,8 @@ from carpmodel.config import (
     load_config,
     to_toml,
 )
-from carpmodel.errors import CarpmodelError, ConfigError
-from carpmodel.inputs import BUNDLED_DATA_DIRECTORY, load_data, summarise
-from carpmodel.outputs import check_output_dir, prepare_output_dir, write_netcdf_atomic
+from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data, summarise
+from carpmodel.io.outputs import check_output_dir, prepare_output_dir, write_netcdf_atomic
 
 __all__ = ["build_parser", "main"]
 
@@ -112,7 +112,7 @@ def _simulate(args: argparse.Namespace) -> int:
     config = replace(config, simulate=years)
     data, protected = _inputs_for(args, config)
 
-    from carpmodel.simulation import simulate_default
+    from carpmodel.model.simulation import simulate_default
 
     ds = simulate_default(
         data,
@@ -159,7 +159,7 @@ def _fit(args: argparse.Namespace) -> int:
     out = prepare_output_dir(args.out, args.force, protected)
     if args.last_data_year is not None:
         from carpmodel.diagnostics import hindcast_predictions
-        from carpmodel.fitting import fit_options
+        from carpmodel.inference.fitting import fit_options
 
         held_out = hindcast_predictions(artifacts.result, fit_options(config), data, seed=config.seed)
         log.wrote(write_netcdf_atomic(held_out, out / "hindcast.nc"))
@@ -227,7 +227,7 @@ def _project(args: argparse.Namespace) -> int:
         raise ConfigError(f"project options: {exc}") from None
     definition = None
     if args.ensemble is not None:
-        from carpmodel.ensemble import EnsembleDefinition, load_ensemble
+        from carpmodel.management.ensemble import EnsembleDefinition, load_ensemble
 
         definition = EnsembleDefinition() if args.ensemble == _FROM_FILE else load_ensemble(args.ensemble)
     problem = (budget_problem(config, _budget_amount(args.budget), loaded.result.spec.base.n_age)
@@ -246,7 +246,7 @@ def _project(args: argparse.Namespace) -> int:
         ensemble = ensemble_stage(loaded, config, definition, log, progress) if definition else None
         budget = None
         if problem is not None:
-            from carpmodel.ensemble import single_member
+            from carpmodel.management.ensemble import single_member
 
             posterior = loaded.posterior_theta if config.projection.parameter_draws == "posterior" else None
             fits = ensemble.fits if ensemble is not None else single_member(loaded.result,
@@ -320,7 +320,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 def _monitoring(args: argparse.Namespace) -> int:
-    from carpmodel.monitoring import run_monitoring
+    from carpmodel.studies.monitoring import run_monitoring
 
     paths = run_monitoring(args.fit, args.out, data_dir=args.data, force=args.force,
                            n_replicates=args.replicates, seed=args.seed)
@@ -399,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     project_cmd.add_argument("--ensemble", nargs="?", const=_FROM_FILE, metavar="FILE",
                              help="also fit and project an ensemble of model structures (density-dependence "
                                   "window x release-survival prior x Lorenzen M exponent x initial state; "
-                                  "FILE: an [ensemble] TOML, default: carpmodel.ensemble.EnsembleDefinition) "
+                                  "FILE: an [ensemble] TOML, default: "
+                                  "carpmodel.management.ensemble.EnsembleDefinition) "
                                   "→ ensemble_projection.nc, ensemble_metrics.csv, ensemble_members.csv")
     project_cmd.add_argument("--budget", nargs="?", const=_FROM_FILE, metavar="AMOUNT",
                              help="also find the best split of an annual release budget (cost units) over "

@@ -22,13 +22,13 @@ import numpy as np
 import xarray as xr
 
 from carpmodel import __version__
-from carpmodel.config import RunConfig, config_sha256, from_mapping, to_toml
 from carpmodel.errors import ConvergenceWarning, FitError
-from carpmodel.fitting import FitResult, batched_gradient, build_spec, fit, fit_options
-from carpmodel.growth import weight_g
-from carpmodel.likelihood import nll_components, predict
-from carpmodel.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
-from carpmodel.results import fit_dataset
+from carpmodel.inference.fitting import FitResult, batched_gradient, build_spec, fit, fit_options
+from carpmodel.inference.likelihood import nll_components, predict
+from carpmodel.inference.results import fit_dataset
+from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
+from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
+from carpmodel.model.growth import weight_g
 
 
 class Progress:
@@ -90,8 +90,10 @@ class FitArtifacts:
 
 def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> FitArtifacts:
     """Fit, posterior, diagnostics and attribution as configured; nothing is written."""
-    from carpmodel import attribution, diagnostics, posterior
-    from carpmodel import plotting as plots
+    from carpmodel import diagnostics
+    from carpmodel.inference import posterior
+    from carpmodel.report import figures as plots
+    from carpmodel.studies import attribution
 
     options = fit_options(config)
     settings = config.diagnostics
@@ -306,7 +308,7 @@ class LoadedFit:
 
 def load_fit(fit_dir: str | Path, data_dir: str | Path | None = None) -> LoadedFit:
     """Rebuild a FitResult from ``fit_dir/fit.nc`` (its config, data and estimates)."""
-    from carpmodel.inputs import load_data
+    from carpmodel.io.inputs import load_data
 
     path = Path(fit_dir) / "fit.nc"
     if not path.is_file():
@@ -359,19 +361,26 @@ class ProjectionArtifacts:
     figures: dict[str, Any]
 
 
+#: the strategies file of 0.1 configs (now the bundled one, carpmodel/management/default_strategies.toml)
+LEGACY_STRATEGIES = "experiments/strategies.toml"
+
+
 def resolve_path(path: str) -> Path:
-    """A relative path against the working directory, else against the carpmodel checkout."""
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
-        return candidate
-    return Path(__file__).resolve().parents[1] / candidate
+    """The strategies file a config names: ``"default"`` (or 0.1's ``experiments/strategies.toml``
+    where no such file exists) is the bundled one; any other path is relative to the working
+    directory."""
+    from carpmodel.management.strategies import DEFAULT_STRATEGIES_FILE
+
+    if path == "default" or (path == LEGACY_STRATEGIES and not Path(path).exists()):
+        return DEFAULT_STRATEGIES_FILE
+    return Path(path)
 
 
 def projection_setup(loaded: LoadedFit, config: RunConfig, **overrides: Any) -> Any:
     """The ProjectionSetup of a run config: strategies, climate forcing, draws, seed."""
-    from carpmodel.forcing import ClimateForcing
-    from carpmodel.projection import strategy_setup
-    from carpmodel.releases import load_strategies
+    from carpmodel.management.projection import strategy_setup
+    from carpmodel.management.strategies import load_strategies
+    from carpmodel.model.forcing import ClimateForcing
 
     settings = config.projection
     strategy_set = load_strategies(resolve_path(settings.strategies))
@@ -393,8 +402,8 @@ def projection_setup(loaded: LoadedFit, config: RunConfig, **overrides: Any) -> 
 
 def declared_effect(settings: Any, index: int) -> Any:
     """A forcing.CovariateEffect from a ``[[projection.effect]]`` table (ConfigError naming it)."""
-    from carpmodel import forcing
     from carpmodel.errors import ConfigError
+    from carpmodel.model import forcing
 
     types = {"linear": forcing.Linear, "q10": forcing.Q10, "arrhenius": forcing.Arrhenius,
              "thermal_dome": forcing.ThermalDome, "logistic": forcing.Logistic}
@@ -416,9 +425,9 @@ def declared_effect(settings: Any, index: int) -> Any:
 def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
                   progress: Progress) -> ProjectionArtifacts:
     """Project every strategy × scenario, summarise into metrics, draw the figures."""
-    from carpmodel import plotting as plots
-    from carpmodel.metrics import metrics_table, strategy_metrics
-    from carpmodel.projection import project
+    from carpmodel.management.metrics import metrics_table, strategy_metrics
+    from carpmodel.management.projection import project
+    from carpmodel.report import figures as plots
 
     settings = config.projection
     with log.stage("projection", progress):
@@ -459,7 +468,7 @@ def _band_strategies(strategies: list[str], variable: str) -> list[str] | None:
 
 def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
     """projection.nc, metrics.csv and the projection figures."""
-    from carpmodel.outputs import write_csv_atomic
+    from carpmodel.io.outputs import write_csv_atomic
 
     log.wrote(write_netcdf_atomic(artifacts.dataset, out / "projection.nc"))
     rows = artifacts.rows
@@ -475,7 +484,7 @@ def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, 
 class EnsembleArtifacts:
     """A structural ensemble: its fits, projection, metrics (per member and pooled), figures."""
 
-    fits: Any                      # carpmodel.ensemble.EnsembleFits
+    fits: Any                      # carpmodel.management.ensemble.EnsembleFits
     dataset: xr.Dataset
     metrics: xr.Dataset
     rows: list[dict[str, Any]]
@@ -503,9 +512,9 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
 
     Raises FitError (listing every member's reason) when no member converged.
     """
-    from carpmodel import plotting as plots
-    from carpmodel.ensemble import ensemble_metrics, fit_ensemble, members_table, project_ensemble
-    from carpmodel.metrics import metrics_table
+    from carpmodel.management.ensemble import ensemble_metrics, fit_ensemble, members_table, project_ensemble
+    from carpmodel.management.metrics import metrics_table
+    from carpmodel.report import figures as plots
 
     with log.stage("ensemble_fits", progress):
         fits = fit_ensemble(loaded.data, definition, fit_options(config), seed=config.seed,
@@ -532,7 +541,7 @@ def budget_problem(config: RunConfig, budget_per_year: float | None, n_age: int)
     against the costs, the model's ``n_age`` and the projection's years and scenarios (before any
     work is done)."""
     from carpmodel.errors import ConfigError
-    from carpmodel.releases import BudgetProblem, load_budget, load_strategies
+    from carpmodel.management.strategies import BudgetProblem, load_budget, load_strategies
 
     path = resolve_path(config.projection.strategies)
     problem = load_budget(path)
@@ -571,10 +580,10 @@ class BudgetArtifacts:
 def budget_stage(loaded: LoadedFit, config: RunConfig, fits: Any, problem: Any, log: RunLog,
                  progress: Progress) -> BudgetArtifacts:
     """Best split of ``problem.budget_per_year`` over release sizes for each member of ``fits``
-    (an EnsembleFits; :func:`carpmodel.ensemble.single_member` for the loaded fit) and pooled."""
-    from carpmodel import plotting as plots
-    from carpmodel.ensemble import budget_table, optimise_release_budget
-    from carpmodel.releases import load_strategies
+    (an EnsembleFits; :func:`carpmodel.management.ensemble.single_member` for the loaded fit) and pooled."""
+    from carpmodel.management.ensemble import budget_table, optimise_release_budget
+    from carpmodel.management.strategies import load_strategies
+    from carpmodel.report import figures as plots
 
     costs = load_strategies(resolve_path(config.projection.strategies)).costs
     with log.stage("budget", progress):
@@ -586,7 +595,7 @@ def budget_stage(loaded: LoadedFit, config: RunConfig, fits: Any, problem: Any, 
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    from carpmodel.outputs import write_csv_atomic
+    from carpmodel.io.outputs import write_csv_atomic
 
     header = list(rows[0].keys())
     return write_csv_atomic(path, header, [[row.get(k) for k in header] for row in rows])
@@ -638,7 +647,7 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
             figures = {**artifacts.figures, **projection.figures,
                        **(dict(sensitivity[1]) if sensitivity is not None else {})}
             html_text = report_html(artifacts, projection, sensitivity, config, timings=dict(log.stages))
-            from carpmodel.outputs import write_text_atomic
+            from carpmodel.io.outputs import write_text_atomic
 
             log.wrote(write_text_atomic(out / "report.html", html_text))
             _close(figures)
@@ -683,8 +692,8 @@ def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     settings = config.sensitivity
     if settings.draws == 0:
         return None
-    from carpmodel import sensitivity as sens
-    from carpmodel.fitting import fit_options
+    from carpmodel.inference.fitting import fit_options
+    from carpmodel.studies import sensitivity as sens
 
     with log.stage("sensitivity", progress):
         ds = sens.climate_sensitivity(loaded.result, loaded.data,
@@ -720,8 +729,8 @@ def report_html(fit_art: FitArtifacts, projection: ProjectionArtifacts,
     """report.html: what the data can and cannot tell, the fitted model, diagnostics, attribution,
     projections, strategies, climate sensitivity, and the run's record (``timings``: the stages
     finished before the report; run.json has them all)."""
-    from carpmodel import report
-    from carpmodel.posterior import INFORMED_RATIO, SILENT_RATIO
+    from carpmodel.inference.posterior import INFORMED_RATIO, SILENT_RATIO
+    from carpmodel.report import html as report
 
     s = fit_art.summary
     figures = {**fit_art.figures, **projection.figures, **(sensitivity[1] if sensitivity else {})}
@@ -847,7 +856,7 @@ def _findings(summary: dict[str, Any], rows: list[dict[str, Any]], scenario: str
               first_year: Any, last_year: Any) -> list[str]:
     """Headline results in words (HTML): the recovery's attribution, the strategies' gains and
     the spread over climate scenarios."""
-    from carpmodel import report
+    from carpmodel.report import html as report
 
     out = []
     by_name = {r["quantity"]: r for r in summary.get("attribution", [])}
@@ -891,7 +900,7 @@ def _findings(summary: dict[str, Any], rows: list[dict[str, Any]], scenario: str
 
 
 def _run_html(fit_art: FitArtifacts, config: RunConfig, timings: dict[str, float] | None) -> str:
-    from carpmodel import report
+    from carpmodel.report import html as report
 
     attrs = fit_art.dataset.attrs
     text = (f"<p>carpmodel {html_escape(__version__)}, seed {config.seed}, config sha256 "

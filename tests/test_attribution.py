@@ -8,7 +8,13 @@ import warnings
 import numpy as np
 import pytest
 
-from carpmodel.attribution import (
+from carpmodel.errors import FitError
+from carpmodel.inference.fitting import FitOptions, build_spec, fix_parameter
+from carpmodel.inference.likelihood import Covariate, Free, objective, predict
+from carpmodel.io.inputs import load_data
+from carpmodel.model.dynamics import simulate
+from carpmodel.priors import Prior
+from carpmodel.studies.attribution import (
     FACTORS,
     SCENARIO_NAMES,
     attribution_across_structures,
@@ -19,12 +25,6 @@ from carpmodel.attribution import (
     pre_ban_f_choice,
     shapley_values,
 )
-from carpmodel.dynamics import simulate
-from carpmodel.errors import FitError
-from carpmodel.fitting import FitOptions, build_spec, fix_parameter
-from carpmodel.inputs import load_data
-from carpmodel.likelihood import Covariate, Free, objective, predict
-from carpmodel.priors import Prior
 
 
 def _all_coalitions(value) -> dict[frozenset[str], float]:

@@ -15,8 +15,8 @@ import xarray as xr
 
 import carpmodel
 from carpmodel import cli
-from carpmodel.config import RunConfig, default_config, from_mapping
 from carpmodel.errors import DataError
+from carpmodel.io.config import RunConfig, default_config, from_mapping
 
 REPO_ROOT = Path(carpmodel.__file__).resolve().parent.parent
 
@@ -174,7 +174,7 @@ def _fake_simulation_module(calls: list[dict]) -> types.ModuleType:
         return xr.Dataset({"biomass_t": ("year", biomass_t, {"units": "t"})},
                           coords={"year": years})
 
-    module = types.ModuleType("carpmodel.simulation")
+    module = types.ModuleType("carpmodel.model.simulation")
     module.simulate_default = simulate_default  # type: ignore[attr-defined]
     return module
 
@@ -183,7 +183,7 @@ def test_simulate_passes_options_and_writes_provenance(data_dir, tmp_path, capsy
                                                        monkeypatch) -> None:
     # A stand-in engine isolates the CLI's own job: options in, simulation.nc + summary out.
     calls: list[dict] = []
-    monkeypatch.setitem(sys.modules, "carpmodel.simulation", _fake_simulation_module(calls))
+    monkeypatch.setitem(sys.modules, "carpmodel.model.simulation", _fake_simulation_module(calls))
     config = tmp_path / "run.toml"
     config.write_text('seed = 5\n[model]\nrecruitment = "ricker"\n[simulate]\nfirst_year = 2005\n')
     out = tmp_path / "out"
@@ -205,7 +205,7 @@ def test_simulate_passes_options_and_writes_provenance(data_dir, tmp_path, capsy
 
 def test_simulate_force_overwrites_existing_out_dir(data_dir, tmp_path, capsys,
                                                     monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "carpmodel.simulation", _fake_simulation_module([]))
+    monkeypatch.setitem(sys.modules, "carpmodel.model.simulation", _fake_simulation_module([]))
     out = tmp_path / "out"
     out.mkdir()
     (out / "simulation.nc").write_bytes(b"previous run")
@@ -217,7 +217,7 @@ def test_simulate_force_overwrites_existing_out_dir(data_dir, tmp_path, capsys,
 
 def test_simulate_with_the_engine_writes_the_documented_variables(data_dir, tmp_path,
                                                                   capsys) -> None:
-    # Uses the real carpmodel.simulation.simulate_default (the lead's engine).
+    # Uses the real carpmodel.model.simulation.simulate_default (the lead's engine).
     out = tmp_path / "out"
     code, stdout, err = run(["simulate", "--data", data_dir, "--out", out], capsys)
     assert code == 0, err

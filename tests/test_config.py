@@ -1,4 +1,4 @@
-"""Tests of carpmodel.config: TOML run configs into frozen dataclasses and back."""
+"""Tests of carpmodel.io.config: TOML run configs into frozen dataclasses and back."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Literal
 
 import pytest
 
-from carpmodel.config import (
+from carpmodel.errors import ConfigError
+from carpmodel.inference.fitting import FitOptions, fit_options
+from carpmodel.io.config import (
     DataOptions,
     FitSettings,
     ModelOptions,
@@ -24,8 +26,6 @@ from carpmodel.config import (
     load_config,
     to_toml,
 )
-from carpmodel.errors import ConfigError
-from carpmodel.fitting import FitOptions, fit_options
 
 
 def write(tmp_path: Path, text: str, name: str = "run.toml") -> Path:

@@ -17,9 +17,9 @@ import pytest
 import xarray as xr
 
 from carpmodel import diagnostics as diag
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import BUNDLED_DATA_DIRECTORY, load_data
-from carpmodel.likelihood import predict, survey_prediction_t
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.likelihood import predict, survey_prediction_t
+from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 
 LIGHT = FitOptions(n_starts=1, estimate=("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q"))
 
@@ -269,7 +269,7 @@ def test_self_test_runs_and_reports_coverage_with_its_mc_se(light_fit):
 
 
 def test_simulated_optional_data_follow_their_likelihoods(light_fit):
-    from carpmodel.likelihood import HatcherySample
+    from carpmodel.inference.likelihood import HatcherySample
 
     spec = replace(light_fit.spec,
                    hatchery_samples=(HatcherySample(2015, 200, 50, 2.0), HatcherySample(2022, 100, 30)),

@@ -1,22 +1,22 @@
-"""Analytic and invariance checks of the age-structured engine (carpmodel.dynamics)."""
+"""Analytic and invariance checks of the age-structured engine (carpmodel.model.dynamics)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from carpmodel.dynamics import (
+from carpmodel.model.dynamics import (
     HATCHERY,
     WILD,
     equilibrium_state,
     reference_points,
     simulate,
 )
-from carpmodel.growth import grow_one_year, von_bertalanffy_length_cm, weight_g
-from carpmodel.maturity import maturity_at_length
-from carpmodel.mortality import lorenzen_m_per_yr
-from carpmodel.params import Parameters
-from carpmodel.recruitment import recruits_from_spawners
+from carpmodel.model.growth import grow_one_year, von_bertalanffy_length_cm, weight_g
+from carpmodel.model.maturity import maturity_at_length
+from carpmodel.model.mortality import lorenzen_m_per_yr
+from carpmodel.model.params import Parameters
+from carpmodel.model.recruitment import recruits_from_spawners
 
 
 def make_params(**changes) -> Parameters:
@@ -245,7 +245,7 @@ def test_releases_in_some_rows_leave_the_other_rows_bit_identical():
     # float32, because a row's hatchery length changes only where fish enter it. (Mixing with
     # zero entering fish, (b·L)/b, is off by one ulp in ~10 % of cases: with it, rows 3 and 6
     # differed in float64 and rows 1 and 3 in float32.)
-    from carpmodel.dynamics import YearControl
+    from carpmodel.model.dynamics import YearControl
 
     n_rows, n_years = 8, 12
     rng = np.random.default_rng(0)
@@ -353,7 +353,7 @@ def test_release_late_in_a_two_age_window_adds_more_than_early():
 def test_policy_releases_and_f_equal_the_same_given_as_arrays():
     # A policy that returns the same releases and F as arrays passed up front must give
     # identical results (same arithmetic, same order): exact equality.
-    from carpmodel.dynamics import YearControl
+    from carpmodel.model.dynamics import YearControl
 
     p = make_params(lorenzen_c=1.0, initial_f_per_yr=0.3)
     n_years = 8

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from carpmodel.config import load_config
 from carpmodel.errors import ConfigError
-from carpmodel.forcing import Q10, ThermalDome
+from carpmodel.io.config import load_config
+from carpmodel.model.forcing import Q10, ThermalDome
 from carpmodel.pipeline import declared_effect
 
 CONFIG = """
@@ -56,8 +56,8 @@ def test_an_unknown_response_is_refused_when_the_config_loads(tmp_path):
 def test_an_estimated_recruitment_temperature_slope_is_declared_in_fit_options():
     # [fit] estimate = [..., "recruitment_slope_per_c"] adds the slope with its N(0, 1) prior and
     # the lake temperature as covariate (reference = its mean over the fitted years)
-    from carpmodel.fitting import FitOptions, build_spec
-    from carpmodel.inputs import load_data
+    from carpmodel.inference.fitting import FitOptions, build_spec
+    from carpmodel.io.inputs import load_data
 
     data = load_data("data")
     base = FitOptions()

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import carpmodel.fitting
-from carpmodel.ensemble import (
+import carpmodel.inference.fitting
+from carpmodel.errors import ConfigError, FitError
+from carpmodel.io.inputs import load_data
+from carpmodel.management.ensemble import (
     EnsembleDefinition,
     EnsembleFits,
     MortalityStructure,
@@ -31,11 +33,10 @@ from carpmodel.ensemble import (
     project_ensemble,
     single_member,
 )
-from carpmodel.errors import ConfigError, FitError
-from carpmodel.inputs import load_data
-from carpmodel.metrics import strategy_metrics
-from carpmodel.projection import project, strategy_setup
-from carpmodel.releases import (
+from carpmodel.management.metrics import strategy_metrics
+from carpmodel.management.projection import project, strategy_setup
+from carpmodel.management.strategies import (
+    DEFAULT_STRATEGIES_FILE,
     REFERENCE_STRATEGY,
     BudgetProblem,
     Strategy,
@@ -62,7 +63,7 @@ def two_fits(data) -> EnsembleFits:
 
 @pytest.fixture(scope="module")
 def strategies() -> StrategySet:
-    bundled = load_strategies("experiments/strategies.toml")
+    bundled = load_strategies(DEFAULT_STRATEGIES_FILE)
     return StrategySet(bundled.strategies[:3], bundled.costs)   # no_releases, status_quo, double_releases
 
 
@@ -101,7 +102,7 @@ def test_an_ensemble_of_one_member_equals_the_plain_projection_exactly(two_fits,
 def test_members_share_the_draws_random_streams(two_fits, strategies, data):
     # the same seed gives every member the same temperature anomalies, recruitment and survey
     # deviates; only the structure (and each fit's own parameter draws) differ
-    from carpmodel.forcing import ClimateForcing
+    from carpmodel.model.forcing import ClimateForcing
 
     setup = small_setup(strategies, 26, scenario_names=("ssp245",),
                         build_multipliers=ClimateForcing.from_data(data, scenario_names=("ssp245",)))
@@ -183,7 +184,7 @@ def test_user_weights_are_renormalised_over_the_converged_members():
                                      weights={"w1_informative_c1_equilibrium_f": 3.0,
                                               "w1_informative_c0_equilibrium_f": 1.0,
                                               "w1_informative_c0.5_equilibrium_f": 4.0})
-    from carpmodel.ensemble import MemberFit
+    from carpmodel.management.ensemble import MemberFit
 
     members = tuple(MemberFit(s, object(), s.mortality.name != "c0.5", "" if s.mortality.name != "c0.5"
                               else "not converged: test") for s in definition.members())
@@ -199,7 +200,7 @@ def test_user_weights_are_renormalised_over_the_converged_members():
 def test_a_member_that_does_not_converge_or_cannot_be_fitted_is_excluded_and_reported(
         two_fits, data, strategies, monkeypatch):
     base = two_fits.included[0].result
-    real_fit = carpmodel.fitting.fit
+    real_fit = carpmodel.inference.fitting.fit
 
     def fake_fit(spec, **kwargs):
         c = float(np.asarray(spec.base.lorenzen_c))
@@ -210,7 +211,7 @@ def test_a_member_that_does_not_converge_or_cannot_be_fitted_is_excluded_and_rep
             raise FitError("every start ended at a non-finite NLL")
         return base if c == 1.0 else real_fit(spec, **kwargs)
 
-    monkeypatch.setattr(carpmodel.fitting, "fit", fake_fit)
+    monkeypatch.setattr(carpmodel.inference.fitting, "fit", fake_fit)
     definition = EnsembleDefinition(dd_windows=(1, 2), release_survival_priors=("informative",),
                                     mortality=(C1, MortalityStructure("c0.5", lorenzen_c=0.5)),
                                     initial_states=("equilibrium_f",), design="one_at_a_time")
@@ -237,7 +238,7 @@ def test_members_that_start_before_2000_fit_catch_as_data_and_say_so(data):
     members = {m.initial_state: m for m in definition.members()}
     assert members["equilibrium_f"].catch_sd_log is None
     assert members["unfished_1956"].catch_sd_log == 0.2 == members["equilibrium_1986"].catch_sd_log
-    base = carpmodel.fitting.FitOptions()
+    base = carpmodel.inference.fitting.FitOptions()
     assert members["equilibrium_1986"].fit_options(base).catch_sd_log == 0.2
     assert members["equilibrium_f"].fit_options(base).catch_sd_log is None
     # a catch error in the base options applies to every member
@@ -245,7 +246,7 @@ def test_members_that_start_before_2000_fit_catch_as_data_and_say_so(data):
     assert members["equilibrium_f"].fit_options(with_error).catch_sd_log == 0.3
     spec = members["equilibrium_1986"].spec(data, base)
     assert spec.catch_sd_log == 0.2 and "log_f_1986" in spec.parameter_names
-    from carpmodel.ensemble import MemberFit
+    from carpmodel.management.ensemble import MemberFit
 
     described = MemberFit(members["equilibrium_1986"], None, False, "x").describe()
     assert described["catch"] == "lognormal sd_log 0.2, F per fished year estimated"
@@ -271,7 +272,7 @@ SMALL_POSTERIOR = {"posterior_samples": 80, "posterior_proposals": 800}
 def flat_fit(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return carpmodel.fitting.fit(FLAT.spec(data, carpmodel.fitting.FitOptions()))
+        return carpmodel.inference.fitting.fit(FLAT.spec(data, carpmodel.inference.fitting.FitOptions()))
 
 
 def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data, flat_fit, monkeypatch):
@@ -280,12 +281,12 @@ def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data,
     # whose release survival spreads over the prior's range instead of sitting at 0.8
     assert not flat_fit.converged and flat_fit.interior_converged
     assert flat_prior_bounds(flat_fit) == ("logit_release_survival",)
-    monkeypatch.setattr(carpmodel.fitting, "fit", lambda spec, **kwargs: flat_fit)
+    monkeypatch.setattr(carpmodel.inference.fitting, "fit", lambda spec, **kwargs: flat_fit)
     definition = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("flat",), mortality=(C1,),
                                     initial_states=("equilibrium_f",), **SMALL_POSTERIOR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        member = fit_member(data, FLAT, carpmodel.fitting.FitOptions(), definition, seed=3)
+        member = fit_member(data, FLAT, carpmodel.inference.fitting.FitOptions(), definition, seed=3)
     assert member.included and member.parameter_draws == "posterior"
     assert member.posterior_theta.shape == (80, flat_fit.theta.size)
     assert "on the bound of its flat prior U(0.05, 0.8)" in member.note
@@ -296,7 +297,7 @@ def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data,
     # from a point mass at the bound, and from the informative prior's [0.06, 0.59])
     assert lo < 0.3 and hi > 0.6 and hi - lo > 0.3
     # the other choice: keep such members out, saying why
-    excluded = fit_member(data, FLAT, carpmodel.fitting.FitOptions(),
+    excluded = fit_member(data, FLAT, carpmodel.inference.fitting.FitOptions(),
                           dataclasses.replace(definition, on_bound="exclude"), seed=3)
     assert not excluded.included
     assert "logit_release_survival on the bound of a flat prior" in excluded.reason
@@ -306,7 +307,7 @@ def test_proposal_scale_from_a_hessian_that_is_not_positive_definite():
     # where the posterior mode search ends on a curved ridge (flat prior, c = 1.5) its Hessian
     # has a negative eigenvalue; the proposal then takes |H|^-1: same eigenvectors, absolute
     # eigenvalues (exact linear algebra: 1e-12), and the plain inverse when H is positive definite
-    from carpmodel.posterior import absolute_inverse
+    from carpmodel.inference.posterior import absolute_inverse
 
     rotation = np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))[0]
     h = rotation @ np.diag([-2.0, 0.5, 4.0]) @ rotation.T
@@ -322,7 +323,7 @@ def test_an_estimate_on_a_bound_with_a_stated_prior_is_not_excused(flat_fit):
     # only a flat prior's bound is the prior's, not the model's: the same bound estimate with a
     # stated prior on the parameter does not qualify
     i = flat_fit.parameter_names.index("logit_release_survival")
-    prior = carpmodel.fitting.FLAT_RELEASE_SURVIVAL
+    prior = carpmodel.inference.fitting.FLAT_RELEASE_SURVIVAL
     free = tuple(dataclasses.replace(f, prior=prior) if f.field == "release_survival" else f
                  for f in flat_fit.spec.free)
     stated = dataclasses.replace(flat_fit, spec=dataclasses.replace(flat_fit.spec, free=free))
@@ -331,7 +332,7 @@ def test_an_estimate_on_a_bound_with_a_stated_prior_is_not_excused(flat_fit):
 
 
 def test_an_ensemble_with_no_converged_member_refuses_and_lists_why(two_fits):
-    from carpmodel.ensemble import MemberFit
+    from carpmodel.management.ensemble import MemberFit
 
     member = dataclasses.replace(two_fits.members[0], included=False, reason="not converged: test")
     with pytest.raises(FitError, match="no member converged.*not converged: test"):
@@ -416,7 +417,7 @@ def test_bad_ensemble_file_is_refused_naming_the_file_and_key(tmp_path, body, ke
 
 
 def test_mortality_structure_changes_the_lorenzen_exponent_or_recentres_the_m_prior(data):
-    from carpmodel.fitting import FitOptions, build_spec
+    from carpmodel.inference.fitting import FitOptions, build_spec
 
     spec = build_spec(data, FitOptions())
     assert float(C0.apply(spec).base.lorenzen_c) == 0.0
@@ -442,7 +443,7 @@ def test_default_definition_crosses_the_four_axes():
 
 
 def test_an_ensemble_result_writes_to_netcdf(two_fits, strategies, tmp_path):
-    from carpmodel.outputs import write_netcdf_atomic
+    from carpmodel.io.outputs import write_netcdf_atomic
 
     ds = project_ensemble(two_fits, small_setup(strategies, 26, n_draws=2))
     path = write_netcdf_atomic(ds, Path(tmp_path) / "e.nc")

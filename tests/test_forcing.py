@@ -1,4 +1,4 @@
-"""Tests of carpmodel.forcing: series, response functions, effects, climate scenarios, anomalies.
+"""Tests of carpmodel.model.forcing: series, response functions, effects, climate scenarios, anomalies.
 
 Tolerances: closed-form identities (responses at their reference, Q10 doubling, lag shifts,
 multiplicative combination) hold to float rounding, so rtol is 1e-12 or exact; statistical
@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from carpmodel import forcing
-from carpmodel.dynamics import ProcessMultipliers
 from carpmodel.errors import ConfigError, DataError
-from carpmodel.forcing import (
+from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
+from carpmodel.model import forcing
+from carpmodel.model.dynamics import ProcessMultipliers
+from carpmodel.model.forcing import (
     EFFECT_STRENGTH_RANGES,
     GROWTH_OPTIMUM_RANGE_C,
     Q10,
@@ -43,7 +44,6 @@ from carpmodel.forcing import (
     spawning_season_temperature,
     temperature_covariates,
 )
-from carpmodel.inputs import BUNDLED_DATA_DIRECTORY, load_data
 
 SSPS = ("ssp126", "ssp245", "ssp370", "ssp585")
 

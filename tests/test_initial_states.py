@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from carpmodel.errors import ConfigError, ConvergenceWarning, FitError
-from carpmodel.fitting import (
+from carpmodel.inference.fitting import (
     FitOptions,
     FitResult,
     aicc_data_points,
@@ -25,8 +25,8 @@ from carpmodel.fitting import (
     hessian,
     objective,
 )
-from carpmodel.inputs import load_data
-from carpmodel.likelihood import nll_components, predict, requested_catch_t, unpack
+from carpmodel.inference.likelihood import nll_components, predict, requested_catch_t, unpack
+from carpmodel.io.inputs import load_data
 
 
 @pytest.fixture(scope="module")

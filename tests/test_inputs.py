@@ -1,4 +1,4 @@
-"""Tests of carpmodel.inputs (data directory loading and validation) and carpmodel.priors.
+"""Tests of carpmodel.io.inputs (data directory loading and validation) and carpmodel.priors.
 
 Error-message tests check that the message names the file and the line (CSV) or the key (TOML),
 the expected value and what was found, as DESIGN.md "Validate at the boundary" asks.
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from carpmodel import inputs
 from carpmodel.errors import ConfigError, DataError
-from carpmodel.inputs import (
+from carpmodel.io import inputs
+from carpmodel.io.inputs import (
     BUNDLED_DATA_DIRECTORY,
     LIFE_HISTORY_PARAMETERS,
     REQUIRED_FILES,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from carpmodel.fitting import FitOptions, build_spec
-from carpmodel.inputs import load_data
-from carpmodel.likelihood import Covariate, Free, HatcherySample, nll_components, predict
+from carpmodel.inference.fitting import FitOptions, build_spec
+from carpmodel.inference.likelihood import Covariate, Free, HatcherySample, nll_components, predict
+from carpmodel.io.inputs import load_data
 from carpmodel.priors import Prior
 
 REFERENCE = Path(__file__).parent / "reference" / "default_fit.json"

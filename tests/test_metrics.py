@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from carpmodel.errors import ConfigError
-from carpmodel.metrics import (
+from carpmodel.management.metrics import (
     REQUIRED_VARIABLES,
     metrics_table,
     strategy_metrics,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from carpmodel import monitoring as mon
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import load_data
-from carpmodel.likelihood import objective, predict
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.likelihood import objective, predict
+from carpmodel.io.inputs import load_data
+from carpmodel.studies import monitoring as mon
 
 SEED = 20260601
 
@@ -141,7 +141,7 @@ def test_juvenile_index_is_lognormal_around_wild_survivors(result):
 
 def test_batched_objective_equals_the_likelihood(result):
     # The design study scores all replicates from one engine batch; it must give exactly the NLL of
-    # carpmodel.likelihood.objective on each replicate's own spec (hatchery samples with estimated
+    # carpmodel.inference.likelihood.objective on each replicate's own spec (hatchery samples with estimated
     # misclassification, juvenile index with its catchability). Same arithmetic: 1e-9 relative.
     truth = mon._truths(result, mon._truth_thetas(result, [0.6]))
     design = mon._Design(500, 3, 0.3, 3)

@@ -1,4 +1,4 @@
-"""Tests of carpmodel.outputs: output directories and atomic writers."""
+"""Tests of carpmodel.io.outputs: output directories and atomic writers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 from carpmodel.errors import OutputError
-from carpmodel.outputs import (
+from carpmodel.io.outputs import (
     check_output_dir,
     prepare_output_dir,
     write_csv_atomic,

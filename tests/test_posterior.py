@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import load_data
-from carpmodel.likelihood import Free
-from carpmodel.posterior import (
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.likelihood import Free
+from carpmodel.inference.posterior import (
     effective_prior,
     kish_ess,
     log_jacobian,
@@ -23,6 +22,7 @@ from carpmodel.posterior import (
     sample_posterior,
     sir,
 )
+from carpmodel.io.inputs import load_data
 from carpmodel.priors import Prior
 
 # A correlated 2-D Gaussian target

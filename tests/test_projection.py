@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
-from carpmodel.dynamics import YearControl
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import load_data
-from carpmodel.projection import ProjectionSetup, draw_randomness, project
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.io.inputs import load_data
+from carpmodel.management.projection import ProjectionSetup, draw_randomness, project
+from carpmodel.model.dynamics import YearControl
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_a_survey_reading_rule_sees_the_same_first_estimate_whatever_the_horizon
 
 def test_prepared_draws_reused_for_another_policy_give_the_projection(fitted):
     # the budget optimiser prepares the draws once and reruns only the strategy part
-    from carpmodel.projection import prepare_draws, simulate_strategies
+    from carpmodel.management.projection import prepare_draws, simulate_strategies
 
     setup = ProjectionSetup(strategy_names=("no_releases", "status_quo"),
                             build_policy=fixed_policy([0.0, 2e7]), n_draws=4, last_year=2035)

@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import load_data
-from carpmodel.likelihood import Observations, predict, survey_prediction_t
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.likelihood import Observations, predict, survey_prediction_t
+from carpmodel.io.inputs import load_data
 
 
 def test_fit_recovers_biomass_and_depletion_from_simulated_data():

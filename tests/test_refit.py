@@ -1,4 +1,4 @@
-"""The shared robust refit (carpmodel.refit): starts and scales matched by name, the batched
+"""The shared robust refit (carpmodel.inference.refit): starts and scales matched by name, the batched
 objective, the whitened search on a known quadratic, and warm refits of the bundled data
 against the real fit's procedure.
 
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from carpmodel import diagnostics as diag
-from carpmodel import refit as rf
 from carpmodel.errors import ConvergenceWarning
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import BUNDLED_DATA_DIRECTORY, load_data
-from carpmodel.likelihood import objective
+from carpmodel.inference import refit as rf
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.likelihood import objective
+from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 
 LIGHT = FitOptions(n_starts=1, estimate=("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q"))
 
@@ -146,7 +146,7 @@ def test_warm_peel_refit_reaches_the_cold_fits_optimum(data, light_fit):
         warnings.simplefilter("ignore", ConvergenceWarning)
         cold = fit(spec, n_starts=1, seed=LIGHT.seed)
     warm = rf.refit(spec, source=light_fit, cold_first=False, label="peel")
-    assert warm.converged and "carpmodel.refit" in warm.optimizer["method"]
+    assert warm.converged and "carpmodel.inference.refit" in warm.optimizer["method"]
     # same optimum: |gradient| < 1e-3 against curvatures >= 0.4 bounds the NLL difference by ~1e-6
     assert warm.nll == pytest.approx(cold.nll, abs=1e-5)
     np.testing.assert_allclose(warm.theta, cold.theta, atol=5e-3)

@@ -14,11 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from carpmodel.dynamics import simulate
 from carpmodel.errors import ConfigError
-from carpmodel.growth import length_at_weight_cm
-from carpmodel.params import Parameters
-from carpmodel.releases import (
+from carpmodel.management.strategies import (
     DEFAULT_STRATEGIES_FILE,
     BudgetReleases,
     BudgetShare,
@@ -39,6 +36,9 @@ from carpmodel.releases import (
     release_cost,
     softmax_shares,
 )
+from carpmodel.model.dynamics import simulate
+from carpmodel.model.growth import length_at_weight_cm
+from carpmodel.model.params import Parameters
 
 YEARS = np.arange(2025, 2041)
 N_AGE = 8
@@ -502,7 +502,7 @@ scenario = "baseline"
 
 
 def test_budget_table_loads_into_the_budget_problem(tmp_path):
-    from carpmodel.releases import BudgetProblem, load_budget
+    from carpmodel.management.strategies import BudgetProblem, load_budget
 
     path = write(tmp_path, BUDGET_TOML)
     expected = BudgetProblem(1e6, options=((1, 10.0), (2, 50.0)), objective="lower_gain", year=2040,
@@ -531,7 +531,7 @@ def test_bad_budget_table_is_refused_naming_the_file_and_key(tmp_path, old, new,
 
 
 def test_budget_options_must_lie_within_the_cost_table_and_the_model_ages():
-    from carpmodel.releases import BudgetProblem
+    from carpmodel.management.strategies import BudgetProblem
 
     with pytest.raises(ConfigError, match=r"budget.options\[0\].weight_g: expected a weight within the cost "
                                           r"table \(10-100 g\), got 5"):

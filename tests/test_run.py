@@ -141,7 +141,7 @@ def test_report_tables_carry_units_and_the_data_limits(reduced_run):
     # attribution in thousand t and %, with intervals
     assert "Share of the explained increase: releases" in html and "90 % interval" in html
     share = next(r for r in fit["attribution"] if r["quantity"] == "share_ban")
-    from carpmodel.report import pct
+    from carpmodel.report.html import pct
 
     assert pct(share["median"]) in html
     # every estimated parameter has a verdict row, with its unit from life_history.toml
@@ -177,7 +177,7 @@ def _summary(**changes):
 
 
 def test_limitations_say_what_fails_and_stay_quiet_when_nothing_does():
-    from carpmodel import report
+    from carpmodel.report import html as report
 
     quiet = report.limitations(_summary(), recruits_ratio=3.0, recruits_year=2024)
     # the parameters and the self-test (190/200 covered, consistent with 95 %) and nothing else
@@ -206,7 +206,7 @@ def test_limitations_say_what_fails_and_stay_quiet_when_nothing_does():
 
 
 def test_numbers_have_three_significant_figures_and_shares_are_percent():
-    from carpmodel.report import binomial_interval, interval, pct, sig
+    from carpmodel.report.html import binomial_interval, interval, pct, sig
 
     assert [sig(x) for x in (214005.85, 0.0559, 909967847.0, 0.99996, -77432.0)] == \
         ["214,000", "0.0559", "910,000,000", "1.00", "−77,400"]
@@ -221,8 +221,8 @@ def test_numbers_have_three_significant_figures_and_shares_are_percent():
 def test_prior_posterior_panel_in_thousand_tonnes_without_an_offset_label():
     import matplotlib.pyplot as plt
 
-    from carpmodel.plotting import plot_prior_posterior
     from carpmodel.priors import Prior
+    from carpmodel.report.figures import plot_prior_posterior
 
     prior = Prior("lognormal", {"median": 200000.0, "sd_log": 0.5})
     draws = np.random.default_rng(1).lognormal(np.log(210000.0), 0.35, 1000)
@@ -247,7 +247,7 @@ def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, 
     from dataclasses import replace
 
     from carpmodel import diagnostics
-    from carpmodel.fitting import fit_options
+    from carpmodel.inference.fitting import fit_options
     from carpmodel.pipeline import load_fit
 
     _, _, out = reduced_run
@@ -274,8 +274,8 @@ def test_run_passes_its_fit_to_the_model_comparison(reduced_run, monkeypatch):
     import tomllib
 
     from carpmodel import diagnostics, pipeline
-    from carpmodel.config import RunConfig, from_mapping
-    from carpmodel.report import comparison_table
+    from carpmodel.io.config import RunConfig, from_mapping
+    from carpmodel.report.html import comparison_table
 
     _, config_path, out = reduced_run
     raw = tomllib.loads(config_path.read_text())

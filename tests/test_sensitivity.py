@@ -1,4 +1,4 @@
-"""Climate sensitivity sweep, temperature-effect test and power analysis (carpmodel.sensitivity).
+"""Climate sensitivity sweep, temperature-effect test and power analysis (carpmodel.studies.sensitivity).
 
 One fit of the bundled data (module fixture, ~8 s) and one small sweep (16 draws, ~2 s) serve
 most tests; the temperature-effect test reuses the fit as its no-effect model; the power
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from carpmodel.errors import ConfigError
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import BUNDLED_DATA_DIRECTORY, load_data
-from carpmodel.sensitivity import (
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
+from carpmodel.studies.sensitivity import (
     COMBINED_EFFECT,
     LR_CRITICAL_VALUE,
     NOT_TESTABLE_ASSUMED,

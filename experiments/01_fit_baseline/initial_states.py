@@ -35,11 +35,18 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from carpmodel.dynamics import ProcessMultipliers
-from carpmodel.fitting import CATCH_SCALE_SD_LOG, CATCH_SD_LOG, FitOptions, FitResult, build_spec, fit
-from carpmodel.growth import length_at_weight_cm
-from carpmodel.inputs import load_data
-from carpmodel.likelihood import F_FIELD, predict, requested_catch_t, survey_prediction_t
+from carpmodel.inference.fitting import (
+    CATCH_SCALE_SD_LOG,
+    CATCH_SD_LOG,
+    FitOptions,
+    FitResult,
+    build_spec,
+    fit,
+)
+from carpmodel.inference.likelihood import F_FIELD, predict, requested_catch_t, survey_prediction_t
+from carpmodel.io.inputs import load_data
+from carpmodel.model.dynamics import ProcessMultipliers
+from carpmodel.model.growth import length_at_weight_cm
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_COMPONENTS = ("biomass", "biomass_upper_bound", "hatchery_fraction")

@@ -1,7 +1,8 @@
 """Release strategies across the structural ensemble under SSP2-4.5, and the best use of a budget.
 
 For the bundled data: the biomass gain over no_releases (paired by draw, median and 90 %
-interval) in 2050 and the cost per tonne gained of every strategy of experiments/strategies.toml,
+interval) in 2050 and the cost per tonne gained of every strategy of the bundled strategies file
+(carpmodel/management/default_strategies.toml),
 per ensemble member and pooled; then the budget optimiser's split of the [budget] question of
 that file (status-quo budget over age-0 1-g, age-1 10-g and age-2 50-g fish; median gain in
 2050) per member and pooled. Prints the tables as Markdown (they go into README.md) and writes
@@ -27,9 +28,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from carpmodel import plotting  # noqa: E402
-from carpmodel.config import load_config  # noqa: E402
-from carpmodel.ensemble import (  # noqa: E402
+from carpmodel.inference.fitting import fit_options  # noqa: E402
+from carpmodel.io.config import load_config  # noqa: E402
+from carpmodel.io.inputs import load_data  # noqa: E402
+from carpmodel.io.outputs import (  # noqa: E402
+    check_output_dir,
+    prepare_output_dir,
+    write_csv_atomic,
+    write_figure_atomic,
+    write_netcdf_atomic,
+)
+from carpmodel.management.ensemble import (  # noqa: E402
     budget_table,
     ensemble_metrics,
     fit_ensemble,
@@ -38,19 +47,11 @@ from carpmodel.ensemble import (  # noqa: E402
     optimise_release_budget,
     project_ensemble,
 )
-from carpmodel.fitting import fit_options  # noqa: E402
-from carpmodel.forcing import ClimateForcing  # noqa: E402
-from carpmodel.inputs import load_data  # noqa: E402
-from carpmodel.metrics import metrics_table  # noqa: E402
-from carpmodel.outputs import (  # noqa: E402
-    check_output_dir,
-    prepare_output_dir,
-    write_csv_atomic,
-    write_figure_atomic,
-    write_netcdf_atomic,
-)
-from carpmodel.projection import strategy_setup  # noqa: E402
-from carpmodel.releases import load_strategies  # noqa: E402
+from carpmodel.management.metrics import metrics_table  # noqa: E402
+from carpmodel.management.projection import strategy_setup  # noqa: E402
+from carpmodel.management.strategies import load_strategies  # noqa: E402
+from carpmodel.model.forcing import ClimateForcing  # noqa: E402
+from carpmodel.report import figures as plotting  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

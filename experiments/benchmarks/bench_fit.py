@@ -13,8 +13,8 @@ import time
 import warnings
 from pathlib import Path
 
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import load_data
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.io.inputs import load_data
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

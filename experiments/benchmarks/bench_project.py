@@ -7,7 +7,8 @@ identical either way, and 1,000-draw chunks keep memory bounded and the engine's
 enough for the CPU caches (on the 2-core machine, 2026-11-26, load average ~3.5 from other jobs:
 27.7 s and 1.9 GiB chunked, 43 s and 2.6 GiB in one batch).
 Fits the default model first (not timed), then projects the first six strategies of
-experiments/strategies.toml under the five bundled climate scenarios with the default
+the bundled strategies file (carpmodel/management/default_strategies.toml) under the five
+bundled climate scenarios with the default
 temperature effects (engine in float32, the projection default). Peak memory is the process's
 peak resident set size (ru_maxrss), which includes the interpreter and libraries. Also prints
 the CPU time of this process (``time.process_time``) and the load average: on a shared machine
@@ -24,11 +25,11 @@ import time
 import warnings
 from pathlib import Path
 
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.forcing import ClimateForcing
-from carpmodel.inputs import load_data
-from carpmodel.projection import project, strategy_setup
-from carpmodel.releases import StrategySet, load_strategies
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.io.inputs import load_data
+from carpmodel.management.projection import project, strategy_setup
+from carpmodel.management.strategies import StrategySet, load_strategies
+from carpmodel.model.forcing import ClimateForcing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.forcing import ClimateForcing
-from carpmodel.inputs import load_data
-from carpmodel.projection import project, strategy_setup
-from carpmodel.releases import StrategySet, load_strategies
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.io.inputs import load_data
+from carpmodel.management.projection import project, strategy_setup
+from carpmodel.management.strategies import StrategySet, load_strategies
+from carpmodel.model.forcing import ClimateForcing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")

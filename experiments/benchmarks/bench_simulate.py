@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from carpmodel.dynamics import simulate
-from carpmodel.inputs import load_data
-from carpmodel.simulation import default_parameters, simulate_default
+from carpmodel.io.inputs import load_data
+from carpmodel.model.dynamics import simulate
+from carpmodel.model.simulation import default_parameters, simulate_default
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -12,9 +12,9 @@ import json
 import warnings
 from pathlib import Path
 
-from carpmodel.fitting import FitOptions, build_spec, fit
-from carpmodel.inputs import load_data
-from carpmodel.likelihood import nll_components
+from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.likelihood import nll_components
+from carpmodel.io.inputs import load_data
 
 HERE = Path(__file__).resolve().parent
 

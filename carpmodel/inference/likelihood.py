@@ -52,10 +52,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import betaln, expit, gammaln, logit, ndtr
 
-from carpmodel.drivers import HistoricalDrivers
-from carpmodel.dynamics import PopulationState, ProcessMultipliers, reference_points, simulate
 from carpmodel.errors import ConfigError
-from carpmodel.params import Parameters
+from carpmodel.model.drivers import HistoricalDrivers
+from carpmodel.model.dynamics import PopulationState, ProcessMultipliers, reference_points, simulate
+from carpmodel.model.params import Parameters
 from carpmodel.priors import Prior
 
 Transform = Literal["log", "logit", "identity", "fixed"]
@@ -84,7 +84,7 @@ SHORTFALL_RELATIVE_SD = 0.05
 class Free:
     """A parameter estimated on a transformed scale, with its prior on the natural scale.
 
-    ``field`` names a :class:`~carpmodel.params.Parameters` field or one of
+    ``field`` names a :class:`~carpmodel.model.params.Parameters` field or one of
     :data:`OBSERVATION_FIELDS`; ``bounds`` (natural scale) are required for ``logit``.
     """
 
@@ -162,7 +162,7 @@ class Covariate:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything the objective needs; build it with :func:`carpmodel.fitting.build_spec`."""
+    """Everything the objective needs; build it with :func:`carpmodel.inference.fitting.build_spec`."""
 
     base: Parameters
     free: tuple[Free, ...]

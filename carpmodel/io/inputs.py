@@ -36,6 +36,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -62,8 +63,9 @@ __all__ = [
     "summarise",
 ]
 
-#: The data directory shipped with the package (used for missing optional files).
-BUNDLED_DATA_DIRECTORY = Path(__file__).resolve().parent.parent / "data"
+#: The data directory shipped with the package (package data ``carpmodel.data``, built from the
+#: repository's top-level ``data/``; used by default and for missing optional files).
+BUNDLED_DATA_DIRECTORY = Path(str(resources.files("carpmodel.data")))
 
 #: How a value is known, from best to weakest.
 CONFIDENCE_LEVELS: tuple[str, ...] = ("measured", "reported", "derived", "assumed")

@@ -4,15 +4,15 @@ Three questions, three tools:
 
 1. **How much could warming matter?** :func:`climate_sensitivity` sweeps lake-water warming
    by 2100 (default 0-4 °C) × the strength of each temperature effect (recruitment, growth,
-   natural mortality, maturity; :data:`~carpmodel.forcing.EFFECT_STRENGTH_RANGES`) in ONE
+   natural mortality, maturity; :data:`~carpmodel.model.forcing.EFFECT_STRENGTH_RANGES`) in ONE
    stochastic projection: every (effect, strength, warming) combination is a scenario of the
-   same :func:`~carpmodel.projection.project` call, so every combination sees the same draws
+   same :func:`~carpmodel.management.projection.project` call, so every combination sees the same draws
    of parameters, recruitment deviations, survey errors and temperature anomalies (common
    random numbers) and differences between cells are due to the forcing alone. Each effect
    acts ALONE (the others off); strength 0 is the no-temperature-effect reference, identical
    at every warming level. A combined row (``all_default``: every default effect together,
    scaled by one strength) is optional. Every effect and every strength is an ASSUMPTION
-   ([A] in :mod:`carpmodel.forcing`): no effect has been estimated for this species.
+   ([A] in :mod:`carpmodel.model.forcing`): no effect has been estimated for this species.
    :func:`plot_sensitivity_lines` and :func:`plot_sensitivity_heatmap` draw the result and
    :func:`write_sensitivity` writes ``sensitivity.nc`` and the figures.
 2. **Does temperature help explain the record?** :func:`temperature_effect_test` fits the
@@ -48,16 +48,26 @@ from scipy.optimize import minimize
 
 from carpmodel import __version__
 from carpmodel.dims import YEAR
-from carpmodel.dynamics import ProcessMultipliers
 from carpmodel.errors import CarpmodelError, ConfigError, FitError
-from carpmodel.fitting import (
+from carpmodel.inference.fitting import (
     FitOptions,
     FitResult,
     batched_gradient,
     build_spec,
     hessian,
 )
-from carpmodel.forcing import (
+from carpmodel.inference.likelihood import Covariate as LikelihoodCovariate
+from carpmodel.inference.likelihood import (
+    Free,
+    ModelSpec,
+    observation_sd,
+    predict,
+    survey_prediction_t,
+)
+from carpmodel.inference.refit import refit, safe_hessian
+from carpmodel.management.projection import ProjectionSetup, project
+from carpmodel.model.dynamics import ProcessMultipliers
+from carpmodel.model.forcing import (
     EFFECT_STRENGTH_RANGES,
     SPAWNING_OFFSET_C,
     TARGET_FIELDS,
@@ -73,17 +83,7 @@ from carpmodel.forcing import (
     temperature_covariates,
     with_strength,
 )
-from carpmodel.likelihood import Covariate as LikelihoodCovariate
-from carpmodel.likelihood import (
-    Free,
-    ModelSpec,
-    observation_sd,
-    predict,
-    survey_prediction_t,
-)
 from carpmodel.priors import Prior
-from carpmodel.projection import ProjectionSetup, project
-from carpmodel.refit import refit, safe_hessian
 
 __all__ = [
     "COMBINED_EFFECT",
@@ -110,7 +110,8 @@ WARMING_END_YEAR = 2100
 SENSITIVITY_EFFECTS: tuple[str, ...] = ("recruitment", "growth", "natural_mortality", "maturity")
 #: Name of the optional combined row: every default effect together, scaled by one strength.
 COMBINED_EFFECT = "all_default"
-#: Strengths of the combined row (1 = the default effects of :func:`~carpmodel.forcing.default_effects`).
+#: Strengths of the combined row (1 = the default effects of
+#: :func:`~carpmodel.model.forcing.default_effects`).
 COMBINED_STRENGTHS: tuple[float, ...] = (0.0, 0.5, 1.0)
 #: Quantiles reported (and drawn as the 90 % band around the median).
 QUANTILES = (0.05, 0.5, 0.95)
@@ -242,7 +243,12 @@ def _combinations(strengths: Mapping[str, tuple[float, ...]], reference_lake_c: 
 
 def _strategy_policy(strategy: str, strategies: Any) -> tuple[Any, Any, str]:
     """(builder of the policy, the Strategy, its description) of one named strategy."""
-    from carpmodel.releases import DEFAULT_STRATEGIES_FILE, StrategySet, build_policy, load_strategies
+    from carpmodel.management.strategies import (
+        DEFAULT_STRATEGIES_FILE,
+        StrategySet,
+        build_policy,
+        load_strategies,
+    )
 
     strategy_set = strategies if isinstance(strategies, StrategySet) else \
         load_strategies(DEFAULT_STRATEGIES_FILE if strategies is None else strategies)
@@ -286,16 +292,16 @@ def climate_sensitivity(result: FitResult, data: Any, *,
     − anchor) + a_d(y)`` for warming level ``L`` (°C by 2100), ``anchor`` the year before the
     projection (the last fit year), ``T(anchor)`` the series value there (held, as the
     ``hold_last`` climate scenarios do) and ``a_d`` the anomaly path of draw d (the series'
-    :class:`~carpmodel.forcing.AnomalyModel`: the ASSUMED AR(1) of ``climate_scenarios.toml``
+    :class:`~carpmodel.model.forcing.AnomalyModel`: the ASSUMED AR(1) of ``climate_scenarios.toml``
     for the bundled series), the same in every scenario. The spawning-season temperature is
     derived from it (lake + ``spawning_offset_c``), so it warms by the same amount. Each effect
     of ``effects`` acts ALONE (others off) at each of its strengths
-    (:func:`~carpmodel.forcing.sensitivity_effects` with ``others="none"``; strength s raises the
+    (:func:`~carpmodel.model.forcing.sensitivity_effects` with ``others="none"``; strength s raises the
     multiplier to the power s, 0 = none, 1 = the default; maturity's 1 is L50 −2 %/°C); with
     ``include_combined`` the row ``all_default`` has every default effect scaled by one
     strength (:data:`COMBINED_STRENGTHS`). Responses are 1 at the fit-period mean lake
     temperature (the reference the fitted parameters describe). All combinations × levels are
-    the scenarios of ONE :func:`~carpmodel.projection.project` call under ``strategy`` (common
+    the scenarios of ONE :func:`~carpmodel.management.projection.project` call under ``strategy`` (common
     random numbers: same parameter draws, recruitment deviations, survey errors and anomalies).
 
     Parameters
@@ -308,18 +314,18 @@ def climate_sensitivity(result: FitResult, data: Any, *,
         Lake-water warming reached in 2100, °C, strictly increasing (default 0, 1, 2, 3, 4).
     effects : sequence of {"recruitment", "growth", "natural_mortality", "maturity"}
     strengths : mapping effect → strengths, optional
-        Default :data:`~carpmodel.forcing.EFFECT_STRENGTH_RANGES` (and
+        Default :data:`~carpmodel.model.forcing.EFFECT_STRENGTH_RANGES` (and
         :data:`COMBINED_STRENGTHS`); each must contain 0.
     strategy : str
         Release strategy projected (default ``status_quo``) from ``strategies`` (a
-        StrategySet or a TOML path; default ``experiments/strategies.toml``).
+        StrategySet or a TOML path; default the bundled strategies).
     n_draws, seed : int
         Draws of the projection and its seed.
     years : sequence of int
         Years reported (default 2050 and 2100), within the projection.
     growth_optimum_c : float, optional
         Optimum of the growth dome (default 15 °C; sweep
-        :data:`~carpmodel.forcing.GROWTH_OPTIMUM_RANGE_C` by calling once per value).
+        :data:`~carpmodel.model.forcing.GROWTH_OPTIMUM_RANGE_C` by calling once per value).
     chunk_draws : int, optional
         Run the engine on chunks of this many draws (dask, as ``project``): memory is bounded
         by one chunk of (combination × warming × draw × year) state whatever ``n_draws``, and
@@ -592,7 +598,7 @@ def write_sensitivity(ds: xr.Dataset, directory: str | Path, *, figure_format: s
     year × effect into an existing ``directory``; returns the paths written."""
     import matplotlib.pyplot as plt
 
-    from carpmodel.outputs import write_figure_atomic, write_netcdf_atomic
+    from carpmodel.io.outputs import write_figure_atomic, write_netcdf_atomic
 
     directory = Path(directory)
     written = [write_netcdf_atomic(ds, directory / "sensitivity.nc")]
@@ -652,7 +658,7 @@ def _value_gradient(spec: ModelSpec, theta: NDArray) -> tuple[float, NDArray]:
 
 
 def _bounds(spec: ModelSpec) -> list[tuple[float, float]]:
-    """The box of :func:`carpmodel.fitting.fit`: ±15 around each start on the estimation scale,
+    """The box of :func:`carpmodel.inference.fitting.fit`: ±15 around each start on the estimation scale,
     ±6 for a recruitment deviation."""
     centre = spec.initial_theta()[: len(spec.estimated)]
     return [(c - 15.0, c + 15.0) for c in centre] + [(-6.0, 6.0)] * len(spec.rec_dev_years)
@@ -790,9 +796,9 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
     effect model adds ``recruitment_slope_per_c`` (and ``growth_slope_per_c`` if ``"growth"``
     is in ``targets``; K then follows the same anomalies) — log-linear, ``exp(b·(T − T̄))``,
     identity transform, Normal(0, ``slope_prior_sd``) prior. Both models are fitted as
-    :func:`carpmodel.fitting.fit` does (``options.n_starts``); the effect model also from the
+    :func:`carpmodel.inference.fitting.fit` does (``options.n_starts``); the effect model also from the
     no-effect optimum with slope 0 (nested start: its estimates and Hessian,
-    :func:`carpmodel.refit.refit`), the better kept (``cold_start=False``: the nested start
+    :func:`carpmodel.inference.refit.refit`), the better kept (``cold_start=False``: the nested start
     only, with the cold fit as the fallback if it does not converge; several times faster).
     ``baseline`` is a finished fit of ``build_spec(data, options)`` to reuse.
 
@@ -953,7 +959,7 @@ def power_analysis(result: FitResult, data: Any, *,
 
     1. temperature: the series' least-squares linear trend on the model years plus a stationary
        AR(1) anomaly path (φ from ``climate_scenarios.toml`` ``[anomalies]`` via
-       :meth:`~carpmodel.forcing.AnomalyModel.from_climate_file`, marginal SD ``anomaly_sd_c``,
+       :meth:`~carpmodel.model.forcing.AnomalyModel.from_climate_file`, marginal SD ``anomaly_sd_c``,
        None = the file's) — what an observed record could look like; the covariate is the
        spawning-season temperature derived from it (lake − 4 °C, lag 0), centred on its mean;
     2. truth: the fitted model (``result.theta``) with recruitment ×exp(b·(T − T̄)) for each

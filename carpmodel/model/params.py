@@ -2,7 +2,7 @@
 
 Every field is a float or an array; arrays broadcast against each other and define the
 engine's leading batch axes (one fit, a batch of gradient perturbations, or draws of a
-projection all run through the same :func:`carpmodel.dynamics.simulate`).
+projection all run through the same :func:`carpmodel.model.dynamics.simulate`).
 Integers that shape the arrays (``max_age_yr``, ``survey_min_age_yr``) and the stock–recruit
 form are not batched.
 """
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from carpmodel.errors import ConfigError
-from carpmodel.recruitment import RecruitmentForm
+from carpmodel.model.recruitment import RecruitmentForm
 
 #: fields that are structural (not batched) and must be plain Python values
 STRUCTURAL_FIELDS = ("max_age_yr", "survey_min_age_yr", "recruitment")

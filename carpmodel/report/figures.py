@@ -330,7 +330,7 @@ def plot_ensemble_gains(metrics: xr.Dataset, *, scenario: str, year: int | None 
                         ax: Axes | None = None) -> Figure:
     """Biomass gained over no releases (median, 90 % interval) per strategy, for every member of a
     structural ensemble (grey) and the pooled ensemble (black); ``metrics`` from
-    :func:`carpmodel.ensemble.ensemble_metrics`."""
+    :func:`carpmodel.management.ensemble.ensemble_metrics`."""
     years = metrics["metric_year"].values
     year = int(year if year is not None else (2050 if 2050 in years else years[-1]))
     cell = metrics.sel(scenario=scenario, metric_year=year)
@@ -357,7 +357,8 @@ def plot_ensemble_gains(metrics: xr.Dataset, *, scenario: str, year: int | None 
 
 def plot_budget_shares(budget: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     """Best split of the budget over release sizes per member and pooled (stacked bars), with the
-    median gain at that split; ``budget`` from :func:`carpmodel.ensemble.optimise_release_budget`."""
+    median gain at that split; ``budget`` from
+    :func:`carpmodel.management.ensemble.optimise_release_budget`."""
     structures = [str(s) for s in budget.structure.values]
     fig, ax = _axes(ax, (8.0, 0.8 + 0.4 * len(structures)))
     positions = np.arange(len(structures))

@@ -2,12 +2,12 @@
 
 A :class:`Strategy` is a declarative, comparable unit (release components, a biomass trigger,
 start and stop years, a harvest rule after the closure); :func:`build_policy` turns a set of
-strategies into one :class:`StrategyPolicy` that :func:`carpmodel.dynamics.simulate` calls inside
+strategies into one :class:`StrategyPolicy` that :func:`carpmodel.model.dynamics.simulate` calls inside
 its year loop, vectorised over the strategy axis of the batch ``(strategy, scenario, draw)``.
 
 Release biology as the engine implements it
 --------------------------------------------
-(:mod:`carpmodel.dynamics`, following Lorenzen 2005, "Population dynamics and potential of
+(:mod:`carpmodel.model.dynamics`, following Lorenzen 2005, "Population dynamics and potential of
 fisheries stock enhancement", Phil. Trans. R. Soc. B 360:171–189.)
 
 * **Entry.** Released fish are counted *before* acute post-release survival: of ``n`` fish
@@ -15,7 +15,7 @@ fisheries stock enhancement", Phil. Trans. R. Soc. B 360:171–189.)
   for every release size — the engine has no size-dependent acute survival) at their age at
   release, in summer: after that year's spawning and wild recruitment, so a released fish never
   spawns in its release year. Their length is the release length ``L_rel = (W/α)^(1/β)`` from
-  the release weight through the length–weight relation (:func:`carpmodel.growth.length_at_weight_cm`);
+  the release weight through the length–weight relation (:func:`carpmodel.model.growth.length_at_weight_cm`);
   hatchery fish already at that age are merged with them at the numbers-weighted mean length
   (the hatchery origin is one pool per age), and so are two release classes of one strategy at
   the same age but different weights (see :class:`StrategyPolicy`).
@@ -43,7 +43,8 @@ error)), never the true biomass, so triggers and harvest rules act on what a man
 know, one year late. The lake is closed to fishing through :data:`CLOSURE_LAST_YEAR` (2030):
 F is 0 in those years whatever the harvest rule, and a rule cannot start earlier.
 
-Strategies file (TOML; the bundled one is ``experiments/strategies.toml``)::
+Strategies file (TOML; the bundled one is ``carpmodel/management/default_strategies.toml``, named
+``"default"`` in a run config)::
 
     [strategies.status_quo]
     description = "20 M age-1 10-g fish a year; closure continued"
@@ -82,6 +83,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -90,10 +92,10 @@ import numpy as np
 import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
-from carpmodel.config import from_mapping, read_toml
-from carpmodel.dynamics import YearControl
 from carpmodel.errors import ConfigError
-from carpmodel.growth import length_at_weight_cm
+from carpmodel.io.config import from_mapping, read_toml
+from carpmodel.model.dynamics import YearControl
+from carpmodel.model.growth import length_at_weight_cm
 
 __all__ = [
     "CLOSURE_LAST_YEAR",
@@ -133,8 +135,8 @@ CLOSURE_LAST_YEAR = 2030
 FIRST_HARVEST_YEAR = CLOSURE_LAST_YEAR + 1
 #: The strategy gains are measured against; every strategy set must hold it, releasing nothing.
 REFERENCE_STRATEGY = "no_releases"
-#: The bundled strategies (and illustrative costs).
-DEFAULT_STRATEGIES_FILE = Path(__file__).resolve().parent.parent / "experiments" / "strategies.toml"
+#: The bundled strategies (and illustrative costs), package data of carpmodel.management.
+DEFAULT_STRATEGIES_FILE = Path(str(resources.files("carpmodel.management") / "default_strategies.toml"))
 #: Current release size (data/releases_historical.csv, 2016–2024: age 1, 10 g).
 DEFAULT_AGE_YR, DEFAULT_WEIGHT_G = 1, 10.0
 #: Shares of a budget must sum to 1 within this (softmax shares sum to 1 within ~1e-15).
@@ -913,7 +915,7 @@ def _on_axis(values: NDArray, ndim: int, axis: int) -> NDArray:
 
 
 class StrategyPolicy:
-    """The :class:`carpmodel.dynamics.Policy` of a strategy set, vectorised over strategies.
+    """The :class:`carpmodel.model.dynamics.Policy` of a strategy set, vectorised over strategies.
 
     Called at the start of year index ``y`` with the previous year's survey estimate
     (shape = batch): releases ``planned[s, y, age] × active`` with
@@ -986,7 +988,7 @@ class StrategyPolicy:
 def build_policy(strategies: StrategySet | Sequence[Strategy], costs: CostModel | None, years: ArrayLike,
                  n_age: int, lw_a: ArrayLike, lw_b: ArrayLike, batch_shape: tuple[int, ...],
                  strategy_axis: int = 0) -> StrategyPolicy:
-    """The policy of a strategy set for :func:`carpmodel.dynamics.simulate`.
+    """The policy of a strategy set for :func:`carpmodel.model.dynamics.simulate`.
 
     Parameters
     ----------

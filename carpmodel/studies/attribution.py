@@ -18,7 +18,7 @@ parameter draw in one batched run of the engine:
   start state assumes. ``no_devs="median"`` sets ε = 0 inside the fit's bias-corrected form
   instead, ``R = f(S)·exp(−σ_R²/2)``, which is 16 % below the curve every year at σ_R = 0.6.
 
-Every scenario runs the engine as :func:`carpmodel.likelihood.predict` does: with the fitted
+Every scenario runs the engine as :func:`carpmodel.inference.likelihood.predict` does: with the fitted
 forcing multipliers (estimated temperature effects included), and with an
 ``unfished_change_year`` in two pieces, the years before the change at the first R0 and the rest
 from that state at the changed R0, so the ``"fitted"`` scenario reproduces the fit exactly.
@@ -62,9 +62,9 @@ from numpy.typing import NDArray
 
 from carpmodel import __version__
 from carpmodel.dims import DRAW, SCENARIO, YEAR, with_attrs
-from carpmodel.dynamics import PopulationState, ProcessMultipliers
 from carpmodel.errors import CarpmodelError, FitError
-from carpmodel.likelihood import ModelSpec, Unpacked, predict, run_engine
+from carpmodel.inference.likelihood import ModelSpec, Unpacked, predict, run_engine
+from carpmodel.model.dynamics import PopulationState, ProcessMultipliers
 
 FACTORS = ("ban", "releases", "rec_devs")
 _OFF_NAMES = {"ban": "fishing_continued", "releases": "no_releases", "rec_devs": "no_rec_devs"}
@@ -102,9 +102,9 @@ def ban_year_of(spec: ModelSpec) -> int:
 
 def run_like_predict(spec: ModelSpec, u: Unpacked, **inputs: Any) -> PopulationState:
     """The engine on ``inputs`` (``f_per_yr``, ``release_fish``, ``release_length_cm``,
-    ``log_rec_devs``, any leading batch axes) the way :func:`carpmodel.likelihood.predict` runs
+    ``log_rec_devs``, any leading batch axes) the way :func:`carpmodel.inference.likelihood.predict` runs
     the fit: with the unpacked forcing multipliers and, with an ``unfished_change_year``, in two
-    runs joined along the year axis (:func:`carpmodel.likelihood.run_engine`)."""
+    runs joined along the year axis (:func:`carpmodel.inference.likelihood.run_engine`)."""
     return run_engine(spec, u, **{"multipliers": u.multipliers or ProcessMultipliers(), **inputs})
 
 
@@ -445,7 +445,7 @@ def attribution_across_structures(data: Any, draws_per_fit: int = 500, seed: int
 
     For every structure: ``build_spec`` with ``FitOptions(release_survival_prior=p,
     dd_window_end_age_yr=w)`` (other options from ``options``), ``fit``, posterior draws by
-    :func:`carpmodel.posterior.sample_posterior` (``draws_per_fit`` samples from ``n_proposals``
+    :func:`carpmodel.inference.posterior.sample_posterior` (``draws_per_fit`` samples from ``n_proposals``
     proposals; ``method="smc"`` by default so every structure is sampled the same way — SIR
     followed by tempering with moves), and :func:`attribution_table` on those draws. The flat
     prior's fit has no covariance (its MAP without the Jacobian runs to the upper bound of
@@ -462,8 +462,8 @@ def attribution_across_structures(data: Any, draws_per_fit: int = 500, seed: int
         (the fit's and the sampler's; a structure whose fit or sampling raised a carpmodel error
         keeps NaN rows, ``converged`` False and ``"failed: …"`` here).
     """
-    from carpmodel.fitting import FitOptions, build_spec, fit
-    from carpmodel.posterior import sample_posterior
+    from carpmodel.inference.fitting import FitOptions, build_spec, fit
+    from carpmodel.inference.posterior import sample_posterior
 
     base = options if options is not None else FitOptions()
     quantities = {**{k: QUANTITIES[k] for k in STRUCTURE_QUANTITIES},

@@ -39,16 +39,16 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from carpmodel.growth import body_length_cm, grow_one_year, von_bertalanffy_length_cm, weight_g
-from carpmodel.maturity import maturity_at_length
-from carpmodel.mortality import (
+from carpmodel.model.growth import body_length_cm, grow_one_year, von_bertalanffy_length_cm, weight_g
+from carpmodel.model.maturity import maturity_at_length
+from carpmodel.model.mortality import (
     baranov_catch_fraction,
     logistic_selectivity,
     lorenzen_m_per_yr,
     solve_f_from_catch,
 )
-from carpmodel.params import STRUCTURAL_FIELDS, Parameters
-from carpmodel.recruitment import (
+from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
+from carpmodel.model.recruitment import (
     equilibrium_recruits,
     recruits_from_spawners,
     stock_recruit_coefficients,

@@ -10,7 +10,7 @@ errors of the simulated survey that management rules read, and the temperature a
 projection year.
 Keeping the process deviates on their own streams makes them independent of how many
 parameters a model has (so every member of a structural ensemble sees the same recruitment,
-survey and temperature deviates, :mod:`carpmodel.ensemble`) and of the last projection year
+survey and temperature deviates, :mod:`carpmodel.management.ensemble`) and of the last projection year
 (a draw's first years do not change when the horizon does). The same numbers are broadcast
 over every strategy and scenario (common random numbers), so strategies differ only by
 strategy, and a draw's result does not depend on how draws are batched or chunked.
@@ -33,10 +33,10 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from carpmodel.dims import DRAW, SCENARIO, STRATEGY, YEAR, with_attrs
-from carpmodel.dynamics import Policy, ProcessMultipliers, simulate
 from carpmodel.errors import ConfigError
-from carpmodel.likelihood import predict
-from carpmodel.params import STRUCTURAL_FIELDS, Parameters
+from carpmodel.inference.likelihood import predict
+from carpmodel.model.dynamics import Policy, ProcessMultipliers, simulate
+from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
 
 #: CV of the simulated survey that biomass-triggered rules and harvest rules read (assumed:
 #: the CV assumed for the recent surveys in data/biomass_observations.csv)
@@ -321,10 +321,11 @@ def _float32(values: NDArray, shape: tuple[int, ...]) -> NDArray:
 
 
 def strategy_setup(strategy_set: Any, n_age: int, **options: Any) -> ProjectionSetup:
-    """A :class:`ProjectionSetup` for a :class:`carpmodel.releases.StrategySet`: its policy, costs
+    """A :class:`ProjectionSetup` for a :class:`carpmodel.management.strategies.StrategySet`: its
+    policy, costs
     (with their provenance in the ``cost`` attributes) and descriptions; ``options`` are the other
     ProjectionSetup fields (scenarios, years, draws, seed, chunking …)."""
-    from carpmodel.releases import build_plan, build_policy, release_cost
+    from carpmodel.management.strategies import build_plan, build_policy, release_cost
 
     years = np.arange(options.get("first_year", 2025), options.get("last_year", 2100) + 1)
     costs = strategy_set.costs

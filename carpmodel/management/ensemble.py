@@ -22,7 +22,7 @@ can run over an ensemble of structures (issue #6, item 4). A member is one combi
   as data (``FitOptions.catch_sd_log`` = ``EnsembleDefinition.pre_2000_catch_sd_log``, 0.2 as in
   experiments/01, unless the base options set one): F of every fished year estimated, the
   recorded catch lognormal around the model's. With exact catches they do not converge (a stock
-  fished down by exact catches sits on a knife edge, see :mod:`carpmodel.likelihood`). Each
+  fished down by exact catches sits on a knife edge, see :mod:`carpmodel.inference.likelihood`). Each
   member states its catch treatment (``catch`` in :meth:`MemberFit.describe`, the members
   table and the ``catch`` coordinate of projections).
 
@@ -32,7 +32,7 @@ default), except that axes listed in ``vary_alone`` are varied one at a time aro
 base member (the first value of every axis) and each alternative value on its own
 (1 + 2 + 1 + 2 + 2 = 8). See :meth:`EnsembleDefinition.members`.
 
-**Inclusion rule.** Every member is fitted (:func:`carpmodel.fitting.fit`). A member is included
+**Inclusion rule.** Every member is fitted (:func:`carpmodel.inference.fitting.fit`). A member is included
 if its fit converged (``FitResult.converged``: largest |gradient| < 1e-3, positive-definite
 Hessian, no estimate on a bound of its range), with one stated exception below. Members whose
 fit did not converge or could not run are excluded and listed with the reason
@@ -51,7 +51,7 @@ nothing (its curvature in that direction is ~0), so a normal approximation there
 but dropping the member would drop the flat prior from the ensemble, i.e. pretend the
 informative prior is known. So
 with ``on_bound = "posterior"`` (default) such a member is **included with its parameter draws
-from the posterior sampler** (:func:`carpmodel.posterior.sample_posterior`: SIR from the
+from the posterior sampler** (:func:`carpmodel.inference.posterior.sample_posterior`: SIR from the
 Jacobian-adjusted posterior mode, continued by tempering with moves when its ESS is low,
 ``posterior_samples`` from ``posterior_proposals``), on two conditions: every estimate at a bound
 is a logit parameter without a stated prior (a flat prior: the bound is the prior's, not the
@@ -66,22 +66,22 @@ out (with that in the reason).
 The rule is written into the ``ensemble_weighting`` attribute of every result.
 
 **Projection.** Every included member is projected with the same
-:class:`~carpmodel.projection.ProjectionSetup` — the same seed and therefore the same per-draw
+:class:`~carpmodel.management.projection.ProjectionSetup` — the same seed and therefore the same per-draw
 streams: recruitment, survey and temperature deviates are identical across members (they do not
-depend on a member's number of parameters, see :mod:`carpmodel.projection`), parameter draws
+depend on a member's number of parameters, see :mod:`carpmodel.management.projection`), parameter draws
 are each member's own (``parameter_draws = "normal"``: θ ~ N(θ̂, Σ) of the member's fit, except
 members included with a MAP on a bound, which use posterior draws; ``"posterior"``:
-:func:`carpmodel.posterior.sample_posterior` per member, slower). Results are concatenated along
+:func:`carpmodel.inference.posterior.sample_posterior` per member, slower). Results are concatenated along
 a ``structure`` dimension with a ``structure_weight`` and per-member coordinates of the four
 choices, the catch treatment and the parameter draws.
 
 **Metrics** (:func:`ensemble_metrics`): per member, and for the pooled ensemble, whose draws are
 the members' draws each weighted ``structure_weight / n_draws`` (weighted quantiles and
-probabilities, :func:`carpmodel.metrics.weighted_quantile`).
+probabilities, :func:`carpmodel.management.metrics.weighted_quantile`).
 
 **Best use of a budget** (:func:`optimise_release_budget`): the shares of an annual budget over
 release sizes that maximise a chosen statistic of the gain over ``no_releases`` (paired by draw),
-per member and for the pooled ensemble, with :func:`carpmodel.releases.optimise_budget`.
+per member and for the pooled ensemble, with :func:`carpmodel.management.strategies.optimise_budget`.
 """
 
 from __future__ import annotations
@@ -102,10 +102,10 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from carpmodel import __version__
-from carpmodel.config import from_mapping, read_toml
 from carpmodel.errors import CarpmodelError, ConfigError, ConvergenceWarning, FitError
-from carpmodel.fitting import CATCH_SD_LOG
-from carpmodel.metrics import strategy_metrics, weighted_mean, weighted_quantile
+from carpmodel.inference.fitting import CATCH_SD_LOG
+from carpmodel.io.config import from_mapping, read_toml
+from carpmodel.management.metrics import strategy_metrics, weighted_mean, weighted_quantile
 from carpmodel.priors import Prior
 
 __all__ = [
@@ -230,7 +230,7 @@ class Structure:
 
     def spec(self, data: Any, base: Any) -> Any:
         """The member's ModelSpec (build_spec with its options, then its mortality structure)."""
-        from carpmodel.fitting import build_spec
+        from carpmodel.inference.fitting import build_spec
 
         return self.mortality.apply(build_spec(data, self.fit_options(base)))
 
@@ -507,7 +507,7 @@ def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleD
     A fit whose only failure is an estimate on the bound of a flat prior (:func:`flat_prior_bounds`,
     the rest ``interior_converged``) is included with posterior draws when
     ``definition.on_bound == "posterior"`` (module docstring, "Inclusion rule")."""
-    from carpmodel.fitting import fit
+    from carpmodel.inference.fitting import fit
 
     started = time.perf_counter()
     try:
@@ -530,7 +530,7 @@ def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleD
                          runtime_s=time.perf_counter() - started)
     posterior, note = None, ""
     if definition.parameter_draws == "posterior" or on_flat_bound:
-        from carpmodel.posterior import sample_posterior
+        from carpmodel.inference.posterior import sample_posterior
 
         try:
             with warnings.catch_warnings():
@@ -551,7 +551,7 @@ def fit_ensemble(data: Any, definition: EnsembleDefinition | None = None, base: 
                  seed: int = 20260601, progress: Progress | None = None) -> EnsembleFits:
     """Fit every member of ``definition`` on ``data`` (other fit options from ``base``, a
     FitOptions; default the documented base case). Members are fitted one after another."""
-    from carpmodel.fitting import FitOptions
+    from carpmodel.inference.fitting import FitOptions
 
     definition = definition or EnsembleDefinition()
     base = base if base is not None else FitOptions()
@@ -631,7 +631,7 @@ def project_ensemble(fits: EnsembleFits, setup: Any) -> xr.Dataset:
     ``parameter_draws = "normal"``). Excluded members are not projected; they are listed in the
     ``excluded_members`` attribute (JSON: name → reason).
     """
-    from carpmodel.projection import project
+    from carpmodel.management.projection import project
 
     weights = fits.weights()
     datasets, names = [], []
@@ -712,7 +712,7 @@ def pool_draws(ds: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray]:
 
 
 def ensemble_metrics(ds: xr.Dataset, **kwargs: Any) -> xr.Dataset:
-    """:func:`carpmodel.metrics.strategy_metrics` per member and for the pooled ensemble (its
+    """:func:`carpmodel.management.metrics.strategy_metrics` per member and for the pooled ensemble (its
     draws weighted by ``structure_weight``), along ``structure`` (the last entry ``"pooled"``);
     ``structure_weight`` is 1 for the pooled row. ``kwargs`` go to strategy_metrics."""
     per_member_coords = [c for c in ds.coords if STRUCTURE in ds[c].dims and c != STRUCTURE]
@@ -767,8 +767,8 @@ def _final(state: Any, variable: str) -> NDArray:
 
 
 def _run(member: _BudgetMember, strategy: Any, costs: Any, variable: str) -> NDArray:
-    from carpmodel.projection import simulate_strategies
-    from carpmodel.releases import build_policy
+    from carpmodel.management.projection import simulate_strategies
+    from carpmodel.management.strategies import build_policy
 
     prepared = member.prepared
     params = prepared.params
@@ -787,7 +787,8 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: Any, costs:
     every evaluation then runs the engine for the budget strategy only and takes the gain in
     ``problem.variable`` in ``problem.year`` over ``no_releases`` draw by draw (the same random
     numbers: common random numbers, so the objective is a deterministic function of the shares).
-    :func:`carpmodel.releases.optimise_budget` (Nelder–Mead on softmax logits from equal shares and
+    :func:`carpmodel.management.strategies.optimise_budget` (Nelder–Mead on softmax logits from
+    equal shares and
     from near each corner, and every exact corner; the best wins) maximises ``problem.objective``
     of the gains of one member (equal draw weights), and of the pooled ensemble (draws weighted
     by member weight).
@@ -802,8 +803,8 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: Any, costs:
         ``cost_through_year`` and ``cost_per_t_gained`` (NaN when the median gain <= 0),
         ``n_evaluations``, ``converged``, ``corner``, ``structure_weight``.
     """
-    from carpmodel.projection import prepare_draws
-    from carpmodel.releases import REFERENCE_STRATEGY, Strategy, optimise_budget
+    from carpmodel.management.projection import prepare_draws
+    from carpmodel.management.strategies import REFERENCE_STRATEGY, Strategy, optimise_budget
 
     weights = fits.weights()
     included = fits.included

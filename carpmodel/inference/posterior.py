@@ -60,7 +60,7 @@ from scipy.special import log_expit
 
 from carpmodel import __version__
 from carpmodel.errors import CarpmodelError, FitError
-from carpmodel.likelihood import Free, ModelSpec, objective
+from carpmodel.inference.likelihood import Free, ModelSpec, objective
 
 #: degrees of freedom of the multivariate-t proposal
 PROPOSAL_DF = 5.0
@@ -452,8 +452,8 @@ def absolute_inverse(matrix: NDArray) -> NDArray:
 class PosteriorSample:
     """Posterior draws of a fit, with the SIR (and, if it ran, tempering) diagnostics.
 
-    ``theta (n_samples, n)`` on the estimation scale (what :func:`carpmodel.results.fit_dataset`
-    and :mod:`carpmodel.attribution` take as draws); ``natural`` maps each estimated free
+    ``theta (n_samples, n)`` on the estimation scale (what :func:`carpmodel.inference.results.fit_dataset`
+    and :mod:`carpmodel.studies.attribution` take as draws); ``natural`` maps each estimated free
     parameter's field to its ``(n_samples,)`` natural-scale values. ``ess`` and ``max_weight``
     are always those of the SIR importance weights; ``method`` says whether the draws are the
     SIR resample (``"sir"``) or the particles after tempering with moves (``"sir+smc"``), with
@@ -511,7 +511,7 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
                      inflation: float = PROPOSAL_INFLATION, jacobian: bool = True,
                      chunk_size: int = CHUNK_SIZE, moves_per_stage: int = 10,
                      final_moves: int = 30) -> PosteriorSample:
-    """Posterior draws of a :class:`~carpmodel.fitting.FitResult` by SIR.
+    """Posterior draws of a :class:`~carpmodel.inference.fitting.FitResult` by SIR.
 
     Parameters
     ----------

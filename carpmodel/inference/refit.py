@@ -4,7 +4,7 @@ A refit fits a spec near an optimum that is already known: a retrospective peel 
 fit, a profile point from its neighbour, a simulated data set from the estimates that generated
 it, a model with one more parameter from the nested one. :func:`refit` does that for one spec
 and :func:`refit_many` for many specs of the same structure (simulation replicates), both with
-:func:`carpmodel.fitting.fit` (the real fit's procedure, from the priors' centres) as the
+:func:`carpmodel.inference.fitting.fit` (the real fit's procedure, from the priors' centres) as the
 "cold" alternative, tried first or as the fallback.
 
 The warm fit (:func:`minimise`)
@@ -23,7 +23,7 @@ The warm fit (:func:`minimise`)
     set (:func:`stacked_objective`). The covariance in θ is ``T·H_y⁻¹·Tᵀ``.
 
 Two Hessians
-    :func:`refit` and :func:`refit_many` use :func:`carpmodel.fitting.hessian` at the end point
+    :func:`refit` and :func:`refit_many` use :func:`carpmodel.inference.fitting.hessian` at the end point
     (``theta_hessian``): the Hessian the real fit reports, so a refit's standard errors are the
     ones ``fit`` would give there (on the ridge parameters its finite-difference error is a few
     per cent; whitened coordinates from another data set are not close enough to the identity
@@ -33,7 +33,7 @@ Two Hessians
     ``fitting.hessian``'s; step :data:`HESSIAN_STEP_Y`), recomputed after each Newton step, and
     re-whitens a row whose Hessian in y is far from the identity (there its steps do not fit).
 
-Convergence is judged as :func:`~carpmodel.fitting.fit` does: positive definite Hessian, max
+Convergence is judged as :func:`~carpmodel.inference.fitting.fit` does: positive definite Hessian, max
 |gradient in θ| < ``GRADIENT_TOLERANCE`` and (for fit results) no logit estimate beyond
 ±``LOGIT_BOUND``. Gradient step in y: :data:`GRADIENT_STEP_Y`.
 """
@@ -49,8 +49,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from carpmodel.errors import CarpmodelError, ConvergenceWarning, FitError
-from carpmodel.fitting import GRADIENT_TOLERANCE, LOGIT_BOUND, FitResult, fit, hessian
-from carpmodel.likelihood import ModelSpec, nll_components, objective
+from carpmodel.inference.fitting import GRADIENT_TOLERANCE, LOGIT_BOUND, FitResult, fit, hessian
+from carpmodel.inference.likelihood import ModelSpec, nll_components, objective
 
 __all__ = [
     "BatchObjective",
@@ -93,7 +93,7 @@ ESCAPE_SCALES = (1.0, 0.3, 0.1, 0.03, 0.01)
 REWHITEN_ROUNDS = 3
 #: a Hessian in y is "well scaled" (finite-difference steps accurate) with eigenvalues in this range
 WELL_SCALED = (1.0 / 50.0, 50.0)
-#: the box of :func:`carpmodel.fitting.fit` on the estimation scale: ±this around each start
+#: the box of :func:`carpmodel.inference.fitting.fit` on the estimation scale: ±this around each start
 #: value of a free parameter, ±:data:`REC_DEV_BOUND` for a recruitment deviation
 FREE_HALF_WIDTH = 15.0
 REC_DEV_BOUND = 6.0
@@ -165,7 +165,8 @@ def whitening(matrix: NDArray | None) -> NDArray | None:
 
 
 def safe_hessian(spec: ModelSpec, theta: NDArray) -> NDArray | None:
-    """:func:`carpmodel.fitting.hessian` (θ scale), None where the engine refuses or it is not finite."""
+    """:func:`carpmodel.inference.fitting.hessian` (θ scale), None where the engine refuses or it is
+    not finite."""
     try:
         with np.errstate(all="ignore"):
             h = hessian(spec, np.asarray(theta, float))
@@ -175,7 +176,7 @@ def safe_hessian(spec: ModelSpec, theta: NDArray) -> NDArray | None:
 
 
 def _box(spec: ModelSpec) -> tuple[NDArray, NDArray]:
-    """Lower and upper bounds of :func:`carpmodel.fitting.fit`'s box on the estimation scale."""
+    """Lower and upper bounds of :func:`carpmodel.inference.fitting.fit`'s box on the estimation scale."""
     n_free = len(spec.estimated)
     centre = spec.initial_theta()
     half = np.concatenate([np.full(n_free, FREE_HALF_WIDTH), np.full(len(spec.rec_dev_years), REC_DEV_BOUND)])
@@ -210,7 +211,7 @@ def finite_start(spec: ModelSpec, preferred: NDArray, seed: int = 0, n_dispersed
 
 
 def spec_objective(spec: ModelSpec) -> BatchObjective:
-    """The :data:`BatchObjective` of one spec (row 0): :func:`carpmodel.likelihood.objective`."""
+    """The :data:`BatchObjective` of one spec (row 0): :func:`carpmodel.inference.likelihood.objective`."""
 
     def values(rows: NDArray, thetas: NDArray) -> NDArray:
         return np.asarray(objective(spec, thetas), float).reshape(thetas.shape[:2])
@@ -236,7 +237,7 @@ def stacked_objective(specs: Sequence[ModelSpec]) -> BatchObjective:
 
     When the specs differ only in their observed biomass (the simulation self-test), every row
     runs in ONE engine call: the observations enter as a ``(k, 1, n_obs)`` array that broadcasts
-    against the ``(k, m)`` batch, the arithmetic of :func:`~carpmodel.likelihood.objective`
+    against the ``(k, m)`` batch, the arithmetic of :func:`~carpmodel.inference.likelihood.objective`
     unchanged. Otherwise one engine call per row.
     """
     specs = tuple(specs)
@@ -308,7 +309,7 @@ class BatchRefit:
     ``y``, ``value``, ``gradient_y``, ``hessian_y`` and ``covariance_y`` (NaN where the Hessian is
     not positive definite) are in the final ``coordinates``; ``theta``, ``gradient`` (``T⁻ᵀ·g_y``),
     ``hessian`` (``T⁻ᵀ·H_y·T⁻¹``) and ``covariance`` (``T·H_y⁻¹·Tᵀ``) on the estimation scale.
-    ``converged`` as :func:`carpmodel.fitting.fit`: positive definite Hessian and max |gradient
+    ``converged`` as :func:`carpmodel.inference.fitting.fit`: positive definite Hessian and max |gradient
     in θ| < GRADIENT_TOLERANCE (logit bounds are checked by :func:`warm_fits`).
     """
 
@@ -529,7 +530,7 @@ def minimise(values: BatchObjective, coords: Coordinates, *,
     again, and a row stopped at a saddle point steps off it along the negative curvature and
     descends once more. Which rows need it: with the central formula in y (``theta_hessian``
     None), those whose Hessian in y is not well scaled (its finite-difference steps do not fit,
-    :data:`WELL_SCALED`); with ``theta_hessian`` (e.g. :func:`carpmodel.fitting.hessian`, whose
+    :data:`WELL_SCALED`); with ``theta_hessian`` (e.g. :func:`carpmodel.inference.fitting.hessian`, whose
     accuracy does not depend on the coordinates) those not yet converged.
     """
     n_rows, n = coords.centre.shape
@@ -629,8 +630,8 @@ def _fit_result(spec: ModelSpec, batch: BatchRefit, r: int, runtime_s: float, me
 
 
 def spec_hessians(specs: Sequence[ModelSpec]) -> ThetaHessian:
-    """:func:`carpmodel.fitting.hessian` of ``specs[r]`` for each row r (NaN where it fails): the
-    Hessian :func:`~carpmodel.fitting.fit` reports, so a refit's covariance is the real fit's."""
+    """:func:`carpmodel.inference.fitting.hessian` of ``specs[r]`` for each row r (NaN where it fails): the
+    Hessian :func:`~carpmodel.inference.fitting.fit` reports, so a refit's covariance is the real fit's."""
     specs = tuple(specs)
 
     def hessians(rows: NDArray, thetas: NDArray) -> NDArray:
@@ -650,7 +651,7 @@ def warm_fits(specs: Sequence[ModelSpec], starts: NDArray, scale: NDArray | None
     ``scale`` is a Hessian (θ scale) whose whitening sets the coordinates of every row (None:
     the Hessian at the first start, or the identity where that fails). Starts where the
     objective is not finite are moved to a finite point first (:func:`finite_start`). The
-    Hessian at each end point is :func:`carpmodel.fitting.hessian`'s, as the real fit's.
+    Hessian at each end point is :func:`carpmodel.inference.fitting.hessian`'s, as the real fit's.
     """
     clock = time.perf_counter()
     specs = tuple(specs)
@@ -663,7 +664,7 @@ def warm_fits(specs: Sequence[ModelSpec], starts: NDArray, scale: NDArray | None
     coords = Coordinates(starts, np.repeat(transform[None], len(specs), axis=0))
     batch = minimise(stacked_objective(specs), coords, theta_hessian=spec_hessians(specs))
     runtime = (time.perf_counter() - clock) / len(specs)
-    return [_fit_result(s, batch, r, runtime, "whitened BFGS from a warm start (carpmodel.refit)")
+    return [_fit_result(s, batch, r, runtime, "whitened BFGS from a warm start (carpmodel.inference.refit)")
             for r, s in enumerate(specs)]
 
 
@@ -687,7 +688,7 @@ def refit_many(specs: Sequence[ModelSpec], *, start: NDArray | None = None, sour
     Two attempts per spec: *warm*, :func:`warm_fits` of every spec not yet converged in one
     batched search, from ``start`` (one vector or one per spec; default
     ``map_start(source, spec)``, else the priors' centres) with the whitening of
-    ``map_hessian(source, spec)``; and *cold*, :func:`carpmodel.fitting.fit` with ``n_starts``
+    ``map_hessian(source, spec)``; and *cold*, :func:`carpmodel.inference.fitting.fit` with ``n_starts``
     and the spec's seed (the real fit's procedure). ``cold_first`` sets the order; the second
     attempt runs only for specs whose first did not converge, unless ``try_both``. The better
     of the two (:func:`better`) is kept. Convergence is reported in the callers' tables, so the
@@ -753,7 +754,7 @@ def refit(spec: ModelSpec, *, start: NDArray | None = None, source: FitResult | 
 
     ``source`` is a fit of a related spec (the full fit of a peel, the neighbouring profile
     point, the nested model): its estimates and Hessian, matched by parameter name, give the
-    warm start and its whitened coordinates. ``cold_first`` tries :func:`carpmodel.fitting.fit`
+    warm start and its whitened coordinates. ``cold_first`` tries :func:`carpmodel.inference.fitting.fit`
     first; ``try_both`` runs both attempts and keeps the better.
     """
     return refit_many([spec], start=start, source=source, n_starts=n_starts, seeds=[seed],

@@ -18,9 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize
 
-from carpmodel.drivers import historical_drivers
 from carpmodel.errors import ConfigError, ConvergenceWarning, DataError, FitError
-from carpmodel.likelihood import (
+from carpmodel.inference.likelihood import (
     DRIVER_FIELDS,
     EFFECT_FIELDS,
     F_FIELD,
@@ -33,8 +32,9 @@ from carpmodel.likelihood import (
     predict,
     requested_catch_t,
 )
+from carpmodel.model.drivers import historical_drivers
+from carpmodel.model.simulation import default_parameters
 from carpmodel.priors import Prior
-from carpmodel.simulation import default_parameters
 
 #: step of the central-difference gradient on the estimation scale
 GRADIENT_STEP = 1e-5
@@ -711,7 +711,7 @@ def fix_parameter(spec: ModelSpec, field: str, value: float) -> ModelSpec:
 
     Used by likelihood profiles. Fixing ``unfished_biomass_t`` keeps the B0 → R0 mapping: it
     stays in the spec as a parameter with a one-point range (identity transform, no prior); so
-    do the catch and unfished-change parameters (:data:`~carpmodel.likelihood.DRIVER_FIELDS`).
+    do the catch and unfished-change parameters (:data:`~carpmodel.inference.likelihood.DRIVER_FIELDS`).
     """
     names = [f.field for f in spec.free]
     if field not in names:

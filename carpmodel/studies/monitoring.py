@@ -6,7 +6,7 @@ and reports how the 95 % intervals narrow and whether they cover the truth.
 
 Design study (:func:`monitoring_design`)
     Truth: the fitted ``theta`` with ``release_survival`` set to each true value (through the
-    spec's :class:`~carpmodel.likelihood.Free`, i.e. on its logit scale). The other parameters
+    spec's :class:`~carpmodel.inference.likelihood.Free`, i.e. on its logit scale). The other parameters
     then no longer fit the real record as well; that is fine for a design study, which needs a
     plausible truth, not the best one. Recruitment deviations are those of the fit (the truth's).
     Data of one replicate: the biomass record on the fitted data's years and CVs,
@@ -17,7 +17,7 @@ Design study (:func:`monitoring_design`)
     ``ρ = (deff − 1)/(n − 1)`` (π the truth's hatchery share of survey-age numbers, end of year).
     The sampled years are the real survey years: the study asks "had the rescue centre examined
     n fish a year in those years, as if every release since 2002 had carried a mass mark".
-    Refit: every replicate is refitted with the likelihood of :mod:`carpmodel.likelihood`
+    Refit: every replicate is refitted with the likelihood of :mod:`carpmodel.inference.likelihood`
     (hatchery samples beta-binomial; misclassification rates estimated with Beta priors).
     Refits start from the truth (standard in simulation studies, e.g. WHAM's ``self_test``;
     faster). Intervals: delta method from the inverse Hessian (MCMC is too slow for thousands
@@ -29,9 +29,9 @@ Design study (:func:`monitoring_design`)
 How the refits are computed
     All replicates of one design are refitted together: every engine call evaluates the
     perturbed parameter vectors of all replicates at once (the engine is data-free, so one
-    :func:`~carpmodel.likelihood.predict` serves all data sets; each replicate's data then
-    score its rows, with the same arithmetic as :func:`~carpmodel.likelihood.objective`).
-    The optimiser is :func:`carpmodel.refit.minimise` (shared with the diagnostics' and the
+    :func:`~carpmodel.inference.likelihood.predict` serves all data sets; each replicate's data then
+    score its rows, with the same arithmetic as :func:`~carpmodel.inference.likelihood.objective`).
+    The optimiser is :func:`carpmodel.inference.refit.minimise` (shared with the diagnostics' and the
     sensitivity module's refits); it works in whitened coordinates y, θ = c + T·y with
     Tᵀ·H·T = I, one unit of y being about one posterior SD in every direction: the Hessian is
     badly conditioned in θ
@@ -46,11 +46,11 @@ How the refits are computed
     descends again; a saddle point is left along the negative curvature. In y, gradients are
     central differences (step ``refit.GRADIENT_STEP_Y``) and Hessians the second-order central
     formula (Abramowitz & Stegun 25.3.23/25.3.27: ``n² + n + 1`` points, a quarter of the points of
-    :func:`carpmodel.fitting.hessian`; step ``refit.HESSIAN_STEP_Y``); the covariance in θ is
-    ``T·H_y⁻¹·Tᵀ``. A refit is converged by the criterion of :func:`carpmodel.fitting.fit`:
+    :func:`carpmodel.inference.fitting.hessian`; step ``refit.HESSIAN_STEP_Y``); the covariance in θ is
+    ``T·H_y⁻¹·Tᵀ``. A refit is converged by the criterion of :func:`carpmodel.inference.fitting.fit`:
     positive definite Hessian and max |gradient in θ| < ``GRADIENT_TOLERANCE``. Refits that do
     not converge count in ``converged_share`` and are left out of widths and coverages. On the
-    replicates checked, these refits reach an NLL at or below :func:`~carpmodel.fitting.fit`'s
+    replicates checked, these refits reach an NLL at or below :func:`~carpmodel.inference.fitting.fit`'s
     (which stops short of its tolerance on several of them) and their SEs agree with its
     Hessian's where it converges.
 
@@ -92,8 +92,8 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from carpmodel.errors import CarpmodelError, FitError
-from carpmodel.fitting import GRADIENT_STEP, GRADIENT_TOLERANCE
-from carpmodel.likelihood import (
+from carpmodel.inference.fitting import GRADIENT_STEP, GRADIENT_TOLERANCE
+from carpmodel.inference.likelihood import (
     Free,
     HatcherySample,
     ModelSpec,
@@ -104,8 +104,7 @@ from carpmodel.likelihood import (
     predict,
     survey_prediction_t,
 )
-from carpmodel.priors import Prior
-from carpmodel.refit import (
+from carpmodel.inference.refit import (
     GRADIENT_STEP_Y,
     MAX_BATCH,
     BatchObjective,
@@ -116,6 +115,7 @@ from carpmodel.refit import (
     refine_whitening,
     whitening,
 )
+from carpmodel.priors import Prior
 
 __all__ = [
     "DEFAULT_DESIGN_EFFECT",
@@ -230,7 +230,8 @@ def sample_hatchery_counts(p: Any, n_examined: Any, design_effect: float, rng: n
     """Fish classified hatchery among ``n_examined``: beta-binomial with mean ``n·p``.
 
     ``ρ = (deff − 1)/(n − 1)``; the probability of a sample is ``P ~ Beta(p(1 − ρ)/ρ, (1 − p)(1 − ρ)/ρ)``
-    and the count ``Binomial(n, P)`` (the model of :func:`~carpmodel.likelihood.hatchery_sample_nll`);
+    and the count ``Binomial(n, P)`` (the model of
+    :func:`~carpmodel.inference.likelihood.hatchery_sample_nll`);
     ``deff = 1`` is the binomial. Needs ``1 ≤ deff < n`` where ``n > 1``.
     """
     p = np.asarray(p, float)
@@ -405,10 +406,10 @@ def _problem(structure: ModelSpec, biomass: NDArray, samples: Sequence[tuple[Hat
 def _objective_rows(problem: _Problem, rows: NDArray, thetas: NDArray) -> NDArray:
     """Total NLL of replicates ``rows`` at ``thetas (k, m, n)`` → ``(k, m)``: one engine call.
 
-    The same components as :func:`carpmodel.likelihood.objective` on each replicate's spec
+    The same components as :func:`carpmodel.inference.likelihood.objective` on each replicate's spec
     (tests check equality): the biomass data enter as a ``(k, 1, n_obs)`` array that broadcasts
     against the batch; the hatchery samples are scored by
-    :func:`~carpmodel.likelihood.hatchery_sample_nll` per replicate on its slice of the batch.
+    :func:`~carpmodel.inference.likelihood.hatchery_sample_nll` per replicate on its slice of the batch.
     A parameter vector the engine rejects (e.g. steepness rounding to 1) gives ``inf`` for its
     replicate's rows, which the line searches treat as a failed step.
     """
@@ -458,8 +459,8 @@ def _evaluate(problem: _Problem, rows: NDArray, thetas: NDArray) -> NDArray:
 
 
 def _objective(problem: _Problem) -> BatchObjective:
-    """The problem's NLL as the :data:`~carpmodel.refit.BatchObjective` of
-    :func:`carpmodel.refit.minimise`."""
+    """The problem's NLL as the :data:`~carpmodel.inference.refit.BatchObjective` of
+    :func:`carpmodel.inference.refit.minimise`."""
     return lambda rows, thetas: _objective_rows(problem, rows, thetas)
 
 
@@ -475,9 +476,9 @@ def _whitening_transform(noise_free: _Problem, theta: NDArray) -> NDArray:
 
 def _refit(problem: _Problem, centre: NDArray, transform: NDArray) -> BatchRefit:
     """Refit every replicate from ``centre (R, n)`` (the truth) in the coordinates of ``transform
-    (n, n)``: :func:`carpmodel.refit.minimise` with the Hessians in whitened coordinates (the
+    (n, n)``: :func:`carpmodel.inference.refit.minimise` with the Hessians in whitened coordinates (the
     module notes say why); re-whitened where a replicate's Hessian there is far from the identity.
-    Convergence is judged in θ, as :func:`~carpmodel.fitting.fit` does."""
+    Convergence is judged in θ, as :func:`~carpmodel.inference.fitting.fit` does."""
     n_rep = centre.shape[0]
     transforms = np.repeat(np.asarray(transform, float)[None], n_rep, axis=0)
     coords = Coordinates(np.asarray(centre, float), transforms)
@@ -970,7 +971,7 @@ def write_monitoring(ds: xr.Dataset, out: str | Path, *, options: xr.Dataset | N
     """monitoring.nc, monitoring.json (recommendations and tables) and figures in ``out``."""
     import matplotlib.pyplot as plt
 
-    from carpmodel.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
+    from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
 
     out = Path(out)
     written = [write_netcdf_atomic(ds, out / "monitoring.nc")]
@@ -1004,8 +1005,8 @@ def run_monitoring(fit_dir: str | Path, out: str | Path, *, data_dir: str | Path
                    juvenile_option: bool = True, **design: Any) -> list[Path]:
     """``carpmodel monitoring --fit DIR --out DIR``: load the fit, run the design study (and the
     juvenile-index comparison), write the outputs. To be wired into :mod:`carpmodel.cli`."""
-    from carpmodel.inputs import BUNDLED_DATA_DIRECTORY
-    from carpmodel.outputs import check_output_dir, prepare_output_dir
+    from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY
+    from carpmodel.io.outputs import check_output_dir, prepare_output_dir
     from carpmodel.pipeline import load_fit
 
     loaded = load_fit(fit_dir, data_dir)

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from carpmodel.errors import DataError
-from carpmodel.growth import length_at_weight_cm
+from carpmodel.model.growth import length_at_weight_cm
 
 
 @dataclass(frozen=True)

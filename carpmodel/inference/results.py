@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from carpmodel.dims import AGE, ORIGIN, ORIGINS, YEAR, with_attrs
-from carpmodel.dynamics import PopulationState
+from carpmodel.model.dynamics import PopulationState
 
 _SERIES = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "recruits", "catch_t",
            "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
@@ -50,7 +50,7 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
     estimation scale (or from ``draws`` if given, e.g. posterior samples) run through the
     engine in one batch.
     """
-    from carpmodel.likelihood import predict, survey_prediction_t
+    from carpmodel.inference.likelihood import predict, survey_prediction_t
 
     spec = result.spec
     state, u = predict(spec, result.theta, keep_numbers=True)

@@ -247,7 +247,7 @@ class DiagnosticsSettings:
 class EffectSettings:
     """One temperature effect declared in a config (``[[projection.effect]]``).
 
-    ``response`` names a response type of :mod:`carpmodel.forcing` and ``parameters`` its
+    ``response`` names a response type of :mod:`carpmodel.model.forcing` and ``parameters`` its
     fields, e.g. ``{optimum_c = 12.55, width_c = 2.5, reference_c = 12.5}`` for
     ``thermal_dome``; ``covariate`` is ``temperature_c`` (lake summer surface) or
     ``spawning_temperature_c`` (the assumed spawning-season river temperature).
@@ -275,7 +275,7 @@ class ProjectionSettings:
     ``parameter_draws`` "posterior" resamples the fit's posterior draws, "normal" draws from the
     normal approximation at the MAP; ``survey_cv`` is the CV of the simulated survey that
     triggered release rules and harvest rules read; ``effects`` "default" applies the assumed
-    temperature effects of carpmodel.forcing.default_effects, "none" switches them off; effects
+    temperature effects of carpmodel.model.forcing.default_effects, "none" switches them off; effects
     declared as ``[[projection.effect]]`` tables replace them.
     """
 
@@ -283,7 +283,7 @@ class ProjectionSettings:
     first_year: int = 2025
     last_year: int = 2100
     scenarios: tuple[str, ...] = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")
-    strategies: str = "experiments/strategies.toml"
+    strategies: str = "default"
     chunk_draws: int | None = None
     parameter_draws: Literal["posterior", "normal"] = "posterior"
     survey_cv: float = 0.15

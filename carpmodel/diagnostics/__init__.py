@@ -4,7 +4,7 @@ likelihood profiles, simulation self-test and model comparison (AICc).
 What users of Stock Synthesis (r4ss, ss3diags), WHAM and SAM expect to see after a fit
 (Carvalho et al. 2021, "A cookbook for using model diagnostics in integrated stock
 assessments", Fish. Res. 240: 105959). Every function is pure: it takes a fit or the data and
-:class:`~carpmodel.fitting.FitOptions`, refits where the method needs it, and returns a frozen
+:class:`~carpmodel.inference.fitting.FitOptions`, refits where the method needs it, and returns a frozen
 result with a ``to_dict()`` of JSON-ready numbers (NaN and ±inf become ``None``) and xarray
 objects for the tables that have dimensions. No file I/O and no plotting here.
 
@@ -36,7 +36,7 @@ from statsmodels.sandbox.stats.runs import runstest_1samp
 
 from carpmodel.dims import YEAR, with_attrs
 from carpmodel.errors import FitError
-from carpmodel.fitting import (
+from carpmodel.inference.fitting import (
     AICC_DATA_COMPONENTS,
     CATCH_SD_LOG,
     GRADIENT_STEP,
@@ -46,7 +46,7 @@ from carpmodel.fitting import (
     build_spec,
     fix_parameter,
 )
-from carpmodel.likelihood import (
+from carpmodel.inference.likelihood import (
     HATCHERY_FRACTION_CV,
     UPPER_BOUND_SD_LOG,
     Free,
@@ -57,10 +57,10 @@ from carpmodel.likelihood import (
     predict,
     survey_prediction_t,
 )
+from carpmodel.inference.refit import better, refit, refit_many
+from carpmodel.inference.refit import map_start as map_theta
+from carpmodel.inference.results import fit_draws
 from carpmodel.priors import Prior
-from carpmodel.refit import better, refit, refit_many
-from carpmodel.refit import map_start as map_theta
-from carpmodel.results import fit_draws
 
 __all__ = [
     "DATA_COMPONENTS",
@@ -294,9 +294,9 @@ def peel_fits(data: Any, options: FitOptions, n_peels: int = 5, *,
     Y, the engine run to ``options.last_year`` with the historical catch and releases. With
     ``full`` (the fit with ``options``) each peel starts from the full fit's estimates (its own
     parameters matched by name) in the coordinates its Hessian whitens
-    (:func:`carpmodel.refit.refit`): a peel drops one year of data, so its optimum is close
+    (:func:`carpmodel.inference.refit.refit`): a peel drops one year of data, so its optimum is close
     (a warm start reached the same NLL as the cold fit to 1e-6 on the bundled data, in a tenth of
-    the time); the real fit's procedure (:func:`carpmodel.fitting.fit`, ``options.n_starts``,
+    the time); the real fit's procedure (:func:`carpmodel.inference.fitting.fit`, ``options.n_starts``,
     ``options.seed``) is the fallback when that does not converge, and the first attempt when
     ``full`` is not given. Pass the result to :func:`retrospective` and :func:`hindcast` to fit
     the peels once for both. A refit that fails outright is ``None`` (with a ConvergenceWarning).
@@ -622,7 +622,7 @@ def hindcast_predictions(result: FitResult, options: FitOptions, data: Any, *,
     ``build_spec(data, options)``. Dims ``year`` (the model years): ``biomass_t``, ``ssb_t``,
     ``depletion`` and ``survey_predicted_t`` (q·B; zero recruitment deviations after Y) with a
     95 % interval of the survey prediction (``survey_predicted_lower/upper``, from ``n_draws``
-    parameter vectors of ``N(θ̂, Σ)``, :func:`carpmodel.results.fit_draws`; parameter
+    parameter vectors of ``N(θ̂, Σ)``, :func:`carpmodel.inference.results.fit_draws`; parameter
     uncertainty only, no observation error), ``biomass_obs_t``, ``biomass_obs_cv``, ``used_in_fit``
     and ``held_out`` (bool) and ``log_prediction_error`` (log q·B − log obs at held-out years).
     """
@@ -752,11 +752,11 @@ def profile(spec: ModelSpec, field: str = "unfished_biomass_t", values: Any = No
     profiled parameter's prior is reported as its own component so that ``total`` is the
     objective the MAP fit minimises: its minimum over a fine grid is at the MAP estimate.
     Default grid: :func:`profile_grid` (9 values over the prior's 5–95 % range). Works for any
-    parameter :func:`~carpmodel.fitting.fix_parameter` can fix, e.g. ``"steepness"``.
+    parameter :func:`~carpmodel.inference.fitting.fix_parameter` can fix, e.g. ``"steepness"``.
     Continuation: ``start`` is the fit of ``spec`` (fitted here when not given); grid values
     above its estimate are fitted in increasing order, those below in decreasing order, each
     starting from the previous converged point (its estimates and Hessian, matched by name:
-    :func:`carpmodel.refit.refit`), with a fit from the priors' centres (``n_starts``) as the
+    :func:`carpmodel.inference.refit.refit`), with a fit from the priors' centres (``n_starts``) as the
     fallback, keeping the better; a point still not converged is tried once more from each
     converged neighbour on the grid.
     """
@@ -979,11 +979,11 @@ def self_test(result: FitResult, n_replicates: int = 20, seed: int = 20260601, *
     juvenile index lognormal; hatchery-origin samples beta-binomial). Each data set is refitted
     with the same spec (``replace(spec, observations=...)``), by default from the original
     estimates θ̂ (``warm_start``; WHAM's ``self_test`` sets ``sim_input$par <- fit$parList``):
-    all replicates in ONE batched search (:func:`carpmodel.refit.refit_many`: whitened by the
+    all replicates in ONE batched search (:func:`carpmodel.inference.refit.refit_many`: whitened by the
     fit's Hessian, every iteration one engine call for all data sets; the Hessian of
-    :func:`carpmodel.fitting.fit` once at each end point), with a fit from the priors' centres
+    :func:`carpmodel.inference.fitting.fit` once at each end point), with a fit from the priors' centres
     (``n_starts`` starts) as the fallback for a replicate that does not converge, and the other
-    way round with ``warm_start=False``. Converged as :func:`~carpmodel.fitting.fit` says.
+    way round with ``warm_start=False``. Converged as :func:`~carpmodel.inference.fitting.fit` says.
     For B in the last year, B0 and depletion in the last year: the median relative bias
     ``(estimate − truth)/truth``, the coverage of the 95 % delta-method interval on the log
     scale (``result.covariance`` of each refit and a central-difference Jacobian of
@@ -1073,7 +1073,7 @@ def default_variants(options: FitOptions | None = None) -> dict[str, FitOptions 
     ``beverton_holt`` (the base case), ``ricker``, ``dd_window_0`` and ``dd_window_2`` (last age
     of the juvenile density-dependence window; base case 1 from life_history.toml),
     ``initial_unfished_1956`` and ``initial_equilibrium_1986`` (``FitOptions.initial_state``,
-    with catch error ``catch_sd_log`` = :data:`~carpmodel.fitting.CATCH_SD_LOG`: with exact
+    with catch error ``catch_sd_log`` = :data:`~carpmodel.inference.fitting.CATCH_SD_LOG`: with exact
     catches these starts do not converge, experiments/01_fit_baseline).
     """
     options = FitOptions() if options is None else options
@@ -1177,11 +1177,11 @@ def compare_models(data: Any, variants: Mapping[str, FitOptions | SpecBuilder] |
     random effects, integrated out in a state-space model and not counted as free parameters
     here) and n the number of data points in NLL_data (the 12 biomass observations by default).
     Priors and the rec-dev penalty are left out of AICc; ``nll_total`` shows them. A variant is
-    a :class:`~carpmodel.fitting.FitOptions` or a builder ``data → ModelSpec`` (e.g.
+    a :class:`~carpmodel.inference.fitting.FitOptions` or a builder ``data → ModelSpec`` (e.g.
     :class:`DDWindowVariant`); ``None`` uses :func:`default_variants`. Each fit uses the variant's
     ``n_starts`` and ``seed`` (builders: the FitOptions defaults) unless ``n_starts`` is given;
     a variant whose fit does not converge is refitted from the first variant's estimates and
-    Hessian (matched by parameter name, :func:`carpmodel.refit.refit`) and the better fit kept.
+    Hessian (matched by parameter name, :func:`carpmodel.inference.refit.refit`) and the better fit kept.
     The cold fit comes first because variants are different models: warm-started from the
     base case, ``initial_unfished_1956`` converges to a local optimum at twice the NLL the
     cold fit reaches (Ricker and the density-dependence windows reach the cold optimum warm).

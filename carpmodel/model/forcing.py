@@ -15,7 +15,7 @@ as types instead of option strings:
 3. **Effect** (:class:`CovariateEffect`): a response on a named process (``growth`` = von
    Bertalanffy K, ``natural_mortality`` = M, ``recruitment`` = expected recruits,
    ``maturity`` = length at 50 % maturity) with a lag. :func:`effect_multipliers` turns a set
-   of effects and covariate arrays into the :class:`~carpmodel.dynamics.ProcessMultipliers`
+   of effects and covariate arrays into the :class:`~carpmodel.model.dynamics.ProcessMultipliers`
    the engine takes. Growth acts on K year by year; because the engine grows every cohort
    with that year's K, a warm year changes every later year of that cohort's length and
    weight ("acting by cohort").
@@ -45,9 +45,8 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 
-from carpmodel.dynamics import ProcessMultipliers
 from carpmodel.errors import ConfigError, DataError
-from carpmodel.inputs import (
+from carpmodel.io.inputs import (
     _YEAR,
     CLIMATE_FILE,
     CONFIDENCE_LEVELS,
@@ -62,6 +61,7 @@ from carpmodel.inputs import (
     _source,
     _text,
 )
+from carpmodel.model.dynamics import ProcessMultipliers
 
 __all__ = [
     "ARRHENIUS_BOLTZMANN_EV_PER_K",
@@ -107,7 +107,7 @@ __all__ = [
 Target = Literal["growth", "natural_mortality", "recruitment", "maturity"]
 #: Processes an effect can act on.
 TARGETS: tuple[str, ...] = get_args(Target)
-#: Target → field of :class:`~carpmodel.dynamics.ProcessMultipliers` it multiplies.
+#: Target → field of :class:`~carpmodel.model.dynamics.ProcessMultipliers` it multiplies.
 TARGET_FIELDS: Mapping[str, str] = MappingProxyType({
     "growth": "growth_k",
     "natural_mortality": "natural_mortality",

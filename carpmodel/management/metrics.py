@@ -14,7 +14,7 @@ share their random numbers across strategies (common random numbers), so gains o
 reference are **paired by draw**: ``gain[d] = B[s, d] − B[reference, d]``, then quantiles.
 
 Weighted draws (``weights``, e.g. the members of a structural ensemble pooled by their weights,
-:func:`carpmodel.ensemble.ensemble_metrics`): probabilities become weighted means and quantiles
+:func:`carpmodel.management.ensemble.ensemble_metrics`): probabilities become weighted means and quantiles
 the frequency-weighted quantiles of :func:`weighted_quantile` (a draw of weight w counts as
 w / w_min draws), which equal the unweighted ones when every weight is the same (then the
 unweighted code runs, so the results are identical).
@@ -60,7 +60,7 @@ import numpy as np
 import xarray as xr
 
 from carpmodel.errors import ConfigError
-from carpmodel.releases import REFERENCE_STRATEGY
+from carpmodel.management.strategies import REFERENCE_STRATEGY
 
 __all__ = ["REQUIRED_VARIABLES", "metrics_table", "strategy_metrics", "weighted_mean", "weighted_quantile"]
 
@@ -335,7 +335,7 @@ def metrics_table(ds: xr.Dataset, **kwargs: Any) -> list[dict[str, Any]]:
     """One row per strategy × scenario (× structure) for metrics.csv.
 
     ``ds`` is the result of :func:`strategy_metrics` (or of
-    :func:`carpmodel.ensemble.ensemble_metrics`, with a ``structure`` dimension: one row per
+    :func:`carpmodel.management.ensemble.ensemble_metrics`, with a ``structure`` dimension: one row per
     member and one for the pooled ensemble), or a projection Dataset (it has a ``draw``
     dimension), in which case :func:`strategy_metrics` is applied with ``kwargs``. Each row
     holds ``strategy``, ``scenario`` (then ``structure`` where there is one, and

@@ -1,0 +1,1 @@
+"""Estimation: the parameter map, likelihood, fit, batched refit, posterior, fitted states."""

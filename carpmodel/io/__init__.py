@@ -1,0 +1,1 @@
+"""Reading and writing: data files, run configuration, atomic output writers."""

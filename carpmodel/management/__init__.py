@@ -1,0 +1,1 @@
+"""Management questions: release strategies, climate scenarios, projections, metrics, ensembles."""

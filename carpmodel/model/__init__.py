@@ -1,0 +1,1 @@
+"""The population model: parameters, biological processes and the year loop (pure numpy)."""

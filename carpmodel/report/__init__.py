@@ -1,0 +1,1 @@
+"""What a researcher reads: figures and the HTML report."""

@@ -1,0 +1,1 @@
+"""Studies built on a fit: recovery attribution, climate sensitivity, monitoring design."""
