@@ -23,7 +23,7 @@ import xarray as xr
 
 from carpmodel import __version__
 from carpmodel.errors import ConvergenceWarning, FitError
-from carpmodel.inference.fitting import FitResult, batched_gradient, build_spec, fit, fit_options
+from carpmodel.inference.fitting import FitResult, batched_gradient, build_spec, fit_model
 from carpmodel.inference.likelihood import nll_components, predict
 from carpmodel.inference.results import fit_dataset
 from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
@@ -95,12 +95,11 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     from carpmodel.report import figures as plots
     from carpmodel.studies import attribution
 
-    options = fit_options(config)
     settings = config.diagnostics
     with log.stage("fit", progress):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            result = fit(build_spec(data, options), n_starts=options.n_starts, seed=config.seed)
+            result = fit_model(data, config)
         log.warnings.extend(str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning))
     summary: dict[str, Any] = fit_summary(result)
     figures: dict[str, Any] = {}
@@ -139,16 +138,16 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
                                                     alpha=res.runs.alpha)
         n_peels = max(settings.retrospective_peels, settings.hindcast_peels)
         # peels are refitted from one start (warm-started from the full fit if that fails)
-        fits = diagnostics.peel_fits(data, replace(options, n_starts=1), n_peels, full=result) \
+        fits = diagnostics.peel_fits(data, config.with_fit(n_starts=1), n_peels, full=result) \
             if n_peels else {}
         if settings.retrospective_peels:
-            retro = diagnostics.retrospective(data, options, settings.retrospective_peels, full=result,
+            retro = diagnostics.retrospective(data, config, settings.retrospective_peels, full=result,
                                               fits=fits)
             summary["diagnostics"]["retrospective"] = retro.to_dict()
             figures["retrospective"] = plots.plot_retrospective(
                 retro.trajectories["biomass_t"], rho=retro.mohns_rho.get("biomass_t"))
         if settings.hindcast_peels:
-            hind = diagnostics.hindcast(data, options, settings.hindcast_peels, fits=fits)
+            hind = diagnostics.hindcast(data, config, settings.hindcast_peels, fits=fits)
             summary["diagnostics"]["hindcast"] = hind.to_dict()
         if settings.profile_points:
             prof = diagnostics.profile(result.spec, "unfished_biomass_t", start=result,
@@ -166,9 +165,9 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
                                         if name in table}}
                 for q in table["quantity"].values]
         if settings.model_comparison:
-            variants = diagnostics.default_variants(options)
+            variants = diagnostics.default_variants(config)
             # the base variant is the main fit when its options are the run's: not fitted again
-            base = result if next(iter(variants.values())) == options else None
+            base = result if next(iter(variants.values())) == config else None
             comparison = diagnostics.compare_models(data, variants, base_result=base)
             summary["diagnostics"]["model_comparison"] = comparison.to_dict()
 
@@ -181,7 +180,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
         figures["attribution"] = plots.plot_attribution(table)
         if settings.attribution_structures:
             structures = attribution.attribution_across_structures(
-                data, draws_per_fit=min(settings.posterior_samples, 1000), seed=config.seed, options=options)
+                data, draws_per_fit=min(settings.posterior_samples, 1000), seed=config.seed, config=config)
             summary["attribution_across_structures"] = attribution.structures_rows(structures)
     dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                          data_sha256=data.sha256, data_directory=str(Path(data.directory).resolve()),
@@ -319,7 +318,7 @@ def load_fit(fit_dir: str | Path, data_dir: str | Path | None = None) -> LoadedF
     data = load_data(data_dir or ds.attrs["data_directory"])
     if data.sha256 != ds.attrs.get("data_sha256"):
         warnings.warn(f"{path}: the data directory changed since the fit (sha256 differs)", stacklevel=2)
-    spec = build_spec(data, fit_options(config))
+    spec = build_spec(data, config)
     names = tuple(str(n) for n in ds.parameter.values)
     if names != spec.parameter_names:
         raise FitError(f"{path}: its parameters do not match the rebuilt model "
@@ -517,7 +516,7 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
     from carpmodel.report import figures as plots
 
     with log.stage("ensemble_fits", progress):
-        fits = fit_ensemble(loaded.data, definition, fit_options(config), seed=config.seed,
+        fits = fit_ensemble(loaded.data, definition, config, seed=config.seed,
                             progress=progress.tick)
     members = members_table(fits)
     for member in members:
@@ -692,7 +691,6 @@ def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     settings = config.sensitivity
     if settings.draws == 0:
         return None
-    from carpmodel.inference.fitting import fit_options
     from carpmodel.studies import sensitivity as sens
 
     with log.stage("sensitivity", progress):
@@ -705,7 +703,7 @@ def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
         tests: dict[str, Any] = {}
         if settings.temperature_test:
             tests["temperature_effect_test"] = sens.temperature_effect_test(
-                loaded.data, fit_options(config), baseline=loaded.result)
+                loaded.data, config, baseline=loaded.result)
         if settings.power_replicates:
             power = sens.power_analysis(loaded.result, loaded.data, n_replicates=settings.power_replicates,
                                         seed=config.seed)

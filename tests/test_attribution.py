@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from carpmodel.errors import FitError
-from carpmodel.inference.fitting import FitOptions, build_spec, fix_parameter
+from carpmodel.inference.fitting import build_spec, fix_parameter
 from carpmodel.inference.likelihood import Covariate, Free, objective, predict
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.model.dynamics import simulate
 from carpmodel.priors import Prior
@@ -70,7 +71,7 @@ def test_shapley_spreads_interactions_and_shares_sum_to_one():
 
 @pytest.fixture(scope="module")
 def spec_and_thetas():
-    spec = build_spec(load_data("data"), FitOptions())
+    spec = build_spec(load_data("data"), default_config())
     rng = np.random.default_rng(0)
     base = spec.initial_theta()
     thetas = base + 0.05 * rng.standard_normal((6, base.size))
@@ -138,7 +139,7 @@ def test_unfished_start_continues_fishing_at_the_last_pre_ban_f(data):
     # The reported failure: `carpmodel fit` with initial_state = "unfished_1956" exited 1 in the
     # attribution stage because the unfished start's initial F is 0. "auto" (the default) must
     # continue fishing at the F of 2000, which with catch error is the estimated f_2000 itself
-    spec = build_spec(data, FitOptions(initial_state="unfished_1956", catch_sd_log=0.2))
+    spec = build_spec(data, default_config().with_fit(initial_state="unfished_1956", catch_sd_log=0.2))
     thetas = _perturbed(spec)
     # at the prior centres the stock is large and F(2000) tiny; set it to a pre-ban level
     thetas[:, spec.parameter_names.index("log_f_2000")] = np.log([0.5, 0.6, 0.7, 0.8])
@@ -161,9 +162,9 @@ def test_unfished_start_continues_fishing_at_the_last_pre_ban_f(data):
 
 def test_auto_uses_the_last_pre_ban_f_for_a_start_decades_before_the_ban(data):
     # the 1986 start's equilibrium F is the fishing of 1986, not of the late 1990s
-    spec = build_spec(data, FitOptions(initial_state="equilibrium_1986", catch_sd_log=0.2))
+    spec = build_spec(data, default_config().with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2))
     assert pre_ban_f_choice(spec, 0.4, 2001) == "last_pre_ban"
-    default = build_spec(data, FitOptions())
+    default = build_spec(data, default_config())
     assert pre_ban_f_choice(default, 0.4, 2001) == "initial"
     assert pre_ban_f_choice(default, 0.0, 2001) == "last_pre_ban"
 
@@ -172,7 +173,7 @@ def test_fitted_scenario_follows_predicts_two_piece_run_with_an_unfished_change(
     # With [model] unfished_change_year the fit runs the years before the change at R0/ratio and
     # the rest at R0; the counterfactuals must do the same (before the fix they ran every year at
     # the changed R0). Bit-identical to predict, and far from the one-piece run (ratio 0.6)
-    spec = build_spec(data, FitOptions(unfished_change_year=2010))
+    spec = build_spec(data, default_config().with_fit(unfished_change_year=2010))
     thetas = _perturbed(spec, n=3)
     thetas[:, spec.parameter_names.index("log_unfished_change")] = np.log(0.6)
     cf = counterfactuals(spec, thetas)

@@ -12,10 +12,10 @@ from typing import Literal
 import pytest
 
 from carpmodel.errors import ConfigError
-from carpmodel.inference.fitting import FitOptions, fit_options
+from carpmodel.inference.fitting import build_spec
 from carpmodel.io.config import (
     DataOptions,
-    FitSettings,
+    FitOptions,
     ModelOptions,
     RunConfig,
     SensitivitySettings,
@@ -26,6 +26,7 @@ from carpmodel.io.config import (
     load_config,
     to_toml,
 )
+from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 
 
 def write(tmp_path: Path, text: str, name: str = "run.toml") -> Path:
@@ -78,33 +79,33 @@ def test_changed_config_round_trips(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, to_toml(config))) == config
 
 
-def test_initial_state_remedies_round_trip_and_reach_fit_options(tmp_path: Path) -> None:
+def test_initial_state_remedies_round_trip_and_reach_the_spec(tmp_path: Path) -> None:
     config = RunConfig(
         model=ModelOptions(initial_state="unfished_1956", unfished_change_year=1975),
-        fit=FitSettings(catch_sd_log=0.2, catch_scale_sd_log=0.3, unreported_catch_years=(1963, 2000),
+        fit=FitOptions(catch_sd_log=0.2, catch_scale_sd_log=0.3, unreported_catch_years=(1963, 2000),
                         unreported_catch_prior_median_t=500.0, unfished_change_prior_sd_log=0.4,
                         early_survey_last_year=2012, early_separate_q=False, early_cv_multiplier=2.0),
     )
     text = to_toml(config)
     assert tomllib.loads(text)["fit"]["unreported_catch_years"] == [1963, 2000]
     assert load_config(write(tmp_path, text)) == config
-    options = fit_options(config)
-    assert options.unfished_change_year == 1975 and options.catch_scale_sd_log == 0.3
-    assert options.catch_sd_log == 0.2
-    assert options.unreported_catch_years == (1963, 2000)
-    assert options.unreported_catch_prior == (500.0, 1.0)
-    assert options.unfished_change_prior == (1.0, 0.4)
-    assert (options.early_separate_q, options.early_cv_multiplier) == (False, 2.0)
+    # the spec is built from the config itself (one options type): its priors are the config's
+    spec = build_spec(load_data(BUNDLED_DATA_DIRECTORY), config)
+    free = {f.field: f for f in spec.free}
+    assert spec.unfished_change_year == 1975 and spec.catch_sd_log == 0.2
+    assert spec.unreported_catch_years == (1963, 2000)
+    assert free["unreported_catch_t"].prior.parameters == {"median": 500.0, "sd_log": 1.0}
+    assert free["unfished_change"].prior.parameters == {"median": 1.0, "sd_log": 0.4}
+    assert free["catch_scale"].prior.parameters == {"median": 1.0, "sd_log": 0.3}
+    assert not spec.observations.early.any()   # early_separate_q = False: one q for every survey
 
 
-def test_default_config_gives_the_default_fit_options_for_the_remedies() -> None:
-    # the [fit] defaults repeat FitOptions' constants (config does not import fitting): they
-    # must agree, or a run from the default config would not be the documented base case
-    from_config, defaults = fit_options(default_config()), FitOptions()
-    for name in ("catch_sd_log", "catch_scale_sd_log", "unreported_catch_years", "unreported_catch_prior",
-                 "unfished_change_year", "unfished_change_prior", "early_separate_q",
-                 "early_cv_multiplier", "early_q_prior", "cv_multiplier", "estimate"):
-        assert getattr(from_config, name) == getattr(defaults, name), name
+def test_with_fit_routes_each_key_to_its_section_and_refuses_unknown_keys() -> None:
+    config = default_config().with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2, seed=7)
+    assert config.model.initial_state == "equilibrium_1986" and config.fit.catch_sd_log == 0.2
+    assert config.seed == 7 and config.projection == default_config().projection
+    with pytest.raises(ConfigError, match="n_start"):
+        default_config().with_fit(n_start=2)
 
 
 def test_config_sha256_identifies_the_configuration() -> None:

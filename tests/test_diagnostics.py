@@ -17,11 +17,13 @@ import pytest
 import xarray as xr
 
 from carpmodel import diagnostics as diag
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.inference.likelihood import predict, survey_prediction_t
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 
-LIGHT = FitOptions(n_starts=1, estimate=("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q"))
+LIGHT = default_config().with_fit(n_starts=1, estimate=("unfished_biomass_t", "steepness", "initial_f_per_yr",
+                                                       "survey_q"))
 
 
 def _json_ok(result) -> dict:
@@ -188,7 +190,7 @@ def test_hindcast_one_step_ahead_against_both_naive_forecasts(data, peels):
     _json_ok(result)
 
     # what `carpmodel fit --last-data-year 2023` reports agrees with the hindcast table
-    ds = diag.hindcast_predictions(peels[2023], replace(LIGHT, last_data_year=2023), data, n_draws=50)
+    ds = diag.hindcast_predictions(peels[2023], LIGHT.with_fit(last_data_year=2023), data, n_draws=50)
     assert ds["held_out"].sel(year=2024) and not ds["held_out"].sel(year=2023)
     assert int(ds["used_in_fit"].sum()) == 11
     assert float(ds["survey_predicted_t"].sel(year=2024)) == pytest.approx(
@@ -332,9 +334,9 @@ def test_default_variants_and_compare_models_end_to_end(data, light_fit):
     variants = diag.default_variants(LIGHT)
     assert list(variants) == ["beverton_holt", "ricker", "dd_window_0", "dd_window_2",
                               "initial_unfished_1956", "initial_equilibrium_1986"]
-    spec = variants["dd_window_2"](data)
+    spec = build_spec(data, variants["dd_window_2"])
     assert int(spec.base.dd_window_end_age_yr) == 2
-    assert variants["initial_unfished_1956"].initial_state == "unfished_1956"
+    assert variants["initial_unfished_1956"].model.initial_state == "unfished_1956"
     result = diag.compare_models(data, {"beverton_holt": variants["beverton_holt"],
                                         "dd_window_0": variants["dd_window_0"]})
     table = result.table

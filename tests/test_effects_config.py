@@ -53,15 +53,16 @@ def test_an_unknown_response_is_refused_when_the_config_loads(tmp_path):
         load_config(path)
 
 
-def test_an_estimated_recruitment_temperature_slope_is_declared_in_fit_options():
+def test_an_estimated_recruitment_temperature_slope_is_declared_in_the_fit_config():
     # [fit] estimate = [..., "recruitment_slope_per_c"] adds the slope with its N(0, 1) prior and
     # the lake temperature as covariate (reference = its mean over the fitted years)
-    from carpmodel.inference.fitting import FitOptions, build_spec
+    from carpmodel.inference.fitting import build_spec
+    from carpmodel.io.config import default_config
     from carpmodel.io.inputs import load_data
 
     data = load_data("data")
-    base = FitOptions()
-    spec = build_spec(data, FitOptions(estimate=base.estimate + ("recruitment_slope_per_c",)))
+    base = default_config()
+    spec = build_spec(data, base.with_fit(estimate=base.fit.estimate + ("recruitment_slope_per_c",)))
     assert "recruitment_slope_per_c" in spec.parameter_names
     assert spec.covariate is not None and spec.covariate.values.size == spec.years.size
     assert spec.covariate.reference == pytest.approx(spec.covariate.values.mean(), rel=1e-12)

@@ -14,6 +14,7 @@ import xarray as xr
 
 import carpmodel.inference.fitting
 from carpmodel.errors import ConfigError, FitError
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.management.ensemble import (
     EnsembleDefinition,
@@ -238,12 +239,12 @@ def test_members_that_start_before_2000_fit_catch_as_data_and_say_so(data):
     members = {m.initial_state: m for m in definition.members()}
     assert members["equilibrium_f"].catch_sd_log is None
     assert members["unfished_1956"].catch_sd_log == 0.2 == members["equilibrium_1986"].catch_sd_log
-    base = carpmodel.inference.fitting.FitOptions()
-    assert members["equilibrium_1986"].fit_options(base).catch_sd_log == 0.2
-    assert members["equilibrium_f"].fit_options(base).catch_sd_log is None
-    # a catch error in the base options applies to every member
-    with_error = dataclasses.replace(base, catch_sd_log=0.3)
-    assert members["equilibrium_f"].fit_options(with_error).catch_sd_log == 0.3
+    base = default_config()
+    assert members["equilibrium_1986"].config(base).fit.catch_sd_log == 0.2
+    assert members["equilibrium_f"].config(base).fit.catch_sd_log is None
+    # a catch error in the base config applies to every member
+    with_error = base.with_fit(catch_sd_log=0.3)
+    assert members["equilibrium_f"].config(with_error).fit.catch_sd_log == 0.3
     spec = members["equilibrium_1986"].spec(data, base)
     assert spec.catch_sd_log == 0.2 and "log_f_1986" in spec.parameter_names
     from carpmodel.management.ensemble import MemberFit
@@ -272,7 +273,7 @@ SMALL_POSTERIOR = {"posterior_samples": 80, "posterior_proposals": 800}
 def flat_fit(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return carpmodel.inference.fitting.fit(FLAT.spec(data, carpmodel.inference.fitting.FitOptions()))
+        return carpmodel.inference.fitting.fit(FLAT.spec(data, default_config()))
 
 
 def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data, flat_fit, monkeypatch):
@@ -286,7 +287,7 @@ def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data,
                                     initial_states=("equilibrium_f",), **SMALL_POSTERIOR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        member = fit_member(data, FLAT, carpmodel.inference.fitting.FitOptions(), definition, seed=3)
+        member = fit_member(data, FLAT, default_config(), definition, seed=3)
     assert member.included and member.parameter_draws == "posterior"
     assert member.posterior_theta.shape == (80, flat_fit.theta.size)
     assert "on the bound of its flat prior U(0.05, 0.8)" in member.note
@@ -297,7 +298,7 @@ def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data,
     # from a point mass at the bound, and from the informative prior's [0.06, 0.59])
     assert lo < 0.3 and hi > 0.6 and hi - lo > 0.3
     # the other choice: keep such members out, saying why
-    excluded = fit_member(data, FLAT, carpmodel.inference.fitting.FitOptions(),
+    excluded = fit_member(data, FLAT, default_config(),
                           dataclasses.replace(definition, on_bound="exclude"), seed=3)
     assert not excluded.included
     assert "logit_release_survival on the bound of a flat prior" in excluded.reason
@@ -417,9 +418,10 @@ def test_bad_ensemble_file_is_refused_naming_the_file_and_key(tmp_path, body, ke
 
 
 def test_mortality_structure_changes_the_lorenzen_exponent_or_recentres_the_m_prior(data):
-    from carpmodel.inference.fitting import FitOptions, build_spec
+    from carpmodel.inference.fitting import build_spec
+    from carpmodel.io.config import default_config
 
-    spec = build_spec(data, FitOptions())
+    spec = build_spec(data, default_config())
     assert float(C0.apply(spec).base.lorenzen_c) == 0.0
     recentred = MortalityStructure("m", m_ref_prior_median_per_yr=0.3).apply(spec)
     free = {f.field: f for f in recentred.free}["m_ref_per_yr"]

@@ -12,7 +12,6 @@ from scipy import stats
 
 from carpmodel.errors import ConfigError, ConvergenceWarning, FitError
 from carpmodel.inference.fitting import (
-    FitOptions,
     FitResult,
     aicc_data_points,
     aicc_parameters,
@@ -26,7 +25,10 @@ from carpmodel.inference.fitting import (
     objective,
 )
 from carpmodel.inference.likelihood import nll_components, predict, requested_catch_t, unpack
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
+
+CONFIG = default_config()
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_rows_whose_r0_overflows_get_inf_instead_of_an_error(data):
     # (M ~ 6.5e5/yr), where the unfished biomass per recruit underflows to 0 and R0 = B0/0 = inf;
     # Parameters refused it with ConfigError. Such a row must cost +inf and leave the other rows
     # of the batch exactly as they are alone.
-    spec = build_spec(data, FitOptions(initial_state="unfished_1956"))
+    spec = build_spec(data, default_config().with_fit(initial_state="unfished_1956"))
     good = spec.initial_theta()
     bad = _with(spec, good, m_ref_per_yr=0.2 * np.exp(15.0))
     values = objective(spec, np.stack([good, bad, good]))
@@ -63,8 +65,8 @@ def test_rows_whose_r0_overflows_get_inf_instead_of_an_error(data):
 def test_unfished_change_of_one_changes_nothing_and_a_step_rescales_r0(data):
     # The change runs the engine in two pieces joined at the change year: with ratio 1 the
     # joined run must reproduce the single run (same arithmetic, so to rounding: 1e-12).
-    plain = build_spec(data, FitOptions())
-    stepped = build_spec(data, FitOptions(unfished_change_year=2010))
+    plain = build_spec(data, default_config())
+    stepped = build_spec(data, default_config().with_fit(unfished_change_year=2010))
     assert stepped.parameter_names[len(plain.estimated)] == "log_unfished_change"
     theta = np.insert(plain.initial_theta(), len(plain.estimated), 0.0)
     a, _ = predict(plain, plain.initial_theta(), keep_numbers=True)
@@ -85,7 +87,7 @@ def test_unfished_change_of_one_changes_nothing_and_a_step_rescales_r0(data):
 def test_b0_prior_stays_on_the_first_unfished_level(data):
     # Changing only the ratio must change the priors component by the ratio's own prior alone:
     # the B0 prior is evaluated at the first year's level, which the ratio leaves unchanged.
-    spec = build_spec(data, FitOptions(unfished_change_year=2010))
+    spec = build_spec(data, default_config().with_fit(unfished_change_year=2010))
     theta = spec.initial_theta()
     ratio_prior = next(f.prior for f in spec.free if f.field == "unfished_change")
     one = float(nll_components(spec, _with(spec, theta, unfished_change=1.0))["priors"])
@@ -94,7 +96,7 @@ def test_b0_prior_stays_on_the_first_unfished_level(data):
 
 
 def test_catch_scale_and_unreported_catch_set_the_catch_the_model_takes(data):
-    options = FitOptions(initial_state="equilibrium_1986", catch_scale_sd_log=0.3,
+    options = default_config().with_fit(initial_state="equilibrium_1986", catch_scale_sd_log=0.3,
                          unreported_catch_years=(1990, 1995))
     spec = build_spec(data, options)
     theta = _with(spec, spec.initial_theta(), catch_scale=1.2, unreported_catch_t=300.0,
@@ -120,23 +122,24 @@ def test_catch_scale_and_unreported_catch_set_the_catch_the_model_takes(data):
                                0.8 * spec.drivers.catch_t + np.where(inside, 300.0, 0.0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("options, key", [
-    (FitOptions(initial_state="unfished_1956", unfished_change_year=1956), "unfished_change_year"),
-    (FitOptions(unfished_change_year=2030), "unfished_change_year"),
-    (FitOptions(initial_state="equilibrium_1986", unreported_catch_years=(1980, 1990)),
-     "unreported_catch_years"),
-    (FitOptions(catch_scale_sd_log=-0.3, initial_state="equilibrium_1986"), "catch_scale_sd_log"),
-    (FitOptions(early_survey_last_year=2012, early_cv_multiplier=0.0), "early_cv_multiplier"),
-    (FitOptions(initial_state="equilibrium_1986", catch_sd_log=0.0), "catch_sd_log"),
+@pytest.mark.parametrize("changes, key", [
+    ({"initial_state": "unfished_1956", "unfished_change_year": 1956}, "unfished_change_year"),
+    ({"unfished_change_year": 2030}, "unfished_change_year"),
+    ({"initial_state": "equilibrium_1986", "unreported_catch_years": (1980, 1990)}, "unreported_catch_years"),
+    ({"catch_scale_sd_log": -0.3, "initial_state": "equilibrium_1986"}, "catch_scale_sd_log"),
+    ({"early_survey_last_year": 2012, "early_cv_multiplier": 0.0}, "early_cv_multiplier"),
+    ({"initial_state": "equilibrium_1986", "catch_sd_log": 0.0}, "catch_sd_log"),
 ])
-def test_remedies_the_model_years_cannot_carry_are_refused(data, options, key):
+def test_remedies_the_model_years_cannot_carry_are_refused(data, changes, key):
+    # refused when the config is made (bad values) or when the spec is built (years the model
+    # does not have), never later
     with pytest.raises(ConfigError, match=f"^{key}: expected"):
-        build_spec(data, options)
+        build_spec(data, CONFIG.with_fit(**changes))
 
 
 def test_the_default_estimates_no_remedy(data):
     # The default spec must stay the pinned one: no remedy parameter, no change year.
-    spec = build_spec(data, FitOptions())
+    spec = build_spec(data, default_config())
     remedies = {"log_catch_scale", "log_unreported_catch_t", "log_unfished_change"}
     assert not remedies & set(spec.parameter_names)
     assert spec.unfished_change_year is None and spec.unreported_catch_years is None
@@ -145,15 +148,15 @@ def test_the_default_estimates_no_remedy(data):
 
 
 def test_early_cv_multiplier_with_a_shared_catchability(data):
-    base = build_spec(data, FitOptions())
-    spec = build_spec(data, FitOptions(early_survey_last_year=2012, early_separate_q=False,
+    base = build_spec(data, default_config())
+    spec = build_spec(data, default_config().with_fit(early_survey_last_year=2012, early_separate_q=False,
                                        early_cv_multiplier=2.0))
     assert spec.parameter_names == base.parameter_names        # no survey_q_early
     early = spec.observations.year <= 2012
     np.testing.assert_array_equal(spec.observations.cv[early], 2.0 * base.observations.cv[early])
     np.testing.assert_array_equal(spec.observations.cv[~early], base.observations.cv[~early])
     assert not np.any(spec.observations.early)
-    separate = build_spec(data, FitOptions(early_survey_last_year=2012))
+    separate = build_spec(data, default_config().with_fit(early_survey_last_year=2012))
     assert "log_survey_q_early" in separate.parameter_names
     np.testing.assert_array_equal(separate.observations.early, early)
 
@@ -162,8 +165,8 @@ def test_catch_error_starts_where_exact_catch_is_and_scores_catch_as_lognormal(d
     # With catch as data, F of every fished year is free and starts at the F that takes the
     # recorded catch at the start values: the start reproduces the exact-catch run (the F solve
     # converges to ~1e-10; 1e-8 allowed), and the catch component is scipy's lognormal.
-    exact = build_spec(data, FitOptions(initial_state="equilibrium_1986"))
-    spec = build_spec(data, FitOptions(initial_state="equilibrium_1986", catch_sd_log=0.2))
+    exact = build_spec(data, default_config().with_fit(initial_state="equilibrium_1986"))
+    spec = build_spec(data, default_config().with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2))
     fished = spec.years[spec.drivers.catch_t > 0]
     assert [n for n in spec.parameter_names if n.startswith("log_f_")] == [f"log_f_{y}" for y in fished]
     assert fished.tolist() == list(range(1986, 2001))
@@ -186,9 +189,9 @@ def test_catch_error_starts_where_exact_catch_is_and_scores_catch_as_lognormal(d
 def test_catch_error_f_starts_come_from_a_start_the_stock_survives(data):
     # window 0 with c = 1 cannot persist under the prior-centre F of 0.5/yr: the F starts must
     # come from the start fit() moves to (a lower initial F), not from an empty stock's F = 0
-    options = FitOptions(initial_state="equilibrium_1986", catch_sd_log=0.2, dd_window_end_age_yr=0)
+    options = CONFIG.with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2, dd_window_end_age_yr=0)
     spec = build_spec(data, options)
-    exact = build_spec(data, replace(options, catch_sd_log=None))
+    exact = build_spec(data, options.with_fit(catch_sd_log=None))
     assert not np.isfinite(float(nll_components(exact, exact.initial_theta())["biomass"]))
     f_starts = np.array([f.init for f in spec.free if f.field.startswith("f_")])
     assert f_starts.size == 15 and np.all(f_starts > 5e-3) and f_starts[0] > 0.1
@@ -198,7 +201,7 @@ def test_diagonal_scale_is_the_inverse_root_curvature(data):
     # At the prior centre of the default spec, each coordinate's scale must be 1/sqrt(H_ii)
     # (floored at curvature 1, i.e. scale <= 1), H from the batched finite-difference Hessian.
     # Different steps (1e-2 vs 1e-4) and third-order terms: agreement to 5 %.
-    spec = build_spec(data, FitOptions())
+    spec = build_spec(data, default_config())
     theta = spec.initial_theta()
     scale = diagonal_scale(spec, theta)
     h = np.diag(hessian(spec, theta))
@@ -223,8 +226,8 @@ def test_aicc_counts_the_survey_against_structural_parameters_not_the_catch_fs(d
     # Counting them against the 12 surveys made k > n and AICc +inf. AICc now scores the survey
     # (n = 12) with k = 6, the k of the exact-catch fit of the same structure, and leaves the
     # catch component out with the F's.
-    exact = build_spec(data, FitOptions(initial_state="unfished_1956"))
-    spec = build_spec(data, FitOptions(initial_state="unfished_1956", catch_sd_log=0.2))
+    exact = build_spec(data, default_config().with_fit(initial_state="unfished_1956"))
+    spec = build_spec(data, default_config().with_fit(initial_state="unfished_1956", catch_sd_log=0.2))
     assert len(spec.estimated) == 51 and aicc_parameters(spec) == 6 == aicc_parameters(exact)
     assert aicc_data_points(spec) == 12 == spec.observations.year.size
     result = _result(spec, spec.initial_theta(), {"biomass": -7.49, "recruitment_deviations": 28.2,
@@ -233,11 +236,11 @@ def test_aicc_counts_the_survey_against_structural_parameters_not_the_catch_fs(d
     assert result.aicc == pytest.approx(2 * -7.49 + 2 * 6 + 2 * 6 * 7 / (12 - 6 - 1))
     assert np.isfinite(result.aicc) and result.k_aicc == 6 and result.n_data == 12
     # the default 2000 start: k = 7, n = 12; biomass NLL -7.38 gives experiments/01's 27.2
-    default = build_spec(data, FitOptions())
+    default = build_spec(data, default_config())
     base = _result(default, default.initial_theta(), {"biomass": -7.38, "priors": 10.8})
     assert base.aicc == pytest.approx(27.2, abs=0.05)
     # optional data components add their points to n (here the upper bound and two shares)
-    more = build_spec(data, FitOptions(use_upper_bound=True, use_hatchery_fractions=True))
+    more = build_spec(data, default_config().with_fit(use_upper_bound=True, use_hatchery_fractions=True))
     assert aicc_data_points(more) == 12 + 1 + 2
     assert aicc_value(0.0, 11, 12) == float("inf")
 
@@ -245,7 +248,7 @@ def test_aicc_counts_the_survey_against_structural_parameters_not_the_catch_fs(d
 def test_estimate_on_a_flat_bound_with_the_rest_converged_is_interior_converged(data):
     # release survival at logit 14 (its flat prior's upper bound): the full Hessian is singular
     # in that direction, so `converged` is False, but the other parameters can still be judged
-    spec = build_spec(data, FitOptions(release_survival_prior="flat"))
+    spec = build_spec(data, default_config().with_fit(release_survival_prior="flat"))
     i = spec.parameter_names.index("logit_release_survival")
     theta = spec.initial_theta()
     theta[i] = 14.0
@@ -267,7 +270,7 @@ def test_a_start_whose_equilibrium_cannot_persist_is_moved_into_the_model(data):
     # start ended at a non-finite NLL": at the prior centres (h 0.7, dd_strength 1) the stock
     # cannot persist under the start F 0.5/yr (crash F ~0.45/yr), so the start biomass is 0.
     # The fitted model sustains F ~0.76/yr (h ~0.87), so this is a start problem, not a limit.
-    spec = build_spec(data, FitOptions(dd_window_end_age_yr=0))
+    spec = build_spec(data, default_config().with_fit(dd_window_end_age_yr=0))
     spec = replace(spec, base=spec.base.replace(lorenzen_c=1.0))
     theta = spec.initial_theta()
     assert not np.isfinite(objective(spec, theta))
@@ -280,7 +283,7 @@ def test_a_start_whose_equilibrium_cannot_persist_is_moved_into_the_model(data):
     assert result.converged and result.optimizer["start"] == note
     assert result.natural_estimates()["initial_f_per_yr"]["estimate"] > 0.5   # beyond the start F
     # an evaluable start is left alone, and one that cannot be repaired is refused in words
-    default = build_spec(data, FitOptions())
+    default = build_spec(data, default_config())
     same, empty = feasible_start(default, default.initial_theta())
     assert empty == "" and np.array_equal(same, default.initial_theta())
     broken = default.initial_theta()
@@ -294,7 +297,7 @@ def test_newton_polish_finishes_the_interior_when_an_estimate_sits_on_a_flat_bou
     # runs to its bound 0.8, and the polish used to stop with |gradient| 1.3e-3 in log M (a full
     # Newton step ran off along the flat bound coordinate; the interior step raised the NLL by
     # 4e-9, rounding level, and was refused). Now the interior is polished below 1e-3.
-    spec = build_spec(data, FitOptions(release_survival_prior="flat", dd_window_end_age_yr=2))
+    spec = build_spec(data, default_config().with_fit(release_survival_prior="flat", dd_window_end_age_yr=2))
     spec = replace(spec, base=spec.base.replace(lorenzen_c=1.5))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

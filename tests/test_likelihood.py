@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from carpmodel.inference.fitting import FitOptions, build_spec
+from carpmodel.inference.fitting import build_spec
 from carpmodel.inference.likelihood import Covariate, Free, HatcherySample, nll_components, predict
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.priors import Prior
 
@@ -20,7 +21,7 @@ REFERENCE = Path(__file__).parent / "reference" / "default_fit.json"
 
 @pytest.fixture(scope="module")
 def spec():
-    return build_spec(load_data("data"), FitOptions())
+    return build_spec(load_data("data"), default_config())
 
 
 def test_nll_at_stored_parameters_is_pinned(spec):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.inference.likelihood import objective, predict
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.studies import monitoring as mon
 
@@ -22,7 +23,7 @@ def result():
     """The bundled default fit (2-5 s)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return fit(build_spec(load_data("data"), FitOptions()))
+        return fit(build_spec(load_data("data"), default_config()))
 
 
 @pytest.fixture(scope="module")

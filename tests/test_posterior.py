@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.inference.likelihood import Free
 from carpmodel.inference.posterior import (
     effective_prior,
@@ -22,6 +22,7 @@ from carpmodel.inference.posterior import (
     sample_posterior,
     sir,
 )
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.priors import Prior
 
@@ -110,7 +111,7 @@ def untouched_fit():
     must equal its prior, lognormal(median 1, sd_log 0.5).
     """
     data = load_data("data")
-    spec = build_spec(data, FitOptions(estimate=("survey_q",)))
+    spec = build_spec(data, default_config().with_fit(estimate=("survey_q",)))
     extra = Free("survey_q_early", "log", Prior("lognormal", {"median": 1.0, "sd_log": 0.5}), 1.0)
     spec = dataclasses.replace(spec, free=spec.free + (extra,))
     assert not np.any(spec.observations.early)
@@ -172,7 +173,7 @@ def test_log_jacobian_matches_numerical_derivatives(untouched_fit):
 def test_sample_posterior_on_the_default_fit_is_seeded_and_consistent():
     # small run of the full path (SIR falls short on this posterior, tempering takes over)
     data = load_data("data")
-    spec = build_spec(data, FitOptions())
+    spec = build_spec(data, default_config())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = fit(spec)

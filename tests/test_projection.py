@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.management.projection import ProjectionSetup, draw_randomness, project
 from carpmodel.model.dynamics import YearControl
@@ -17,7 +18,7 @@ from carpmodel.model.dynamics import YearControl
 def fitted():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        spec = build_spec(load_data("data"), FitOptions())
+        spec = build_spec(load_data("data"), default_config())
         return fit(spec)
 
 

@@ -8,8 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.inference.likelihood import Observations, predict, survey_prediction_t
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 
 
@@ -21,7 +22,7 @@ def test_fit_recovers_biomass_and_depletion_from_simulated_data():
     # B/B0 to about ±30 % (B0 is held mostly by its prior, sd_log 0.5, so we check the
     # data-informed quantities and that the truth lies inside the fit's 95 % interval).
     data = load_data("data")
-    spec = build_spec(data, FitOptions())
+    spec = build_spec(data, default_config())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         truth = fit(spec)
@@ -65,7 +66,7 @@ def test_catch_error_fit_of_the_1986_start_converges_and_recovers_the_stock():
     # survey-scale biomass to ±10 % (as in the 2000-start test) and the 2000 depletion to ±30 %
     # (B0 rests mostly on its prior).
     data = load_data("data")
-    spec = build_spec(data, FitOptions(initial_state="equilibrium_1986", catch_sd_log=0.2))
+    spec = build_spec(data, default_config().with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2))
     rng = np.random.default_rng(20240602)
     truth = {"unfished_biomass_t": 205000.0, "steepness": 0.83, "initial_f_per_yr": 0.64,
              "survey_q": 1.1, "m_ref_per_yr": 0.21, "dd_strength": 0.58}

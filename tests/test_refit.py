@@ -17,11 +17,13 @@ import pytest
 from carpmodel import diagnostics as diag
 from carpmodel.errors import ConvergenceWarning
 from carpmodel.inference import refit as rf
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.inference.likelihood import objective
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 
-LIGHT = FitOptions(n_starts=1, estimate=("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q"))
+LIGHT = default_config().with_fit(n_starts=1, estimate=("unfished_biomass_t", "steepness", "initial_f_per_yr",
+                                                       "survey_q"))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def replicates(light_fit):
 
 
 def test_map_start_and_map_hessian_match_parameters_by_name(data, light_fit):
-    peel = build_spec(data, replace(LIGHT, last_data_year=2022))
+    peel = build_spec(data, LIGHT.with_fit(last_data_year=2022))
     names = peel.parameter_names
     assert "rec_dev_2024" in light_fit.parameter_names and "rec_dev_2024" not in names
     start = rf.map_start(light_fit, peel)
@@ -55,7 +57,7 @@ def test_map_start_and_map_hessian_match_parameters_by_name(data, light_fit):
     np.testing.assert_array_equal(start, light_fit.theta[index])
     np.testing.assert_array_equal(h, light_fit.hessian[np.ix_(index, index)])
     # a parameter the source lacks: its start value, and its prior's precision on the diagonal
-    wider = build_spec(data, replace(LIGHT, estimate=LIGHT.estimate + ("m_ref_per_yr",)))
+    wider = build_spec(data, LIGHT.with_fit(estimate=LIGHT.fit.estimate + ("m_ref_per_yr",)))
     i = wider.parameter_names.index("log_m_ref_per_yr")
     h_wider = rf.map_hessian(light_fit, wider)
     assert rf.map_start(light_fit, wider)[i] == wider.initial_theta()[i]
@@ -141,7 +143,7 @@ def test_minimise_finds_each_rows_optimum_and_covariance_of_a_quadratic():
 
 
 def test_warm_peel_refit_reaches_the_cold_fits_optimum(data, light_fit):
-    spec = build_spec(data, replace(LIGHT, last_data_year=2022))
+    spec = build_spec(data, LIGHT.with_fit(last_data_year=2022))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         cold = fit(spec, n_starts=1, seed=LIGHT.seed)

@@ -244,15 +244,13 @@ def test_prior_posterior_panel_in_thousand_tonnes_without_an_offset_label():
 
 
 def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, monkeypatch):
-    from dataclasses import replace
 
     from carpmodel import diagnostics
-    from carpmodel.inference.fitting import fit_options
     from carpmodel.pipeline import load_fit
 
     _, _, out = reduced_run
     loaded = load_fit(out)
-    options = fit_options(loaded.config)
+    options = loaded.config
 
     def no_refit(*args, **kwargs):
         raise AssertionError(f"refit called ({kwargs.get('label')}): the base variant was fitted again")
@@ -265,7 +263,7 @@ def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, 
         loaded.result.nll_components["biomass"], rel=1e-12)
     # a fit of another model is refused: the Ricker objective at the Beverton-Holt estimates differs
     with pytest.raises(ValueError, match="not a fit of variant 'ricker'"):
-        diagnostics.compare_models(loaded.data, {"ricker": replace(options, recruitment="ricker")},
+        diagnostics.compare_models(loaded.data, {"ricker": options.with_fit(recruitment="ricker")},
                                    base_result=loaded.result)
 
 

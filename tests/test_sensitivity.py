@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from carpmodel.errors import ConfigError
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 from carpmodel.studies.sensitivity import (
     COMBINED_EFFECT,
@@ -29,6 +30,8 @@ from carpmodel.studies.sensitivity import (
     temperature_effect_test,
 )
 
+CONFIG = default_config()
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -39,7 +42,7 @@ def data():
 def fitted(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return fit(build_spec(data, FitOptions()))
+        return fit(build_spec(data, default_config()))
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +134,7 @@ def test_a_strength_set_without_zero_is_refused(fitted, data):
 
 
 def test_temperature_effect_is_not_testable_on_the_bundled_assumed_series(data, fitted):
-    out = temperature_effect_test(data, FitOptions(n_starts=1), baseline=fitted, hindcast_peels=0,
+    out = temperature_effect_test(data, CONFIG.with_fit(n_starts=1), baseline=fitted, hindcast_peels=0,
                                   cold_start=False)
     assert out["testable"] is False
     assert out["statement"] == NOT_TESTABLE_ASSUMED

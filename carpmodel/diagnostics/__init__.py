@@ -4,7 +4,7 @@ likelihood profiles, simulation self-test and model comparison (AICc).
 What users of Stock Synthesis (r4ss, ss3diags), WHAM and SAM expect to see after a fit
 (Carvalho et al. 2021, "A cookbook for using model diagnostics in integrated stock
 assessments", Fish. Res. 240: 105959). Every function is pure: it takes a fit or the data and
-:class:`~carpmodel.inference.fitting.FitOptions`, refits where the method needs it, and returns a frozen
+:class:`~carpmodel.io.config.RunConfig`, refits where the method needs it, and returns a frozen
 result with a ``to_dict()`` of JSON-ready numbers (NaN and ±inf become ``None``) and xarray
 objects for the tables that have dimensions. No file I/O and no plotting here.
 
@@ -13,7 +13,7 @@ spawned stream per replicate, so a replicate's data do not depend on how many we
 
 Peels are calendar-year peels, as SS3 retrospectives are (``retro_yr``): peel ``k`` fits the
 data up to ``last_data_year = T − k`` with ``T`` the terminal data year
-(``options.last_data_year`` or ``options.last_year``). With gaps in the survey record a peel
+(``config.fit.last_data_year`` or ``config.model.last_year``). With gaps in the survey record a peel
 can remove no observation (only the recruitment deviations of the peeled years); that peel is
 still a retrospective peel, and in the hindcast its first held-out observation may lie more than
 one year ahead (``horizon_yr`` says so).
@@ -40,7 +40,6 @@ from carpmodel.inference.fitting import (
     AICC_DATA_COMPONENTS,
     CATCH_SD_LOG,
     GRADIENT_STEP,
-    FitOptions,
     FitResult,
     aicc_value,
     build_spec,
@@ -60,12 +59,12 @@ from carpmodel.inference.likelihood import (
 from carpmodel.inference.refit import better, refit, refit_many
 from carpmodel.inference.refit import map_start as map_theta
 from carpmodel.inference.results import fit_draws
+from carpmodel.io.config import RunConfig, default_config
 from carpmodel.priors import Prior
 
 __all__ = [
     "DATA_COMPONENTS",
     "HURTADO_FERRO_RHO_RANGE",
-    "DDWindowVariant",
     "HindcastResult",
     "ModelComparison",
     "ProfileResult",
@@ -108,7 +107,7 @@ NOMINAL_COVERAGE = 0.95
 SELF_TEST_QUANTITIES = ("biomass_last_year_t", "unfished_biomass_t", "depletion_last_year")
 _Z95 = float(stats.norm.ppf(0.975))
 
-#: a spec builder: data → ModelSpec (for variants that FitOptions cannot express)
+#: a spec builder: data → ModelSpec (for variants that RunConfig cannot express)
 SpecBuilder = Callable[[Any], ModelSpec]
 
 
@@ -143,8 +142,8 @@ def _attrs(ds: xr.Dataset, described: Mapping[str, tuple[str, str]], **attrs: An
     return with_attrs(ds, **attrs)
 
 
-def _terminal_year(options: FitOptions) -> int:
-    return int(options.last_data_year if options.last_data_year is not None else options.last_year)
+def _terminal_year(config: RunConfig) -> int:
+    return int(config.fit.last_data_year if config.fit.last_data_year is not None else config.model.last_year)
 
 
 def _depletion(state: Any) -> NDArray:
@@ -285,30 +284,30 @@ def residuals(result: FitResult) -> ResidualDiagnostics:
 # ----------------------------------------------------------------------------- 2. retrospective
 
 
-def peel_fits(data: Any, options: FitOptions, n_peels: int = 5, *,
+def peel_fits(data: Any, config: RunConfig, n_peels: int = 5, *,
               full: FitResult | None = None) -> dict[int, FitResult | None]:
     """Refits for calendar-year peels ``Y = T − k``, k = 1..n_peels, keyed by ``Y`` (descending).
 
-    ``T`` is ``options.last_data_year`` or ``options.last_year``. Each refit uses
-    ``replace(options, last_data_year=Y)``: observations up to Y, recruitment deviations up to
-    Y, the engine run to ``options.last_year`` with the historical catch and releases. With
-    ``full`` (the fit with ``options``) each peel starts from the full fit's estimates (its own
+    ``T`` is ``config.fit.last_data_year`` or ``config.model.last_year``. Each refit uses
+    ``config.with_fit(last_data_year=Y)``: observations up to Y, recruitment deviations up to
+    Y, the engine run to ``config.model.last_year`` with the historical catch and releases. With
+    ``full`` (the fit with ``config``) each peel starts from the full fit's estimates (its own
     parameters matched by name) in the coordinates its Hessian whitens
     (:func:`carpmodel.inference.refit.refit`): a peel drops one year of data, so its optimum is close
     (a warm start reached the same NLL as the cold fit to 1e-6 on the bundled data, in a tenth of
-    the time); the real fit's procedure (:func:`carpmodel.inference.fitting.fit`, ``options.n_starts``,
-    ``options.seed``) is the fallback when that does not converge, and the first attempt when
+    the time); the real fit's procedure (:func:`carpmodel.inference.fitting.fit`, ``config.fit.n_starts``,
+    ``config.seed``) is the fallback when that does not converge, and the first attempt when
     ``full`` is not given. Pass the result to :func:`retrospective` and :func:`hindcast` to fit
     the peels once for both. A refit that fails outright is ``None`` (with a ConvergenceWarning).
     """
     if n_peels < 1:
         raise FitError(f"n_peels: expected at least 1, got {n_peels}")
-    terminal = _terminal_year(options)
+    terminal = _terminal_year(config)
     out: dict[int, FitResult | None] = {}
     for k in range(1, n_peels + 1):
         year = terminal - k
-        spec = build_spec(data, replace(options, last_data_year=year))
-        out[year] = refit(spec, source=full, n_starts=options.n_starts, seed=options.seed,
+        spec = build_spec(data, config.with_fit(last_data_year=year))
+        out[year] = refit(spec, source=full, n_starts=config.fit.n_starts, seed=config.seed,
                           cold_first=full is None, label=f"peel {k} (last data year {year})")
     return out
 
@@ -368,29 +367,29 @@ def _trajectory(result: FitResult | None, n_years: int) -> dict[str, NDArray]:
             "depletion": np.asarray(_depletion(state), float)}
 
 
-def retrospective(data: Any, options: FitOptions | None = None, n_peels: int = 5, *,
+def retrospective(data: Any, config: RunConfig | None = None, n_peels: int = 5, *,
                   full: FitResult | None = None,
                   fits: Mapping[int, FitResult | None] | None = None) -> RetrospectiveResult:
     """Retrospective analysis with calendar-year peels and Mohn's ρ.
 
-    Method: refit with ``replace(options, last_data_year=T − k)`` for k = 1..n_peels
+    Method: refit with ``config.with_fit(last_data_year=T − k)`` for k = 1..n_peels
     (:func:`peel_fits`; SS3 ``retro_yr`` convention: calendar years, so with gaps a peel may
     remove no observation), collect survey biomass, SSB and depletion ``B/B0`` per peel and
     compute :func:`mohns_rho` of each at the peels' terminal years. ``full`` (the fit with
-    ``options``) and ``fits`` (from :func:`peel_fits`) are reused when given. References: Mohn
+    ``config``) and ``fits`` (from :func:`peel_fits`) are reused when given. References: Mohn
     (1999) ICES J. Mar. Sci. 56: 473–488; Hurtado-Ferro et al. (2015) ICES J. Mar. Sci. 72:
     99–110; Carvalho et al. (2021) Fish. Res. 240: 105959.
     """
     start = time.perf_counter()
-    options = FitOptions() if options is None else options
+    config = default_config() if config is None else config
     if full is None:
-        full = refit(build_spec(data, options), n_starts=options.n_starts, seed=options.seed,
+        full = refit(build_spec(data, config), n_starts=config.fit.n_starts, seed=config.seed,
                      label="full fit")
         if full is None:
             raise FitError("retrospective: the full fit failed, so there is no reference run")
     if fits is None:
-        fits = peel_fits(data, options, n_peels, full=full)
-    terminal = _terminal_year(options)
+        fits = peel_fits(data, config, n_peels, full=full)
+    terminal = _terminal_year(config)
     years = np.asarray(full.spec.years)
     peels = [(terminal, full)] + sorted(fits.items(), reverse=True)[:n_peels]
     for year, result in peels:
@@ -505,7 +504,7 @@ def _drift_forecast(years: NDArray, biomass_t: NDArray, target: int) -> float:
     return float(np.exp(intercept + slope * target))
 
 
-def hindcast(data: Any, options: FitOptions | None = None, n_peels: int = 5, *,
+def hindcast(data: Any, config: RunConfig | None = None, n_peels: int = 5, *,
              fits: Mapping[int, FitResult | None] | None = None,
              drift_last_n: int | None = None) -> HindcastResult:
     """Hindcast cross-validation (one step ahead) with MASE.
@@ -523,11 +522,11 @@ def hindcast(data: Any, options: FitOptions | None = None, n_peels: int = 5, *,
     Mar. Sci. 78: 2244–2255.
     """
     start = time.perf_counter()
-    options = FitOptions() if options is None else options
+    config = default_config() if config is None else config
     if fits is None:
-        fits = peel_fits(data, options, n_peels)
-    terminal = _terminal_year(options)
-    everything = build_spec(data, replace(options, last_data_year=terminal)).observations
+        fits = peel_fits(data, config, n_peels)
+    terminal = _terminal_year(config)
+    everything = build_spec(data, config.with_fit(last_data_year=terminal)).observations
     obs_years = np.asarray(everything.year)
     peels = sorted(fits.items(), reverse=True)[:n_peels]
     columns: dict[str, list[Any]] = {k: [] for k in (
@@ -565,7 +564,7 @@ def hindcast(data: Any, options: FitOptions | None = None, n_peels: int = 5, *,
             columns["predicted_t"].append(np.nan)
             columns["naive_persistence_t"].append(np.nan)
             columns["naive_drift_t"].append(np.nan)
-        early_last = options.early_survey_last_year
+        early_last = config.fit.early_survey_last_year
         early = model_years <= early_last if early_last is not None else np.zeros(model_years.size, bool)
         trajectories.append(_survey_at(result, model_years, np.ones(model_years.size), early))
     table = xr.Dataset({k: ("peel", np.asarray(v)) for k, v in columns.items()},
@@ -577,7 +576,7 @@ def hindcast(data: Any, options: FitOptions | None = None, n_peels: int = 5, *,
             table[f"log_error_{name}"] = ("peel", np.log(values) - np.log(obs))
     ok = np.isfinite(obs) & np.isfinite(pred) & table["converged"].values   # only converged peels
     if model_years is None:
-        model_years = np.arange(options.first_year, options.last_year + 1)
+        model_years = np.arange(config.model.first_year, config.model.last_year + 1)
     survey = np.stack([t if t is not None else np.full(model_years.size, np.nan) for t in trajectories])
     observed_full = np.full(model_years.size, np.nan)
     inside = np.isin(obs_years, model_years)
@@ -614,12 +613,12 @@ def hindcast(data: Any, options: FitOptions | None = None, n_peels: int = 5, *,
         n_predictions=int(ok.sum()), runtime_s=time.perf_counter() - start)
 
 
-def hindcast_predictions(result: FitResult, options: FitOptions, data: Any, *,
+def hindcast_predictions(result: FitResult, config: RunConfig, data: Any, *,
                          n_draws: int = 500, seed: int = 20260601) -> xr.Dataset:
-    """A fit to the observations ≤ ``options.last_data_year`` and the observations it did not see.
+    """A fit to the observations ≤ ``config.fit.last_data_year`` and the observations it did not see.
 
     What ``carpmodel fit --last-data-year Y`` reports. ``result`` is the fit of
-    ``build_spec(data, options)``. Dims ``year`` (the model years): ``biomass_t``, ``ssb_t``,
+    ``build_spec(data, config)``. Dims ``year`` (the model years): ``biomass_t``, ``ssb_t``,
     ``depletion`` and ``survey_predicted_t`` (q·B; zero recruitment deviations after Y) with a
     95 % interval of the survey prediction (``survey_predicted_lower/upper``, from ``n_draws``
     parameter vectors of ``N(θ̂, Σ)``, :func:`carpmodel.inference.results.fit_draws`; parameter
@@ -628,9 +627,9 @@ def hindcast_predictions(result: FitResult, options: FitOptions, data: Any, *,
     """
     spec = result.spec
     years = np.asarray(spec.years)
-    last = _terminal_year(options)
-    everything = build_spec(data, replace(options, last_data_year=int(years[-1]))).observations
-    early_last = options.early_survey_last_year
+    last = _terminal_year(config)
+    everything = build_spec(data, config.with_fit(last_data_year=int(years[-1]))).observations
+    early_last = config.fit.early_survey_last_year
     early = years <= early_last if early_last is not None else np.zeros(years.size, bool)
     state, _ = predict(spec, result.theta)
     survey = _survey_at(result, years, np.ones(years.size), early)
@@ -1054,36 +1053,23 @@ def self_test(result: FitResult, n_replicates: int = 20, seed: int = 20260601, *
 aicc = aicc_value
 
 
-@dataclass(frozen=True)
-class DDWindowVariant:
-    """Spec builder: ``build_spec(data, options)`` with another juvenile density-dependence window
-    (``Parameters.dd_window_end_age_yr``, fixed, not estimated; FitOptions has no field for it)."""
-
-    options: FitOptions
-    dd_window_end_age_yr: int
-
-    def __call__(self, data: Any) -> ModelSpec:
-        spec = build_spec(data, self.options)
-        return replace(spec, base=spec.base.replace(dd_window_end_age_yr=self.dd_window_end_age_yr))
-
-
-def default_variants(options: FitOptions | None = None) -> dict[str, FitOptions | SpecBuilder]:
+def default_variants(config: RunConfig | None = None) -> dict[str, RunConfig | SpecBuilder]:
     """The structural alternatives compared by default (all on the same biomass data).
 
     ``beverton_holt`` (the base case), ``ricker``, ``dd_window_0`` and ``dd_window_2`` (last age
     of the juvenile density-dependence window; base case 1 from life_history.toml),
-    ``initial_unfished_1956`` and ``initial_equilibrium_1986`` (``FitOptions.initial_state``,
+    ``initial_unfished_1956`` and ``initial_equilibrium_1986`` (``ModelOptions.initial_state``,
     with catch error ``catch_sd_log`` = :data:`~carpmodel.inference.fitting.CATCH_SD_LOG`: with exact
     catches these starts do not converge, experiments/01_fit_baseline).
     """
-    options = FitOptions() if options is None else options
+    config = default_config() if config is None else config
     return {
-        "beverton_holt": replace(options, recruitment="beverton_holt"),
-        "ricker": replace(options, recruitment="ricker"),
-        "dd_window_0": DDWindowVariant(options, 0),
-        "dd_window_2": DDWindowVariant(options, 2),
-        "initial_unfished_1956": replace(options, initial_state="unfished_1956", catch_sd_log=CATCH_SD_LOG),
-        "initial_equilibrium_1986": replace(options, initial_state="equilibrium_1986",
+        "beverton_holt": config.with_fit(recruitment="beverton_holt"),
+        "ricker": config.with_fit(recruitment="ricker"),
+        "dd_window_0": config.with_fit(dd_window_end_age_yr=0),
+        "dd_window_2": config.with_fit(dd_window_end_age_yr=2),
+        "initial_unfished_1956": config.with_fit(initial_state="unfished_1956", catch_sd_log=CATCH_SD_LOG),
+        "initial_equilibrium_1986": config.with_fit(initial_state="equilibrium_1986",
                                             catch_sd_log=CATCH_SD_LOG),
     }
 
@@ -1166,7 +1152,7 @@ def compare_fits(fits: Mapping[str, FitResult | None], runtime_s: float = 0.0) -
                            runtime_s=runtime_s, fits=dict(fits))
 
 
-def compare_models(data: Any, variants: Mapping[str, FitOptions | SpecBuilder] | None = None, *,
+def compare_models(data: Any, variants: Mapping[str, RunConfig | SpecBuilder] | None = None, *,
                    n_starts: int | None = None, base_result: FitResult | None = None) -> ModelComparison:
     """Fit each variant and compare them by AICc on the data component.
 
@@ -1177,16 +1163,16 @@ def compare_models(data: Any, variants: Mapping[str, FitOptions | SpecBuilder] |
     random effects, integrated out in a state-space model and not counted as free parameters
     here) and n the number of data points in NLL_data (the 12 biomass observations by default).
     Priors and the rec-dev penalty are left out of AICc; ``nll_total`` shows them. A variant is
-    a :class:`~carpmodel.inference.fitting.FitOptions` or a builder ``data → ModelSpec`` (e.g.
-    :class:`DDWindowVariant`); ``None`` uses :func:`default_variants`. Each fit uses the variant's
-    ``n_starts`` and ``seed`` (builders: the FitOptions defaults) unless ``n_starts`` is given;
+    a :class:`~carpmodel.io.config.RunConfig` or a builder ``data → ModelSpec``; ``None`` uses
+    :func:`default_variants`. Each fit uses the variant's
+    ``n_starts`` and ``seed`` (builders: the RunConfig defaults) unless ``n_starts`` is given;
     a variant whose fit does not converge is refitted from the first variant's estimates and
     Hessian (matched by parameter name, :func:`carpmodel.inference.refit.refit`) and the better fit kept.
     The cold fit comes first because variants are different models: warm-started from the
     base case, ``initial_unfished_1956`` converges to a local optimum at twice the NLL the
     cold fit reaches (Ricker and the density-dependence windows reach the cold optimum warm).
     ``base_result``, a fit of the FIRST variant already made (e.g. the run's main fit, same data
-    and options), is used as that variant's fit instead of fitting it again; it must be a fit
+    and config), is used as that variant's fit instead of fitting it again; it must be a fit
     of the first variant's spec: its objective there must reproduce ``base_result.nll``
     (ValueError otherwise).
     Reference: Burnham & Anderson (2002); Hurvich & Tsai (1989) Biometrika 76: 297–307.
@@ -1196,13 +1182,13 @@ def compare_models(data: Any, variants: Mapping[str, FitOptions | SpecBuilder] |
     fits: dict[str, FitResult | None] = {}
     first: FitResult | None = None
     for name, variant in variants.items():
-        options = variant if isinstance(variant, FitOptions) else getattr(variant, "options", FitOptions())
-        spec = build_spec(data, variant) if isinstance(variant, FitOptions) else variant(data)
+        config = variant if isinstance(variant, RunConfig) else getattr(variant, "config", default_config())
+        spec = build_spec(data, variant) if isinstance(variant, RunConfig) else variant(data)
         if first is None and base_result is not None:
             _check_same_model(spec, base_result, name)
             fits[name] = base_result
         else:
-            fits[name] = refit(spec, source=first, n_starts=n_starts or options.n_starts, seed=options.seed,
+            fits[name] = refit(spec, source=first, n_starts=n_starts or config.fit.n_starts, seed=config.seed,
                                label=f"variant {name}")
         first = first or fits[name]
     return compare_fits(fits, runtime_s=time.perf_counter() - start)

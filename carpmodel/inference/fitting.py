@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,7 @@ from carpmodel.inference.likelihood import (
     predict,
     requested_catch_t,
 )
+from carpmodel.io.config import FitOptions, ModelOptions, RunConfig, default_config
 from carpmodel.model.drivers import historical_drivers
 from carpmodel.model.simulation import default_parameters
 from carpmodel.priors import Prior
@@ -93,84 +94,21 @@ UNREPORTED_CATCH_PRIOR = (1000.0, 1.0)
 #: virgin stock) at 1.5 SD
 UNFISHED_CHANGE_PRIOR = (1.0, 0.5)
 
-InitialState = Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"]
-DEFAULT_ESTIMATED = ("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q", "m_ref_per_yr",
-                     "dd_strength", "release_survival")
+DEFAULT_ESTIMATED = FitOptions().estimate
 
 
-@dataclass(frozen=True)
-class FitOptions:
-    """What to estimate and which data components to use (defaults: the documented base case).
-
-    Remedies for starts before 2000 (off by default): ``catch_sd_log`` treats catch as data
-    with lognormal error of that SD and estimates the F of every fished year (``f_YYYY``)
-    instead of solving F to take the catch exactly; ``catch_scale_sd_log`` estimates one
-    multiplicative scale of the recorded catch with a lognormal prior (median 1);
-    ``unreported_catch_years`` (first, last) estimates a catch ``unreported_catch_t`` (t/yr)
-    added to each of those years, prior lognormal ``unreported_catch_prior``;
-    ``unfished_change_year`` estimates the ratio ``unfished_change`` of R0 (hence B0) from that
-    year on to R0 before it, prior lognormal ``unfished_change_prior`` (spawning-habitat loss).
-    """
-
-    first_year: int = 2000
-    last_year: int = 2024
-    last_data_year: int | None = None
-    recruitment: Literal["beverton_holt", "ricker"] = "beverton_holt"
-    initial_state: InitialState = "equilibrium_f"
-    estimate: tuple[str, ...] = DEFAULT_ESTIMATED
-    early_survey_last_year: int | None = None
-    early_q_prior: tuple[float, float] = (0.3, 1.0)   # lognormal (median, sd_log) of early q
-    early_separate_q: bool = True       # surveys up to early_survey_last_year get their own q
-    early_cv_multiplier: float = 1.0    # and/or their CVs multiplied by this
-    estimate_extra_sd: bool = False
-    cv_multiplier: float = 1.0
-    use_upper_bound: bool = False
-    use_hatchery_fractions: bool = False
-    release_survival_prior: Literal["informative", "flat"] = "informative"
-    dd_window_end_age_yr: int | None = None
-    n_starts: int = 3
-    seed: int = 20260601
-    catch_sd_log: float | None = None                 # catch with error: F free, catch lognormal
-    catch_scale_sd_log: float | None = None           # estimate catch_scale ~ LN(1, sd_log)
-    unreported_catch_years: tuple[int, int] | None = None   # estimate unreported_catch_t then
-    unreported_catch_prior: tuple[float, float] = UNREPORTED_CATCH_PRIOR   # (median t/yr, sd_log)
-    unfished_change_year: int | None = None           # estimate unfished_change from this year
-    unfished_change_prior: tuple[float, float] = UNFISHED_CHANGE_PRIOR     # (median, sd_log)
-
-
-def fit_options(config: Any) -> FitOptions:
-    """FitOptions from a RunConfig's ``[model]`` and ``[fit]`` sections and its seed."""
-    model, settings = config.model, config.fit
-    return FitOptions(
-        first_year=model.first_year, last_year=model.last_year,
-        last_data_year=settings.last_data_year, recruitment=model.recruitment,
-        initial_state=model.initial_state, estimate=tuple(settings.estimate),
-        early_survey_last_year=settings.early_survey_last_year,
-        early_q_prior=(settings.early_q_prior_median, settings.early_q_prior_sd_log),
-        early_separate_q=settings.early_separate_q, early_cv_multiplier=settings.early_cv_multiplier,
-        estimate_extra_sd=settings.estimate_extra_sd, cv_multiplier=settings.cv_multiplier,
-        use_upper_bound=settings.use_upper_bound, use_hatchery_fractions=settings.use_hatchery_fractions,
-        release_survival_prior=settings.release_survival_prior,
-        dd_window_end_age_yr=settings.dd_window_end_age_yr, n_starts=settings.n_starts,
-        seed=config.seed, catch_sd_log=settings.catch_sd_log,
-        catch_scale_sd_log=settings.catch_scale_sd_log,
-        unreported_catch_years=settings.unreported_catch_years,
-        unreported_catch_prior=(settings.unreported_catch_prior_median_t,
-                                settings.unreported_catch_prior_sd_log),
-        unfished_change_year=model.unfished_change_year,
-        unfished_change_prior=(settings.unfished_change_prior_median,
-                               settings.unfished_change_prior_sd_log))
-
-
-def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
-    """A :class:`ModelSpec` from a loaded data directory and fit options."""
+def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
+    """A :class:`ModelSpec` from a loaded data directory and a run configuration (its ``[model]``
+    and ``[fit]`` sections; default :func:`~carpmodel.io.config.default_config`)."""
+    config = default_config() if config is None else config
+    model, options = config.model, config.fit
     lh = data.life_history
-    first = {"equilibrium_f": options.first_year, "unfished_1956": 1956,
-             "equilibrium_1986": 1986}[options.initial_state]
-    years = np.arange(first, options.last_year + 1)
-    last_data = options.last_data_year or options.last_year
-    base = default_parameters(data, options.recruitment)
-    if options.initial_state == "unfished_1956":
+    first = {"equilibrium_f": model.first_year, "unfished_1956": 1956,
+             "equilibrium_1986": 1986}[model.initial_state]
+    years = np.arange(first, model.last_year + 1)
+    last_data = options.last_data_year or model.last_year
+    base = default_parameters(data, model.recruitment)
+    if model.initial_state == "unfished_1956":
         base = base.replace(initial_f_per_yr=0.0)
     if options.dd_window_end_age_yr is not None:
         base = base.replace(dd_window_end_age_yr=options.dd_window_end_age_yr)
@@ -195,7 +133,7 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
     free = []
     covariate = None
     for name in options.estimate:
-        if options.initial_state == "unfished_1956" and name == "initial_f_per_yr":
+        if model.initial_state == "unfished_1956" and name == "initial_f_per_yr":
             continue
         if name in EFFECT_FIELDS:
             free.append(Free(name, "identity", EFFECT_SLOPE_PRIOR, 0.0))
@@ -214,12 +152,12 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
         else:
             free.append(Free(name, "log", prior, init))
     if early_last is not None and options.early_separate_q:
-        median, sd_log = options.early_q_prior
+        median, sd_log = options.early_q_prior_median, options.early_q_prior_sd_log
         free.append(Free("survey_q_early", "log",
                          Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
     if options.estimate_extra_sd:
         free.append(Free("sigma_obs_extra", "log", Prior("lognormal", {"median": 0.1, "sd_log": 1.0}), 0.1))
-    free.extend(_remedies(options, years, drivers.catch_t))
+    free.extend(_remedies(model, options, years, drivers.catch_t))
 
     upper = None
     hatchery: tuple[tuple[int, float], ...] = ()
@@ -236,9 +174,9 @@ def build_spec(data: Any, options: FitOptions = FitOptions()) -> ModelSpec:
     spec = ModelSpec(base=base, free=tuple(free), years=years, drivers=drivers,
                      observations=observations, rec_dev_years=np.arange(years[0], last_data + 1),
                      b0_prior=b0_entry.prior, upper_bound=upper, hatchery_fractions=hatchery,
-                     penalise_shortfall=options.initial_state != "equilibrium_f", covariate=covariate,
+                     penalise_shortfall=model.initial_state != "equilibrium_f", covariate=covariate,
                      unreported_catch_years=options.unreported_catch_years,
-                     unfished_change_year=options.unfished_change_year)
+                     unfished_change_year=model.unfished_change_year)
     return spec if options.catch_sd_log is None else with_catch_error(spec, options.catch_sd_log)
 
 
@@ -268,7 +206,7 @@ def with_catch_error(spec: ModelSpec, catch_sd_log: float) -> ModelSpec:
     return replace(spec, free=free, catch_sd_log=float(catch_sd_log), penalise_shortfall=False)
 
 
-def _remedies(options: FitOptions, years: NDArray, catch_t: NDArray) -> list[Free]:
+def _remedies(model: ModelOptions, options: FitOptions, years: NDArray, catch_t: NDArray) -> list[Free]:
     """Free parameters of the catch-error, unreported-catch and unfished-change options.
 
     Refuses (ConfigError) a remedy the modelled years cannot carry: a catch scale without any
@@ -290,14 +228,14 @@ def _remedies(options: FitOptions, years: NDArray, catch_t: NDArray) -> list[Fre
         if not first <= lo <= hi <= last:
             raise ConfigError(f"unreported_catch_years: expected first <= last inside the model years "
                               f"{first}-{last}, got [{lo}, {hi}]")
-        median, sd_log = options.unreported_catch_prior
+        median, sd_log = options.unreported_catch_prior_median_t, options.unreported_catch_prior_sd_log
         free.append(Free("unreported_catch_t", "log",
                          Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
-    if options.unfished_change_year is not None:
-        if not first < options.unfished_change_year <= last:
+    if model.unfished_change_year is not None:
+        if not first < model.unfished_change_year <= last:
             raise ConfigError(f"unfished_change_year: expected a year in {first + 1}-{last} (after the "
-                              f"first model year), got {options.unfished_change_year}")
-        median, sd_log = options.unfished_change_prior
+                              f"first model year), got {model.unfished_change_year}")
+        median, sd_log = options.unfished_change_prior_median, options.unfished_change_prior_sd_log
         free.append(Free("unfished_change", "log",
                          Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
     return free
@@ -699,6 +637,13 @@ def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: i
                    **({"start": start_note} if start_note else {})},
         runtime_s=time.perf_counter() - start_time, multistart_nll=tuple(ends),
         warnings=tuple(notes) + ((start_note,) if start_note else ()))
+
+
+def fit_model(data: Any, config: RunConfig | None = None) -> FitResult:
+    """The fit ``carpmodel fit`` makes: :func:`fit` of ``build_spec(data, config)`` with the
+    config's ``[fit] n_starts`` and ``seed`` (default :func:`~carpmodel.io.config.default_config`)."""
+    config = default_config() if config is None else config
+    return fit(build_spec(data, config), n_starts=config.fit.n_starts, seed=config.seed)
 
 
 def with_options(spec: ModelSpec, **changes: Any) -> ModelSpec:

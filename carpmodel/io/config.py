@@ -46,7 +46,7 @@ __all__ = [
     "DataOptions",
     "DiagnosticsSettings",
     "EffectSettings",
-    "FitSettings",
+    "FitOptions",
     "ProjectionSettings",
     "SensitivitySettings",
     "ModelOptions",
@@ -142,7 +142,7 @@ class ModelOptions:
 
 
 @dataclass(frozen=True)
-class FitSettings:
+class FitOptions:
     """What the fit estimates and which data components it uses (``[fit]``).
 
     Attributes
@@ -351,7 +351,7 @@ class RunConfig:
     seed: int = 20260601
     data: DataOptions = field(default_factory=DataOptions)
     model: ModelOptions = field(default_factory=ModelOptions)
-    fit: FitSettings = field(default_factory=FitSettings)
+    fit: FitOptions = field(default_factory=FitOptions)
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
     projection: ProjectionSettings = field(default_factory=ProjectionSettings)
     sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
@@ -360,6 +360,21 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ConfigError(f"seed: expected a non-negative integer, got {self.seed!r}")
+
+    def with_fit(self, **changes: Any) -> RunConfig:
+        """A copy with keys of ``[model]`` and ``[fit]`` (and ``seed``) changed, each in the section
+        that has it: ``default_config().with_fit(initial_state="unfished_1956", catch_sd_log=0.2)``.
+        An unknown key raises ConfigError naming it."""
+        model_keys = {f.name for f in dataclasses.fields(ModelOptions)}
+        fit_keys = {f.name for f in dataclasses.fields(FitOptions)}
+        unknown = sorted(set(changes) - model_keys - fit_keys - {"seed"})
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)}: expected keys of [model] or [fit] or seed")
+        model = {k: v for k, v in changes.items() if k in model_keys}
+        fit = {k: v for k, v in changes.items() if k in fit_keys}
+        seed = changes.get("seed", self.seed)
+        return dataclasses.replace(self, seed=seed, model=dataclasses.replace(self.model, **model),
+                                   fit=dataclasses.replace(self.fit, **fit))
 
 
 def default_config() -> RunConfig:

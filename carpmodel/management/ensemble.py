@@ -4,10 +4,10 @@ Whether releases add fish or replace wild ones depends on model structure more t
 anything the biomass record says (Lorenzen 2005, Phil. Trans. R. Soc. B 360), so a projection
 can run over an ensemble of structures (issue #6, item 4). A member is one combination of
 
-* **density-dependence window** — last age of the juvenile window, ``FitOptions.dd_window_end_age_yr``
+* **density-dependence window** — last age of the juvenile window, ``[fit] dd_window_end_age_yr``
   (default 1 = the data's base, 0, 2: age-1 releases are inside the window for 1 and 2, past it
   for 0);
-* **release-survival prior** — ``FitOptions.release_survival_prior``: the informative
+* **release-survival prior** — ``[fit] release_survival_prior``: the informative
   Beta(0.3, 0.15) of life_history.toml or the dossier's flat U(0.05, 0.8);
 * **natural mortality** — a :class:`MortalityStructure`. The default axis is the Lorenzen
   exponent ``c`` of ``M(L) = M_ref·(L/L_ref)^−c``: it is fixed in every fit (never estimated),
@@ -17,10 +17,10 @@ can run over an ensemble of structures (issue #6, item 4). A member is one combi
   of the documented range U(0, 1.5) in life_history.toml). A MortalityStructure can instead, or
   as well, move the centre of the M_ref prior (``m_ref_prior_median_per_yr``), which the fit
   then updates;
-* **initial state** — ``FitOptions.initial_state``: ``equilibrium_f`` (2000), ``unfished_1956``
+* **initial state** — ``[model] initial_state``: ``equilibrium_f`` (2000), ``unfished_1956``
   (catch history from 1956), ``equilibrium_1986``. The starts before 2000 are fitted with catch
-  as data (``FitOptions.catch_sd_log`` = ``EnsembleDefinition.pre_2000_catch_sd_log``, 0.2 as in
-  experiments/01, unless the base options set one): F of every fished year estimated, the
+  as data (``[fit] catch_sd_log`` = ``EnsembleDefinition.pre_2000_catch_sd_log``, 0.2 as in
+  experiments/01, unless the base config sets one): F of every fished year estimated, the
   recorded catch lognormal around the model's. With exact catches they do not converge (a stock
   fished down by exact catches sits on a knife edge, see :mod:`carpmodel.inference.likelihood`). Each
   member states its catch treatment (``catch`` in :meth:`MemberFit.describe`, the members
@@ -204,7 +204,7 @@ class Structure:
     """One member of the ensemble: the four structural choices, and the catch treatment.
 
     ``catch_sd_log`` (set by :meth:`EnsembleDefinition.members` for starts before 2000) fits
-    catch as data with that lognormal SD and an F per fished year; None keeps the base options'.
+    catch as data with that lognormal SD and an F per fished year; None keeps the base config's.
     """
 
     dd_window_end_age_yr: int
@@ -219,20 +219,20 @@ class Structure:
         return (f"w{self.dd_window_end_age_yr}_{self.release_survival_prior}_{self.mortality.name}_"
                 f"{self.initial_state}")
 
-    def fit_options(self, base: Any) -> Any:
-        """``base`` (FitOptions) with this member's window, prior and initial state, and its
+    def config(self, base: Any) -> Any:
+        """``base`` (a RunConfig) with this member's window, prior and initial state, and its
         ``catch_sd_log`` when the base gives none (a catch error set in the base applies to every
         member)."""
-        catch = base.catch_sd_log if base.catch_sd_log is not None else self.catch_sd_log
-        return dataclasses.replace(base, dd_window_end_age_yr=self.dd_window_end_age_yr,
-                                   release_survival_prior=self.release_survival_prior,
-                                   initial_state=self.initial_state, catch_sd_log=catch)
+        catch = base.fit.catch_sd_log if base.fit.catch_sd_log is not None else self.catch_sd_log
+        return base.with_fit(dd_window_end_age_yr=self.dd_window_end_age_yr,
+                             release_survival_prior=self.release_survival_prior,
+                             initial_state=self.initial_state, catch_sd_log=catch)
 
     def spec(self, data: Any, base: Any) -> Any:
-        """The member's ModelSpec (build_spec with its options, then its mortality structure)."""
+        """The member's ModelSpec (build_spec with its config, then its mortality structure)."""
         from carpmodel.inference.fitting import build_spec
 
-        return self.mortality.apply(build_spec(data, self.fit_options(base)))
+        return self.mortality.apply(build_spec(data, self.config(base)))
 
 
 @dataclass(frozen=True)
@@ -550,11 +550,11 @@ def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleD
 def fit_ensemble(data: Any, definition: EnsembleDefinition | None = None, base: Any = None, *,
                  seed: int = 20260601, progress: Progress | None = None) -> EnsembleFits:
     """Fit every member of ``definition`` on ``data`` (other fit options from ``base``, a
-    FitOptions; default the documented base case). Members are fitted one after another."""
-    from carpmodel.inference.fitting import FitOptions
+    RunConfig; default the documented base case). Members are fitted one after another."""
+    from carpmodel.io.config import default_config
 
     definition = definition or EnsembleDefinition()
-    base = base if base is not None else FitOptions()
+    base = base if base is not None else default_config()
     structures = definition.members()
     fits = []
     for i, structure in enumerate(structures):

@@ -49,7 +49,6 @@ wild-born offspring of hatchery-origin spawners (counted as wild).
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import time
@@ -437,14 +436,14 @@ STRUCTURE_PARAMETERS = ("release_survival", "dd_strength", "steepness")
 
 
 def attribution_across_structures(data: Any, draws_per_fit: int = 500, seed: int = 20260601, *,
-                                  options: Any = None, priors: Sequence[str] = ("informative", "flat"),
+                                  config: Any = None, priors: Sequence[str] = ("informative", "flat"),
                                   windows: Sequence[int] = (0, 1, 2), n_proposals: int = 10000,
                                   method: str = "smc", n_starts: int | None = None,
                                   first_year: int = 2002) -> xr.Dataset:
     """Refit and attribute for each release-survival prior × density-dependence window.
 
-    For every structure: ``build_spec`` with ``FitOptions(release_survival_prior=p,
-    dd_window_end_age_yr=w)`` (other options from ``options``), ``fit``, posterior draws by
+    For every structure: ``build_spec`` with ``config.with_fit(release_survival_prior=p,
+    dd_window_end_age_yr=w)`` (``config`` a RunConfig, default the defaults), ``fit``, posterior draws by
     :func:`carpmodel.inference.posterior.sample_posterior` (``draws_per_fit`` samples from ``n_proposals``
     proposals; ``method="smc"`` by default so every structure is sampled the same way — SIR
     followed by tempering with moves), and :func:`attribution_table` on those draws. The flat
@@ -462,10 +461,11 @@ def attribution_across_structures(data: Any, draws_per_fit: int = 500, seed: int
         (the fit's and the sampler's; a structure whose fit or sampling raised a carpmodel error
         keeps NaN rows, ``converged`` False and ``"failed: …"`` here).
     """
-    from carpmodel.inference.fitting import FitOptions, build_spec, fit
+    from carpmodel.inference.fitting import build_spec, fit
     from carpmodel.inference.posterior import sample_posterior
+    from carpmodel.io.config import default_config
 
-    base = options if options is not None else FitOptions()
+    base = config if config is not None else default_config()
     quantities = {**{k: QUANTITIES[k] for k in STRUCTURE_QUANTITIES},
                   **{p: ("natural", f"posterior {p}") for p in STRUCTURE_PARAMETERS}}
     shape = (len(priors), len(windows))
@@ -479,11 +479,11 @@ def attribution_across_structures(data: Any, draws_per_fit: int = 500, seed: int
     seeds = np.random.SeedSequence(seed).spawn(len(priors) * len(windows))
     for i, prior in enumerate(priors):
         for j, window in enumerate(windows):
-            opts = dataclasses.replace(base, release_survival_prior=prior, dd_window_end_age_yr=window)
+            opts = base.with_fit(release_survival_prior=prior, dd_window_end_age_yr=window)
             sub_seed = int(seeds[i * len(windows) + j].generate_state(1)[0])
             try:
                 spec = build_spec(data, opts)
-                result = fit(spec, n_starts=opts.n_starts if n_starts is None else n_starts,
+                result = fit(spec, n_starts=opts.fit.n_starts if n_starts is None else n_starts,
                              seed=opts.seed)
                 started = time.perf_counter()
                 sample = sample_posterior(result, n_proposals=n_proposals, n_samples=draws_per_fit,

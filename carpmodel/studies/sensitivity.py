@@ -50,7 +50,6 @@ from carpmodel import __version__
 from carpmodel.dims import YEAR
 from carpmodel.errors import CarpmodelError, ConfigError, FitError
 from carpmodel.inference.fitting import (
-    FitOptions,
     FitResult,
     batched_gradient,
     build_spec,
@@ -65,6 +64,7 @@ from carpmodel.inference.likelihood import (
     survey_prediction_t,
 )
 from carpmodel.inference.refit import refit, safe_hessian
+from carpmodel.io.config import RunConfig, default_config
 from carpmodel.management.projection import ProjectionSetup, project
 from carpmodel.model.dynamics import ProcessMultipliers
 from carpmodel.model.forcing import (
@@ -782,7 +782,7 @@ def _data_nll(result: FitResult, components: Sequence[str]) -> float:
     return float(sum(v for k, v in result.nll_components.items() if k in components))
 
 
-def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
+def temperature_effect_test(data: Any, config: RunConfig | None = None, *,
                             covariate: str = "spawning_temperature_c",
                             targets: Sequence[str] = ("recruitment",),
                             slope_prior_sd: float | None = DEFAULT_SLOPE_PRIOR_SD,
@@ -796,11 +796,11 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
     effect model adds ``recruitment_slope_per_c`` (and ``growth_slope_per_c`` if ``"growth"``
     is in ``targets``; K then follows the same anomalies) — log-linear, ``exp(b·(T − T̄))``,
     identity transform, Normal(0, ``slope_prior_sd``) prior. Both models are fitted as
-    :func:`carpmodel.inference.fitting.fit` does (``options.n_starts``); the effect model also from the
+    :func:`carpmodel.inference.fitting.fit` does (``config.fit.n_starts``); the effect model also from the
     no-effect optimum with slope 0 (nested start: its estimates and Hessian,
     :func:`carpmodel.inference.refit.refit`), the better kept (``cold_start=False``: the nested start
     only, with the cold fit as the fallback if it does not converge; several times faster).
-    ``baseline`` is a finished fit of ``build_spec(data, options)`` to reuse.
+    ``baseline`` is a finished fit of ``build_spec(data, config)`` to reuse.
 
     Reported: ΔAICc (effect − no effect; > 0 favours no effect) with AICc = 2·NLL_data + 2k +
     2k(k+1)/(n − k − 1) (:func:`carpmodel.diagnostics.compare_fits`: data components only, k
@@ -819,12 +819,12 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
     from carpmodel.diagnostics import DATA_COMPONENTS, compare_fits, hindcast
 
     clock = time.perf_counter()
-    options = FitOptions() if options is None else options
+    config = default_config() if config is None else config
     targets = tuple(targets)
     if not targets or any(t not in _SLOPE_FIELDS for t in targets) or len(set(targets)) != len(targets):
         raise ConfigError(f"targets: expected distinct names among {', '.join(_SLOPE_FIELDS)}, "
                           f"got {targets!r}")
-    spec0 = build_spec(data, options)
+    spec0 = build_spec(data, config)
     lake, values = _covariate_series(data, spec0.years, covariate)
     reference = float(np.mean(values))
     spec1 = _with_slopes(spec0, values, reference, targets, slope_prior_sd)
@@ -839,9 +839,9 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
         statement = (f"not testable: the temperature series is not observed (confidence "
                      f"{', '.join(levels)}), so it is not data an effect can be tested on")
     if baseline is None:
-        baseline = refit(spec0, n_starts=options.n_starts, seed=options.seed, label="no-effect model")
+        baseline = refit(spec0, n_starts=config.fit.n_starts, seed=config.seed, label="no-effect model")
     effect = None if baseline is None else refit(
-        spec1, source=baseline, n_starts=options.n_starts, seed=options.seed, cold_first=False,
+        spec1, source=baseline, n_starts=config.fit.n_starts, seed=config.seed, cold_first=False,
         try_both=cold_start, label="effect model")
     if baseline is None or effect is None:
         raise FitError("temperature_effect_test: the fit failed from every start")
@@ -874,15 +874,15 @@ def temperature_effect_test(data: Any, options: FitOptions | None = None, *,
     if peels > 0:
         for name, full, add in (("no_effect", baseline, False), ("effect", effect, True)):
             fits = {}
-            terminal = int(options.last_data_year or options.last_year)
+            terminal = int(config.fit.last_data_year or config.model.last_year)
             for j in range(1, peels + 1):
                 year = terminal - j
-                peel_spec = build_spec(data, replace(options, last_data_year=year))
+                peel_spec = build_spec(data, config.with_fit(last_data_year=year))
                 if add:
                     peel_spec = _with_slopes(peel_spec, values, reference, targets, slope_prior_sd)
-                fits[year] = refit(peel_spec, source=full, n_starts=options.n_starts, seed=options.seed,
+                fits[year] = refit(peel_spec, source=full, n_starts=config.fit.n_starts, seed=config.seed,
                                    cold_first=False, label=f"{name} peel {j} (last data year {year})")
-            h = hindcast(data, options, peels, fits=fits)
+            h = hindcast(data, config, peels, fits=fits)
             hindcasts[name] = {"mase_persistence": h.mase_persistence, "mase_drift": h.mase_drift,
                                "mase_persistence_adjusted": h.mase_persistence_adjusted,
                                "n_predictions": h.n_predictions}

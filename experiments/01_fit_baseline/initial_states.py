@@ -38,12 +38,12 @@ from scipy.optimize import brentq
 from carpmodel.inference.fitting import (
     CATCH_SCALE_SD_LOG,
     CATCH_SD_LOG,
-    FitOptions,
     FitResult,
     build_spec,
     fit,
 )
 from carpmodel.inference.likelihood import F_FIELD, predict, requested_catch_t, survey_prediction_t
+from carpmodel.io.config import RunConfig, default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.model.dynamics import ProcessMultipliers
 from carpmodel.model.growth import length_at_weight_cm
@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA_COMPONENTS = ("biomass", "biomass_upper_bound", "hatchery_fraction")
 
 
-def initial_state_variants() -> dict[str, FitOptions]:
+def initial_state_variants() -> dict[str, RunConfig]:
     """The initial states with and without each remedy (one start each; see README).
 
     Catch exact is the engine's default (F solved to take each recorded catch); "catch error"
@@ -61,42 +61,42 @@ def initial_state_variants() -> dict[str, FitOptions]:
     edge that no optimiser converges on).
     """
     error = {"catch_sd_log": CATCH_SD_LOG}
-    out = {"2000 equilibrium F (default)": FitOptions()}
+    out = {"2000 equilibrium F (default)": default_config()}
     starts = (("1956 unfished", "unfished_1956", (1963, 2000), (1965, 1975, 1985)),
               ("1986 equilibrium F", "equilibrium_1986", (1986, 2000), (1995,)))
     for label, state, unreported, step in starts:
-        base = FitOptions(initial_state=state)
+        base = default_config().with_fit(initial_state=state)
         out[f"{label}, catch exact"] = base
-        out[f"{label}, catch exact + catch scale"] = replace(base, catch_scale_sd_log=CATCH_SCALE_SD_LOG)
-        out[f"{label}, catch error"] = replace(base, **error)
-        out[f"{label}, catch error sd_log 0.5"] = replace(base, catch_sd_log=0.5)
-        out[f"{label}, catch error + catch scale"] = replace(base, **error,
+        out[f"{label}, catch exact + catch scale"] = base.with_fit(catch_scale_sd_log=CATCH_SCALE_SD_LOG)
+        out[f"{label}, catch error"] = base.with_fit(**error)
+        out[f"{label}, catch error sd_log 0.5"] = base.with_fit(catch_sd_log=0.5)
+        out[f"{label}, catch error + catch scale"] = base.with_fit(**error,
                                                              catch_scale_sd_log=CATCH_SCALE_SD_LOG)
-        out[f"{label}, catch error + unreported {unreported[0]}-{unreported[1]}"] = replace(
-            base, **error, unreported_catch_years=unreported)
+        out[f"{label}, catch error + unreported {unreported[0]}-{unreported[1]}"] = base.with_fit(
+            **error, unreported_catch_years=unreported)
         for year in step:
-            out[f"{label}, catch error + unfished step {year}"] = replace(
-                base, **error, unfished_change_year=year)
+            out[f"{label}, catch error + unfished step {year}"] = base.with_fit(
+                **error, unfished_change_year=year)
     return out
 
 
-def tension_variants() -> dict[str, FitOptions]:
+def tension_variants() -> dict[str, RunConfig]:
     """The default start with the data tensions of item 2 (one start each)."""
-    base = FitOptions()
+    base = default_config()
     return {
         "default": base,
-        "early q (≤2012), weak prior LN(0.3, 1.0)": replace(base, early_survey_last_year=2012),
-        "early q (≤2012), informative LN(0.5, 0.3)": replace(base, early_survey_last_year=2012,
-                                                            early_q_prior=(0.5, 0.3)),
-        "early q (≤2012), informative LN(1.0, 0.3)": replace(base, early_survey_last_year=2012,
-                                                            early_q_prior=(1.0, 0.3)),
-        "early CV ×2 (≤2012), shared q": replace(base, early_survey_last_year=2012,
+        "early q (≤2012), weak prior LN(0.3, 1.0)": base.with_fit(early_survey_last_year=2012),
+        "early q (≤2012), informative LN(0.5, 0.3)": base.with_fit(
+            early_survey_last_year=2012, early_q_prior_median=0.5, early_q_prior_sd_log=0.3),
+        "early q (≤2012), informative LN(1.0, 0.3)": base.with_fit(
+            early_survey_last_year=2012, early_q_prior_median=1.0, early_q_prior_sd_log=0.3),
+        "early CV ×2 (≤2012), shared q": base.with_fit(early_survey_last_year=2012,
                                                   early_separate_q=False, early_cv_multiplier=2.0),
-        "survey CVs ×0.5": replace(base, cv_multiplier=0.5),
-        "survey CVs ×2": replace(base, cv_multiplier=2.0),
-        "hatchery shares 2015/2024 in the likelihood": replace(base, use_hatchery_fractions=True),
-        "hatchery shares, flat release-survival prior": replace(
-            base, use_hatchery_fractions=True, release_survival_prior="flat"),
+        "survey CVs ×0.5": base.with_fit(cv_multiplier=0.5),
+        "survey CVs ×2": base.with_fit(cv_multiplier=2.0),
+        "hatchery shares 2015/2024 in the likelihood": base.with_fit(use_hatchery_fractions=True),
+        "hatchery shares, flat release-survival prior": base.with_fit(
+            use_hatchery_fractions=True, release_survival_prior="flat"),
     }
 
 
@@ -159,7 +159,7 @@ def _survey_prediction(spec: Any, state: Any, u: Any, year: int) -> float:
     return float(survey_prediction_t(spec, state, u)[where[0]]) if where.size else float("nan")
 
 
-def run(variants: dict[str, FitOptions], data: Any) -> dict[str, dict[str, Any]]:
+def run(variants: dict[str, RunConfig], data: Any) -> dict[str, dict[str, Any]]:
     rows = {}
     for name, options in variants.items():
         start = time.perf_counter()
@@ -221,7 +221,7 @@ def hatchery_levers(data: Any) -> dict[str, Any]:
     and 2024 as one lever changes, and the lever value that reproduces each reported share."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fit(build_spec(data, FitOptions()), n_starts=1)
+        result = fit(build_spec(data, default_config()), n_starts=1)
     spec = result.spec
     i15, i24 = (int(np.searchsorted(spec.years, y)) for y in (2015, 2024))
     theta = result.theta

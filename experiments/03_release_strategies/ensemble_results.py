@@ -28,7 +28,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from carpmodel.inference.fitting import fit_options  # noqa: E402
 from carpmodel.io.config import load_config  # noqa: E402
 from carpmodel.io.inputs import load_data  # noqa: E402
 from carpmodel.io.outputs import (  # noqa: E402
@@ -135,7 +134,7 @@ def main() -> int:
         print(f"  {label}: {done}/{total} ({time.perf_counter() - started:.0f} s)", file=sys.stderr,
               flush=True)
 
-    fits = fit_ensemble(data, definition, fit_options(config), seed=seed, progress=tick)
+    fits = fit_ensemble(data, definition, config, seed=seed, progress=tick)
     members = members_table(fits)
     fitted_s = time.perf_counter() - started
     scenarios = (args.scenario,)

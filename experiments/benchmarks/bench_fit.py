@@ -1,7 +1,7 @@
 """Median wall time of a full default fit (optimisation, Newton polish and Hessian) over 5 runs.
 
 Run: python experiments/benchmarks/bench_fit.py
-One start (n_starts = 1), bundled data, default FitOptions. Timings are printed, never asserted.
+One start (n_starts = 1), bundled data, default config. Timings are printed, never asserted.
 Also prints the median CPU time of this process (``time.process_time``), which is the figure to
 compare when other jobs share the machine's two cores (wall time then includes waiting).
 """
@@ -13,14 +13,15 @@ import time
 import warnings
 from pathlib import Path
 
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def main(runs: int = 5) -> None:
-    spec = build_spec(load_data(DATA), FitOptions())
+    spec = build_spec(load_data(DATA), default_config())
     times, cpu = [], []
     for _ in range(runs):
         start, start_cpu = time.perf_counter(), time.process_time()

@@ -25,7 +25,8 @@ import time
 import warnings
 from pathlib import Path
 
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.management.projection import project, strategy_setup
 from carpmodel.management.strategies import StrategySet, load_strategies
@@ -48,7 +49,7 @@ def main() -> None:
     data = load_data(ROOT / "data")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fit(build_spec(data, FitOptions()), n_starts=1)
+        result = fit(build_spec(data, default_config()), n_starts=1)
     full = load_strategies(ROOT / "experiments" / "strategies.toml")
     strategies = StrategySet(full.strategies[:6], full.costs)
     setup = strategy_setup(strategies, result.spec.base.n_age, n_draws=args.draws,

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.management.projection import project, strategy_setup
 from carpmodel.management.strategies import StrategySet, load_strategies
@@ -91,7 +92,7 @@ def main() -> None:
     data = load_data(ROOT / "data")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fit(build_spec(data, FitOptions()), n_starts=1)
+        result = fit(build_spec(data, default_config()), n_starts=1)
     bandwidth = memory_bandwidth_gb_s()
     print(f"memory bandwidth (numpy copy of 512 MiB, read + write): {bandwidth:.1f} GB/s")
     print("engine        draws     wall s   peak GiB   cell-updates/s   traffic/bandwidth")

@@ -12,8 +12,9 @@ import json
 import warnings
 from pathlib import Path
 
-from carpmodel.inference.fitting import FitOptions, build_spec, fit
+from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.inference.likelihood import nll_components
+from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 
 HERE = Path(__file__).resolve().parent
@@ -21,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     data = load_data(HERE.parents[1] / "data")
-    spec = build_spec(data, FitOptions())
+    spec = build_spec(data, default_config())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = fit(spec)
