@@ -32,6 +32,7 @@ from carpmodel.inference.likelihood import (
     predict,
     requested_catch_t,
 )
+from carpmodel.inference.numdiff import central_gradient, hessian_from_gradients, search_box
 from carpmodel.io.config import FitOptions, ModelOptions, RunConfig, default_config
 from carpmodel.model.drivers import historical_drivers
 from carpmodel.model.simulation import default_parameters
@@ -260,27 +261,15 @@ def lake_temperature_covariate(data: Any, years: NDArray) -> Covariate:
 
 def batched_gradient(spec: ModelSpec, thetas: NDArray,
                      step: float = GRADIENT_STEP) -> tuple[NDArray, NDArray]:
-    """NLL and its central-difference gradient at each row of ``thetas (m, n)``: one engine call."""
-    thetas = np.atleast_2d(thetas)
-    m, n = thetas.shape
-    offsets = np.concatenate([np.zeros((1, n)), step * np.eye(n), -step * np.eye(n)])
-    values = objective(spec, thetas[:, None, :] + offsets[None]).reshape(m, 2 * n + 1)
-    centre, plus, minus = values[:, :1], values[:, 1:n + 1], values[:, n + 1:]
-    with np.errstate(invalid="ignore"):
-        central = (plus - minus) / (2 * step)
-        # next to the edge of the model (one side infinite) fall back to a one-sided difference
-        grad = np.where(np.isfinite(plus) & np.isfinite(minus), central,
-                        np.where(np.isfinite(plus), (plus - centre) / step, (centre - minus) / step))
-    return values[:, 0], grad
+    """NLL and its central-difference gradient at each row of ``thetas (m, n)``: one engine call
+    (:func:`carpmodel.inference.numdiff.central_gradient`)."""
+    return central_gradient(lambda x: objective(spec, x), np.atleast_2d(thetas), step)
 
 
 def hessian(spec: ModelSpec, theta: NDArray, step: float = HESSIAN_STEP) -> NDArray:
-    """Central differences of batched gradients, symmetrised, (n, n)."""
-    n = theta.size
-    points = np.concatenate([theta + step * np.eye(n), theta - step * np.eye(n)])
-    _, grads = batched_gradient(spec, points)
-    h = (grads[:n] - grads[n:]) / (2 * step)
-    return 0.5 * (h + h.T)
+    """Central differences of batched gradients, symmetrised, (n, n)
+    (:func:`carpmodel.inference.numdiff.hessian_from_gradients`)."""
+    return hessian_from_gradients(lambda x: objective(spec, x), theta, step, GRADIENT_STEP)
 
 
 def aicc_parameters(spec: ModelSpec) -> int:
@@ -466,9 +455,7 @@ def _lbfgsb(spec: ModelSpec, start: NDArray, scale: NDArray | None, max_iter: in
             return 1e10, np.zeros_like(z)
         return float(value[0]), grad[0] * factor
 
-    centre = spec.initial_theta()[: len(spec.estimated)]
-    lower = np.concatenate([centre - 15.0, np.full(len(spec.rec_dev_years), -6.0)])
-    upper = np.concatenate([centre + 15.0, np.full(len(spec.rec_dev_years), 6.0)])
+    lower, upper = search_box(spec.initial_theta(), len(spec.estimated))
     bounds = list(zip((lower - origin) / factor, (upper - origin) / factor, strict=True))
     res = minimize(fun, (start - origin) / factor, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-8, "maxcor": 30})

@@ -60,7 +60,15 @@ from scipy.special import log_expit
 
 from carpmodel import __version__
 from carpmodel.errors import CarpmodelError, FitError
+from carpmodel.inference.fitting import GRADIENT_STEP, HESSIAN_STEP
 from carpmodel.inference.likelihood import Free, ModelSpec, objective
+from carpmodel.inference.numdiff import (
+    EIGENVALUE_FLOOR,
+    central_gradient,
+    clip_to_box,
+    floor_eigenvalues,
+    hessian_from_gradients,
+)
 
 #: degrees of freedom of the multivariate-t proposal
 PROPOSAL_DF = 5.0
@@ -142,22 +150,16 @@ def normalised_weights(log_weights: Any) -> NDArray:
     return w / w.sum()
 
 
-#: proposal covariance eigenvalues are floored at this fraction of the largest (scipy refuses as
-#: singular a covariance with eigenvalues below ~2e-10 of the largest)
-EIGENVALUE_FLOOR = 1e-8
 #: centre="auto" uses the fit's covariance only below this Hessian condition number (the fit's
 #: own warning threshold); above it, typically a parameter at a bound, the posterior mode's
 MAX_CONDITION_FOR_FIT_CENTRE = 1e8
 
 
 def _floor_eigenvalues(matrix: NDArray) -> NDArray:
-    values, vectors = np.linalg.eigh(matrix)
-    floor = EIGENVALUE_FLOOR * max(float(values.max()), 0.0)
-    if floor <= 0:
-        raise FitError("proposal covariance has no positive eigenvalue")
-    if values.min() >= floor:
-        return matrix
-    return (vectors * np.maximum(values, floor)) @ vectors.T
+    try:
+        return floor_eigenvalues(matrix, EIGENVALUE_FLOOR)
+    except ValueError:
+        raise FitError("proposal covariance has no positive eigenvalue") from None
 
 
 def _proposal(centre: NDArray, covariance: NDArray, kind: ProposalKind, df: float,
@@ -389,37 +391,23 @@ def _rowwise_on_error(f: LogTarget, theta: NDArray) -> NDArray:
         return np.concatenate([_rowwise_on_error(f, theta[:half]), _rowwise_on_error(f, theta[half:])])
 
 
-def _fd_gradient(f: LogTarget, x: NDArray, step: float) -> tuple[float, NDArray]:
-    n = x.size
-    points = np.concatenate([x[None], x + step * np.eye(n), x - step * np.eye(n)])
-    v = f(points)
-    return float(v[0]), (v[1:n + 1] - v[n + 1:]) / (2 * step)
-
-
 def _mode_and_hessian(spec: ModelSpec, start: Any, *, jacobian: bool,
                       max_iter: int) -> tuple[NDArray, NDArray]:
     """Mode of :func:`log_posterior` on θ (L-BFGS-B from ``start``) and the finite-difference
-    Hessian of its negative there."""
+    Hessian of its negative there (:mod:`carpmodel.inference.numdiff`)."""
     def neg(points: NDArray) -> NDArray:
         with np.errstate(all="ignore"):
             v = -_rowwise_on_error(lambda x: log_posterior(spec, x, jacobian=jacobian), points)
         return np.where(np.isfinite(v), v, 1e10)
 
     def fun(x: NDArray) -> tuple[float, NDArray]:
-        return _fd_gradient(neg, x, 1e-5)
+        value, grad = central_gradient(neg, x, GRADIENT_STEP)
+        return float(value), grad
 
-    x0 = np.asarray(start, dtype=float).copy()
-    n_free = len(spec.estimated)
-    init = spec.initial_theta()[:n_free]
-    x0[:n_free] = np.clip(x0[:n_free], init - 8.0, init + 8.0)
+    x0 = clip_to_box(start, spec.initial_theta(), len(spec.estimated))
     res = minimize(fun, x0, jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter, "ftol": 1e-14, "gtol": 1e-7, "maxcor": 20})
-    x = res.x
-    n, h_step = x.size, 1e-4
-    points = np.concatenate([x + h_step * np.eye(n), x - h_step * np.eye(n)])
-    grads = np.array([_fd_gradient(neg, p, 1e-5)[1] for p in points])
-    h = (grads[:n] - grads[n:]) / (2 * h_step)
-    return x, 0.5 * (h + h.T)
+    return res.x, hessian_from_gradients(neg, res.x, HESSIAN_STEP, GRADIENT_STEP)
 
 
 def posterior_mode(spec: ModelSpec, start: Any, *, jacobian: bool = True,

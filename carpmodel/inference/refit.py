@@ -51,6 +51,12 @@ from numpy.typing import NDArray
 from carpmodel.errors import CarpmodelError, ConvergenceWarning, FitError
 from carpmodel.inference.fitting import GRADIENT_TOLERANCE, LOGIT_BOUND, FitResult, fit, hessian
 from carpmodel.inference.likelihood import ModelSpec, nll_components, objective
+from carpmodel.inference.numdiff import (
+    central_gradient,
+    hessian_from_values,
+    positive_definite,
+    search_box,
+)
 
 __all__ = [
     "BatchObjective",
@@ -93,10 +99,6 @@ ESCAPE_SCALES = (1.0, 0.3, 0.1, 0.03, 0.01)
 REWHITEN_ROUNDS = 3
 #: a Hessian in y is "well scaled" (finite-difference steps accurate) with eigenvalues in this range
 WELL_SCALED = (1.0 / 50.0, 50.0)
-#: the box of :func:`carpmodel.inference.fitting.fit` on the estimation scale: ±this around each start
-#: value of a free parameter, ±:data:`REC_DEV_BOUND` for a recruitment deviation
-FREE_HALF_WIDTH = 15.0
-REC_DEV_BOUND = 6.0
 #: errors that mean "the engine refuses these parameters" (the objective is then +inf)
 ENGINE_ERRORS = (CarpmodelError, FloatingPointError, ValueError, np.linalg.LinAlgError)
 
@@ -147,14 +149,6 @@ def map_hessian(source: FitResult, spec: ModelSpec) -> NDArray | None:
     return h
 
 
-def positive_definite(matrix: NDArray) -> NDArray:
-    """A positive definite matrix with the same eigenvectors (|λ|, floored at 1e-8·max|λ|)."""
-    sym = 0.5 * (np.asarray(matrix, float) + np.asarray(matrix, float).T)
-    values, vectors = np.linalg.eigh(sym)
-    floor = 1e-8 * max(float(np.max(np.abs(values))), 1e-12)
-    return (vectors * np.maximum(np.abs(values), floor)) @ vectors.T
-
-
 def whitening(matrix: NDArray | None) -> NDArray | None:
     """``T`` with ``Tᵀ·M·T = I`` for the positive definite version of ``M`` (:func:`positive_definite`);
     None when ``M`` is None or not finite."""
@@ -175,22 +169,13 @@ def safe_hessian(spec: ModelSpec, theta: NDArray) -> NDArray | None:
     return h if np.all(np.isfinite(h)) else None
 
 
-def _box(spec: ModelSpec) -> tuple[NDArray, NDArray]:
-    """Lower and upper bounds of :func:`carpmodel.inference.fitting.fit`'s box on the estimation scale."""
-    n_free = len(spec.estimated)
-    centre = spec.initial_theta()
-    half = np.concatenate([np.full(n_free, FREE_HALF_WIDTH), np.full(len(spec.rec_dev_years), REC_DEV_BOUND)])
-    offset = np.where(np.arange(centre.size) < n_free, centre, 0.0)
-    return offset - half, offset + half
-
-
 def finite_start(spec: ModelSpec, preferred: NDArray, seed: int = 0, n_dispersed: int = 40) -> NDArray:
     """``preferred`` (clipped to the fit's box) if the objective is finite there, else the best
     finite point among: steps from it towards the priors' centres, the centres, and
     ``n_dispersed`` points dispersed around the centres as ``fit``'s multi-start does
     (N(0, 0.5) on the estimation scale); one engine batch. FitError when none is finite (the
     model's initial state is empty at every candidate: initial F past the crash F?)."""
-    low, high = _box(spec)
+    low, high = search_box(spec.initial_theta(), len(spec.estimated))
     preferred = np.clip(np.asarray(preferred, float), low, high)
     centre = spec.initial_theta()
     n_free = len(spec.estimated)
@@ -346,43 +331,17 @@ def _evaluate(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDA
 
 def _gradient(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray,
               counter: _Counter) -> tuple[NDArray, NDArray]:
-    """NLL and central-difference gradient in y of each row, ``(k,)``, ``(k, n)``; one-sided next
-    to the edge of the region where the objective is finite (0 where neither side is)."""
-    n = y.shape[1]
-    step = GRADIENT_STEP_Y
-    offsets = np.concatenate([np.zeros((1, n)), step * np.eye(n), -step * np.eye(n)])
-    f = _evaluate(values, coords, rows, y[:, None, :] + offsets[None])
+    """NLL and central-difference gradient in y of each row, ``(k,)``, ``(k, n)``
+    (:func:`carpmodel.inference.numdiff.central_gradient`)."""
     counter.gradients += rows.size
-    centre, plus, minus = f[:, :1], f[:, 1:n + 1], f[:, n + 1:]
-    with np.errstate(invalid="ignore"):
-        grad = np.where(np.isfinite(plus) & np.isfinite(minus), (plus - minus) / (2 * step),
-                        np.where(np.isfinite(plus), (plus - centre) / step,
-                                 np.where(np.isfinite(minus), (centre - minus) / step, 0.0)))
-    grad = np.where(np.isfinite(centre), grad, 0.0)
-    return f[:, 0], grad
+    return central_gradient(lambda points: _evaluate(values, coords, rows, points), y, GRADIENT_STEP_Y)
 
 
 def central_hessian(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray,
                     step: float = HESSIAN_STEP_Y) -> NDArray:
-    """Hessian in y of each row from ``n² + n + 1`` points (O(h²) central formulas, h = ``step``):
-    ``H_ii = (f₊ᵢ − 2f₀ + f₋ᵢ)/h²``, ``H_ij = (f₊ᵢ₊ⱼ + f₋ᵢ₋ⱼ − f₊ᵢ − f₋ᵢ − f₊ⱼ − f₋ⱼ + 2f₀)/(2h²)``
-    (Abramowitz & Stegun 25.3.23, 25.3.27); NaN where a point is not finite."""
-    n = y.shape[1]
-    h = step
-    iu, ju = np.triu_indices(n, k=1)
-    eye = np.eye(n)
-    pairs = eye[iu] + eye[ju]
-    offsets = np.concatenate([np.zeros((1, n)), h * eye, -h * eye, h * pairs, -h * pairs])
-    f = _evaluate(values, coords, rows, y[:, None, :] + offsets[None])
-    f = np.where(np.isfinite(f), f, np.nan)
-    f0, fp, fm = f[:, 0], f[:, 1:n + 1], f[:, n + 1:2 * n + 1]
-    fpp, fmm = f[:, 2 * n + 1:2 * n + 1 + iu.size], f[:, 2 * n + 1 + iu.size:]
-    hess = np.empty((y.shape[0], n, n))
-    hess[:, np.arange(n), np.arange(n)] = (fp - 2 * f0[:, None] + fm) / h**2
-    off = (fpp + fmm - fp[:, iu] - fm[:, iu] - fp[:, ju] - fm[:, ju] + 2 * f0[:, None]) / (2 * h**2)
-    hess[:, iu, ju] = off
-    hess[:, ju, iu] = off
-    return hess
+    """Hessian in y of each row from ``n² + n + 1`` points
+    (:func:`carpmodel.inference.numdiff.hessian_from_values`); NaN where a point is not finite."""
+    return hessian_from_values(lambda points: _evaluate(values, coords, rows, points), y, step)
 
 
 def _line_search_step(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray,
