@@ -227,7 +227,8 @@ def _project(args: argparse.Namespace) -> int:
         raise ConfigError(f"project options: {exc}") from None
     definition = None
     if args.ensemble is not None:
-        from carpmodel.management.ensemble import EnsembleDefinition, load_ensemble
+        from carpmodel.io.ensemble_file import load_ensemble
+        from carpmodel.management.ensemble import EnsembleDefinition
 
         definition = EnsembleDefinition() if args.ensemble == _FROM_FILE else load_ensemble(args.ensemble)
     problem = (budget_problem(config, _budget_amount(args.budget), loaded.result.spec.base.n_age)
