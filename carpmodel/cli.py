@@ -13,7 +13,8 @@ Commands:
   run the engine at default parameters and write ``simulation.nc``.
 - ``project --fit DIR --out DIR [...] [--ensemble [FILE]] [--budget [AMOUNT]]``: stochastic
   projections (projection.nc, metrics.csv); ``--ensemble`` adds a structural ensemble
-  (:mod:`carpmodel.management.ensemble`), ``--budget`` the best split of a release budget (budget.csv).
+  (:mod:`carpmodel.management.ensemble`), ``--budget`` the best split of a release budget (budget.csv,
+  :mod:`carpmodel.management.budget`).
 """
 
 from __future__ import annotations
