@@ -13,7 +13,8 @@ Commands:
   run the engine at default parameters and write ``simulation.nc``.
 - ``project --fit DIR --out DIR [...] [--ensemble [FILE]] [--budget [AMOUNT]]``: stochastic
   projections (projection.nc, metrics.csv); ``--ensemble`` adds a structural ensemble
-  (:mod:`carpmodel.management.ensemble`), ``--budget`` the best split of a release budget (budget.csv).
+  (:mod:`carpmodel.management.ensemble`), ``--budget`` the best split of a release budget (budget.csv,
+  :mod:`carpmodel.management.budget`).
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ def _project(args: argparse.Namespace) -> int:
         raise ConfigError(f"project options: {exc}") from None
     definition = None
     if args.ensemble is not None:
-        from carpmodel.management.ensemble import EnsembleDefinition, load_ensemble
+        from carpmodel.io.ensemble_file import load_ensemble
+        from carpmodel.management.ensemble import EnsembleDefinition
 
         definition = EnsembleDefinition() if args.ensemble == _FROM_FILE else load_ensemble(args.ensemble)
     problem = (budget_problem(config, _budget_amount(args.budget), loaded.result.spec.base.n_age)

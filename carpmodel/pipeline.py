@@ -368,7 +368,7 @@ def resolve_path(path: str) -> Path:
     """The strategies file a config names: ``"default"`` (or 0.1's ``experiments/strategies.toml``
     where no such file exists) is the bundled one; any other path is relative to the working
     directory."""
-    from carpmodel.management.strategies import DEFAULT_STRATEGIES_FILE
+    from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE
 
     if path == "default" or (path == LEGACY_STRATEGIES and not Path(path).exists()):
         return DEFAULT_STRATEGIES_FILE
@@ -377,8 +377,8 @@ def resolve_path(path: str) -> Path:
 
 def projection_setup(loaded: LoadedFit, config: RunConfig, **overrides: Any) -> Any:
     """The ProjectionSetup of a run config: strategies, climate forcing, draws, seed."""
+    from carpmodel.io.strategies_file import load_strategies
     from carpmodel.management.projection import strategy_setup
-    from carpmodel.management.strategies import load_strategies
     from carpmodel.model.forcing import ClimateForcing
 
     settings = config.projection
@@ -540,30 +540,17 @@ def budget_problem(config: RunConfig, budget_per_year: float | None, n_age: int)
     against the costs, the model's ``n_age`` and the projection's years and scenarios (before any
     work is done)."""
     from carpmodel.errors import ConfigError
-    from carpmodel.management.strategies import BudgetProblem, load_budget, load_strategies
+    from carpmodel.io.strategies_file import load_budget, load_strategies
+    from carpmodel.management.budget import check_problem, resolve_problem
 
     path = resolve_path(config.projection.strategies)
-    problem = load_budget(path)
-    if problem is None and budget_per_year is None:
-        raise ConfigError(f"--budget: no amount given and {path} has no [budget] table; pass --budget AMOUNT")
+    problem = resolve_problem(load_budget(path), budget_per_year, source=path)
+    settings = config.projection
     try:
-        if problem is None:
-            problem = BudgetProblem(budget_per_year)
-        elif budget_per_year is not None:
-            problem = replace(problem, budget_per_year=budget_per_year)
-    except ConfigError as exc:
-        raise ConfigError(f"--budget: {exc}") from None
-    try:
-        problem.check(load_strategies(path).costs, n_age)
+        check_problem(problem, load_strategies(path).costs, n_age, scenarios=settings.scenarios,
+                      first_year=settings.first_year, last_year=settings.last_year)
     except ConfigError as exc:
         raise ConfigError(f"{path}, key {exc}") from None
-    settings = config.projection
-    if problem.scenario not in settings.scenarios:
-        raise ConfigError(f"{path}, key budget.scenario: expected one of the projection's scenarios "
-                          f"{list(settings.scenarios)}, got {problem.scenario!r}")
-    if not settings.first_year <= problem.year <= settings.last_year:
-        raise ConfigError(f"{path}, key budget.year: expected a projection year "
-                          f"({settings.first_year}-{settings.last_year}), got {problem.year}")
     return problem
 
 
@@ -580,8 +567,8 @@ def budget_stage(loaded: LoadedFit, config: RunConfig, fits: Any, problem: Any, 
                  progress: Progress) -> BudgetArtifacts:
     """Best split of ``problem.budget_per_year`` over release sizes for each member of ``fits``
     (an EnsembleFits; :func:`carpmodel.management.ensemble.single_member` for the loaded fit) and pooled."""
-    from carpmodel.management.ensemble import budget_table, optimise_release_budget
-    from carpmodel.management.strategies import load_strategies
+    from carpmodel.io.strategies_file import load_strategies
+    from carpmodel.management.budget import budget_table, optimise_release_budget
     from carpmodel.report import figures as plots
 
     costs = load_strategies(resolve_path(config.projection.strategies)).costs

@@ -126,3 +126,17 @@ def make_data_dir(tmp_path: Path) -> Callable[[str], Path]:
 def data_dir(make_data_dir: Callable[[str], Path]) -> Path:
     """A valid data directory in tmp_path (tests corrupt it one way at a time)."""
     return make_data_dir("data")
+
+
+@pytest.fixture(scope="session")
+def two_fits():
+    """Two real structures fitted on the bundled data, both converging: the base case and constant
+    M (test_ensemble.TWO). Fitted once for test_ensemble.py and test_budget.py."""
+    from carpmodel.io.inputs import load_data
+    from carpmodel.management.ensemble import EnsembleDefinition, MortalityStructure, fit_ensemble
+
+    definition = EnsembleDefinition(
+        dd_windows=(1,), release_survival_priors=("informative",),
+        mortality=(MortalityStructure("c1", lorenzen_c=1.0), MortalityStructure("c0", lorenzen_c=0.0)),
+        initial_states=("equilibrium_f",))
+    return fit_ensemble(load_data("data"), definition)

@@ -1,5 +1,6 @@
 """Structural ensembles: one member is the plain projection, weights and pooling by hand,
-non-converged members excluded and reported, the budget optimiser wired to projections."""
+non-converged members excluded and reported. The budget optimiser over an ensemble is tested in
+test_budget.py, ensemble files in test_ensemble_file.py."""
 
 from __future__ import annotations
 
@@ -16,38 +17,29 @@ import carpmodel.inference.fitting
 from carpmodel.errors import ConfigError, FitError
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
+from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies
 from carpmodel.management.ensemble import (
     EnsembleDefinition,
     EnsembleFits,
     MortalityStructure,
     Structure,
-    budget_table,
     ensemble_attrs,
     ensemble_metrics,
     fit_ensemble,
     fit_member,
     flat_prior_bounds,
-    load_ensemble,
     members_table,
-    optimise_release_budget,
     pool_draws,
     project_ensemble,
     single_member,
 )
 from carpmodel.management.metrics import strategy_metrics
 from carpmodel.management.projection import project, strategy_setup
-from carpmodel.management.strategies import (
-    DEFAULT_STRATEGIES_FILE,
-    REFERENCE_STRATEGY,
-    BudgetProblem,
-    Strategy,
-    StrategySet,
-    build_plan,
-    load_strategies,
-)
+from carpmodel.management.strategies import REFERENCE_STRATEGY, StrategySet
 
 C1, C0 = MortalityStructure("c1", lorenzen_c=1.0), MortalityStructure("c0", lorenzen_c=0.0)
-#: two real structures that converge on the bundled data: the base case and constant M
+#: two real structures that converge on the bundled data: the base case and constant M (the
+#: definition of the session fixture two_fits in conftest.py, fitted once for this file and test_budget.py)
 TWO = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("informative",), mortality=(C1, C0),
                          initial_states=("equilibrium_f",))
 
@@ -55,11 +47,6 @@ TWO = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("informative"
 @pytest.fixture(scope="module")
 def data():
     return load_data("data")
-
-
-@pytest.fixture(scope="module")
-def two_fits(data) -> EnsembleFits:
-    return fit_ensemble(data, TWO)
 
 
 @pytest.fixture(scope="module")
@@ -339,82 +326,6 @@ def test_an_ensemble_with_no_converged_member_refuses_and_lists_why(two_fits):
     with pytest.raises(FitError, match="no member converged.*not converged: test"):
         failed = MemberFit(two_fits.members[1].structure, None, False, "fit failed: x")
         EnsembleFits(TWO, (member, failed)).weights()
-
-
-# --------------------------------------------------------------------------- budget
-
-
-def test_budget_optimiser_wired_to_a_projection_spends_the_budget_and_pairs_by_draw(two_fits, strategies):
-    problem = BudgetProblem(2e7, options=((1, 10.0), (2, 50.0)), year=2035, scenario="baseline")
-    setup = small_setup(strategies, 26, n_draws=20, last_year=2045)
-    result = optimise_release_budget(two_fits, setup, problem, strategies.costs)
-    assert list(result["structure"].values) == [*(m.name for m in two_fits.included), "pooled"]
-    shares = result["share"].values
-    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-12)
-    assert np.all(shares >= 0)
-    # spending: planned cost of the chosen split is the budget every year, never more
-    for row in shares:
-        plan = build_plan([Strategy(REFERENCE_STRATEGY), problem.strategy(row)], strategies.costs,
-                          np.arange(2025, 2036), 26)
-        assert np.all(plan.planned_cost[1] <= 2e7 * (1 + 1e-12))
-        np.testing.assert_allclose(plan.planned_cost[1], 2e7, rtol=1e-12)
-    spent = (result["fish_per_year"] * result["option_cost_per_fish"]).sum("release_option")
-    np.testing.assert_allclose(spent, 2e7, rtol=1e-12)
-    # the optimum is at least as good as putting the whole budget on either size
-    best_corner = result["corner_gain_median_t"].max("release_option").values
-    assert np.all(result["objective_value"].values >= best_corner)
-    # the reported gain is the paired gain of a full projection with the same seed (float32 there)
-    member = two_fits.included[0]
-    chosen = problem.strategy(shares[0])
-    full = project(member.result, strategy_setup(StrategySet((Strategy(REFERENCE_STRATEGY), chosen),
-                                                             strategies.costs), 26,
-                                                 n_draws=20, last_year=2045, seed=11))
-    gain = (full["biomass_t"].sel(strategy=chosen.name) - full["biomass_t"].sel(strategy=REFERENCE_STRATEGY))
-    by_projection = float(np.quantile(gain.sel(year=2035, scenario="baseline").values.astype(float), 0.5))
-    assert float(result["gain_median_t"].isel(structure=0)) == pytest.approx(by_projection, rel=1e-4)
-    rows = budget_table(result)
-    assert len(rows) == 3 and {"share_age1_10g", "share_age2_50g", "cost_per_t_gained"} <= set(rows[0])
-
-
-def test_budget_refuses_an_option_outside_the_cost_table_and_an_unprojected_scenario(two_fits, strategies):
-    setup = small_setup(strategies, 26, n_draws=2)
-    with pytest.raises(ConfigError, match=r"budget.options\[1\].weight_g"):
-        outside = BudgetProblem(1e6, options=((1, 10.0), (3, 900.0)), scenario="baseline", year=2030)
-        optimise_release_budget(two_fits, setup, outside, strategies.costs)
-    with pytest.raises(ConfigError, match="budget.scenario"):
-        optimise_release_budget(two_fits, setup, BudgetProblem(1e6, scenario="ssp585", year=2030),
-                                strategies.costs)
-
-
-# --------------------------------------------------------------------------- ensemble files
-
-
-def test_ensemble_file_loads_into_the_typed_definition(tmp_path):
-    path = tmp_path / "ensemble.toml"
-    path.write_text('[ensemble]\ndd_windows = [1, 0]\nrelease_survival_priors = ["informative"]\n'
-                    'initial_states = ["equilibrium_f", "unfished_1956"]\ndesign = "one_at_a_time"\n'
-                    '[[ensemble.mortality]]\nname = "c1"\nlorenzen_c = 1.0\n'
-                    '[[ensemble.mortality]]\nname = "m_high"\nm_ref_prior_median_per_yr = 0.3\n')
-    definition = load_ensemble(path)
-    assert [m.name for m in definition.members()] == [
-        "w1_informative_c1_equilibrium_f", "w0_informative_c1_equilibrium_f",
-        "w1_informative_m_high_equilibrium_f", "w1_informative_c1_unfished_1956"]
-    assert definition.mortality[1] == MortalityStructure("m_high", m_ref_prior_median_per_yr=0.3)
-
-
-@pytest.mark.parametrize("body, key", [
-    ('design = "random"', "ensemble.design"),
-    ("dd_windows = [\"one\"]", r"ensemble.dd_windows\[0\]"),
-    ("n_chains = 3", "ensemble.n_chains: unknown key"),
-    ('initial_states = ["cold"]', "initial_states"),
-    ('weights = { x = 1.0 }', "weights.x"),
-])
-def test_bad_ensemble_file_is_refused_naming_the_file_and_key(tmp_path, body, key):
-    path = tmp_path / "ensemble.toml"
-    path.write_text(f"[ensemble]\n{body}\n")
-    with pytest.raises(ConfigError, match=key) as info:
-        load_ensemble(path)
-    assert str(path) in str(info.value)
 
 
 def test_mortality_structure_changes_the_lorenzen_exponent_or_recentres_the_m_prior(data):

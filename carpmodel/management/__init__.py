@@ -1,1 +1,2 @@
-"""Management questions: release strategies, climate scenarios, projections, metrics, ensembles."""
+"""Management questions: release strategies and their engine policy, climate scenarios, projections,
+metrics, ensembles, release budgets."""

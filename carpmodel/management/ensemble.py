@@ -79,9 +79,11 @@ choices, the catch treatment and the parameter draws.
 the members' draws each weighted ``structure_weight / n_draws`` (weighted quantiles and
 probabilities, :func:`carpmodel.management.metrics.weighted_quantile`).
 
-**Best use of a budget** (:func:`optimise_release_budget`): the shares of an annual budget over
-release sizes that maximise a chosen statistic of the gain over ``no_releases`` (paired by draw),
-per member and for the pooled ensemble, with :func:`carpmodel.management.strategies.optimise_budget`.
+**Best use of a budget**: :func:`carpmodel.management.budget.optimise_release_budget` (the
+shares of an annual budget over release sizes that maximise a chosen statistic of the gain over
+``no_releases``, paired by draw, per member and for the pooled ensemble) builds on this module.
+
+Ensemble files are read by :func:`carpmodel.io.ensemble_file.load_ensemble`.
 """
 
 from __future__ import annotations
@@ -93,19 +95,15 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
-from carpmodel import __version__
 from carpmodel.errors import CarpmodelError, ConfigError, ConvergenceWarning, FitError
 from carpmodel.inference.fitting import CATCH_SD_LOG
-from carpmodel.io.config import from_mapping, read_toml
-from carpmodel.management.metrics import strategy_metrics, weighted_mean, weighted_quantile
+from carpmodel.management.metrics import strategy_metrics
 from carpmodel.priors import Prior
 
 __all__ = [
@@ -115,15 +113,12 @@ __all__ = [
     "MemberFit",
     "MortalityStructure",
     "Structure",
-    "budget_table",
     "ensemble_attrs",
     "ensemble_metrics",
     "fit_ensemble",
     "fit_member",
     "flat_prior_bounds",
-    "load_ensemble",
     "members_table",
-    "optimise_release_budget",
     "pool_draws",
     "project_ensemble",
     "single_member",
@@ -133,10 +128,6 @@ STRUCTURE = "structure"
 POOLED = "pooled"
 INITIAL_STATES = ("equilibrium_f", "unfished_1956", "equilibrium_1986")
 Progress = Callable[[str, int, int], None]
-#: Budget optimiser settings: evaluations per start; it stops when the simplex's logits agree within
-#: 1e-3 and its values within 0.1 t (gains are hundreds to tens of thousands of tonnes; a median
-#: over draws is a step function of the shares, so a finer value tolerance only spends evaluations)
-BUDGET_MAX_EVALUATIONS, BUDGET_SHARE_TOLERANCE, BUDGET_VALUE_TOLERANCE_T = 200, 1e-3, 0.1
 #: SD of the log catch for members that start before 2000 (experiments/01: with it the 1956 and
 #: 1986 starts converge; fitted catches within 1-3 % of the record)
 PRE_2000_CATCH_SD_LOG = CATCH_SD_LOG
@@ -366,17 +357,6 @@ class EnsembleDefinition:
                 "converged; non-converged members excluded" + bound)
 
 
-def load_ensemble(path: str | Path) -> EnsembleDefinition:
-    """An :class:`EnsembleDefinition` from the ``[ensemble]`` table of a TOML file (errors name the
-    file and the dotted key)."""
-    path = Path(path)
-    document = read_toml(path, "ensemble file")
-    extra = [k for k in document if k != "ensemble"]
-    if extra:
-        raise ConfigError(f"{path}, key {extra[0]}: unknown key; valid top-level keys: ensemble")
-    if "ensemble" not in document:
-        raise ConfigError(f"{path}, key ensemble: missing; expected an [ensemble] table")
-    return from_mapping(EnsembleDefinition, document["ensemble"], str(path), prefix="ensemble")
 
 
 # --------------------------------------------------------------------------- fitting the members
@@ -640,7 +620,7 @@ def project_ensemble(fits: EnsembleFits, setup: Any) -> xr.Dataset:
         datasets.append(project(m.result, member_setup))
         names.append(m.name)
     attrs = dict(datasets[0].attrs)
-    ds = xr.concat(datasets, dim=pd.Index(names, name=STRUCTURE), combine_attrs="override")
+    ds = xr.concat(datasets, dim=STRUCTURE, combine_attrs="override").assign_coords({STRUCTURE: names})
     ds["structure_weight"] = (STRUCTURE, [weights[m.name] for m in fits.included])
     ds["structure_weight"].attrs.update(units="1", long_name="weight of the member in the pooled ensemble")
     ds = ds.assign_coords(_structure_coords(fits))
@@ -722,220 +702,9 @@ def ensemble_metrics(ds: xr.Dataset, **kwargs: Any) -> xr.Dataset:
     pooled, weights = pool_draws(ds)
     tables.append(strategy_metrics(pooled, weights=weights, **kwargs))
     names = [str(n) for n in ds[STRUCTURE].values] + [POOLED]
-    out = xr.concat(tables, dim=pd.Index(names, name=STRUCTURE), combine_attrs="override")
+    out = xr.concat(tables, dim=STRUCTURE, combine_attrs="override").assign_coords({STRUCTURE: names})
     out["structure_weight"] = (STRUCTURE, [*ds["structure_weight"].values.tolist(), 1.0])
     out["structure_weight"].attrs.update(units="1", long_name="member weight (1 for the pooled ensemble)")
     out.attrs["draw_weights"] = ("members: equal over their own draws; pooled: each draw weighted "
                                  "structure_weight / n_draws (weighted means and weighted quantiles)")
     return out.transpose("strategy", "scenario", STRUCTURE, ...)
-
-
-# --------------------------------------------------------------------------- best use of a budget
-
-
-def _statistic(values: NDArray, weights: NDArray, objective: str, interval: float) -> float:
-    if objective == "mean_gain":
-        return float(weighted_mean(values, weights))
-    q = 0.5 if objective == "median_gain" else (1.0 - interval) / 2.0
-    if np.all(weights == weights[0]):
-        return float(np.nanquantile(values, q))
-    return float(weighted_quantile(values, weights, [q])[0])
-
-
-def _summary(values: NDArray, weights: NDArray, interval: float) -> dict[str, float]:
-    lower, upper = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
-    if np.all(weights == weights[0]):
-        median, lo, hi = np.nanquantile(values, [0.5, lower, upper])
-    else:
-        median, lo, hi = weighted_quantile(values, weights, [0.5, lower, upper])
-    return {"gain_median_t": float(median), "gain_lower_t": float(lo), "gain_upper_t": float(hi),
-            "gain_mean_t": float(weighted_mean(values, weights))}
-
-
-@dataclass
-class _BudgetMember:
-    """A member ready for repeated budget evaluations: its prepared draws and reference."""
-
-    name: str
-    prepared: Any
-    reference: NDArray
-
-
-def _final(state: Any, variable: str) -> NDArray:
-    values = np.asarray(getattr(state, variable))
-    return values[..., -1].reshape(-1)
-
-
-def _run(member: _BudgetMember, strategy: Any, costs: Any, variable: str) -> NDArray:
-    from carpmodel.management.projection import simulate_strategies
-    from carpmodel.management.strategies import build_policy
-
-    prepared = member.prepared
-    params = prepared.params
-    batch = (1, *prepared.batch)
-    policy = build_policy([strategy], costs, prepared.years, params.n_age, params.lw_a, params.lw_b, batch)
-    state = simulate_strategies(prepared, policy, 1)
-    return np.broadcast_to(_final(state, variable), (prepared.draws.size,))
-
-
-def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: Any, costs: Any, *,
-                            progress: Progress | None = None) -> xr.Dataset:
-    """Best split of ``problem.budget_per_year`` over release sizes, per member and pooled.
-
-    For each included member, the draws of ``setup`` (its seed, draws, survey CV and climate
-    forcing; projected only to ``problem.year`` under ``problem.scenario``) are prepared once;
-    every evaluation then runs the engine for the budget strategy only and takes the gain in
-    ``problem.variable`` in ``problem.year`` over ``no_releases`` draw by draw (the same random
-    numbers: common random numbers, so the objective is a deterministic function of the shares).
-    :func:`carpmodel.management.strategies.optimise_budget` (Nelder–Mead on softmax logits from
-    equal shares and
-    from near each corner, and every exact corner; the best wins) maximises ``problem.objective``
-    of the gains of one member (equal draw weights), and of the pooled ensemble (draws weighted
-    by member weight).
-
-    Returns
-    -------
-    xarray.Dataset
-        Dims ``(structure, release_option)`` with structure = member names then ``"pooled"``:
-        ``share``, ``fish_per_year`` and ``corner_gain_median_t`` (the median gain with the whole
-        budget on that option); per structure ``gain_{median,lower,upper,mean}_t`` at the chosen
-        shares (interval over draws, pooled by weight), ``objective_value``,
-        ``cost_through_year`` and ``cost_per_t_gained`` (NaN when the median gain <= 0),
-        ``n_evaluations``, ``converged``, ``corner``, ``structure_weight``.
-    """
-    from carpmodel.management.projection import prepare_draws
-    from carpmodel.management.strategies import REFERENCE_STRATEGY, Strategy, optimise_budget
-
-    weights = fits.weights()
-    included = fits.included
-    n_age = included[0].result.spec.base.n_age
-    problem.check(costs, n_age)
-    if not setup.first_year <= problem.year <= setup.last_year:
-        raise ConfigError(f"budget.year: expected a projection year ({setup.first_year}-{setup.last_year}), "
-                          f"got {problem.year}")
-    if problem.scenario not in setup.scenario_names:
-        raise ConfigError(f"budget.scenario: expected one of the projection's scenarios "
-                          f"{list(setup.scenario_names)}, got {problem.scenario!r}")
-    short = dataclasses.replace(setup, last_year=problem.year, chunk_draws=None)
-    reference = Strategy(REFERENCE_STRATEGY)
-    members = []
-    for m in included:
-        prepared = prepare_draws(m.result, dataclasses.replace(short, posterior_theta=m.posterior_theta),
-                                 scenarios=(problem.scenario,))
-        member = _BudgetMember(m.name, prepared, np.zeros(prepared.draws.size))
-        member.reference = _run(member, reference, costs, problem.variable).copy()
-        members.append(member)
-    n_draw = members[0].prepared.draws.size
-    n_options = len(problem.options)
-
-    def gains(group: Sequence[_BudgetMember], shares: NDArray) -> NDArray:
-        strategy = problem.strategy(shares)
-        return np.concatenate([_run(m, strategy, costs, problem.variable) - m.reference for m in group])
-
-    def draw_weights(group: Sequence[_BudgetMember], pooled: bool) -> NDArray:
-        if not pooled:
-            return np.full(n_draw * len(group), 1.0 / (n_draw * len(group)))
-        return np.repeat([weights[m_fit.name] for m_fit in included], n_draw) / n_draw
-
-    groups = [([m], False) for m in members] + ([(members, True)] if len(members) > 1 else [])
-    rows = []
-    for i, (group, pooled) in enumerate(groups):
-        w = draw_weights(group, pooled)
-        result = optimise_budget(lambda s, g=group, ww=w: _statistic(gains(g, s), ww, problem.objective,
-                                                                     problem.interval),
-                                 n_options, method=problem.method, multistart=True,
-                                 max_evaluations=BUDGET_MAX_EVALUATIONS,
-                                 share_tolerance=BUDGET_SHARE_TOLERANCE,
-                                 value_tolerance=BUDGET_VALUE_TOLERANCE_T)
-        summary = _summary(gains(group, result.shares), w, problem.interval)
-        corners = [_summary(gains(group, np.eye(n_options)[k]), w, problem.interval)["gain_median_t"]
-                   for k in range(n_options)]
-        rows.append((POOLED if pooled else group[0].name, result, summary, corners))
-        if progress is not None:
-            progress("budget optimisation", i + 1, len(groups))
-    if len(members) == 1:   # the pooled ensemble of one member is that member
-        rows.append((POOLED, *rows[0][1:]))
-    return _budget_dataset(rows, problem, costs, setup, weights, fits)
-
-
-def _budget_dataset(rows: list[tuple[str, Any, dict[str, float], list[float]]], problem: Any, costs: Any,
-                    setup: Any, weights: Mapping[str, float], fits: EnsembleFits) -> xr.Dataset:
-    labels = [f"age{a}_{w:g}g" for a, w in problem.options]
-    cost_per_fish = np.array([float(costs.cost_per_fish(w)) for _, w in problem.options])
-    shares = np.array([r[1].shares for r in rows])
-    n_years = problem.year - setup.first_year + 1
-    cost_through = problem.budget_per_year * n_years
-    median = np.array([r[2]["gain_median_t"] for r in rows])
-    names = [r[0] for r in rows]
-    ds = xr.Dataset(
-        {"share": ((STRUCTURE, "release_option"), shares),
-         "fish_per_year": ((STRUCTURE, "release_option"), problem.budget_per_year * shares / cost_per_fish),
-         "corner_gain_median_t": ((STRUCTURE, "release_option"), np.array([r[3] for r in rows])),
-         **{key: (STRUCTURE, np.array([r[2][key] for r in rows]))
-            for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t")},
-         "objective_value": (STRUCTURE, np.array([r[1].value for r in rows])),
-         "cost_through_year": (STRUCTURE, np.full(len(rows), cost_through)),
-         "cost_per_t_gained": (STRUCTURE, np.where(median > 0,
-                                                   cost_through / np.where(median > 0, median, 1.0), np.nan)),
-         "n_evaluations": (STRUCTURE, np.array([r[1].n_evaluations for r in rows])),
-         "converged": (STRUCTURE, np.array([r[1].converged for r in rows])),
-         "corner": (STRUCTURE, np.array([r[1].corner for r in rows])),
-         "structure_weight": (STRUCTURE, np.array([weights.get(n, 1.0) for n in names]))},
-        coords={STRUCTURE: names, "release_option": labels,
-                "option_age_yr": ("release_option", [a for a, _ in problem.options]),
-                "option_weight_g": ("release_option", [w for _, w in problem.options]),
-                "option_cost_per_fish": ("release_option", cost_per_fish)})
-    units = {"share": ("1", "share of the annual budget"), "fish_per_year": ("fish", "fish released a year"),
-             "corner_gain_median_t": ("t", "median gain with the whole budget on this option"),
-             "gain_median_t": ("t", "median gain over no_releases at the chosen shares, paired by draw"),
-             "gain_lower_t": ("t", "lower bound of the gain's central interval"),
-             "gain_upper_t": ("t", "upper bound of the gain's central interval"),
-             "gain_mean_t": ("t", "mean gain over no_releases at the chosen shares"),
-             "objective_value": ("t", f"maximised {problem.objective} of the gain"),
-             "cost_through_year": (costs.currency, f"release cost {setup.first_year}-{problem.year}"),
-             "cost_per_t_gained": (f"{costs.currency} per t",
-                                   "cost through the year / median gain (NaN: no gain)"),
-             "n_evaluations": ("1", "projections evaluated by the optimiser"),
-             "converged": ("1", "the optimiser met its tolerances (or a corner beat every start)"),
-             "corner": ("1", "the whole budget on one option (an exact corner beat every start)"),
-             "structure_weight": ("1", "member weight (1 for the pooled ensemble)")}
-    for name, (unit, long_name) in units.items():
-        ds[name].attrs.update(units=unit, long_name=long_name)
-    ds.attrs.update(
-        carpmodel_version=__version__, budget_per_year=problem.budget_per_year, objective=problem.objective,
-        variable=problem.variable, year=problem.year, scenario=problem.scenario, interval=problem.interval,
-        method=problem.method, seed=setup.seed, n_draws=setup.n_draws, currency=costs.currency,
-        costs_assumed=int(costs.assumed),
-        reference_strategy="no_releases (gains paired by draw, common random numbers)",
-        interval_note="the interval is over draws (pooled by member weight) of the gain at the chosen "
-                      "shares; the spread of the members' optimal shares is the structural uncertainty of "
-                      "the allocation",
-        **ensemble_attrs(fits))
-    return ds
-
-
-def budget_table(ds: xr.Dataset) -> list[dict[str, Any]]:
-    """One row per structure (budget.csv): shares, fish per year and corner gains per option,
-    the gain at the chosen shares with its interval, cost per tonne, optimiser status."""
-    rows = []
-    for name in ds[STRUCTURE].values:
-        cell = ds.sel({STRUCTURE: name})
-        row: dict[str, Any] = {"structure": str(name), "structure_weight": float(cell["structure_weight"]),
-                               "scenario": ds.attrs["scenario"], "year": int(ds.attrs["year"]),
-                               "budget_per_year": float(ds.attrs["budget_per_year"]),
-                               "objective": ds.attrs["objective"]}
-        for option in ds["release_option"].values:
-            row[f"share_{option}"] = float(cell["share"].sel(release_option=option))
-        for option in ds["release_option"].values:
-            row[f"fish_per_year_{option}"] = float(cell["fish_per_year"].sel(release_option=option))
-        for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t", "objective_value",
-                    "cost_through_year", "cost_per_t_gained"):
-            row[key] = float(cell[key])
-        for option in ds["release_option"].values:
-            corner = cell["corner_gain_median_t"].sel(release_option=option)
-            row[f"corner_gain_median_t_{option}"] = float(corner)
-        row["n_evaluations"] = int(cell["n_evaluations"])
-        row["converged"] = bool(cell["converged"])
-        row["corner"] = bool(cell["corner"])
-        rows.append(row)
-    return rows

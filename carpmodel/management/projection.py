@@ -325,7 +325,7 @@ def strategy_setup(strategy_set: Any, n_age: int, **options: Any) -> ProjectionS
     policy, costs
     (with their provenance in the ``cost`` attributes) and descriptions; ``options`` are the other
     ProjectionSetup fields (scenarios, years, draws, seed, chunking …)."""
-    from carpmodel.management.strategies import build_plan, build_policy, release_cost
+    from carpmodel.management.policy import build_plan, build_policy, release_cost
 
     years = np.arange(options.get("first_year", 2025), options.get("last_year", 2100) + 1)
     costs = strategy_set.costs

@@ -12,11 +12,13 @@ Order of events within year y (annual step, birthday on 1 January):
 2. recruitment: wild age-0 ``R = f(S)·g_R·exp(ε)`` (f Beverton–Holt or Ricker in steepness
    form, g_R a forcing multiplier, ε the log deviation passed in by the caller);
 3. releases (summer): ``n·s_rel`` hatchery fish enter at their age and release length
-   (numbers-weighted mean length with hatchery fish already at that age);
+   (numbers-weighted mean length with hatchery fish already at that age;
+   :func:`carpmodel.model.stocking.add_releases`, whose module describes the release biology);
 4. mortality through the year: ``Z = M(L) + M_dd + F·sel(L)`` where ``M(L)`` is Lorenzen
    mortality integrated along the growth path and ``M_dd = ln(1 + γ·J/J0)`` is juvenile
    density-dependent mortality on every age ``a ≤ w`` of the window, driven by the total
-   abundance ``J`` of wild plus hatchery fish in the window (``J0`` its unfished value);
+   abundance ``J`` of wild plus hatchery fish in the window (``J0`` its unfished value;
+   :func:`carpmodel.model.mortality.dd_mortality_per_yr`);
    catch follows the Baranov equation, with F solved from the observed catch;
 5. growth along each cohort (von Bertalanffy, K times a forcing multiplier) and ageing,
    the plus group keeping a numbers-weighted mean length.
@@ -43,9 +45,15 @@ from carpmodel.model.growth import body_length_cm, grow_one_year, von_bertalanff
 from carpmodel.model.maturity import maturity_at_length
 from carpmodel.model.mortality import (
     baranov_catch_fraction,
+    dd_mortality_per_yr,
+    dd_survival,
+    juvenile_abundance,
+    juveniles_at_dd_survival,
     logistic_selectivity,
     lorenzen_m_per_yr,
     solve_f_from_catch,
+    window_mask,
+    window_survivors,
 )
 from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
 from carpmodel.model.recruitment import (
@@ -53,6 +61,7 @@ from carpmodel.model.recruitment import (
     recruits_from_spawners,
     stock_recruit_coefficients,
 )
+from carpmodel.model.stocking import add_releases
 
 WILD, HATCHERY = 0, 1
 ORIGINS = ("wild", "hatchery")
@@ -197,7 +206,7 @@ def _ages(params: Parameters) -> NDArray:
 
 def _window_mask(params: Parameters) -> NDArray:
     """(…, 1, age) boolean: ages inside the juvenile density-dependence window."""
-    return _ages(params) <= np.asarray(params.dd_window_end_age_yr)[..., None, None]
+    return window_mask(params.dd_window_end_age_yr, params.n_age)
 
 
 def _equilibrium_per_recruit(params: Parameters, f_per_yr: Any):
@@ -259,7 +268,7 @@ def reference_points(params: Parameters) -> ReferencePoints:
     length_state, w, mat, survival, w_end = _equilibrium_per_recruit(params, 0.0)
     window = _window_mask(params)
     gamma = np.asarray(params.dd_strength)[..., None, None]
-    x0 = 1.0 / (1.0 + gamma)
+    x0 = dd_survival(1.0, 1.0, gamma)      # at J = J0: 1/(1 + γ)
     n = _numbers_per_recruit(survival, window, x0)
     r0 = np.asarray(params.r0)
     spr0 = np.sum(n * w * mat, axis=(-2, -1)) / 1e6
@@ -302,7 +311,7 @@ def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0, *,
         phi = _age_dot(n, spawning_per_fish)[..., None] / 1e6
         from_sr = equilibrium_recruits(phi, alpha, beta, params.recruitment)
         per_recruit = _age_dot(n, in_window)[..., None]
-        from_window = j0 * (1.0 / x - 1.0) / safe_gamma / per_recruit
+        from_window = juveniles_at_dd_survival(x, j0, safe_gamma) / per_recruit
         return from_sr, from_window
 
     def excess(x: NDArray) -> NDArray:
@@ -456,18 +465,17 @@ def simulate(
     n_age = params.n_age
     p = _expand(params, dtype)
     ref = reference_points(params)
-    window = _window_mask(params)
     survey_age = params.survey_min_age_yr
     rrs = np.stack(np.broadcast_arrays(np.ones_like(p["relative_reproductive_success"]),
                                        p["relative_reproductive_success"]), axis=-2)[..., 0, :]
     gamma = np.asarray(params.dd_strength)
     j0 = ref.juveniles0
     ends = np.asarray(params.dd_window_end_age_yr)
-    window_end = int(ends.flat[0]) if np.all(ends == ends.flat[0]) else None
+    # one window for the whole batch: the fast path of the density-dependence functions
+    window = int(ends.flat[0]) if np.all(ends == ends.flat[0]) else ends
     ages = _ages(params)
     # 0/1 weights over age for the sums below
     survey_ages = (ages >= survey_age).astype(dtype)
-    window_ages = (ages <= (window_end if window_end is not None else -1)).astype(dtype)
     release_survival = np.asarray(params.release_survival, dtype=dtype)[..., None]
     age0_length = von_bertalanffy_length_cm(0.0, p["l_inf_cm"], p["k_per_yr"], p["t0_yr"])[..., 0, 0]
     age0_body = body_length_cm(age0_length, p["hatch_length_cm"][..., 0, 0])
@@ -549,23 +557,14 @@ def simulate(
                 continue
             fish = np.asarray(fish, dtype=float)
             released = released + np.sum(fish, axis=-1)
-            stocked = np.flatnonzero(np.any(fish != 0, axis=tuple(range(fish.ndim - 1))))
-            if stocked.size == 0:
+            entry = add_releases(numbers[..., HATCHERY, :], length[..., HATCHERY, :], fish, release_len,
+                                 release_survival)
+            if entry is None:
                 continue
-            # the span from the first to the last age that receives fish in any row; a row's
-            # length changes only where fish enter it, so no row depends on the others
-            stocked_ages = slice(stocked[0], stocked[-1] + 1)
-            entering = fish[..., stocked_ages].astype(dtype) * release_survival
-            entering_length = np.broadcast_to(np.asarray(release_len, dtype), fish.shape)[..., stocked_ages]
-            before = numbers[..., HATCHERY, stocked_ages]
-            total = before + entering
-            mixed = (before * length[..., HATCHERY, stocked_ages] + entering * entering_length) \
-                / np.where(total > 0, total, 1.0)
-            length[..., HATCHERY, stocked_ages] = np.where(entering > 0, mixed,
-                                                           length[..., HATCHERY, stocked_ages])
-            numbers[..., HATCHERY, stocked_ages] = total
-            body[..., HATCHERY, stocked_ages], w[..., HATCHERY, stocked_ages] = body_and_weight(
-                length[..., HATCHERY, stocked_ages], (..., 0, slice(None)))
+            numbers[..., HATCHERY, entry.ages] = entry.numbers
+            length[..., HATCHERY, entry.ages] = entry.length_cm
+            body[..., HATCHERY, entry.ages], w[..., HATCHERY, entry.ages] = body_and_weight(
+                length[..., HATCHERY, entry.ages], (..., 0, slice(None)))
         # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing.
         # Age 0 apart: usually only its growth state starts below the hatch length, so the
         # other ages take the closed form's fast path (the branch is chosen from the data).
@@ -574,14 +573,12 @@ def simulate(
         m = np.empty(batch + (2, n_age), dtype)
         m[..., 1:] = natural_mortality(length[..., 1:], k_mult, m_mult)
         m[..., :1] = natural_mortality(length[..., :1], k_mult, m_mult)
-        if window_end is not None:
-            juveniles = _origin_sum(_age_dot(numbers, window_ages))
-            dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
-            m[..., : window_end + 1] += np.log1p(gamma * juveniles / j0).astype(dtype)[..., None, None]
+        juveniles = juvenile_abundance(numbers, window)
+        m_dd = dd_mortality_per_yr(juveniles, j0, gamma, window, n_age=n_age, dtype=dtype)
+        if isinstance(window, int):
+            m[..., : window + 1] += m_dd
         else:
-            juveniles = np.sum(np.where(window, numbers, 0.0), axis=(-2, -1))
-            dd_survival = 1.0 / (1.0 + gamma * juveniles / j0)
-            m -= np.where(window, np.log(dd_survival).astype(dtype)[..., None, None], dtype.type(0))
+            m += m_dd
         sel = None
         shortfall = np.zeros(batch)
         if control.f_per_yr is not None:
@@ -628,15 +625,9 @@ def simulate(
             survey_by_origin[..., HATCHERY], biomass, out=np.zeros(batch, dtype), where=biomass > 0)
         out["hatchery_fraction_ssb"][..., y] = np.divide(
             ssb_by_origin[..., HATCHERY], ssb, out=np.zeros(batch, dtype), where=ssb > 0)
-        out["juvenile_survival_dd"][..., y] = dd_survival
-        if window_end is not None:
-            out["window_survivors"][..., y] = _origin_sum(survivors[..., window_end])
-            out["wild_window_survivors"][..., y] = survivors[..., WILD, window_end]
-        else:
-            last_window_age = ends[..., None, None] == _ages(params)
-            leaving = np.where(last_window_age, survivors, 0.0)
-            out["window_survivors"][..., y] = np.sum(leaving, axis=(-2, -1))
-            out["wild_window_survivors"][..., y] = np.sum(leaving[..., WILD, :], axis=-1)
+        out["juvenile_survival_dd"][..., y] = dd_survival(juveniles, j0, gamma)
+        out["window_survivors"][..., y], out["wild_window_survivors"][..., y] = window_survivors(
+            survivors, window)
         if keep_numbers:
             kept_numbers[..., y, :, :] = numbers
             kept_length[..., y, :, :] = body

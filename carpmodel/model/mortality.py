@@ -1,14 +1,24 @@
-"""Mortality: size-dependent natural mortality, fishery selectivity, and F solved from catch.
+"""Mortality: size-dependent natural mortality, juvenile density dependence, fishery
+selectivity, and F solved from catch.
 
 Natural mortality is Lorenzen's allometric form ``M(L) = M_ref·(L/L_ref)^−c`` (Lorenzen 2000,
 2005; ``c = 0`` gives constant M), integrated over the year along the cohort's von Bertalanffy
 growth path ``L(t) = L∞ − (L∞ − L_0)·exp(−K·g·t)``, ``0 ≤ t ≤ 1``, by Gauss–Legendre
 quadrature on :data:`QUADRATURE_NODES` points. Length along the path is floored at the hatch
-length, so M is never evaluated at a non-positive length. Fishing follows the Baranov catch
-equation with a logistic selectivity in length.
+length, so M is never evaluated at a non-positive length.
+
+Juvenile density dependence adds ``M_dd = ln(1 + γ·J/J0)`` to every age ``0..w`` of the window
+(``w`` = ``dd_window_end_age_yr``), ``J`` the abundance of wild plus hatchery fish in the window
+at the start of the year and ``J0`` its unfished value; its survival factor is
+``x = exp(−M_dd) = 1/(1 + γ·J/J0)``. A batch whose rows share one window takes the fast path
+(an integer ``w``); rows with different windows take the per-row path (an array of ``w``).
+
+Fishing follows the Baranov catch equation with a logistic selectivity in length.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -96,6 +106,104 @@ def _inverse_length_integral(l0: NDArray, l_inf: NDArray, rate: NDArray, hatch: 
     t_a = np.clip(np.log(np.maximum((l_inf - l0) / np.maximum(l_inf - hatch, 1e-12), 1.0)) / rate, 0.0, 1.0)
     rest = np.log1p(l_inf * np.expm1(rate * (1.0 - t_a)) / np.maximum(l0, hatch)) / (rate * l_inf)
     return t_a / hatch + rest
+
+
+# --------------------------------------------------------------------------- juvenile density dependence
+
+
+def window_mask(window_end_age_yr: ArrayLike, n_age: int) -> NDArray[np.bool_]:
+    """``(*batch, 1, age)`` True at the ages ``0..w`` of the juvenile window of each row."""
+    return np.arange(n_age, dtype=float) <= np.asarray(window_end_age_yr)[..., None, None]
+
+
+def juvenile_abundance(numbers: NDArray, window_end_age_yr: int | NDArray) -> NDArray:
+    """Fish of both origins in the juvenile window, ``J = Σ_origin Σ_{a ≤ w} N[origin, a]``.
+
+    Parameters
+    ----------
+    numbers : (*batch, origin, age) fish
+    window_end_age_yr : int or (*batch) int array
+        ``w``, the last age of the window: an int for the whole batch (fast path: in the dtype of
+        ``numbers``), or one per row (per-row path: float64).
+
+    Returns
+    -------
+    (*batch) fish
+    """
+    n_age = numbers.shape[-1]
+    if isinstance(window_end_age_yr, int | np.integer):
+        in_window = (np.arange(n_age, dtype=float) <= window_end_age_yr).astype(numbers.dtype)
+        by_origin = np.einsum("...a,...a->...", numbers, in_window)
+        return by_origin[..., 0] + by_origin[..., 1]
+    return np.sum(np.where(window_mask(window_end_age_yr, n_age), numbers, 0.0), axis=(-2, -1))
+
+
+def dd_survival(juveniles: ArrayLike, juveniles0: ArrayLike, dd_strength: ArrayLike) -> NDArray:
+    """Density-dependent survival factor of the window ages, ``x = 1/(1 + γ·J/J0)`` (0–1].
+
+    ``juveniles`` J and ``juveniles0`` J0 (fish, or any common unit: only J/J0 matters),
+    ``dd_strength`` γ (dimensionless); shapes broadcast. ``x = exp(−M_dd)``; at J = J0,
+    ``x = 1/(1 + γ)``.
+    """
+    return 1.0 / (1.0 + np.asarray(dd_strength) * juveniles / juveniles0)
+
+
+def juveniles_at_dd_survival(survival: ArrayLike, juveniles0: ArrayLike, dd_strength: ArrayLike) -> NDArray:
+    """The abundance J at which the window's survival factor is ``x``: ``J = J0·(1/x − 1)/γ``
+    (the inverse of :func:`dd_survival`, for γ > 0; fish, in the unit of ``juveniles0``)."""
+    return juveniles0 * (1.0 / survival - 1.0) / dd_strength
+
+
+def dd_mortality_per_yr(juveniles: ArrayLike, juveniles0: ArrayLike, dd_strength: ArrayLike,
+                        window_end_age_yr: int | NDArray, *, n_age: int, dtype: Any = np.float64) -> NDArray:
+    """Juvenile density-dependent mortality to add to ``M`` (1/yr), ``M_dd = ln(1 + γ·J/J0)``.
+
+    Parameters
+    ----------
+    juveniles, juveniles0 : (*batch) fish
+        J (:func:`juvenile_abundance`) and its unfished value J0.
+    dd_strength : (*batch) or scalar
+        γ, dimensionless.
+    window_end_age_yr : int or (*batch) int array
+        ``w``, as in :func:`juvenile_abundance`.
+    n_age : int
+        Number of ages (the per-row result's last axis).
+    dtype : float dtype of the result (the engine's state precision)
+
+    Returns
+    -------
+    ndarray
+        Fast path (int ``w``): ``(*batch, 1, 1)``, ``log1p(γ·J/J0)``, to add to ages ``0..w`` of
+        both origins. Per-row path: ``(*batch, 1, age)``, ``−ln x`` (x from :func:`dd_survival`)
+        at each row's window ages and 0 elsewhere, to add to every age.
+    """
+    dtype = np.dtype(dtype)
+    if isinstance(window_end_age_yr, int | np.integer):
+        return np.log1p(np.asarray(dd_strength) * juveniles / juveniles0).astype(dtype)[..., None, None]
+    log_survival = np.log(dd_survival(juveniles, juveniles0, dd_strength)).astype(dtype)[..., None, None]
+    return -np.where(window_mask(window_end_age_yr, n_age), log_survival, dtype.type(0))
+
+
+def window_survivors(survivors: NDArray, window_end_age_yr: int | NDArray) -> tuple[NDArray, NDArray]:
+    """Fish that survive the last age ``w`` of the juvenile window (the recruits it lets through).
+
+    Parameters
+    ----------
+    survivors : (*batch, origin, age) fish
+        End-of-year survivors, origin axis (wild, hatchery).
+    window_end_age_yr : int or (*batch) int array
+        ``w``, as in :func:`juvenile_abundance`.
+
+    Returns
+    -------
+    (both origins, wild) : two (*batch) arrays, fish
+    """
+    if isinstance(window_end_age_yr, int | np.integer):
+        at_end = survivors[..., window_end_age_yr]
+        return at_end[..., 0] + at_end[..., 1], survivors[..., 0, window_end_age_yr]
+    ages = np.arange(survivors.shape[-1], dtype=float)
+    leaving = np.where(np.asarray(window_end_age_yr)[..., None, None] == ages, survivors, 0.0)
+    return np.sum(leaving, axis=(-2, -1)), np.sum(leaving[..., 0, :], axis=-1)
 
 
 def logistic_selectivity(length_cm: ArrayLike, l50_cm: ArrayLike, slope_cm: ArrayLike) -> NDArray:

@@ -358,7 +358,7 @@ def plot_ensemble_gains(metrics: xr.Dataset, *, scenario: str, year: int | None 
 def plot_budget_shares(budget: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     """Best split of the budget over release sizes per member and pooled (stacked bars), with the
     median gain at that split; ``budget`` from
-    :func:`carpmodel.management.ensemble.optimise_release_budget`."""
+    :func:`carpmodel.management.budget.optimise_release_budget`."""
     structures = [str(s) for s in budget.structure.values]
     fig, ax = _axes(ax, (8.0, 0.8 + 0.4 * len(structures)))
     positions = np.arange(len(structures))

@@ -243,12 +243,9 @@ def _combinations(strengths: Mapping[str, tuple[float, ...]], reference_lake_c: 
 
 def _strategy_policy(strategy: str, strategies: Any) -> tuple[Any, Any, str]:
     """(builder of the policy, the Strategy, its description) of one named strategy."""
-    from carpmodel.management.strategies import (
-        DEFAULT_STRATEGIES_FILE,
-        StrategySet,
-        build_policy,
-        load_strategies,
-    )
+    from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies
+    from carpmodel.management.policy import build_policy
+    from carpmodel.management.strategies import StrategySet
 
     strategy_set = strategies if isinstance(strategies, StrategySet) else \
         load_strategies(DEFAULT_STRATEGIES_FILE if strategies is None else strategies)

@@ -29,6 +29,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from carpmodel.io.config import load_config  # noqa: E402
+from carpmodel.io.ensemble_file import load_ensemble  # noqa: E402
 from carpmodel.io.inputs import load_data  # noqa: E402
 from carpmodel.io.outputs import (  # noqa: E402
     check_output_dir,
@@ -37,18 +38,16 @@ from carpmodel.io.outputs import (  # noqa: E402
     write_figure_atomic,
     write_netcdf_atomic,
 )
+from carpmodel.io.strategies_file import load_strategies  # noqa: E402
+from carpmodel.management.budget import budget_table, optimise_release_budget  # noqa: E402
 from carpmodel.management.ensemble import (  # noqa: E402
-    budget_table,
     ensemble_metrics,
     fit_ensemble,
-    load_ensemble,
     members_table,
-    optimise_release_budget,
     project_ensemble,
 )
 from carpmodel.management.metrics import metrics_table  # noqa: E402
 from carpmodel.management.projection import strategy_setup  # noqa: E402
-from carpmodel.management.strategies import load_strategies  # noqa: E402
 from carpmodel.model.forcing import ClimateForcing  # noqa: E402
 from carpmodel.report import figures as plotting  # noqa: E402
 
