@@ -37,6 +37,7 @@ from carpmodel.io.outputs import (  # noqa: E402
     write_figure_atomic,
     write_netcdf_atomic,
 )
+from carpmodel.management.climate import ClimateForcing  # noqa: E402
 from carpmodel.management.ensemble import (  # noqa: E402
     budget_table,
     ensemble_metrics,
@@ -49,7 +50,6 @@ from carpmodel.management.ensemble import (  # noqa: E402
 from carpmodel.management.metrics import metrics_table  # noqa: E402
 from carpmodel.management.projection import strategy_setup  # noqa: E402
 from carpmodel.management.strategies import load_strategies  # noqa: E402
-from carpmodel.model.forcing import ClimateForcing  # noqa: E402
 from carpmodel.report import figures as plotting  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -28,9 +28,9 @@ from pathlib import Path
 from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
+from carpmodel.management.climate import ClimateForcing
 from carpmodel.management.projection import project, strategy_setup
 from carpmodel.management.strategies import StrategySet, load_strategies
-from carpmodel.model.forcing import ClimateForcing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")
