@@ -6,7 +6,8 @@ printed as one line ``carpmodel: error: <message>`` on stderr, no traceback); 1 
 
 Commands:
 
-- ``check-data DIR``: validate a data directory and print what it holds.
+- ``check-data DIR``: validate a data directory (``climate_scenarios.toml`` included, as
+  ``project`` reads it) and print what it holds.
 - ``config --show-defaults``: print the default run config as TOML;
   ``config FILE``: validate a run config and print it with defaults filled in.
 - ``simulate [--data DIR] [--config FILE] [--first-year Y] [--last-year Y] --out DIR [--force]``:
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from carpmodel.errors import CarpmodelError, ConfigError
+from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
 from carpmodel.io.config import (
     DataOptions,
     RunConfig,
@@ -89,6 +91,8 @@ def _inputs_for(args: argparse.Namespace, config: RunConfig) -> tuple[Any, list[
 
 def _check_data(args: argparse.Namespace) -> int:
     data = load_data(args.directory)
+    if CLIMATE_FILE in data.files:
+        load_climate(data)   # the validation `project` and `sensitivity` run on first use
     print(summarise(data))
     return 0
 
