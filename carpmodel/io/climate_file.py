@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from carpmodel.errors import DataError
 from carpmodel.io.tables import CONFIDENCE_LEVELS
 from carpmodel.management.anomalies import AnomalyModel
 from carpmodel.management.climate import ClimateData, ClimateReference, ClimateScenario
-
-if TYPE_CHECKING:
-    from carpmodel.io.inputs import DataSet
 
 __all__ = ["CLIMATE_FILE", "load_climate", "load_climate_reference", "load_scenarios"]
 
@@ -49,7 +46,7 @@ _SCENARIO_REQUIRED = ("label", "air_warming_c", "trend_c_per_decade", "source_id
 _CLIMATE_TABLES = ("reference", "scenarios", "anomalies")
 
 
-def _climate_document(data: DataSet | Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+def _climate_document(data: Any) -> tuple[str, Mapping[str, Any]]:
     """(file name for messages, parsed TOML) of a DataSet or a plain mapping."""
     if not isinstance(data, Mapping):
         path = data.files.get(CLIMATE_FILE)
@@ -81,7 +78,7 @@ def _valued(table: Any, where: str) -> Mapping[str, Any]:
     return table
 
 
-def load_climate(data: DataSet | Mapping[str, Any]) -> ClimateData:
+def load_climate(data: Any) -> ClimateData:
     """Every table of ``climate_scenarios.toml``, typed and validated.
 
     ``data`` is a loaded data directory (its ``climate_scenarios``) or a parsed mapping.
@@ -99,12 +96,12 @@ def load_climate(data: DataSet | Mapping[str, Any]) -> ClimateData:
                        _anomalies(where, document) if "anomalies" in document else None)
 
 
-def load_climate_reference(data: DataSet | Mapping[str, Any]) -> ClimateReference:
+def load_climate_reference(data: Any) -> ClimateReference:
     """The ``[reference]`` table of ``climate_scenarios.toml`` (defaults where absent)."""
     return _reference(*_climate_document(data))
 
 
-def load_scenarios(data: DataSet | Mapping[str, Any]) -> dict[str, ClimateScenario]:
+def load_scenarios(data: Any) -> dict[str, ClimateScenario]:
     """Typed climate scenarios from ``data.climate_scenarios`` (the parsed TOML) or a mapping.
 
     Each ``[scenarios.<name>]`` needs ``label``, ``air_warming_c`` (``{year = °C}``, years after

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,9 +28,6 @@ from scipy.signal import lfilter, lfiltic
 from carpmodel.errors import ConfigError, DataError
 from carpmodel.model.checks import finite_float
 from carpmodel.model.covariates import BEYOND_SERIES, BeyondSeries, EnvSeries
-
-if TYPE_CHECKING:
-    from carpmodel.io.inputs import DataSet
 
 __all__ = ["ARMA_BURN_IN", "DEFAULT_ARMA_ORDERS", "AnomalyModel", "sample_anomalies"]
 
@@ -126,7 +123,7 @@ class AnomalyModel:
 
     @classmethod
     @classmethod
-    def from_climate_file(cls, data: DataSet, series: EnvSeries | None = None) -> AnomalyModel:
+    def from_climate_file(cls, data: Any, series: EnvSeries | None = None) -> AnomalyModel:
         """The ASSUMED AR(1) of ``[anomalies]`` (``ar1_phi`` 0.3, ``sd_c`` 0.3 °C marginal SD).
 
         ``data`` is a loaded data directory; its ``climate_scenarios.toml`` is validated on
@@ -191,7 +188,7 @@ class AnomalyModel:
                    tuple(innovations[len(innovations) - q:]) if q else (), float(result.aic))
 
     @classmethod
-    def for_series(cls, series: EnvSeries, data: DataSet | None = None, *, min_years: int = 20,
+    def for_series(cls, series: EnvSeries, data: Any = None, *, min_years: int = 20,
                    orders: Sequence[tuple[int, int]] = DEFAULT_ARMA_ORDERS) -> AnomalyModel:
         """Fitted where the series is observed (≥ ``min_years`` values), assumed otherwise.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -35,9 +35,6 @@ from carpmodel.model.forcing import (
     effect_multipliers,
     temperature_covariates,
 )
-
-if TYPE_CHECKING:
-    from carpmodel.io.inputs import DataSet
 
 __all__ = [
     "ClimateData",
@@ -110,7 +107,7 @@ class ClimateReference:
 class ClimateData:
     """The typed contents of a data directory's ``climate_scenarios.toml``.
 
-    Built by :func:`carpmodel.io.climate_file.read_climate` (``DataSet.climate``).
+    Built by :func:`carpmodel.io.climate_file.load_climate` (``DataSet.climate``).
 
     Attributes
     ----------
@@ -341,12 +338,14 @@ class ClimateForcing:
         return tuple(s.name for s in self.scenarios)
 
     @classmethod
-    def from_data(cls, data: DataSet, *, scenario_names: Sequence[str] | None = None,
+    def from_data(cls, data: Any, *, scenario_names: Sequence[str] | None = None,
                   effects: Sequence[CovariateEffect] | None = None, air_to_water_ratio: float | None = None,
                   beyond_series: BeyondSeries = "hold_last", mean_years: int = 10,
                   spawning_offset_c: float = SPAWNING_OFFSET_C) -> ClimateForcing:
         """Lake series, scenarios, anomaly model and ratio from a data directory.
 
+        ``data`` is a loaded data directory (:class:`carpmodel.io.inputs.DataSet`); its
+        ``climate_scenarios.toml`` is validated when first used (``data.climate``).
         ``scenario_names`` selects and orders scenarios (default: all, file order); unknown
         names raise a ConfigError listing the valid ones. ``effects`` defaults to
         :func:`default_effects`; ``air_to_water_ratio`` to ``[reference]`` of the file.

@@ -18,7 +18,7 @@ The responses and effects that turn covariates into process multipliers are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import xarray as xr
@@ -27,9 +27,6 @@ from numpy.typing import NDArray
 from carpmodel.errors import ConfigError
 from carpmodel.io.tables import CONFIDENCE_LEVELS
 from carpmodel.model.checks import read_only_array, year_array
-
-if TYPE_CHECKING:
-    from carpmodel.io.inputs import DataSet
 
 __all__ = [
     "BEYOND_SERIES",
@@ -124,9 +121,10 @@ class EnvSeries:
         return np.isin(self.year, np.asarray(self.filled_years, dtype=np.int64))
 
     @classmethod
-    def from_temperature(cls, data: DataSet) -> EnvSeries:
+    def from_temperature(cls, data: Any) -> EnvSeries:
         """The lake summer (Jun-Aug) mean surface water temperature of a data directory, °C.
 
+        ``data`` is a loaded data directory (:class:`carpmodel.io.inputs.DataSet`).
         ``observed`` is True only if every row of ``temperature.csv`` has confidence
         ``measured``; the bundled series is an ASSUMED linear series (16 °C in 1980 +
         0.015 °C/yr, source_id ``assumption_temperature_series``), so it is False there.
