@@ -6,7 +6,8 @@ printed as one line ``carpmodel: error: <message>`` on stderr, no traceback); 1 
 
 Commands:
 
-- ``check-data DIR``: validate a data directory and print what it holds.
+- ``check-data DIR``: validate a data directory (``climate_scenarios.toml`` included, as
+  ``project`` reads it) and print what it holds.
 - ``config --show-defaults``: print the default run config as TOML;
   ``config FILE``: validate a run config and print it with defaults filled in.
 - ``simulate [--data DIR] [--config FILE] [--first-year Y] [--last-year Y] --out DIR [--force]``:
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from carpmodel.errors import CarpmodelError, ConfigError
+from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
 from carpmodel.io.config import (
     DataOptions,
     RunConfig,
@@ -90,6 +92,8 @@ def _inputs_for(args: argparse.Namespace, config: RunConfig) -> tuple[Any, list[
 
 def _check_data(args: argparse.Namespace) -> int:
     data = load_data(args.directory)
+    if CLIMATE_FILE in data.files:
+        load_climate(data)   # the validation `project` and `sensitivity` run on first use
     print(summarise(data))
     return 0
 
@@ -160,9 +164,7 @@ def _fit(args: argparse.Namespace) -> int:
     out = prepare_output_dir(args.out, args.force, protected)
     if args.last_data_year is not None:
         from carpmodel.diagnostics import hindcast_predictions
-        from carpmodel.inference.fitting import fit_options
-
-        held_out = hindcast_predictions(artifacts.result, fit_options(config), data, seed=config.seed)
+        held_out = hindcast_predictions(artifacts.result, config, data, seed=config.seed)
         log.wrote(write_netcdf_atomic(held_out, out / "hindcast.nc"))
         artifacts.summary["hindcast_held_out"] = _held_out_summary(held_out)
     write_fit(artifacts, out, log, svg=args.svg)

@@ -378,8 +378,8 @@ def resolve_path(path: str) -> Path:
 def projection_setup(loaded: LoadedFit, config: RunConfig, **overrides: Any) -> Any:
     """The ProjectionSetup of a run config: strategies, climate forcing, draws, seed."""
     from carpmodel.io.strategies_file import load_strategies
+    from carpmodel.management.climate import ClimateForcing
     from carpmodel.management.projection import strategy_setup
-    from carpmodel.model.forcing import ClimateForcing
 
     settings = config.projection
     strategy_set = load_strategies(resolve_path(settings.strategies))

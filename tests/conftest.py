@@ -100,7 +100,17 @@ def write_data_dir(directory: Path) -> Path:
         "2015,hatchery_fraction_biomass,0.23,fraction,survey_report,reported,\n"
         "2022,numbers_fish,555000000,fish,survey_report,reported,\n"
     )
-    climate = '[ssp245]\nsource_id = "modeller_assumption"\ndelta_c_2100 = 2.7\n'
+    climate = (
+        "[scenarios.baseline]\n"
+        'label = "no further warming"\nair_warming_c = {}\ntrend_c_per_decade = 0.0\n'
+        'source_id = "modeller_assumption"\nconfidence = "assumed"\n\n'
+        "[scenarios.ssp245]\n"
+        'label = "SSP2-4.5"\nair_warming_c = { 2050 = 1.72, 2090 = 2.7 }\ntrend_c_per_decade = 0.29\n'
+        'source_id = "modeller_assumption"\nconfidence = "assumed"\n\n'
+        "[anomalies]\n"
+        'ar1_phi = { value = 0.3, source_id = "modeller_assumption", confidence = "assumed" }\n'
+        'sd_c = { value = 0.3, source_id = "modeller_assumption", confidence = "assumed" }\n'
+    )
     files = {
         "biomass_observations.csv": biomass,
         "catch.csv": catch,

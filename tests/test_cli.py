@@ -74,6 +74,15 @@ def test_check_data_on_invalid_directory_prints_one_line(data_dir: Path, capsys)
     assert_one_line_error(err, "biomass_observations.csv", "line 3", "column biomass_t", "'-5'")
 
 
+def test_check_data_validates_the_climate_scenarios_as_project_does(data_dir: Path, capsys) -> None:
+    path = data_dir / "climate_scenarios.toml"
+    path.write_text(path.read_text().replace("air_warming_c = { 2050 = 1.72, 2090 = 2.7 }",
+                                             'air_warming_c = "hot"'), encoding="utf-8")
+    code, out, err = run(["check-data", data_dir], capsys)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, str(path), "key scenarios.ssp245.air_warming_c", "'hot'")
+
+
 def test_check_data_on_missing_directory(tmp_path: Path, capsys) -> None:
     code, _, err = run(["check-data", tmp_path / "absent"], capsys)
     assert code == 2

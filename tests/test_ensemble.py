@@ -90,7 +90,7 @@ def test_an_ensemble_of_one_member_equals_the_plain_projection_exactly(two_fits,
 def test_members_share_the_draws_random_streams(two_fits, strategies, data):
     # the same seed gives every member the same temperature anomalies, recruitment and survey
     # deviates; only the structure (and each fit's own parameter draws) differ
-    from carpmodel.model.forcing import ClimateForcing
+    from carpmodel.management.climate import ClimateForcing
 
     setup = small_setup(strategies, 26, scenario_names=("ssp245",),
                         build_multipliers=ClimateForcing.from_data(data, scenario_names=("ssp245",)))

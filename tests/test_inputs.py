@@ -113,7 +113,7 @@ def test_valid_directory_loads_into_typed_read_only_objects(data_dir: Path) -> N
     assert len(data.auxiliary) == 2
     years, values = data.auxiliary.select("hatchery_fraction_biomass")
     assert years.tolist() == [2015] and values.tolist() == [0.23]
-    assert data.climate_scenarios["ssp245"]["delta_c_2100"] == 2.7
+    assert data.climate_scenarios["scenarios"]["ssp245"]["air_warming_c"]["2090"] == 2.7
     assert data.notes == ()
     for array in (data.biomass.year, data.biomass.cv, data.catch.catch_t,
                   data.releases.weight_at_release_g, data.temperature.temperature_c):
@@ -195,7 +195,7 @@ def test_missing_optional_files_fall_back_to_bundled_data(make_data_dir, monkeyp
     data = load_data(user)
     assert data.files[AUXILIARY] == bundled / AUXILIARY
     assert len(data.auxiliary) == 2
-    assert data.climate_scenarios["ssp245"]["delta_c_2100"] == 2.7
+    assert data.climate_scenarios["scenarios"]["ssp245"]["air_warming_c"]["2090"] == 2.7
     assert len(data.notes) == 2
     assert AUXILIARY in data.notes[0] and str(bundled) in data.notes[0]
     assert "Notes:" in summarise(data) and data.notes[0] in summarise(data)

@@ -27,15 +27,12 @@ sentence each, and :func:`summarise` (so ``carpmodel check-data``) prints them.
 
 from __future__ import annotations
 
-import csv
-import difflib
 import hashlib
-import io
 import math
 import re
-import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -44,6 +41,27 @@ from typing import Any
 import numpy as np
 
 from carpmodel.errors import DataError
+from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
+from carpmodel.io.tables import (
+    CONFIDENCE_LEVELS,
+    InvalidCell,
+    Parser,
+    TomlWhere,
+    blank_or,
+    check_unique_keys,
+    check_years,
+    confidence_cell,
+    decode_utf8,
+    integer_cell,
+    load_toml,
+    number_cell,
+    read_bytes,
+    read_table,
+    source_cell,
+    text_cell,
+    year_cell,
+)
+from carpmodel.management.climate import ClimateData
 from carpmodel.priors import Prior
 
 __all__ = [
@@ -67,11 +85,6 @@ __all__ = [
 #: repository's top-level ``data/``; used by default and for missing optional files).
 BUNDLED_DATA_DIRECTORY = Path(str(resources.files("carpmodel.data")))
 
-#: How a value is known, from best to weakest.
-CONFIDENCE_LEVELS: tuple[str, ...] = ("measured", "reported", "derived", "assumed")
-
-YEAR_MIN, YEAR_MAX = 1900, 2100
-
 BIOMASS_FILE = "biomass_observations.csv"
 CATCH_FILE = "catch.csv"
 RELEASES_FILE = "releases_historical.csv"
@@ -79,7 +92,6 @@ TEMPERATURE_FILE = "temperature.csv"
 LIFE_HISTORY_FILE = "life_history.toml"
 SOURCES_FILE = "SOURCES.md"
 AUXILIARY_FILE = "auxiliary_observations.csv"
-CLIMATE_FILE = "climate_scenarios.toml"
 
 REQUIRED_FILES = (
     BIOMASS_FILE,
@@ -420,7 +432,8 @@ class DataSet:
     sources : frozenset of str
         The source_ids defined in SOURCES.md (plus the bundled ones if a fallback file used them).
     climate_scenarios : Mapping[str, Any]
-        The parsed ``climate_scenarios.toml`` (empty if none was found); not yet typed.
+        The parsed ``climate_scenarios.toml`` (empty if none was found), as read; typed in
+        :attr:`climate`.
     notes : tuple of str
         One sentence per fallback to bundled data or missing optional file.
     """
@@ -444,230 +457,41 @@ class DataSet:
             self, "climate_scenarios", MappingProxyType(dict(self.climate_scenarios))
         )
 
+    @cached_property
+    def climate(self) -> ClimateData:
+        """``climate_scenarios.toml`` typed: reference, scenarios, assumed anomalies.
 
-# --------------------------------------------------------------------------- CSV reading
-
-
-class _Invalid(ValueError):
-    """A cell does not parse; the argument says what was expected."""
-
-
-Parser = Callable[[str], Any]
-
-
-def _integer(expected: str, lower: int, upper: int) -> Parser:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise _Invalid(expected) from None
-        if not lower <= value <= upper:
-            raise _Invalid(expected)
-        return value
-
-    return parse
-
-
-def _number(expected: str, check: Callable[[float], bool] = lambda x: True) -> Parser:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise _Invalid(expected) from None
-        if not math.isfinite(value):
-            raise _Invalid(f"{expected} (finite)")
-        if not check(value):
-            raise _Invalid(expected)
-        return value
-
-    return parse
-
-
-def _text(text: str) -> str:
-    return text
-
-
-def _confidence(text: str) -> str:
-    if text not in CONFIDENCE_LEVELS:
-        raise _Invalid(f"one of {', '.join(CONFIDENCE_LEVELS)}")
-    return text
-
-
-def _source(sources: frozenset[str], sources_path: Path) -> Parser:
-    def parse(text: str) -> str:
-        if not text:
-            raise _Invalid(f"a non-empty source_id defined in {sources_path}")
-        if text not in sources:
-            hint = difflib.get_close_matches(text, sorted(sources), n=1)
-            suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise _Invalid(f"a source_id with a '## {text}' heading in {sources_path}{suffix}")
-        return text
-
-    return parse
-
-
-def _blank_or(parser: Parser) -> Parser:
-    def parse(text: str) -> Any:
-        return "" if text == "" else parser(text)
-
-    return parse
-
-
-_YEAR = _integer(f"an integer year in {YEAR_MIN}..{YEAR_MAX}", YEAR_MIN, YEAR_MAX)
-
-
-@dataclass(frozen=True)
-class _Table:
-    """Parsed CSV: column name → list of values, and the 1-based line of each row."""
-
-    path: Path
-    lines: list[int]
-    columns: dict[str, list[Any]]
-
-
-def _decode(path: Path, raw: bytes) -> str:
-    """Decode UTF-8 (a byte-order mark is allowed), naming the line of any invalid byte."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}, line {line}: expected UTF-8 text, got invalid byte "
-            f"0x{raw[exc.start]:02x} at byte {exc.start}"
-        ) from None
-
-
-def _read_table(
-    path: Path, raw: bytes, required: Mapping[str, Parser], optional: Mapping[str, Parser]
-) -> _Table:
-    """Parse and check every cell of a CSV file against its column parsers."""
-    expected_header = ",".join(required)
-    text = _decode(path, raw)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        header = []
-    except csv.Error as exc:
-        raise DataError(f"{path}, line 1: cannot parse the CSV header: {exc}") from None
-    if not any(header):
-        raise DataError(f"{path}, line 1: file is empty; expected a header line {expected_header}")
-    _check_header(path, header, required, optional)
-    parsers = {**required, **optional}
-    columns: dict[str, list[Any]] = {name: [] for name in header}
-    lines: list[int] = []
-    previous_line = 1
-    try:
-        for row in reader:
-            line, previous_line = previous_line + 1, reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}, line {line}: expected {len(header)} fields ({','.join(header)}), "
-                    f"found {len(row)}"
-                )
-            for name, cell in zip(header, row, strict=True):
-                cell = cell.strip()
-                try:
-                    columns[name].append(parsers[name](cell))
-                except _Invalid as exc:
-                    raise DataError(
-                        f"{path}, line {line}, column {name}: expected {exc}, got {cell!r}"
-                    ) from None
-            lines.append(line)
-    except csv.Error as exc:
-        raise DataError(f"{path}, line {reader.line_num}: cannot parse CSV: {exc}") from None
-    if not lines:
-        raise DataError(
-            f"{path}, line 2: expected at least one data row after the header, found none"
-        )
-    for name in optional:
-        columns.setdefault(name, [""] * len(lines))
-    return _Table(path, lines, columns)
-
-
-def _check_header(
-    path: Path, header: list[str], required: Mapping[str, Parser], optional: Mapping[str, Parser]
-) -> None:
-    allowed = [*required, *optional]
-    listing = f"expected columns {', '.join(required)} (optional: {', '.join(optional)})"
-    for index, name in enumerate(header):
-        if name in header[:index]:
-            raise DataError(f"{path}, line 1: column {name!r} appears twice; {listing}")
-        if name not in allowed:
-            raise DataError(
-                f"{path}, line 1: unknown column {name!r}; allowed columns: {', '.join(allowed)}"
-            )
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise DataError(f"{path}, line 1: missing column(s) {', '.join(missing)}; {listing}")
-
-
-def _check_years(table: _Table, *, contiguous: bool) -> None:
-    """Years must be ascending and unique; with ``contiguous`` also without gaps."""
-    years, lines = table.columns["year"], table.lines
-    for i in range(1, len(years)):
-        year, previous = years[i], years[i - 1]
-        where = f"{table.path}, line {lines[i]}, column year"
-        if year == previous:
-            raise DataError(f"{where}: duplicate year {year} (also on line {lines[i - 1]})")
-        if year < previous:
-            raise DataError(
-                f"{where}: expected years in ascending order, got {year} after {previous}"
-            )
-        if contiguous and year != previous + 1:
-            raise DataError(
-                f"{where}: gap in years: expected {previous + 1} after {previous}, got {year}"
-            )
-
-
-def _check_unique_keys(
-    table: _Table, key_columns: Sequence[str], group_column: str | None
-) -> None:
-    """Rows must be unique in ``key_columns``; years ascend within each ``group_column`` value."""
-    seen: dict[tuple[Any, ...], int] = {}
-    last_year: dict[Any, int] = {}
-    for i, line in enumerate(table.lines):
-        key = tuple(table.columns[c][i] for c in key_columns)
-        where = f"{table.path}, line {line}, column year"
-        if key in seen:
-            raise DataError(
-                f"{where}: duplicate ({', '.join(key_columns)}) = {key} (also on line {seen[key]})"
-            )
-        seen[key] = line
-        group = table.columns[group_column][i] if group_column else None
-        year = table.columns["year"][i]
-        if group in last_year and year < last_year[group]:
-            raise DataError(
-                f"{where}: expected years in ascending order, got {year} after {last_year[group]}"
-            )
-        last_year[group] = year
+        Validated on first use (:func:`carpmodel.io.climate_file.load_climate`), not by
+        :func:`load_data`: a fit does not need the file, so an invalid one stops only what uses
+        it (projections, the climate sensitivity, ``carpmodel check-data``), with a
+        :class:`DataError` naming the file and key.
+        """
+        return load_climate(self)
 
 
 # --------------------------------------------------------------------------- file readers
 
 
 def _provenance(sources: frozenset[str], sources_path: Path) -> dict[str, Parser]:
-    return {"source_id": _source(sources, sources_path), "confidence": _confidence}
+    return {"source_id": source_cell(sources, sources_path), "confidence": confidence_cell}
 
 
 def _read_biomass(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
                   ) -> BiomassObservations:
     required = {
-        "year": _YEAR,
-        "biomass_t": _number("a positive number of tonnes", lambda x: x > 0),
-        "cv": _number("a coefficient of variation cv > 0", lambda x: x > 0),
+        "year": year_cell,
+        "biomass_t": number_cell("a positive number of tonnes", lambda x: x > 0),
+        "cv": number_cell("a coefficient of variation cv > 0", lambda x: x > 0),
         **_provenance(sources, sources_path),
     }
     optional = {
-        "method": _text,
-        "cv_source_id": _blank_or(_source(sources, sources_path)),
-        "cv_confidence": _blank_or(_confidence),
-        "note": _text,
+        "method": text_cell,
+        "cv_source_id": blank_or(source_cell(sources, sources_path)),
+        "cv_confidence": blank_or(confidence_cell),
+        "note": text_cell,
     }
-    table = _read_table(path, raw, required, optional)
-    _check_years(table, contiguous=False)
+    table = read_table(path, raw, required, optional)
+    check_years(table, contiguous=False)
     c = table.columns
     return BiomassObservations(path, c["year"], c["biomass_t"], c["cv"], c["source_id"],
                                c["confidence"], c["method"], c["cv_source_id"],
@@ -677,12 +501,12 @@ def _read_biomass(path: Path, raw: bytes, sources: frozenset[str], sources_path:
 def _read_catch(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
                 ) -> CatchHistory:
     required = {
-        "year": _YEAR,
-        "catch_t": _number("a non-negative number of tonnes", lambda x: x >= 0),
+        "year": year_cell,
+        "catch_t": number_cell("a non-negative number of tonnes", lambda x: x >= 0),
         **_provenance(sources, sources_path),
     }
-    table = _read_table(path, raw, required, {"note": _text})
-    _check_years(table, contiguous=True)
+    table = read_table(path, raw, required, {"note": text_cell})
+    check_years(table, contiguous=True)
     c = table.columns
     return CatchHistory(path, c["year"], c["catch_t"], c["source_id"], c["confidence"], c["note"])
 
@@ -690,14 +514,14 @@ def _read_catch(path: Path, raw: bytes, sources: frozenset[str], sources_path: P
 def _read_releases(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
                    ) -> ReleaseHistory:
     required = {
-        "year": _YEAR,
-        "age_at_release_yr": _integer("an integer age in years, 0..80", 0, 80),
-        "weight_at_release_g": _number("a positive weight in grams", lambda x: x > 0),
-        "fish_released": _number("a non-negative number of fish", lambda x: x >= 0),
+        "year": year_cell,
+        "age_at_release_yr": integer_cell("an integer age in years, 0..80", 0, 80),
+        "weight_at_release_g": number_cell("a positive weight in grams", lambda x: x > 0),
+        "fish_released": number_cell("a non-negative number of fish", lambda x: x >= 0),
         **_provenance(sources, sources_path),
     }
-    table = _read_table(path, raw, required, {"note": _text})
-    _check_unique_keys(table, ("year", "age_at_release_yr"), None)
+    table = read_table(path, raw, required, {"note": text_cell})
+    check_unique_keys(table, ("year", "age_at_release_yr"), None)
     c = table.columns
     return ReleaseHistory(path, c["year"], c["age_at_release_yr"], c["weight_at_release_g"],
                           c["fish_released"], c["source_id"], c["confidence"], c["note"])
@@ -706,13 +530,13 @@ def _read_releases(path: Path, raw: bytes, sources: frozenset[str], sources_path
 def _read_temperature(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
                       ) -> TemperatureSeries:
     required = {
-        "year": _YEAR,
-        "temperature_c": _number("a temperature in degrees C between -5 and 40",
+        "year": year_cell,
+        "temperature_c": number_cell("a temperature in degrees C between -5 and 40",
                                  lambda x: -5 < x < 40),
         **_provenance(sources, sources_path),
     }
-    table = _read_table(path, raw, required, {"note": _text})
-    _check_years(table, contiguous=True)
+    table = read_table(path, raw, required, {"note": text_cell})
+    check_years(table, contiguous=True)
     c = table.columns
     return TemperatureSeries(path, c["year"], c["temperature_c"], c["source_id"],
                              c["confidence"], c["note"])
@@ -720,20 +544,20 @@ def _read_temperature(path: Path, raw: bytes, sources: frozenset[str], sources_p
 
 def _quantity(text: str) -> str:
     if text not in AUXILIARY_UNITS:
-        raise _Invalid(f"one of {', '.join(AUXILIARY_UNITS)}")
+        raise InvalidCell(f"one of {', '.join(AUXILIARY_UNITS)}")
     return text
 
 
 def _read_auxiliary(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
                     ) -> AuxiliaryObservations:
     required = {
-        "year": _YEAR,
+        "year": year_cell,
         "quantity": _quantity,
-        "value": _number("a number"),
-        "unit": _text,
+        "value": number_cell("a number"),
+        "unit": text_cell,
         **_provenance(sources, sources_path),
     }
-    table = _read_table(path, raw, required, {"note": _text})
+    table = read_table(path, raw, required, {"note": text_cell})
     c = table.columns
     for i, line in enumerate(table.lines):
         quantity, value, unit = c["quantity"][i], c["value"][i], c["unit"][i]
@@ -750,7 +574,7 @@ def _read_auxiliary(path: Path, raw: bytes, sources: frozenset[str], sources_pat
                 f"{path}, line {line}, column value: expected {expected} for {quantity}, "
                 f"got {value!r}"
             )
-    _check_unique_keys(table, ("quantity", "year"), "quantity")
+    check_unique_keys(table, ("quantity", "year"), "quantity")
     return AuxiliaryObservations(path, c["year"], c["quantity"], c["value"], c["unit"],
                                  c["source_id"], c["confidence"], c["note"])
 
@@ -767,7 +591,7 @@ def _read_sources(path: Path, raw: bytes) -> frozenset[str]:
     a separator and a title: ``## zhang2021``, ``## zhang2021: Zhang et al.``,
     ``## zhang2021 — Zhang et al.``. Other headings (``## Conflicts and choices``) are prose.
     """
-    ids = {m.group(1) for line in _decode(path, raw).splitlines()
+    ids = {m.group(1) for line in decode_utf8(path, raw).splitlines()
            if (m := _SOURCE_HEADING.match(line))}
     if not ids:
         raise DataError(
@@ -779,47 +603,10 @@ def _read_sources(path: Path, raw: bytes) -> frozenset[str]:
 # --------------------------------------------------------------------------- TOML reading
 
 
-def _load_toml(path: Path, raw: bytes) -> tuple[str, dict[str, Any]]:
-    text = _decode(path, raw)
-    try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"{path}: invalid TOML: {exc}") from None
-
-
-def _toml_line(text: str, table: str, key: str | None = None) -> int | None:
-    """Best-effort 1-based line of ``[table]`` (or of ``key = ...`` inside it)."""
-    lines = text.splitlines()
-    header = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\]")
-    inline = re.compile(r"^\s*" + re.escape(table) + r"\s*[.=]")
-    start = next((i for i, s in enumerate(lines) if header.match(s)), None)
-    if start is None:
-        return next((i + 1 for i, s in enumerate(lines) if inline.match(s)), None)
-    if key is not None:
-        assignment = re.compile(r"^\s*" + re.escape(key) + r"\s*[.=]")
-        for i in range(start + 1, len(lines)):
-            if lines[i].lstrip().startswith("["):
-                break
-            if assignment.match(lines[i]):
-                return i + 1
-    return start + 1
-
-
-@dataclass(frozen=True)
-class _TomlWhere:
-    path: Path
-    text: str
-
-    def __call__(self, table: str, key: str | None = None) -> str:
-        line = _toml_line(self.text, table, key)
-        dotted = table if key is None else f"{table}.{key}"
-        return f"{self.path}, line {line}, key {dotted}" if line else f"{self.path}, key {dotted}"
-
-
 def _read_life_history(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
                        ) -> LifeHistory:
-    text, document = _load_toml(path, raw)
-    where = _TomlWhere(path, text)
+    text, document = load_toml(path, raw)
+    where = TomlWhere(path, text)
     valid = ", ".join(LIFE_HISTORY_PARAMETERS)
     for name, table in document.items():
         if name not in LIFE_HISTORY_PARAMETERS:
@@ -846,7 +633,7 @@ def _read_life_history(path: Path, raw: bytes, sources: frozenset[str], sources_
 def _life_history_value(
     name: str,
     table: Mapping[str, Any],
-    where: _TomlWhere,
+    where: TomlWhere,
     sources: frozenset[str],
     sources_path: Path,
 ) -> LifeHistoryValue:
@@ -877,11 +664,11 @@ def _life_history_value(
     unit = table["unit"]
     if unit != spec.unit:
         raise DataError(f"{where(name, 'unit')}: expected unit {spec.unit!r}, got {unit!r}")
-    checks = {"source_id": _source(sources, sources_path), "confidence": _confidence}
+    checks = {"source_id": source_cell(sources, sources_path), "confidence": confidence_cell}
     for key, check in checks.items():
         try:
             check(table[key] if isinstance(table[key], str) else "")
-        except _Invalid as exc:
+        except InvalidCell as exc:
             raise DataError(f"{where(name, key)}: expected {exc}, got {table[key]!r}") from None
     source_id = table["source_id"]
     assumption = table.get("assumption", False)
@@ -905,7 +692,7 @@ def _life_history_value(
 
 
 def _check_life_history_consistency(
-    values: Mapping[str, LifeHistoryValue], where: _TomlWhere
+    values: Mapping[str, LifeHistoryValue], where: TomlWhere
 ) -> None:
     max_age_yr = values["max_age_yr"].value
     for name in ("dd_window_end_age_yr", "survey_min_age_yr"):
@@ -923,13 +710,6 @@ def _check_life_history_consistency(
 
 
 # --------------------------------------------------------------------------- load_data
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file: {exc.strerror}") from None
 
 
 def _optional_path(directory: Path, name: str, notes: list[str]) -> Path | None:
@@ -977,7 +757,7 @@ def load_data(directory: str | Path) -> DataSet:
             )
     notes: list[str] = []
     files = {name: directory / name for name in REQUIRED_FILES}
-    raw = {name: _read_bytes(path) for name, path in files.items()}
+    raw = {name: read_bytes(path) for name, path in files.items()}
     sources_path = files[SOURCES_FILE]
     sources = _read_sources(sources_path, raw[SOURCES_FILE])
     readers = {
@@ -996,15 +776,15 @@ def load_data(directory: str | Path) -> DataSet:
     auxiliary = AuxiliaryObservations.empty()
     aux_path = _optional_path(directory, AUXILIARY_FILE, notes)
     if aux_path is not None:
-        files[AUXILIARY_FILE], raw[AUXILIARY_FILE] = aux_path, _read_bytes(aux_path)
+        files[AUXILIARY_FILE], raw[AUXILIARY_FILE] = aux_path, read_bytes(aux_path)
         aux_sources, aux_sources_path = _sources_for(aux_path, directory, sources)
         all_sources |= aux_sources
         auxiliary = _read_auxiliary(aux_path, raw[AUXILIARY_FILE], aux_sources, aux_sources_path)
     climate: dict[str, Any] = {}
     climate_path = _optional_path(directory, CLIMATE_FILE, notes)
     if climate_path is not None:
-        files[CLIMATE_FILE], raw[CLIMATE_FILE] = climate_path, _read_bytes(climate_path)
-        climate = _load_toml(climate_path, raw[CLIMATE_FILE])[1]
+        files[CLIMATE_FILE], raw[CLIMATE_FILE] = climate_path, read_bytes(climate_path)
+        climate = load_toml(climate_path, raw[CLIMATE_FILE])[1]
 
     return DataSet(
         directory=directory,
@@ -1031,7 +811,7 @@ def _sources_for(
     bundled_sources = path.parent / SOURCES_FILE
     if not bundled_sources.is_file():
         return sources, directory / SOURCES_FILE
-    return _read_sources(bundled_sources, _read_bytes(bundled_sources)), bundled_sources
+    return _read_sources(bundled_sources, read_bytes(bundled_sources)), bundled_sources
 
 
 def _sha256(raw: Mapping[str, bytes]) -> str:

@@ -65,20 +65,18 @@ from carpmodel.inference.likelihood import (
 )
 from carpmodel.inference.refit import refit, safe_hessian
 from carpmodel.io.config import RunConfig, default_config
+from carpmodel.management.anomalies import AnomalyModel, sample_anomalies
 from carpmodel.management.projection import ProjectionSetup, project
+from carpmodel.model.covariates import CovariateSeries, EnvSeries
 from carpmodel.model.dynamics import ProcessMultipliers
 from carpmodel.model.forcing import (
     EFFECT_STRENGTH_RANGES,
     SPAWNING_OFFSET_C,
     TARGET_FIELDS,
     TARGETS,
-    AnomalyModel,
-    Covariate,
     CovariateEffect,
-    EnvSeries,
     default_effects,
     effect_multipliers,
-    sample_anomalies,
     sensitivity_effects,
     temperature_covariates,
     with_strength,
@@ -182,7 +180,7 @@ class _SweepForcing:
         years = np.asarray(years, dtype=np.int64)
         lake = self.lake_c(randomness, years)
         all_years = np.concatenate([self.history_years, years])
-        covariates = temperature_covariates(Covariate(all_years, lake),
+        covariates = temperature_covariates(CovariateSeries(all_years, lake),
                                             spawning_offset_c=self.spawning_offset_c)
         shape = lake.shape[:2] + (years.size,)
         stacked: dict[str, list[NDArray]] = {name: [] for name in TARGET_FIELDS.values()}
@@ -289,7 +287,7 @@ def climate_sensitivity(result: FitResult, data: Any, *,
     − anchor) + a_d(y)`` for warming level ``L`` (°C by 2100), ``anchor`` the year before the
     projection (the last fit year), ``T(anchor)`` the series value there (held, as the
     ``hold_last`` climate scenarios do) and ``a_d`` the anomaly path of draw d (the series'
-    :class:`~carpmodel.model.forcing.AnomalyModel`: the ASSUMED AR(1) of ``climate_scenarios.toml``
+    :class:`~carpmodel.management.anomalies.AnomalyModel`: the ASSUMED AR(1) of ``climate_scenarios.toml``
     for the bundled series), the same in every scenario. The spawning-season temperature is
     derived from it (lake + ``spawning_offset_c``), so it warms by the same amount. Each effect
     of ``effects`` acts ALONE (others off) at each of its strengths
@@ -956,7 +954,7 @@ def power_analysis(result: FitResult, data: Any, *,
 
     1. temperature: the series' least-squares linear trend on the model years plus a stationary
        AR(1) anomaly path (φ from ``climate_scenarios.toml`` ``[anomalies]`` via
-       :meth:`~carpmodel.model.forcing.AnomalyModel.from_climate_file`, marginal SD ``anomaly_sd_c``,
+       :meth:`~carpmodel.management.anomalies.AnomalyModel.from_climate_file`, marginal SD ``anomaly_sd_c``,
        None = the file's) — what an observed record could look like; the covariate is the
        spawning-season temperature derived from it (lake − 4 °C, lag 0), centred on its mean;
     2. truth: the fitted model (``result.theta``) with recruitment ×exp(b·(T − T̄)) for each

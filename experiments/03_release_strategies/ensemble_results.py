@@ -38,8 +38,9 @@ from carpmodel.io.outputs import (  # noqa: E402
     write_figure_atomic,
     write_netcdf_atomic,
 )
-from carpmodel.io.strategies_file import load_strategies  # noqa: E402
+from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies  # noqa: E402
 from carpmodel.management.budget import budget_table, optimise_release_budget  # noqa: E402
+from carpmodel.management.climate import ClimateForcing  # noqa: E402
 from carpmodel.management.ensemble import (  # noqa: E402
     ensemble_metrics,
     fit_ensemble,
@@ -48,7 +49,6 @@ from carpmodel.management.ensemble import (  # noqa: E402
 )
 from carpmodel.management.metrics import metrics_table  # noqa: E402
 from carpmodel.management.projection import strategy_setup  # noqa: E402
-from carpmodel.model.forcing import ClimateForcing  # noqa: E402
 from carpmodel.report import figures as plotting  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -127,7 +127,7 @@ def main() -> int:
     data = load_data(ROOT / "data")
     check_output_dir(args.out, args.force, [ROOT / "data"])
     definition = load_ensemble(args.ensemble)
-    strategies = load_strategies(ROOT / "experiments" / "strategies.toml")
+    strategies = load_strategies(DEFAULT_STRATEGIES_FILE)
 
     def tick(label: str, done: int, total: int) -> None:
         print(f"  {label}: {done}/{total} ({time.perf_counter() - started:.0f} s)", file=sys.stderr,

@@ -28,10 +28,10 @@ from pathlib import Path
 from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
-from carpmodel.io.strategies_file import load_strategies
+from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies
+from carpmodel.management.climate import ClimateForcing
 from carpmodel.management.projection import project, strategy_setup
 from carpmodel.management.strategies import StrategySet
-from carpmodel.model.forcing import ClimateForcing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")
@@ -51,7 +51,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = fit(build_spec(data, default_config()), n_starts=1)
-    full = load_strategies(ROOT / "experiments" / "strategies.toml")
+    full = load_strategies(DEFAULT_STRATEGIES_FILE)
     strategies = StrategySet(full.strategies[:6], full.costs)
     setup = strategy_setup(strategies, result.spec.base.n_age, n_draws=args.draws,
                            scenario_names=SCENARIOS, chunk_draws=args.chunk_draws,

@@ -23,10 +23,10 @@ import numpy as np
 from carpmodel.inference.fitting import build_spec, fit
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
-from carpmodel.io.strategies_file import load_strategies
+from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies
+from carpmodel.management.climate import ClimateForcing
 from carpmodel.management.projection import project, strategy_setup
 from carpmodel.management.strategies import StrategySet
-from carpmodel.model.forcing import ClimateForcing
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("baseline", "ssp126", "ssp245", "ssp370", "ssp585")
@@ -69,7 +69,7 @@ def worker_peak_rss_gib(client) -> float:
 
 
 def run(result, data, draws: int, chunk: int, client=None) -> tuple[float, float]:
-    full = load_strategies(ROOT / "experiments" / "strategies.toml")
+    full = load_strategies(DEFAULT_STRATEGIES_FILE)
     strategies = StrategySet(tuple(s for s in full.strategies if s.name in ("no_releases", "status_quo")),
                              full.costs)
     setup = strategy_setup(strategies, result.spec.base.n_age, n_draws=draws, scenario_names=SCENARIOS,
