@@ -246,6 +246,7 @@ def test_prior_posterior_panel_in_thousand_tonnes_without_an_offset_label():
 def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, monkeypatch):
 
     from carpmodel import diagnostics
+    from carpmodel.diagnostics import comparison as comparison_module
     from carpmodel.pipeline import load_fit
 
     _, _, out = reduced_run
@@ -255,7 +256,7 @@ def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, 
     def no_refit(*args, **kwargs):
         raise AssertionError(f"refit called ({kwargs.get('label')}): the base variant was fitted again")
 
-    monkeypatch.setattr(diagnostics, "refit", no_refit)
+    monkeypatch.setattr(comparison_module, "refit", no_refit)   # compare_models' refit
     comparison = diagnostics.compare_models(loaded.data, {"beverton_holt": options},
                                             base_result=loaded.result)
     assert comparison.fits["beverton_holt"] is loaded.result
