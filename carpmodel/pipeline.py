@@ -24,11 +24,10 @@ import xarray as xr
 from carpmodel import __version__
 from carpmodel.errors import ConvergenceWarning, FitError
 from carpmodel.inference.fitting import FitResult, batched_gradient, build_spec, fit_model
-from carpmodel.inference.likelihood import nll_components, predict
+from carpmodel.inference.likelihood import nll_components
 from carpmodel.inference.results import fit_dataset
 from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
 from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
-from carpmodel.model.growth import weight_g
 
 
 class Progress:
@@ -123,7 +122,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     dataset["posterior_theta"] = (("posterior_draw", "parameter"), sample.theta)
     dataset["posterior_theta"].attrs.update(units="1",
                                             long_name=f"posterior draws of theta ({sample.method})")
-    summary["posterior_predictive"] = posterior_predictive(result, sample.theta)
+    summary["posterior_predictive"] = diagnostics.posterior_predictive(result, sample.theta, data.auxiliary)
     figures["fit"] = plots.plot_fit(dataset)
     figures["recruitment"] = plots.plot_recruitment(dataset)
     figures["depletion"] = plots.plot_depletion(dataset)
@@ -229,51 +228,6 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
 def _float(x: Any) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None
-
-
-def posterior_predictive(result: FitResult, thetas: np.ndarray) -> dict[str, Any]:
-    """Reported quantities the fit does not use, against their posterior predictive intervals.
-
-    Numbers of survey-age fish at the end of 2022 (reported 555 million) and the mean length
-    and weight of the survey-age fish at the end of 2024 (reported 27.64 cm, 262.39 g).
-    """
-    spec = result.spec
-    state, u = predict(spec, thetas, keep_numbers=True)
-    amin = spec.base.survey_min_age_yr
-    out: dict[str, Any] = {}
-
-    def end_of_year(year: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if year == spec.years[-1]:
-            numbers, length_state = state.final_numbers, state.final_length_state_cm
-            body = np.maximum(length_state, np.asarray(u.params.hatch_length_cm)[..., None, None])
-        elif year in spec.years[:-1]:
-            i = int(np.searchsorted(spec.years, year)) + 1
-            numbers, body = state.numbers[..., i, :, :], state.length_cm[..., i, :, :]
-        else:
-            return None
-        return numbers[..., amin + 1:], body[..., amin + 1:]
-
-    checks = (("numbers_fish", 2022, 555e6, "fish"), ("mean_length_cm", 2024, 27.64, "cm"),
-              ("mean_weight_g", 2024, 262.39, "g"))
-    for name, year, reported, unit in checks:
-        got = end_of_year(year)
-        if got is None:
-            continue
-        numbers, body = got
-        total = numbers.sum(axis=(-2, -1))
-        if name == "numbers_fish":
-            values = total
-        elif name == "mean_length_cm":
-            values = (numbers * body).sum(axis=(-2, -1)) / total
-        else:
-            weight = weight_g(body, np.asarray(u.params.lw_a)[..., None, None],
-                              np.asarray(u.params.lw_b)[..., None, None])
-            values = (numbers * weight).sum(axis=(-2, -1)) / total
-        lo, mid, hi = np.quantile(values, [0.025, 0.5, 0.975])
-        out[name] = {"year": year, "reported": reported, "unit": unit, "median": float(mid),
-                     "lower_95": float(lo), "upper_95": float(hi),
-                     "reported_inside_95": bool(lo <= reported <= hi)}
-    return out
 
 
 def write_fit(artifacts: FitArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
