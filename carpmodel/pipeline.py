@@ -24,11 +24,10 @@ import xarray as xr
 from carpmodel import __version__
 from carpmodel.errors import ConvergenceWarning, FitError
 from carpmodel.inference.fitting import FitResult, batched_gradient, build_spec, fit_model
-from carpmodel.inference.likelihood import nll_components, predict
+from carpmodel.inference.likelihood import nll_components
 from carpmodel.inference.results import fit_dataset
 from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
 from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
-from carpmodel.model.growth import weight_g
 
 
 class Progress:
@@ -123,7 +122,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     dataset["posterior_theta"] = (("posterior_draw", "parameter"), sample.theta)
     dataset["posterior_theta"].attrs.update(units="1",
                                             long_name=f"posterior draws of theta ({sample.method})")
-    summary["posterior_predictive"] = posterior_predictive(result, sample.theta)
+    summary["posterior_predictive"] = diagnostics.posterior_predictive(result, sample.theta, data.auxiliary)
     figures["fit"] = plots.plot_fit(dataset)
     figures["recruitment"] = plots.plot_recruitment(dataset)
     figures["depletion"] = plots.plot_depletion(dataset)
@@ -229,51 +228,6 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
 def _float(x: Any) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None
-
-
-def posterior_predictive(result: FitResult, thetas: np.ndarray) -> dict[str, Any]:
-    """Reported quantities the fit does not use, against their posterior predictive intervals.
-
-    Numbers of survey-age fish at the end of 2022 (reported 555 million) and the mean length
-    and weight of the survey-age fish at the end of 2024 (reported 27.64 cm, 262.39 g).
-    """
-    spec = result.spec
-    state, u = predict(spec, thetas, keep_numbers=True)
-    amin = spec.base.survey_min_age_yr
-    out: dict[str, Any] = {}
-
-    def end_of_year(year: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if year == spec.years[-1]:
-            numbers, length_state = state.final_numbers, state.final_length_state_cm
-            body = np.maximum(length_state, np.asarray(u.params.hatch_length_cm)[..., None, None])
-        elif year in spec.years[:-1]:
-            i = int(np.searchsorted(spec.years, year)) + 1
-            numbers, body = state.numbers[..., i, :, :], state.length_cm[..., i, :, :]
-        else:
-            return None
-        return numbers[..., amin + 1:], body[..., amin + 1:]
-
-    checks = (("numbers_fish", 2022, 555e6, "fish"), ("mean_length_cm", 2024, 27.64, "cm"),
-              ("mean_weight_g", 2024, 262.39, "g"))
-    for name, year, reported, unit in checks:
-        got = end_of_year(year)
-        if got is None:
-            continue
-        numbers, body = got
-        total = numbers.sum(axis=(-2, -1))
-        if name == "numbers_fish":
-            values = total
-        elif name == "mean_length_cm":
-            values = (numbers * body).sum(axis=(-2, -1)) / total
-        else:
-            weight = weight_g(body, np.asarray(u.params.lw_a)[..., None, None],
-                              np.asarray(u.params.lw_b)[..., None, None])
-            values = (numbers * weight).sum(axis=(-2, -1)) / total
-        lo, mid, hi = np.quantile(values, [0.025, 0.5, 0.975])
-        out[name] = {"year": year, "reported": reported, "unit": unit, "median": float(mid),
-                     "lower_95": float(lo), "upper_95": float(hi),
-                     "reported_inside_95": bool(lo <= reported <= hi)}
-    return out
 
 
 def write_fit(artifacts: FitArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
@@ -427,6 +381,7 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     from carpmodel.management.metrics import metrics_table, strategy_metrics
     from carpmodel.management.projection import project
     from carpmodel.report import figures as plots
+    from carpmodel.report.captions import band_strategies, figure_scenario
 
     settings = config.projection
     with log.stage("projection", progress):
@@ -440,10 +395,10 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
         metrics = strategy_metrics(dataset, **_metric_options(config))
         rows = metrics_table(metrics)
     figures: dict[str, Any] = {}
-    scenario = "ssp245" if "ssp245" in settings.scenarios else settings.scenarios[0]
+    scenario = figure_scenario(settings.scenarios)
     strategies = [str(s) for s in dataset.strategy.values]
     figures["projection_fan"] = plots.plot_fan(dataset, "biomass_t", scenario=scenario,
-                                               bands=_band_strategies(strategies, "biomass_t"))
+                                               bands=band_strategies(strategies, "biomass_t"))
     scenarios = [str(s) for s in dataset.scenario.values]
     figures["projection_scenarios"] = plots.plot_scenarios(
         dataset, strategy="status_quo" if "status_quo" in strategies else None,
@@ -451,18 +406,8 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     figures["strategy_comparison"] = plots.plot_strategy_comparison(metrics, scenario=scenario)
     figures["hatchery_fraction"] = plots.plot_fan(
         dataset, "hatchery_fraction_ssb", scenario=scenario,
-        bands=_band_strategies(strategies, "hatchery_fraction_ssb"))
+        bands=band_strategies(strategies, "hatchery_fraction_ssb"))
     return ProjectionArtifacts(dataset, metrics, rows, figures)
-
-
-def _band_strategies(strategies: list[str], variable: str) -> list[str] | None:
-    """Strategies whose 90 % band a projection figure draws: all of up to three; of more, only
-    one (the bands of strategies sharing the draws cover each other): for biomass the reference
-    no_releases, for hatchery shares status_quo (no_releases has none); else the first."""
-    if len(strategies) <= 3:
-        return None
-    preferred = "status_quo" if variable.startswith("hatchery") else "no_releases"
-    return [preferred if preferred in strategies else strategies[0]]
 
 
 def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
@@ -499,11 +444,6 @@ def _metric_options(config: RunConfig) -> dict[str, Any]:
     return {"years": years, "limit_fraction": settings.limit_fraction, "cost_year": cost_year}
 
 
-def _figure_scenario(config: RunConfig) -> str:
-    scenarios = config.projection.scenarios
-    return "ssp245" if "ssp245" in scenarios else scenarios[0]
-
-
 def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: RunLog,
                    progress: Progress) -> EnsembleArtifacts:
     """Fit every structure of ``definition`` (other options from the fit's config), project the
@@ -514,6 +454,7 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
     from carpmodel.management.ensemble import ensemble_metrics, fit_ensemble, members_table, project_ensemble
     from carpmodel.management.metrics import metrics_table
     from carpmodel.report import figures as plots
+    from carpmodel.report.captions import figure_scenario
 
     with log.stage("ensemble_fits", progress):
         fits = fit_ensemble(loaded.data, definition, config, seed=config.seed,
@@ -530,7 +471,8 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
     with log.stage("ensemble_metrics", progress):
         metrics = ensemble_metrics(dataset, **_metric_options(config))
         rows = metrics_table(metrics)
-    figures = {"ensemble_gains": plots.plot_ensemble_gains(metrics, scenario=_figure_scenario(config))}
+    scenario = figure_scenario(config.projection.scenarios)
+    figures = {"ensemble_gains": plots.plot_ensemble_gains(metrics, scenario=scenario)}
     return EnsembleArtifacts(fits, dataset, metrics, rows, members, figures)
 
 
@@ -630,11 +572,15 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
             log.wrote(write_netcdf_atomic(sensitivity[0], out / "sensitivity.nc"))
             write_figures(dict(sensitivity[1]), out / "figures", log, svg=svg)
         with log.stage("report", progress):
+            from carpmodel.io.outputs import write_text_atomic
+            from carpmodel.report.html import report_html
+
             figures = {**artifacts.figures, **projection.figures,
                        **(dict(sensitivity[1]) if sensitivity is not None else {})}
-            html_text = report_html(artifacts, projection, sensitivity, config, timings=dict(log.stages))
-            from carpmodel.io.outputs import write_text_atomic
-
+            html_text = report_html(artifacts.summary, artifacts.dataset, projection.dataset,
+                                    projection.metrics, projection.rows, config, figures=figures,
+                                    sensitivity=sensitivity[0] if sensitivity is not None else None,
+                                    timings=dict(log.stages))
             log.wrote(write_text_atomic(out / "report.html", html_text))
             _close(figures)
         record["status"] = "complete"
@@ -706,196 +652,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
-
-
-def report_html(fit_art: FitArtifacts, projection: ProjectionArtifacts,
-                sensitivity: tuple[xr.Dataset, dict[str, Any]] | None, config: RunConfig, *,
-                timings: dict[str, float] | None = None) -> str:
-    """report.html: what the data can and cannot tell, the fitted model, diagnostics, attribution,
-    projections, strategies, climate sensitivity, and the run's record (``timings``: the stages
-    finished before the report; run.json has them all)."""
-    from carpmodel.inference.posterior import INFORMED_RATIO, SILENT_RATIO
-    from carpmodel.report import html as report
-
-    s = fit_art.summary
-    figures = {**fit_art.figures, **projection.figures, **(sensitivity[1] if sensitivity else {})}
-    diag = s.get("diagnostics", {})
-    setup = s.get("attribution_setup", {})
-    first_year, last_year = setup.get("first_year", 2002), setup.get("last_year", config.model.last_year)
-    scenario = _figure_scenario(config)
-    rows = projection.rows
-    year = report.metric_year([r for r in rows if r["scenario"] == scenario])
-    cost_year = projection.metrics.attrs.get("cost_year")
-    strategies = [str(x) for x in projection.dataset.strategy.values]
-    scenarios = [str(x) for x in projection.dataset.scenario.values]
-
-    def band_text(variable: str) -> str:
-        bands = _band_strategies(strategies, variable)
-        return "every strategy" if bands is None else " and ".join(bands)
-
-    ds = fit_art.dataset
-    recruits_ratio = None
-    if "recruits_lower" in ds and "recruits_upper" in ds:
-        lower, upper = float(ds["recruits_lower"].isel(year=-1)), float(ds["recruits_upper"].isel(year=-1))
-        recruits_ratio = upper / lower if lower > 0 else None
-    recruits_year = int(ds.year.values[-1])
-    findings = _findings(s, rows, scenario, year, first_year, last_year)
-    limits = report.limitations(s, recruits_ratio=recruits_ratio, recruits_year=recruits_year,
-                                informed_ratio=INFORMED_RATIO, silent_ratio=SILENT_RATIO)
-    intro = (report.summary_box(findings, "Main results (medians with 90 % intervals)")
-             + report.summary_box(limits, "What the data cannot tell apart, and checks that fail"))
-
-    status = (f"<p>Converged: <b>{s['converged']}</b>; largest |gradient| {s['max_abs_gradient']:.2g} "
-              f"({html_escape(s['worst_gradient_parameter'])}); Hessian positive definite: "
-              f"{s['hessian_positive_definite']}; NLL {s['nll']:.3f}; "
-              f"{s['n_observations']} biomass observations, {s['n_fixed_effects']} estimated parameters "
-              f"plus {s['n_parameters'] - s['n_fixed_effects']} recruitment deviations. Posterior: "
-              f"{s.get('posterior', {}).get('n_samples', '?')} draws "
-              f"({html_escape(s.get('posterior', {}).get('method', '?'))}). Rows shaded: the prior "
-              f"still dominates (posterior SD ≥ {INFORMED_RATIO:g} × prior SD; red: ≥ {SILENT_RATIO:g}, "
-              "the data are silent).</p>")
-    warnings_html = "".join(f"<p class='note'>{html_escape(w)}</p>" for w in s.get("warnings", []))
-    silent = [r["parameter"] for r in s.get("posterior", {}).get("prior_posterior", [])
-              if r.get("sd_ratio") is not None and r["sd_ratio"] >= SILENT_RATIO]
-    caveat = ("<p class='note'>Almost every life-history value is an assumption (see data/SOURCES.md), "
-              "the survey CVs are assumed, and the temperature series and all temperature effects are "
-              "assumptions: scenario differences follow from those assumed effects. "
-              + (f"The biomass record does not inform {', '.join(silent)} (posterior ≈ prior). "
-                 if silent else "")
-              + "Whether releases add fish or replace wild ones is set by the density-dependence "
-                "window and its strength.</p>")
-    attribution_text = (f"<p>Counterfactual hindcasts over {setup.get('n_draws', '?')} posterior draws: "
-                        f"the fitted {first_year}→{last_year} increase decomposed between the fishing ban "
-                        f"({setup.get('ban_year', '?')}), the releases and the recruitment deviations "
-                        "(Shapley shares of the part of the increase these three explain; shares sum to "
-                        "100 % in every draw).</p>")
-    sens = config.sensitivity
-    sens_strategy = sensitivity[0].attrs.get("strategy", "status_quo") if sensitivity else "–"
-    sensitivity_text = (f"<p>Each temperature effect is switched on alone at several strengths (0 = no "
-                        f"effect, the reference; 1 = the default), under warming of "
-                        f"{', '.join(f'{w:g}' for w in sens.warming_levels_c)} °C by 2100, strategy "
-                        f"{html_escape(sens_strategy)}, {sens.draws} posterior draws. Every effect and "
-                        "strength is an assumption: this shows how far conclusions would move if the "
-                        "effect held.</p><p>The reference line (strength 0) has no temperature effect at "
-                        "all, so it sits above the projections' baseline climate, which keeps the "
-                        "default effects at the recent, warmer-than-fit-period temperature. Effects "
-                        "act relative to the fit-period mean temperature, so even 0 °C of further "
-                        "warming shows some effect. Maturity alone barely moves biomass: in this model "
-                        "maturing costs no growth or survival, so an earlier maturity only raises "
-                        "spawning output, and the stock–recruit curve and juvenile density "
-                        "dependence absorb most of that.</p>"
-                        if sensitivity else "<p>Not run (sensitivity.draws = 0).</p>")
-    sections = [
-        ("The fitted model", status + warnings_html + report.parameter_table(
-            s.get("posterior", {}).get("prior_posterior", [])),
-         ["fit", "recruitment", "depletion", "prior_posterior"]),
-        ("Diagnostics", report.diagnostics_table(diag, s.get("posterior_predictive", {}))
-         + report.comparison_table(diag.get("model_comparison")),
-         ["residuals", "retrospective", "profile"]),
-        ("What explains the recovery",
-         attribution_text + report.attribution_table(s.get("attribution", []), first_year, last_year),
-         ["attribution"]),
-        ("Projections under climate scenarios", caveat, ["projection_scenarios", "projection_fan"]),
-        (f"Release strategies ({scenario})",
-         report.strategy_table(rows, scenario, limit_fraction=config.projection.limit_fraction,
-                               cost_year=cost_year),
-         ["strategy_comparison", "hatchery_fraction"]),
-        ("Climate sensitivity", sensitivity_text, ["sensitivity_lines", "sensitivity_heatmap"]),
-        ("Run", _run_html(fit_art, config, timings), []),
-    ]
-    n_peels = diag.get("retrospective", {}).get("n_peels")
-    first_scenario, last_scenario = scenarios[0], scenarios[-1]
-    captions = {
-        "retrospective": ("Fitted biomass (thousand t) from the full fit and with the last "
-                          + ("year" if n_peels == 1 else f"1–{n_peels} years")
-                          + " of data removed (peels); Mohn's ρ measures the systematic revision."),
-        "attribution": (f"Shares of the explained {first_year}→{last_year} biomass increase due to the "
-                        "fishing ban, the releases and recruitment variation (Shapley decomposition; "
-                        "median, 90 % interval)."),
-        "projection_scenarios": (
-            "Biomass (thousand t) under status-quo releases in each climate scenario: medians over "
-            "posterior draws" + (f", 90 % bands of {first_scenario} and {last_scenario}"
-                                 if len(scenarios) > 2 else ", 90 % bands")
-            + " (temperature effects are assumed)."),
-        "projection_fan": (f"Biomass (thousand t) under each release strategy in {scenario}: medians, and "
-                           f"the 90 % band of {band_text('biomass_t')}; differences between strategies are "
-                           "shown paired by draw in the strategy comparison below."),
-        "strategy_comparison": (f"Biomass gained over no releases in {year} ({scenario}; thousand t, "
-                                "median and 90 % interval, paired by draw) and release cost"
-                                + (f" up to {cost_year}" if cost_year else "")
-                                + " per strategy; costs are illustrative."),
-        "hatchery_fraction": (f"Hatchery-origin share of the spawning stock (%) under each release "
-                              f"strategy in {scenario}: medians, and the 90 % band of "
-                              f"{band_text('hatchery_fraction_ssb')}."),
-        "sensitivity_heatmap": (f"Median change in biomass in 2100 (%) relative to the no-effect "
-                                f"reference for the {sens.heatmap_effect} effect, by warming by 2100 (°C) "
-                                "and effect strength."),
-    }
-    if n_peels is None:
-        del captions["retrospective"]
-    return report.render("carpmodel: Qinghai Lake naked carp", sections, figures, captions=captions,
-                         intro=intro)
-
-
-def _findings(summary: dict[str, Any], rows: list[dict[str, Any]], scenario: str, year: int | None,
-              first_year: Any, last_year: Any) -> list[str]:
-    """Headline results in words (HTML): the recovery's attribution, the strategies' gains and
-    the spread over climate scenarios."""
-    from carpmodel.report import html as report
-
-    out = []
-    by_name = {r["quantity"]: r for r in summary.get("attribution", [])}
-    if {"increase_t", "share_ban", "share_releases", "share_rec_devs"} <= set(by_name):
-        inc = by_name["increase_t"]
-
-        def share(name: str) -> str:
-            r = by_name[name]
-            return f"{report.pct(r['median'])} ({report.pct_interval(r['lower_90'], r['upper_90'])})"
-
-        out.append(f"<b>Recovery {first_year}→{last_year}:</b> biomass rose by "
-                   f"{report.sig(inc['median'] / 1e3)} thousand t "
-                   f"({report.interval(inc['lower_90'], inc['upper_90'], 1e3)}). Of the explained "
-                   f"increase, the fishing ban accounts for {share('share_ban')}, the releases for "
-                   f"{share('share_releases')} and recruitment variation for {share('share_rec_devs')}.")
-    cell = [r for r in rows if r["scenario"] == scenario and r["strategy"] != "no_releases"]
-    key = f"biomass_gain_median_t_{year}"
-    if year is not None and cell and all(key in r for r in cell):
-        best = max(cell, key=lambda r: r[key])
-        reference = next((r for r in rows if r["scenario"] == scenario and r["strategy"] == "no_releases"),
-                         None)
-        biomass_key = f"biomass_median_t_{year}"
-        base = (f" against {report.sig(reference[biomass_key] / 1e3)} thousand t with no releases"
-                if reference and biomass_key in reference else "")
-        band = report.interval(best[f"biomass_gain_lower_t_{year}"], best[f"biomass_gain_upper_t_{year}"],
-                               1e3, 2)
-        out.append(f"<b>Release strategies ({scenario}, {year}):</b> the largest median gain over no "
-                   f"releases is {report.sig(best[key] / 1e3, 2)} thousand t "
-                   f"(<code>{html_escape(best['strategy'])}</code>; 90 % {band}){base}.")
-    last = [int(k.rsplit("_", 1)[1]) for k in (rows[0] if rows else {}) if k.startswith("biomass_median_t_")]
-    if last:
-        key = f"biomass_median_t_{max(last)}"
-        sq = [r for r in rows if r["strategy"] == "status_quo" and key in r]
-        if len(sq) > 1:
-            low, high = min(sq, key=lambda r: r[key]), max(sq, key=lambda r: r[key])
-            out.append(f"<b>Climate ({max(last)}, status-quo releases):</b> median biomass from "
-                       f"{report.sig(low[key] / 1e3)} thousand t ({html_escape(low['scenario'])}) to "
-                       f"{report.sig(high[key] / 1e3)} thousand t ({html_escape(high['scenario'])}); the "
-                       "spread follows from assumed temperature effects.")
-    return out
-
-
-def _run_html(fit_art: FitArtifacts, config: RunConfig, timings: dict[str, float] | None) -> str:
-    from carpmodel.report import html as report
-
-    attrs = fit_art.dataset.attrs
-    text = (f"<p>carpmodel {html_escape(__version__)}, seed {config.seed}, config sha256 "
-            f"<code>{html_escape(config_sha256(config))}</code>, data sha256 "
-            f"<code>{html_escape(attrs.get('data_sha256', '?'))}</code>. The full record (config, "
-            "dependency versions, every stage's time including this report's) is in run.json.</p>")
-    return text + (report.timings_table(timings) if timings else "")
-
-
-def html_escape(text: Any) -> str:
-    import html
-
-    return html.escape(str(text))

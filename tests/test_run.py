@@ -141,7 +141,7 @@ def test_report_tables_carry_units_and_the_data_limits(reduced_run):
     # attribution in thousand t and %, with intervals
     assert "Share of the explained increase: releases" in html and "90 % interval" in html
     share = next(r for r in fit["attribution"] if r["quantity"] == "share_ban")
-    from carpmodel.report.html import pct
+    from carpmodel.report.formatting import pct
 
     assert pct(share["median"]) in html
     # every estimated parameter has a verdict row, with its unit from life_history.toml
@@ -153,69 +153,6 @@ def test_report_tables_carry_units_and_the_data_limits(reduced_run):
     record = json.loads((out / "run.json").read_text())
     for stage in ("fit", "posterior", "diagnostics", "projection"):
         assert f"<td class='text'>{stage}</td><td>{record['timings_s'][stage]:.1f}</td>" in html
-
-
-def _summary(**changes):
-    """A fit.json-like summary in which every check passes (changed by ``changes``)."""
-    summary = {
-        "posterior": {"prior_posterior": [
-            {"parameter": "dd_strength", "sd_ratio": 0.1, "verdict": "informed by data"},
-            {"parameter": "steepness", "sd_ratio": 0.6, "verdict": "weakly informed"}]},
-        "diagnostics": {
-            "residuals": {"sd": 1.0, "runs_test": {"p_value": 0.4, "passed": True, "n_runs": 7,
-                                                   "n_positive": 6, "n_negative": 6},
-                          "table": {"coords": {"year": {"data": [2002, 2012, 2014, 2015]}},
-                                    "data_vars": {"standardised_residual": {"data": [-1, 1, -1, 1]}}}},
-            "self_test_table": [{"quantity": "unfished_biomass_t", "coverage": 0.95, "n_used": 200}]},
-        "posterior_predictive": {"mean_length_cm": {"year": 2024, "reported": 27.64, "unit": "cm",
-                                                    "median": 27.0, "lower_95": 25.0, "upper_95": 29.0,
-                                                    "reported_inside_95": True}},
-    }
-    for key, value in changes.items():
-        summary[key] = value
-    return summary
-
-
-def test_limitations_say_what_fails_and_stay_quiet_when_nothing_does():
-    from carpmodel.report import html as report
-
-    quiet = report.limitations(_summary(), recruits_ratio=3.0, recruits_year=2024)
-    # the parameters and the self-test (190/200 covered, consistent with 95 %) and nothing else
-    assert len(quiet) == 2 and "Data silent" not in quiet[0]
-    assert "190/200" in quiet[1] and "differs" not in quiet[1] and "gross" not in quiet[1]
-    failing = _summary(
-        posterior={"prior_posterior": [{"parameter": "release_survival", "sd_ratio": 0.97}]},
-        diagnostics={
-            "residuals": {"sd": 0.29, "runs_test": {"p_value": 0.0077, "passed": False, "n_runs": 2},
-                          "table": {"coords": {"year": {"data": [2002, 2012, 2015, 2024]}},
-                                    "data_vars": {"standardised_residual": {
-                                        "data": [-0.6, -0.3, 0.3, 0.1]}}}},
-            "self_test_table": [{"quantity": "unfished_biomass_t", "coverage": 1.0, "n_used": 20}]},
-        posterior_predictive={"mean_length_cm": {"year": 2024, "reported": 27.64, "unit": "cm",
-                                                 "median": 16.7, "lower_95": 12.0, "upper_95": 23.5,
-                                                 "reported_inside_95": False}})
-    text = " ".join(report.limitations(failing, recruits_ratio=6200.0, recruits_year=2024))
-    assert "<code>release_survival</code> (0.97)" in text and "Data silent" in text
-    # residual runs in words: model above the surveys while residuals are negative, then below
-    assert "above the surveys in 2002–2012" in text and "below the surveys in 2015–2024" in text
-    assert "SD of standardised residuals 0.29" in text
-    # 20/20 covered: the exact 95 % binomial lower bound is 83.2 %, so "83 %" is printed
-    assert "20/20" in text and "83 % to 100 %" in text
-    assert "mean length of survey-age fish in 2024 was reported as 27.6 cm" in text
-    assert "factor of 6,200" in text
-
-
-def test_numbers_have_three_significant_figures_and_shares_are_percent():
-    from carpmodel.report.html import binomial_interval, interval, pct, sig
-
-    assert [sig(x) for x in (214005.85, 0.0559, 909967847.0, 0.99996, -77432.0)] == \
-        ["214,000", "0.0559", "910,000,000", "1.00", "−77,400"]
-    assert sig(None) == sig(float("nan")) == "–"
-    assert [pct(x) for x in (1.0043, 0.00903, -0.0155)] == ["100 %", "0.9 %", "−1.6 %"]
-    assert interval(67851.0, 209031.0, 1e3) == "67.9 to 209"
-    # Clopper–Pearson: 20/20 gives (0.05/2)^(1/20) = 0.8316 as the lower bound
-    lower, upper = binomial_interval(20, 20)
-    assert lower == pytest.approx(0.025 ** (1 / 20), rel=1e-9) and upper == 1.0
 
 
 def test_prior_posterior_panel_in_thousand_tonnes_without_an_offset_label():
@@ -246,6 +183,7 @@ def test_prior_posterior_panel_in_thousand_tonnes_without_an_offset_label():
 def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, monkeypatch):
 
     from carpmodel import diagnostics
+    from carpmodel.diagnostics import comparison as comparison_module
     from carpmodel.pipeline import load_fit
 
     _, _, out = reduced_run
@@ -255,7 +193,7 @@ def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, 
     def no_refit(*args, **kwargs):
         raise AssertionError(f"refit called ({kwargs.get('label')}): the base variant was fitted again")
 
-    monkeypatch.setattr(diagnostics, "refit", no_refit)
+    monkeypatch.setattr(comparison_module, "refit", no_refit)   # compare_models' refit
     comparison = diagnostics.compare_models(loaded.data, {"beverton_holt": options},
                                             base_result=loaded.result)
     assert comparison.fits["beverton_holt"] is loaded.result
@@ -273,7 +211,7 @@ def test_run_passes_its_fit_to_the_model_comparison(reduced_run, monkeypatch):
 
     from carpmodel import diagnostics, pipeline
     from carpmodel.io.config import RunConfig, from_mapping
-    from carpmodel.report.html import comparison_table
+    from carpmodel.report.tables import comparison_table
 
     _, config_path, out = reduced_run
     raw = tomllib.loads(config_path.read_text())

@@ -1,0 +1,253 @@
+"""One-step-ahead hindcast cross-validation (MASE) and the predictions of held-out years.
+
+The hindcast reuses the calendar-year peels of :func:`carpmodel.diagnostics.retrospective.peel_fits`;
+with gaps in the survey record a peel's first held-out observation may lie more than one year
+ahead (``horizon_yr`` says so).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from carpmodel.diagnostics.common import depletion, describe, json_ready, terminal_year
+from carpmodel.diagnostics.retrospective import peel_fits
+from carpmodel.dims import YEAR
+from carpmodel.inference.fitting import FitResult, build_spec
+from carpmodel.inference.likelihood import Observations, predict, survey_prediction_t
+from carpmodel.inference.results import fit_draws
+from carpmodel.io.config import RunConfig, default_config
+
+#: floor of the naive forecast's mean absolute error in the adjusted MASE (ss3diags ``MAE.base.adj``)
+MASE_NAIVE_FLOOR = 0.1
+
+
+def mase(observed: Any, predicted: Any, naive: Any, *, naive_floor: float = 0.0) -> float:
+    """Mean absolute scaled error on the log scale.
+
+    ``MASE = mean|log predicted − log observed| / max(mean|log naive − log observed|, floor)``
+    over the entries where all three are finite and positive. MASE < 1: the model predicts
+    better than the naive forecast. Reference: Kell et al. (2021) "Validation of stock
+    assessment methods: is it me or my model talking?", ICES J. Mar. Sci. 78: 2244–2255
+    (after Hyndman & Koehler 2006); ss3diags ``SSmase`` uses ``naive_floor = 0.1`` for its
+    ``MASE.adj``.
+    """
+    obs, pred, base = (np.asarray(v, dtype=float) for v in (observed, predicted, naive))
+    ok = np.isfinite(obs) & np.isfinite(pred) & np.isfinite(base) & (obs > 0) & (pred > 0) & (base > 0)
+    if not np.any(ok):
+        return float("nan")
+    model_error = float(np.mean(np.abs(np.log(pred[ok]) - np.log(obs[ok]))))
+    naive_error = max(float(np.mean(np.abs(np.log(base[ok]) - np.log(obs[ok])))), naive_floor)
+    return model_error / naive_error if naive_error > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class HindcastResult:
+    """One-step-ahead hindcast cross-validation and its MASE against two naive forecasts.
+
+    ``table`` (dim ``peel``, k = 1..n): ``terminal_year`` Y, ``target_year`` (the first
+    observation after Y), ``horizon_yr``, ``observed_t``, ``predicted_t`` (q·B of the peel's
+    fit), ``naive_persistence_t`` (last observation ≤ Y), ``naive_drift_t`` (OLS log-linear
+    trend through the observations ≤ Y), ``converged``. ``predictions`` (dims ``peel, year``):
+    each peel's predicted survey biomass ``survey_predicted_t`` over all years, with
+    ``biomass_obs_t(year)`` beside it (the SS3 HCxval plot). MASE values < 1 mean the model
+    beats that naive forecast; ``mase_persistence_adjusted`` floors the naive error at 0.1 as
+    ss3diags does.
+    """
+
+    table: xr.Dataset
+    predictions: xr.Dataset
+    mase_persistence: float
+    mase_drift: float
+    mase_persistence_adjusted: float
+    mae_model: float
+    mae_persistence: float
+    mae_drift: float
+    n_predictions: int
+    runtime_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_ready({f: getattr(self, f) for f in self.__dataclass_fields__})
+
+
+def _survey_at(result: FitResult, years: NDArray, cv: NDArray, early: NDArray,
+               theta: NDArray | None = None) -> NDArray:
+    """Predicted survey biomass q·B of a fit at arbitrary model years (batch of ``theta``)."""
+    observations = Observations(year=np.asarray(years), biomass_t=np.ones(len(years)),
+                                cv=np.asarray(cv, float), early=np.asarray(early, bool))
+    spec = replace(result.spec, observations=observations)
+    state, u = predict(spec, result.theta if theta is None else theta)
+    return np.asarray(survey_prediction_t(spec, state, u), dtype=float)
+
+
+def _drift_forecast(years: NDArray, biomass_t: NDArray, target: int) -> float:
+    if years.size < 2:
+        return float("nan")
+    slope, intercept = np.polyfit(years.astype(float), np.log(biomass_t), 1)
+    return float(np.exp(intercept + slope * target))
+
+
+def hindcast(data: Any, config: RunConfig | None = None, n_peels: int = 5, *,
+             fits: Mapping[int, FitResult | None] | None = None,
+             drift_last_n: int | None = None) -> HindcastResult:
+    """Hindcast cross-validation (one step ahead) with MASE.
+
+    Method: for each calendar-year peel Y = T − k (:func:`peel_fits`, reused when ``fits`` is
+    given) the model fitted to observations ≤ Y predicts the first observation after Y
+    (≤ T): the spec built with ``last_data_year = Y`` has recruitment deviations up to Y only,
+    so the prediction has zero deviations after Y, with the historical catch and releases.
+    Peels with no observation in (Y, T], and peels whose fit did not converge, are kept in the
+    table and left out of MASE.
+    MASE (:func:`mase`) of the log prediction errors against (a) persistence, the last
+    observation ≤ Y (the naive forecast of Kell et al. 2021 and ss3diags ``SSmase``) and
+    (b) drift, an OLS log-linear trend through the observations ≤ Y (the last ``drift_last_n``
+    of them when given) extrapolated to the target year. Reference: Kell et al. (2021) ICES J.
+    Mar. Sci. 78: 2244–2255.
+    """
+    start = time.perf_counter()
+    config = default_config() if config is None else config
+    if fits is None:
+        fits = peel_fits(data, config, n_peels)
+    terminal = terminal_year(config)
+    everything = build_spec(data, config.with_fit(last_data_year=terminal)).observations
+    obs_years = np.asarray(everything.year)
+    peels = sorted(fits.items(), reverse=True)[:n_peels]
+    columns: dict[str, list[Any]] = {k: [] for k in (
+        "terminal_year", "target_year", "horizon_yr", "observed_t", "predicted_t",
+        "naive_persistence_t", "naive_drift_t", "converged")}
+    trajectories = []
+    model_years = None
+    for year, result in peels:
+        later = np.flatnonzero((obs_years > year) & (obs_years <= terminal))
+        target = int(obs_years[later[0]]) if later.size else -1
+        columns["terminal_year"].append(year)
+        columns["target_year"].append(target)
+        columns["horizon_yr"].append(target - year if later.size else -1)
+        columns["converged"].append(bool(result is not None and result.converged))
+        columns["observed_t"].append(float(everything.biomass_t[later[0]]) if later.size else np.nan)
+        if result is None:
+            columns["predicted_t"].append(np.nan)
+            columns["naive_persistence_t"].append(np.nan)
+            columns["naive_drift_t"].append(np.nan)
+            trajectories.append(None)
+            continue
+        model_years = np.asarray(result.spec.years)
+        fitted = result.spec.observations
+        if later.size:
+            i = later[0]
+            predicted = _survey_at(result, obs_years[i:i + 1], everything.cv[i:i + 1],
+                                   everything.early[i:i + 1])
+            columns["predicted_t"].append(float(predicted[0]))
+            columns["naive_persistence_t"].append(float(fitted.biomass_t[-1]))
+            window = slice(-drift_last_n if drift_last_n else None, None)
+            columns["naive_drift_t"].append(_drift_forecast(np.asarray(fitted.year)[window],
+                                                            np.asarray(fitted.biomass_t, float)[window],
+                                                            target))
+        else:
+            columns["predicted_t"].append(np.nan)
+            columns["naive_persistence_t"].append(np.nan)
+            columns["naive_drift_t"].append(np.nan)
+        early_last = config.fit.early_survey_last_year
+        early = model_years <= early_last if early_last is not None else np.zeros(model_years.size, bool)
+        trajectories.append(_survey_at(result, model_years, np.ones(model_years.size), early))
+    table = xr.Dataset({k: ("peel", np.asarray(v)) for k, v in columns.items()},
+                       coords={"peel": np.arange(1, len(peels) + 1)})
+    obs, pred = table["observed_t"].values, table["predicted_t"].values
+    persistence, drift = table["naive_persistence_t"].values, table["naive_drift_t"].values
+    for name, values in (("model", pred), ("persistence", persistence), ("drift", drift)):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table[f"log_error_{name}"] = ("peel", np.log(values) - np.log(obs))
+    ok = np.isfinite(obs) & np.isfinite(pred) & table["converged"].values   # only converged peels
+    if model_years is None:
+        model_years = np.arange(config.model.first_year, config.model.last_year + 1)
+    survey = np.stack([t if t is not None else np.full(model_years.size, np.nan) for t in trajectories])
+    observed_full = np.full(model_years.size, np.nan)
+    inside = np.isin(obs_years, model_years)
+    observed_full[np.searchsorted(model_years, obs_years[inside])] = everything.biomass_t[inside]
+    predictions = xr.Dataset(
+        {"survey_predicted_t": (("peel", YEAR), survey), "biomass_obs_t": (YEAR, observed_full)},
+        coords={"peel": table["peel"].values, YEAR: model_years,
+                "terminal_year": ("peel", table["terminal_year"].values)})
+    described = {
+        "terminal_year": ("yr", "last data year of the peel"),
+        "target_year": ("yr", "first observation year after the peel (-1: none)"),
+        "horizon_yr": ("yr", "target year - terminal year (-1: none)"),
+        "observed_t": ("t", "held-out observation at the target year"),
+        "predicted_t": ("t", "model prediction q·B at the target year"),
+        "naive_persistence_t": ("t", "naive forecast: last observation <= terminal year"),
+        "naive_drift_t": ("t", "naive forecast: OLS log-linear trend of observations <= terminal year"),
+        "converged": ("1", "peel fit converged"),
+        "survey_predicted_t": ("t", "predicted survey biomass q·B of the peel's fit"),
+        "biomass_obs_t": ("t", "observed biomass (hydroacoustic survey)"),
+        **{f"log_error_{n}": ("1", f"log {n} forecast − log observed") for n in
+           ("model", "persistence", "drift")}}
+    table, predictions = describe(table, described), describe(predictions, described)
+
+    def mean_abs(values: NDArray) -> float:
+        sel = ok & np.isfinite(values)
+        return float(np.mean(np.abs(np.log(values[sel]) - np.log(obs[sel])))) if sel.any() else np.nan
+
+    return HindcastResult(
+        table=table, predictions=predictions,
+        mase_persistence=mase(obs[ok], pred[ok], persistence[ok]),
+        mase_drift=mase(obs[ok], pred[ok], drift[ok]),
+        mase_persistence_adjusted=mase(obs[ok], pred[ok], persistence[ok], naive_floor=MASE_NAIVE_FLOOR),
+        mae_model=mean_abs(pred), mae_persistence=mean_abs(persistence), mae_drift=mean_abs(drift),
+        n_predictions=int(ok.sum()), runtime_s=time.perf_counter() - start)
+
+
+def hindcast_predictions(result: FitResult, config: RunConfig, data: Any, *,
+                         n_draws: int = 500, seed: int = 20260601) -> xr.Dataset:
+    """A fit to the observations ≤ ``config.fit.last_data_year`` and the observations it did not see.
+
+    What ``carpmodel fit --last-data-year Y`` reports. ``result`` is the fit of
+    ``build_spec(data, config)``. Dims ``year`` (the model years): ``biomass_t``, ``ssb_t``,
+    ``depletion`` and ``survey_predicted_t`` (q·B; zero recruitment deviations after Y) with a
+    95 % interval of the survey prediction (``survey_predicted_lower/upper``, from ``n_draws``
+    parameter vectors of ``N(θ̂, Σ)``, :func:`carpmodel.inference.results.fit_draws`; parameter
+    uncertainty only, no observation error), ``biomass_obs_t``, ``biomass_obs_cv``, ``used_in_fit``
+    and ``held_out`` (bool) and ``log_prediction_error`` (log q·B − log obs at held-out years).
+    """
+    spec = result.spec
+    years = np.asarray(spec.years)
+    last = terminal_year(config)
+    everything = build_spec(data, config.with_fit(last_data_year=int(years[-1]))).observations
+    early_last = config.fit.early_survey_last_year
+    early = years <= early_last if early_last is not None else np.zeros(years.size, bool)
+    state, _ = predict(spec, result.theta)
+    survey = _survey_at(result, years, np.ones(years.size), early)
+    draws = fit_draws(result, n_draws, seed)
+    with np.errstate(all="ignore"):
+        sample = _survey_at(result, years, np.ones(years.size), early, theta=draws)
+        lower, upper = np.nanquantile(sample, [0.025, 0.975], axis=0)
+    index = np.searchsorted(years, everything.year)
+    obs = np.full(years.size, np.nan)
+    cv = np.full(years.size, np.nan)
+    obs[index] = everything.biomass_t
+    cv[index] = everything.cv
+    has_obs = np.isfinite(obs)
+    ds = xr.Dataset(
+        {"biomass_t": (YEAR, state.biomass_t), "ssb_t": (YEAR, state.ssb_t),
+         "depletion": (YEAR, depletion(state)), "survey_predicted_t": (YEAR, survey),
+         "survey_predicted_lower": (YEAR, lower), "survey_predicted_upper": (YEAR, upper),
+         "biomass_obs_t": (YEAR, obs), "biomass_obs_cv": (YEAR, cv),
+         "used_in_fit": (YEAR, has_obs & (years <= last)), "held_out": (YEAR, has_obs & (years > last)),
+         "log_prediction_error": (YEAR, np.where(has_obs & (years > last),
+                                                 np.log(survey) - np.log(np.where(has_obs, obs, 1.0)),
+                                                 np.nan))},
+        coords={YEAR: years})
+    return describe(ds, {
+        "depletion": ("1", "end-of-year survey biomass / unfished (B/B0)"),
+        "survey_predicted_t": ("t", "predicted survey biomass q·B (rec devs zero after last data year)"),
+        "survey_predicted_lower": ("t", "lower bound of the 95 % interval of q·B (parameter uncertainty)"),
+        "survey_predicted_upper": ("t", "upper bound of the 95 % interval of q·B (parameter uncertainty)"),
+        "used_in_fit": ("1", "observation used in the fit"),
+        "held_out": ("1", "observation after the last data year, not used in the fit"),
+        "log_prediction_error": ("1", "log predicted − log observed at held-out years")},
+        last_data_year=last, interval_method=f"{n_draws} draws of theta from N(estimate, covariance)")
