@@ -126,3 +126,25 @@ def make_data_dir(tmp_path: Path) -> Callable[[str], Path]:
 def data_dir(make_data_dir: Callable[[str], Path]) -> Path:
     """A valid data directory in tmp_path (tests corrupt it one way at a time)."""
     return make_data_dir("data")
+
+
+@pytest.fixture(scope="session")
+def bundled_data():
+    """The bundled data directory, loaded once per session."""
+    from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
+
+    return load_data(BUNDLED_DATA_DIRECTORY)
+
+
+@pytest.fixture(scope="session")
+def bundled_fit(bundled_data):
+    """The default fit of the bundled data (``fit(build_spec(data, default_config()))``, 1 start),
+    computed once per session (~8 s) for the studies' tests; FitResult is frozen."""
+    import warnings
+
+    from carpmodel.inference.fitting import build_spec, fit
+    from carpmodel.io.config import default_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit(build_spec(bundled_data, default_config()))
