@@ -89,6 +89,8 @@ class Progress:
 def _duration(seconds: float) -> str:
     """``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
     seconds = max(0.0, seconds)
+    if seconds < 0.5:
+        return "<1 s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:
@@ -814,17 +816,16 @@ def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed
 
     settings = {**QUICK_DESIGN, **design}
     seed = loaded.config.seed if seed is None else int(seed)
-    n = len(settings["true_survivals"])
+    n, each = len(settings["true_survivals"]), f"{settings['n_replicates']} replicates each"
     with log.stage("monitoring_design", progress):
-        ds = monitoring_design(loaded.result, seed=seed, **settings,
-                               progress=progress.ticker(f"designs x {n} true survival{'s' * (n > 1)}, "
-                                                        f"{settings['n_replicates']} replicates each"))
+        ds = monitoring_design(loaded.result, seed=seed, **settings, progress=progress.ticker(
+            f"sampling designs ({n} true survival{'s' * (n > 1)}, {each})"))
     options = None
     if juvenile_option:
         with log.stage("monitoring_options", progress):
             options = monitoring_options(loaded.result, n_replicates=settings["n_replicates"], seed=seed,
-                                         progress=progress.ticker("options (biomass, samples, juvenile "
-                                                                  "index, both)"))
+                                         progress=progress.ticker(f"juvenile-index comparison (4 designs, "
+                                                                  f"{each})"))
     return monitoring_artifacts(ds, options)
 
 
