@@ -255,9 +255,10 @@ def climate_sensitivity(result: FitResult, data: Any, *,
     ``include_combined`` the row ``all_default`` has every default effect scaled by one
     strength (:data:`COMBINED_STRENGTHS`). Responses are 1 at the fit-period mean lake
     temperature (the reference the fitted parameters describe). All combinations × levels are
-    the scenarios of ONE :func:`~carpmodel.management.projection.project` call under ``strategy`` (common
-    random numbers: same parameter draws, recruitment deviations, survey errors and anomalies;
-    a draw's numbers do not depend on the block of draws it is run in).
+    the scenarios of ONE projection under ``strategy`` (the engine runs of
+    :func:`~carpmodel.management.projection.project`; common random numbers: same parameter
+    draws, recruitment deviations, survey errors and anomalies; a draw's numbers do not depend
+    on the block of draws it is run in).
 
     Parameters
     ----------
