@@ -14,6 +14,10 @@ Commands:
 - ``project --fit DIR --out DIR [...] [--ensemble [FILE]] [--budget [AMOUNT]]``: stochastic
   projections (projection.nc, metrics.csv); ``--ensemble`` adds a structural ensemble
   (:mod:`carpmodel.management.ensemble`), ``--budget`` the best split of a release budget (budget.csv).
+- ``sensitivity --fit DIR --out DIR``: the climate-sensitivity sweep (sensitivity.nc, figures;
+  the fit's ``[sensitivity]`` settings, a few seconds by default).
+- ``monitoring --fit DIR --out DIR [--full]``: the monitoring design (monitoring.nc,
+  monitoring_options.nc, monitoring.json, figures; a one-minute first look by default).
 """
 
 from __future__ import annotations
@@ -438,13 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sens_cmd = commands.add_parser(
         "sensitivity", help="climate sensitivity: warming × temperature-effect strength → sensitivity.nc "
-                            "(defaults: about 15 s)",
+                            "(defaults: about 5 s)",
         description="Climate sensitivity of projected biomass: warming by 2100 x the strength of each "
                     "temperature effect, one projection with common random numbers. Settings are the "
-                    "fit's [sensitivity] section (default 100 draws: about 15 s on two quiet cores; "
-                    "500 draws about a minute). The temperature-effect test ([sensitivity] "
-                    "temperature_test) adds ~10 s to minutes, the power analysis (--power-replicates N) "
-                    "~3 s per replicate per slope (4 slopes). Progress goes to stderr (not with --quiet).")
+                    "fit's [sensitivity] section (default 100 draws: about 5 s on two quiet cores; "
+                    "500 draws about 8 s). The temperature-effect test ([sensitivity] temperature_test) "
+                    "adds ~10 s to minutes, the power analysis (--power-replicates N) ~1 s per replicate "
+                    "per slope (4 slopes). Progress goes to stderr (not with --quiet).")
     _fit_source_options(sens_cmd)
     sens_cmd.add_argument("--draws", type=int, metavar="N", help="draws (default: the fit's config, 100)")
     sens_cmd.add_argument("--power-replicates", type=int, metavar="N",
@@ -461,8 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Monitoring design: simulate hatchery-origin samples (and a wild juvenile index) "
                     "from the fit, refit each replicate, and report how the intervals of release "
                     "survival, contribution and gain narrow and whether they cover the truth. The "
-                    "defaults are a quick first look (true survival 0.3; 0, 200 or 1000 fish a year "
-                    "for 1 or 5 years; 10 replicates; the juvenile-index comparison): about a minute "
+                    "defaults are a quick first look (true survival 0.3; 0, 200 or 1000 fish a year in "
+                    "the last 5 survey years; 10 replicates; the juvenile-index comparison): about a minute "
                     "on two quiet cores. --full runs the full grid (3 true survivals x 16 designs x 20 "
                     "replicates): about 15 min. Progress goes to stderr (not with --quiet).")
     _fit_source_options(mon_cmd)
@@ -473,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     mon_cmd.add_argument("--fish-per-year", type=_numbers(int), metavar="LIST",
                          help="fish examined per year, e.g. 0,200,1000 (default; 0 = no samples, always run)")
     mon_cmd.add_argument("--years-sampled", type=_numbers(int), metavar="LIST",
-                         help="last survey years sampled, e.g. 1,5 (default)")
+                         help="numbers of last survey years sampled, e.g. 1,3,5 (default 5)")
     mon_cmd.add_argument("--full", action="store_true",
                          help="the full study's grid and replicates (other options still override)")
     mon_cmd.add_argument("--no-juvenile-option", action="store_true",

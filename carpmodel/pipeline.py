@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from carpmodel import __version__
-from carpmodel.errors import ConvergenceWarning, FitError
+from carpmodel.errors import ConfigError, ConvergenceWarning, FitError
 from carpmodel.inference.fitting import FitResult, batched_gradient, build_spec, fit_model
 from carpmodel.inference.likelihood import nll_components, predict
 from carpmodel.inference.results import fit_dataset
@@ -815,6 +815,7 @@ def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed
     from carpmodel.studies.monitoring_design import QUICK_DESIGN, monitoring_design, monitoring_options
 
     settings = {**QUICK_DESIGN, **design}
+    _check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
     seed = loaded.config.seed if seed is None else int(seed)
     n, each = len(settings["true_survivals"]), f"{settings['n_replicates']} replicates each"
     with log.stage("monitoring_design", progress):
@@ -827,6 +828,19 @@ def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed
                                          progress=progress.ticker(f"juvenile-index comparison (4 designs, "
                                                                   f"{each})"))
     return monitoring_artifacts(ds, options)
+
+
+def _check_monitoring_design(settings: dict[str, Any], n_surveys: int) -> None:
+    """ConfigError naming the option when a design cannot run (before any refit)."""
+    checks = (("n_replicates", [settings["n_replicates"]], lambda v: v >= 2, "an integer >= 2"),
+              ("true_survivals", settings["true_survivals"], lambda v: 0 < v < 1, "values in (0, 1)"),
+              ("fish_per_year", settings["fish_per_year"], lambda v: v >= 0, "values >= 0"),
+              ("years_of_sampling", settings["years_of_sampling"], lambda v: 1 <= v <= n_surveys,
+               f"survey years in 1..{n_surveys} (the surveys of the fit)"))
+    for name, values, ok, expected in checks:
+        bad = [v for v in values if not ok(v)]
+        if bad or not len(values):
+            raise ConfigError(f"monitoring {name}: expected {expected}, got {list(values)!r}")
 
 
 def monitoring_artifacts(design: xr.Dataset, options: xr.Dataset | None = None) -> MonitoringArtifacts:

@@ -372,3 +372,8 @@ def test_monitoring_runs_a_small_grid_and_writes_its_outputs(light_fit, tmp_path
     code, _, err = run(["monitoring", "--fit", light_fit / "fit", "--fish-per-year", "0,lots",
                         "--out", tmp_path / "bad"], capsys)
     assert code == 2 and "--fish-per-year" in err and not (tmp_path / "bad").exists()
+    # a design that cannot run is refused in one line before any refit (12 surveys in the record)
+    code, _, err = run(["monitoring", "--fit", light_fit / "fit", "--years-sampled", "5,40",
+                        "--out", tmp_path / "bad", "--quiet"], capsys)
+    assert code == 2 and not (tmp_path / "bad").exists()
+    assert_one_line_error(err, "monitoring years_of_sampling", "[5, 40]")

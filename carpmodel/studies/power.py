@@ -124,7 +124,7 @@ def power_analysis(result: FitResult, data: Any, *,
     With ``wald`` the refit's Hessian also gives the slope's SE from the data alone (prior
     curvature removed) and ``wald_detectable_slope_per_c`` = (z₀.₉₇₅ + z₀.₈)·median SE, the
     normal-approximation counterpart for a flat-prior fit. Run time: see ``runtime_s``
-    (roughly 2-4 s per replicate per slope on one core: two refits, each with its Hessian).
+    (roughly 1-2 s per replicate per slope on one core: two batched refits, each with its Hessian).
     ``progress(done, total)`` is called before the first batch of refits and after each (two
     per slope).
     """
