@@ -22,6 +22,7 @@ import xarray as xr  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from carpmodel.dims import YEAR  # noqa: E402
 from carpmodel.errors import ConfigError  # noqa: E402
@@ -158,12 +159,19 @@ def plot_sensitivity_heatmap(ds: xr.Dataset, year: int, effect: str, *, ax: Axes
 def _survival_panels(ds: xr.Dataset, ax: Axes | Sequence[Axes] | None,
                      height: float) -> tuple[Figure, list[Axes]]:
     survivals = ds.true_survival.values
-    if ax is None:
-        fig, axes = plt.subplots(1, len(survivals), figsize=(3.6 * len(survivals), height),
+    if ax is None:                      # one panel still leaves room for the title and labels
+        fig, axes = plt.subplots(1, len(survivals), figsize=(max(3.6 * len(survivals), 6.4), height),
                                  layout="constrained", sharey=True, squeeze=False)
         return fig, list(axes[0])
     panels = _panels(ax, len(survivals))
     return panels[0].figure, panels
+
+
+def _fish_ticks(panel: Axes, positions: Any, fish: Any) -> None:
+    """Log x axis labelled at the fish numbers drawn (no minor labels, which crowd a short axis)."""
+    panel.set_xscale("log")
+    panel.set_xticks(np.asarray(positions, float), [f"{int(f)}" for f in fish])
+    panel.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_interval_width(ds: xr.Dataset, quantity: str = "release_survival", *,
@@ -183,7 +191,7 @@ def plot_interval_width(ds: xr.Dataset, quantity: str = "release_survival", *,
             panel.plot(positive, width, "o-", label=f"{int(k)} year{'s' if k > 1 else ''} sampled")
         base = float(cell[f"{quantity}_width_median"].sel(fish_per_year=0).isel(years_of_sampling=0)) / scale
         panel.axhline(base, color="black", ls="--", lw=1, label="biomass record only")
-        panel.set_xscale("log")
+        _fish_ticks(panel, positive, positive)
         panel.set_ylim(bottom=0.0)
         panel.set_title(f"true release survival {s:g}", fontsize=10)
         panel.set_xlabel("Fish examined per year (fish/yr)")
@@ -209,7 +217,7 @@ def plot_coverage(ds: xr.Dataset, quantity: str = "release_survival", floor: flo
                            capsize=2, label=f"{int(k)} year{'s' if k > 1 else ''} sampled")
         panel.axhline(0.95, color="black", lw=1, label="nominal 0.95")
         panel.axhline(floor, color="grey", ls="--", lw=1, label=f"floor {floor:g}")
-        panel.set_xscale("log")
+        _fish_ticks(panel, np.where(fish > 0, fish, 20.0), fish)
         panel.set_ylim(0.0, 1.05)
         panel.set_title(f"true release survival {s:g}", fontsize=10)
         panel.set_xlabel("Fish examined per year (fish/yr; 0 drawn at 20)")
