@@ -75,12 +75,13 @@ __all__ = ["FULL_DESIGN", "QUICK_DESIGN", "monitoring_design", "monitoring_optio
 
 #: The design grid and replicates of the full study: the defaults of :func:`monitoring_design`
 #: (3 true survivals × 16 designs × 20 replicates, and the four options of
-#: :func:`monitoring_options` × 20; ~15-30 min on two cores). experiments/05_monitoring_design runs it.
+#: :func:`monitoring_options` × 20; about 16 min on two quiet cores). experiments/05_monitoring_design
+#: runs it.
 FULL_DESIGN: dict[str, Any] = {"true_survivals": (0.05, 0.3, 0.8),
                                "fish_per_year": (0, 50, 200, 500, 1000, 2000),
                                "years_of_sampling": (1, 3, 5), "n_replicates": 20}
 #: The small grid ``carpmodel monitoring`` runs by default, about a minute on two quiet cores
-#: with the juvenile-index comparison (~60 s of CPU; that comparison is two thirds of it): one
+#: with the juvenile-index comparison (~55 s of CPU; that comparison is two thirds of it): one
 #: true survival (the prior's centre), 200 or 1,000 fish a year or none, in the last five survey
 #: years, 10 replicates (coverage then has a Monte Carlo SE of ~0.07: a first look, not an
 #: answer; run :data:`FULL_DESIGN` for that).
