@@ -12,9 +12,10 @@ import sys
 import time
 import tomllib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from carpmodel import __version__
-from carpmodel.errors import ConvergenceWarning, FitError
+from carpmodel.errors import ConfigError, ConvergenceWarning, FitError
 from carpmodel.inference.fitting import FitResult, batched_gradient, build_spec, fit_model
 from carpmodel.inference.likelihood import nll_components
 from carpmodel.inference.results import fit_dataset
@@ -31,14 +32,25 @@ from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_n
 
 
 class Progress:
-    """Stage messages and counters on stderr, only when enabled (a terminal and not --quiet)."""
+    """Stage messages and counters with the time left, on stderr, only when enabled (a terminal
+    and not --quiet).
+
+    :meth:`tick` draws a bar with ``done/total``, the time elapsed and the time left (the mean
+    time per item so far × the items left), counted from the ``done = 0`` tick or, without one,
+    from the start of the current stage. :meth:`ticker` gives the ``progress(done, total)``
+    callable the studies take.
+    """
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._stage_start: float | None = None
+        self._started: dict[str, float] = {}
+        self._width = 0
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        self._stage_start = start
         if self.enabled:
             print(f"[{name}] ...", file=sys.stderr, flush=True)
         yield
@@ -46,12 +58,43 @@ class Progress:
             print(f"[{name}] done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
     def tick(self, label: str, done: int, total: int) -> None:
-        if self.enabled:
-            width = 30
-            filled = int(width * done / max(total, 1))
-            end = "\n" if done >= total else ""
-            print(f"\r  {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end,
-                  file=sys.stderr, flush=True)
+        """Report ``done`` of ``total`` items of ``label`` (0 first marks the start)."""
+        now = time.perf_counter()
+        if done == 0 or label not in self._started:
+            self._started[label] = now if done == 0 or self._stage_start is None else self._stage_start
+        elapsed = now - self._started[label]
+        if done >= total:
+            self._started.pop(label, None)
+        if not self.enabled:
+            return
+        if done >= total:
+            timing = f"done in {_duration(elapsed)}"
+        elif done > 0:
+            timing = f"{_duration(elapsed)} elapsed, about {_duration(elapsed / done * (total - done))} left"
+        else:
+            timing = "estimating the time left"
+        width = 30
+        filled = int(width * min(done, total) / max(total, 1))
+        line = f"  {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}, {timing}"
+        padding = " " * max(self._width - len(line), 0)
+        self._width = 0 if done >= total else len(line)
+        print(f"\r{line}{padding}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    def ticker(self, label: str) -> Callable[[int, int], None]:
+        """``progress(done, total)`` reporting under ``label`` (for the studies' callbacks)."""
+        return partial(self.tick, label)
+
+
+def _duration(seconds: float) -> str:
+    """``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    seconds = max(0.0, seconds)
+    if seconds < 0.5:
+        return "<1 s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 @dataclass
@@ -620,30 +663,150 @@ def _run_record(config: RunConfig, log: RunLog, elapsed_s: float) -> dict[str, A
 def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
                       progress: Progress) -> tuple[xr.Dataset, dict[str, Any]] | None:
     """Climate sensitivity sweep (warming × effect strength) with its figures, if configured;
-    the temperature-effect test and power analysis go into the Dataset's ``tests`` attribute."""
+    the temperature-effect test and power analysis go into the Dataset's ``tests`` attribute.
+    Each part reports its progress (blocks of draws, fits, batches of refits)."""
     settings = config.sensitivity
     if settings.draws == 0:
         return None
-    from carpmodel.studies import sensitivity as sens
+    from carpmodel.report import study_figures as plots
+    from carpmodel.studies.sensitivity import climate_sensitivity
 
     with log.stage("sensitivity", progress):
-        ds = sens.climate_sensitivity(loaded.result, loaded.data,
-                                      warming_levels_c=tuple(settings.warming_levels_c),
-                                      n_draws=settings.draws, seed=config.seed,
-                                      chunk_draws=settings.chunk_draws)
-        figures = {"sensitivity_lines": sens.plot_sensitivity_lines(ds, 2100),
-                   "sensitivity_heatmap": sens.plot_sensitivity_heatmap(ds, 2100, settings.heatmap_effect)}
+        ds = climate_sensitivity(loaded.result, loaded.data,
+                                 warming_levels_c=tuple(settings.warming_levels_c),
+                                 n_draws=settings.draws, seed=config.seed,
+                                 chunk_draws=settings.chunk_draws,
+                                 progress=progress.ticker(f"sweep, {settings.draws} draws"))
+        figures = {"sensitivity_lines": plots.plot_sensitivity_lines(ds, 2100),
+                   "sensitivity_heatmap": plots.plot_sensitivity_heatmap(ds, 2100, settings.heatmap_effect)}
         tests: dict[str, Any] = {}
         if settings.temperature_test:
-            tests["temperature_effect_test"] = sens.temperature_effect_test(
-                loaded.data, config, baseline=loaded.result)
+            from carpmodel.studies.temperature_test import temperature_effect_test
+
+            tests["temperature_effect_test"] = temperature_effect_test(
+                loaded.data, config, baseline=loaded.result,
+                progress=progress.ticker("temperature-effect fits"))
         if settings.power_replicates:
-            power = sens.power_analysis(loaded.result, loaded.data, n_replicates=settings.power_replicates,
-                                        seed=config.seed)
+            from carpmodel.studies.power import power_analysis
+
+            power = power_analysis(loaded.result, loaded.data, n_replicates=settings.power_replicates,
+                                   seed=config.seed,
+                                   progress=progress.ticker(f"power analysis, {settings.power_replicates} "
+                                                            f"replicates per slope"))
             tests["power_analysis"] = {k: (v.item() if hasattr(v, "item") else v)
                                        for k, v in power.attrs.items()}
         ds.attrs["tests_json"] = json.dumps(tests, default=_json_default)
     return ds, figures
+
+
+def write_sensitivity(ds: xr.Dataset, directory: str | Path, *, figure_format: str = "png") -> list[Path]:
+    """Write ``sensitivity.nc``, the line figure for every reported year and a heat map for every
+    year × effect of a :func:`~carpmodel.studies.sensitivity.climate_sensitivity` Dataset into an
+    existing ``directory``; returns the paths written."""
+    import matplotlib.pyplot as plt
+
+    from carpmodel.report import study_figures as plots
+
+    directory = Path(directory)
+    written = [write_netcdf_atomic(ds, directory / "sensitivity.nc")]
+    for year in ds["year"].values:
+        fig = plots.plot_sensitivity_lines(ds, int(year))
+        written.append(write_figure_atomic(fig, directory / f"sensitivity_lines_{int(year)}.{figure_format}"))
+        plt.close(fig)
+        for effect in ds["effect"].values:
+            fig = plots.plot_sensitivity_heatmap(ds, int(year), str(effect))
+            written.append(write_figure_atomic(
+                fig, directory / f"sensitivity_heatmap_{int(year)}_{effect}.{figure_format}"))
+            plt.close(fig)
+    return written
+
+
+# --------------------------------------------------------------------------- monitoring design
+
+
+@dataclass(frozen=True)
+class MonitoringArtifacts:
+    """What the monitoring stage produced: the design study, the juvenile-index comparison (or
+    None), the monitoring.json record (recommendations, tables, method) and the figures."""
+
+    design: xr.Dataset
+    options: xr.Dataset | None
+    record: dict[str, Any]
+    figures: dict[str, Any]
+
+
+def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed: int | None = None,
+                     juvenile_option: bool = True, **design: Any) -> MonitoringArtifacts:
+    """``carpmodel monitoring``: the design study of hatchery-origin sampling on the loaded fit
+    and, with ``juvenile_option``, the juvenile-index comparison (same replicates).
+
+    ``design`` are :func:`~carpmodel.studies.monitoring_design.monitoring_design` options; those not
+    given are :data:`~carpmodel.studies.monitoring_design.QUICK_DESIGN` (about a minute), not the
+    function's full grid (:data:`~carpmodel.studies.monitoring_design.FULL_DESIGN`). ``seed``
+    defaults to the fit's config's.
+    """
+    from carpmodel.studies.monitoring_design import QUICK_DESIGN, monitoring_design, monitoring_options
+
+    settings = {**QUICK_DESIGN, **design}
+    _check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
+    seed = loaded.config.seed if seed is None else int(seed)
+    n, each = len(settings["true_survivals"]), f"{settings['n_replicates']} replicates each"
+    with log.stage("monitoring_design", progress):
+        ds = monitoring_design(loaded.result, seed=seed, **settings, progress=progress.ticker(
+            f"sampling designs ({n} true survival{'s' * (n > 1)}, {each})"))
+    options = None
+    if juvenile_option:
+        with log.stage("monitoring_options", progress):
+            options = monitoring_options(loaded.result, n_replicates=settings["n_replicates"], seed=seed,
+                                         progress=progress.ticker(f"juvenile-index comparison (4 designs, "
+                                                                  f"{each})"))
+    return monitoring_artifacts(ds, options)
+
+
+def _check_monitoring_design(settings: dict[str, Any], n_surveys: int) -> None:
+    """ConfigError naming the option when a design cannot run (before any refit)."""
+    checks = (("n_replicates", [settings["n_replicates"]], lambda v: v >= 2, "an integer >= 2"),
+              ("true_survivals", settings["true_survivals"], lambda v: 0 < v < 1, "values in (0, 1)"),
+              ("fish_per_year", settings["fish_per_year"], lambda v: v >= 0, "values >= 0"),
+              ("years_of_sampling", settings["years_of_sampling"], lambda v: 1 <= v <= n_surveys,
+               f"survey years in 1..{n_surveys} (the surveys of the fit)"))
+    for name, values, ok, expected in checks:
+        bad = [v for v in values if not ok(v)]
+        if bad or not len(values):
+            raise ConfigError(f"monitoring {name}: expected {expected}, got {list(values)!r}")
+
+
+def monitoring_artifacts(design: xr.Dataset, options: xr.Dataset | None = None) -> MonitoringArtifacts:
+    """The monitoring.json record and the figures of a finished design study (and comparison)."""
+    from carpmodel.report import study_figures as plots
+    from carpmodel.studies.monitoring_summary import recommend_sample_size, summary_table
+
+    quantities = ("release_survival", "release_contribution", "release_gain_t")
+    record: dict[str, Any] = {
+        "recommendation": {q: recommend_sample_size(design, quantity=q) for q in quantities},
+        "tables": {q: summary_table(design, q) for q in quantities},
+        "method": {k: v for k, v in design.attrs.items()}}
+    if options is not None:
+        record["options"] = {str(o): {q: {name: float(options[f"{q}_{name}"].sel(option=o))
+                                          for name in ("width_median", "narrowing", "scale_narrowing",
+                                                       "coverage", "median_estimate")}
+                                      for q in quantities + ("dd_strength",)}
+                             for o in options.option.values}
+    figures = {"monitoring_interval_width": plots.plot_interval_width(design),
+               "monitoring_contribution_width": plots.plot_interval_width(design, "release_contribution"),
+               "monitoring_coverage": plots.plot_coverage(design)}
+    return MonitoringArtifacts(design, options, record, figures)
+
+
+def write_monitoring(artifacts: MonitoringArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
+    """monitoring.nc, monitoring_options.nc (with the comparison), monitoring.json and the figures
+    (closed once written)."""
+    log.wrote(write_netcdf_atomic(artifacts.design, out / "monitoring.nc"))
+    if artifacts.options is not None:
+        log.wrote(write_netcdf_atomic(artifacts.options, out / "monitoring_options.nc"))
+    log.wrote(write_json_atomic(out / "monitoring.json", artifacts.record))
+    write_figures(artifacts.figures, out / "figures", log, svg=svg)
+    _close(artifacts.figures)
 
 
 def _json_default(value: Any) -> Any:

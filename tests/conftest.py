@@ -150,3 +150,25 @@ def two_fits():
         mortality=(MortalityStructure("c1", lorenzen_c=1.0), MortalityStructure("c0", lorenzen_c=0.0)),
         initial_states=("equilibrium_f",))
     return fit_ensemble(load_data("data"), definition)
+
+
+@pytest.fixture(scope="session")
+def bundled_data():
+    """The bundled data directory, loaded once per session."""
+    from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
+
+    return load_data(BUNDLED_DATA_DIRECTORY)
+
+
+@pytest.fixture(scope="session")
+def bundled_fit(bundled_data):
+    """The default fit of the bundled data (``fit(build_spec(data, default_config()))``, 1 start),
+    computed once per session (~8 s) for the studies' tests; FitResult is frozen."""
+    import warnings
+
+    from carpmodel.inference.fitting import build_spec, fit
+    from carpmodel.io.config import default_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit(build_spec(bundled_data, default_config()))

@@ -349,3 +349,40 @@ def test_project_refuses_a_bad_budget_or_ensemble_file_naming_the_option_or_key(
     assert code == 2
     assert_one_line_error(err, "budget.scenario")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+# --------------------------------------------------------------------------- sensitivity and monitoring
+
+
+def test_sensitivity_writes_the_sweep_and_its_figures(light_fit, tmp_path, capsys) -> None:
+    # the fit's config switches the sweep off (draws = 0); --draws runs it: 4 draws, ~2 s
+    out = tmp_path / "sens"
+    code, stdout, err = run(["sensitivity", "--fit", light_fit / "fit", "--draws", 4, "--out", out,
+                             "--quiet"], capsys)
+    assert code == 0, err
+    assert {"sensitivity.nc", "sensitivity_lines.png", "sensitivity_heatmap.png"} <= {
+        Path(line.split()[-1]).name for line in stdout.splitlines()}
+    with xr.open_dataset(out / "sensitivity.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["draw"] == 4
+
+
+def test_monitoring_runs_a_small_grid_and_writes_its_outputs(light_fit, tmp_path, capsys) -> None:
+    # 2 designs × 2 replicates without the juvenile comparison (~10 s); the options set the grid
+    out = tmp_path / "mon"
+    code, stdout, err = run(["monitoring", "--fit", light_fit / "fit", "--replicates", 2, "--true-survivals",
+                             "0.3", "--fish-per-year", "0,200", "--years-sampled", "5",
+                             "--no-juvenile-option", "--out", out, "--quiet"], capsys)
+    assert code == 0, err
+    names = {Path(line.split()[-1]).name for line in stdout.splitlines()}
+    assert {"monitoring.nc", "monitoring.json", "monitoring_coverage.png"} <= names
+    assert "monitoring_options.nc" not in names
+    with xr.open_dataset(out / "monitoring.nc", engine="h5netcdf") as ds:
+        assert ds["fish_per_year"].values.tolist() == [0, 200] and ds.sizes["replicate"] == 2
+    code, _, err = run(["monitoring", "--fit", light_fit / "fit", "--fish-per-year", "0,lots",
+                        "--out", tmp_path / "bad"], capsys)
+    assert code == 2 and "--fish-per-year" in err and not (tmp_path / "bad").exists()
+    # a design that cannot run is refused in one line before any refit (12 surveys in the record)
+    code, _, err = run(["monitoring", "--fit", light_fit / "fit", "--years-sampled", "5,40",
+                        "--out", tmp_path / "bad", "--quiet"], capsys)
+    assert code == 2 and not (tmp_path / "bad").exists()
+    assert_one_line_error(err, "monitoring years_of_sampling", "[5, 40]")

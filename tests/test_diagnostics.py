@@ -72,7 +72,7 @@ def test_residuals_reproduce_the_biomass_likelihood(light_fit):
     res = diag.residuals(light_fit)
     sd = res.table["sd_log"].values
     nll = np.sum(0.5 * np.log(2 * np.pi) + np.log(sd) + 0.5 * res.standardised**2)
-    # same formula as likelihood._components on the same numbers: agreement to rounding error
+    # same formula as likelihood.nll_from_state on the same numbers: agreement to rounding error
     assert nll == pytest.approx(light_fit.nll_components["biomass"], abs=1e-10)
     np.testing.assert_array_equal(res.table["year"].values, light_fit.spec.observations.year)
     out = _json_ok(res)

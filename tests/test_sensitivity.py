@@ -1,48 +1,26 @@
-"""Climate sensitivity sweep, temperature-effect test and power analysis (carpmodel.studies.sensitivity).
+"""Climate sensitivity sweep (carpmodel.studies.sensitivity).
 
-One fit of the bundled data (module fixture, ~8 s) and one small sweep (16 draws, ~2 s) serve
-most tests; the temperature-effect test reuses the fit as its no-effect model; the power
-analysis runs at tiny settings (2 slopes × 2 replicates, ~20 s), so its statistical check is
-weak and the test is mainly structural (said where it is asserted).
+One fit of the bundled data (the session fixture ``bundled_fit``, ~8 s) and one small sweep
+(16 draws, ~2 s) serve the tests.
 """
 
 from __future__ import annotations
 
-import warnings
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from carpmodel.errors import ConfigError
-from carpmodel.inference.fitting import build_spec, fit
-from carpmodel.io.config import default_config
-from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
-from carpmodel.studies.sensitivity import (
-    COMBINED_EFFECT,
-    LR_CRITICAL_VALUE,
-    NOT_TESTABLE_ASSUMED,
-    _smallest_detectable,
-    climate_sensitivity,
-    plot_sensitivity_heatmap,
-    plot_sensitivity_lines,
-    power_analysis,
-    temperature_effect_test,
-)
-
-CONFIG = default_config()
+from carpmodel.studies.sensitivity import COMBINED_EFFECT, SWEEP_BLOCK_DRAWS, climate_sensitivity
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_data(BUNDLED_DATA_DIRECTORY)
+def data(bundled_data):
+    return bundled_data
 
 
 @pytest.fixture(scope="module")
-def fitted(data):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fit(build_spec(data, default_config()))
+def fitted(bundled_fit):
+    return bundled_fit
 
 
 @pytest.fixture(scope="module")
@@ -97,28 +75,6 @@ def test_dataset_has_the_sweep_units_and_the_exact_warming_path(sweep):
                                rtol=0, atol=1e-9)
 
 
-def test_figures_label_their_axes_and_show_the_reference(sweep):
-    fig = plot_sensitivity_lines(sweep, 2100)
-    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
-    assert len(axes) == sweep.sizes["effect"]
-    assert {ax.get_xlabel() for ax in axes} >= {"Warming by 2100 (°C)"}
-    assert any(ax.get_ylabel() == "Biomass in 2100 (thousand t)" for ax in axes)
-    # one shared legend (in the spare panel, off the data) names the reference and every strength
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + fig.legends
-    assert len(legends) == 1 and all(ax.get_legend() is None for ax in axes)
-    texts = [t.get_text() for t in legends[0].get_texts()]
-    assert any("reference" in t for t in texts)
-    strengths = {f"strength {s:g}" for s in sweep["strength"].values if s > 0}
-    assert strengths <= set(texts)
-    plt.close(fig)
-    fig = plot_sensitivity_heatmap(sweep, 2050, "recruitment")
-    main, bar = fig.axes
-    assert "%" in bar.get_ylabel() and "reference" in bar.get_ylabel()
-    assert main.get_xlabel() == "Warming by 2100 (°C)"
-    assert any("reference" in t.get_text() for t in main.get_yticklabels())
-    plt.close(fig)
-
-
 def test_chunked_sweep_equals_the_unchunked_one(fitted, data, sweep):
     # per-draw random streams: chunks of 5 draws (the last one short) give the same numbers
     pytest.importorskip("dask")
@@ -133,39 +89,11 @@ def test_a_strength_set_without_zero_is_refused(fitted, data):
                             include_combined=False, n_draws=2)
 
 
-def test_temperature_effect_is_not_testable_on_the_bundled_assumed_series(data, fitted):
-    out = temperature_effect_test(data, CONFIG.with_fit(n_starts=1), baseline=fitted, hindcast_peels=0,
-                                  cold_start=False)
-    assert out["testable"] is False
-    assert out["statement"] == NOT_TESTABLE_ASSUMED
-    slope = out["slopes"]["recruitment"]
-    assert np.isfinite(slope["estimate_per_c"]) and slope["std_error_per_c"] > 0
-    # nested fits (the slope model starts from the no-effect optimum): the likelihood-ratio
-    # statistic cannot be negative; 1e-9 allows the rounding of objectives of ~14
-    assert out["lr_statistic"] >= -1e-9
-    # one more parameter with n = 12 costs 22 AICc units in the small-sample term alone
-    assert out["delta_aicc"] > 0
-    assert out["models"]["no_effect"]["k"] + 1 == out["models"]["effect"]["k"]
-
-
-def test_power_analysis_tiny_run_is_well_formed(fitted, data):
-    ds = power_analysis(fitted, data, slopes_per_c=(0.0, 1.0), n_replicates=2, seed=3, wald=False)
-    assert ds.sizes == {"slope_per_c": 2, "replicate": 2, "year": fitted.spec.years.size}
-    power = ds["power"].values
-    assert np.all((power >= 0) & (power <= 1))
-    statistic = ds["statistic"].values
-    assert np.all(statistic >= -1e-9)          # nested start: never negative (rounding only)
-    np.testing.assert_array_equal(ds["detected"].values,
-                                  ds["converged"].values & (statistic > LR_CRITICAL_VALUE))
-    assert int(ds["n_used"].sel(slope_per_c=0.0)) >= 1
-    # Weak at 2 replicates (structural in effect): the type-I rate must lie within 3 binomial SEs
-    # of 5 % at this n (sqrt(0.05·0.95/2) = 0.15); fails only if every replicate "detects" at b = 0
-    assert abs(float(ds["type_i_error"]) - 0.05) <= 3 * float(ds["type_i_error_nominal_se"])
-    assert ds.attrs["smallest_detectable"]
-
-
-def test_smallest_detectable_slope_interpolates_the_first_crossing():
-    slopes = np.array([0.0, 1.0, 2.0])
-    assert _smallest_detectable(slopes, np.array([0.05, 0.6, 1.0]), 0.8) == pytest.approx(1.5, abs=1e-12)
-    assert _smallest_detectable(slopes, np.array([0.05, 0.3, 0.5]), 0.8) == np.inf
-    assert _smallest_detectable(slopes[::-1], np.array([0.9, 0.8, 0.05]), 0.8) == pytest.approx(1.0)
+def test_progress_reports_every_block_of_draws(fitted, data, sweep):
+    # 25 draws in blocks of SWEEP_BLOCK_DRAWS (10): 0/3 first, then one call per block; the first
+    # 16 draws equal the 16-draw sweep's (a draw's numbers do not depend on its block)
+    calls = []
+    more = climate_sensitivity(fitted, data, n_draws=25, seed=11, progress=lambda d, t: calls.append((d, t)))
+    assert SWEEP_BLOCK_DRAWS == 10
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    np.testing.assert_array_equal(more["biomass_t"].isel(draw=slice(0, 16)).values, sweep["biomass_t"].values)

@@ -429,10 +429,16 @@ def observation_sd(spec: ModelSpec, u: Unpacked) -> NDArray:
 def nll_components(spec: ModelSpec, theta: Any) -> dict[str, NDArray]:
     """Negative log-likelihood by component, each of the batch shape of ``theta``."""
     state, u = predict(spec, theta)
-    return _components(spec, state, u)
+    return nll_from_state(spec, state, u)
 
 
-def _components(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict[str, NDArray]:
+def nll_from_state(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict[str, NDArray]:
+    """:func:`nll_components` of an engine run already made: ``(state, u) = predict(spec, theta)``.
+
+    Lets a caller that scores many data sets against one engine batch (the monitoring design's
+    refits) reuse the run; ``spec`` supplies the data, so its observations may broadcast
+    against the batch. Each component has the batch shape of ``state``.
+    """
     obs = spec.observations
     predicted = survey_prediction_t(spec, state, u)
     sd = observation_sd(spec, u)

@@ -1,4 +1,4 @@
-"""The one robust refit used inside diagnostics, sensitivity and monitoring.
+"""The one robust refit used inside the diagnostics and the studies (temperature test, power, monitoring).
 
 A refit fits a spec near an optimum that is already known: a retrospective peel from the full
 fit, a profile point from its neighbour, a simulated data set from the estimates that generated
