@@ -11,6 +11,7 @@ editable install of the checkout is not visible there, only the wheel's copy of 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -50,8 +51,13 @@ def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpr
 def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with the wheel installed (no -e); returns its bin directory."""
     root = tmp_path_factory.mktemp("wheel")
+    # build from a copy of the checkout, so setuptools' build/ never lands in (or comes from) it
+    source = root / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "results", "out", ".pytest_cache",
+        ".ruff_cache"))
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"),
-                  str(ROOT)], cwd=root)
+                  str(source)], cwd=root)
     assert built.returncode == 0, built.stderr[-2000:]
     wheels = list((root / "dist").glob("carpmodel-*.whl"))
     assert len(wheels) == 1, wheels
