@@ -18,14 +18,18 @@ STRATEGY, SCENARIO, DRAW, YEAR, ORIGIN, AGE = "strategy", "scenario", "draw", "y
 ORIGINS = ("wild", "hatchery")
 
 VARIABLE_ATTRS: dict[str, dict[str, str]] = {
-    "biomass_t": {"units": "t", "long_name": "end-of-year biomass of the ages the survey sees"},
+    "biomass_t": {"units": "t", "long_name": "end-of-year biomass the hydroacoustic survey sees (q = 1)"},
     "biomass_obs_t": {"units": "t", "long_name": "observed biomass (hydroacoustic survey)"},
     "biomass_obs_cv": {"units": "1", "long_name": "assumed CV (lognormal SD) of the observation"},
     "total_biomass_t": {"units": "t", "long_name": "start-of-year biomass of all ages"},
     "ssb_t": {"units": "t", "long_name": "spawning stock biomass (both origins)"},
     "spawning_output_t": {"units": "t",
                           "long_name": "spawning output (hatchery spawners weighted by RRS)"},
-    "recruits": {"units": "fish", "long_name": "wild age-0 recruits"},
+    "recruits": {"units": "fish",
+                 "long_name": "wild recruits of the year class spawned this year "
+                              "(age 1 on 1 January next year)"},
+    "eggs": {"units": "eggs", "long_name": "eggs spawned (hatchery-origin spawners weighted by RRS)"},
+    "recruits_per_egg": {"units": "1", "long_name": "recruits of the year class per egg spawned"},
     "catch_t": {"units": "t", "long_name": "catch"},
     "catch_obs_t": {"units": "t", "long_name": "observed or reconstructed catch"},
     "catch_shortfall_t": {"units": "t", "long_name": "catch the stock could not supply at F_max"},

@@ -24,9 +24,10 @@ import xarray as xr
 
 from carpmodel import __version__
 from carpmodel.errors import ConfigError, ConvergenceWarning, FitError
-from carpmodel.inference.fitting import FitResult, batched_gradient, build_spec, fit_model
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import FitResult, batched_gradient, fit_model
 from carpmodel.inference.likelihood import nll_components
-from carpmodel.inference.results import fit_dataset
+from carpmodel.inference.results import derived_quantities, fit_dataset
 from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
 from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
 
@@ -165,7 +166,9 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     dataset["posterior_theta"] = (("posterior_draw", "parameter"), sample.theta)
     dataset["posterior_theta"].attrs.update(units="1",
                                             long_name=f"posterior draws of theta ({sample.method})")
-    summary["posterior_predictive"] = diagnostics.posterior_predictive(result, sample.theta, data.auxiliary)
+    summary["posterior_predictive"] = diagnostics.posterior_predictive(result, sample.theta, data.auxiliary,
+                                                                      seed=config.seed)
+    summary["derived"] = derived_quantities(result, sample.theta)
     figures["fit"] = plots.plot_fit(dataset)
     figures["recruitment"] = plots.plot_recruitment(dataset)
     figures["depletion"] = plots.plot_depletion(dataset)
@@ -175,8 +178,8 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
         res = diagnostics.residuals(result)
         summary["diagnostics"]["residuals"] = res.to_dict()
         figures["residuals"] = plots.plot_residuals(res.table.year.values,
-                                                    res.table["standardised_residual"].values,
-                                                    runs_p_value=res.runs.p_value, sdnr=res.sd,
+                                                    res.table["osa_residual"].values,
+                                                    runs_p_value=res.runs.p_value, sdnr=res.sdnr,
                                                     alpha=res.runs.alpha)
         n_peels = max(settings.retrospective_peels, settings.hindcast_peels)
         # peels are refitted from one start (warm-started from the full fit if that fails)
@@ -226,8 +229,9 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
             summary["attribution_across_structures"] = attribution.structures_rows(structures)
     dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                          data_sha256=data.sha256, data_directory=str(Path(data.directory).resolve()),
-                         seed=config.seed,
-                         fit_converged=int(result.converged))
+                         seed=config.seed, fit_converged=int(result.converged),
+                         sigma_survey=float(result.spec.sigma_survey),
+                         survey_rho=float(result.spec.survey_rho))
     return FitArtifacts(result, dataset, summary, sample.theta, figures)
 
 
@@ -265,6 +269,9 @@ def fit_summary(result: FitResult) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "parameters": parameters,
         "natural_parameters": natural,
+        "survey_error": (result.survey_error.to_dict() if result.survey_error is not None else
+                         {"sigma_survey": float(spec.sigma_survey), "rho": float(spec.survey_rho),
+                          "method": "fixed ([fit] survey_sd = 'fixed')"}),
     }
 
 
@@ -315,7 +322,8 @@ def load_fit(fit_dir: str | Path, data_dir: str | Path | None = None) -> LoadedF
     data = load_data(data_dir or ds.attrs["data_directory"])
     if data.sha256 != ds.attrs.get("data_sha256"):
         warnings.warn(f"{path}: the data directory changed since the fit (sha256 differs)", stacklevel=2)
-    spec = build_spec(data, config)
+    spec = replace(build_spec(data, config), sigma_survey=float(ds.attrs.get("sigma_survey", 0.15)),
+                   survey_rho=float(ds.attrs.get("survey_rho", 0.0)))
     names = tuple(str(n) for n in ds.parameter.values)
     if names != spec.parameter_names:
         raise FitError(f"{path}: its parameters do not match the rebuilt model "

@@ -166,7 +166,8 @@ def bundled_fit(bundled_data):
     computed once per session (~8 s) for the studies' tests; FitResult is frozen."""
     import warnings
 
-    from carpmodel.inference.fitting import build_spec, fit
+    from carpmodel.inference.build import build_spec
+    from carpmodel.inference.fitting import fit
     from carpmodel.io.config import default_config
 
     with warnings.catch_warnings():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from carpmodel.errors import FitError
-from carpmodel.inference.fitting import build_spec, fix_parameter
-from carpmodel.inference.likelihood import Covariate, Free, objective, predict
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.likelihood import objective, predict
+from carpmodel.inference.spec import Covariate, Free, fix_parameter
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.model.dynamics import simulate

@@ -12,7 +12,7 @@ from typing import Literal
 import pytest
 
 from carpmodel.errors import ConfigError
-from carpmodel.inference.fitting import build_spec
+from carpmodel.inference.build import build_spec
 from carpmodel.io.config import (
     DataOptions,
     FitOptions,

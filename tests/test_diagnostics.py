@@ -17,7 +17,8 @@ import pytest
 import xarray as xr
 
 from carpmodel import diagnostics as diag
-from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import fit
 from carpmodel.inference.likelihood import predict, survey_prediction_t
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
@@ -271,7 +272,7 @@ def test_self_test_runs_and_reports_coverage_with_its_mc_se(light_fit):
 
 
 def test_simulated_optional_data_follow_their_likelihoods(light_fit):
-    from carpmodel.inference.likelihood import HatcherySample
+    from carpmodel.inference.spec import HatcherySample
 
     spec = replace(light_fit.spec,
                    hatchery_samples=(HatcherySample(2015, 200, 50, 2.0), HatcherySample(2022, 100, 30)),

@@ -56,7 +56,7 @@ def test_an_unknown_response_is_refused_when_the_config_loads(tmp_path):
 def test_an_estimated_recruitment_temperature_slope_is_declared_in_the_fit_config():
     # [fit] estimate = [..., "recruitment_slope_per_c"] adds the slope with its N(0, 1) prior and
     # the lake temperature as covariate (reference = its mean over the fitted years)
-    from carpmodel.inference.fitting import build_spec
+    from carpmodel.inference.build import build_spec
     from carpmodel.io.config import default_config
     from carpmodel.io.inputs import load_data
 

@@ -329,7 +329,7 @@ def test_an_ensemble_with_no_converged_member_refuses_and_lists_why(two_fits):
 
 
 def test_mortality_structure_changes_the_lorenzen_exponent_or_recentres_the_m_prior(data):
-    from carpmodel.inference.fitting import build_spec
+    from carpmodel.inference.build import build_spec
     from carpmodel.io.config import default_config
 
     spec = build_spec(data, default_config())

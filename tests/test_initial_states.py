@@ -11,20 +11,19 @@ import pytest
 from scipy import stats
 
 from carpmodel.errors import ConfigError, ConvergenceWarning, FitError
+from carpmodel.inference.build import build_spec
 from carpmodel.inference.fitting import (
     FitResult,
     aicc_data_points,
     aicc_parameters,
     aicc_value,
-    build_spec,
     diagonal_scale,
-    feasible_start,
     fit,
-    fix_parameter,
     hessian,
     objective,
 )
-from carpmodel.inference.likelihood import nll_components, predict, requested_catch_t, unpack
+from carpmodel.inference.likelihood import feasible_start, nll_components, predict, requested_catch_t
+from carpmodel.inference.spec import fix_parameter, unpack
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from carpmodel.inference.fitting import build_spec
-from carpmodel.inference.likelihood import Covariate, Free, HatcherySample, nll_components, predict
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.likelihood import nll_components, predict
+from carpmodel.inference.spec import Covariate, Free, HatcherySample
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.priors import Prior

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from carpmodel.inference.fitting import build_spec, fit
-from carpmodel.inference.likelihood import Free
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import fit
 from carpmodel.inference.posterior import (
     effective_prior,
     kish_ess,
@@ -22,6 +22,7 @@ from carpmodel.inference.posterior import (
     sample_posterior,
     sir,
 )
+from carpmodel.inference.spec import Free
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.priors import Prior

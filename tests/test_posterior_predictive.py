@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from carpmodel.diagnostics import posterior_predictive
-from carpmodel.inference.fitting import build_spec
+from carpmodel.inference.build import build_spec
 from carpmodel.inference.likelihood import predict
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import AUXILIARY_FILE, BUNDLED_DATA_DIRECTORY, load_data

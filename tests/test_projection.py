@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import fit
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.management.projection import ProjectionSetup, draw_randomness, project

@@ -8,8 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from carpmodel.inference.fitting import build_spec, fit
-from carpmodel.inference.likelihood import Observations, predict, survey_prediction_t
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import fit
+from carpmodel.inference.likelihood import predict, survey_prediction_t
+from carpmodel.inference.spec import Observations
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 

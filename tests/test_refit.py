@@ -17,7 +17,8 @@ import pytest
 from carpmodel import diagnostics as diag
 from carpmodel.errors import ConvergenceWarning
 from carpmodel.inference import refit as rf
-from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import fit
 from carpmodel.inference.likelihood import objective
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data

@@ -11,9 +11,11 @@ import numpy as np
 import xarray as xr
 
 from carpmodel.diagnostics.common import describe, json_ready
-from carpmodel.inference.fitting import AICC_DATA_COMPONENTS, CATCH_SD_LOG, FitResult, aicc_value, build_spec
-from carpmodel.inference.likelihood import ModelSpec, nll_components
+from carpmodel.inference.build import CATCH_SD_LOG, build_spec
+from carpmodel.inference.fitting import AICC_DATA_COMPONENTS, FitResult, aicc_value, with_survey_error
+from carpmodel.inference.likelihood import nll_components
 from carpmodel.inference.refit import refit
+from carpmodel.inference.spec import ModelSpec
 from carpmodel.io.config import RunConfig, default_config
 
 #: NLL components that are data (enter AICc); the others are priors and penalties
@@ -29,9 +31,10 @@ aicc = aicc_value
 def default_variants(config: RunConfig | None = None) -> dict[str, RunConfig | SpecBuilder]:
     """The structural alternatives compared by default (all on the same biomass data).
 
-    ``beverton_holt`` (the base case), ``ricker``, ``dd_window_0`` and ``dd_window_2`` (last age
+    ``beverton_holt`` (the base case), ``ricker``, ``dd_window_2`` and ``dd_window_3`` (last age
     of the juvenile density-dependence window; base case 1 from life_history.toml),
-    ``initial_unfished_1956`` and ``initial_equilibrium_1986`` (``ModelOptions.initial_state``,
+    ``initial_equilibrium_2000`` (0.1's equilibrium start in 2000), ``initial_unfished_1956`` and
+    ``initial_equilibrium_1986`` (``ModelOptions.initial_state``,
     with catch error ``catch_sd_log`` = :data:`~carpmodel.inference.fitting.CATCH_SD_LOG`: with exact
     catches these starts do not converge, experiments/01_fit_baseline).
     """
@@ -39,8 +42,9 @@ def default_variants(config: RunConfig | None = None) -> dict[str, RunConfig | S
     return {
         "beverton_holt": config.with_fit(recruitment="beverton_holt"),
         "ricker": config.with_fit(recruitment="ricker"),
-        "dd_window_0": config.with_fit(dd_window_end_age_yr=0),
         "dd_window_2": config.with_fit(dd_window_end_age_yr=2),
+        "dd_window_3": config.with_fit(dd_window_end_age_yr=3),
+        "initial_equilibrium_2000": config.with_fit(initial_state="equilibrium_f"),
         "initial_unfished_1956": config.with_fit(initial_state="unfished_1956", catch_sd_log=CATCH_SD_LOG),
         "initial_equilibrium_1986": config.with_fit(initial_state="equilibrium_1986",
                                             catch_sd_log=CATCH_SD_LOG),
@@ -161,8 +165,12 @@ def compare_models(data: Any, variants: Mapping[str, RunConfig | SpecBuilder] | 
             _check_same_model(spec, base_result, name)
             fits[name] = base_result
         else:
-            fits[name] = refit(spec, source=first, n_starts=n_starts or config.fit.n_starts, seed=config.seed,
-                               label=f"variant {name}")
+            def fit_once(current: ModelSpec, start: Any, config: RunConfig = config, name: str = name,
+                         first: FitResult | None = first) -> FitResult | None:
+                return refit(current, start=start, source=first if start is None else None,
+                             n_starts=n_starts or config.fit.n_starts, seed=config.seed,
+                             label=f"variant {name}")
+            fits[name] = with_survey_error(spec, config, fit_once)
         first = first or fits[name]
     return compare_fits(fits, runtime_s=time.perf_counter() - start)
 

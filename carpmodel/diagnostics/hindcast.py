@@ -19,9 +19,11 @@ from numpy.typing import NDArray
 from carpmodel.diagnostics.common import depletion, describe, json_ready, terminal_year
 from carpmodel.diagnostics.retrospective import peel_fits
 from carpmodel.dims import YEAR
-from carpmodel.inference.fitting import FitResult, build_spec
-from carpmodel.inference.likelihood import Observations, predict, survey_prediction_t
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import FitResult
+from carpmodel.inference.likelihood import predict, survey_prediction_t
 from carpmodel.inference.results import fit_draws
+from carpmodel.inference.spec import Observations
 from carpmodel.io.config import RunConfig, default_config
 
 #: floor of the naive forecast's mean absolute error in the adjusted MASE (ss3diags ``MAE.base.adj``)

@@ -14,9 +14,9 @@ from scipy import stats
 
 from carpmodel.diagnostics.common import describe, json_ready
 from carpmodel.errors import FitError
-from carpmodel.inference.fitting import FitResult, fix_parameter
-from carpmodel.inference.likelihood import Free, ModelSpec
+from carpmodel.inference.fitting import FitResult
 from carpmodel.inference.refit import better, refit
+from carpmodel.inference.spec import Free, ModelSpec, fix_parameter
 from carpmodel.priors import Prior
 
 #: Δ(total NLL) bounding an approximate 95 % profile interval: χ²₁(0.95)/2
@@ -107,7 +107,7 @@ def profile(spec: ModelSpec, field: str = "unfished_biomass_t", values: Any = No
     profiled parameter's prior is reported as its own component so that ``total`` is the
     objective the MAP fit minimises: its minimum over a fine grid is at the MAP estimate.
     Default grid: :func:`profile_grid` (9 values over the prior's 5–95 % range). Works for any
-    parameter :func:`~carpmodel.inference.fitting.fix_parameter` can fix, e.g. ``"steepness"``.
+    parameter :func:`~carpmodel.inference.spec.fix_parameter` can fix, e.g. ``"max_egg_survival"``.
     Continuation: ``start`` is the fit of ``spec`` (fitted here when not given); grid values
     above its estimate are fitted in increasing order, those below in decreasing order, each
     starting from the previous converged point (its estimates and Hessian, matched by name:

@@ -1,4 +1,11 @@
-"""Standardised log residuals of the biomass observations and the runs test of their signs.
+"""Residuals of the biomass observations and the runs test of their signs.
+
+Two kinds: conditional residuals ``(log obs − log q·B̂)/σ_y`` at the fit's mode, which the
+recruitment deviations that fitted the data have shrunk (their SD is below 1 even for a right
+model), and one-step-ahead (OSA) residuals (Thygesen et al. 2017, Environ. Ecol. Stat. 24:
+317–339; :func:`carpmodel.inference.variance.osa_residuals`), independent N(0, 1) under the
+model with the deviations integrated out and the survey's AR(1) errors accounted for. The SDNR
+and the runs test are of the OSA residuals.
 
 Runs test and 3-sigma control limits as ss3diags computes them (Carvalho et al. 2021, "A
 cookbook for using model diagnostics in integrated stock assessments", Fish. Res. 240: 105959).
@@ -19,6 +26,7 @@ from carpmodel.diagnostics.common import describe, json_ready
 from carpmodel.dims import YEAR
 from carpmodel.inference.fitting import FitResult
 from carpmodel.inference.likelihood import observation_sd, predict, survey_prediction_t
+from carpmodel.inference.variance import osa_residuals
 
 
 @dataclass(frozen=True)
@@ -91,9 +99,12 @@ class ResidualDiagnostics:
     """Standardised log residuals of the biomass observations, their summary and runs test.
 
     ``table`` (dim ``year``): ``observed_t``, ``predicted_t`` (q·B), ``sd_log``,
-    ``log_residual`` (log obs − log q·B), ``standardised_residual`` (log residual / σ) and
-    ``outside_three_sigma``. ``mean``, ``sd`` (ddof 1; the SDNR) and ``rmse`` are of the
-    standardised residuals, and the runs test and 3-sigma limits are computed on them too.
+    ``log_residual`` (log obs − log q·B), ``standardised_residual`` (log residual / σ, the
+    conditional residual), ``osa_residual`` (one-step-ahead) and ``outside_three_sigma``.
+    ``mean``, ``sd`` (ddof 1) and ``rmse`` are of the OSA residuals, ``sdnr`` their root mean
+    square, ``conditional_sdnr`` that of the conditional residuals; the runs test and 3-sigma
+    limits are computed on the OSA residuals. ``ar_coefficient`` is the survey errors' AR(1)
+    coefficient (0 without AR), ``sigma_survey`` their SD at CV 0.15.
     """
 
     table: xr.Dataset
@@ -101,14 +112,20 @@ class ResidualDiagnostics:
     sd: float
     rmse: float
     runs: RunsTest
+    sdnr: float = float("nan")
+    conditional_sdnr: float = float("nan")
+    sigma_survey: float = float("nan")
+    ar_coefficient: float = 0.0
 
     @property
     def standardised(self) -> NDArray:
         return self.table["standardised_residual"].values
 
     def to_dict(self) -> dict[str, Any]:
-        return json_ready({"mean": self.mean, "sd": self.sd, "rmse": self.rmse,
-                      "runs_test": self.runs.to_dict(), "table": self.table})
+        return json_ready({"sdnr": self.sdnr, "conditional_sdnr": self.conditional_sdnr,
+                           "sigma_survey": self.sigma_survey, "ar_coefficient": self.ar_coefficient,
+                           "mean": self.mean, "sd": self.sd, "rmse": self.rmse,
+                           "runs_test": self.runs.to_dict(), "table": self.table})
 
 
 def residuals(result: FitResult) -> ResidualDiagnostics:
@@ -128,22 +145,26 @@ def residuals(result: FitResult) -> ResidualDiagnostics:
     observed = np.asarray(spec.observations.biomass_t, dtype=float)
     log_resid = np.log(observed) - np.log(predicted)
     standardised = log_resid / sd
-    runs = runs_test(standardised)
-    outside = (standardised < runs.lower_limit) | (standardised > runs.upper_limit)
+    rho = float(spec.survey_rho) if spec.observations.ar1 else 0.0
+    osa = np.asarray(osa_residuals(spec, result.theta, float(spec.sigma_survey), rho), dtype=float)
+    runs = runs_test(osa)
+    outside = (osa < runs.lower_limit) | (osa > runs.upper_limit)
     table = xr.Dataset(
         {"observed_t": (YEAR, observed), "predicted_t": (YEAR, predicted), "sd_log": (YEAR, sd),
          "log_residual": (YEAR, log_resid), "standardised_residual": (YEAR, standardised),
-         "outside_three_sigma": (YEAR, outside)},
+         "osa_residual": (YEAR, osa), "outside_three_sigma": (YEAR, outside)},
         coords={YEAR: np.asarray(spec.observations.year)})
     table = describe(table, {
         "observed_t": ("t", "observed survey biomass"),
         "predicted_t": ("t", "predicted survey biomass q·B"),
         "sd_log": ("1", "SD of log observation used in the likelihood"),
         "log_residual": ("1", "log observed − log predicted"),
-        "standardised_residual": ("1", "log residual / SD"),
-        "outside_three_sigma": ("1", "standardised residual outside the 3-sigma limits")})
-    n = standardised.size
+        "standardised_residual": ("1", "log residual / SD (conditional residual at the mode)"),
+        "osa_residual": ("1", "one-step-ahead residual (deviations integrated out; N(0, 1) under the model)"),
+        "outside_three_sigma": ("1", "OSA residual outside the 3-sigma limits")})
+    n = osa.size
     return ResidualDiagnostics(
-        table=table, mean=float(np.mean(standardised)),
-        sd=float(np.std(standardised, ddof=1)) if n > 1 else float("nan"),
-        rmse=float(np.sqrt(np.mean(standardised**2))), runs=runs)
+        table=table, mean=float(np.mean(osa)), sd=float(np.std(osa, ddof=1)) if n > 1 else float("nan"),
+        rmse=float(np.sqrt(np.mean(osa**2))), runs=runs, sdnr=float(np.sqrt(np.mean(osa**2))),
+        conditional_sdnr=float(np.sqrt(np.mean(standardised**2))), sigma_survey=float(spec.sigma_survey),
+        ar_coefficient=rho)

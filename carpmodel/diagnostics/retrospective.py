@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 from carpmodel.diagnostics.common import depletion, describe, json_ready, terminal_year
 from carpmodel.dims import YEAR
 from carpmodel.errors import FitError
-from carpmodel.inference.fitting import FitResult, build_spec
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import FitResult
 from carpmodel.inference.likelihood import predict
 from carpmodel.inference.refit import refit
 from carpmodel.io.config import RunConfig, default_config
@@ -54,6 +55,8 @@ def peel_fits(data: Any, config: RunConfig, n_peels: int = 5, *,
     for k in range(1, n_peels + 1):
         year = terminal - k
         spec = build_spec(data, config.with_fit(last_data_year=year))
+        if full is not None:   # conditional on the full fit's survey error
+            spec = replace(spec, sigma_survey=full.spec.sigma_survey, survey_rho=full.spec.survey_rho)
         out[year] = refit(spec, source=full, n_starts=config.fit.n_starts, seed=config.seed,
                           cold_first=full is None, label=f"peel {k} (last data year {year})")
     return out

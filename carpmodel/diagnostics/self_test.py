@@ -21,12 +21,12 @@ from carpmodel.inference.fitting import GRADIENT_STEP, FitResult
 from carpmodel.inference.likelihood import (
     HATCHERY_FRACTION_CV,
     UPPER_BOUND_SD_LOG,
-    ModelSpec,
     observation_sd,
     predict,
     survey_prediction_t,
 )
 from carpmodel.inference.refit import refit_many
+from carpmodel.inference.spec import ModelSpec
 
 #: nominal coverage of the self-test's intervals (95 %)
 NOMINAL_COVERAGE = 0.95

@@ -18,25 +18,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize
 
-from carpmodel.errors import ConfigError, ConvergenceWarning, DataError, FitError
-from carpmodel.inference.likelihood import (
-    DRIVER_FIELDS,
-    EFFECT_FIELDS,
-    F_FIELD,
-    Covariate,
-    Free,
-    ModelSpec,
-    Observations,
-    nll_components,
-    objective,
-    predict,
-    requested_catch_t,
-)
+from carpmodel.errors import ConvergenceWarning, FitError
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.likelihood import feasible_start, nll_components, objective
 from carpmodel.inference.numdiff import central_gradient, hessian_from_gradients, search_box
-from carpmodel.io.config import FitOptions, ModelOptions, RunConfig, default_config
-from carpmodel.model.drivers import historical_drivers
-from carpmodel.model.simulation import default_parameters
-from carpmodel.priors import Prior
+from carpmodel.inference.spec import F_FIELD, INITIAL_DEV_FIELD, ModelSpec
+from carpmodel.io.config import RunConfig, default_config
 
 #: step of the central-difference gradient on the estimation scale
 GRADIENT_STEP = 1e-5
@@ -56,207 +43,11 @@ CONDITION_WARNING = 1e8
 #: rounding and of the engine's iterative solves (equilibrium, F from catch), so it cannot
 #: rank such steps; the gradient can
 POLISH_NLL_NOISE = 1e-8
-#: a start the model cannot evaluate has its initial F halved at most this many times
-FEASIBLE_START_HALVINGS = 8
 #: NLL components that are data on the stock (they enter AICc); the others are priors,
 #: penalties, the recruitment deviations and the catch (see :meth:`FitResult.aicc`)
-AICC_DATA_COMPONENTS = ("biomass", "biomass_upper_bound", "hatchery_fraction", "hatchery_samples",
-                        "juvenile_index")
-#: fields whose natural range is (0, 1): estimated on a logit scale
-_FRACTIONS = {"steepness": (0.2, 1.0), "release_survival": (0.0, 1.0),
-              "relative_reproductive_success": (0.0, 1.0)}
+AICC_DATA_COMPONENTS = ("biomass", "net_sample", "biomass_upper_bound", "hatchery_fraction",
+                        "hatchery_samples", "juvenile_index")
 
-#: prior of an estimated log-linear temperature-effect slope, 1/degC (assumed: ±2 per degC
-#: covers a tenfold change in the rate over ~1 degC; no species data)
-EFFECT_SLOPE_PRIOR = Prior("normal", {"mean": 0.0, "sd": 1.0})
-#: the dossier's flat prior on acute release survival (§7.3), the alternative to the default Beta
-FLAT_RELEASE_SURVIVAL = Prior("uniform", {"lower": 0.05, "upper": 0.8})
-
-# Priors of the remedies for starts before 2000 (catch error, unreported catch, a changed
-# unfished level). They are options, not life_history.toml entries (the data loader accepts only
-# the population model's parameters there); each is an assumption stated in data/SOURCES.md
-# (assumption_catch_error, assumption_unreported_catch, assumption_unfished_change).
-#: SD of the log catch scale (assumed): the catch series is a reconstruction (reported anchors,
-#: cumulative totals spread uniformly, 1993-2000 assumed) whose 1977-85 level differs by ~2x
-#: between sources (5,857 t/yr vs FAO's "stable ~3,000 t/yr"); 0.3 lets the whole series move
-#: by ±35 % at one SD
-CATCH_SCALE_SD_LOG = 0.3
-#: SD of the log of each year's catch when catch is data (assumed; used in experiments): annual
-#: values are spread from cumulative totals or interpolated, so single years are uncertain even
-#: where the totals are matched; 0.2 is a moderate error for a poorly recorded fishery
-CATCH_SD_LOG = 0.2
-#: unreported catch, t/yr, lognormal (median, sd_log) (assumed): ~1,000 t/yr illegal catch was
-#: reported from 1987 (walker_1996; already inside the 3,000 t/yr of 1987-92); sd_log 1.0 spans
-#: ~140-7,000 t/yr (95 %)
-UNREPORTED_CATCH_PRIOR = (1000.0, 1.0)
-#: ratio of R0 after the change year to R0 before, lognormal (median, sd_log) (assumed): no
-#: measurement of spawning-habitat loss; centred on no change so the data, not the prior, move
-#: it; sd_log 0.5 reaches 0.47 (the dossier's ~150 kt current K over the reported ~320 kt
-#: virgin stock) at 1.5 SD
-UNFISHED_CHANGE_PRIOR = (1.0, 0.5)
-
-DEFAULT_ESTIMATED = FitOptions().estimate
-
-
-def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
-    """A :class:`ModelSpec` from a loaded data directory and a run configuration (its ``[model]``
-    and ``[fit]`` sections; default :func:`~carpmodel.io.config.default_config`)."""
-    config = default_config() if config is None else config
-    model, options = config.model, config.fit
-    lh = data.life_history
-    first = {"equilibrium_f": model.first_year, "unfished_1956": 1956,
-             "equilibrium_1986": 1986}[model.initial_state]
-    years = np.arange(first, model.last_year + 1)
-    last_data = options.last_data_year or model.last_year
-    base = default_parameters(data, model.recruitment)
-    if model.initial_state == "unfished_1956":
-        base = base.replace(initial_f_per_yr=0.0)
-    if options.dd_window_end_age_yr is not None:
-        base = base.replace(dd_window_end_age_yr=options.dd_window_end_age_yr)
-    drivers = historical_drivers(data, years, max_age_yr=base.max_age_yr,
-                                 lw_a=float(base.lw_a), lw_b=float(base.lw_b))
-    keep = (data.biomass.year >= years[0]) & (data.biomass.year <= last_data)
-    if not np.any(keep):
-        raise FitError(f"no biomass observations in {years[0]}-{last_data}")
-    obs_year = np.asarray(data.biomass.year)[keep]
-    early_last = options.early_survey_last_year
-    early = obs_year <= early_last if early_last is not None else np.zeros(obs_year.size, bool)
-    if options.early_cv_multiplier <= 0:
-        raise ConfigError("early_cv_multiplier: expected a positive number, "
-                          f"got {options.early_cv_multiplier!r}")
-    cv = np.asarray(data.biomass.cv, dtype=float)[keep] * options.cv_multiplier
-    if options.early_cv_multiplier != 1.0:
-        cv = np.where(early, cv * options.early_cv_multiplier, cv)
-    observations = Observations(
-        year=obs_year, biomass_t=np.asarray(data.biomass.biomass_t, dtype=float)[keep], cv=cv,
-        early=early if options.early_separate_q else np.zeros(obs_year.size, bool))
-
-    free = []
-    covariate = None
-    for name in options.estimate:
-        if model.initial_state == "unfished_1956" and name == "initial_f_per_yr":
-            continue
-        if name in EFFECT_FIELDS:
-            free.append(Free(name, "identity", EFFECT_SLOPE_PRIOR, 0.0))
-            covariate = covariate or lake_temperature_covariate(data, years)
-            continue
-        entry = lh[name] if name in lh else None
-        prior = entry.prior if entry is not None else None
-        if name == "release_survival" and options.release_survival_prior == "flat":
-            prior = FLAT_RELEASE_SURVIVAL
-        init = float(lh.value(name) if name == "unfished_biomass_t" else getattr(base, name))
-        if prior is not None and prior.distribution == "uniform":
-            lo, hi = prior.parameters["lower"], prior.parameters["upper"]
-            free.append(Free(name, "logit", None, float(np.clip(init, lo + 1e-3, hi - 1e-3)), (lo, hi)))
-        elif name in _FRACTIONS:
-            free.append(Free(name, "logit", prior, init, _FRACTIONS[name]))
-        else:
-            free.append(Free(name, "log", prior, init))
-    if early_last is not None and options.early_separate_q:
-        median, sd_log = options.early_q_prior_median, options.early_q_prior_sd_log
-        free.append(Free("survey_q_early", "log",
-                         Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
-    if options.estimate_extra_sd:
-        free.append(Free("sigma_obs_extra", "log", Prior("lognormal", {"median": 0.1, "sd_log": 1.0}), 0.1))
-    free.extend(_remedies(model, options, years, drivers.catch_t))
-
-    upper = None
-    hatchery: tuple[tuple[int, float], ...] = ()
-    aux = data.auxiliary
-    if options.use_upper_bound:
-        y, v = aux.select("biomass_upper_bound_t")
-        inside = [(int(a), float(b)) for a, b in zip(y, v, strict=True) if years[0] <= a <= last_data]
-        upper = inside[0] if inside else None
-    if options.use_hatchery_fractions:
-        y, v = aux.select("hatchery_fraction_biomass")
-        hatchery = tuple((int(a), float(b)) for a, b in zip(y, v, strict=True)
-                         if years[0] <= a <= last_data)
-    b0_entry = lh["unfished_biomass_t"]
-    spec = ModelSpec(base=base, free=tuple(free), years=years, drivers=drivers,
-                     observations=observations, rec_dev_years=np.arange(years[0], last_data + 1),
-                     b0_prior=b0_entry.prior, upper_bound=upper, hatchery_fractions=hatchery,
-                     penalise_shortfall=model.initial_state != "equilibrium_f", covariate=covariate,
-                     unreported_catch_years=options.unreported_catch_years,
-                     unfished_change_year=model.unfished_change_year)
-    return spec if options.catch_sd_log is None else with_catch_error(spec, options.catch_sd_log)
-
-
-def with_catch_error(spec: ModelSpec, catch_sd_log: float) -> ModelSpec:
-    """``spec`` with catch as data (lognormal, SD ``catch_sd_log`` of the log) and the F of each
-    fished year a free parameter ``f_YYYY`` (log scale, no prior: the catch informs it).
-
-    Fished years are those with a positive requested catch at the start values. Each F starts
-    at the value that takes the requested catch in the catch-conditioned model at the start
-    values (at least 1e-3/yr), so the fit starts where the exact-catch model would; where the
-    stock cannot persist at the start values, at the start :func:`fit` moves to instead
-    (:func:`feasible_start`), not at an empty stock's F of 0.
-    """
-    if not catch_sd_log > 0:
-        raise ConfigError(f"catch_sd_log: expected a positive number, got {catch_sd_log!r}")
-    try:
-        start, _ = feasible_start(spec, spec.initial_theta())
-    except FitError:
-        start = spec.initial_theta()       # fit reports it; the F starts fall back to 1e-3/yr
-    state, u = predict(spec, start)
-    fished = np.flatnonzero(np.asarray(requested_catch_t(spec, u)) > 0)
-    if fished.size == 0:
-        raise ConfigError(f"catch_sd_log: no catch in the model years {spec.years[0]}-{spec.years[-1]}")
-    f_start = np.maximum(np.asarray(state.f_per_yr)[fished], 1e-3)
-    free = spec.free + tuple(Free(f"f_{int(spec.years[i])}", "log", None, float(f))
-                             for i, f in zip(fished, f_start, strict=True))
-    return replace(spec, free=free, catch_sd_log=float(catch_sd_log), penalise_shortfall=False)
-
-
-def _remedies(model: ModelOptions, options: FitOptions, years: NDArray, catch_t: NDArray) -> list[Free]:
-    """Free parameters of the catch-error, unreported-catch and unfished-change options.
-
-    Refuses (ConfigError) a remedy the modelled years cannot carry: a catch scale without any
-    catch, unreported-catch years outside the model years, a change year that is not after
-    the first model year.
-    """
-    free = []
-    first, last = int(years[0]), int(years[-1])
-    if options.catch_scale_sd_log is not None:
-        if options.catch_scale_sd_log <= 0:
-            raise ConfigError("catch_scale_sd_log: expected a positive number, "
-                              f"got {options.catch_scale_sd_log!r}")
-        if not np.any(np.asarray(catch_t) > 0):
-            raise ConfigError(f"catch_scale_sd_log: no catch in the model years {first}-{last} to scale")
-        free.append(Free("catch_scale", "log",
-                         Prior("lognormal", {"median": 1.0, "sd_log": options.catch_scale_sd_log}), 1.0))
-    if options.unreported_catch_years is not None:
-        lo, hi = options.unreported_catch_years
-        if not first <= lo <= hi <= last:
-            raise ConfigError(f"unreported_catch_years: expected first <= last inside the model years "
-                              f"{first}-{last}, got [{lo}, {hi}]")
-        median, sd_log = options.unreported_catch_prior_median_t, options.unreported_catch_prior_sd_log
-        free.append(Free("unreported_catch_t", "log",
-                         Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
-    if model.unfished_change_year is not None:
-        if not first < model.unfished_change_year <= last:
-            raise ConfigError(f"unfished_change_year: expected a year in {first + 1}-{last} (after the "
-                              f"first model year), got {model.unfished_change_year}")
-        median, sd_log = options.unfished_change_prior_median, options.unfished_change_prior_sd_log
-        free.append(Free("unfished_change", "log",
-                         Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
-    return free
-
-
-def lake_temperature_covariate(data: Any, years: NDArray) -> Covariate:
-    """The data's lake temperature on ``years`` with its mean over those years as reference.
-
-    Estimated effects are log-linear, ``exp(b·(T − T_ref))``, so a constant offset between
-    covariates (the assumed spawning-season river temperature is the lake temperature − 4 °C)
-    cancels: one covariate serves every target. Years without a temperature raise DataError.
-    """
-    temperature = data.temperature
-    index = {int(y): float(v) for y, v in zip(temperature.year, temperature.temperature_c, strict=True)}
-    missing = [int(y) for y in years if int(y) not in index]
-    if missing:
-        raise DataError(f"{data.directory / 'temperature.csv'}: no temperature for year(s) {missing}; "
-                        "expected every modelled year when a temperature effect is estimated")
-    values = np.array([index[int(y)] for y in years])
-    return Covariate(values=values, reference=float(values.mean()))
 
 
 def batched_gradient(spec: ModelSpec, thetas: NDArray,
@@ -273,8 +64,9 @@ def hessian(spec: ModelSpec, theta: NDArray, step: float = HESSIAN_STEP) -> NDAr
 
 
 def aicc_parameters(spec: ModelSpec) -> int:
-    """Parameters k of AICc: the estimated fixed effects, without the recruitment deviations
-    and without the catch-error F's ``f_YYYY``.
+    """Parameters k of AICc: the estimated fixed effects, without the recruitment deviations,
+    the age deviations of a depleted start (``initial_dev_aN``, penalised like them) and the
+    catch-error F's ``f_YYYY``.
 
     Recruitment deviations are penalised random effects (integrated out in a state-space
     model), not free parameters. The F's of catch with error (``ModelSpec.catch_sd_log``) are
@@ -292,7 +84,7 @@ def aicc_parameters(spec: ModelSpec) -> int:
     the small freedom the catch errors give the survey fit; the ``catch`` component of
     ``nll_components`` shows its cost.
     """
-    return sum(1 for f in spec.estimated if not F_FIELD.match(f.field))
+    return sum(1 for f in spec.estimated if not (F_FIELD.match(f.field) or INITIAL_DEV_FIELD.match(f.field)))
 
 
 def aicc_data_points(spec: ModelSpec) -> int:
@@ -302,7 +94,7 @@ def aicc_data_points(spec: ModelSpec) -> int:
     catch observations are not counted (see :func:`aicc_parameters`)."""
     return int(spec.observations.year.size + len(spec.hatchery_fractions)
                + (spec.upper_bound is not None) + len(spec.hatchery_samples)
-               + len(spec.juvenile_index))
+               + len(spec.juvenile_index) + sum(s.n_data for s in spec.samples))
 
 
 def aicc_value(nll_data: float, k: int, n: int) -> float:
@@ -332,6 +124,7 @@ class FitResult:
     runtime_s: float
     multistart_nll: tuple[float, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    survey_error: Any = None     # carpmodel.inference.variance.SurveyError when estimated
 
     @property
     def max_abs_gradient(self) -> float:
@@ -525,42 +318,6 @@ def _newton_polish(spec: ModelSpec, theta: NDArray, max_steps: int = 4) -> tuple
     return theta, grad[0], h
 
 
-def feasible_start(spec: ModelSpec, theta: NDArray) -> tuple[NDArray, str]:
-    """``theta`` and ``""`` when the model can be evaluated there; otherwise ``theta`` with the
-    initial F halved until it can, and a note saying so.
-
-    The start state is the equilibrium under ``initial_f_per_yr``. Above the crash F of the
-    structure (where spawning output per recruit falls below the reciprocal of the
-    compensation) the stock cannot persist, the start biomass is 0 and the NLL +inf, and an
-    optimiser started there never moves. The prior centres can be such a point for a
-    structure whose fitted optimum is not: with the density-dependence window at age 0 only and
-    Lorenzen c = 1, the stock at h = 0.7, γ = 1 cannot persist under the start value F = 0.5/yr
-    (crash F ≈ 0.45/yr), while the fit reaches h ≈ 0.87 and F ≈ 0.76/yr, which it can. Halving
-    F (at most :data:`FEASIBLE_START_HALVINGS` times) moves the start into the model without
-    touching anything else. Raises FitError, naming the non-finite NLL components, when the
-    start cannot be made finite that way.
-    """
-    theta = np.asarray(theta, dtype=float)
-    if np.isfinite(objective(spec, theta)):
-        return theta, ""
-    names = [f.field for f in spec.estimated]
-    if "initial_f_per_yr" in names and spec.estimated[names.index("initial_f_per_yr")].transform == "log":
-        i = names.index("initial_f_per_yr")
-        moved = theta.copy()
-        for halvings in range(1, FEASIBLE_START_HALVINGS + 1):
-            moved[i] = theta[i] - halvings * np.log(2.0)
-            if np.isfinite(objective(spec, moved)):
-                return moved, (f"start initial_f_per_yr lowered from {np.exp(theta[i]):.3g} to "
-                               f"{np.exp(moved[i]):.3g}/yr: the equilibrium start state cannot persist "
-                               "under the start F (NLL +inf there)")
-    with np.errstate(all="ignore"):
-        components = nll_components(spec, theta)
-    bad = [name for name, value in components.items() if not np.all(np.isfinite(value))]
-    raise FitError("the model cannot be evaluated at the start values (non-finite NLL component(s): "
-                   f"{', '.join(bad) or 'none; a parameter is outside the model'})"
-                   + ("; halving the initial F did not help" if "initial_f_per_yr" in names else ""))
-
-
 def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: int = 2000,
         start: NDArray | None = None) -> FitResult:
     """Fit ``spec``: the best of ``n_starts`` optimisations (the first from ``start`` or the
@@ -628,30 +385,37 @@ def fit(spec: ModelSpec, *, n_starts: int = 1, seed: int = 20260601, max_iter: i
 
 def fit_model(data: Any, config: RunConfig | None = None) -> FitResult:
     """The fit ``carpmodel fit`` makes: :func:`fit` of ``build_spec(data, config)`` with the
-    config's ``[fit] n_starts`` and ``seed`` (default :func:`~carpmodel.io.config.default_config`)."""
+    config's ``[fit] n_starts`` and ``seed`` (default :func:`~carpmodel.io.config.default_config`),
+    alternating with the survey error's marginal-likelihood step when ``[fit] survey_sd =
+    "estimated"`` (:func:`carpmodel.inference.variance.fit_with_survey_error`; the result's
+    spec carries the estimated ``sigma_survey``, ``survey_error`` the estimate)."""
     config = default_config() if config is None else config
-    return fit(build_spec(data, config), n_starts=config.fit.n_starts, seed=config.seed)
+    runs = iter(range(10_000))
+
+    def fit_once(current: ModelSpec, start: NDArray | None) -> FitResult:
+        # the first fit is the configured multi-start one; later fits start from the last optimum
+        if next(runs) == 0:
+            return fit(current, n_starts=config.fit.n_starts, seed=config.seed)
+        return fit(current, n_starts=1, seed=config.seed, start=start)
+
+    return with_survey_error(build_spec(data, config), config, fit_once)
 
 
-def with_options(spec: ModelSpec, **changes: Any) -> ModelSpec:
-    """A copy of ``spec`` with fields changed (``dataclasses.replace``)."""
-    return replace(spec, **changes)
+def with_survey_error(spec: ModelSpec, config: RunConfig, fit_once: Any) -> FitResult:
+    """``fit_once(spec, start) -> FitResult`` as the config asks for the survey error: once at
+    the spec's ``sigma_survey`` (``[fit] survey_sd = "fixed"``), or alternating with its
+    marginal-likelihood step (:func:`carpmodel.inference.variance.fit_with_survey_error`); every
+    fit of a model structure (the main fit, ensemble members, compared variants) goes through
+    here, so each estimates its own survey error."""
+    if config.fit.survey_sd == "fixed":
+        return fit_once(spec, None)
+    from carpmodel.inference.variance import fit_with_survey_error
+
+    started = time.perf_counter()
+    result, error = fit_with_survey_error(spec, fit_once, ar1=config.fit.survey_ar1,
+                                          prior=spec.sigma_survey_prior)
+    if result is None:
+        return None
+    return replace(result, survey_error=error, runtime_s=time.perf_counter() - started)
 
 
-def fix_parameter(spec: ModelSpec, field: str, value: float) -> ModelSpec:
-    """A copy of ``spec`` with one free parameter held at ``value`` (natural scale).
-
-    Used by likelihood profiles. Fixing ``unfished_biomass_t`` keeps the B0 → R0 mapping: it
-    stays in the spec as a parameter with a one-point range (identity transform, no prior); so
-    do the catch and unfished-change parameters (:data:`~carpmodel.inference.likelihood.DRIVER_FIELDS`).
-    """
-    names = [f.field for f in spec.free]
-    if field not in names:
-        raise FitError(f"{field} is not estimated in this spec; estimated: {', '.join(names)}")
-    if field == "unfished_biomass_t" or field in DRIVER_FIELDS or F_FIELD.match(field):
-        free = tuple(Free(field, "fixed", None, value) if f.field == field else f for f in spec.free)
-        return replace(spec, free=free)
-    free = tuple(f for f in spec.free if f.field != field)
-    if field in ("survey_q_early", "sigma_obs_extra"):
-        raise FitError(f"{field} cannot be fixed by fix_parameter; drop it from the options instead")
-    return replace(spec, free=free, base=spec.base.replace(**{field: value}))

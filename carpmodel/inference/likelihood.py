@@ -1,76 +1,65 @@
-"""The statistical model: what is estimated, on which scale, and the NLL by component.
+"""The statistical model: the NLL by component, from one batched engine run.
 
-A :class:`ModelSpec` holds everything the objective needs (fixed parameters, the free ones
-with their transforms and priors, the historical drivers and the observations). The
-objective is pure and batched: ``theta`` of shape ``(*batch, n_parameters)`` gives NLL
-components of shape ``batch`` from one call of the engine, which is how gradients and
-Hessians are computed (a batch of perturbed parameter vectors, one engine call).
+The objective is pure and batched: ``theta`` of shape ``(*batch, n_parameters)`` (the map is
+:mod:`carpmodel.inference.spec`) gives NLL components of shape ``batch`` from one call of the
+engine, which is how gradients and Hessians are computed (a batch of perturbed parameter
+vectors, one engine call).
 
 Components (negative log densities; constants included so AIC compares like with like):
 
-- ``biomass``: ``log B_obs ~ Normal(log(q_s·B_y), σ_y)``, ``σ_y² = cv_y² + σ_extra²``,
-  with ``q_s`` the survey catchability (a separate early-survey q when configured);
-- ``recruitment_deviations``: ``ε_y ~ Normal(0, σ_R)``; recruits are ``f(S)·exp(ε − σ_R²/2)``
-  (bias-corrected so the mean, not the median, of recruitment follows the curve);
+- ``biomass``: the hydroacoustic survey, ``log B_obs ~ Normal(log(q·B_y), σ_y)`` with ``B_y``
+  what its size selectivity sees at the end of the year, ``σ_y = σ_s·cv_y/0.15`` (``σ_s``
+  estimated, the reported CVs relative weights; ``σ_extra`` in quadrature when estimated),
+  a separate early-survey q when configured, independent or AR(1) errors
+  (:func:`carpmodel.inference.observations.survey_nll`);
+- ``recruitment_deviations``: ``ε_y ~ Normal(0, σ_R)`` on the logit of each year class's egg
+  survival, bias-corrected by ``−σ_R²/2`` (for small survivals the mean, not the median,
+  follows the curve);
+- ``initial_age_deviations``: the deviations of ages ``1..k`` in a depleted start, also
+  ``Normal(0, σ_R)``;
 - ``priors``: minus the log prior density of every free parameter on its natural scale;
   the scale is estimated as the unfished survey biomass ``B0`` (life_history
   ``unfished_biomass_t``, with its prior) and R0 follows as ``B0`` over the unfished biomass per
   recruit (estimating R0 directly instead is allowed: its prior is then the B0 prior it implies);
+- every further observation type of ``spec.samples`` under its own name (e.g. ``net_sample``,
+  :class:`carpmodel.inference.observations.NetMeanSize`);
 - optional ``biomass_upper_bound``: a one-sided lognormal bound (the "under 3,000 t in 2000");
 - optional ``hatchery_fraction``: reported hatchery shares of biomass, lognormal with CV 0.5;
 - optional ``hatchery_samples``: fish examined for hatchery origin, beta-binomial with
   misclassification (:func:`hatchery_sample_nll`);
 - optional ``juvenile_index``: a lognormal index of wild juveniles leaving the
-  density-dependence window (catchability ``juvenile_index_q``), the monitoring that can tell
-  addition from replacement;
+  density-dependence window (catchability ``juvenile_index_q``);
 - ``catch_shortfall``: a steep penalty on catch the stock could not supply.
 
-Catch and the unfished level can carry error (the remedies for starts before 2000, whose
-catch history and survey record conflict when catch is taken as exact): an estimated
-multiplicative ``catch_scale`` on every recorded catch, an estimated ``unreported_catch_t``
-added to each year of ``ModelSpec.unreported_catch_years``, and an estimated step
-``unfished_change`` (ratio new/old of R0, hence of B0, J0 and SSB0) from
-``ModelSpec.unfished_change_year`` on (spawning-habitat loss). Each has its prior in
-``priors``; :func:`requested_catch_t` is the catch the model is asked to take. Without
-``ModelSpec.catch_sd_log`` the engine solves F to take that catch exactly; with it, the F of
-each fished year is a free parameter (``f_YYYY``) and the catch is data:
-
-- optional ``catch``: ``log C_y ~ Normal(log Ĉ_y, catch_sd_log)`` over the fished years, C the
-  requested catch and Ĉ the model's Baranov catch. A stock fished down by exact catches sits on
-  a knife edge (its 2000 level is a small difference of large numbers, so the NLL's curvature
-  reaches ~1e7 in one direction); estimated F with catch error removes that edge.
+Catch and the unfished level can carry error (the remedies for starts before 2000): an
+estimated multiplicative ``catch_scale``, an estimated ``unreported_catch_t`` added to each year
+of ``ModelSpec.unreported_catch_years``, an estimated step ``unfished_change`` (ratio new/old of
+R0) from ``ModelSpec.unfished_change_year`` on. Without ``ModelSpec.catch_sd_log`` the engine
+solves F to take the catch exactly; with it, the F of each fished year is a free parameter
+(``f_YYYY``) and the catch is data (``catch``: ``log C_y ~ Normal(log Ĉ_y, catch_sd_log)``).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import betaln, expit, gammaln, logit, ndtr
+from scipy.special import betaln, gammaln, ndtr
 
-from carpmodel.errors import ConfigError
-from carpmodel.model.drivers import HistoricalDrivers
-from carpmodel.model.dynamics import PopulationState, ProcessMultipliers, reference_points, simulate
-from carpmodel.model.params import Parameters
-from carpmodel.priors import Prior
+from carpmodel.errors import FitError
+from carpmodel.inference.observations import survey_nll
+from carpmodel.inference.spec import (
+    CV_REFERENCE,
+    DRIVER_FIELDS,
+    OBSERVATION_FIELDS,
+    ModelSpec,
+    Unpacked,
+    unpack,
+)
+from carpmodel.model.dynamics import PopulationState, ProcessMultipliers, simulate
+from carpmodel.model.equilibrium import depleted_state
 
-Transform = Literal["log", "logit", "identity", "fixed"]
-#: free parameters that live in the likelihood rather than in the population model
-OBSERVATION_FIELDS = ("survey_q_early", "sigma_obs_extra", "misclass_hatchery_as_wild",
-                      "misclass_wild_as_hatchery", "recruitment_slope_per_c", "growth_slope_per_c",
-                      "natural_mortality_slope_per_c", "maturity_slope_per_c", "juvenile_index_q")
-#: free parameters that change the drivers or the unfished level (applied by :func:`predict`)
-DRIVER_FIELDS = ("catch_scale", "unreported_catch_t", "unfished_change")
-#: free fields ``f_YYYY``: fully selected F of year YYYY, 1/yr (catch with error)
-F_FIELD = re.compile(r"^f_(\d{4})$")
-#: estimated log-linear covariate effects: free field → ProcessMultipliers field it drives
-EFFECT_FIELDS = {"recruitment_slope_per_c": "recruitment", "growth_slope_per_c": "growth_k",
-                 "natural_mortality_slope_per_c": "natural_mortality",
-                 "maturity_slope_per_c": "maturity_l50"}
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: SD (log scale) of the one-sided upper bound; assumed: "under 3,000 t" is a rounded statement
 UPPER_BOUND_SD_LOG = 0.2
@@ -78,239 +67,6 @@ UPPER_BOUND_SD_LOG = 0.2
 HATCHERY_FRACTION_CV = 0.5
 #: relative SD of the catch-shortfall penalty (catch treated as nearly exact when on)
 SHORTFALL_RELATIVE_SD = 0.05
-
-
-@dataclass(frozen=True)
-class Free:
-    """A parameter estimated on a transformed scale, with its prior on the natural scale.
-
-    ``field`` names a :class:`~carpmodel.model.params.Parameters` field or one of
-    :data:`OBSERVATION_FIELDS`; ``bounds`` (natural scale) are required for ``logit``.
-    """
-
-    field: str
-    transform: Transform = "log"
-    prior: Prior | None = None
-    init: float = 1.0
-    bounds: tuple[float, float] | None = None
-
-    def __post_init__(self) -> None:
-        if self.transform == "fixed":
-            return
-        if self.transform == "logit" and self.bounds is None:
-            raise ConfigError(f"{self.field}: a logit transform needs bounds (lower, upper)")
-
-    @property
-    def name(self) -> str:
-        return self.field if self.transform in ("identity", "fixed") else f"{self.transform}_{self.field}"
-
-    @property
-    def estimated(self) -> bool:
-        """False for a parameter held at ``init`` (a profile point); it takes no slot in theta."""
-        return self.transform != "fixed"
-
-    def to_theta(self, value: Any) -> NDArray:
-        value = np.asarray(value, dtype=float)
-        if self.transform == "log":
-            return np.log(value)
-        if self.transform == "logit":
-            lo, hi = self.bounds
-            return logit((value - lo) / (hi - lo))
-        return value
-
-    def from_theta(self, theta: Any) -> NDArray:
-        theta = np.asarray(theta, dtype=float)
-        if self.transform == "log":
-            return np.exp(theta)
-        if self.transform == "logit":
-            lo, hi = self.bounds
-            return lo + (hi - lo) * expit(theta)
-        return theta
-
-
-@dataclass(frozen=True)
-class Observations:
-    """Biomass observations on the model's years (t), their CVs, and the early-survey flag."""
-
-    year: NDArray
-    biomass_t: NDArray
-    cv: NDArray
-    early: NDArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-
-
-@dataclass(frozen=True)
-class HatcherySample:
-    """Fish examined for hatchery origin in one survey year (marks or otolith chemistry).
-
-    ``design_effect`` ≥ 1 inflates the binomial variance for clustered sampling (fish from few
-    hauls): the beta-binomial intra-class correlation is ``(deff − 1)/(n − 1)``.
-    """
-
-    year: int
-    n_examined: int
-    n_hatchery: int
-    design_effect: float = 1.0
-
-
-@dataclass(frozen=True)
-class Covariate:
-    """An environmental covariate on the model years (already lagged), and its reference value."""
-
-    values: NDArray
-    reference: float
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything the objective needs; build it with :func:`carpmodel.inference.fitting.build_spec`."""
-
-    base: Parameters
-    free: tuple[Free, ...]
-    years: NDArray
-    drivers: HistoricalDrivers
-    observations: Observations
-    rec_dev_years: NDArray
-    b0_prior: Prior | None = None
-    upper_bound: tuple[int, float] | None = None          # (year, tonnes)
-    hatchery_fractions: tuple[tuple[int, float], ...] = ()  # ((year, fraction), ...)
-    penalise_shortfall: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict)
-    multipliers: ProcessMultipliers | None = None      # fixed forcing of the historical years
-    covariate: Covariate | None = None                 # what estimated effect slopes act on
-    hatchery_samples: tuple[HatcherySample, ...] = ()
-    juvenile_index: tuple[tuple[int, float, float], ...] = ()   # (year, index, cv) of wild juveniles
-    misclassification: tuple[float, float] = (0.0, 0.0)   # fixed (hatchery→wild, wild→hatchery)
-    unreported_catch_years: tuple[int, int] | None = None  # inclusive years of unreported_catch_t
-    unfished_change_year: int | None = None    # first year of the changed R0 (unfished_change)
-    catch_sd_log: float | None = None          # catch with error: F free (f_YYYY), catch lognormal
-
-    @property
-    def parameter_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.estimated) + tuple(f"rec_dev_{y}" for y in self.rec_dev_years)
-
-    @property
-    def estimated(self) -> tuple[Free, ...]:
-        """The free parameters that take a slot in theta (profiles hold some fixed)."""
-        return tuple(f for f in self.free if f.estimated)
-
-    @property
-    def n_parameters(self) -> int:
-        return len(self.estimated) + len(self.rec_dev_years)
-
-    def initial_theta(self) -> NDArray:
-        """Start values: each estimated parameter's ``init`` and zero recruitment deviations."""
-        return np.concatenate([[float(f.to_theta(f.init)) for f in self.estimated],
-                               np.zeros(len(self.rec_dev_years))])
-
-
-@dataclass(frozen=True)
-class Unpacked:
-    """Natural-scale values of one batch of parameter vectors."""
-
-    params: Parameters
-    log_rec_devs: NDArray          # (*batch, year), zero outside rec_dev_years
-    rec_devs: NDArray              # (*batch, n_rec_devs)
-    observation: dict[str, NDArray]
-    multipliers: ProcessMultipliers | None = None
-    invalid: NDArray | None = None  # (*batch) bool: rows the model cannot evaluate (NLL +inf)
-    f_per_yr: NDArray | None = None  # (*batch, year) estimated F (catch with error), else None
-
-
-def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
-    """Natural-scale parameters from estimation-scale vectors ``theta (*batch, n)``."""
-    theta = np.asarray(theta, dtype=float)
-    if theta.shape[-1] != spec.n_parameters:
-        raise ValueError(f"theta has {theta.shape[-1]} values, the spec {spec.n_parameters}")
-    batch = theta.shape[:-1]
-    model_changes: dict[str, NDArray] = {}
-    observation: dict[str, Any] = {name: np.zeros(batch) for name in OBSERVATION_FIELDS}
-    observation.update(catch_scale=np.ones(batch), unreported_catch_t=np.zeros(batch),
-                       unfished_change=np.ones(batch))
-    observation["survey_q_early"] = None
-    observation["juvenile_index_q"] = np.ones(batch)
-    observation["misclass_hatchery_as_wild"] = np.full(batch, spec.misclassification[0])
-    observation["misclass_wild_as_hatchery"] = np.full(batch, spec.misclassification[1])
-    fixed = {f.field: np.full(batch, f.init) for f in spec.free if not f.estimated}
-    f_path: dict[int, NDArray] = {}
-    for field_name in [name for name in fixed if F_FIELD.match(name)]:
-        f_path[int(F_FIELD.match(field_name).group(1))] = fixed.pop(field_name)
-    for field_name, value in fixed.items():
-        if field_name in OBSERVATION_FIELDS + DRIVER_FIELDS:
-            observation[field_name] = value
-        else:
-            model_changes[field_name] = value
-    for i, free in enumerate(spec.estimated):
-        value = free.from_theta(theta[..., i])
-        if F_FIELD.match(free.field):
-            f_path[int(free.field[2:])] = value
-        elif free.field in OBSERVATION_FIELDS + DRIVER_FIELDS:
-            observation[free.field] = value
-        else:
-            model_changes[free.field] = value
-    # rows the model cannot evaluate (a natural value that overflowed, or a scale R0 that does
-    # not follow from B0) run at the spec's start values and are marked invalid: the NLL of an
-    # invalid row is +inf, so optimisers and samplers reject it instead of raising
-    invalid = np.zeros(batch, dtype=bool)
-    start = {f.field: f.init for f in spec.free}
-    for name, value in model_changes.items():
-        bad = ~np.isfinite(value)
-        if np.any(bad):
-            invalid |= bad
-            model_changes[name] = np.where(bad, start[name], value)
-    for name in DRIVER_FIELDS:
-        bad = ~(np.isfinite(observation[name]) & (observation[name] >= 0))
-        if np.any(bad):
-            invalid |= bad
-            observation[name] = np.where(bad, start.get(name, 1.0), observation[name])
-    f_per_yr = None
-    if f_path:
-        f_per_yr = np.zeros(batch + (spec.years.size,))
-        for year, value in f_path.items():
-            f_per_yr[..., int(np.searchsorted(spec.years, year))] = value
-        bad = ~np.all(np.isfinite(f_per_yr), axis=-1)
-        if np.any(bad):
-            invalid |= bad
-            f_per_yr = np.where(bad[..., None], 0.0, f_per_yr)
-    b0 = model_changes.pop("unfished_biomass_t", None)
-    params = spec.base.replace(**model_changes)
-    if b0 is not None:
-        # R0 follows from the unfished biomass: B0 = R0 · (unfished biomass per recruit)
-        per_recruit = reference_points(params.replace(r0=1.0)).biomass0_t
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            r0 = b0 / per_recruit
-        bad = ~(np.isfinite(r0) & (r0 > 0))
-        if np.any(bad):
-            invalid |= bad
-            r0 = np.where(bad, spec.base.r0, r0)
-        params = params.replace(r0=r0)
-    if spec.unfished_change_year is not None:
-        # R0 so far is the first year's; params carry the changed (current) level, which is
-        # what projections continue from; predict runs the years before the change at R0/ratio
-        params = params.replace(r0=np.asarray(params.r0) * observation["unfished_change"])
-    rec_devs = theta[..., len(spec.estimated):]
-    log_devs = np.zeros(batch + (spec.years.size,))
-    index = np.searchsorted(spec.years, spec.rec_dev_years)
-    log_devs[..., index] = rec_devs
-    return Unpacked(params=params, log_rec_devs=log_devs, rec_devs=rec_devs,
-                    observation=observation, multipliers=_multipliers(spec, observation),
-                    invalid=invalid, f_per_yr=f_per_yr)
-
-
-def _multipliers(spec: ModelSpec, observation: Mapping[str, Any]) -> ProcessMultipliers | None:
-    """The spec's fixed forcing times any estimated log-linear covariate effects."""
-    estimated = [f.field for f in spec.free if f.field in EFFECT_FIELDS]
-    if not estimated:
-        return spec.multipliers
-    if spec.covariate is None:
-        raise ConfigError(f"{', '.join(estimated)}: an estimated covariate effect needs a covariate")
-    base = spec.multipliers or ProcessMultipliers()
-    anomaly = spec.covariate.values - spec.covariate.reference
-    changes = {}
-    for name in estimated:
-        target = EFFECT_FIELDS[name]
-        slope = np.asarray(observation[name])[..., None]
-        changes[target] = np.asarray(getattr(base, target)) * np.exp(slope * anomaly)
-    return replace(base, **changes)
 
 
 def predict(spec: ModelSpec, theta: Any, *, keep_numbers: bool = False,
@@ -339,6 +95,23 @@ def predict(spec: ModelSpec, theta: Any, *, keep_numbers: bool = False,
     return run_engine(spec, u, keep_numbers=keep_numbers, **inputs), u
 
 
+def start_state(spec: ModelSpec, u: Unpacked) -> dict[str, NDArray]:
+    """The ``initial_numbers``/``initial_length_state_cm`` of the first model year for a
+    depleted start (:func:`carpmodel.model.equilibrium.depleted_state` at the unpacked depletion
+    and age deviations, bias-corrected by ``−σ_R²/2``); empty for an equilibrium start, which
+    the engine builds itself."""
+    if spec.start != "depletion":
+        return {}
+    params = u.params
+    if spec.unfished_change_year is not None:
+        params = params.replace(r0=np.asarray(params.r0) / np.asarray(u.observation["unfished_change"]))
+    devs = None
+    if u.initial_devs is not None:
+        devs = u.initial_devs - 0.5 * np.asarray(params.sigma_r)[..., None] ** 2
+    numbers, length = depleted_state(params, u.observation["initial_depletion"], age_deviations=devs)
+    return {"initial_numbers": numbers, "initial_length_state_cm": length}
+
+
 def run_engine(spec: ModelSpec, u: Unpacked, *, keep_numbers: bool = False, **inputs: Any) -> PopulationState:
     """The engine over the spec's years for unpacked parameters ``u`` and engine ``inputs``
     (catch or F, releases, ``log_rec_devs``, ``multipliers``; any leading batch axes).
@@ -349,13 +122,18 @@ def run_engine(spec: ModelSpec, u: Unpacked, *, keep_numbers: bool = False, **in
     level's). :func:`predict` and the attribution's counterfactuals both run through here.
     """
     n_years = spec.years.size
+    end_years = np.searchsorted(spec.years, spec.end_state_years)
+    start = {k: v for k, v in start_state(spec, u).items() if k not in inputs}
     if spec.unfished_change_year is None:
-        return simulate(u.params, n_years=n_years, keep_numbers=keep_numbers, **inputs)
+        return simulate(u.params, n_years=n_years, keep_numbers=keep_numbers, keep_end_years=end_years,
+                        **start, **inputs)
     split = int(np.searchsorted(spec.years, spec.unfished_change_year))
     before = u.params.replace(r0=np.asarray(u.params.r0) / np.asarray(u.observation["unfished_change"]))
     first = simulate(before, n_years=split, keep_numbers=keep_numbers,
+                     keep_end_years=end_years[end_years < split], **start,
                      **{k: _years(k, v, 0, split) for k, v in inputs.items()})
     second = simulate(u.params, n_years=n_years - split, keep_numbers=keep_numbers,
+                      keep_end_years=end_years[end_years >= split] - split,
                       initial_numbers=first.final_numbers,
                       initial_length_state_cm=first.final_length_state_cm,
                       **{k: _years(k, v, split, n_years) for k, v in inputs.items()})
@@ -400,10 +178,14 @@ def _join(first: PopulationState, second: PopulationState) -> PopulationState:
     joined = {}
     for name, a in vars(first).items():
         b = getattr(second, name)
-        if name in ("final_numbers", "final_length_state_cm", "reference") or a is None:
+        if name in ("final_numbers", "final_length_state_cm", "reference") or (a is None and b is None):
             joined[name] = b
             continue
-        axis = -3 if name in ("numbers", "length_cm", "natural_deaths", "catch_numbers") else -1
+        if name in ("end_numbers", "end_length_cm") and (a is None or b is None):
+            joined[name] = b if a is None else a
+            continue
+        axis = -3 if name in ("numbers", "length_cm", "natural_deaths", "catch_numbers", "end_numbers",
+                              "end_length_cm") else -1
         a, b = np.asarray(a), np.asarray(b)
         shape = np.broadcast_shapes(a.shape[:axis], b.shape[:axis])
         joined[name] = np.concatenate([np.broadcast_to(a, shape + a.shape[axis:]),
@@ -421,9 +203,17 @@ def survey_prediction_t(spec: ModelSpec, state: PopulationState, u: Unpacked) ->
 
 
 def observation_sd(spec: ModelSpec, u: Unpacked) -> NDArray:
-    """SD of log biomass observations, (*batch, n_obs)."""
+    """SD of log biomass observations, (*batch, n_obs): ``σ_s·cv_y/0.15`` (the reported CVs are
+    relative weights of the survey SD ``sigma_survey``), and ``σ_extra`` in quadrature."""
+    sigma = np.asarray(u.observation["sigma_survey"])[..., None] * spec.observations.cv / CV_REFERENCE
     extra = np.asarray(u.observation["sigma_obs_extra"])[..., None]
-    return np.sqrt(spec.observations.cv**2 + extra**2)
+    return np.sqrt(sigma**2 + extra**2)
+
+
+def survey_log_residuals(spec: ModelSpec, state: PopulationState, u: Unpacked) -> NDArray:
+    """``log B_obs − log(q·B)`` at the survey years, (*batch, n_obs)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(spec.observations.biomass_t) - np.log(survey_prediction_t(spec, state, u))
 
 
 def nll_components(spec: ModelSpec, theta: Any) -> dict[str, NDArray]:
@@ -440,14 +230,17 @@ def nll_from_state(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict
     against the batch. Each component has the batch shape of ``state``.
     """
     obs = spec.observations
-    predicted = survey_prediction_t(spec, state, u)
-    sd = observation_sd(spec, u)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        resid = (np.log(obs.biomass_t) - np.log(predicted)) / sd
-    out = {"biomass": np.sum(0.5 * _LOG_2PI + np.log(sd) + 0.5 * resid**2, axis=-1)}
+    rho = np.asarray(u.observation["survey_rho"]) if obs.ar1 else None
+    out = {"biomass": survey_nll(survey_log_residuals(spec, state, u), observation_sd(spec, u), obs.year,
+                                 rho)}
     sigma_r = np.asarray(u.params.sigma_r)[..., None]
     out["recruitment_deviations"] = np.sum(
         0.5 * _LOG_2PI + np.log(sigma_r) + 0.5 * (u.rec_devs / sigma_r) ** 2, axis=-1)
+    if u.initial_devs is not None:
+        out["initial_age_deviations"] = np.sum(
+            0.5 * _LOG_2PI + np.log(sigma_r) + 0.5 * (u.initial_devs / sigma_r) ** 2, axis=-1)
+    for sample in spec.samples:
+        out[sample.name] = sample.nll(spec, state, u)
     prior = np.zeros(state.biomass_t.shape[:-1])
     # the B0 prior is on the first year's unfished level (before any unfished_change)
     first_b0 = state.reference.biomass0_t / np.asarray(u.observation["unfished_change"])
@@ -546,3 +339,43 @@ def objective(spec: ModelSpec, theta: Any) -> NDArray:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         total = sum(nll_components(spec, theta).values())
     return np.where(np.isfinite(total) & ~bad, total, np.inf)
+
+
+#: a start the model cannot evaluate has its initial F halved at most this many times
+FEASIBLE_START_HALVINGS = 8
+
+
+def feasible_start(spec: ModelSpec, theta: NDArray) -> tuple[NDArray, str]:
+    """``theta`` and ``""`` when the model can be evaluated there; otherwise ``theta`` with the
+    initial F halved until it can, and a note saying so.
+
+    The start state is the equilibrium under ``initial_f_per_yr``. Above the crash F of the
+    structure (where spawning output per recruit falls below the reciprocal of the
+    compensation) the stock cannot persist, the start biomass is 0 and the NLL +inf, and an
+    optimiser started there never moves. The prior centres can be such a point for a
+    structure whose fitted optimum is not: with the density-dependence window at age 0 only and
+    Lorenzen c = 1, the stock at h = 0.7, γ = 1 cannot persist under the start value F = 0.5/yr
+    (crash F ≈ 0.45/yr), while the fit reaches h ≈ 0.87 and F ≈ 0.76/yr, which it can. Halving
+    F (at most :data:`FEASIBLE_START_HALVINGS` times) moves the start into the model without
+    touching anything else. Raises FitError, naming the non-finite NLL components, when the
+    start cannot be made finite that way.
+    """
+    theta = np.asarray(theta, dtype=float)
+    if np.isfinite(objective(spec, theta)):
+        return theta, ""
+    names = [f.field for f in spec.estimated]
+    if "initial_f_per_yr" in names and spec.estimated[names.index("initial_f_per_yr")].transform == "log":
+        i = names.index("initial_f_per_yr")
+        moved = theta.copy()
+        for halvings in range(1, FEASIBLE_START_HALVINGS + 1):
+            moved[i] = theta[i] - halvings * np.log(2.0)
+            if np.isfinite(objective(spec, moved)):
+                return moved, (f"start initial_f_per_yr lowered from {np.exp(theta[i]):.3g} to "
+                               f"{np.exp(moved[i]):.3g}/yr: the equilibrium start state cannot persist "
+                               "under the start F (NLL +inf there)")
+    with np.errstate(all="ignore"):
+        components = nll_components(spec, theta)
+    bad = [name for name, value in components.items() if not np.all(np.isfinite(value))]
+    raise FitError("the model cannot be evaluated at the start values (non-finite NLL component(s): "
+                   f"{', '.join(bad) or 'none; a parameter is outside the model'})"
+                   + ("; halving the initial F did not help" if "initial_f_per_yr" in names else ""))

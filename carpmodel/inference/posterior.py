@@ -61,7 +61,7 @@ from scipy.special import log_expit
 from carpmodel import __version__
 from carpmodel.errors import CarpmodelError, FitError
 from carpmodel.inference.fitting import GRADIENT_STEP, HESSIAN_STEP
-from carpmodel.inference.likelihood import Free, ModelSpec, objective
+from carpmodel.inference.likelihood import objective
 from carpmodel.inference.numdiff import (
     EIGENVALUE_FLOOR,
     central_gradient,
@@ -69,6 +69,7 @@ from carpmodel.inference.numdiff import (
     floor_eigenvalues,
     hessian_from_gradients,
 )
+from carpmodel.inference.spec import Free, ModelSpec
 
 #: degrees of freedom of the multivariate-t proposal
 PROPOSAL_DF = 5.0

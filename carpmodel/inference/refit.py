@@ -50,13 +50,14 @@ from numpy.typing import NDArray
 
 from carpmodel.errors import CarpmodelError, ConvergenceWarning, FitError
 from carpmodel.inference.fitting import GRADIENT_TOLERANCE, LOGIT_BOUND, FitResult, fit, hessian
-from carpmodel.inference.likelihood import ModelSpec, nll_components, objective
+from carpmodel.inference.likelihood import nll_components, objective
 from carpmodel.inference.numdiff import (
     central_gradient,
     hessian_from_values,
     positive_definite,
     search_box,
 )
+from carpmodel.inference.spec import ModelSpec
 
 __all__ = [
     "BatchObjective",

@@ -10,7 +10,7 @@ import xarray as xr
 from carpmodel.dims import AGE, ORIGIN, ORIGINS, YEAR, with_attrs
 from carpmodel.model.dynamics import PopulationState
 
-_SERIES = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "recruits", "catch_t",
+_SERIES = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "eggs", "recruits", "catch_t",
            "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
            "hatchery_fraction_ssb", "hatchery_fraction_numbers", "juvenile_survival_dd", "window_survivors",
            "wild_window_survivors")
@@ -21,6 +21,7 @@ def state_to_dataset(state: PopulationState, years: np.ndarray,
                      batch_dims: tuple[str, ...] = (), **attrs: Any) -> xr.Dataset:
     """Dataset with dims ``(*batch_dims, year[, origin, age])`` from a :class:`PopulationState`."""
     data_vars = {name: ((*batch_dims, YEAR), getattr(state, name)) for name in _SERIES}
+    data_vars["recruits_per_egg"] = ((*batch_dims, YEAR), state.recruits_per_egg)
     for name in _GRIDS:
         grid = getattr(state, name)
         if grid is not None:
@@ -64,7 +65,8 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
     ds["survey_biomass_t"] = (YEAR, state.biomass_t * float(u.params.survey_q))
     for name, values in (("biomass_t", sample_state.biomass_t), ("ssb_t", sample_state.ssb_t),
                          ("survey_biomass_t", q_samples * sample_state.biomass_t),
-                         ("recruits", sample_state.recruits),
+                         ("recruits", sample_state.recruits), ("eggs", sample_state.eggs),
+                         ("recruits_per_egg", sample_state.recruits_per_egg),
                          ("depletion", sample_state.biomass_t / b0),
                          ("hatchery_fraction_biomass", sample_state.hatchery_fraction_biomass)):
         lower, upper = np.nanquantile(values, [0.025, 0.975], axis=0)
@@ -105,4 +107,42 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
 def _scatter(full: np.ndarray, index: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = full.copy()
     out[index] = values
+    return out
+
+
+#: derived quantities reported with intervals: name → (unit, description)
+DERIVED = {
+    "steepness": ("1", "R(0.2·E0)/R0 of the egg-to-recruit curve (derived from max_egg_survival)"),
+    "compensation_ratio": ("1", "max_egg_survival × unfished eggs per recruit"),
+    "eggs_per_recruit0": ("eggs", "unfished lifetime eggs per recruit"),
+    "recruits_per_egg_max": ("1", "largest recruits per egg over the model years"),
+    "depletion_first_year": ("1", "survey biomass at the end of the first model year / B0"),
+    "depletion_last_year": ("1", "survey biomass at the end of the last model year / B0"),
+    "hatchery_fraction_last_year": ("1", "hatchery-origin share of the survey biomass, last year"),
+}
+
+
+def derived_quantities(result: Any, thetas: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Point estimate (at the fit's θ̂) and median with 95 % interval over ``thetas`` of the
+    :data:`DERIVED` quantities."""
+    from carpmodel.inference.likelihood import predict
+
+    def values(theta: np.ndarray) -> dict[str, np.ndarray]:
+        state, _ = predict(result.spec, theta)
+        ref = state.reference
+        b0 = np.asarray(ref.biomass0_t)[..., None]
+        depletion = state.biomass_t / b0
+        return {"steepness": ref.steepness, "compensation_ratio": ref.compensation_ratio,
+                "eggs_per_recruit0": ref.eggs_per_recruit0,
+                "recruits_per_egg_max": np.max(state.recruits_per_egg, axis=-1),
+                "depletion_first_year": depletion[..., 0], "depletion_last_year": depletion[..., -1],
+                "hatchery_fraction_last_year": state.hatchery_fraction_biomass[..., -1]}
+
+    point = values(result.theta)
+    draws = values(np.atleast_2d(thetas))
+    out = {}
+    for name, (unit, description) in DERIVED.items():
+        lo, mid, hi = np.nanquantile(np.asarray(draws[name], float), [0.025, 0.5, 0.975])
+        out[name] = {"estimate": float(np.asarray(point[name]).reshape(-1)[0]), "median": float(mid),
+                     "lower_95": float(lo), "upper_95": float(hi), "unit": unit, "description": description}
     return out

@@ -115,9 +115,12 @@ class ModelOptions:
         Stock–recruit relation (steepness form).
     first_year, last_year : int
         Calendar years of the modelled period (inclusive).
-    initial_state : {"equilibrium_f", "unfished_1956", "equilibrium_1986"}
-        How numbers-at-age in the first year are set: equilibrium under ``initial_f_per_yr``,
-        unfished in 1956 then driven by the catch history, or equilibrium in 1986.
+    initial_state : {"depletion", "equilibrium_f", "unfished_1956", "equilibrium_1986"}
+        How numbers-at-age in the first year are set: ``depletion`` (default): the first year
+        (2000) at an estimated depletion of its unfished biomass, age structure shaped by
+        ``initial_f_per_yr`` and estimated age deviations; ``equilibrium_f``: 0.1's equilibrium
+        under ``initial_f_per_yr`` in the first year; unfished in 1956 then driven by the catch
+        history; or equilibrium in 1986.
     unfished_change_year : int or None
         From this year on the unfished level (R0, hence B0) is the earlier one times an
         estimated ratio ``unfished_change`` (spawning-habitat loss); its prior is in ``[fit]``.
@@ -127,8 +130,8 @@ class ModelOptions:
     recruitment: Literal["beverton_holt", "ricker"] = "beverton_holt"
     first_year: int = 2000
     last_year: int = 2024
-    initial_state: Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"] = (
-        "equilibrium_f"
+    initial_state: Literal["depletion", "equilibrium_f", "unfished_1956", "equilibrium_1986"] = (
+        "depletion"
     )
     unfished_change_year: int | None = None
 
@@ -167,6 +170,18 @@ class FitOptions:
         Overrides the last age of the juvenile density-dependence window.
     n_starts : int
         Optimisations from dispersed starting points (multi-start check).
+    survey_sd : {"estimated", "fixed"}
+        The survey's log SD (at CV 0.15; the reported CVs are relative weights): estimated by
+        the linearised marginal likelihood with the deviations integrated out
+        (:mod:`carpmodel.inference.variance`), or fixed at life_history ``sigma_survey``.
+    survey_ar1 : bool
+        Survey residuals AR(1), their coefficient estimated with the SD.
+    initial_age_deviations : int
+        With ``initial_state = "depletion"``: estimated deviations of ages 1..k of the first
+        year's numbers (penalised like recruitment deviations); 0 for none.
+    net_sample : bool
+        Fit the net sample's mean length and weight (auxiliary_observations.csv) with the net's
+        estimated selectivity.
     catch_sd_log : float or None
         Catch with error: the catch is data, lognormal with this SD of the log, and the F of
         every fished year is estimated. None: F is solved to take the catch exactly.
@@ -180,10 +195,11 @@ class FitOptions:
         Lognormal prior of the ratio of R0 after ``model.unfished_change_year`` to R0 before.
     """
 
-    estimate: tuple[str, ...] = ("unfished_biomass_t", "steepness", "initial_f_per_yr", "survey_q",
-                                 "m_ref_per_yr", "dd_strength", "release_survival")
+    estimate: tuple[str, ...] = ("unfished_biomass_t", "max_egg_survival", "initial_depletion",
+                                 "initial_f_per_yr", "survey_q", "m_ref_per_yr",
+                                 "dd_strength", "release_survival")
     last_data_year: int | None = None
-    early_survey_last_year: int | None = None
+    early_survey_last_year: int | None = 2002
     early_q_prior_median: float = 0.3
     early_q_prior_sd_log: float = 1.0
     early_separate_q: bool = True
@@ -195,6 +211,10 @@ class FitOptions:
     release_survival_prior: Literal["informative", "flat"] = "informative"
     dd_window_end_age_yr: int | None = None
     n_starts: int = 2
+    survey_sd: Literal["estimated", "fixed"] = "estimated"
+    survey_ar1: bool = True
+    initial_age_deviations: int = 8
+    net_sample: bool = True
     catch_sd_log: float | None = None
     catch_scale_sd_log: float | None = None
     unreported_catch_years: tuple[int, int] | None = None
@@ -209,6 +229,9 @@ class FitOptions:
             raise ConfigError(f"cv_multiplier: expected a positive number, got {self.cv_multiplier!r}")
         if self.n_starts < 1:
             raise ConfigError(f"n_starts: expected an integer >= 1, got {self.n_starts!r}")
+        if not 0 <= self.initial_age_deviations <= 20:
+            raise ConfigError("initial_age_deviations: expected an integer in 0..20, got "
+                              f"{self.initial_age_deviations!r}")
         positive = ("early_cv_multiplier", "catch_sd_log", "catch_scale_sd_log",
                     "unreported_catch_prior_median_t", "unreported_catch_prior_sd_log",
                     "unfished_change_prior_median", "unfished_change_prior_sd_log")

@@ -328,8 +328,8 @@ LIFE_HISTORY_PARAMETERS: Mapping[str, ParameterSpec] = MappingProxyType(
         "max_age_yr": _p("yr", "plus-group age A", 2, 80, closed="[]", integer=True),
         "l_inf_cm": _p("cm", "von Bertalanffy asymptotic length", 0, 200),
         "k_per_yr": _p("1/yr", "von Bertalanffy K", 0, 2),
-        "t0_yr": _p("yr", "von Bertalanffy t0", -10, 5, closed="[]"),
-        "hatch_length_cm": _p("cm", "length at hatching (age-0 floor)", 0, 20),
+        "hatch_time_yr": _p("yr", "time of hatching as a fraction of the year", 0, 1, closed="()"),
+        "hatch_length_cm": _p("cm", "length at hatching", 0, 20),
         "lw_a": _p("g/cm^b", "weight-length coefficient a", 0, 1),
         "lw_b": _p("1", "weight-length exponent b", 2, 4, closed="[]"),
         "maturity_l50_cm": _p("cm", "length at 50 % maturity", 0, 200),
@@ -339,18 +339,23 @@ LIFE_HISTORY_PARAMETERS: Mapping[str, ParameterSpec] = MappingProxyType(
         "m_ref_per_yr": _p("1/yr", "natural mortality at reference length", 0, 5),
         "m_ref_length_cm": _p("cm", "Lorenzen reference length", 0, 200),
         "lorenzen_c": _p("1", "Lorenzen exponent c", 0, 3, closed="[]"),
-        "steepness": _p("1", "Beverton-Holt steepness h", 0.2, 1),
+        "max_egg_survival": _p("1", "egg-to-recruit survival at low density", 0, 0.05),
         "unfished_biomass_t": _p("t", "unfished biomass B0", 0, 1e8),
         "sigma_r": _p("1", "SD of log recruitment deviations", 0, 5),
         "dd_strength": _p("1", "juvenile density-dependence strength", 0, 1e3, closed="[]"),
-        "dd_window_end_age_yr": _p("yr", "last age of the density-dependence window", 0, 80,
+        "dd_window_end_age_yr": _p("yr", "last age of the density-dependence window", 1, 80,
                                    closed="[]", integer=True),
         "release_survival": _p("1", "acute post-release survival", 0, 1, closed="[]"),
         "relative_reproductive_success": _p("1", "hatchery spawner RRS", 0, 2, closed="[]"),
         "selectivity_l50_cm": _p("cm", "fishery selectivity L50", 0, 200),
         "selectivity_slope_cm": _p("cm", "fishery selectivity scale", 0, 100),
-        "survey_min_age_yr": _p("yr", "youngest age seen by the survey", 0, 80, closed="[]",
-                                integer=True),
+        "survey_l50_cm": _p("cm", "survey selectivity L50", 0, 200),
+        "survey_slope_cm": _p("cm", "survey selectivity scale", 0, 100),
+        "net_mode_cm": _p("cm", "net sample selectivity mode", 0, 200),
+        "net_width_cm": _p("cm", "net sample selectivity SD", 0, 100),
+        "length_cv": _p("1", "CV of length within an age class", 0, 1),
+        "sigma_survey": _p("1", "survey log-scale SD", 0, 5),
+        "initial_depletion": _p("1", "biomass of the first model year over its unfished level", 0, 1),
         "survey_q": _p("1", "survey catchability", 0, 10),
         "f_max_per_yr": _p("1/yr", "cap on fishing mortality", 0, 20),
         "initial_f_per_yr": _p("1/yr", "fishing mortality of the initial state", 0, 10,
@@ -695,10 +700,10 @@ def _check_life_history_consistency(
     values: Mapping[str, LifeHistoryValue], where: TomlWhere
 ) -> None:
     max_age_yr = values["max_age_yr"].value
-    for name in ("dd_window_end_age_yr", "survey_min_age_yr"):
-        if values[name].value > max_age_yr:
+    for name in ("dd_window_end_age_yr",):
+        if values[name].value >= max_age_yr:
             raise DataError(
-                f"{where(name, 'value')}: expected an age <= max_age_yr ({max_age_yr:g}), "
+                f"{where(name, 'value')}: expected an age < max_age_yr ({max_age_yr:g}), "
                 f"got {values[name].value:g}"
             )
     l_inf_cm = values["l_inf_cm"].value

@@ -4,9 +4,9 @@ Whether releases add fish or replace wild ones depends on model structure more t
 anything the biomass record says (Lorenzen 2005, Phil. Trans. R. Soc. B 360), so a projection
 can run over an ensemble of structures (issue #6, item 4). A member is one combination of
 
-* **density-dependence window** — last age of the juvenile window, ``[fit] dd_window_end_age_yr``
-  (default 1 = the data's base, 0, 2: age-1 releases are inside the window for 1 and 2, past it
-  for 0);
+* **density-dependence window** — last age of the juvenile window after recruitment at age 1,
+  ``[fit] dd_window_end_age_yr`` (default 1 = the data's base, 2, 3: age-1 releases share
+  the window with wild recruits; a longer window also holds the older juveniles);
 * **release-survival prior** — ``[fit] release_survival_prior``: the informative
   Beta(0.3, 0.15) of life_history.toml or the dossier's flat U(0.05, 0.8);
 * **natural mortality** — a :class:`MortalityStructure`. The default axis is the Lorenzen
@@ -17,7 +17,8 @@ can run over an ensemble of structures (issue #6, item 4). A member is one combi
   of the documented range U(0, 1.5) in life_history.toml). A MortalityStructure can instead, or
   as well, move the centre of the M_ref prior (``m_ref_prior_median_per_yr``), which the fit
   then updates;
-* **initial state** — ``[model] initial_state``: ``equilibrium_f`` (2000), ``unfished_1956``
+* **initial state** — ``[model] initial_state``: ``depletion`` (2000, the default),
+  ``equilibrium_f`` (0.1's 2000 equilibrium; accepted, not in the default axis), ``unfished_1956``
   (catch history from 1956), ``equilibrium_1986``. The starts before 2000 are fitted with catch
   as data (``[fit] catch_sd_log`` = ``EnsembleDefinition.pre_2000_catch_sd_log``, 0.2 as in
   experiments/01, unless the base config sets one): F of every fished year estimated, the
@@ -102,7 +103,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from carpmodel.errors import CarpmodelError, ConfigError, ConvergenceWarning, FitError
-from carpmodel.inference.fitting import CATCH_SD_LOG
+from carpmodel.inference.build import CATCH_SD_LOG
 from carpmodel.management.metrics import strategy_metrics
 from carpmodel.priors import Prior
 
@@ -126,7 +127,8 @@ __all__ = [
 
 STRUCTURE = "structure"
 POOLED = "pooled"
-INITIAL_STATES = ("equilibrium_f", "unfished_1956", "equilibrium_1986")
+INITIAL_STATES = ("depletion", "unfished_1956", "equilibrium_1986")
+InitialState = Literal["depletion", "equilibrium_f", "unfished_1956", "equilibrium_1986"]
 Progress = Callable[[str, int, int], None]
 #: SD of the log catch for members that start before 2000 (experiments/01: with it the 1956 and
 #: 1986 starts converge; fitted catches within 1-3 % of the record)
@@ -201,7 +203,7 @@ class Structure:
     dd_window_end_age_yr: int
     release_survival_prior: Literal["informative", "flat"]
     mortality: MortalityStructure
-    initial_state: Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"]
+    initial_state: Literal["depletion", "equilibrium_f", "unfished_1956", "equilibrium_1986"]
     catch_sd_log: float | None = None
 
     @property
@@ -221,7 +223,7 @@ class Structure:
 
     def spec(self, data: Any, base: Any) -> Any:
         """The member's ModelSpec (build_spec with its config, then its mortality structure)."""
-        from carpmodel.inference.fitting import build_spec
+        from carpmodel.inference.build import build_spec
 
         return self.mortality.apply(build_spec(data, self.config(base)))
 
@@ -236,7 +238,7 @@ class EnsembleDefinition:
         Last ages of the juvenile density-dependence window.
     release_survival_priors : tuple of {"informative", "flat"}
     mortality : tuple of MortalityStructure
-    initial_states : tuple of {"equilibrium_f", "unfished_1956", "equilibrium_1986"}
+    initial_states : tuple of {"depletion", "equilibrium_f", "unfished_1956", "equilibrium_1986"}
     design : {"factorial", "one_at_a_time"}
         Every combination, or the base (first value of each axis, see :meth:`members`) plus each
         alternative value on its own.
@@ -259,10 +261,10 @@ class EnsembleDefinition:
         it with posterior draws, or exclude it (module docstring, "Inclusion rule").
     """
 
-    dd_windows: tuple[int, ...] = (1, 0, 2)
+    dd_windows: tuple[int, ...] = (1, 2, 3)
     release_survival_priors: tuple[Literal["informative", "flat"], ...] = ("informative", "flat")
     mortality: tuple[MortalityStructure, ...] = DEFAULT_MORTALITY
-    initial_states: tuple[Literal["equilibrium_f", "unfished_1956", "equilibrium_1986"], ...] = INITIAL_STATES
+    initial_states: tuple[InitialState, ...] = INITIAL_STATES
     design: Literal["factorial", "one_at_a_time"] = "factorial"
     vary_alone: tuple[Axis, ...] = ()
     weights: Literal["equal"] | Mapping[str, float] = "equal"
@@ -279,11 +281,11 @@ class EnsembleDefinition:
             if not values:
                 raise ConfigError(f"{name}: expected at least one value")
             object.__setattr__(self, name, values)
-        if any(isinstance(w, bool) or not isinstance(w, int | np.integer) or not 0 <= w <= 50
+        if any(isinstance(w, bool) or not isinstance(w, int | np.integer) or not 1 <= w <= 50
                for w in self.dd_windows):
-            raise ConfigError(f"dd_windows: expected ages in 0..50, got {list(self.dd_windows)}")
+            raise ConfigError(f"dd_windows: expected ages in 1..50, got {list(self.dd_windows)}")
         for name, valid in (("release_survival_priors", ("informative", "flat")),
-                            ("initial_states", INITIAL_STATES)):
+                            ("initial_states", INITIAL_STATES + ("equilibrium_f",))):
             bad = [v for v in getattr(self, name) if v not in valid]
             if bad:
                 raise ConfigError(f"{name}: expected values among {', '.join(valid)}, got {bad}")
@@ -344,7 +346,7 @@ class EnsembleDefinition:
     def catch_sd_log_for(self, initial_state: str) -> float | None:
         """The catch error of a member with this initial state: ``pre_2000_catch_sd_log`` for the
         starts before 2000, None (the base options' treatment) for ``equilibrium_f``."""
-        return None if initial_state == "equilibrium_f" else float(self.pre_2000_catch_sd_log)
+        return None if initial_state in ("depletion", "equilibrium_f") else float(self.pre_2000_catch_sd_log)
 
     def weighting_rule(self) -> str:
         bound = ("; members whose only failure is an estimate on the bound of a flat prior are "
@@ -487,7 +489,7 @@ def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleD
     A fit whose only failure is an estimate on the bound of a flat prior (:func:`flat_prior_bounds`,
     the rest ``interior_converged``) is included with posterior draws when
     ``definition.on_bound == "posterior"`` (module docstring, "Inclusion rule")."""
-    from carpmodel.inference.fitting import fit
+    from carpmodel.inference.fitting import fit, with_survey_error
 
     started = time.perf_counter()
     try:
@@ -495,7 +497,9 @@ def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleD
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             spec = structure.spec(data, base)
-            result = fit(spec, n_starts=definition.n_starts, seed=seed)
+            result = with_survey_error(spec, structure.config(base),
+                                       lambda s, start: fit(s, n_starts=definition.n_starts, seed=seed,
+                                                            start=start))
     except (CarpmodelError, ValueError, ArithmeticError) as error:
         return MemberFit(structure, None, False, _one_line(f"fit failed: {type(error).__name__}: {error}"),
                          runtime_s=time.perf_counter() - started)
@@ -573,7 +577,8 @@ def members_table(fits: EnsembleFits) -> list[dict[str, Any]]:
                     "max_abs_gradient": r.max_abs_gradient if r is not None else float("nan"),
                     "nll": r.nll if r is not None else float("nan")})
         natural = r.natural_estimates() if r is not None else {}
-        for name in ("release_survival", "dd_strength", "steepness", "m_ref_per_yr", "unfished_biomass_t"):
+        for name in ("release_survival", "dd_strength", "max_egg_survival", "m_ref_per_yr",
+                     "unfished_biomass_t"):
             row[name] = natural.get(name, {}).get("estimate", float("nan"))
         row.update(_release_survival_interval(m))
         rows.append(row)

@@ -3,8 +3,7 @@
 Every field is a float or an array; arrays broadcast against each other and define the
 engine's leading batch axes (one fit, a batch of gradient perturbations, or draws of a
 projection all run through the same :func:`carpmodel.model.dynamics.simulate`).
-Integers that shape the arrays (``max_age_yr``, ``survey_min_age_yr``) and the stock–recruit
-form are not batched.
+The integer that shapes the arrays (``max_age_yr``) and the stock–recruit form are not batched.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from carpmodel.errors import ConfigError
 from carpmodel.model.recruitment import RecruitmentForm
 
 #: fields that are structural (not batched) and must be plain Python values
-STRUCTURAL_FIELDS = ("max_age_yr", "survey_min_age_yr", "recruitment")
+STRUCTURAL_FIELDS = ("max_age_yr", "recruitment")
 
 
 class HasValues(Protocol):
@@ -32,16 +31,18 @@ class HasValues(Protocol):
 class Parameters:
     """Population-model parameters on their natural scale (units in each comment)."""
 
-    r0: Any                      # unfished age-0 recruitment, fish/yr
-    steepness: Any               # stock-recruit steepness h, dimensionless
+    r0: Any                      # unfished recruitment (fish reaching age 1 per year), fish/yr
+    max_egg_survival: Any        # density-independent survival egg -> age 1 (recruits per egg at low density)
     l_inf_cm: Any                # von Bertalanffy L∞, cm
     k_per_yr: Any                # von Bertalanffy K, 1/yr
-    t0_yr: Any                   # von Bertalanffy t0, yr
-    hatch_length_cm: Any         # floor of body length (age-0 at hatching), cm
+    hatch_time_yr: Any           # time of hatching as a fraction of the calendar year (0.45: mid-June)
+    hatch_length_cm: Any         # length at hatching, cm
     lw_a: Any                    # weight-length coefficient, g/cm^b
     lw_b: Any                    # weight-length exponent
     maturity_l50_cm: Any         # length at 50 % maturity, cm
     maturity_slope_cm: Any       # logistic scale of the maturity ogive, cm
+    fecundity_eggs_per_g: Any    # eggs per gram of female body weight
+    female_fraction: Any         # fraction of spawners that are female
     m_ref_per_yr: Any            # natural mortality at the reference length, 1/yr
     m_ref_length_cm: Any         # Lorenzen reference length, cm
     lorenzen_c: Any              # Lorenzen exponent c (0 = constant M)
@@ -51,12 +52,13 @@ class Parameters:
     relative_reproductive_success: Any  # hatchery-origin spawner RRS, proportion
     selectivity_l50_cm: Any      # fishery logistic selectivity L50, cm
     selectivity_slope_cm: Any    # fishery logistic scale, cm
+    survey_l50_cm: Any           # hydroacoustic survey logistic selectivity L50, cm
+    survey_slope_cm: Any         # hydroacoustic survey logistic scale, cm
     f_max_per_yr: Any = 3.0      # cap on F solved from catch, 1/yr
-    initial_f_per_yr: Any = 0.0  # F of the equilibrium initial state, 1/yr
+    initial_f_per_yr: Any = 0.0  # F of an equilibrium initial state (or the age-structure shape), 1/yr
     survey_q: Any = 1.0          # survey catchability
-    sigma_r: Any = 0.6           # SD of log recruitment deviations
+    sigma_r: Any = 0.6           # SD of recruitment deviations (logit of egg survival)
     max_age_yr: int = 25         # plus-group age A
-    survey_min_age_yr: int = 1   # youngest age the biomass survey sees
     recruitment: RecruitmentForm = "beverton_holt"
 
     def __post_init__(self) -> None:
@@ -65,10 +67,6 @@ class Parameters:
                 f"recruitment: expected 'beverton_holt' or 'ricker', got {self.recruitment!r}")
         if int(self.max_age_yr) != self.max_age_yr or self.max_age_yr < 3:
             raise ConfigError(f"max_age_yr: expected an integer >= 3, got {self.max_age_yr!r}")
-        if not 0 <= self.survey_min_age_yr <= self.max_age_yr:
-            raise ConfigError(
-                f"survey_min_age_yr: expected an integer in 0..{self.max_age_yr}, "
-                f"got {self.survey_min_age_yr!r}")
         for f in fields(self):
             if f.name in STRUCTURAL_FIELDS:
                 continue
@@ -77,12 +75,15 @@ class Parameters:
                 raise ConfigError(f"{f.name}: expected finite values, got {value!r}")
             value.flags.writeable = False
             object.__setattr__(self, f.name, value)
+        survival = self.max_egg_survival
+        if np.any(survival <= 0) or np.any(survival >= 1):
+            raise ConfigError(f"max_egg_survival: expected values in (0, 1), got {survival!r}")
         window = self.dd_window_end_age_yr
-        if np.any(window != np.round(window)) or np.any(window < 0) or np.any(
+        if np.any(window != np.round(window)) or np.any(window < 1) or np.any(
                 window >= self.max_age_yr):
             raise ConfigError(
-                f"dd_window_end_age_yr: expected integers in 0..{self.max_age_yr - 1}, "
-                f"got {window!r}")
+                f"dd_window_end_age_yr: expected integers in 1..{self.max_age_yr - 1} (wild fish "
+                f"join at age 1), got {window!r}")
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -105,6 +106,5 @@ class Parameters:
         """Default parameters from a data directory's life_history.toml, with a given R0."""
         names = [f.name for f in fields(cls) if f.name not in ("r0", "recruitment")]
         values: dict[str, Any] = {name: life_history.value(name) for name in names}
-        for name in ("max_age_yr", "survey_min_age_yr"):
-            values[name] = int(values[name])
+        values["max_age_yr"] = int(values["max_age_yr"])
         return cls(r0=r0, recruitment=recruitment, **values)

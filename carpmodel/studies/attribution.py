@@ -62,7 +62,8 @@ from numpy.typing import NDArray
 from carpmodel import __version__
 from carpmodel.dims import DRAW, SCENARIO, YEAR, with_attrs
 from carpmodel.errors import CarpmodelError, FitError
-from carpmodel.inference.likelihood import ModelSpec, Unpacked, predict, run_engine
+from carpmodel.inference.likelihood import predict, run_engine
+from carpmodel.inference.spec import ModelSpec, Unpacked
 from carpmodel.model.dynamics import PopulationState, ProcessMultipliers
 
 FACTORS = ("ban", "releases", "rec_devs")
@@ -109,13 +110,16 @@ def run_like_predict(spec: ModelSpec, u: Unpacked, **inputs: Any) -> PopulationS
 
 def pre_ban_f_choice(spec: ModelSpec, initial_f_per_yr: Any, ban_year: int) -> Literal[
         "initial", "last_pre_ban"]:
-    """What ``pre_ban_f="auto"`` means for this spec: ``"initial"`` when the model starts in the
-    year before the ban or later (its start state, the equilibrium under ``initial_f_per_yr``,
-    is then the pre-ban state) and that F is positive in every draw; otherwise
-    ``"last_pre_ban"``, the fitted F of the year before the ban. An unfished start
+    """What ``pre_ban_f="auto"`` means for this spec: for a depleted start (the default), whose
+    age structure ``initial_f_per_yr`` only shapes, ``"last_pre_ban"``, the F the recorded catch
+    of the year before the ban implies; for an equilibrium start in the year before the ban or
+    later, ``"initial"`` (the equilibrium F of that pre-ban state) when it is positive in every
+    draw; otherwise ``"last_pre_ban"``. An unfished start
     (``unfished_1956``: initial F 0) has no pre-ban F in its start state, and the equilibrium F
     of a start in 1986 is not the fishing of the late 1990s.
     """
+    if spec.start == "depletion":      # initial F only shapes the start's age structure
+        return "last_pre_ban"
     positive = bool(np.all(np.asarray(initial_f_per_yr, dtype=float) > 0))
     return "initial" if positive and int(spec.years[0]) >= ban_year - 1 else "last_pre_ban"
 
@@ -461,7 +465,8 @@ def attribution_across_structures(data: Any, draws_per_fit: int = 500, seed: int
         (the fit's and the sampler's; a structure whose fit or sampling raised a carpmodel error
         keeps NaN rows, ``converged`` False and ``"failed: …"`` here).
     """
-    from carpmodel.inference.fitting import build_spec, fit
+    from carpmodel.inference.build import build_spec
+    from carpmodel.inference.fitting import fit, with_survey_error
     from carpmodel.inference.posterior import sample_posterior
     from carpmodel.io.config import default_config
 
@@ -482,9 +487,11 @@ def attribution_across_structures(data: Any, draws_per_fit: int = 500, seed: int
             opts = base.with_fit(release_survival_prior=prior, dd_window_end_age_yr=window)
             sub_seed = int(seeds[i * len(windows) + j].generate_state(1)[0])
             try:
-                spec = build_spec(data, opts)
-                result = fit(spec, n_starts=opts.fit.n_starts if n_starts is None else n_starts,
-                             seed=opts.seed)
+                starts = opts.fit.n_starts if n_starts is None else n_starts
+                result = with_survey_error(
+                    build_spec(data, opts), opts,
+                    lambda s, start, k=starts, seed=opts.seed: fit(s, n_starts=k, seed=seed, start=start))
+                spec = result.spec
                 started = time.perf_counter()
                 sample = sample_posterior(result, n_proposals=n_proposals, n_samples=draws_per_fit,
                                           seed=sub_seed, method=method)

@@ -19,7 +19,7 @@ The figures are in :mod:`carpmodel.report.study_figures`; ``carpmodel monitoring
 
 Truths and data
     Truth: the fitted ``theta`` with ``release_survival`` set to each true value (through the
-    spec's :class:`~carpmodel.inference.likelihood.Free`, i.e. on its logit scale). The other parameters
+    spec's :class:`~carpmodel.inference.spec.Free`, i.e. on its logit scale). The other parameters
     then no longer fit the real record as well; that is fine for a design study, which needs a
     plausible truth, not the best one. Recruitment deviations are those of the fit (the truth's).
     Data of one replicate: the biomass record on the fitted data's years and CVs,
@@ -44,14 +44,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from carpmodel.errors import FitError
-from carpmodel.inference.likelihood import (
-    HatcherySample,
-    ModelSpec,
-    Observations,
-    observation_sd,
-    predict,
-    survey_prediction_t,
-)
+from carpmodel.inference.likelihood import observation_sd, predict, survey_prediction_t
+from carpmodel.inference.spec import HatcherySample, ModelSpec, Observations
 
 __all__ = [
     "DEFAULT_DESIGN_EFFECT",

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from carpmodel.inference.likelihood import ModelSpec
+from carpmodel.inference.spec import ModelSpec
 from carpmodel.priors import Prior
 from carpmodel.studies.monitoring import (
     DEFAULT_DESIGN_EFFECT,

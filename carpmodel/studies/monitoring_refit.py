@@ -52,14 +52,7 @@ from numpy.typing import NDArray
 
 from carpmodel.errors import CarpmodelError
 from carpmodel.inference.fitting import GRADIENT_STEP
-from carpmodel.inference.likelihood import (
-    Free,
-    HatcherySample,
-    ModelSpec,
-    hatchery_sample_nll,
-    nll_from_state,
-    predict,
-)
+from carpmodel.inference.likelihood import hatchery_sample_nll, nll_from_state, predict
 from carpmodel.inference.refit import (
     GRADIENT_STEP_Y,
     MAX_BATCH,
@@ -71,6 +64,7 @@ from carpmodel.inference.refit import (
     refine_whitening,
     whitening,
 )
+from carpmodel.inference.spec import Free, HatcherySample, ModelSpec
 from carpmodel.priors import Prior
 
 __all__ = [

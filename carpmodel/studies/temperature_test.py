@@ -24,10 +24,11 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from carpmodel.errors import ConfigError, FitError
-from carpmodel.inference.fitting import FitResult, aicc_value, build_spec
-from carpmodel.inference.likelihood import Covariate as LikelihoodCovariate
-from carpmodel.inference.likelihood import Free, ModelSpec
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import FitResult, aicc_value
 from carpmodel.inference.refit import refit, safe_hessian
+from carpmodel.inference.spec import Covariate as LikelihoodCovariate
+from carpmodel.inference.spec import Free, ModelSpec
 from carpmodel.io.config import RunConfig, default_config
 from carpmodel.model.covariates import EnvSeries
 from carpmodel.model.forcing import temperature_covariates

@@ -35,14 +35,10 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from carpmodel.inference.fitting import (
-    CATCH_SCALE_SD_LOG,
-    CATCH_SD_LOG,
-    FitResult,
-    build_spec,
-    fit,
-)
-from carpmodel.inference.likelihood import F_FIELD, predict, requested_catch_t, survey_prediction_t
+from carpmodel.inference.build import CATCH_SCALE_SD_LOG, CATCH_SD_LOG, build_spec
+from carpmodel.inference.fitting import FitResult, fit
+from carpmodel.inference.likelihood import predict, requested_catch_t, survey_prediction_t
+from carpmodel.inference.spec import F_FIELD
 from carpmodel.io.config import RunConfig, default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.model.dynamics import ProcessMultipliers

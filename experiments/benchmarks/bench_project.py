@@ -25,7 +25,8 @@ import time
 import warnings
 from pathlib import Path
 
-from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import fit
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies

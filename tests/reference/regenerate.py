@@ -12,7 +12,8 @@ import json
 import warnings
 from pathlib import Path
 
-from carpmodel.inference.fitting import build_spec, fit
+from carpmodel.inference.build import build_spec
+from carpmodel.inference.fitting import fit
 from carpmodel.inference.likelihood import nll_components
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
