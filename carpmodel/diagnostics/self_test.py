@@ -25,6 +25,12 @@ from carpmodel.inference.likelihood import (
     predict,
     survey_prediction_t,
 )
+from carpmodel.inference.observations import (
+    NET_CORRELATION,
+    NET_LENGTH_SD_LOG,
+    NET_WEIGHT_SD_LOG,
+    NetMeanSize,
+)
 from carpmodel.inference.refit import refit_many
 from carpmodel.inference.spec import ModelSpec
 
@@ -96,8 +102,25 @@ def _simulated_spec(spec: ModelSpec, truth_state: Any, truth_u: Any, index: int,
                     survey_t: NDArray, sd: NDArray, rng: np.random.Generator) -> ModelSpec:
     """Spec with data simulated around replicate ``index`` of the truth (draw order fixed)."""
     obs = spec.observations
-    biomass = survey_t[index] * np.exp(sd[index] * rng.standard_normal(obs.year.size))
+    z = rng.standard_normal(obs.year.size)
+    if obs.ar1:      # the survey errors' AR(1): z_i = ρ^Δ·z_{i−1} + √(1 − ρ^{2Δ})·e_i
+        phi = float(spec.survey_rho) ** np.diff(np.asarray(obs.year, dtype=int))
+        for i in range(1, z.size):
+            z[i] = phi[i - 1] * z[i - 1] + np.sqrt(1.0 - phi[i - 1] ** 2) * z[i]
+    biomass = survey_t[index] * np.exp(sd[index] * z)
     changes: dict[str, Any] = {"observations": replace(obs, biomass_t=biomass)}
+    samples = []
+    for sample in spec.samples:
+        if isinstance(sample, NetMeanSize):
+            predicted = sample.predict(spec, truth_state, truth_u)
+            k = sample.year.size
+            e_l = rng.standard_normal(k)
+            e_w = NET_CORRELATION * e_l + np.sqrt(1 - NET_CORRELATION**2) * rng.standard_normal(k)
+            length = predicted["mean_length_cm"][index] * np.exp(NET_LENGTH_SD_LOG * e_l)
+            weight = predicted["mean_weight_g"][index] * np.exp(NET_WEIGHT_SD_LOG * e_w)
+            sample = replace(sample, mean_length_cm=length, mean_weight_g=weight)
+        samples.append(sample)
+    changes["samples"] = tuple(samples)
     if spec.hatchery_fractions:
         years = np.array([y for y, _ in spec.hatchery_fractions])
         true = truth_state.hatchery_fraction_biomass[index, np.searchsorted(spec.years, years)]
@@ -138,25 +161,34 @@ def _simulated_spec(spec: ModelSpec, truth_state: Any, truth_u: Any, index: int,
     return replace(spec, **changes)
 
 
-def simulate_replicates(result: FitResult, n_replicates: int,
-                        seed: int = 20260601) -> tuple[NDArray, list[ModelSpec], list[int]]:
+def simulate_replicates(result: FitResult, n_replicates: int, seed: int = 20260601, *,
+                        truths: str = "posterior") -> tuple[NDArray, list[ModelSpec], list[int]]:
     """The simulated truths and data sets of :func:`self_test`, without refitting.
 
-    Returns ``truth (n_replicates, 3)`` (:data:`SELF_TEST_QUANTITIES` of each simulated truth),
+    ``truths = "posterior"`` (default) draws each replicate's fixed effects from the fit's normal
+    approximation ``N(θ̂, Σ)``: the intervals are Bayesian, so they are calibrated averaged over
+    what the fit believes, and a single truth at the centre of the priors (``"estimate"``, WHAM's
+    choice) over-covers wherever a prior dominates. Returns ``truth (n_replicates, 3)``
+    (:data:`SELF_TEST_QUANTITIES` of each simulated truth),
     one spec per replicate holding its simulated data, and each refit's multistart seed. All
     truths run through the engine as one batch; replicate r draws from stream r of
     ``SeedSequence(seed).spawn(n_replicates)``: rec devs, observation errors, the refit seed.
     """
     if n_replicates < 1:
         raise FitError(f"n_replicates: expected at least 1, got {n_replicates}")
+    if truths not in ("posterior", "estimate"):
+        raise FitError(f"truths: expected 'posterior' or 'estimate', got {truths!r}")
     spec = result.spec
     n_free = len(spec.estimated)
     n_dev = len(spec.rec_dev_years)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_replicates)]
     sigma_r = float(np.asarray(predict(spec, result.theta)[1].params.sigma_r).reshape(-1)[0])
     thetas = np.repeat(np.asarray(result.theta, float)[None, :], n_replicates, axis=0)
+    fixed = result.covariance[:n_free, :n_free] if result.covariance is not None else None
     for r, rng in enumerate(streams):
         thetas[r, n_free:] = sigma_r * rng.standard_normal(n_dev)
+        if truths == "posterior" and fixed is not None:
+            thetas[r, :n_free] = rng.multivariate_normal(result.theta[:n_free], fixed, method="eigh")
     truth_state, truth_u = predict(spec, thetas)
     survey_t = np.asarray(survey_prediction_t(spec, truth_state, truth_u), float)
     sd = np.asarray(observation_sd(spec, truth_u), float) * np.ones_like(survey_t)
@@ -167,15 +199,16 @@ def simulate_replicates(result: FitResult, n_replicates: int,
 
 
 def self_test(result: FitResult, n_replicates: int = 20, seed: int = 20260601, *,
-              n_starts: int = 1, warm_start: bool = True) -> SelfTestResult:
+              n_starts: int = 1, warm_start: bool = True, truths: str = "posterior") -> SelfTestResult:
     """Simulation self-test of the fitted model (WHAM ``self_test``; SS3 bootstrap/ss3sim).
 
-    Method (:func:`simulate_replicates`): the truth of replicate r is the fitted model with new
-    recruitment deviations ``ε_y ~ N(0, σ_R)`` for every rec-dev year (WHAM's
-    ``conditional = FALSE``; its default keeps the fitted random effects); all truths run
+    Method (:func:`simulate_replicates`): the truth of replicate r has fixed effects drawn from
+    ``N(θ̂, Σ)`` (``truths = "posterior"``; ``"estimate"``: the fit itself) and new recruitment
+    deviations ``ε_y ~ N(0, σ_R)`` for every rec-dev year (WHAM's ``conditional = FALSE``); all truths run
     through the engine as ONE batch (``predict(spec, thetas)``, ``thetas (n_replicates, n)``).
-    Data: the same years and CVs, ``log B_obs = log(q·B_true) + σ_y·z``, ``z ~ N(0, 1)``, σ_y
-    the fit's observation SD (the likelihood's median-unbiased lognormal); optional data are
+    Data: the same years and CVs, ``log B_obs = log(q·B_true) + σ_y·z`` with ``z`` N(0, 1),
+    AR(1) with the fit's ρ when the survey errors are AR(1), σ_y the fit's observation SD (the
+    likelihood's median-unbiased lognormal); the net sample from its own bivariate lognormal; other data are
     simulated from the truth by their own likelihoods (hatchery fractions, upper bound and
     juvenile index lognormal; hatchery-origin samples beta-binomial). Each data set is refitted
     with the same spec (``replace(spec, observations=...)``), by default from the original
@@ -195,7 +228,7 @@ def self_test(result: FitResult, n_replicates: int = 20, seed: int = 20260601, *
     J. Mar. Sci. 72: 19–30.
     """
     start = time.perf_counter()
-    truth, simulated, refit_seeds = simulate_replicates(result, n_replicates, seed)
+    truth, simulated, refit_seeds = simulate_replicates(result, n_replicates, seed, truths=truths)
     n_q = len(SELF_TEST_QUANTITIES)
     estimate = np.full((n_replicates, n_q), np.nan)
     lower, upper = estimate.copy(), estimate.copy()
