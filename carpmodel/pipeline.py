@@ -8,9 +8,9 @@ interrupted run can say how far it got; :class:`Progress` reports long steps on 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-import tomllib
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,11 +99,16 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class RunLog:
-    """What a run did so far (mutable while it runs): stage timings, outputs, warnings."""
+    """What a run did so far (mutable while it runs): stage timings, outputs, warnings.
+
+    ``on_change``, when set, is called after every completed stage and every file written
+    (``run`` rewrites run.json there, so a killed run leaves a truthful record).
+    """
 
     stages: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    on_change: Callable[[], None] | None = None
 
     @contextmanager
     def stage(self, name: str, progress: Progress) -> Iterator[None]:
@@ -111,9 +116,15 @@ class RunLog:
         with progress.stage(name):
             yield
         self.stages[name] = round(time.perf_counter() - start, 3)
+        self._changed()
 
     def wrote(self, path: Path) -> None:
         self.outputs.append(str(path))
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
 
 # --------------------------------------------------------------------------- fit stage
@@ -303,15 +314,20 @@ class LoadedFit:
 
 
 def load_fit(fit_dir: str | Path, data_dir: str | Path | None = None) -> LoadedFit:
-    """Rebuild a FitResult from ``fit_dir/fit.nc`` (its config, data and estimates)."""
-    from carpmodel.io.inputs import load_data
+    """Rebuild a FitResult from ``fit_dir/fit.nc`` (its config, data and estimates).
 
-    path = Path(fit_dir) / "fit.nc"
-    if not path.is_file():
-        raise FitError(f"{path}: no fit.nc here; run `carpmodel fit --out {fit_dir}` first")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        ds = ds.load()
-    config = from_mapping(RunConfig, tomllib.loads(ds.attrs["config_toml"]), f"{path} (config_toml)")
+    The fit directory is checked as it is read (:func:`carpmodel.io.results_file.read_fit_directory`):
+    a damaged or foreign file is a DataError naming it.
+    """
+    from carpmodel.io.inputs import load_data
+    from carpmodel.io.results_file import read_fit_directory
+
+    files = read_fit_directory(fit_dir)
+    path, ds = files.path / "fit.nc", files.dataset
+    config = from_mapping(RunConfig, files.config, f"{path} (config_toml)")
+    if data_dir is None and not Path(ds.attrs["data_directory"]).is_dir():
+        raise FitError(f"{path}: the fit's data directory {ds.attrs['data_directory']} is gone; "
+                       f"pass --data DIR")
     data = load_data(data_dir or ds.attrs["data_directory"])
     if data.sha256 != ds.attrs.get("data_sha256"):
         warnings.warn(f"{path}: the data directory changed since the fit (sha256 differs)", stacklevel=2)
@@ -430,6 +446,8 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     with log.stage("projection", progress):
         setup = projection_setup(loaded, config)
         dataset = project(loaded.result, setup)
+        if dataset.chunks:   # chunked (dask): run every chunk once, not once per metric and figure
+            dataset = dataset.compute()
         dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                              data_sha256=loaded.data.sha256, effects=settings.effects,
                              effects_note="temperature effects are assumed (no species data); "
@@ -599,11 +617,22 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
             svg: bool = False, config_path: str | None = None) -> dict[str, Any]:
     """The full analysis into ``out`` (which must exist): every stage writes as soon as it is done.
 
-    Returns the run record (also written as run.json, also when a stage fails or the run is
-    interrupted, with the stages that completed).
+    Returns the run record, run.json: written before the first stage (status ``running``),
+    rewritten after every stage and every file written, and at the end with status
+    ``complete``, ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` and the error; so after any
+    stop, even SIGKILL, it lists the stages completed and the (complete) files written.
     """
     started = time.perf_counter()
     record: dict[str, Any] = {"status": "running", "config_file": config_path}
+    versions = _dependency_versions()
+    run_json = out / "run.json"
+
+    def checkpoint() -> None:
+        write_json_atomic(run_json, {**record, **_run_record(config, log, time.perf_counter() - started,
+                                                              versions)})
+
+    checkpoint()
+    log.on_change = checkpoint
     try:
         artifacts = fit_stage(data, config, log, progress)
         write_fit(artifacts, out, log, svg=svg)
@@ -632,8 +661,9 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
         record["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        record.update(_run_record(config, log, time.perf_counter() - started))
-        log.wrote(write_json_atomic(out / "run.json", record))
+        log.on_change = None
+        record.update(_run_record(config, log, time.perf_counter() - started, versions))
+        log.wrote(write_json_atomic(run_json, record))
     return record
 
 
@@ -644,20 +674,26 @@ def _close(figures: dict[str, Any]) -> None:
         plt.close(fig)
 
 
-def _run_record(config: RunConfig, log: RunLog, elapsed_s: float) -> dict[str, Any]:
+def _dependency_versions() -> dict[str, str | None]:
     from importlib import metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("numpy", "scipy", "statsmodels", "xarray", "matplotlib", "h5netcdf", "h5py", "dask",
                     "distributed"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
+    return versions
+
+
+def _run_record(config: RunConfig, log: RunLog, elapsed_s: float,
+                versions: dict[str, str | None]) -> dict[str, Any]:
     return {"carpmodel_version": __version__, "python": sys.version.split()[0], "dependencies": versions,
             "seed": config.seed, "config_sha256": config_sha256(config), "config_toml": to_toml(config),
             "stages_completed": list(log.stages), "timings_s": dict(log.stages),
-            "total_s": round(elapsed_s, 3), "outputs": list(log.outputs), "warnings": list(log.warnings)}
+            "total_s": round(elapsed_s, 3), "outputs": list(log.outputs), "warnings": list(log.warnings),
+            "pid": os.getpid()}
 
 
 def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,

@@ -98,10 +98,28 @@ UNFISHED_CHANGE_PRIOR = (1.0, 0.5)
 DEFAULT_ESTIMATED = FitOptions().estimate
 
 
+def _check_estimate(names: tuple[str, ...]) -> None:
+    """ConfigError naming ``fit.estimate`` unless every name is one build_spec can estimate (a
+    numeric field of the engine's Parameters, B0, or a temperature-effect slope), each once."""
+    from dataclasses import fields as dataclass_fields
+
+    from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
+
+    valid = sorted({f.name for f in dataclass_fields(Parameters) if f.name not in STRUCTURAL_FIELDS}
+                   | set(EFFECT_FIELDS) | {"unfished_biomass_t"})
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise ConfigError(f"fit.estimate: unknown parameter {unknown[0]!r}; valid: {', '.join(valid)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"fit.estimate: expected each parameter once, got {repeated[0]!r} twice or more")
+
+
 def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
     """A :class:`ModelSpec` from a loaded data directory and a run configuration (its ``[model]``
     and ``[fit]`` sections; default :func:`~carpmodel.io.config.default_config`)."""
     config = default_config() if config is None else config
+    _check_estimate(tuple(config.fit.estimate))
     model, options = config.model, config.fit
     lh = data.life_history
     first = {"equilibrium_f": model.first_year, "unfished_1956": 1956,

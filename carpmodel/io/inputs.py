@@ -31,7 +31,7 @@ import hashlib
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -42,6 +42,7 @@ import numpy as np
 
 from carpmodel.errors import DataError
 from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
+from carpmodel.io.plausibility import bound
 from carpmodel.io.tables import (
     CONFIDENCE_LEVELS,
     InvalidCell,
@@ -78,6 +79,7 @@ __all__ = [
     "ReleaseHistory",
     "TemperatureSeries",
     "load_data",
+    "plausibility_notes",
     "summarise",
 ]
 
@@ -476,12 +478,20 @@ def _provenance(sources: frozenset[str], sources_path: Path) -> dict[str, Parser
     return {"source_id": source_cell(sources, sources_path), "confidence": confidence_cell}
 
 
+def _bounded(expected: str, quantity: str, check: Any) -> Parser:
+    """number_cell for ``check`` and the plausibility bound of ``quantity`` (named in the message)."""
+    limit = bound(quantity)
+    unit = "" if limit.unit == "1" else f" {limit.unit}"
+    return number_cell(f"{expected}, at most {limit.upper:g}{unit} ({limit.reason})",
+                       lambda x: check(x) and x <= limit.upper)
+
+
 def _read_biomass(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
                   ) -> BiomassObservations:
     required = {
         "year": year_cell,
-        "biomass_t": number_cell("a positive number of tonnes", lambda x: x > 0),
-        "cv": number_cell("a coefficient of variation cv > 0", lambda x: x > 0),
+        "biomass_t": _bounded("a positive number of tonnes", "biomass_t", lambda x: x > 0),
+        "cv": _bounded("a coefficient of variation cv > 0", "biomass_cv", lambda x: x > 0),
         **_provenance(sources, sources_path),
     }
     optional = {
@@ -502,7 +512,7 @@ def _read_catch(path: Path, raw: bytes, sources: frozenset[str], sources_path: P
                 ) -> CatchHistory:
     required = {
         "year": year_cell,
-        "catch_t": number_cell("a non-negative number of tonnes", lambda x: x >= 0),
+        "catch_t": _bounded("a non-negative number of tonnes", "catch_t", lambda x: x >= 0),
         **_provenance(sources, sources_path),
     }
     table = read_table(path, raw, required, {"note": text_cell})
@@ -516,8 +526,8 @@ def _read_releases(path: Path, raw: bytes, sources: frozenset[str], sources_path
     required = {
         "year": year_cell,
         "age_at_release_yr": integer_cell("an integer age in years, 0..80", 0, 80),
-        "weight_at_release_g": number_cell("a positive weight in grams", lambda x: x > 0),
-        "fish_released": number_cell("a non-negative number of fish", lambda x: x >= 0),
+        "weight_at_release_g": _bounded("a positive weight in grams", "release_weight_g", lambda x: x > 0),
+        "fish_released": _bounded("a non-negative number of fish", "fish_released", lambda x: x >= 0),
         **_provenance(sources, sources_path),
     }
     table = read_table(path, raw, required, {"note": text_cell})
@@ -540,6 +550,11 @@ def _read_temperature(path: Path, raw: bytes, sources: frozenset[str], sources_p
     c = table.columns
     return TemperatureSeries(path, c["year"], c["temperature_c"], c["source_id"],
                              c["confidence"], c["note"])
+
+
+#: the plausibility bound (carpmodel.io.plausibility) of each auxiliary quantity but the fraction
+_AUXILIARY_BOUNDS = {"biomass_upper_bound_t": "biomass_t", "numbers_fish": "numbers_fish",
+                     "mean_length_cm": "length_cm", "mean_weight_g": "weight_g"}
 
 
 def _quantity(text: str) -> str:
@@ -574,6 +589,9 @@ def _read_auxiliary(path: Path, raw: bytes, sources: frozenset[str], sources_pat
                 f"{path}, line {line}, column value: expected {expected} for {quantity}, "
                 f"got {value!r}"
             )
+        problem = None if fraction else bound(_AUXILIARY_BOUNDS[quantity]).problem(value)
+        if problem:
+            raise DataError(f"{path}, line {line}, column value: expected {quantity} {problem}")
     check_unique_keys(table, ("quantity", "year"), "quantity")
     return AuxiliaryObservations(path, c["year"], c["quantity"], c["value"], c["unit"],
                                  c["source_id"], c["confidence"], c["note"])
@@ -687,8 +705,72 @@ def _life_history_value(
     prior = None
     if "prior" in table:
         prior = Prior.from_mapping(table["prior"], where(name, "prior"), error=DataError)
+        _check_prior_support(name, float(value), prior, spec, where)
     return LifeHistoryValue(name, float(value), unit, source_id, table["confidence"],
                             assumption, reasoning, prior, alternatives)
+
+
+def _check_prior_support(name: str, value: float, prior: Prior, spec: ParameterSpec,
+                         where: TomlWhere) -> None:
+    """The value must lie where its prior has density, and a uniform prior inside the plausible range."""
+    if not np.isfinite(prior.logpdf(value)):
+        raise DataError(f"{where(name, 'value')}: expected a value inside the support of its prior "
+                        f"({_describe_prior(prior)}): the fit could never reach it, got {value!r}")
+    if prior.distribution == "uniform":
+        lower, upper = prior.parameters["lower"], prior.parameters["upper"]
+        if lower < spec.lower or upper > spec.upper:
+            raise DataError(f"{where(name, 'prior')}: expected a uniform prior inside the plausible range "
+                            f"of {spec.description} {spec.interval()}, got {lower:g}..{upper:g}")
+
+
+def _describe_prior(prior: Prior) -> str:
+    return prior.distribution + " " + ", ".join(f"{k} {v:g}" for k, v in prior.parameters.items())
+
+
+#: a value beyond these prior quantiles is legal but noted (the prior says it is nearly impossible)
+PRIOR_TAIL = 1e-4
+
+
+def plausibility_notes(data: DataSet) -> list[str]:
+    """``carpmodel: note:`` sentences for legal but suspicious values of a loaded data directory:
+    survey CVs above 1, releases above a billion fish a year, life-history values in the far
+    tail of their prior."""
+    notes = []
+    cv_bound, fish_bound = bound("biomass_cv"), bound("fish_released")
+    b, r = data.biomass, data.releases
+    for year, cv in zip(b.year, b.cv, strict=True):
+        if cv_bound.suspicious(cv):
+            notes.append(f"{b.path}, year {year}: cv {cv:g} > {cv_bound.note_above:g}: "
+                         f"{cv_bound.note_reason}")
+    for year, age, fish in zip(r.year, r.age_at_release_yr, r.fish_released, strict=True):
+        if fish_bound.suspicious(fish):
+            notes.append(f"{r.path}, year {year}, age {age}: {fish:g} fish released > "
+                         f"{fish_bound.note_above:g}: "
+                         f"{fish_bound.note_reason}")
+    for entry in data.life_history.values():
+        prior = entry.prior
+        if prior is None:
+            continue
+        low, high = (float(q) for q in prior.ppf([PRIOR_TAIL, 1 - PRIOR_TAIL]))
+        if not low <= entry.value <= high:
+            side = "below" if entry.value < low else "above"
+            notes.append(f"{data.life_history.path}, key {entry.name}.value: {entry.value:g} is {side} the "
+                         f"{PRIOR_TAIL:g} tail of its prior ({_describe_prior(prior)}): legal, but the prior "
+                         f"says it is nearly impossible")
+    return notes
+
+
+def _check_release_weights(releases: ReleaseHistory, life: LifeHistory) -> None:
+    """A released fish cannot be heavier than the asymptotic weight of the growth model."""
+    w_inf = life.value("lw_a") * life.value("l_inf_cm") ** life.value("lw_b")
+    heavy = np.flatnonzero(releases.weight_at_release_g > w_inf)
+    if heavy.size:
+        i = int(heavy[0])
+        raise DataError(f"{releases.path}, year {releases.year[i]}, age {releases.age_at_release_yr[i]}, "
+                        f"column "
+                        f"weight_at_release_g: expected at most the asymptotic weight {w_inf:,.0f} g "
+                        f"(lw_a x l_inf_cm^lw_b of {life.path}: no fish grows heavier), "
+                        f"got {releases.weight_at_release_g[i]:g}")
 
 
 def _check_life_history_consistency(
@@ -786,7 +868,8 @@ def load_data(directory: str | Path) -> DataSet:
         files[CLIMATE_FILE], raw[CLIMATE_FILE] = climate_path, read_bytes(climate_path)
         climate = load_toml(climate_path, raw[CLIMATE_FILE])[1]
 
-    return DataSet(
+    _check_release_weights(parsed[RELEASES_FILE], parsed[LIFE_HISTORY_FILE])
+    data = DataSet(
         directory=directory,
         biomass=parsed[BIOMASS_FILE],
         catch=parsed[CATCH_FILE],
@@ -800,6 +883,8 @@ def load_data(directory: str | Path) -> DataSet:
         climate_scenarios=climate,
         notes=tuple(notes),
     )
+    suspicious = plausibility_notes(data)
+    return replace(data, notes=(*data.notes, *suspicious)) if suspicious else data
 
 
 def _sources_for(
