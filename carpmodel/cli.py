@@ -10,8 +10,10 @@ the traceback of any error, in full (:mod:`carpmodel.terminal`).
 
 Commands:
 
-- ``check-data DIR``: validate a data directory (``climate_scenarios.toml`` included, as
-  ``project`` reads it) and print what it holds.
+- ``check-data DIR [--config FILE]``: validate a data directory with every check a command
+  runs on it (``climate_scenarios.toml``, the model the fit builds, the projection's scenarios,
+  strategies and anomalies; :func:`carpmodel.preflight.check_data_directory`) and print what
+  it holds.
 - ``config --show-defaults``: print the default run config as TOML;
   ``config FILE``: validate a run config and print it with defaults filled in.
 - ``simulate [--data DIR] [--config FILE] [--first-year Y] [--last-year Y] --out DIR [--force]``:
@@ -114,9 +116,12 @@ def _inputs_for(args: argparse.Namespace, config: RunConfig) -> tuple[Any, list[
 
 def _check_data(args: argparse.Namespace) -> int:
     data = load_data(args.directory)
+    config = load_config(args.config) if args.config else default_config()
     if CLIMATE_FILE in data.files:
         load_climate(data)   # the validation `project` and `sensitivity` run on first use
-    print(summarise(data))
+    # every other check a command runs on the directory (fit, projection, sensitivity)
+    notes = preflight.check_data_directory(data, config, explicit_config=args.config is not None)
+    print(summarise(replace(data, notes=(*data.notes, *notes))))
     return 0
 
 
@@ -465,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check-data", help="validate a data directory and print what it holds"
     )
     check.add_argument("directory", metavar="DIR", help="data directory to check")
+    check.add_argument("--config", metavar="FILE",
+                       help="also check the directory against this run config (default: the defaults)")
     check.set_defaults(handler=_check_data)
 
     config = commands.add_parser("config", help="print or validate a run config (TOML)")

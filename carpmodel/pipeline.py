@@ -235,6 +235,9 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
             structures = attribution.attribution_across_structures(
                 data, draws_per_fit=min(settings.posterior_samples, 1000), seed=config.seed, config=config)
             summary["attribution_across_structures"] = attribution.structures_rows(structures)
+    for name, meaning in FIT_MISSING.items():
+        if name in dataset:
+            dataset[name].attrs["missing_values"] = meaning
     dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                          data_sha256=data.sha256, data_directory=str(Path(data.directory).resolve()),
                          seed=config.seed,
@@ -448,6 +451,7 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
         dataset = project(loaded.result, setup)
         if dataset.chunks:   # chunked (dask): run every chunk once, not once per metric and figure
             dataset = dataset.compute()
+        check_finite(dataset, "projection")
         dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                              data_sha256=loaded.data.sha256, effects=settings.effects,
                              effects_note="temperature effects are assumed (no species data); "
@@ -469,6 +473,31 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
         dataset, "hatchery_fraction_ssb", scenario=scenario,
         bands=band_strategies(strategies, "hatchery_fraction_ssb"))
     return ProjectionArtifacts(dataset, metrics, rows, figures)
+
+
+def check_finite(ds: xr.Dataset, what: str) -> None:
+    """NumericalError naming the variable and where, when a per-draw variable of ``ds`` holds a
+    NaN or an infinity (so no such value reaches a file without a named cause)."""
+    from carpmodel.errors import NumericalError
+
+    for name, variable in ds.data_vars.items():
+        if "draw" not in variable.dims or variable.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(variable.values)
+        if bad.any():
+            first = dict(zip(variable.dims, (int(i[0]) for i in np.nonzero(bad)), strict=True))
+            where = ", ".join(f"{dim} {variable[dim].values[i]}" for dim, i in first.items()
+                              if dim in variable.coords)
+            raise NumericalError(f"{what}: {name} is not finite in {int(bad.sum())} of {bad.size} values "
+                                 f"(first at {where}): a value of the inputs (a release number, a parameter "
+                                 f"draw) is "
+                                 f"beyond what the engine can represent; check that strategy and the fit; "
+                                 f"nothing was written")
+
+
+#: why a NaN may stand in fit.nc (every other NaN is an error: :func:`check_finite`)
+FIT_MISSING = {name: "NaN in years without a biomass survey"
+               for name in ("biomass_obs_t", "biomass_obs_cv", "survey_predicted_t")}
 
 
 def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
@@ -732,6 +761,11 @@ def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
             tests["power_analysis"] = {k: (v.item() if hasattr(v, "item") else v)
                                        for k, v in power.attrs.items()}
         ds.attrs["tests_json"] = json.dumps(tests, default=_json_default)
+        for variable in ds.data_vars.values():
+            if variable.dtype.kind == "f" and "strength" in variable.dims and bool(variable.isnull().any()):
+                variable.attrs["missing_values"] = ("NaN for the (effect, strength) combinations not run "
+                                                    "(variable run is false there: each effect has its own "
+                                                    "strengths)")
     return ds, figures
 
 

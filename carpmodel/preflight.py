@@ -39,6 +39,8 @@ __all__ = [
     "MAX_HOURS",
     "Workload",
     "available_memory_bytes",
+    "check_data_directory",
+    "check_diagnostics",
     "check_fit_request",
     "check_last_data_year",
     "check_projection_request",
@@ -121,8 +123,13 @@ def check_fit_request(data: Any, config: RunConfig, *, option: str = "fit.last_d
 
     check_last_data_year(data, config, option=option, hold_out=hold_out)
     spec = build_spec(data, config)
-    if not diagnostics:
-        return spec
+    if diagnostics:
+        check_diagnostics(data, config, spec)
+    return spec
+
+
+def check_diagnostics(data: Any, config: RunConfig, spec: Any) -> None:
+    """The ``[diagnostics]`` sizes against the observations and the fit's ModelSpec ``spec``."""
     settings = config.diagnostics
     peels = max(settings.retrospective_peels, settings.hindcast_peels)
     if peels:
@@ -140,7 +147,6 @@ def check_fit_request(data: Any, config: RunConfig, *, option: str = "fit.last_d
         why = "fit.estimate does not include it" if not profiled else "it has no prior in the data"
         raise ConfigError(f"diagnostics.profile_points: the likelihood profile is of {PROFILED} and {why}; "
                           f"estimate it with a prior or set profile_points = 0")
-    return spec
 
 
 # --------------------------------------------------------------------------- projection and sensitivity
@@ -383,6 +389,50 @@ def check_work(workloads: list[Workload], *, available: int | None = None,
         if seconds > NOTE_SECONDS:
             notes.append(f"the {work.label} will take about {_duration(seconds)} and {_size(memory)} "
                          f"of memory")
+    return notes
+
+
+def check_data_directory(data: Any, config: RunConfig, *, explicit_config: bool = False) -> list[str]:
+    """What ``carpmodel check-data`` adds to :func:`~carpmodel.io.inputs.load_data`: every check a
+    command runs on the directory (the fit's model and diagnostics, the climate file, anomalies
+    and scenarios, the strategies' release sizes, the sensitivity's needs), for ``config``.
+
+    With the default config (``explicit_config`` False), scenarios the config names that the
+    directory lacks give a note rather than an error (``--scenarios`` or a config chooses them).
+    Returns notes.
+    """
+    import dataclasses
+
+    from carpmodel.io.climate_file import load_climate
+
+    notes: list[str] = []
+
+    def attempt(check: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a check; with the default config, its ConfigError (a choice of the config, not a
+        fault of the data) becomes a note."""
+        try:
+            return check(*args, **kwargs)
+        except ConfigError as exc:
+            if explicit_config:
+                raise
+            notes.append(f"with the default run config: {exc}")
+            return None
+
+    load_climate(data)
+    spec = check_fit_request(data, config, diagnostics=False)
+    attempt(check_diagnostics, data, config, spec)
+    if not explicit_config:
+        available = tuple(load_climate(data).scenarios)
+        missing = [name for name in config.projection.scenarios if name not in available]
+        if missing:
+            notes.append(f"the default projection scenarios {', '.join(missing)} are not in "
+                         f"{data.files.get('climate_scenarios.toml')}; choose from {', '.join(available)} "
+                         f"(project --scenarios, or [projection] scenarios)")
+            kept = tuple(name for name in config.projection.scenarios if name in available) or available
+            config = dataclasses.replace(config, projection=dataclasses.replace(config.projection,
+                                                                                scenarios=kept))
+    attempt(check_projection_request, data, config, fit_last_year=int(spec.years[-1]))
+    attempt(check_sensitivity_request, data, config)
     return notes
 
 
