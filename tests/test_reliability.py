@@ -805,7 +805,8 @@ def test_library_warnings_are_one_note_each_and_raw_only_with_verbose(capsys, mo
     with warnings.catch_warnings(record=True) as shown:   # Python shows them as usual
         warnings.simplefilter("always")
         code, _, err = run(["check-data", "x", "--verbose"], capsys)
-    assert [str(w.message) for w in shown] == ["overflow encountered in exp", "something odd", "something odd"]
+    assert [str(w.message) for w in shown] == ["overflow encountered in exp", "something odd",
+                                               "something odd"]
     assert "Traceback" in err and "carpmodel: note:" not in err
 
 
