@@ -143,6 +143,9 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--first-year/--last-year: {exc}") from None
     config = replace(config, simulate=years)
     data, protected = _inputs_for(args, config)
+    option = "--first-year/--last-year" if args.first_year or args.last_year else \
+        "simulate.first_year/last_year"
+    preflight.check_years_covered(data, years.first_year, years.last_year, option)
 
     from carpmodel.model.simulation import simulate_default
 
@@ -627,3 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, SystemExit | GeneratorExit):
             raise
         return report_failure(exc, verbose=verbose, version=_version())
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")   # a command's figures end with it (main may be called again in-process)

@@ -46,6 +46,7 @@ __all__ = [
     "check_projection_request",
     "check_run_request",
     "check_sensitivity_request",
+    "check_years_covered",
     "check_work",
     "posterior_workload",
     "projection_workload",
@@ -86,9 +87,12 @@ POSTERIOR_BYTES_PER_VALUE = 32
 def observation_years(data: Any, config: RunConfig) -> np.ndarray:
     """Years of the biomass observations inside the model years (what a fit can use)."""
     years = np.asarray(data.biomass.year)
-    first = {"equilibrium_f": config.model.first_year, "unfished_1956": 1956,
-             "equilibrium_1986": 1986}[config.model.initial_state]
-    return years[(years >= first) & (years <= config.model.last_year)]
+    return years[(years >= _first_model_year(config)) & (years <= config.model.last_year)]
+
+
+def _first_model_year(config: RunConfig) -> int:
+    return {"equilibrium_f": config.model.first_year, "unfished_1956": 1956,
+            "equilibrium_1986": 1986}[config.model.initial_state]
 
 
 def check_last_data_year(data: Any, config: RunConfig, *, option: str = "fit.last_data_year",
@@ -114,6 +118,16 @@ def check_last_data_year(data: Any, config: RunConfig, *, option: str = "fit.las
                           f"got {year}")
 
 
+def check_years_covered(data: Any, first_year: int, last_year: int, option: str) -> None:
+    """Modelled years ``first_year..last_year`` need a catch record each: ConfigError naming
+    ``option`` and the years catch.csv covers otherwise."""
+    years = np.asarray(data.catch.year)
+    low, high = int(years[0]), int(years[-1])
+    if not low <= first_year <= last_year <= high:
+        raise ConfigError(f"{option}: expected years within {low}..{high}, got {first_year}-{last_year}: "
+                          f"every modelled year needs its catch and {data.catch.path} covers {low}-{high}")
+
+
 def check_fit_request(data: Any, config: RunConfig, *, option: str = "fit.last_data_year",
                       hold_out: bool = False, diagnostics: bool = True) -> Any:
     """Build the fit's ModelSpec (every ``[model]``/``[fit]`` value checked against the data)
@@ -121,6 +135,8 @@ def check_fit_request(data: Any, config: RunConfig, *, option: str = "fit.last_d
     Returns the spec."""
     from carpmodel.inference.fitting import build_spec
 
+    check_years_covered(data, _first_model_year(config), config.model.last_year,
+                        f"model.first_year/last_year (initial_state {config.model.initial_state})")
     check_last_data_year(data, config, option=option, hold_out=hold_out)
     spec = build_spec(data, config)
     if diagnostics:

@@ -742,7 +742,8 @@ def test_check_data_refuses_a_catch_series_that_does_not_cover_the_model_years(d
     path.write_text("\n".join(path.read_text().splitlines()[:-5]) + "\n")
     code, _, err = run(["check-data", data_dir], capsys)
     assert code == 2
-    one_line_error(err, "catch.csv: no catch for year(s)")
+    one_line_error(err, "model.first_year/last_year", "expected years within 1956..2019, got 2000-2024",
+                   "catch.csv covers 1956-2019")
 
 
 def test_check_data_with_a_config_runs_the_config_checks_too(data_dir, tmp_path, capsys):
