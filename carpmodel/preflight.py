@@ -215,8 +215,10 @@ def check_projection_request(data: Any, config: RunConfig, *, fit_last_year: int
 
 def _check_release_sizes(strategies: Any, data: Any, path: Path) -> None:
     """No strategy releases fish heavier than the asymptotic weight of the data's growth model."""
+    from carpmodel.io.plausibility import asymptotic_weight_g
+
     life = data.life_history
-    w_inf = life.value("lw_a") * life.value("l_inf_cm") ** life.value("lw_b")
+    w_inf = asymptotic_weight_g(life)
     for strategy in strategies.strategies:
         for i, component in enumerate(strategy.releases):
             sizes = [component.weight_g] if hasattr(component, "weight_g") else \

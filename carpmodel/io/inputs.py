@@ -20,9 +20,14 @@ Every CSV may also carry a free-text ``note`` column. :func:`load_data` reads th
 one-line message naming the file, the 1-based line (header = line 1), the column or TOML key,
 what was expected and what was found.
 
+Values that parse but cannot be meant (a catch of 1e308 t, a survey CV of 50, a release
+heavier than the fish can grow, a value outside its prior's support) are refused with the bound
+and its reason (:mod:`carpmodel.io.plausibility`); legal but suspicious ones give a note.
+
 Optional files missing from the directory fall back to the bundled ``data/`` directory of the
 package. Such fallbacks are not warnings: they are recorded in :attr:`DataSet.notes`, one
-sentence each, and :func:`summarise` (so ``carpmodel check-data``) prints them.
+sentence each (as are the plausibility notes), and :func:`summarise` (so ``carpmodel
+check-data``) prints them.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import numpy as np
 
 from carpmodel.errors import DataError
 from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
-from carpmodel.io.plausibility import bound
+from carpmodel.io.plausibility import bound, check_prior_support, check_release_weights, plausibility_notes
 from carpmodel.io.tables import (
     CONFIDENCE_LEVELS,
     InvalidCell,
@@ -79,7 +84,6 @@ __all__ = [
     "ReleaseHistory",
     "TemperatureSeries",
     "load_data",
-    "plausibility_notes",
     "summarise",
 ]
 
@@ -437,7 +441,8 @@ class DataSet:
         The parsed ``climate_scenarios.toml`` (empty if none was found), as read; typed in
         :attr:`climate`.
     notes : tuple of str
-        One sentence per fallback to bundled data or missing optional file.
+        One sentence per fallback to bundled data or missing optional file, and per legal but
+        suspicious value (:func:`carpmodel.io.plausibility.plausibility_notes`).
     """
 
     directory: Path
@@ -705,72 +710,9 @@ def _life_history_value(
     prior = None
     if "prior" in table:
         prior = Prior.from_mapping(table["prior"], where(name, "prior"), error=DataError)
-        _check_prior_support(name, float(value), prior, spec, where)
+        check_prior_support(float(value), prior, spec, where(name, "value"), where(name, "prior"))
     return LifeHistoryValue(name, float(value), unit, source_id, table["confidence"],
                             assumption, reasoning, prior, alternatives)
-
-
-def _check_prior_support(name: str, value: float, prior: Prior, spec: ParameterSpec,
-                         where: TomlWhere) -> None:
-    """The value must lie where its prior has density, and a uniform prior inside the plausible range."""
-    if not np.isfinite(prior.logpdf(value)):
-        raise DataError(f"{where(name, 'value')}: expected a value inside the support of its prior "
-                        f"({_describe_prior(prior)}): the fit could never reach it, got {value!r}")
-    if prior.distribution == "uniform":
-        lower, upper = prior.parameters["lower"], prior.parameters["upper"]
-        if lower < spec.lower or upper > spec.upper:
-            raise DataError(f"{where(name, 'prior')}: expected a uniform prior inside the plausible range "
-                            f"of {spec.description} {spec.interval()}, got {lower:g}..{upper:g}")
-
-
-def _describe_prior(prior: Prior) -> str:
-    return prior.distribution + " " + ", ".join(f"{k} {v:g}" for k, v in prior.parameters.items())
-
-
-#: a value beyond these prior quantiles is legal but noted (the prior says it is nearly impossible)
-PRIOR_TAIL = 1e-4
-
-
-def plausibility_notes(data: DataSet) -> list[str]:
-    """``carpmodel: note:`` sentences for legal but suspicious values of a loaded data directory:
-    survey CVs above 1, releases above a billion fish a year, life-history values in the far
-    tail of their prior."""
-    notes = []
-    cv_bound, fish_bound = bound("biomass_cv"), bound("fish_released")
-    b, r = data.biomass, data.releases
-    for year, cv in zip(b.year, b.cv, strict=True):
-        if cv_bound.suspicious(cv):
-            notes.append(f"{b.path}, year {year}: cv {cv:g} > {cv_bound.note_above:g}: "
-                         f"{cv_bound.note_reason}")
-    for year, age, fish in zip(r.year, r.age_at_release_yr, r.fish_released, strict=True):
-        if fish_bound.suspicious(fish):
-            notes.append(f"{r.path}, year {year}, age {age}: {fish:g} fish released > "
-                         f"{fish_bound.note_above:g}: "
-                         f"{fish_bound.note_reason}")
-    for entry in data.life_history.values():
-        prior = entry.prior
-        if prior is None:
-            continue
-        low, high = (float(q) for q in prior.ppf([PRIOR_TAIL, 1 - PRIOR_TAIL]))
-        if not low <= entry.value <= high:
-            side = "below" if entry.value < low else "above"
-            notes.append(f"{data.life_history.path}, key {entry.name}.value: {entry.value:g} is {side} the "
-                         f"{PRIOR_TAIL:g} tail of its prior ({_describe_prior(prior)}): legal, but the prior "
-                         f"says it is nearly impossible")
-    return notes
-
-
-def _check_release_weights(releases: ReleaseHistory, life: LifeHistory) -> None:
-    """A released fish cannot be heavier than the asymptotic weight of the growth model."""
-    w_inf = life.value("lw_a") * life.value("l_inf_cm") ** life.value("lw_b")
-    heavy = np.flatnonzero(releases.weight_at_release_g > w_inf)
-    if heavy.size:
-        i = int(heavy[0])
-        raise DataError(f"{releases.path}, year {releases.year[i]}, age {releases.age_at_release_yr[i]}, "
-                        f"column "
-                        f"weight_at_release_g: expected at most the asymptotic weight {w_inf:,.0f} g "
-                        f"(lw_a x l_inf_cm^lw_b of {life.path}: no fish grows heavier), "
-                        f"got {releases.weight_at_release_g[i]:g}")
 
 
 def _check_life_history_consistency(
@@ -868,7 +810,7 @@ def load_data(directory: str | Path) -> DataSet:
         files[CLIMATE_FILE], raw[CLIMATE_FILE] = climate_path, read_bytes(climate_path)
         climate = load_toml(climate_path, raw[CLIMATE_FILE])[1]
 
-    _check_release_weights(parsed[RELEASES_FILE], parsed[LIFE_HISTORY_FILE])
+    check_release_weights(parsed[RELEASES_FILE], parsed[LIFE_HISTORY_FILE])
     data = DataSet(
         directory=directory,
         biomass=parsed[BIOMASS_FILE],

@@ -1,5 +1,8 @@
 """Physical plausibility bounds: values that parse but cannot be meant.
 
+Also the plausibility checks of a data directory that span files or priors
+(:func:`check_release_weights`, :func:`check_prior_support`, :func:`plausibility_notes`).
+
 A value beyond its hard bound is refused where it is read (a :class:`~carpmodel.errors.DataError`
 for data files, a :class:`~carpmodel.errors.ConfigError` for configs and strategies files),
 with the bound and its reason in the message; a value beyond the softer ``note_above`` is legal
@@ -11,8 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
-__all__ = ["BOUNDS", "Bound", "bound"]
+import numpy as np
+
+from carpmodel.errors import DataError
+
+__all__ = ["BOUNDS", "PRIOR_TAIL", "Bound", "asymptotic_weight_g", "bound", "check_prior_support",
+           "check_release_weights", "describe_prior", "plausibility_notes"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +78,72 @@ BOUNDS = MappingProxyType({
 def bound(quantity: str) -> Bound:
     """The :class:`Bound` of ``quantity`` (a key of :data:`BOUNDS`)."""
     return BOUNDS[quantity]
+
+
+# --------------------------------------------------------------------------- data directories
+
+
+#: a life-history value beyond these quantiles of its prior is legal but noted
+PRIOR_TAIL = 1e-4
+
+
+def asymptotic_weight_g(life: Any) -> float:
+    """``lw_a · l_inf_cm ** lw_b`` of a life history (g): no fish of the model grows heavier."""
+    return float(life.value("lw_a") * life.value("l_inf_cm") ** life.value("lw_b"))
+
+
+def describe_prior(prior: Any) -> str:
+    """``beta mean 0.7, sd 0.15``."""
+    return prior.distribution + " " + ", ".join(f"{k} {v:g}" for k, v in prior.parameters.items())
+
+
+def check_prior_support(value: float, prior: Any, spec: Any, where_value: str, where_prior: str) -> None:
+    """DataError unless ``value`` lies where ``prior`` has density and a uniform prior lies inside
+    the plausible range of the parameter (``spec``, an :class:`~carpmodel.io.inputs.ParameterSpec`)."""
+    if not np.isfinite(prior.logpdf(value)):
+        raise DataError(f"{where_value}: expected a value inside the support of its prior "
+                        f"({describe_prior(prior)}): the fit could never reach it, got {value!r}")
+    if prior.distribution == "uniform":
+        lower, upper = prior.parameters["lower"], prior.parameters["upper"]
+        if lower < spec.lower or upper > spec.upper:
+            raise DataError(f"{where_prior}: expected a uniform prior inside the plausible range "
+                            f"of {spec.description} {spec.interval()}, got {lower:g}..{upper:g}")
+
+
+def check_release_weights(releases: Any, life: Any) -> None:
+    """DataError naming the row of a release heavier than the asymptotic weight of ``life``."""
+    w_inf = asymptotic_weight_g(life)
+    heavy = np.flatnonzero(releases.weight_at_release_g > w_inf)
+    if heavy.size:
+        i = int(heavy[0])
+        raise DataError(f"{releases.path}, year {releases.year[i]}, age {releases.age_at_release_yr[i]}, "
+                        f"column weight_at_release_g: expected at most the asymptotic weight {w_inf:,.0f} g "
+                        f"(lw_a x l_inf_cm^lw_b of {life.path}: no fish grows heavier), "
+                        f"got {releases.weight_at_release_g[i]:g}")
+
+
+def plausibility_notes(data: Any) -> list[str]:
+    """Note sentences for legal but suspicious values of a loaded data directory: survey CVs
+    above 1, releases above a billion fish a year, life-history values beyond the
+    :data:`PRIOR_TAIL` quantiles of their prior."""
+    notes = []
+    cv_bound, fish_bound = bound("biomass_cv"), bound("fish_released")
+    b, r = data.biomass, data.releases
+    for year, cv in zip(b.year, b.cv, strict=True):
+        if cv_bound.suspicious(cv):
+            notes.append(f"{b.path}, year {year}: cv {cv:g} > {cv_bound.note_above:g}: "
+                         f"{cv_bound.note_reason}")
+    for year, age, fish in zip(r.year, r.age_at_release_yr, r.fish_released, strict=True):
+        if fish_bound.suspicious(fish):
+            notes.append(f"{r.path}, year {year}, age {age}: {fish:g} fish released > "
+                         f"{fish_bound.note_above:g}: {fish_bound.note_reason}")
+    for entry in data.life_history.values():
+        if entry.prior is None:
+            continue
+        low, high = (float(q) for q in entry.prior.ppf([PRIOR_TAIL, 1 - PRIOR_TAIL]))
+        if not low <= entry.value <= high:
+            side = "below" if entry.value < low else "above"
+            notes.append(f"{data.life_history.path}, key {entry.name}.value: {entry.value:g} is {side} the "
+                         f"{PRIOR_TAIL:g} tail of its prior ({describe_prior(entry.prior)}): legal, but the "
+                         f"prior says it is nearly impossible")
+    return notes
