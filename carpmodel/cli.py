@@ -278,6 +278,9 @@ def _project(args: argparse.Namespace) -> int:
         definition = EnsembleDefinition() if args.ensemble == _FROM_FILE else load_ensemble(args.ensemble)
     problem = (budget_problem(config, _budget_amount(args.budget), loaded.result.spec.base.n_age)
                if args.budget is not None else None)
+    if problem is not None:
+        preflight.check_budget(problem, plan.strategies.costs,
+                               "--budget" if args.budget != _FROM_FILE else "budget.budget_per_year")
     protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
     check_output_dir(args.out, args.force, protected)
     client = None
@@ -382,6 +385,12 @@ def _monitoring(args: argparse.Namespace) -> int:
     design.update({k: v for k, v in {"n_replicates": args.replicates, "true_survivals": args.true_survivals,
                                      "fish_per_year": args.fish_per_year,
                                      "years_of_sampling": args.years_sampled}.items() if v is not None})
+    from carpmodel.pipeline import check_monitoring_design
+    from carpmodel.studies.monitoring_design import QUICK_DESIGN
+
+    settings = {**QUICK_DESIGN, **design}
+    check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
+    _notes(preflight.check_work([preflight.monitoring_workload(settings, not args.no_juvenile_option)]))
     log = RunLog()
     artifacts = monitoring_stage(loaded, log, Progress(None if not args.quiet else False), seed=args.seed,
                                  juvenile_option=not args.no_juvenile_option, **design)

@@ -29,6 +29,7 @@ from carpmodel.inference.likelihood import nll_components
 from carpmodel.inference.results import fit_dataset
 from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
 from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
+from carpmodel.io.plausibility import bound
 
 
 class Progress:
@@ -818,7 +819,7 @@ def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed
     from carpmodel.studies.monitoring_design import QUICK_DESIGN, monitoring_design, monitoring_options
 
     settings = {**QUICK_DESIGN, **design}
-    _check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
+    check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
     seed = loaded.config.seed if seed is None else int(seed)
     n, each = len(settings["true_survivals"]), f"{settings['n_replicates']} replicates each"
     with log.stage("monitoring_design", progress):
@@ -833,11 +834,15 @@ def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed
     return monitoring_artifacts(ds, options)
 
 
-def _check_monitoring_design(settings: dict[str, Any], n_surveys: int) -> None:
+_EXAMINED = bound("fish_examined")
+
+
+def check_monitoring_design(settings: dict[str, Any], n_surveys: int) -> None:
     """ConfigError naming the option when a design cannot run (before any refit)."""
     checks = (("n_replicates", [settings["n_replicates"]], lambda v: v >= 2, "an integer >= 2"),
               ("true_survivals", settings["true_survivals"], lambda v: 0 < v < 1, "values in (0, 1)"),
-              ("fish_per_year", settings["fish_per_year"], lambda v: v >= 0, "values >= 0"),
+              ("fish_per_year", settings["fish_per_year"], lambda v: 0 <= v <= _EXAMINED.upper,
+               f"values in 0..{_EXAMINED.upper:g} ({_EXAMINED.reason})"),
               ("years_of_sampling", settings["years_of_sampling"], lambda v: 1 <= v <= n_surveys,
                f"survey years in 1..{n_surveys} (the surveys of the fit)"))
     for name, values, ok, expected in checks:

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_HOURS",
     "Workload",
     "available_memory_bytes",
+    "check_budget",
     "check_data_directory",
     "check_diagnostics",
     "check_fit_request",
@@ -48,6 +49,7 @@ __all__ = [
     "check_sensitivity_request",
     "check_years_covered",
     "check_work",
+    "monitoring_workload",
     "posterior_workload",
     "projection_workload",
     "sensitivity_workload",
@@ -325,6 +327,35 @@ def posterior_workload(config: RunConfig, n_parameters: int) -> Workload:
                     POSTERIOR_BYTES_PER_VALUE * n_parameters, 0.0, 0.0, 2e-4)
 
 
+#: one refit of the monitoring design, s (the quick default: 100 refits in about a minute; the
+#: full study: 1,160 refits in 16 min)
+MONITORING_SECONDS_PER_REFIT = 0.7
+
+
+def monitoring_workload(design: dict[str, Any], juvenile_option: bool) -> Workload:
+    """The refits of the monitoring design (``design``: the monitoring_design options)."""
+    designs = len(design["true_survivals"]) * len(design["fish_per_year"]) * len(design["years_of_sampling"])
+    per_replicate = designs + (4 if juvenile_option else 0)
+    replicates = design["n_replicates"]
+    return Workload(f"monitoring design ({per_replicate} designs x {replicates:,} replicates, one refit "
+                    f"each)",
+                    "--replicates", replicates, None, None, 0.0, 0.0, 0.0,
+                    per_replicate * MONITORING_SECONDS_PER_REFIT)
+
+
+def check_budget(problem: Any, costs: Any, option: str) -> None:
+    """The budget must not buy more fish a year than the plausibility bound, at any of its sizes."""
+    from carpmodel.io.plausibility import bound
+
+    limit = bound("fish_released")
+    for age, weight in problem.options:
+        fish = problem.budget_per_year / float(costs.cost_per_fish(weight))
+        if fish > limit.upper:
+            raise ConfigError(f"{option}: a budget of {problem.budget_per_year:g} a year buys "
+                              f"{fish:.3g} fish of age {age}, {weight:g} g; expected at most "
+                              f"{limit.upper:g} fish ({limit.reason})")
+
+
 def available_memory_bytes() -> int | None:
     """Memory this process may still use: the system's available memory, or less under a cgroup
     (container) limit; None when unknown."""
@@ -405,8 +436,8 @@ def check_work(workloads: list[Workload], *, available: int | None = None,
             raise ConfigError(f"{work.option} = {work.units:,}: the {work.label} would take about "
                               f"{_duration(seconds)} (limit {MAX_HOURS:.0f} h); use at most {most:,}")
         if seconds > NOTE_SECONDS:
-            notes.append(f"the {work.label} will take about {_duration(seconds)} and {_size(memory)} "
-                         f"of memory")
+            size = f" and {_size(memory)} of memory" if memory >= 2**20 else ""
+            notes.append(f"the {work.label} will take about {_duration(seconds)}{size}")
     return notes
 
 

@@ -65,6 +65,8 @@ BOUNDS = MappingProxyType({
                                        "recorded at Qinghai Lake"),
     "release_weight_g": Bound("g", 10000.0, "no hatchery releases fish heavier than 10 kg"),
     "numbers_fish": Bound("fish", 1e12, "a trillion fish would not fit in any lake"),
+    "fish_examined": Bound("fish", 1e7, "ten million fish a year is about 2 % of the lake's 555 million fish "
+                           "(2022), far beyond any sampling programme"),
     "length_cm": Bound("cm", 200.0, "longer than any cyprinid"),
     "weight_g": Bound("g", 1e5, "heavier than any cyprinid"),
     "f_per_yr": Bound("1/yr", 10.0, "F = 10/yr removes 99.995 % of the fish in a year"),
