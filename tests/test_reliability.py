@@ -446,6 +446,14 @@ def test_project_refuses_draws_beyond_memory_even_in_chunks(fit_dir, tmp_path, c
     one_line_error(err, "projection.draws (--draws) = 10,000,000,000", "with projection.chunk_draws")
 
 
+def test_monitoring_replicates_beyond_a_week_of_refits_are_refused(fit_dir, tmp_path, capsys, no_stage):
+    code, _, err = run(["monitoring", "--fit", fit_dir, "--replicates", 10**9, "--out", tmp_path / "out"],
+                       capsys)
+    assert code == 2
+    one_line_error(err, "--replicates = 1,000,000,000", "(limit 168 h); use at most")
+    assert not (tmp_path / "out").exists()
+
+
 def test_long_work_is_announced_with_its_estimate():
     config = from_mapping(RunConfig, {"projection": {"draws": 20000}}, "t")
     notes = preflight.check_work([preflight.projection_workload(config, 8, 5)], available=2**50)
@@ -703,6 +711,32 @@ def test_absurd_harvest_and_config_values_are_refused_with_the_bound(tmp_path):
                               ("projection", {"survey_cv": 50.0})):
         with pytest.raises(ConfigError, match=r"expected (at most|levels within|a CV in)"):
             from_mapping(RunConfig, {section: fragment}, "t")
+
+
+def test_a_budget_that_buys_absurd_numbers_of_fish_is_refused():
+    from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE
+    from carpmodel.management.budget import BudgetProblem
+
+    costs = load_strategies(DEFAULT_STRATEGIES_FILE).costs
+    preflight.check_budget(BudgetProblem(budget_per_year=2e7), costs, "--budget")
+    with pytest.raises(ConfigError, match=r"--budget: a budget of 1e\+300 a year buys .* fish of age 0, 1 g; "
+                                          r"expected at most 1e\+10 fish"):
+        preflight.check_budget(BudgetProblem(budget_per_year=1e300), costs, "--budget")
+
+
+def test_monitoring_fish_examined_beyond_the_bound_is_refused(fit_dir, tmp_path, capsys, no_stage):
+    code, _, err = run(["monitoring", "--fit", fit_dir, "--fish-per-year", "0,99999999999999999999",
+                        "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    one_line_error(err, "monitoring fish_per_year: expected values in 0..1e+07 (ten million fish a year")
+
+
+def test_the_readme_lists_every_plausibility_bound():
+    from carpmodel.io.plausibility import BOUNDS
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for quantity, limit in BOUNDS.items():
+        assert f"`{quantity}`" in readme and f"{limit.upper:g}" in readme, quantity
 
 
 def test_non_finite_projection_values_are_refused_naming_variable_and_draw():
