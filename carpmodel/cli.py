@@ -195,7 +195,8 @@ def _fit(args: argparse.Namespace) -> int:
     spec = preflight.check_fit_request(
         data, config, hold_out=args.last_data_year is not None,
         option="--last-data-year" if args.last_data_year is not None else "fit.last_data_year")
-    _notes(preflight.check_work([preflight.posterior_workload(config, len(spec.parameter_names))]))
+    _notes(preflight.check_work([preflight.posterior_workload(config, len(spec.parameter_names)),
+                                 *preflight.refit_workloads(config, power=False)]))
     log = RunLog()
     artifacts = fit_stage(data, config, log, Progress(None if not args.quiet else False))
     out = prepare_output_dir(args.out, args.force, protected)
@@ -361,7 +362,9 @@ def _sensitivity(args: argparse.Namespace) -> int:
     if config.sensitivity.draws == 0:
         raise ConfigError("sensitivity.draws is 0: nothing to do; pass --draws N")
     preflight.check_sensitivity_request(loaded.data, config)
-    _notes(preflight.check_work([preflight.sensitivity_workload(config)], chunking=_has("dask")))
+    _notes(preflight.check_work([preflight.sensitivity_workload(config),
+                                 *preflight.refit_workloads(config, diagnostics=False)],
+                                chunking=_has("dask")))
     protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
     check_output_dir(args.out, args.force, protected)
     log = RunLog()

@@ -52,6 +52,7 @@ __all__ = [
     "monitoring_workload",
     "posterior_workload",
     "projection_workload",
+    "refit_workloads",
     "sensitivity_workload",
 ]
 
@@ -343,6 +344,30 @@ def monitoring_workload(design: dict[str, Any], juvenile_option: bool) -> Worklo
                     per_replicate * MONITORING_SECONDS_PER_REFIT)
 
 
+#: one refit of a diagnostic or of the power analysis, s (warm-started; measured ~0.5-1 s)
+SECONDS_PER_REFIT = 1.0
+
+
+def refit_workloads(config: RunConfig, *, diagnostics: bool = True, power: bool = True) -> list[Workload]:
+    """Time of what refits the model once per unit: the self-test's replicates and the profile's
+    points (with ``diagnostics``), the power analysis, four slopes per replicate (with ``power``,
+    when the sweep runs)."""
+    settings, replicates = config.diagnostics, config.sensitivity.power_replicates
+    work = []
+    if diagnostics:
+        work += [Workload(f"self-test ({settings.self_test_replicates:,} refits)",
+                          "diagnostics.self_test_replicates", settings.self_test_replicates, None, None,
+                          0.0, 0.0, 0.0, SECONDS_PER_REFIT),
+                 Workload(f"likelihood profile ({settings.profile_points:,} refits)",
+                          "diagnostics.profile_points", settings.profile_points, None, None, 0.0, 0.0, 0.0,
+                          SECONDS_PER_REFIT)]
+    if power and config.sensitivity.draws:
+        work.append(Workload(f"power analysis ({replicates:,} replicates x 4 slopes)",
+                             "sensitivity.power_replicates (--power-replicates)", replicates, None, None,
+                             0.0, 0.0, 0.0, 4 * SECONDS_PER_REFIT))
+    return work
+
+
 def check_budget(problem: Any, costs: Any, option: str) -> None:
     """The budget must not buy more fish a year than the plausibility bound, at any of its sizes."""
     from carpmodel.io.plausibility import bound
@@ -491,7 +516,7 @@ def check_run_request(data: Any, config: RunConfig) -> list[str]:
     spec = check_fit_request(data, config)
     plan = check_projection_request(data, config, fit_last_year=int(spec.years[-1]))
     check_sensitivity_request(data, config)
-    return check_work([posterior_workload(config, len(spec.parameter_names)),
+    return check_work([posterior_workload(config, len(spec.parameter_names)), *refit_workloads(config),
                        projection_workload(config, len(plan.strategies.strategies), len(plan.scenarios)),
                        sensitivity_workload(config)],
                       chunking=importlib.util.find_spec("dask") is not None)

@@ -454,6 +454,17 @@ def test_monitoring_replicates_beyond_a_week_of_refits_are_refused(fit_dir, tmp_
     assert not (tmp_path / "out").exists()
 
 
+def test_refits_beyond_a_week_are_refused_naming_the_option(fit_dir, tmp_path, capsys, no_stage):
+    code, _, err = run(["sensitivity", "--fit", fit_dir, "--draws", 4, "--power-replicates", 10**6,
+                        "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    one_line_error(err, "sensitivity.power_replicates (--power-replicates) = 1,000,000", "use at most")
+    config = write_config(tmp_path, with_sections("[diagnostics]\nself_test_replicates = 100000000"))
+    code, _, err = run(["run", config, "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    one_line_error(err, "diagnostics.self_test_replicates = 100,000,000", "(limit 168 h)")
+
+
 def test_long_work_is_announced_with_its_estimate():
     config = from_mapping(RunConfig, {"projection": {"draws": 20000}}, "t")
     notes = preflight.check_work([preflight.projection_workload(config, 8, 5)], available=2**50)
