@@ -183,7 +183,7 @@ def _load_run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, fit_stage, write_fit
+    from carpmodel.pipeline import FIT_MISSING, Progress, RunLog, fit_stage, write_fit
 
     config = _load_run_config(args)
     if args.last_data_year is not None:
@@ -203,6 +203,10 @@ def _fit(args: argparse.Namespace) -> int:
     if args.last_data_year is not None:
         from carpmodel.diagnostics import hindcast_predictions
         held_out = hindcast_predictions(artifacts.result, config, data, seed=config.seed)
+        missing = {**FIT_MISSING, "log_prediction_error": "NaN except in held-out survey years"}
+        for name, meaning in missing.items():
+            if name in held_out:
+                held_out[name].attrs["missing_values"] = meaning
         log.wrote(write_netcdf_atomic(held_out, out / "hindcast.nc"))
         artifacts.summary["hindcast_held_out"] = _held_out_summary(held_out)
     write_fit(artifacts, out, log, svg=args.svg)
