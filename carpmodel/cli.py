@@ -338,10 +338,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         record = run_all(data, config, out, log, Progress(None if not args.quiet else False), svg=args.svg,
                          config_path=args.config_file)
-    except BaseException:
+    except BaseException as exc:   # said on the same line as the error (carpmodel.terminal)
         done = ", ".join(log.stages) or "none"
-        print(f"carpmodel: run stopped; stages completed: {done}; every file written is complete "
-              f"(see {out / 'run.json'})", file=sys.stderr)
+        exc.add_note(f"run stopped; stages completed: {done}; every file written is complete "
+                     f"(see {out / 'run.json'})")
         raise
     print(f"wrote {len(log.outputs)} files to {out} in {record['total_s']:.0f} s "
           f"(stages: {', '.join(f'{k} {v:.1f} s' for k, v in record['timings_s'].items())})")

@@ -112,27 +112,32 @@ def report_failure(exc: BaseException, *, verbose: bool, version: str) -> int:
     """
     if verbose and not isinstance(exc, KeyboardInterrupt):
         traceback.print_exception(exc)
+    # what the command adds (exc.add_note, e.g. how far `run` got) ends the same line
+    context = "".join(f"; {' '.join(str(n).split())}" for n in getattr(exc, "__notes__", ()))
+
+    def say(line: str) -> None:
+        print(f"carpmodel: {line}{context}", file=sys.stderr)
+
     if isinstance(exc, Terminated):
-        print(f"carpmodel: terminated ({exc.signal_name})", file=sys.stderr)
+        say(f"terminated ({exc.signal_name})")
         return exit_status_of_signal(exc.signal_name)
     if isinstance(exc, KeyboardInterrupt):
-        print("carpmodel: interrupted", file=sys.stderr)
+        say("interrupted")
         return EXIT_INTERRUPT
     if isinstance(exc, CarpmodelError):
-        print(f"carpmodel: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        say(f"error: {' '.join(str(exc).split())}")
         return EXIT_INPUT
     if isinstance(exc, MemoryError):
-        print("carpmodel: error: out of memory; use fewer draws or replicates, or set the chunk_draws "
-              "option of the section that ran (--chunk-draws) to bound memory", file=sys.stderr)
+        say("error: out of memory; use fewer draws or replicates, or set the chunk_draws option of the "
+            "section that ran (--chunk-draws) to bound memory")
         return EXIT_BUG
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"carpmodel: error: {where}cannot write: {exc.strerror}; free space or choose another --out",
-              file=sys.stderr)
+        say(f"error: {where}cannot write: {exc.strerror}; free space or choose another --out")
         return EXIT_BUG
     if not verbose:
         traceback.print_exception(exc)
-    print(f"carpmodel: internal error ({type(exc).__name__}): this is a bug in carpmodel {version}, not "
-          f"in your input; please report it to the carpmodel maintainers with the command line, the "
-          f"traceback above and the output of `carpmodel --version`", file=sys.stderr)
+    say(f"internal error ({type(exc).__name__}): this is a bug in carpmodel {version}, not in your input; "
+        f"please report it to the carpmodel maintainers with the command line, the traceback above and "
+        f"the output of `carpmodel --version`")
     return EXIT_BUG

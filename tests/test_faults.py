@@ -5,8 +5,8 @@ After each stop: the exit status is the documented one (130 Ctrl-C, 143 SIGTERM;
 be caught), run.json is truthful (status, the stages completed, only complete files listed), no
 temporary or half-written file is left (SIGKILL mid-write leaves its temporary file, which the
 next --force run removes), and the rerun succeeds. The signal is sent by the process to itself
-at a chosen point (a patched function), so the points are exact and the test is fast: about
-a minute on two cores (the nine reruns dominate; two run at a time).
+at a chosen point (a patched function), so the points are exact: seven stops and their reruns,
+two at a time, take one to two minutes on two cores (the reruns dominate).
 """
 
 from __future__ import annotations
@@ -95,6 +95,11 @@ DONE = {"fit": [], "write_fit_nc": ["fit", "posterior", "diagnostics", "attribut
         "report": ["fit", "posterior", "diagnostics", "attribution", "projection", "metrics"]}
 
 
+#: left out to keep the test near a minute: every signal still hits at least two points (SIGKILL
+#: all three), every point at least two signals, and SIGTERM the write (its clean-up is SIGINT's)
+SKIPPED = {("SIGINT", "fit"), ("SIGTERM", "report")}
+
+
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-c", DRIVER, *args], cwd=cwd, env=env, capture_output=True,
@@ -145,7 +150,7 @@ def _fault_then_rerun(root: Path, name: str, point: str) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_signals_at_several_points_leave_a_truthful_record_and_a_clean_rerun(tmp_path: Path) -> None:
     (tmp_path / "fault.toml").write_text(FAULT_CONFIG)
-    cases = [(name, point) for point in DONE for name in EXIT]
+    cases = [(name, point) for point in DONE for name in EXIT if (name, point) not in SKIPPED]
     with ThreadPoolExecutor(max_workers=2) as pool:
         for future in [pool.submit(_fault_then_rerun, tmp_path, name, point) for name, point in cases]:
             future.result()
