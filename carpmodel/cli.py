@@ -1,13 +1,19 @@
 """Command-line interface: ``carpmodel <command> ...`` (also ``python -m carpmodel``).
 
 Exit status: 0 success; 2 bad input, config or refused request (a :class:`CarpmodelError`,
-printed as one line ``carpmodel: error: <message>`` on stderr, no traceback); 1 anything else
-(an internal error, printed with its traceback).
+printed as one line ``carpmodel: error: <message>`` on stderr, no traceback); 1 out of memory,
+a full disk (one line) or an internal error (a bug: its traceback and how to report it);
+130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM, 129 by SIGHUP (handled like Ctrl-C: the
+current file is not left half-written and ``run`` records the stages completed in run.json).
+Python warnings are shown as one ``carpmodel: note: …`` line each; ``--verbose`` shows them, and
+the traceback of any error, in full (:mod:`carpmodel.terminal`).
 
 Commands:
 
-- ``check-data DIR``: validate a data directory (``climate_scenarios.toml`` included, as
-  ``project`` reads it) and print what it holds.
+- ``check-data DIR [--config FILE]``: validate a data directory with every check a command
+  runs on it (``climate_scenarios.toml``, the model the fit builds, the projection's scenarios,
+  strategies and anomalies; :func:`carpmodel.preflight.check_data_directory`) and print what
+  it holds.
 - ``config --show-defaults``: print the default run config as TOML;
   ``config FILE``: validate a run config and print it with defaults filled in.
 - ``simulate [--data DIR] [--config FILE] [--first-year Y] [--last-year Y] --out DIR [--force]``:
@@ -26,16 +32,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from carpmodel.errors import CarpmodelError, ConfigError
+from carpmodel import preflight
+from carpmodel.errors import ConfigError
 from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
 from carpmodel.io.config import (
+    SEED_MAX,
+    YEAR_MAX,
+    YEAR_MIN,
     DataOptions,
     RunConfig,
     config_sha256,
@@ -45,6 +54,7 @@ from carpmodel.io.config import (
 )
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data, summarise
 from carpmodel.io.outputs import check_output_dir, prepare_output_dir, write_netcdf_atomic
+from carpmodel.terminal import note, report_failure, termination_as_interrupt, warnings_as_notes
 
 __all__ = ["build_parser", "main"]
 
@@ -60,7 +70,18 @@ def _version() -> str:
 
 
 def _note(message: str) -> None:
-    print(f"carpmodel: note: {message}", file=sys.stderr)
+    note(message)
+
+
+def _notes(messages: list[str]) -> None:
+    for message in messages:
+        note(message)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _data_directory(option: str | None, config: RunConfig) -> Path:
@@ -86,8 +107,7 @@ def _inputs_for(args: argparse.Namespace, config: RunConfig) -> tuple[Any, list[
     protected = [data_directory, BUNDLED_DATA_DIRECTORY]
     check_output_dir(args.out, args.force, protected)
     data = load_data(data_directory)
-    for note in data.notes:
-        _note(note)
+    _notes(list(data.notes))
     return data, protected
 
 
@@ -96,9 +116,12 @@ def _inputs_for(args: argparse.Namespace, config: RunConfig) -> tuple[Any, list[
 
 def _check_data(args: argparse.Namespace) -> int:
     data = load_data(args.directory)
+    config = load_config(args.config) if args.config else default_config()
     if CLIMATE_FILE in data.files:
         load_climate(data)   # the validation `project` and `sensitivity` run on first use
-    print(summarise(data))
+    # every other check a command runs on the directory (fit, projection, sensitivity)
+    notes = preflight.check_data_directory(data, config, explicit_config=args.config is not None)
+    print(summarise(replace(data, notes=(*data.notes, *notes))))
     return 0
 
 
@@ -120,6 +143,9 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--first-year/--last-year: {exc}") from None
     config = replace(config, simulate=years)
     data, protected = _inputs_for(args, config)
+    option = "--first-year/--last-year" if args.first_year or args.last_year else \
+        "simulate.first_year/last_year"
+    preflight.check_years_covered(data, years.first_year, years.last_year, option)
 
     from carpmodel.model.simulation import simulate_default
 
@@ -157,18 +183,30 @@ def _load_run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, fit_stage, write_fit
+    from carpmodel.pipeline import FIT_MISSING, Progress, RunLog, fit_stage, write_fit
 
     config = _load_run_config(args)
     if args.last_data_year is not None:
-        config = replace(config, fit=replace(config.fit, last_data_year=args.last_data_year))
+        try:
+            config = replace(config, fit=replace(config.fit, last_data_year=args.last_data_year))
+        except ConfigError as exc:
+            raise ConfigError(f"--last-data-year: {exc}") from None
     data, protected = _inputs_for(args, config)
+    spec = preflight.check_fit_request(
+        data, config, hold_out=args.last_data_year is not None,
+        option="--last-data-year" if args.last_data_year is not None else "fit.last_data_year")
+    _notes(preflight.check_work([preflight.posterior_workload(config, len(spec.parameter_names)),
+                                 *preflight.refit_workloads(config, power=False)]))
     log = RunLog()
     artifacts = fit_stage(data, config, log, Progress(None if not args.quiet else False))
     out = prepare_output_dir(args.out, args.force, protected)
     if args.last_data_year is not None:
         from carpmodel.diagnostics import hindcast_predictions
         held_out = hindcast_predictions(artifacts.result, config, data, seed=config.seed)
+        missing = {**FIT_MISSING, "log_prediction_error": "NaN except in held-out survey years"}
+        for name, meaning in missing.items():
+            if name in held_out:
+                held_out[name].attrs["missing_values"] = meaning
         log.wrote(write_netcdf_atomic(held_out, out / "hindcast.nc"))
         artifacts.summary["hindcast_held_out"] = _held_out_summary(held_out)
     write_fit(artifacts, out, log, svg=args.svg)
@@ -232,6 +270,11 @@ def _project(args: argparse.Namespace) -> int:
         config = replace(config, projection=replace(config.projection, **changes))
     except ConfigError as exc:
         raise ConfigError(f"project options: {exc}") from None
+    plan = preflight.check_projection_request(loaded.data, config, scheduler=args.scheduler,
+                                              fit_last_year=int(loaded.result.spec.years[-1]))
+    _notes(preflight.check_work([preflight.projection_workload(config, len(plan.strategies.strategies),
+                                                               len(plan.scenarios))],
+                                chunking=_has("dask")))
     definition = None
     if args.ensemble is not None:
         from carpmodel.io.ensemble_file import load_ensemble
@@ -240,6 +283,9 @@ def _project(args: argparse.Namespace) -> int:
         definition = EnsembleDefinition() if args.ensemble == _FROM_FILE else load_ensemble(args.ensemble)
     problem = (budget_problem(config, _budget_amount(args.budget), loaded.result.spec.base.n_age)
                if args.budget is not None else None)
+    if problem is not None:
+        preflight.check_budget(problem, plan.strategies.costs,
+                               "--budget" if args.budget != _FROM_FILE else "budget.budget_per_year")
     protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
     check_output_dir(args.out, args.force, protected)
     client = None
@@ -286,15 +332,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         config = replace(config, seed=args.seed)
     data, protected = _inputs_for(args, config)
+    _notes(preflight.check_run_request(data, config))
     out = prepare_output_dir(args.out, args.force, protected)
     log = RunLog()
     try:
         record = run_all(data, config, out, log, Progress(None if not args.quiet else False), svg=args.svg,
                          config_path=args.config_file)
-    except BaseException:
+    except BaseException as exc:   # said on the same line as the error (carpmodel.terminal)
         done = ", ".join(log.stages) or "none"
-        print(f"carpmodel: run stopped; stages completed: {done}; every file written is complete "
-              f"(see {out / 'run.json'})", file=sys.stderr)
+        exc.add_note(f"run stopped; stages completed: {done}; every file written is complete "
+                     f"(see {out / 'run.json'})")
         raise
     print(f"wrote {len(log.outputs)} files to {out} in {record['total_s']:.0f} s "
           f"(stages: {', '.join(f'{k} {v:.1f} s' for k, v in record['timings_s'].items())})")
@@ -311,10 +358,17 @@ def _sensitivity(args: argparse.Namespace) -> int:
     config = loaded.config
     changes = {k: v for k, v in {"draws": args.draws, "power_replicates": args.power_replicates,
                                  "chunk_draws": args.chunk_draws}.items() if v is not None}
-    config = replace(config, sensitivity=replace(config.sensitivity, **changes),
-                     seed=config.seed if args.seed is None else args.seed)
+    try:
+        config = replace(config, sensitivity=replace(config.sensitivity, **changes),
+                         seed=config.seed if args.seed is None else args.seed)
+    except ConfigError as exc:
+        raise ConfigError(f"sensitivity options: {exc}") from None
     if config.sensitivity.draws == 0:
         raise ConfigError("sensitivity.draws is 0: nothing to do; pass --draws N")
+    preflight.check_sensitivity_request(loaded.data, config)
+    _notes(preflight.check_work([preflight.sensitivity_workload(config),
+                                 *preflight.refit_workloads(config, diagnostics=False)],
+                                chunking=_has("dask")))
     protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
     check_output_dir(args.out, args.force, protected)
     log = RunLog()
@@ -338,6 +392,12 @@ def _monitoring(args: argparse.Namespace) -> int:
     design.update({k: v for k, v in {"n_replicates": args.replicates, "true_survivals": args.true_survivals,
                                      "fish_per_year": args.fish_per_year,
                                      "years_of_sampling": args.years_sampled}.items() if v is not None})
+    from carpmodel.pipeline import check_monitoring_design
+    from carpmodel.studies.monitoring_design import QUICK_DESIGN
+
+    settings = {**QUICK_DESIGN, **design}
+    check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
+    _notes(preflight.check_work([preflight.monitoring_workload(settings, not args.no_juvenile_option)]))
     log = RunLog()
     artifacts = monitoring_stage(loaded, log, Progress(None if not args.quiet else False), seed=args.seed,
                                  juvenile_option=not args.no_juvenile_option, **design)
@@ -346,6 +406,51 @@ def _monitoring(args: argparse.Namespace) -> int:
     for path in log.outputs:
         print(f"wrote {path}")
     return 0
+
+
+def _count(minimum: int) -> Any:
+    """argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed, 0..2**63 - 1 (stored as a 64-bit integer in every output)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{SEED_MAX}, got {text!r}")
+    return value
+
+
+def _year(text: str) -> int:
+    """argparse type: a calendar year in YEAR_MIN..YEAR_MAX."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = YEAR_MIN - 1
+    if not YEAR_MIN <= value <= YEAR_MAX:
+        raise argparse.ArgumentTypeError(f"expected a year in {YEAR_MIN}..{YEAR_MAX}, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (``carpmodel: error: …; see --help``), exit 2."""
+
+    def error(self, message: str) -> Any:
+        print(f"carpmodel: error: {self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _numbers(kind: type) -> Any:
@@ -367,19 +472,25 @@ def _numbers(kind: type) -> Any:
 # --------------------------------------------------------------------------- parser
 
 
+_VERBOSE_HELP = "show Python warnings and error tracebacks in full (default: one line each)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``carpmodel`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="carpmodel",
         description="Population model of the Qinghai Lake naked carp (Gymnocypris przewalskii).",
     )
     parser.add_argument("--version", action="version", version=f"carpmodel {_version()}")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser(
         "check-data", help="validate a data directory and print what it holds"
     )
     check.add_argument("directory", metavar="DIR", help="data directory to check")
+    check.add_argument("--config", metavar="FILE",
+                       help="also check the directory against this run config (default: the defaults)")
     check.set_defaults(handler=_check_data)
 
     config = commands.add_parser("config", help="print or validate a run config (TOML)")
@@ -396,9 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--data", metavar="DIR",
                           help="data directory (default: the config's, else the bundled data)")
     simulate.add_argument("--config", metavar="FILE", help="run config (TOML)")
-    simulate.add_argument("--first-year", type=int, metavar="Y",
+    simulate.add_argument("--first-year", type=_year, metavar="Y",
                           help="first simulated year (default: config [simulate])")
-    simulate.add_argument("--last-year", type=int, metavar="Y",
+    simulate.add_argument("--last-year", type=_year, metavar="Y",
                           help="last simulated year (default: config [simulate])")
     simulate.add_argument("--out", required=True, metavar="DIR", help="output directory")
     simulate.add_argument("--force", action="store_true",
@@ -409,9 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fit", help="fit the model to the biomass record → fit.json, fit.nc, figures")
     fit_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
     fit_cmd.add_argument("--config", metavar="FILE", help="run config (TOML)")
-    fit_cmd.add_argument("--last-data-year", type=int, metavar="Y",
+    fit_cmd.add_argument("--last-data-year", type=_year, metavar="Y",
                          help="fit observations up to Y and predict the later ones (hindcast)")
-    fit_cmd.add_argument("--seed", type=int, metavar="S", help="seed (default: the config's)")
+    fit_cmd.add_argument("--seed", type=_seed, metavar="S", help="seed (default: the config's)")
     _common_output_options(fit_cmd)
     fit_cmd.set_defaults(handler=_fit)
 
@@ -421,13 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
     project_cmd.add_argument("--scenarios", metavar="LIST",
                              help="comma-separated climate scenarios, e.g. baseline,ssp245")
     project_cmd.add_argument("--strategies", metavar="FILE", help="strategies TOML")
-    project_cmd.add_argument("--draws", type=int, metavar="N", help="number of draws")
-    project_cmd.add_argument("--first-year", type=int, metavar="Y")
-    project_cmd.add_argument("--last-year", type=int, metavar="Y")
-    project_cmd.add_argument("--seed", type=int, metavar="S")
+    project_cmd.add_argument("--draws", type=_count(1), metavar="N", help="number of draws")
+    project_cmd.add_argument("--first-year", type=_year, metavar="Y")
+    project_cmd.add_argument("--last-year", type=_year, metavar="Y")
+    project_cmd.add_argument("--seed", type=_seed, metavar="S")
     project_cmd.add_argument("--effects", choices=("default", "none"),
                              help="temperature effects: the assumed defaults, or none (reference)")
-    project_cmd.add_argument("--chunk-draws", type=int, metavar="N",
+    project_cmd.add_argument("--chunk-draws", type=_count(1), metavar="N",
                              help="process draws in chunks of N (dask-backed, bounded memory)")
     project_cmd.add_argument("--scheduler", metavar="ADDRESS",
                              help="run on a dask.distributed scheduler ('local' starts a LocalCluster)")
@@ -454,11 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "adds ~10 s to minutes, the power analysis (--power-replicates N) ~1 s per replicate "
                     "per slope (4 slopes). Progress goes to stderr (not with --quiet).")
     _fit_source_options(sens_cmd)
-    sens_cmd.add_argument("--draws", type=int, metavar="N", help="draws (default: the fit's config, 100)")
-    sens_cmd.add_argument("--power-replicates", type=int, metavar="N",
+    sens_cmd.add_argument("--draws", type=_count(1), metavar="N",
+                          help="draws (default: the fit's config, 100)")
+    sens_cmd.add_argument("--power-replicates", type=_count(0), metavar="N",
                           help="also run the power analysis with N replicates per slope")
-    sens_cmd.add_argument("--seed", type=int, metavar="S")
-    sens_cmd.add_argument("--chunk-draws", type=int, metavar="N",
+    sens_cmd.add_argument("--seed", type=_seed, metavar="S")
+    sens_cmd.add_argument("--chunk-draws", type=_count(1), metavar="N",
                           help="run the engine on chunks of N draws (memory bounded; same results)")
     _common_output_options(sens_cmd)
     sens_cmd.set_defaults(handler=_sensitivity)
@@ -474,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "on two quiet cores. --full runs the full grid (3 true survivals x 16 designs x 20 "
                     "replicates): about 16 min. Progress goes to stderr (not with --quiet).")
     _fit_source_options(mon_cmd)
-    mon_cmd.add_argument("--replicates", type=int, metavar="N",
+    mon_cmd.add_argument("--replicates", type=_count(2), metavar="N",
                          help="simulated data sets per design (default 10; --full: 20)")
     mon_cmd.add_argument("--true-survivals", type=_numbers(float), metavar="LIST",
                          help="true release survivals, e.g. 0.05,0.3,0.8 (default 0.3)")
@@ -486,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the full study's grid and replicates (other options still override)")
     mon_cmd.add_argument("--no-juvenile-option", action="store_true",
                          help="skip the comparison with a wild juvenile index (monitoring_options.nc)")
-    mon_cmd.add_argument("--seed", type=int, metavar="S")
+    mon_cmd.add_argument("--seed", type=_seed, metavar="S")
     _common_output_options(mon_cmd)
     mon_cmd.set_defaults(handler=_monitoring)
 
@@ -496,9 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run config (default: the bundled defaults; see `carpmodel config "
                               "--show-defaults`)")
     run_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
-    run_cmd.add_argument("--seed", type=int, metavar="S", help="seed (default: the config's)")
+    run_cmd.add_argument("--seed", type=_seed, metavar="S", help="seed (default: the config's)")
     _common_output_options(run_cmd)
     run_cmd.set_defaults(handler=_run)
+    for command in commands.choices.values():   # also after the command (SUPPRESS: keeps a global one)
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
     return parser
 
 
@@ -524,16 +638,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors (argparse exits 2)
         return exc.code if isinstance(exc.code, int) else 2
+    verbose = bool(getattr(args, "verbose", False))
     try:
-        return args.handler(args)
-    except CarpmodelError as exc:
-        message = " ".join(str(exc).splitlines())
-        print(f"carpmodel: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("carpmodel: interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print("carpmodel: internal error (traceback above); please report it", file=sys.stderr)
-        return 1
+        with termination_as_interrupt(), warnings_as_notes(verbose):
+            return args.handler(args)
+    except BaseException as exc:  # noqa: BLE001 - every way a command ends is reported in words
+        if isinstance(exc, SystemExit | GeneratorExit):
+            raise
+        return report_failure(exc, verbose=verbose, version=_version())
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")   # a command's figures end with it (main may be called again in-process)

@@ -34,3 +34,16 @@ class FitError(CarpmodelError):
 
 class ConvergenceWarning(UserWarning):
     """A fit finished but did not meet its convergence criteria (gradient, Hessian)."""
+
+
+class NumericalError(CarpmodelError):
+    """A computation gave non-finite values from inputs that passed validation (the message names
+    the quantity, where, and the likely cause); nothing is written from it."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM (or SIGHUP): the work stops as for Ctrl-C (SIGINT)."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name

@@ -8,9 +8,9 @@ interrupted run can say how far it got; :class:`Progress` reports long steps on 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-import tomllib
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +30,7 @@ from carpmodel.inference.likelihood import nll_components
 from carpmodel.inference.results import derived_quantities, fit_dataset
 from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
 from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
+from carpmodel.io.plausibility import bound
 
 
 class Progress:
@@ -100,11 +101,16 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class RunLog:
-    """What a run did so far (mutable while it runs): stage timings, outputs, warnings."""
+    """What a run did so far (mutable while it runs): stage timings, outputs, warnings.
+
+    ``on_change``, when set, is called after every completed stage and every file written
+    (``run`` rewrites run.json there, so a killed run leaves a truthful record).
+    """
 
     stages: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    on_change: Callable[[], None] | None = None
 
     @contextmanager
     def stage(self, name: str, progress: Progress) -> Iterator[None]:
@@ -112,9 +118,15 @@ class RunLog:
         with progress.stage(name):
             yield
         self.stages[name] = round(time.perf_counter() - start, 3)
+        self._changed()
 
     def wrote(self, path: Path) -> None:
         self.outputs.append(str(path))
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
 
 # --------------------------------------------------------------------------- fit stage
@@ -227,6 +239,9 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
             structures = attribution.attribution_across_structures(
                 data, draws_per_fit=min(settings.posterior_samples, 1000), seed=config.seed, config=config)
             summary["attribution_across_structures"] = attribution.structures_rows(structures)
+    for name, meaning in FIT_MISSING.items():
+        if name in dataset:
+            dataset[name].attrs["missing_values"] = meaning
     dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                          data_sha256=data.sha256, data_directory=str(Path(data.directory).resolve()),
                          seed=config.seed, fit_converged=int(result.converged),
@@ -310,15 +325,20 @@ class LoadedFit:
 
 
 def load_fit(fit_dir: str | Path, data_dir: str | Path | None = None) -> LoadedFit:
-    """Rebuild a FitResult from ``fit_dir/fit.nc`` (its config, data and estimates)."""
-    from carpmodel.io.inputs import load_data
+    """Rebuild a FitResult from ``fit_dir/fit.nc`` (its config, data and estimates).
 
-    path = Path(fit_dir) / "fit.nc"
-    if not path.is_file():
-        raise FitError(f"{path}: no fit.nc here; run `carpmodel fit --out {fit_dir}` first")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        ds = ds.load()
-    config = from_mapping(RunConfig, tomllib.loads(ds.attrs["config_toml"]), f"{path} (config_toml)")
+    The fit directory is checked as it is read (:func:`carpmodel.io.results_file.read_fit_directory`):
+    a damaged or foreign file is a DataError naming it.
+    """
+    from carpmodel.io.inputs import load_data
+    from carpmodel.io.results_file import read_fit_directory
+
+    files = read_fit_directory(fit_dir)
+    path, ds = files.path / "fit.nc", files.dataset
+    config = from_mapping(RunConfig, files.config, f"{path} (config_toml)")
+    if data_dir is None and not Path(ds.attrs["data_directory"]).is_dir():
+        raise FitError(f"{path}: the fit's data directory {ds.attrs['data_directory']} is gone; "
+                       f"pass --data DIR")
     data = load_data(data_dir or ds.attrs["data_directory"])
     if data.sha256 != ds.attrs.get("data_sha256"):
         warnings.warn(f"{path}: the data directory changed since the fit (sha256 differs)", stacklevel=2)
@@ -438,6 +458,9 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     with log.stage("projection", progress):
         setup = projection_setup(loaded, config)
         dataset = project(loaded.result, setup)
+        if dataset.chunks:   # chunked (dask): run every chunk once, not once per metric and figure
+            dataset = dataset.compute()
+        check_finite(dataset, "projection")
         dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                              data_sha256=loaded.data.sha256, effects=settings.effects,
                              effects_note="temperature effects are assumed (no species data); "
@@ -459,6 +482,31 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
         dataset, "hatchery_fraction_ssb", scenario=scenario,
         bands=band_strategies(strategies, "hatchery_fraction_ssb"))
     return ProjectionArtifacts(dataset, metrics, rows, figures)
+
+
+def check_finite(ds: xr.Dataset, what: str) -> None:
+    """NumericalError naming the variable and where, when a per-draw variable of ``ds`` holds a
+    NaN or an infinity (so no such value reaches a file without a named cause)."""
+    from carpmodel.errors import NumericalError
+
+    for name, variable in ds.data_vars.items():
+        if "draw" not in variable.dims or variable.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(variable.values)
+        if bad.any():
+            first = dict(zip(variable.dims, (int(i[0]) for i in np.nonzero(bad)), strict=True))
+            where = ", ".join(f"{dim} {variable[dim].values[i]}" for dim, i in first.items()
+                              if dim in variable.coords)
+            raise NumericalError(f"{what}: {name} is not finite in {int(bad.sum())} of {bad.size} values "
+                                 f"(first at {where}): a value of the inputs (a release number, a parameter "
+                                 f"draw) is "
+                                 f"beyond what the engine can represent; check that strategy and the fit; "
+                                 f"nothing was written")
+
+
+#: why a NaN may stand in fit.nc (every other NaN is an error: :func:`check_finite`)
+FIT_MISSING = {name: "NaN in years without a biomass survey"
+               for name in ("biomass_obs_t", "biomass_obs_cv", "survey_predicted_t")}
 
 
 def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
@@ -607,11 +655,22 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
             svg: bool = False, config_path: str | None = None) -> dict[str, Any]:
     """The full analysis into ``out`` (which must exist): every stage writes as soon as it is done.
 
-    Returns the run record (also written as run.json, also when a stage fails or the run is
-    interrupted, with the stages that completed).
+    Returns the run record, run.json: written before the first stage (status ``running``),
+    rewritten after every stage and every file written, and at the end with status
+    ``complete``, ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` and the error; so after any
+    stop, even SIGKILL, it lists the stages completed and the (complete) files written.
     """
     started = time.perf_counter()
     record: dict[str, Any] = {"status": "running", "config_file": config_path}
+    versions = _dependency_versions()
+    run_json = out / "run.json"
+
+    def checkpoint() -> None:
+        write_json_atomic(run_json, {**record, **_run_record(config, log, time.perf_counter() - started,
+                                                              versions)})
+
+    checkpoint()
+    log.on_change = checkpoint
     try:
         artifacts = fit_stage(data, config, log, progress)
         write_fit(artifacts, out, log, svg=svg)
@@ -640,8 +699,9 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
         record["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        record.update(_run_record(config, log, time.perf_counter() - started))
-        log.wrote(write_json_atomic(out / "run.json", record))
+        log.on_change = None
+        record.update(_run_record(config, log, time.perf_counter() - started, versions))
+        log.wrote(write_json_atomic(run_json, record))
     return record
 
 
@@ -652,20 +712,26 @@ def _close(figures: dict[str, Any]) -> None:
         plt.close(fig)
 
 
-def _run_record(config: RunConfig, log: RunLog, elapsed_s: float) -> dict[str, Any]:
+def _dependency_versions() -> dict[str, str | None]:
     from importlib import metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("numpy", "scipy", "statsmodels", "xarray", "matplotlib", "h5netcdf", "h5py", "dask",
                     "distributed"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
+    return versions
+
+
+def _run_record(config: RunConfig, log: RunLog, elapsed_s: float,
+                versions: dict[str, str | None]) -> dict[str, Any]:
     return {"carpmodel_version": __version__, "python": sys.version.split()[0], "dependencies": versions,
             "seed": config.seed, "config_sha256": config_sha256(config), "config_toml": to_toml(config),
             "stages_completed": list(log.stages), "timings_s": dict(log.stages),
-            "total_s": round(elapsed_s, 3), "outputs": list(log.outputs), "warnings": list(log.warnings)}
+            "total_s": round(elapsed_s, 3), "outputs": list(log.outputs), "warnings": list(log.warnings),
+            "pid": os.getpid()}
 
 
 def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
@@ -704,6 +770,11 @@ def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
             tests["power_analysis"] = {k: (v.item() if hasattr(v, "item") else v)
                                        for k, v in power.attrs.items()}
         ds.attrs["tests_json"] = json.dumps(tests, default=_json_default)
+        for variable in ds.data_vars.values():
+            if variable.dtype.kind == "f" and "strength" in variable.dims and bool(variable.isnull().any()):
+                variable.attrs["missing_values"] = ("NaN for the (effect, strength) combinations not run "
+                                                    "(variable run is false there: each effect has its own "
+                                                    "strengths)")
     return ds, figures
 
 
@@ -756,7 +827,7 @@ def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed
     from carpmodel.studies.monitoring_design import QUICK_DESIGN, monitoring_design, monitoring_options
 
     settings = {**QUICK_DESIGN, **design}
-    _check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
+    check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
     seed = loaded.config.seed if seed is None else int(seed)
     n, each = len(settings["true_survivals"]), f"{settings['n_replicates']} replicates each"
     with log.stage("monitoring_design", progress):
@@ -771,11 +842,15 @@ def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed
     return monitoring_artifacts(ds, options)
 
 
-def _check_monitoring_design(settings: dict[str, Any], n_surveys: int) -> None:
+_EXAMINED = bound("fish_examined")
+
+
+def check_monitoring_design(settings: dict[str, Any], n_surveys: int) -> None:
     """ConfigError naming the option when a design cannot run (before any refit)."""
     checks = (("n_replicates", [settings["n_replicates"]], lambda v: v >= 2, "an integer >= 2"),
               ("true_survivals", settings["true_survivals"], lambda v: 0 < v < 1, "values in (0, 1)"),
-              ("fish_per_year", settings["fish_per_year"], lambda v: v >= 0, "values >= 0"),
+              ("fish_per_year", settings["fish_per_year"], lambda v: 0 <= v <= _EXAMINED.upper,
+               f"values in 0..{_EXAMINED.upper:g} ({_EXAMINED.reason})"),
               ("years_of_sampling", settings["years_of_sampling"], lambda v: 1 <= v <= n_surveys,
                f"survey years in 1..{n_surveys} (the surveys of the fit)"))
     for name, values, ok, expected in checks:

@@ -85,9 +85,13 @@ def estimable_names(life_history: Any) -> tuple[str, ...]:
 def check_estimable(names: Any, life_history: Any) -> None:
     """ConfigError naming ``fit.estimate`` for a name the fit cannot estimate, with the valid names."""
     valid = estimable_names(life_history)
+    names = tuple(names)
     for name in names:
         if name not in valid:
-            raise ConfigError(f"fit.estimate: {name!r} cannot be estimated; valid names: {', '.join(valid)}")
+            raise ConfigError(f"fit.estimate: unknown parameter {name!r}; valid: {', '.join(valid)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"fit.estimate: expected each parameter once, got {repeated[0]!r} twice or more")
 
 
 def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:

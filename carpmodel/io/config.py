@@ -41,6 +41,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
 from carpmodel.errors import ConfigError
+from carpmodel.io.plausibility import bound
 
 __all__ = [
     "DataOptions",
@@ -63,6 +64,8 @@ __all__ = [
 T = TypeVar("T")
 
 YEAR_MIN, YEAR_MAX = 1900, 2100
+#: seeds are stored as 64-bit integers in every output file
+SEED_MAX = 2**63 - 1
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -79,6 +82,24 @@ def check_choices(obj: Any) -> None:
         value = getattr(obj, f.name)
         if typing.get_origin(tp) is Literal and value not in typing.get_args(tp):
             raise ConfigError(f"{f.name}: expected {_describe(tp)}, got {value!r}")
+
+
+def _check_counts(obj: Any, minimum: dict[str, int]) -> None:
+    """ConfigError unless each named integer field is >= its minimum (the message says what 0 does)."""
+    for name, lower in minimum.items():
+        value = getattr(obj, name)
+        if value < lower:
+            off = " (0 switches it off)" if lower == 0 else ""
+            raise ConfigError(f"{name}: expected an integer >= {lower}{off}, got {value!r}")
+
+
+def _check_bounded(obj: Any, fields: dict[str, str]) -> None:
+    """ConfigError when a field exceeds the plausibility bound of its quantity (carpmodel.io.plausibility)."""
+    for name, quantity in fields.items():
+        value = getattr(obj, name)
+        problem = None if value is None else bound(quantity).problem(float(value))
+        if problem:
+            raise ConfigError(f"{name}: expected {problem}")
 
 
 def _check_years(first_year: int, last_year: int) -> None:
@@ -239,6 +260,24 @@ class FitOptions:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"{name}: expected a positive number, got {value!r}")
+        _check_bounded(self, {"cv_multiplier": "cv_multiplier", "early_cv_multiplier": "cv_multiplier",
+                              "early_q_prior_sd_log": "sd_log", "catch_sd_log": "sd_log",
+                              "catch_scale_sd_log": "sd_log", "unreported_catch_prior_sd_log": "sd_log",
+                              "unfished_change_prior_sd_log": "sd_log",
+                              "unreported_catch_prior_median_t": "catch_t"})
+        if not 0 < self.early_q_prior_median <= 10:
+            raise ConfigError(f"early_q_prior_median: expected a catchability in (0, 10] (the plausible "
+                              f"range of survey_q), got {self.early_q_prior_median!r}")
+        if self.n_starts > 100:
+            raise ConfigError(f"n_starts: expected at most 100 starts (each is a full optimisation), "
+                              f"got {self.n_starts!r}")
+        for name in ("last_data_year", "early_survey_last_year"):
+            year = getattr(self, name)
+            if year is not None and not YEAR_MIN <= year <= YEAR_MAX:
+                raise ConfigError(f"{name}: expected a year in {YEAR_MIN}..{YEAR_MAX}, got {year!r}")
+        if self.dd_window_end_age_yr is not None and not 0 <= self.dd_window_end_age_yr <= 80:
+            raise ConfigError(f"dd_window_end_age_yr: expected an age in 0..80 years, "
+                              f"got {self.dd_window_end_age_yr!r}")
         years = self.unreported_catch_years
         if years is not None and not YEAR_MIN <= years[0] <= years[1] <= YEAR_MAX:
             raise ConfigError(f"unreported_catch_years: expected [first, last] with first <= last "
@@ -264,6 +303,13 @@ class DiagnosticsSettings:
     interval_draws: int = 500
     model_comparison: bool = False
     attribution_structures: bool = False
+
+    def __post_init__(self) -> None:
+        _check_counts(self, {"retrospective_peels": 0, "hindcast_peels": 0, "self_test_replicates": 0,
+                             "profile_points": 0, "posterior_samples": 1, "posterior_proposals": 2,
+                             "interval_draws": 1})
+        if self.profile_points == 1:
+            raise ConfigError("profile_points: expected 0 (no profile) or at least 2 points, got 1")
 
 
 @dataclass(frozen=True)
@@ -325,6 +371,14 @@ class ProjectionSettings:
             raise ConfigError(f"chunk_draws: expected an integer >= 1, got {self.chunk_draws!r}")
         if not self.scenarios:
             raise ConfigError("scenarios: expected at least one scenario name")
+        if len(set(self.scenarios)) != len(self.scenarios):
+            raise ConfigError(f"scenarios: expected each scenario once, got {list(self.scenarios)!r}")
+        if not 0 <= self.survey_cv <= bound("biomass_cv").upper:
+            raise ConfigError(f"survey_cv: expected a CV in 0..{bound('biomass_cv').upper:g} "
+                              f"({bound('biomass_cv').reason}), got {self.survey_cv!r}")
+        if not 0 < self.limit_fraction < 1:
+            raise ConfigError(f"limit_fraction: expected a fraction of SSB0 in (0, 1), "
+                              f"got {self.limit_fraction!r}")
 
 
 @dataclass(frozen=True)
@@ -346,6 +400,15 @@ class SensitivitySettings:
         check_choices(self)
         if len(self.warming_levels_c) < 2:
             raise ConfigError("warming_levels_c: expected at least two levels")
+        levels = self.warming_levels_c
+        if any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
+            raise ConfigError(f"warming_levels_c: expected strictly increasing levels, got {list(levels)!r}")
+        limit = bound("warming_c")
+        if any(abs(w) > limit.upper for w in levels):
+            raise ConfigError(f"warming_levels_c: expected levels within +-{limit.upper:g} degC "
+                              f"({limit.reason}), "
+                              f"got {list(levels)!r}")
+        _check_counts(self, {"draws": 0, "power_replicates": 0})
         if self.chunk_draws is not None and self.chunk_draws < 1:
             raise ConfigError(f"chunk_draws: expected an integer >= 1, got {self.chunk_draws!r}")
 
@@ -383,6 +446,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ConfigError(f"seed: expected a non-negative integer, got {self.seed!r}")
+        if self.seed > SEED_MAX:
+            raise ConfigError(f"seed: expected at most {SEED_MAX} (2**63 - 1: seeds are stored as 64-bit "
+                              f"integers in every output), got {self.seed!r}")
 
     def with_fit(self, **changes: Any) -> RunConfig:
         """A copy with keys of ``[model]`` and ``[fit]`` (and ``seed``) changed, each in the section

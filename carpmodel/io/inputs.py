@@ -20,9 +20,14 @@ Every CSV may also carry a free-text ``note`` column. :func:`load_data` reads th
 one-line message naming the file, the 1-based line (header = line 1), the column or TOML key,
 what was expected and what was found.
 
+Values that parse but cannot be meant (a catch of 1e308 t, a survey CV of 50, a release
+heavier than the fish can grow, a value outside its prior's support) are refused with the bound
+and its reason (:mod:`carpmodel.io.plausibility`); legal but suspicious ones give a note.
+
 Optional files missing from the directory fall back to the bundled ``data/`` directory of the
 package. Such fallbacks are not warnings: they are recorded in :attr:`DataSet.notes`, one
-sentence each, and :func:`summarise` (so ``carpmodel check-data``) prints them.
+sentence each (as are the plausibility notes), and :func:`summarise` (so ``carpmodel
+check-data``) prints them.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import hashlib
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -42,6 +47,7 @@ import numpy as np
 
 from carpmodel.errors import DataError
 from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
+from carpmodel.io.plausibility import bound, check_prior_support, check_release_weights, plausibility_notes
 from carpmodel.io.tables import (
     CONFIDENCE_LEVELS,
     InvalidCell,
@@ -440,7 +446,8 @@ class DataSet:
         The parsed ``climate_scenarios.toml`` (empty if none was found), as read; typed in
         :attr:`climate`.
     notes : tuple of str
-        One sentence per fallback to bundled data or missing optional file.
+        One sentence per fallback to bundled data or missing optional file, and per legal but
+        suspicious value (:func:`carpmodel.io.plausibility.plausibility_notes`).
     """
 
     directory: Path
@@ -481,12 +488,20 @@ def _provenance(sources: frozenset[str], sources_path: Path) -> dict[str, Parser
     return {"source_id": source_cell(sources, sources_path), "confidence": confidence_cell}
 
 
+def _bounded(expected: str, quantity: str, check: Any) -> Parser:
+    """number_cell for ``check`` and the plausibility bound of ``quantity`` (named in the message)."""
+    limit = bound(quantity)
+    unit = "" if limit.unit == "1" else f" {limit.unit}"
+    return number_cell(f"{expected}, at most {limit.upper:g}{unit} ({limit.reason})",
+                       lambda x: check(x) and x <= limit.upper)
+
+
 def _read_biomass(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
                   ) -> BiomassObservations:
     required = {
         "year": year_cell,
-        "biomass_t": number_cell("a positive number of tonnes", lambda x: x > 0),
-        "cv": number_cell("a coefficient of variation cv > 0", lambda x: x > 0),
+        "biomass_t": _bounded("a positive number of tonnes", "biomass_t", lambda x: x > 0),
+        "cv": _bounded("a coefficient of variation cv > 0", "biomass_cv", lambda x: x > 0),
         **_provenance(sources, sources_path),
     }
     optional = {
@@ -507,7 +522,7 @@ def _read_catch(path: Path, raw: bytes, sources: frozenset[str], sources_path: P
                 ) -> CatchHistory:
     required = {
         "year": year_cell,
-        "catch_t": number_cell("a non-negative number of tonnes", lambda x: x >= 0),
+        "catch_t": _bounded("a non-negative number of tonnes", "catch_t", lambda x: x >= 0),
         **_provenance(sources, sources_path),
     }
     table = read_table(path, raw, required, {"note": text_cell})
@@ -521,8 +536,8 @@ def _read_releases(path: Path, raw: bytes, sources: frozenset[str], sources_path
     required = {
         "year": year_cell,
         "age_at_release_yr": integer_cell("an integer age in years, 0..80", 0, 80),
-        "weight_at_release_g": number_cell("a positive weight in grams", lambda x: x > 0),
-        "fish_released": number_cell("a non-negative number of fish", lambda x: x >= 0),
+        "weight_at_release_g": _bounded("a positive weight in grams", "release_weight_g", lambda x: x > 0),
+        "fish_released": _bounded("a non-negative number of fish", "fish_released", lambda x: x >= 0),
         **_provenance(sources, sources_path),
     }
     table = read_table(path, raw, required, {"note": text_cell})
@@ -545,6 +560,11 @@ def _read_temperature(path: Path, raw: bytes, sources: frozenset[str], sources_p
     c = table.columns
     return TemperatureSeries(path, c["year"], c["temperature_c"], c["source_id"],
                              c["confidence"], c["note"])
+
+
+#: the plausibility bound (carpmodel.io.plausibility) of each auxiliary quantity but the fraction
+_AUXILIARY_BOUNDS = {"biomass_upper_bound_t": "biomass_t", "numbers_fish": "numbers_fish",
+                     "mean_length_cm": "length_cm", "mean_weight_g": "weight_g"}
 
 
 def _quantity(text: str) -> str:
@@ -579,6 +599,9 @@ def _read_auxiliary(path: Path, raw: bytes, sources: frozenset[str], sources_pat
                 f"{path}, line {line}, column value: expected {expected} for {quantity}, "
                 f"got {value!r}"
             )
+        problem = None if fraction else bound(_AUXILIARY_BOUNDS[quantity]).problem(value)
+        if problem:
+            raise DataError(f"{path}, line {line}, column value: expected {quantity} {problem}")
     check_unique_keys(table, ("quantity", "year"), "quantity")
     return AuxiliaryObservations(path, c["year"], c["quantity"], c["value"], c["unit"],
                                  c["source_id"], c["confidence"], c["note"])
@@ -692,6 +715,7 @@ def _life_history_value(
     prior = None
     if "prior" in table:
         prior = Prior.from_mapping(table["prior"], where(name, "prior"), error=DataError)
+        check_prior_support(float(value), prior, spec, where(name, "value"), where(name, "prior"))
     return LifeHistoryValue(name, float(value), unit, source_id, table["confidence"],
                             assumption, reasoning, prior, alternatives)
 
@@ -791,7 +815,8 @@ def load_data(directory: str | Path) -> DataSet:
         files[CLIMATE_FILE], raw[CLIMATE_FILE] = climate_path, read_bytes(climate_path)
         climate = load_toml(climate_path, raw[CLIMATE_FILE])[1]
 
-    return DataSet(
+    check_release_weights(parsed[RELEASES_FILE], parsed[LIFE_HISTORY_FILE])
+    data = DataSet(
         directory=directory,
         biomass=parsed[BIOMASS_FILE],
         catch=parsed[CATCH_FILE],
@@ -805,6 +830,8 @@ def load_data(directory: str | Path) -> DataSet:
         climate_scenarios=climate,
         notes=tuple(notes),
     )
+    suspicious = plausibility_notes(data)
+    return replace(data, notes=(*data.notes, *suspicious)) if suspicious else data
 
 
 def _sources_for(

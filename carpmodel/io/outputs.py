@@ -5,6 +5,13 @@ target with :func:`os.replace`, so a reader sees either the old file or the comp
 never a partial file. On any exception the temporary file is removed and the target is left as
 it was. Operating-system failures (permission denied, disk full) become :class:`OutputError`;
 other exceptions (for example a Dataset that cannot be encoded) propagate unchanged.
+
+NetCDF files are encoded in memory and then written with plain file I/O: HDF5 does not survive
+a full disk (it crashes the interpreter while cleaning up), so it never writes to the disk
+itself. Dask-backed Datasets (chunked projections, too large to hold at once) are the
+exception: they are streamed by HDF5, after a check that the free space can hold them
+uncompressed. A process killed mid-write (SIGKILL) leaves its temporary file
+(``.NAME.XXXXXXXX.tmp``); :func:`prepare_output_dir` with ``force`` removes such leftovers.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import io
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -31,6 +40,7 @@ __all__ = [
     "FIGURE_FORMATS",
     "check_output_dir",
     "prepare_output_dir",
+    "stale_temporaries",
     "write_csv_atomic",
     "write_figure_atomic",
     "write_json_atomic",
@@ -88,7 +98,23 @@ def check_output_dir(path: str | Path, force: bool, protected: Iterable[str | Pa
         raise OutputError(f"{path}: exists and is not a directory; choose another --out")
     if path.exists() and not force:
         raise OutputError(f"{path}: output directory exists; pass --force to overwrite")
+    _check_writable(path)
     return path
+
+
+def _check_writable(path: Path) -> None:
+    """OutputError unless ``path`` (or, if it does not exist yet, its nearest existing ancestor,
+    where it would be created) is a directory this process may write into."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{path}: cannot create output directory: {existing} is not a directory; "
+                          f"choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "output directory is not writable" if existing == path else \
+            f"cannot create output directory: {existing} is not writable"
+        raise OutputError(f"{path}: {what}; choose another --out")
 
 
 def prepare_output_dir(
@@ -100,7 +126,27 @@ def prepare_output_dir(
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{path}: cannot create output directory: {exc.strerror}") from None
+    if force:
+        for leftover in stale_temporaries(path):
+            leftover.unlink(missing_ok=True)
     return path
+
+
+#: Name of a writer's temporary file: ``.`` + target name + ``.`` + 8 random characters + ``.tmp``
+#: (:func:`tempfile.mkstemp` with the prefix and suffix of :func:`_write_atomic`).
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def stale_temporaries(directory: str | Path) -> list[Path]:
+    """Temporary files of the atomic writers left in ``directory`` and its ``figures/`` (by a
+    process that was killed while writing): what :func:`prepare_output_dir` with ``force``
+    removes."""
+    directory = Path(directory)
+    found = []
+    for folder in (directory, directory / "figures"):
+        if folder.is_dir():
+            found.extend(p for p in sorted(folder.iterdir()) if p.is_file() and _TEMPORARY.match(p.name))
+    return found
 
 
 # --------------------------------------------------------------------------- atomic core
@@ -197,9 +243,24 @@ def write_netcdf_atomic(ds: xr.Dataset, path: str | Path, *, complevel: int = 4)
     for name, variable in ds.data_vars.items():
         if variable.chunks and name in encoding:   # dask-backed: one HDF5 chunk per dask chunk
             encoding[name]["chunksizes"] = tuple(max(sizes) for sizes in variable.chunks)
-    return _write_atomic(
-        path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
-    )
+    if ds.chunks:
+        _check_free_space(Path(path), int(ds.nbytes))
+        return _write_atomic(
+            path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+        )
+    payload = ds.to_netcdf(None, engine="h5netcdf", encoding=encoding)   # in memory (see above)
+    return _write_atomic(path, lambda tmp: tmp.write_bytes(payload))
+
+
+def _check_free_space(path: Path, nbytes: int) -> None:
+    """OutputError when the disk of ``path`` has less free space than ``nbytes`` (+ 1 MB)."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    if free < nbytes + 2**20:
+        raise OutputError(f"{path}: cannot write: needs up to {nbytes / 2**20:,.0f} MB (uncompressed) and "
+                          f"{free / 2**20:,.0f} MB are free on its disk; free space or choose another --out")
 
 
 def write_figure_atomic(fig: Figure, path: str | Path, **savefig_kwargs: Any) -> Path:

@@ -50,6 +50,7 @@ from typing import Any
 
 from carpmodel.errors import ConfigError
 from carpmodel.io.config import from_mapping, read_toml
+from carpmodel.io.plausibility import bound
 from carpmodel.management.budget import BudgetProblem
 from carpmodel.management.strategies import (
     HARVEST_TYPES,
@@ -196,6 +197,45 @@ def load_strategies(path: str | Path, *, costs: CostModel | None = None) -> Stra
     strategies = tuple(_strategy(name, table, where) for name, table in tables.items())
     budget = _budget(document["budget"], where) if "budget" in document else None
     try:
-        return StrategySet(strategies, costs, tuple(notes), budget)
+        strategy_set = StrategySet(strategies, costs, tuple(notes), budget)
     except ConfigError as exc:
         raise ConfigError(f"{where}, key {exc}") from None
+    _check_plausible(strategy_set, where)
+    return strategy_set
+
+
+#: fields of release components and harvest rules, and the plausibility bound of each
+_BOUNDED_FIELDS = {"fish_per_year": "fish_released", "fish_per_pulse": "fish_released",
+                   "weight_g": "release_weight_g", "f_per_yr": "f_per_yr", "f_target_per_yr": "f_per_yr",
+                   "b_trigger_t": "biomass_t", "b_limit_t": "biomass_t"}
+
+
+def _check_plausible(strategy_set: StrategySet, where: str) -> None:
+    """ConfigError naming the key of a value beyond its plausibility bound
+    (:mod:`carpmodel.io.plausibility`); budgets are checked by the fish they buy."""
+    for strategy in strategy_set.strategies:
+        key = f"strategies.{strategy.name}"
+        checks: list[tuple[str, str, float]] = []
+        if strategy.biomass_trigger_t is not None:
+            checks.append((f"{key}.biomass_trigger_t", "biomass_t", strategy.biomass_trigger_t))
+        for i, component in enumerate(strategy.releases):
+            prefix = f"{key}.releases[{i}]"
+            for name, quantity in _BOUNDED_FIELDS.items():
+                if hasattr(component, name):
+                    checks.append((f"{prefix}.{name}", quantity, getattr(component, name)))
+            for year, fish in getattr(component, "fish_by_year", {}).items():
+                checks.append((f"{prefix}.fish_by_year.{year}", "fish_released", fish))
+            for j, share in enumerate(getattr(component, "shares", ())):
+                cost = float(strategy_set.costs.cost_per_fish(share.weight_g))
+                fish = component.budget_per_year * share.share / cost
+                checks.append((f"{prefix}.shares[{j}] (budget_per_year x share / cost per fish)",
+                               "fish_released",
+                               fish))
+                checks.append((f"{prefix}.shares[{j}].weight_g", "release_weight_g", share.weight_g))
+        for name, quantity in _BOUNDED_FIELDS.items():
+            if hasattr(strategy.harvest, name):
+                checks.append((f"{key}.harvest.{name}", quantity, getattr(strategy.harvest, name)))
+        for dotted, quantity, value in checks:
+            problem = bound(quantity).problem(float(value))
+            if problem:
+                raise ConfigError(f"{where}, key {dotted}: expected {problem}")
