@@ -94,8 +94,8 @@ def observation_years(data: Any, config: RunConfig) -> np.ndarray:
 
 
 def _first_model_year(config: RunConfig) -> int:
-    return {"equilibrium_f": config.model.first_year, "depletion": config.model.first_year, "unfished_1956": 1956,
-            "equilibrium_1986": 1986}[config.model.initial_state]
+    return {"equilibrium_f": config.model.first_year, "depletion": config.model.first_year,
+            "unfished_1956": 1956, "equilibrium_1986": 1986}[config.model.initial_state]
 
 
 def check_last_data_year(data: Any, config: RunConfig, *, option: str = "fit.last_data_year",
