@@ -33,7 +33,7 @@ LIFE_HISTORY = {
     "max_age_yr": (25, "yr"),
     "l_inf_cm": (55.0, "cm"),
     "k_per_yr": (0.09, "1/yr"),
-    "t0_yr": (0.3, "yr"),
+    "hatch_time_yr": (0.45, "yr"),
     "hatch_length_cm": (0.8, "cm"),
     "lw_a": (0.012, "g/cm^b"),
     "lw_b": (3.0, "1"),
@@ -44,19 +44,34 @@ LIFE_HISTORY = {
     "m_ref_per_yr": (0.2, "1/yr"),
     "m_ref_length_cm": (30.0, "cm"),
     "lorenzen_c": (1.0, "1"),
-    "steepness": (0.7, "1"),
+    "max_egg_survival": (0.005, "1"),
     "unfished_biomass_t": (200000.0, "t"),
     "sigma_r": (0.6, "1"),
     "dd_strength": (1.0, "1"),
     "dd_window_end_age_yr": (1, "yr"),
     "release_survival": (0.3, "1"),
-    "relative_reproductive_success": (0.8, "1"),
+    "relative_reproductive_success": (0.7, "1"),
     "selectivity_l50_cm": (25.0, "cm"),
     "selectivity_slope_cm": (2.0, "cm"),
-    "survey_min_age_yr": (2, "yr"),
+    "survey_l50_cm": (3.0, "cm"),
+    "survey_slope_cm": (0.85, "cm"),
+    "net_mode_cm": (27.0, "cm"),
+    "net_width_cm": (3.5, "cm"),
+    "length_cv": (0.1, "1"),
+    "sigma_survey": (0.1, "1"),
+    "initial_depletion": (0.02, "1"),
     "survey_q": (1.0, "1"),
     "f_max_per_yr": (3.0, "1/yr"),
     "initial_f_per_yr": (0.5, "1/yr"),
+}
+
+PRIORS = {
+    "relative_reproductive_success": '{distribution = "beta", mean = 0.7, sd = 0.15}',
+    "max_egg_survival": '{distribution = "lognormal", median = 0.005, sd_log = 0.8}',
+    "net_mode_cm": '{distribution = "normal", mean = 27.0, sd = 3.0}',
+    "net_width_cm": '{distribution = "lognormal", median = 3.5, sd_log = 0.3}',
+    "sigma_survey": '{distribution = "lognormal", median = 0.1, sd_log = 1.0}',
+    "initial_depletion": '{distribution = "lognormal", median = 0.02, sd_log = 1.0}',
 }
 
 BIOMASS_ROWS = [(2002, 2592), (2012, 33569), (2015, 62100), (2020, 100400), (2024, 127500)]
@@ -69,8 +84,8 @@ def _life_history_toml() -> str:
             f'[{name}]\nvalue = {value!r}\nunit = "{unit}"\nsource_id = "modeller_assumption"\n'
             'confidence = "assumed"\nassumption = true\nreasoning = "synthetic test value"\n'
         )
-        if name == "steepness":
-            table += 'prior = {distribution = "beta", mean = 0.7, sd = 0.15}\n'
+        if name in PRIORS:
+            table += f"prior = {PRIORS[name]}\n"
         tables.append(table)
     return "\n".join(tables)
 

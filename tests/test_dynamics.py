@@ -1,4 +1,5 @@
-"""Analytic and invariance checks of the age-structured engine (carpmodel.model.dynamics)."""
+"""Analytic and invariance checks of the age-structured engine (carpmodel.model.dynamics and
+carpmodel.model.equilibrium)."""
 
 from __future__ import annotations
 
@@ -12,31 +13,37 @@ from carpmodel.model.dynamics import (
     reference_points,
     simulate,
 )
-from carpmodel.model.growth import grow_one_year, von_bertalanffy_length_cm, weight_g
+from carpmodel.model.equilibrium import depleted_state
+from carpmodel.model.growth import first_season_length_cm, grow_one_year, length_at_age_cm, weight_g
 from carpmodel.model.maturity import maturity_at_length
 from carpmodel.model.mortality import lorenzen_m_per_yr
 from carpmodel.model.params import Parameters
-from carpmodel.model.recruitment import recruits_from_spawners
+from carpmodel.model.recruitment import recruits_from_eggs
 
 
 def make_params(**changes) -> Parameters:
-    """A small stock (A = 12) with constant M so closed forms exist."""
-    base = dict(r0=1e6, steepness=0.7, l_inf_cm=55.0, k_per_yr=0.12, t0_yr=0.3,
-                hatch_length_cm=1.0, lw_a=0.012, lw_b=3.0, maturity_l50_cm=25.0,
-                maturity_slope_cm=2.0, m_ref_per_yr=0.3, m_ref_length_cm=30.0, lorenzen_c=0.0,
+    """A small stock (A = 12) with constant M so closed forms exist; a survey that sees every
+    fish (L50 0.1 cm)."""
+    base = dict(r0=1e6, max_egg_survival=0.01, l_inf_cm=55.0, k_per_yr=0.12, hatch_time_yr=0.45,
+                hatch_length_cm=0.9, lw_a=0.012, lw_b=3.0, maturity_l50_cm=25.0,
+                maturity_slope_cm=2.0, fecundity_eggs_per_g=25.0, female_fraction=0.45,
+                m_ref_per_yr=0.3, m_ref_length_cm=30.0, lorenzen_c=0.0,
                 dd_strength=0.5, dd_window_end_age_yr=1, release_survival=0.4,
                 relative_reproductive_success=0.8, selectivity_l50_cm=20.0,
-                selectivity_slope_cm=2.0, f_max_per_yr=3.0, initial_f_per_yr=0.0,
-                max_age_yr=12, survey_min_age_yr=1)
+                selectivity_slope_cm=2.0, survey_l50_cm=0.1, survey_slope_cm=0.01, f_max_per_yr=3.0,
+                initial_f_per_yr=0.0, max_age_yr=12)
     base.update(changes)
     return Parameters(**base)
 
 
 def closed_form_unfished(p: Parameters) -> np.ndarray:
-    """N_a = R0·exp(−M·a)·(1+γ)^−min(a, w+1); plus group divided by (1 − exp(−M))."""
+    """Recruits enter at age 1: N_0 = 0, N_a = R0·exp(−M·(a − 1))·(1+γ)^−min(a − 1, w) for a ≥ 1
+    (ages 1..w in the window); plus group divided by (1 − exp(−M))."""
     ages = np.arange(p.n_age)
     m, gamma, w = float(p.m_ref_per_yr), float(p.dd_strength), int(p.dd_window_end_age_yr)
-    n = float(p.r0) * np.exp(-m * ages) * (1.0 + gamma) ** -np.minimum(ages, w + 1)
+    lived = np.maximum(ages - 1, 0)
+    n = float(p.r0) * np.exp(-m * lived) * (1.0 + gamma) ** -np.minimum(lived, w)
+    n[0] = 0.0
     n[-1] /= 1.0 - np.exp(-m)
     return n
 
@@ -55,7 +62,6 @@ def test_simulation_converges_to_and_stays_at_unfished_equilibrium():
     p = make_params()
     numbers, length = equilibrium_state(p, 0.0)
     start = numbers.copy()
-    start[..., 0] = 0.0
     state = simulate(p, n_years=5, initial_numbers=start, initial_length_state_cm=length)
     # Stationarity: one year maps the equilibrium onto itself; rounding only (rtol 1e-10).
     np.testing.assert_allclose(state.numbers[-1, WILD], closed_form_unfished(p), rtol=1e-10)
@@ -66,22 +72,53 @@ def test_simulation_converges_to_and_stays_at_unfished_equilibrium():
 
 
 @pytest.mark.parametrize("form", ["beverton_holt", "ricker"])
-def test_stock_recruit_returns_r0_at_ssb0_and_h_r0_at_a_fifth(form):
-    # Steepness definition, exact algebra: rtol 1e-12.
-    p = make_params(recruitment=form, steepness=0.75)
+def test_egg_recruit_curve_returns_r0_at_e0_and_its_derived_steepness_at_a_fifth(form):
+    # R(E0) = R0 and R(0.2·E0) = h·R0 with h derived from a·φ0: exact algebra, rtol 1e-12.
+    p = make_params(recruitment=form)
     ref = reference_points(p)
-    r_at = recruits_from_spawners(np.array([1.0, 0.2]) * ref.ssb0_t, ref.alpha, ref.beta, form)
-    np.testing.assert_allclose(r_at, [1e6, 0.75e6], rtol=1e-12)
+    r_at = recruits_from_eggs(np.array([1.0, 0.2]) * ref.eggs0, ref.alpha, ref.beta, form)
+    np.testing.assert_allclose(r_at, [1e6, float(ref.steepness) * 1e6], rtol=1e-12)
+    cr = 0.01 * float(ref.eggs_per_recruit0)
+    expected = cr / (4 + cr) if form == "beverton_holt" else 0.2 * cr**0.8
+    assert float(ref.steepness) == pytest.approx(expected, rel=1e-12)
+    # eggs are spawning biomass × 10^6 g/t × female fraction × eggs per gram
+    assert float(ref.eggs0) == pytest.approx(float(ref.ssb0_t) * 1e6 * 0.45 * 25.0, rel=1e-12)
+
+
+def test_recruits_per_egg_stay_below_one_whatever_the_deviation():
+    # Deviations act on the logit of the egg survival, so even +30 (exp(30) ≈ 1e13 times the
+    # mean) cannot make a year class larger than its eggs: by construction, not by a check.
+    p = make_params(max_egg_survival=0.04)
+    ref = reference_points(p)
+    eggs = np.array([1e3, 1e9, ref.eggs0, 10 * ref.eggs0])
+    for deviation in (-30.0, 0.0, 3.0, 30.0):
+        per_egg = recruits_from_eggs(eggs, ref.alpha, ref.beta, "beverton_holt", deviation) / eggs
+        assert np.all(per_egg < 1.0) and np.all(per_egg >= 0.0)
+    state = simulate(p, n_years=8, log_rec_devs=np.full(8, 20.0))
+    assert np.all(state.recruits_per_egg < 1.0) and np.all(state.recruits > 0)
+
+
+def test_hatchery_spawners_count_at_their_relative_reproductive_success():
+    # 0.1's engine picked the wild row of (1, ρ), so ρ had no effect; now spawning output is
+    # SSB_wild + ρ·SSB_hatchery for ρ = 1, 0.5, 0, also batched.
+    p = make_params(lorenzen_c=1.0)
+    numbers, length = equilibrium_state(p, 0.0)
+    numbers[HATCHERY] = 0.5 * numbers[WILD]
+    rho = np.array([1.0, 0.5, 0.0])
+    state = simulate(p.replace(relative_reproductive_success=rho), n_years=1,
+                     initial_numbers=numbers, initial_length_state_cm=length)
+    ssb_wild = state.ssb_t[0, 0] / 1.5
+    np.testing.assert_allclose(state.spawning_output_t[:, 0], ssb_wild * (1 + 0.5 * rho), rtol=1e-12)
+    np.testing.assert_allclose(state.eggs[:, 0], state.spawning_output_t[:, 0] * 1e6 * 0.45 * 25.0,
+                               rtol=1e-12)
 
 
 def test_spawning_biomass_per_recruit_by_hand():
-    # Hand computation: phi0 = Σ_a l_a·W_a·mat_a / 1e6 with l_a the unfished survivorship;
-    # lengths on the VB curve (t0 < 1 so every age >= 1 is above the hatch floor; age 0 is
-    # immature either way). Only rounding differs: rtol 1e-12.
+    # Hand computation: phi0 = Σ_a l_a·W_a·mat_a / 1e6 with l_a the unfished survivorship
+    # (recruits from age 1); lengths on the curve from hatching. Rounding only: rtol 1e-12.
     p = make_params()
     ages = np.arange(p.n_age)
-    length = von_bertalanffy_length_cm(ages, 55.0, 0.12, 0.3)
-    length = np.maximum(length, 1.0)
+    length = length_at_age_cm(ages, 55.0, 0.12, 0.45, 0.9)
     # plus group length: closed form of the numbers-weighted mean with constant survival s
     s = np.exp(-0.3)
     grown_prev = grow_one_year(length[-2], 55.0, 0.12)
@@ -92,13 +129,15 @@ def test_spawning_biomass_per_recruit_by_hand():
     np.testing.assert_allclose(reference_points(p).spr0_t, phi0, rtol=1e-12)
 
 
-def test_cohort_growth_reproduces_von_bertalanffy():
-    # L[a+1] = L[a] + (L∞ − L[a])(1 − e^−K) from the curve's age-0 value is the curve itself.
-    length = von_bertalanffy_length_cm(0.0, 55.0, 0.09, 0.3)
+def test_cohort_growth_from_hatching_reproduces_the_curve():
+    # The first season lived from hatching (0.45 yr, 0.9 cm) reaches the curve's age-1 length
+    # (3.51 cm with the bundled growth, the reported first-year growth of 3.5 cm); year steps
+    # from there follow L(a) = L∞ − (L∞ − L_h)·exp(−K(a − t_h)): rounding only, rtol 1e-12.
+    length = first_season_length_cm(55.0, 0.09, 0.45, 0.9)
+    assert float(length) == pytest.approx(3.51, abs=0.005)
     for age in range(1, 20):
+        np.testing.assert_allclose(length, length_at_age_cm(age, 55.0, 0.09, 0.45, 0.9), rtol=1e-12)
         length = grow_one_year(length, 55.0, 0.09)
-        np.testing.assert_allclose(length, von_bertalanffy_length_cm(age, 55.0, 0.09, 0.3),
-                                   rtol=1e-12)
 
 
 def test_lorenzen_closed_form_for_c_equal_one():
@@ -156,6 +195,7 @@ def test_mass_balance_per_age_origin_and_year():
     entering = release * float(p.release_survival)
     nxt = st.numbers[1:].copy()
     nxt[:, HATCHERY, :] -= entering[1:]
+    nxt[:, WILD, 1] -= st.recruits[:-1]           # the year class joins at age 1
     # relative to the numbers in each cell; float rounding only: rtol 1e-10
     np.testing.assert_allclose(nxt[:, :, 1:-1], survivors[:-1, :, :-2], rtol=1e-10, atol=1e-6)
     np.testing.assert_allclose(nxt[:, :, -1], survivors[:-1, :, -2:].sum(-1), rtol=1e-10)
@@ -186,12 +226,12 @@ def test_zero_release_equals_no_release_exactly():
 
 def test_batch_equals_separate_runs():
     # Same arithmetic element by element: only summation order may differ, rtol 1e-12.
-    steep = np.array([0.5, 0.7, 0.9])
+    steep = np.array([0.005, 0.01, 0.03])
     m = np.array([0.2, 0.3, 0.25])
-    batch = simulate(make_params(steepness=steep, m_ref_per_yr=m, lorenzen_c=1.0,
+    batch = simulate(make_params(max_egg_survival=steep, m_ref_per_yr=m, lorenzen_c=1.0,
                                  initial_f_per_yr=0.3), n_years=15, catch_t=np.full(15, 3.0))
     for i in range(3):
-        one = simulate(make_params(steepness=steep[i], m_ref_per_yr=m[i], lorenzen_c=1.0,
+        one = simulate(make_params(max_egg_survival=steep[i], m_ref_per_yr=m[i], lorenzen_c=1.0,
                                    initial_f_per_yr=0.3), n_years=15, catch_t=np.full(15, 3.0))
         for name in ("biomass_t", "recruits", "f_per_yr", "numbers"):
             np.testing.assert_allclose(getattr(batch, name)[i], getattr(one, name), rtol=1e-12)
@@ -204,11 +244,11 @@ def test_a_row_is_identical_whatever_the_rest_of_its_batch():
     # solvers stopping when the whole batch had converged, rows 0 and 10 here differed.
     rng = np.random.default_rng(4)
     n = 12
-    steep, m, f0 = rng.uniform(0.3, 0.99, n), rng.uniform(0.1, 0.5, n), rng.uniform(0.0, 2.5, n)
+    steep, m, f0 = rng.uniform(0.003, 0.049, n), rng.uniform(0.1, 0.5, n), rng.uniform(0.0, 2.5, n)
     catch = rng.uniform(0.0, 40.0, 12)
 
     def run(rows: slice):
-        return simulate(make_params(steepness=steep[rows], m_ref_per_yr=m[rows], lorenzen_c=1.0,
+        return simulate(make_params(max_egg_survival=steep[rows], m_ref_per_yr=m[rows], lorenzen_c=1.0,
                                     initial_f_per_yr=f0[rows]), n_years=12, catch_t=catch)
 
     full = run(slice(None))
@@ -224,7 +264,7 @@ def test_float32_engine_agrees_with_float64_to_single_precision():
     # few dozen operations a year, measured at most 3.5e-6 relative; rtol 2e-5 leaves a margin
     # for other parameters. Catch-driven F (float64 Newton on float32 state) and releases
     # are both exercised.
-    p = make_params(steepness=np.array([0.6, 0.8]), lorenzen_c=1.0, initial_f_per_yr=0.4)
+    p = make_params(max_egg_survival=np.array([0.006, 0.02]), lorenzen_c=1.0, initial_f_per_yr=0.4)
     release, rel_len = _releases(40, p.n_age, 5, 1, 2e5, 8.0)
     release[5:, 1] = 2e5
     for driver in (dict(f_per_yr=np.full(40, 0.1)), dict(catch_t=np.full(40, 2.0))):
@@ -249,7 +289,7 @@ def test_releases_in_some_rows_leave_the_other_rows_bit_identical():
 
     n_rows, n_years = 8, 12
     rng = np.random.default_rng(0)
-    steep, k = rng.uniform(0.5, 0.9, n_rows), rng.uniform(0.08, 0.2, n_rows)
+    steep, k = rng.uniform(0.005, 0.04, n_rows), rng.uniform(0.08, 0.2, n_rows)
     m = rng.uniform(0.15, 0.35, n_rows)
     plan = np.zeros((n_rows, n_years, 13))
     plan[:, :, 0] = np.where(rng.random((n_rows, n_years)) < 0.4, 3e5, 0.0)
@@ -257,7 +297,7 @@ def test_releases_in_some_rows_leave_the_other_rows_bit_identical():
     lengths = np.broadcast_to(np.array([4.0] + [9.0] * 12), plan.shape)
 
     def run(rows: slice, dtype: type):
-        p = make_params(steepness=steep[rows], k_per_yr=k[rows], m_ref_per_yr=m[rows], lorenzen_c=1.0,
+        p = make_params(max_egg_survival=steep[rows], k_per_yr=k[rows], m_ref_per_yr=m[rows], lorenzen_c=1.0,
                         initial_f_per_yr=0.2)
         return simulate(p, n_years=n_years, dtype=dtype, policy=lambda y, estimate: YearControl(
             release_fish=plan[rows, y], release_length_cm=lengths[rows, y]))
@@ -296,7 +336,6 @@ def _window_gain(p: Parameters, release_age: int, start_scale: float) -> tuple[f
     n_years = 3
     numbers, length = equilibrium_state(p, 0.0)
     numbers = numbers * start_scale
-    numbers[..., 0] = 0.0
     release, rel_len = _releases(n_years, p.n_age, 1, release_age, 0.0, 0.0)
     rel_len[:] = length[WILD]
     base = simulate(p, n_years=n_years, initial_numbers=numbers, initial_length_state_cm=length,
@@ -313,26 +352,27 @@ def _window_gain(p: Parameters, release_age: int, start_scale: float) -> tuple[f
 
 
 def test_releases_inside_window_replace_wild_fish_at_capacity_and_add_after_it():
-    # One-age window (ages 0..0) with strong density dependence, γ = 20, at unfished density.
-    # Survivors of the window: out(J) = s·J/(1 + γ·J/J0). Releasing 0.1·J at age 0 gives,
-    # per released fish and relative to its own survival at unchanged density x = 1/(1+γ),
+    # One-age window (age 1, where wild recruits join) with strong density dependence, γ = 20,
+    # at unfished density. Survivors of the window: out(J) = s·J/(1 + γ·J/J0). Releasing 0.1·J
+    # at age 1 gives, per released fish and relative to its own survival at unchanged density
+    # x = 1/(1+γ),
     #   [1.1/(1 + 1.1γ) − 1/(1 + γ)] / (0.1/(1 + γ)) = 0.0435  (replacement: 4 % added),
-    # while releases at age 1, after the window, add exactly one for one.
+    # while releases at age 2, after the window, add exactly one for one.
     gamma = 20.0
-    p = make_params(dd_strength=gamma, dd_window_end_age_yr=0, release_survival=1.0)
-    inside, x = _window_gain(p, release_age=0, start_scale=1.0)
+    p = make_params(dd_strength=gamma, dd_window_end_age_yr=1, release_survival=1.0)
+    inside, x = _window_gain(p, release_age=1, start_scale=1.0)
     expected = (1.1 / (1 + 1.1 * gamma) - 1 / (1 + gamma)) / (0.1 / (1 + gamma))
     # The start state comes from the equilibrium solver (relative mismatch 1e-14 at its
     # stop), so the closed forms hold to rounding amplified by the small difference of
     # ``inside``: rtol 1e-9.
     assert x == pytest.approx(1 / (1 + gamma), rel=1e-9)
     assert inside == pytest.approx(expected, rel=1e-9) and expected < 0.05
-    after, _ = _window_gain(p, release_age=1, start_scale=1.0)
+    after, _ = _window_gain(p, release_age=2, start_scale=1.0)
     assert after == pytest.approx(1.0, rel=1e-12)
     # Far below capacity the window barely bites: with the stock at 1e-4 of its unfished
     # state, juveniles are j = J/J0 ≈ 1e-3 of capacity (read back from x = 1/(1 + γj)) and
     # [1.1/(1 + 1.1γj) − 1/(1 + γj)]/(0.1/(1 + γj)) ≈ 0.98 of a fish is added per fish.
-    sparse, x_sparse = _window_gain(p, release_age=0, start_scale=1e-4)
+    sparse, x_sparse = _window_gain(p, release_age=1, start_scale=1e-4)
     j = (1 / x_sparse - 1) / gamma
     assert sparse == pytest.approx((1.1 / (1 + 1.1 * gamma * j) - 1 / (1 + gamma * j))
                                    / (0.1 / (1 + gamma * j)), rel=1e-9)
@@ -340,13 +380,13 @@ def test_releases_inside_window_replace_wild_fish_at_capacity_and_add_after_it()
 
 
 def test_release_late_in_a_two_age_window_adds_more_than_early():
-    # Ages 0..1 share the density dependence: a fish released at age 1 faces it once, a fish
-    # released at age 0 twice, and an age-0 release also crowds last year's cohort. So at
-    # capacity age-1 releases add far more (0.75 vs 0.11 per released fish at γ = 1).
-    p = make_params(dd_strength=1.0, dd_window_end_age_yr=1, release_survival=1.0)
-    early, _ = _window_gain(p, release_age=0, start_scale=1.0)
-    late, _ = _window_gain(p, release_age=1, start_scale=1.0)
-    after, _ = _window_gain(p, release_age=2, start_scale=1.0)
+    # Ages 1..2 share the density dependence: a fish released at age 2 faces it once, a fish
+    # released at age 1 twice, and an age-1 release also crowds last year's cohort. So at
+    # capacity age-2 releases add more per released fish.
+    p = make_params(dd_strength=1.0, dd_window_end_age_yr=2, release_survival=1.0)
+    early, _ = _window_gain(p, release_age=1, start_scale=1.0)
+    late, _ = _window_gain(p, release_age=2, start_scale=1.0)
+    after, _ = _window_gain(p, release_age=3, start_scale=1.0)
     assert early < late < after == pytest.approx(1.0, rel=1e-12)
 
 
@@ -372,3 +412,22 @@ def test_policy_releases_and_f_equal_the_same_given_as_arrays():
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     # the rule sees last year's biomass times q·exp(error), never this year's true biomass
     np.testing.assert_allclose(seen[1:], a.biomass_t[:-1] * float(p.survey_q) * np.exp(0.1), rtol=1e-14)
+
+
+def test_depleted_start_has_the_asked_biomass_and_its_age_deviations():
+    # Biomass of ages >= 1 on 1 January = depletion × the unfished one (exact scaling, rtol
+    # 1e-12); an age deviation ε multiplies that age's share by exp(ε) before the scaling.
+    p = make_params(lorenzen_c=1.0, initial_f_per_yr=0.5)
+    ref = reference_points(p)
+    numbers, length = depleted_state(p, 0.02)
+    _, w = length, weight_g(np.maximum(length, 0.9), 0.012, 3.0)
+    assert np.sum(numbers * w) / 1e6 == pytest.approx(0.02 * float(ref.start_biomass0_t), rel=1e-12)
+    assert np.all(numbers[:, 0] == 0) and np.all(numbers[HATCHERY] == 0)
+    devs = np.array([0.5, 0.0, -0.5])
+    shifted, _ = depleted_state(p, 0.02, age_deviations=devs)
+    ratio = shifted[WILD, 1:] / numbers[WILD, 1:]
+    np.testing.assert_allclose(ratio[:3] / ratio[3], np.exp(devs), rtol=1e-12)
+    np.testing.assert_allclose(ratio[3:], ratio[3], rtol=1e-12)
+    # under the F that shaped it and no catch taken the stock grows (it is below equilibrium)
+    state = simulate(p, n_years=10, initial_numbers=numbers, initial_length_state_cm=length)
+    assert state.total_biomass_t[-1] > 2 * state.total_biomass_t[0]

@@ -126,11 +126,10 @@ def test_life_history_values_units_and_priors(data_dir: Path) -> None:
     assert set(life) == set(LIFE_HISTORY_PARAMETERS)
     assert life.value("k_per_yr") == 0.09
     assert life.integer("max_age_yr") == 25 and isinstance(life.integer("max_age_yr"), int)
-    steepness = life["steepness"]
-    assert (steepness.unit, steepness.source_id, steepness.confidence) == (
-        "1", "modeller_assumption", "assumed")
-    assert steepness.assumption and steepness.reasoning == "synthetic test value"
-    assert steepness.prior == Prior("beta", {"mean": 0.7, "sd": 0.15})
+    rrs = life["relative_reproductive_success"]
+    assert (rrs.unit, rrs.source_id, rrs.confidence) == ("1", "modeller_assumption", "assumed")
+    assert rrs.assumption and rrs.reasoning == "synthetic test value"
+    assert rrs.prior == Prior("beta", {"mean": 0.7, "sd": 0.15})
     assert life["k_per_yr"].prior is None
     with pytest.raises(KeyError, match="valid: max_age_yr"):
         life.value("growth_rate")
@@ -171,10 +170,10 @@ def test_summarise_reports_years_totals_and_provenance(data_dir: Path) -> None:
     assert "biomass 2,592-127,500 t" in text
     assert "catch.csv: 1956-2024 (69 years), total catch" in text
     assert "total 115,000,000 fish released" in text
-    assert "27 with assumption = true" in text
-    steepness_line = next(line for line in text.splitlines() if "steepness" in line)
+    assert "33 with assumption = true" in text
+    rrs_line = next(line for line in text.splitlines() if "relative_reproductive_success" in line)
     for part in ("0.7", "modeller_assumption", "assumed", "prior beta"):
-        assert part in steepness_line
+        assert part in rrs_line
     assert "1/yr" in next(line for line in text.splitlines() if "k_per_yr" in line)
 
 
@@ -395,11 +394,12 @@ def test_missing_life_history_parameter(data_dir: Path) -> None:
 @pytest.mark.parametrize("field", ["value", "unit", "source_id", "confidence"])
 def test_missing_life_history_field(data_dir: Path, field: str) -> None:
     path = data_dir / LIFE
-    line = line_of(path, f"{field} =", table="steepness")
+    name = "relative_reproductive_success"
+    line = line_of(path, f"{field} =", table=name)
     set_line(path, line, None)
     message = load_error(data_dir)
-    assert f"{LIFE}, line {line_of(path, '[steepness]')}, key steepness" in message
-    assert f"missing key steepness.{field}" in message
+    assert f"{LIFE}, line {line_of(path, f'[{name}]')}, key {name}" in message
+    assert f"missing key {name}.{field}" in message
 
 
 def test_unknown_life_history_field_lists_valid_keys(data_dir: Path) -> None:
@@ -429,9 +429,9 @@ def test_assumption_without_reasoning(data_dir: Path) -> None:
 LIFE_HISTORY_VALUE_CASES = {
     "non_integer_max_age": ("max_age_yr", "value = 25", "value = 20.5", "integer"),
     "non_integer_dd_window": ("dd_window_end_age_yr", "value = 1", "value = 1.5", "integer"),
-    "non_integer_survey_age": ("survey_min_age_yr", "value = 2", "value = 2.5", "integer"),
-    "steepness_at_0.2": ("steepness", "value = 0.7", "value = 0.2", "in (0.2, 1]"),
-    "steepness_above_1": ("steepness", "value = 0.7", "value = 1.1", "got 1.1"),
+    "hatch_time_after_the_year": ("hatch_time_yr", "value = 0.45", "value = 1.2", "in (0, 1)"),
+    "egg_survival_zero": ("max_egg_survival", "value = 0.005", "value = 0.0", "in (0, 0.05]"),
+    "egg_survival_above_bound": ("max_egg_survival", "value = 0.005", "value = 0.06", "got 0.06"),
     "fraction_above_1": ("release_survival", "value = 0.3", "value = 1.5", "in [0, 1]"),
     "negative_fraction": ("female_fraction", "value = 0.45", "value = -0.1", "in [0, 1]"),
     "negative_length": ("l_inf_cm", "value = 55.0", "value = -1.0", "in (0, 200] cm"),
@@ -440,7 +440,7 @@ LIFE_HISTORY_VALUE_CASES = {
     "bool_value": ("survey_q", "value = 1.0", "value = true", "expected a finite number"),
     "nan_value": ("survey_q", "value = 1.0", "value = nan", "expected a finite number"),
     "window_beyond_max_age": ("dd_window_end_age_yr", "value = 1", "value = 30",
-                              "age <= max_age_yr (25)"),
+                              "age < max_age_yr (25)"),
     "unknown_source": ("lw_b", 'source_id = "modeller_assumption"', 'source_id = "fishbase"',
                        "SOURCES.md"),
     "bad_confidence": ("lw_b", 'confidence = "assumed"', 'confidence = "guessed"',
@@ -484,9 +484,10 @@ PRIOR_CASES = {
 def test_invalid_prior(data_dir: Path, case) -> None:
     prior, fragment = case
     path = data_dir / LIFE
-    edit_table(path, "steepness", '{distribution = "beta", mean = 0.7, sd = 0.15}', prior)
+    name = "relative_reproductive_success"
+    edit_table(path, name, '{distribution = "beta", mean = 0.7, sd = 0.15}', prior)
     message = load_error(data_dir)
-    assert f"{LIFE}, line {line_of(path, 'prior =', 'steepness')}, key steepness.prior" in message
+    assert f"{LIFE}, line {line_of(path, 'prior =', name)}, key {name}.prior" in message
     assert fragment in message
 
 
