@@ -163,7 +163,7 @@ def two_fits():
     definition = EnsembleDefinition(
         dd_windows=(1,), release_survival_priors=("informative",),
         mortality=(MortalityStructure("c1", lorenzen_c=1.0), MortalityStructure("c0", lorenzen_c=0.0)),
-        initial_states=("equilibrium_f",))
+        initial_states=("depletion",))
     return fit_ensemble(load_data("data"), definition)
 
 

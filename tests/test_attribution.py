@@ -97,27 +97,29 @@ def test_fitted_scenario_reproduces_predict_exactly(spec_and_thetas):
 
 
 def test_fishing_continued_holds_the_pre_ban_f(spec_and_thetas):
+    # the default depleted start: fishing continues at the F the recorded 2000 catch implies in
+    # each draw (the initial F only shapes the start's age structure)
     spec, thetas = spec_and_thetas
     cf = counterfactuals(spec, thetas)
     ban = ban_year_of(spec)
     assert ban == 2001  # catch.csv: last positive catch in 2000
     f = cf["f_per_yr"]
-    initial_f = np.exp(thetas[:, spec.parameter_names.index("log_initial_f_per_yr")])
+    f_2000 = f.sel(scenario="fitted", year=ban - 1).values
+    assert np.all(f_2000 > 0)
     after = f.sel(scenario="fishing_continued", year=slice(ban, None)).values
-    np.testing.assert_allclose(after, np.broadcast_to(initial_f[:, None], after.shape), rtol=1e-12)
+    np.testing.assert_allclose(after, np.broadcast_to(f_2000[:, None], after.shape), rtol=1e-12)
     np.testing.assert_array_equal(f.sel(scenario="fitted", year=slice(ban, None)).values, 0.0)
     np.testing.assert_array_equal(f.sel(year=slice(None, ban - 1)).values,
                                   np.broadcast_to(f.sel(scenario="fitted", year=slice(None, ban - 1)).values,
                                                   f.sel(year=slice(None, ban - 1)).shape))
 
 
-def test_default_start_in_2000_keeps_the_initial_f_and_says_so(spec_and_thetas):
-    # "auto" must leave the default attribution unchanged: the start state (2000) is the year
-    # before the ban, so its equilibrium F is the pre-ban F
+def test_default_depleted_start_uses_the_last_pre_ban_f_and_says_so(spec_and_thetas):
+    # "auto" for the depleted start means the F of the last fished year, and says so
     spec, thetas = spec_and_thetas
     cf = counterfactuals(spec, thetas)
-    assert cf.attrs["pre_ban_f_option"] == "initial"
-    explicit = counterfactuals(spec, thetas, pre_ban_f="initial")
+    assert cf.attrs["pre_ban_f_option"] == "last_pre_ban"
+    explicit = counterfactuals(spec, thetas, pre_ban_f="last_pre_ban")
     np.testing.assert_array_equal(cf["biomass_t"].values, explicit["biomass_t"].values)
 
 
@@ -166,8 +168,10 @@ def test_auto_uses_the_last_pre_ban_f_for_a_start_decades_before_the_ban(data):
     spec = build_spec(data, default_config().with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2))
     assert pre_ban_f_choice(spec, 0.4, 2001) == "last_pre_ban"
     default = build_spec(data, default_config())
-    assert pre_ban_f_choice(default, 0.4, 2001) == "initial"
-    assert pre_ban_f_choice(default, 0.0, 2001) == "last_pre_ban"
+    assert pre_ban_f_choice(default, 0.4, 2001) == "last_pre_ban"     # depleted start: always
+    at_2000 = build_spec(data, default_config().with_fit(initial_state="equilibrium_f"))
+    assert pre_ban_f_choice(at_2000, 0.4, 2001) == "initial"
+    assert pre_ban_f_choice(at_2000, 0.0, 2001) == "last_pre_ban"
 
 
 def test_fitted_scenario_follows_predicts_two_piece_run_with_an_unfished_change(data):

@@ -61,7 +61,7 @@ def test_check_data_on_valid_directory(data_dir: Path, capsys) -> None:
     code, out, err = run(["check-data", data_dir], capsys)
     assert code == 0 and err == ""
     assert "biomass_observations.csv: 5 observations in 2002-2024" in out
-    assert "Life history (27 values" in out
+    assert "Life history (33 values" in out
 
 
 def test_check_data_on_invalid_directory_prints_one_line(data_dir: Path, capsys) -> None:
@@ -292,7 +292,7 @@ TWO_MEMBERS = """
 [ensemble]
 dd_windows = [1]
 release_survival_priors = ["informative"]
-initial_states = ["equilibrium_f"]
+initial_states = ["depletion"]
 mortality = [{ name = "c1", lorenzen_c = 1.0 }, { name = "c0", lorenzen_c = 0.0 }]
 """
 
@@ -321,7 +321,7 @@ def test_project_with_an_ensemble_and_a_budget_writes_the_tables(light_fit, tmp_
     import csv
 
     members = list(csv.DictReader((out / "ensemble_members.csv").open()))
-    names = ["w1_informative_c1_equilibrium_f", "w1_informative_c0_equilibrium_f"]
+    names = ["w1_informative_c1_depletion", "w1_informative_c0_depletion"]
     assert [m["structure"] for m in members] == names
     metrics = list(csv.DictReader((out / "ensemble_metrics.csv").open()))
     assert len(metrics) == 2 * 1 * 3 and {m["structure"] for m in metrics} == {*names, "pooled"}

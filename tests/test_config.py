@@ -50,7 +50,7 @@ def test_defaults() -> None:
     assert config.data == DataOptions(directory="data")
     assert config.model.recruitment == "beverton_holt"
     assert (config.model.first_year, config.model.last_year) == (2000, 2024)
-    assert config.model.initial_state == "equilibrium_f"
+    assert config.model.initial_state == "depletion"
     assert (config.simulate.first_year, config.simulate.last_year) == (2000, 2024)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.seed = 1  # type: ignore[misc]
@@ -66,7 +66,7 @@ def test_partial_file_keeps_defaults_for_missing_keys(tmp_path: Path) -> None:
 def test_default_toml_round_trips(tmp_path: Path) -> None:
     text = to_toml(default_config())
     assert load_config(write(tmp_path, text)) == default_config()
-    assert tomllib.loads(text)["model"]["initial_state"] == "equilibrium_f"
+    assert tomllib.loads(text)["model"]["initial_state"] == "depletion"
 
 
 def test_changed_config_round_trips(tmp_path: Path) -> None:

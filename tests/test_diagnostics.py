@@ -1,7 +1,7 @@
 """Tests of carpmodel.diagnostics: each formula against a hand computation, each diagnostic on
 real (small) refits of the bundled data.
 
-Refits use a light model (4 estimated parameters: B0, steepness, initial F, q, plus the
+Refits use a light model (4 estimated parameters: B0, maximum egg survival, initial depletion, q, plus the
 recruitment deviations) with one start: about 2 s per fit instead of 7 s for the default
 7-parameter fit. None of the properties tested depends on which parameters are free.
 """
@@ -23,8 +23,8 @@ from carpmodel.inference.likelihood import predict, survey_prediction_t
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 
-LIGHT = default_config().with_fit(n_starts=1, estimate=("unfished_biomass_t", "steepness", "initial_f_per_yr",
-                                                       "survey_q"))
+LIGHT = default_config().with_fit(n_starts=1, estimate=("unfished_biomass_t", "max_egg_survival",
+                                                       "initial_depletion", "survey_q"), survey_sd="fixed")
 
 
 def _json_ok(result) -> dict:
@@ -63,9 +63,11 @@ def test_residuals_are_zero_when_the_observations_are_the_predictions(light_fit)
     res = diag.residuals(exact)
     # same deterministic computation twice: log(x) - log(x) is exactly 0 in floating point
     np.testing.assert_array_equal(res.standardised, 0.0)
-    assert res.mean == 0.0 and res.rmse == 0.0
-    # no residual has a sign, so the runs test has nothing to test
-    assert res.runs.passed is None and math.isnan(res.runs.p_value)
+    assert res.conditional_sdnr == 0.0
+    # the one-step-ahead residuals integrate the deviations out: observations at the mode's
+    # prediction are not zero residuals there, but they are smaller than the real data's
+    assert np.all(np.isfinite(res.table["osa_residual"].values))
+    assert res.sdnr < diag.residuals(light_fit).sdnr
     _json_ok(res)
 
 
@@ -212,8 +214,8 @@ def test_default_profile_grid_spans_the_prior_5_to_95_percent(light_fit):
     assert grid[0] == pytest.approx(200000 * math.exp(-0.5 * z), rel=1e-9)
     assert grid[-1] == pytest.approx(200000 * math.exp(0.5 * z), rel=1e-9)
     np.testing.assert_allclose(np.diff(np.log(grid)), np.log(grid[1] / grid[0]), rtol=1e-9)
-    steep = diag.profile_grid(spec, "steepness")
-    assert steep.size == 9 and 0.2 < steep[0] < steep[-1] < 1.0
+    survival = diag.profile_grid(spec, "max_egg_survival")
+    assert survival.size == 9 and 0.0 < survival[0] < survival[-1] < 0.05
 
 
 def test_profile_minimum_is_at_the_map_estimate(light_fit):
@@ -239,7 +241,7 @@ def test_profile_minimum_is_at_the_map_estimate(light_fit):
 
 
 def test_self_test_runs_and_reports_coverage_with_its_mc_se(light_fit):
-    result = diag.self_test(light_fit, n_replicates=3, seed=11)
+    result = diag.self_test(light_fit, n_replicates=3, seed=11, truths="estimate")
     summary = result.summary
     assert result.n_replicates == 3 and 0 <= result.n_converged <= 3
     coverage = summary["coverage"].values
@@ -259,8 +261,8 @@ def test_self_test_runs_and_reports_coverage_with_its_mc_se(light_fit):
     assert np.ptp(truth.sel(quantity="biomass_last_year_t").values) > 0
     _json_ok(result)
     # one spawned stream per replicate: replicate 0 is the same whether 1 or 3 are asked for
-    truth_1, specs_1, seeds_1 = diag.simulate_replicates(light_fit, 1, seed=11)
-    truth_3, specs_3, seeds_3 = diag.simulate_replicates(light_fit, 3, seed=11)
+    truth_1, specs_1, seeds_1 = diag.simulate_replicates(light_fit, 1, seed=11, truths="estimate")
+    truth_3, specs_3, seeds_3 = diag.simulate_replicates(light_fit, 3, seed=11, truths="estimate")
     np.testing.assert_array_equal(truth_1[0], truth_3[0])
     np.testing.assert_array_equal(truth_3, truth.values)
     np.testing.assert_array_equal(specs_1[0].observations.biomass_t, specs_3[0].observations.biomass_t)
@@ -279,7 +281,7 @@ def test_simulated_optional_data_follow_their_likelihoods(light_fit):
                    juvenile_index=((2016, 1.0e6, 0.3), (2020, 2.0e6, 0.3)))
     source = replace(light_fit, spec=spec)
     n_rep = 400
-    _, specs, _ = diag.simulate_replicates(source, n_rep, seed=3)
+    _, specs, _ = diag.simulate_replicates(source, n_rep, seed=3, truths="estimate")
     k = np.array([[h.n_hatchery for h in s.hatchery_samples] for s in specs], float)
     assert np.all((k >= 0) & (k <= [200, 100]))
     # E[k/n] is the model's hatchery share of survey-age numbers (no misclassification);
@@ -312,9 +314,11 @@ def test_compare_fits_ranks_a_worse_fit_lower_and_ignores_priors(light_fit):
                                                     "priors": light_fit.nll_components["priors"] + 100.0})
     result = diag.compare_fits({"worse": worse, "base": light_fit, "base_priors": more_prior})
     table = result.table
-    # k counts the 4 estimated parameters, not the 25 recruitment deviations; n the 12 surveys
-    assert int(table["n_parameters"].sel(variant="base")) == 4 < light_fit.n_parameters
-    assert int(table["n_observations"].sel(variant="base")) == 12
+    # k counts the 7 estimated parameters (the 4 named, the 2002 survey's q, the net's mode and
+    # width), not the recruitment or initial-age deviations; n the 12 surveys and the net
+    # sample's mean length and weight
+    assert int(table["n_parameters"].sel(variant="base")) == 7 < light_fit.n_parameters
+    assert int(table["n_observations"].sel(variant="base")) == 14
     assert result.ranking[-1] == "worse"
     # 5 NLL units more data misfit at equal k: ΔAICc = 10 exactly (up to rounding)
     assert float(table["delta_aicc"].sel(variant="worse")) == pytest.approx(10.0, abs=1e-9)
@@ -333,18 +337,18 @@ def test_compare_fits_ranks_a_worse_fit_lower_and_ignores_priors(light_fit):
 
 def test_default_variants_and_compare_models_end_to_end(data, light_fit):
     variants = diag.default_variants(LIGHT)
-    assert list(variants) == ["beverton_holt", "ricker", "dd_window_0", "dd_window_2",
-                              "initial_unfished_1956", "initial_equilibrium_1986"]
+    assert list(variants) == ["beverton_holt", "ricker", "dd_window_2", "dd_window_3",
+                              "initial_equilibrium_2000", "initial_unfished_1956", "initial_equilibrium_1986"]
     spec = build_spec(data, variants["dd_window_2"])
     assert int(spec.base.dd_window_end_age_yr) == 2
     assert variants["initial_unfished_1956"].model.initial_state == "unfished_1956"
     result = diag.compare_models(data, {"beverton_holt": variants["beverton_holt"],
-                                        "dd_window_0": variants["dd_window_0"]})
+                                        "dd_window_2": variants["dd_window_2"]})
     table = result.table
     assert bool(table["converged"].all())
     # the base-case variant is the fit already made: same data NLL up to optimiser tolerance
     assert float(table["nll_data"].sel(variant="beverton_holt")) == pytest.approx(
-        light_fit.nll_components["biomass"], abs=1e-3)
-    assert sorted(result.ranking) == ["beverton_holt", "dd_window_0"]
+        light_fit.nll_components["biomass"] + light_fit.nll_components["net_sample"], abs=1e-3)
+    assert sorted(result.ranking) == ["beverton_holt", "dd_window_2"]
     assert float(table["delta_aicc"].min()) == 0.0
     _json_ok(result)

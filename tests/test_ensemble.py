@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import carpmodel.inference.build
 import carpmodel.inference.fitting
 from carpmodel.errors import ConfigError, FitError
 from carpmodel.io.config import default_config
@@ -41,7 +42,7 @@ C1, C0 = MortalityStructure("c1", lorenzen_c=1.0), MortalityStructure("c0", lore
 #: two real structures that converge on the bundled data: the base case and constant M (the
 #: definition of the session fixture two_fits in conftest.py, fitted once for this file and test_budget.py)
 TWO = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("informative",), mortality=(C1, C0),
-                         initial_states=("equilibrium_f",))
+                         initial_states=("depletion",))
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,8 @@ def small_setup(strategies, n_age, **options):
 
 
 def test_both_real_structures_converge_and_are_weighted_equally(two_fits):
-    assert [m.name for m in two_fits.included] == ["w1_informative_c1_equilibrium_f",
-                                                    "w1_informative_c0_equilibrium_f"]
+    assert [m.name for m in two_fits.included] == ["w1_informative_c1_depletion",
+                                                    "w1_informative_c0_depletion"]
     weights = two_fits.weights()
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-15)
     assert set(weights.values()) == {0.5}
@@ -169,15 +170,15 @@ def test_equal_member_weights_pool_like_concatenated_draws():
 
 def test_user_weights_are_renormalised_over_the_converged_members():
     definition = dataclasses.replace(TWO, mortality=(C1, C0, MortalityStructure("c0.5", lorenzen_c=0.5)),
-                                     weights={"w1_informative_c1_equilibrium_f": 3.0,
-                                              "w1_informative_c0_equilibrium_f": 1.0,
-                                              "w1_informative_c0.5_equilibrium_f": 4.0})
+                                     weights={"w1_informative_c1_depletion": 3.0,
+                                              "w1_informative_c0_depletion": 1.0,
+                                              "w1_informative_c0.5_depletion": 4.0})
     from carpmodel.management.ensemble import MemberFit
 
     members = tuple(MemberFit(s, object(), s.mortality.name != "c0.5", "" if s.mortality.name != "c0.5"
                               else "not converged: test") for s in definition.members())
     weights = EnsembleFits(definition, members).weights()
-    assert weights == {"w1_informative_c1_equilibrium_f": 0.75, "w1_informative_c0_equilibrium_f": 0.25}
+    assert weights == {"w1_informative_c1_depletion": 0.75, "w1_informative_c0_depletion": 0.25}
     with pytest.raises(ConfigError, match="weights.nobody"):
         dataclasses.replace(TWO, weights={"nobody": 1.0})
 
@@ -202,18 +203,18 @@ def test_a_member_that_does_not_converge_or_cannot_be_fitted_is_excluded_and_rep
     monkeypatch.setattr(carpmodel.inference.fitting, "fit", fake_fit)
     definition = EnsembleDefinition(dd_windows=(1, 2), release_survival_priors=("informative",),
                                     mortality=(C1, MortalityStructure("c0.5", lorenzen_c=0.5)),
-                                    initial_states=("equilibrium_f",), design="one_at_a_time")
+                                    initial_states=("depletion",), design="one_at_a_time")
     fits = fit_ensemble(data, definition)
-    assert [m.name for m in fits.included] == ["w1_informative_c1_equilibrium_f"]
+    assert [m.name for m in fits.included] == ["w1_informative_c1_depletion"]
     assert fits.excluded == {
-        "w2_informative_c1_equilibrium_f": "fit failed: FitError: every start ended at a non-finite NLL",
-        "w1_informative_c0.5_equilibrium_f": "not converged: largest |gradient| 3 exceeds 0.001"}
+        "w2_informative_c1_depletion": "fit failed: FitError: every start ended at a non-finite NLL",
+        "w1_informative_c0.5_depletion": "not converged: largest |gradient| 3 exceeds 0.001"}
     rows = {r["structure"]: r for r in members_table(fits)}
-    assert rows["w1_informative_c0.5_equilibrium_f"]["included"] is False
-    assert rows["w1_informative_c0.5_equilibrium_f"]["weight"] == 0.0
-    assert rows["w1_informative_c1_equilibrium_f"]["weight"] == 1.0
+    assert rows["w1_informative_c0.5_depletion"]["included"] is False
+    assert rows["w1_informative_c0.5_depletion"]["weight"] == 0.0
+    assert rows["w1_informative_c1_depletion"]["weight"] == 1.0
     ds = project_ensemble(fits, small_setup(strategies, base.spec.base.n_age, n_draws=3))
-    assert list(ds["structure"].values) == ["w1_informative_c1_equilibrium_f"]
+    assert list(ds["structure"].values) == ["w1_informative_c1_depletion"]
     assert json.loads(ds.attrs["excluded_members"]) == fits.excluded
     assert ds.attrs["n_members_defined"] == 3 and ds.attrs["n_members_included"] == 1
 
@@ -224,34 +225,34 @@ def test_members_that_start_before_2000_fit_catch_as_data_and_say_so(data):
     definition = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("informative",),
                                     mortality=(C1,))
     members = {m.initial_state: m for m in definition.members()}
-    assert members["equilibrium_f"].catch_sd_log is None
+    assert members["depletion"].catch_sd_log is None
     assert members["unfished_1956"].catch_sd_log == 0.2 == members["equilibrium_1986"].catch_sd_log
     base = default_config()
     assert members["equilibrium_1986"].config(base).fit.catch_sd_log == 0.2
-    assert members["equilibrium_f"].config(base).fit.catch_sd_log is None
+    assert members["depletion"].config(base).fit.catch_sd_log is None
     # a catch error in the base config applies to every member
     with_error = base.with_fit(catch_sd_log=0.3)
-    assert members["equilibrium_f"].config(with_error).fit.catch_sd_log == 0.3
+    assert members["depletion"].config(with_error).fit.catch_sd_log == 0.3
     spec = members["equilibrium_1986"].spec(data, base)
     assert spec.catch_sd_log == 0.2 and "log_f_1986" in spec.parameter_names
     from carpmodel.management.ensemble import MemberFit
 
     described = MemberFit(members["equilibrium_1986"], None, False, "x").describe()
     assert described["catch"] == "lognormal sd_log 0.2, F per fished year estimated"
-    assert MemberFit(members["equilibrium_f"], None, False, "x").describe()["catch"] == "exact"
+    assert MemberFit(members["depletion"], None, False, "x").describe()["catch"] == "exact"
     included = tuple(MemberFit(members[name], None, True, "")
-                     for name in ("equilibrium_1986", "equilibrium_f"))
+                     for name in ("equilibrium_1986", "depletion"))
     attrs = ensemble_attrs(EnsembleFits(definition, included))
     catch = json.loads(attrs["ensemble_catch"])      # what each included member actually used
     assert catch == {m.structure.name: m.catch for m in included}
     assert "sd_log 0.2" in catch[members["equilibrium_1986"].name]
-    assert catch[members["equilibrium_f"].name] == "exact"
+    assert catch[members["depletion"].name] == "exact"
     assert json.loads(attrs["ensemble_definition"])["pre_2000_catch_sd_log"] == 0.2
     with pytest.raises(ConfigError, match="pre_2000_catch_sd_log"):
         EnsembleDefinition(pre_2000_catch_sd_log=0.0)
 
 
-FLAT = Structure(1, "flat", C1, "equilibrium_f")
+FLAT = Structure(1, "flat", C1, "depletion")
 #: small posterior sample: enough to see the spread of release survival, quick to draw
 SMALL_POSTERIOR = {"posterior_samples": 80, "posterior_proposals": 800}
 
@@ -271,7 +272,7 @@ def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data,
     assert flat_prior_bounds(flat_fit) == ("logit_release_survival",)
     monkeypatch.setattr(carpmodel.inference.fitting, "fit", lambda spec, **kwargs: flat_fit)
     definition = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("flat",), mortality=(C1,),
-                                    initial_states=("equilibrium_f",), **SMALL_POSTERIOR)
+                                    initial_states=("depletion",), **SMALL_POSTERIOR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         member = fit_member(data, FLAT, default_config(), definition, seed=3)
@@ -311,7 +312,7 @@ def test_an_estimate_on_a_bound_with_a_stated_prior_is_not_excused(flat_fit):
     # only a flat prior's bound is the prior's, not the model's: the same bound estimate with a
     # stated prior on the parameter does not qualify
     i = flat_fit.parameter_names.index("logit_release_survival")
-    prior = carpmodel.inference.fitting.FLAT_RELEASE_SURVIVAL
+    prior = carpmodel.inference.build.FLAT_RELEASE_SURVIVAL
     free = tuple(dataclasses.replace(f, prior=prior) if f.field == "release_survival" else f
                  for f in flat_fit.spec.free)
     stated = dataclasses.replace(flat_fit, spec=dataclasses.replace(flat_fit.spec, free=free))
@@ -344,13 +345,13 @@ def test_mortality_structure_changes_the_lorenzen_exponent_or_recentres_the_m_pr
 def test_default_definition_crosses_the_four_axes():
     members = EnsembleDefinition().members()
     assert len(members) == 3 * 2 * 3 * 3
-    assert members[0].name == "w1_informative_c1_equilibrium_f"     # the base case first
+    assert members[0].name == "w1_informative_c1_depletion"     # the base case first
     assert len(EnsembleDefinition(design="one_at_a_time").members()) == 1 + 2 + 1 + 2 + 2
     # initial states varied alone around the base, the other three axes crossed: 18 + 2
     partly = [m.name for m in EnsembleDefinition(vary_alone=("initial_states",)).members()]
     assert len(partly) == 3 * 2 * 3 + 2 and len(set(partly)) == len(partly)
     assert partly[-2:] == ["w1_informative_c1_unfished_1956", "w1_informative_c1_equilibrium_1986"]
-    assert sum(name.endswith("equilibrium_f") for name in partly) == 18
+    assert sum(name.endswith("depletion") for name in partly) == 18
     with pytest.raises(ConfigError, match="vary_alone"):
         EnsembleDefinition(vary_alone=("everything",))
 

@@ -11,14 +11,14 @@ from carpmodel.management.ensemble import MortalityStructure
 
 def test_ensemble_file_loads_into_the_typed_definition(tmp_path):
     path = tmp_path / "ensemble.toml"
-    path.write_text('[ensemble]\ndd_windows = [1, 0]\nrelease_survival_priors = ["informative"]\n'
-                    'initial_states = ["equilibrium_f", "unfished_1956"]\ndesign = "one_at_a_time"\n'
+    path.write_text('[ensemble]\ndd_windows = [1, 2]\nrelease_survival_priors = ["informative"]\n'
+                    'initial_states = ["depletion", "unfished_1956"]\ndesign = "one_at_a_time"\n'
                     '[[ensemble.mortality]]\nname = "c1"\nlorenzen_c = 1.0\n'
                     '[[ensemble.mortality]]\nname = "m_high"\nm_ref_prior_median_per_yr = 0.3\n')
     definition = load_ensemble(path)
     assert [m.name for m in definition.members()] == [
-        "w1_informative_c1_equilibrium_f", "w0_informative_c1_equilibrium_f",
-        "w1_informative_m_high_equilibrium_f", "w1_informative_c1_unfished_1956"]
+        "w1_informative_c1_depletion", "w2_informative_c1_depletion",
+        "w1_informative_m_high_depletion", "w1_informative_c1_unfished_1956"]
     assert definition.mortality[1] == MortalityStructure("m_high", m_ref_prior_median_per_yr=0.3)
 
 

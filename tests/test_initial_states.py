@@ -147,7 +147,7 @@ def test_the_default_estimates_no_remedy(data):
 
 
 def test_early_cv_multiplier_with_a_shared_catchability(data):
-    base = build_spec(data, default_config())
+    base = build_spec(data, default_config().with_fit(early_survey_last_year=None))
     spec = build_spec(data, default_config().with_fit(early_survey_last_year=2012, early_separate_q=False,
                                        early_cv_multiplier=2.0))
     assert spec.parameter_names == base.parameter_names        # no survey_q_early
@@ -169,14 +169,18 @@ def test_catch_error_starts_where_exact_catch_is_and_scores_catch_as_lognormal(d
     fished = spec.years[spec.drivers.catch_t > 0]
     assert [n for n in spec.parameter_names if n.startswith("log_f_")] == [f"log_f_{y}" for y in fished]
     assert fished.tolist() == list(range(1986, 2001))
-    a, _ = predict(exact, exact.initial_theta())
-    theta = spec.initial_theta()
+    # the prior centres' F 0.5/yr empties the 1986 stock: both start where fit() moves them
+    a, _ = predict(exact, feasible_start(exact, exact.initial_theta())[0])
+    theta, note = feasible_start(spec, spec.initial_theta())
+    assert "lowered from 0.5 to 0.25" in note
     b, _ = predict(spec, theta)
     np.testing.assert_allclose(b.biomass_t, a.biomass_t, rtol=1e-8)
-    np.testing.assert_allclose(b.catch_t, spec.drivers.catch_t, rtol=1e-8, atol=1e-8)
-    doubled = _with(spec, theta, f_1990=2.0 * float(b.f_per_yr[4]))
+    # the same catch as the exact-catch run: the recorded catch while the stock supplies it
+    np.testing.assert_allclose(b.catch_t, a.catch_t, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(b.catch_t[:4], spec.drivers.catch_t[:4], rtol=1e-8)
+    doubled = _with(spec, theta, f_1987=2.0 * float(b.f_per_yr[1]))
     c, _ = predict(spec, doubled)
-    assert c.catch_t[4] > 1.5 * b.catch_t[4] and np.all(c.catch_shortfall_t == 0)
+    assert c.catch_t[1] > 1.5 * b.catch_t[1] and np.all(c.catch_shortfall_t == 0)
     expected = -np.sum(stats.norm.logpdf(np.log(spec.drivers.catch_t[:15]), np.log(c.catch_t[:15]), 0.2))
     assert float(nll_components(spec, doubled)["catch"]) == pytest.approx(expected, rel=1e-10)
     assert "catch_shortfall" not in nll_components(spec, doubled)
@@ -186,12 +190,14 @@ def test_catch_error_starts_where_exact_catch_is_and_scores_catch_as_lognormal(d
 
 
 def test_catch_error_f_starts_come_from_a_start_the_stock_survives(data):
-    # window 0 with c = 1 cannot persist under the prior-centre F of 0.5/yr: the F starts must
-    # come from the start fit() moves to (a lower initial F), not from an empty stock's F = 0
-    options = CONFIG.with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2, dd_window_end_age_yr=0)
+    # the 1986 stock cannot persist under the prior-centre F of 0.5/yr (an empty start that the
+    # releases refill later): the F starts must come from the start fit() moves to (a lower
+    # initial F), not from an empty stock's F = 0
+    options = CONFIG.with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2)
     spec = build_spec(data, options)
     exact = build_spec(data, options.with_fit(catch_sd_log=None))
-    assert not np.isfinite(float(nll_components(exact, exact.initial_theta())["biomass"]))
+    empty, _ = predict(exact, exact.initial_theta())
+    assert float(empty.biomass_t[0]) == 0.0
     f_starts = np.array([f.init for f in spec.free if f.field.startswith("f_")])
     assert f_starts.size == 15 and np.all(f_starts > 5e-3) and f_starts[0] > 0.1
 
@@ -221,26 +227,30 @@ def _result(spec, theta, components, gradient=None, h=None, converged=True):
 
 
 def test_aicc_counts_the_survey_against_structural_parameters_not_the_catch_fs(data):
-    # The 1956 start with catch error estimates 45 F's (1956-2000) beside 6 structural parameters.
-    # Counting them against the 12 surveys made k > n and AICc +inf. AICc now scores the survey
-    # (n = 12) with k = 6, the k of the exact-catch fit of the same structure, and leaves the
-    # catch component out with the F's.
+    # The 1956 start with catch error estimates 45 F's (1956-2000) beside 9 other parameters
+    # (B0, egg survival, q, M, γ, release survival, the 2002 survey's q, the net's mode and
+    # width). Counting the F's against the 14 data points (12 surveys, the net sample's mean
+    # length and weight) made k > n and AICc +inf. AICc scores the survey and the net sample
+    # with k = 9, the k of the exact-catch fit of the same structure, and leaves the catch
+    # component out with the F's.
     exact = build_spec(data, default_config().with_fit(initial_state="unfished_1956"))
     spec = build_spec(data, default_config().with_fit(initial_state="unfished_1956", catch_sd_log=0.2))
-    assert len(spec.estimated) == 51 and aicc_parameters(spec) == 6 == aicc_parameters(exact)
-    assert aicc_data_points(spec) == 12 == spec.observations.year.size
-    result = _result(spec, spec.initial_theta(), {"biomass": -7.49, "recruitment_deviations": 28.2,
-                                                  "priors": 11.3, "catch": -31.05})
-    assert result.nll_data == pytest.approx(-7.49)
-    assert result.aicc == pytest.approx(2 * -7.49 + 2 * 6 + 2 * 6 * 7 / (12 - 6 - 1))
-    assert np.isfinite(result.aicc) and result.k_aicc == 6 and result.n_data == 12
-    # the default 2000 start: k = 7, n = 12; biomass NLL -7.38 gives experiments/01's 27.2
+    assert len(spec.estimated) == 54 and aicc_parameters(spec) == 9 == aicc_parameters(exact)
+    assert aicc_data_points(spec) == 14 == spec.observations.year.size + 2
+    result = _result(spec, spec.initial_theta(), {"biomass": -7.49, "net_sample": -2.0,
+                                                  "recruitment_deviations": 28.2, "priors": 11.3,
+                                                  "catch": -31.05})
+    assert result.nll_data == pytest.approx(-9.49)
+    assert result.aicc == pytest.approx(2 * -9.49 + 2 * 9 + 2 * 9 * 10 / (14 - 9 - 1))
+    assert np.isfinite(result.aicc) and result.k_aicc == 9 and result.n_data == 14
+    # the default 2000 start: k = 11 (the 8 named in [fit] estimate, early q, net mode and
+    # width; not the 8 initial-age deviations, penalised like recruitment deviations), n = 14
     default = build_spec(data, default_config())
     base = _result(default, default.initial_theta(), {"biomass": -7.38, "priors": 10.8})
-    assert base.aicc == pytest.approx(27.2, abs=0.05)
+    assert base.k_aicc == 11 and base.aicc == pytest.approx(2 * -7.38 + 22 + 2 * 11 * 12 / 2)
     # optional data components add their points to n (here the upper bound and two shares)
     more = build_spec(data, default_config().with_fit(use_upper_bound=True, use_hatchery_fractions=True))
-    assert aicc_data_points(more) == 12 + 1 + 2
+    assert aicc_data_points(more) == 14 + 1 + 2
     assert aicc_value(0.0, 11, 12) == float("inf")
 
 
@@ -265,22 +275,22 @@ def test_estimate_on_a_flat_bound_with_the_rest_converged_is_interior_converged(
 
 
 def test_a_start_whose_equilibrium_cannot_persist_is_moved_into_the_model(data):
-    # Density-dependence window 0 with Lorenzen c = 1 (an ensemble member) failed with "every
-    # start ended at a non-finite NLL": at the prior centres (h 0.7, dd_strength 1) the stock
-    # cannot persist under the start F 0.5/yr (crash F ~0.45/yr), so the start biomass is 0.
-    # The fitted model sustains F ~0.76/yr (h ~0.87), so this is a start problem, not a limit.
-    spec = build_spec(data, default_config().with_fit(dd_window_end_age_yr=0))
-    spec = replace(spec, base=spec.base.replace(lorenzen_c=1.0))
+    # 0.1's equilibrium start in 2000: at the prior centres (egg survival 0.005, so h ~0.67,
+    # γ 1) the stock cannot persist under the start F 0.5/yr, so the start stock is empty; the
+    # releases refill the lake, which kept the NLL finite and the optimiser stuck at an empty
+    # start. fit() halves the start F until the start stock exists.
+    spec = build_spec(data, default_config().with_fit(initial_state="equilibrium_f"))
     theta = spec.initial_theta()
-    assert not np.isfinite(objective(spec, theta))
+    empty, _ = predict(spec, theta)
+    assert float(empty.biomass_t[0]) == 0.0
     moved, note = feasible_start(spec, theta)
     i = spec.parameter_names.index("log_initial_f_per_yr")
     assert np.exp(moved[i]) == pytest.approx(0.25) and "lowered from 0.5 to 0.25" in note
     np.testing.assert_array_equal(np.delete(moved, i), np.delete(theta, i))
-    assert np.isfinite(objective(spec, moved))
+    started, _ = predict(spec, moved)
+    assert float(started.biomass_t[0]) > 0 and np.isfinite(objective(spec, moved))
     result = fit(spec)
     assert result.converged and result.optimizer["start"] == note
-    assert result.natural_estimates()["initial_f_per_yr"]["estimate"] > 0.5   # beyond the start F
     # an evaluable start is left alone, and one that cannot be repaired is refused in words
     default = build_spec(data, default_config())
     same, empty = feasible_start(default, default.initial_theta())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
+from scipy.special import expit, logit
 
 from carpmodel.inference.build import build_spec
 from carpmodel.inference.likelihood import nll_components, predict
@@ -35,15 +36,22 @@ def test_nll_at_stored_parameters_is_pinned(spec):
         assert float(got[name]) == pytest.approx(value, rel=1e-9, abs=1e-9), name
 
 
-def test_biomass_component_equals_scipy_lognormal(spec):
-    # −Σ log N(log obs; log qB, cv) on the log scale, written out with scipy: rounding only.
-    theta = spec.initial_theta()
-    state, u = predict(spec, theta)
-    obs = spec.observations
-    index = np.searchsorted(spec.years, obs.year)
-    mean = np.log(float(u.params.survey_q) * state.biomass_t[index])
-    expected = -np.sum(stats.norm.logpdf(np.log(obs.biomass_t), mean, obs.cv))
-    assert float(nll_components(spec, theta)["biomass"]) == pytest.approx(expected, rel=1e-12)
+@pytest.mark.parametrize("rho", [0.0, 0.6])
+def test_biomass_component_equals_scipy_multivariate_normal(spec, rho):
+    # −log N(log obs; log qB, Σ) written out with scipy: Σ_ij = σ_i σ_j ρ^|y_i − y_j| (AR(1) over
+    # the gaps between survey years), σ_y = σ_s·cv_y/0.15, the 2002 survey with its own q
+    s = replace(spec, survey_rho=rho)
+    theta = s.initial_theta()
+    state, u = predict(s, theta)
+    obs = s.observations
+    index = np.searchsorted(s.years, obs.year)
+    q = np.where(obs.early, float(u.observation["survey_q_early"]), float(u.params.survey_q))
+    mean = np.log(q * state.biomass_t[index])
+    sd = s.sigma_survey * obs.cv / 0.15
+    lag = np.abs(obs.year[:, None] - obs.year[None, :])
+    covariance = np.outer(sd, sd) * rho**lag
+    expected = -stats.multivariate_normal(mean, covariance).logpdf(np.log(obs.biomass_t))
+    assert float(nll_components(s, theta)["biomass"]) == pytest.approx(expected, rel=1e-10)
 
 
 @pytest.mark.parametrize("deff", [1.0, 3.0])
@@ -76,7 +84,11 @@ def test_estimated_covariate_effect_of_zero_changes_nothing(spec):
     a, _ = predict(spec, spec.initial_theta())
     b, _ = predict(with_effect, theta)
     np.testing.assert_array_equal(a.biomass_t, b.biomass_t)
-    theta[len(spec.estimated)] = 0.3      # warm years get more recruits: exp(0.3·(T − 16.5))
+    theta[len(spec.estimated)] = 0.3      # warm years: odds of egg survival times exp(0.3·(T − 16.5))
     c, _ = predict(with_effect, theta)
-    ratio = c.recruits[0] / a.recruits[0]
-    assert ratio == pytest.approx(np.exp(0.3 * (16.0 - 16.5)), rel=1e-12)
+    ratio = c.recruits[0] / a.recruits[0]  # same eggs in the first year, recruits ∝ egg survival
+    eggs = float(a.eggs[0])                # the year's egg survival a_y (bias correction included)
+    survival = float(a.recruits[0]) * (1.0 + float(a.reference.beta) * eggs) / eggs
+    expected = expit(logit(survival) + 0.3 * (16.0 - 16.5)) / survival
+    assert ratio == pytest.approx(expected, rel=1e-10)
+    assert ratio == pytest.approx(np.exp(0.3 * (16.0 - 16.5)), rel=1e-3)   # ≈ a log effect, a small

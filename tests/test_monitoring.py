@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from carpmodel.inference.likelihood import predict
+from carpmodel.inference.likelihood import observation_sd, predict, survey_prediction_t
 from carpmodel.studies.monitoring import (
     sample_hatchery_counts,
     simulate_juvenile_index,
@@ -58,13 +58,15 @@ def test_simulated_samples_have_the_truths_mean_with_misclassification(result):
     p = share * (1 - misclass[0]) + (1 - share) * misclass[1]
     variance = np.sum(1000 * p * (1 - p) * 2.0)
     assert abs(np.mean(totals) - np.sum(1000 * p)) < 4 * np.sqrt(variance / 40)
-    # the biomass record keeps the fitted data's years and is lognormal around q·B of the truth:
-    # the mean log residual / CV of 40 × 12 standard normals is within 4/sqrt(480) of 0
+    # the biomass record keeps the fitted data's years and is lognormal around q·B of the truth
+    # (the 2002 survey's own q) with the likelihood's SD σ_s·cv/0.15: the mean standardised log
+    # residual of 40 × 12 standard normals is within 4/sqrt(480) of 0, their SD near 1
     assert obs.year.tolist() == result.spec.observations.year.tolist()
-    state_q = float(result.theta[list(result.parameter_names).index("log_survey_q")])
-    index = np.searchsorted(result.spec.years, obs.year)
-    z = (np.log(np.array(biomass)) - state_q - np.log(state.biomass_t[index])) / obs.cv
+    state, u = predict(result.spec, truth)
+    predicted = survey_prediction_t(result.spec, state, u)
+    z = (np.log(np.array(biomass)) - np.log(predicted)) / observation_sd(result.spec, u)
     assert abs(z.mean()) < 4 / np.sqrt(z.size)
+    assert 0.85 < z.std() < 1.15
 
 
 def test_juvenile_index_is_lognormal_around_wild_survivors(result):

@@ -106,15 +106,17 @@ def test_effective_prior_of_flat_parameters():
 
 @pytest.fixture(scope="module")
 def untouched_fit():
-    """A small fit (survey_q and rec devs) plus survey_q_early, which no observation uses.
+    """A small fit (survey_q, no recruitment deviations) plus survey_q_early, which no observation
+    uses.
 
     No observation is flagged early, so the likelihood cannot see survey_q_early: its posterior
     must equal its prior, lognormal(median 1, sd_log 0.5).
     """
     data = load_data("data")
-    spec = build_spec(data, default_config().with_fit(estimate=("survey_q",)))
+    spec = build_spec(data, default_config().with_fit(estimate=("survey_q",), early_survey_last_year=None,
+                                                      net_sample=False, initial_age_deviations=0))
     extra = Free("survey_q_early", "log", Prior("lognormal", {"median": 1.0, "sd_log": 0.5}), 1.0)
-    spec = dataclasses.replace(spec, free=spec.free + (extra,))
+    spec = dataclasses.replace(spec, free=spec.free + (extra,), rec_dev_years=np.array([], dtype=int))
     assert not np.any(spec.observations.early)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

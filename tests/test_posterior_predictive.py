@@ -3,7 +3,9 @@ auxiliary_observations.csv: other values are checked against, absent quantities 
 
 from __future__ import annotations
 
+import importlib
 import shutil
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,8 +14,12 @@ import pytest
 from carpmodel.diagnostics import posterior_predictive
 from carpmodel.inference.build import build_spec
 from carpmodel.inference.likelihood import predict
+from carpmodel.inference.observations import NetMeanSize
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import AUXILIARY_FILE, BUNDLED_DATA_DIRECTORY, load_data
+
+#: the module (its function of the same name shadows it in carpmodel.diagnostics)
+pp = importlib.import_module("carpmodel.diagnostics.posterior_predictive")
 
 HEADER = "year,quantity,value,unit,source_id,confidence,note\n"
 
@@ -48,7 +54,7 @@ def test_bundled_data_checks_the_reported_2022_numbers_and_2024_sizes():
         assert check["reported_inside_95"] == (check["lower_95"] <= check["reported"] <= check["upper_95"])
 
 
-def test_another_data_directory_is_checked_against_its_own_values(tmp_path):
+def test_another_data_directory_is_checked_against_its_own_values(tmp_path, monkeypatch):
     data = _data_with_auxiliary(tmp_path, "2020,numbers_fish,400000000,fish,chinanews_2022_12_07,reported,\n"
                                           "2023,mean_length_cm,30.5,cm,qinghai_agri_2025_04_07,reported,\n")
     result, thetas = _fit_and_draws(data)
@@ -57,12 +63,23 @@ def test_another_data_directory_is_checked_against_its_own_values(tmp_path):
     assert list(checks) == ["numbers_fish", "mean_length_cm"]
     assert (checks["numbers_fish"]["year"], checks["numbers_fish"]["reported"]) == (2020, 4e8)
     assert (checks["mean_length_cm"]["year"], checks["mean_length_cm"]["reported"]) == (2023, 30.5)
-    # the model side is the end of 2020: fish above the survey's minimum age, by hand
-    spec = result.spec
-    state, _ = predict(spec, thetas, keep_numbers=True)
-    i = int(np.searchsorted(spec.years, 2020)) + 1
-    by_hand = state.numbers[:, i, :, spec.base.survey_min_age_yr + 1:].sum(axis=(-2, -1))
-    assert checks["numbers_fish"]["median"] == pytest.approx(float(np.median(by_hand)), rel=1e-12)
+    # the model side of the count is 2020's acoustic biomass q·B over the net sample's mean weight
+    # (the count is derived that way); without observation noise it is exact, by hand
+    monkeypatch.setattr(pp, "NET_LENGTH_SD_LOG", 0.0)
+    monkeypatch.setattr(pp, "NET_WEIGHT_SD_LOG", 0.0)
+    quiet = SimpleNamespace(spec=replace(result.spec, sigma_survey=0.0))
+    exact = posterior_predictive(quiet, thetas, data.auxiliary)
+    spec = quiet.spec
+    probe = NetMeanSize(year=np.array([2020]), mean_length_cm=np.ones(1), mean_weight_g=np.ones(1),
+                        length_cv=pp.LENGTH_CV_DEFAULT)  # no net sample in this file
+    probe_spec = replace(spec, samples=(probe,))
+    state, u = predict(probe_spec, thetas)
+    weight = probe.predict(probe_spec, state, u)["mean_weight_g"][:, 0]
+    i = int(np.searchsorted(spec.years, 2020))
+    by_hand = np.asarray(u.params.survey_q) * state.biomass_t[:, i] * 1e6 / weight
+    assert exact["numbers_fish"]["median"] == pytest.approx(float(np.median(by_hand)), rel=1e-12)
+    assert 0.9 < by_hand.min() / checks["numbers_fish"]["lower_95"]
+    assert by_hand.max() / checks["numbers_fish"]["upper_95"] < 1.1
 
 
 def test_a_quantity_reported_in_two_years_is_checked_in_each():

@@ -57,22 +57,21 @@ def test_fit_recovers_biomass_and_depletion_from_simulated_data():
 
 
 def test_catch_error_fit_of_the_1986_start_converges_and_recovers_the_stock():
-    # Truth: the 1986 start near the bundled data's catch-error fit (B0 205 kt, h 0.83,
-    # equilibrium F 0.64, q 1.1, F by year rising to ~2.1 in 1995-96), recruitment deviations
-    # N(0, 0.3) (seed 20240602): the stock is fished down to ~0.9 % of B0 in 2000, the knife edge
-    # of the real data. Data: the 12 survey years with CV 0.10 and the 15 catches with lognormal
-    # error sd 0.2, as the model assumes. Refit from the start values (F solved from the
-    # recorded, not the simulated, catch). With exact catches the same data give no converged
-    # fit (|gradient| ~1e6, checked by hand); with catch error the fit must converge (gradient
+    # Truth: the 1986 start near the bundled data's catch-error fit (B0 271 kt, egg survival
+    # 0.0037, equilibrium F 0.31, q 1.15, M 0.16, F by year rising to ~0.6 in 1994-95),
+    # recruitment deviations N(0, 0.3) (seed 20240602): the stock is fished down to ~2 % of B0
+    # in 2000, the knife edge of the real data. Data: the 12 survey years with CV 0.10 and the
+    # 15 catches with lognormal error sd 0.2, as the model assumes. Refit from the start values
+    # (F solved from the recorded, not the simulated, catch). The fit must converge (gradient
     # < 1e-3, Hessian positive definite) and recover what the survey pins: the last year's
     # survey-scale biomass to ±10 % (as in the 2000-start test) and the 2000 depletion to ±30 %
     # (B0 rests mostly on its prior).
     data = load_data("data")
     spec = build_spec(data, default_config().with_fit(initial_state="equilibrium_1986", catch_sd_log=0.2))
     rng = np.random.default_rng(20240602)
-    truth = {"unfished_biomass_t": 205000.0, "steepness": 0.83, "initial_f_per_yr": 0.64,
-             "survey_q": 1.1, "m_ref_per_yr": 0.21, "dd_strength": 0.58}
-    f_path = (1.05, 0.83, 0.83, 0.82, 0.81, 0.85, 1.03, 1.28, 1.67, 2.08, 2.16, 1.76, 1.25, 0.83, 0.48)
+    truth = {"unfished_biomass_t": 271000.0, "max_egg_survival": 0.0037, "initial_f_per_yr": 0.31,
+             "survey_q": 1.15, "m_ref_per_yr": 0.16, "dd_strength": 0.37}
+    f_path = (0.52, 0.39, 0.41, 0.43, 0.45, 0.48, 0.55, 0.59, 0.62, 0.62, 0.58, 0.5, 0.38, 0.25, 0.13)
     truth.update({f"f_{1986 + i}": f for i, f in enumerate(f_path)})
     theta_true = spec.initial_theta()
     n_free = len(spec.estimated)
@@ -83,7 +82,7 @@ def test_catch_error_fit_of_the_1986_start_converges_and_recovers_the_stock():
     state, u = predict(spec, theta_true)
     i2000 = int(np.searchsorted(spec.years, 2000))
     depletion_true = float(state.biomass_t[i2000] / state.reference.biomass0_t)
-    assert depletion_true < 0.02                      # the truth sits on the knife edge
+    assert depletion_true < 0.05                      # the truth sits near the knife edge
     cv = np.full(spec.observations.year.size, 0.10)
     observed = survey_prediction_t(spec, state, u) * np.exp(rng.normal(0.0, cv))
     fished = spec.drivers.catch_t > 0

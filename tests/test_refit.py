@@ -23,8 +23,8 @@ from carpmodel.inference.likelihood import objective
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 
-LIGHT = default_config().with_fit(n_starts=1, estimate=("unfished_biomass_t", "steepness", "initial_f_per_yr",
-                                                       "survey_q"))
+LIGHT = default_config().with_fit(n_starts=1, estimate=("unfished_biomass_t", "max_egg_survival",
+                                                       "initial_depletion", "survey_q"), survey_sd="fixed")
 
 
 @pytest.fixture(scope="module")

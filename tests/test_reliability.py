@@ -335,17 +335,18 @@ def test_a_really_full_disk_does_not_crash_the_interpreter(tmp_path):
 
 def test_an_unknown_name_in_fit_estimate_is_refused_with_the_valid_names_before_the_fit(tmp_path, capsys,
                                                                                           no_stage):
-    config = write_config(tmp_path, with_sections('[fit]\nestimate = ["steepness", "nonsense"]'))
+    config = write_config(tmp_path, with_sections('[fit]\nestimate = ["max_egg_survival", "nonsense"]'))
     code, _, err = run(["fit", "--config", config, "--out", tmp_path / "out"], capsys)
     assert code == 2
-    one_line_error(err, "fit.estimate", "'nonsense'", "valid:", "steepness", "unfished_biomass_t")
+    one_line_error(err, "fit.estimate", "'nonsense'", "valid:", "max_egg_survival", "unfished_biomass_t")
 
 
 def test_a_parameter_estimated_twice_is_refused(bundled_data):
     from carpmodel.inference.build import build_spec
 
-    with pytest.raises(ConfigError, match="fit.estimate: expected each parameter once, got 'steepness'"):
-        build_spec(bundled_data, default_config().with_fit(estimate=("steepness", "survey_q", "steepness")))
+    with pytest.raises(ConfigError, match="fit.estimate: expected each parameter once, got 'survey_q'"):
+        build_spec(bundled_data,
+                   default_config().with_fit(estimate=("survey_q", "max_egg_survival", "survey_q")))
 
 
 @pytest.mark.parametrize("section, fragment", [
@@ -482,7 +483,7 @@ def test_long_work_is_announced_with_its_estimate():
     ('[projection]\nscenarios = ["baseline", "ssp999"]', "projection.scenarios: unknown scenario(s) ssp999"),
     ('[projection]\nstrategies = "no_such_file.toml"', "no_such_file.toml: strategies file does not exist"),
     ("[projection]\nfirst_year = 2030", "projection.first_year: expected 2025"),
-    ("[diagnostics]\nprofile_points = 3\n[fit]\nestimate = [\"steepness\", \"survey_q\"]",
+    ("[diagnostics]\nprofile_points = 3\n[fit]\nestimate = [\"max_egg_survival\", \"survey_q\"]",
      "diagnostics.profile_points: the likelihood profile is of unfished_biomass_t"),
 ])
 def test_run_refuses_what_would_fail_later_before_any_stage(tmp_path, capsys, no_stage, section, fragment):
@@ -665,14 +666,14 @@ def test_a_life_history_value_outside_its_prior_support_is_refused(data_dir):
     text = path.read_text()
     path.write_text(text.replace('prior = {distribution = "beta", mean = 0.7, sd = 0.15}',
                                  'prior = {distribution = "uniform", lower = 0.8, upper = 0.95}'))
-    with pytest.raises(DataError, match=r"key steepness.value: expected a value inside the support of its "
-                                        r"prior "
+    with pytest.raises(DataError, match=r"key relative_reproductive_success.value: expected a value inside "
+                                        r"the support of its prior "
                                         r"\(uniform lower 0.8, upper 0.95\)"):
         load_data(data_dir)
     path.write_text(text.replace('prior = {distribution = "beta", mean = 0.7, sd = 0.15}',
-                                 'prior = {distribution = "uniform", lower = 0.1, upper = 0.95}'))
-    with pytest.raises(DataError, match=r"steepness.prior: expected a uniform prior inside the plausible "
-                                        r"range"):
+                                 'prior = {distribution = "uniform", lower = -0.5, upper = 0.95}'))
+    with pytest.raises(DataError, match=r"relative_reproductive_success.prior: expected a uniform prior "
+                                        r"inside the plausible range"):
         load_data(data_dir)
 
 
@@ -686,7 +687,8 @@ def test_legal_but_suspicious_values_give_notes(data_dir, capsys):
     notes = load_data(data_dir).notes
     assert any("year 2012: cv 1.5 > 1: a CV above 1 gives the survey almost no weight" in n for n in notes)
     assert any("year 2002, age 1: 3e+09 fish released > 1e+09" in n for n in notes)
-    assert any("key steepness.value: 0.7 is above the 0.0001 tail of its prior" in n for n in notes)
+    assert any("key relative_reproductive_success.value: 0.7 is above the 0.0001 tail of its prior" in n
+               for n in notes)
 
 
 @pytest.mark.parametrize("component, fragment", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -162,6 +162,9 @@ def compare_models(data: Any, variants: Mapping[str, RunConfig | SpecBuilder] | 
         config = variant if isinstance(variant, RunConfig) else getattr(variant, "config", default_config())
         spec = build_spec(data, variant) if isinstance(variant, RunConfig) else variant(data)
         if first is None and base_result is not None:
+            if config.fit.survey_sd == "estimated":     # estimated with the fit, not part of the variant
+                spec = replace(spec, sigma_survey=base_result.spec.sigma_survey,
+                               survey_rho=base_result.spec.survey_rho)
             _check_same_model(spec, base_result, name)
             fits[name] = base_result
         else:

@@ -159,6 +159,8 @@ def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
                          Prior("lognormal", {"median": median, "sd_log": sd_log}), median))
     if options.estimate_extra_sd:
         free.append(Free("sigma_obs_extra", "log", Prior("lognormal", {"median": 0.1, "sd_log": 1.0}), 0.1))
+    if depletion and "initial_depletion" not in options.estimate:     # held at its life-history value
+        free.append(Free("initial_depletion", "fixed", None, float(lh.value("initial_depletion"))))
     if depletion:
         free.extend(Free(f"initial_dev_a{age}", "identity", None, 0.0)
                     for age in range(1, options.initial_age_deviations + 1))

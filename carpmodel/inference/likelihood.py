@@ -343,39 +343,71 @@ def objective(spec: ModelSpec, theta: Any) -> NDArray:
 
 #: a start the model cannot evaluate has its initial F halved at most this many times
 FEASIBLE_START_HALVINGS = 8
+#: ... and its egg survival doubled at most this many times
+FEASIBLE_START_DOUBLINGS = 3
+
+
+def _evaluable(spec: ModelSpec, theta: NDArray) -> bool:
+    """A finite objective and a stock in the first year: an empty start stock can still give a
+    finite NLL once releases refill the lake, but the fit cannot move from it."""
+    if not np.isfinite(objective(spec, theta)):
+        return False
+    with np.errstate(all="ignore"):
+        state, _ = predict(spec, theta)
+    return bool(np.asarray(state.biomass_t)[..., 0] > 0)
 
 
 def feasible_start(spec: ModelSpec, theta: NDArray) -> tuple[NDArray, str]:
-    """``theta`` and ``""`` when the model can be evaluated there; otherwise ``theta`` with the
-    initial F halved until it can, and a note saying so.
+    """``theta`` and ``""`` when the model can be evaluated there; otherwise ``theta`` moved
+    into the model (egg survival doubled, then the initial F halved), and a note saying so.
 
-    The start state is the equilibrium under ``initial_f_per_yr``. Above the crash F of the
-    structure (where spawning output per recruit falls below the reciprocal of the
-    compensation) the stock cannot persist, the start biomass is 0 and the NLL +inf, and an
-    optimiser started there never moves. The prior centres can be such a point for a
-    structure whose fitted optimum is not: with the density-dependence window at age 0 only and
-    Lorenzen c = 1, the stock at h = 0.7, γ = 1 cannot persist under the start value F = 0.5/yr
-    (crash F ≈ 0.45/yr), while the fit reaches h ≈ 0.87 and F ≈ 0.76/yr, which it can. Halving
-    F (at most :data:`FEASIBLE_START_HALVINGS` times) moves the start into the model without
-    touching anything else. Raises FitError, naming the non-finite NLL components, when the
-    start cannot be made finite that way.
+    Two start values can lie outside a structure whose fitted optimum does not:
+
+    * the egg survival: a structure with heavy juvenile mortality (Lorenzen c = 1.5, a wider
+      density-dependence window) can need more than the prior's median 0.005 for one recruit
+      to replace itself (steepness below 0.2: no stock at all). The start egg survival is
+      doubled (at most :data:`FEASIBLE_START_DOUBLINGS` times, staying below the bound).
+    * the initial F of an equilibrium start: above the crash F of the structure the stock
+      cannot persist, the start stock is empty, and an optimiser started there never moves
+      (the releases refill the lake later, so the NLL can still be finite). Halving F (at most
+      :data:`FEASIBLE_START_HALVINGS` times) moves the start into the model.
+
+    Nothing else is touched. Raises FitError, naming the non-finite NLL components, when the
+    start cannot be made evaluable that way.
     """
     theta = np.asarray(theta, dtype=float)
-    if np.isfinite(objective(spec, theta)):
+    if _evaluable(spec, theta):
         return theta, ""
     names = [f.field for f in spec.estimated]
-    if "initial_f_per_yr" in names and spec.estimated[names.index("initial_f_per_yr")].transform == "log":
-        i = names.index("initial_f_per_yr")
-        moved = theta.copy()
-        for halvings in range(1, FEASIBLE_START_HALVINGS + 1):
-            moved[i] = theta[i] - halvings * np.log(2.0)
-            if np.isfinite(objective(spec, moved)):
-                return moved, (f"start initial_f_per_yr lowered from {np.exp(theta[i]):.3g} to "
-                               f"{np.exp(moved[i]):.3g}/yr: the equilibrium start state cannot persist "
-                               "under the start F (NLL +inf there)")
+    egg = names.index("max_egg_survival") if "max_egg_survival" in names else None
+    f_index = (names.index("initial_f_per_yr") if "initial_f_per_yr" in names
+               and spec.estimated[names.index("initial_f_per_yr")].transform == "log" else None)
+    egg_steps = range(FEASIBLE_START_DOUBLINGS + 1) if egg is not None else range(1)
+    f_steps = range(FEASIBLE_START_HALVINGS + 1) if f_index is not None else range(1)
+    for doublings in egg_steps:
+        for halvings in f_steps:
+            if doublings == halvings == 0:
+                continue
+            moved = theta.copy()
+            notes = []
+            if doublings:
+                free = spec.estimated[egg]
+                start = float(free.from_theta(theta[egg]))
+                value = min(start * 2.0**doublings, 0.8 * free.bounds[1] if free.bounds else np.inf)
+                moved[egg] = free.to_theta(value)
+                notes.append(f"start max_egg_survival raised from {start:.3g} to {value:.3g}: too few "
+                             "recruits per egg for a stock at the start values")
+            if halvings:
+                moved[f_index] = theta[f_index] - halvings * np.log(2.0)
+                notes.append(f"start initial_f_per_yr lowered from {np.exp(theta[f_index]):.3g} to "
+                             f"{np.exp(moved[f_index]):.3g}/yr: the equilibrium start state cannot "
+                             "persist under the start F (empty stock there)")
+            if _evaluable(spec, moved):
+                return moved, "; ".join(notes)
     with np.errstate(all="ignore"):
         components = nll_components(spec, theta)
     bad = [name for name, value in components.items() if not np.all(np.isfinite(value))]
     raise FitError("the model cannot be evaluated at the start values (non-finite NLL component(s): "
-                   f"{', '.join(bad) or 'none; a parameter is outside the model'})"
-                   + ("; halving the initial F did not help" if "initial_f_per_yr" in names else ""))
+                   f"{', '.join(bad) or 'none; the start stock is empty'})"
+                   + ("; raising the egg survival and halving the initial F did not help"
+                      if egg is not None or f_index is not None else ""))

@@ -12,7 +12,7 @@ and falls back to its default (``carpmodel config --show-defaults`` prints them 
     recruitment = "beverton_holt"     # or "ricker"
     first_year = 2000
     last_year = 2024
-    initial_state = "equilibrium_f"   # or "unfished_1956", "equilibrium_1986"
+    initial_state = "depletion"       # or "equilibrium_f", "unfished_1956", "equilibrium_1986"
 
     [simulate]
     first_year = 2000

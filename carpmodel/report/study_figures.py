@@ -169,8 +169,12 @@ def _survival_panels(ds: xr.Dataset, ax: Axes | Sequence[Axes] | None,
 
 def _fish_ticks(panel: Axes, positions: Any, fish: Any) -> None:
     """Log x axis labelled at the fish numbers drawn (no minor labels, which crowd a short axis)."""
+    positions = np.asarray(positions, float)
     panel.set_xscale("log")
-    panel.set_xticks(np.asarray(positions, float), [f"{int(f)}" for f in fish])
+    # explicit limits: a panel whose values are all missing (every refit failed) would otherwise
+    # autoscale to [0, 1], which a log axis cannot draw
+    panel.set_xlim(positions.min() / 1.5, positions.max() * 1.5)
+    panel.set_xticks(positions, [f"{int(f)}" for f in fish])
     panel.xaxis.set_minor_formatter(NullFormatter())
 
 

@@ -122,7 +122,7 @@ def summarise(result: FitResult) -> dict[str, Any]:
         "hessian_pd": result.hessian_positive_definite, "nll": result.nll,
         "components": result.nll_components, "k": k, "n": n, "nll_data": nll_data,
         "aicc": aicc(nll_data, k, n), "b0_first_t": b0_first, "b0_now_t": b0_now,
-        "steepness": float(np.asarray(u.params.steepness)), "q": q,
+        "steepness": float(np.asarray(state.reference.steepness)), "q": q,
         "m_ref": float(np.asarray(u.params.m_ref_per_yr)),
         "depletion_2000": float(state.biomass_t[year[2000]]) / b0_2000,
         "survey_pred_2002_t": _survey_prediction(spec, state, u, 2002),

@@ -27,13 +27,13 @@ def main() -> None:
     params = default_parameters(data)
     n_batch, n_years = 10_000, 76
     rng = np.random.default_rng(1)
-    batch = params.replace(steepness=rng.uniform(0.5, 0.9, n_batch),
+    batch = params.replace(max_egg_survival=rng.uniform(0.002, 0.02, n_batch),
                            m_ref_per_yr=rng.lognormal(np.log(0.2), 0.2, n_batch))
     release = np.zeros((n_years, params.n_age))
     release[:, 1] = 2e7
     release_length = np.full((n_years, params.n_age), 9.4)
-    simulate(batch.replace(steepness=batch.steepness[:10], m_ref_per_yr=batch.m_ref_per_yr[:10]),
-             n_years=3)  # warm-up
+    warm = batch.replace(max_egg_survival=batch.max_egg_survival[:10], m_ref_per_yr=batch.m_ref_per_yr[:10])
+    simulate(warm, n_years=3)  # warm-up
     for dtype in (np.float64, np.float32):
         start = time.perf_counter()
         simulate(batch, n_years=n_years, release_fish=release, release_length_cm=release_length,
