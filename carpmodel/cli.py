@@ -216,6 +216,8 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"converged {s['converged']}, max |gradient| {s['max_abs_gradient']:.2g} "
           f"({s['worst_gradient_parameter']}), Hessian positive definite "
           f"{s['hessian_positive_definite']}, NLL {s['nll']:.3f}")
+    if args.last_data_year is not None:
+        print(hindcast_skill_line(held_out))
     for warning in log.warnings:
         _note(warning)
     return 0
@@ -226,9 +228,23 @@ def _held_out_summary(held_out: Any) -> dict[str, Any]:
 
     errors = held_out["log_prediction_error"].values
     years = held_out.year.values[np.isfinite(errors)]
+    skill = {k: held_out.attrs[k] for k in ("mase_persistence", "held_out_inside_95", "coverage_95")
+             if k in held_out.attrs}
     return {"years": [int(y) for y in years],
             "log_prediction_error": [float(e) for e in errors[np.isfinite(errors)]],
-            "mean_abs_log_error": float(np.nanmean(np.abs(errors))) if np.isfinite(errors).any() else None}
+            "mean_abs_log_error": float(np.nanmean(np.abs(errors))) if np.isfinite(errors).any() else None,
+            **{k: float(v) for k, v in skill.items()}}
+
+
+def hindcast_skill_line(held_out: Any) -> str:
+    """One line: the held-out surveys, MASE against persistence, those inside the 95 % interval."""
+    attrs = held_out.attrs
+    n = int(attrs.get("n_held_out", 0))
+    if n == 0 or "mase_persistence" not in attrs:
+        return f"hindcast from {attrs['last_data_year']}: no held-out survey to score"
+    return (f"hindcast from {attrs['last_data_year']}: {n} held-out survey(s), MASE against persistence "
+            f"{attrs['mase_persistence']:.2f} (below 1: better than repeating the last survey), "
+            f"{int(attrs['held_out_inside_95'])} of {n} inside the 95 % predictive interval")
 
 
 def _budget_amount(text: str | None) -> float | None:

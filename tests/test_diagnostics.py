@@ -200,6 +200,23 @@ def test_hindcast_one_step_ahead_against_both_naive_forecasts(data, peels):
         float(table["predicted_t"][0]), rel=1e-12)
     assert float(ds["log_prediction_error"].sel(year=2024)) == pytest.approx(
         float(table["log_error_model"][0]), rel=1e-10)
+    # the skill on the held-out survey: MASE against the 2023 survey held for 2024, by hand, and
+    # whether 2024 lies inside the predictive interval (wider than the parameter-only one)
+    obs = ds["biomass_obs_t"]
+    by_hand = abs(math.log(float(ds["survey_predicted_t"].sel(year=2024)) / float(obs.sel(year=2024)))) / abs(
+        math.log(float(obs.sel(year=2023)) / float(obs.sel(year=2024))))
+    assert ds.attrs["n_held_out"] == 1 and ds.attrs["mase_persistence"] == pytest.approx(by_hand, rel=1e-12)
+    inside = float(ds["survey_predictive_lower"].sel(year=2024)) <= float(obs.sel(year=2024)) <= float(
+        ds["survey_predictive_upper"].sel(year=2024))
+    assert ds.attrs["held_out_inside_95"] == int(inside) and ds.attrs["coverage_95"] == float(inside)
+    widths = np.log(ds["survey_predictive_upper"] / ds["survey_predictive_lower"]) / np.log(
+        ds["survey_predicted_upper"] / ds["survey_predicted_lower"])
+    assert float(widths.mean()) > 1.0           # observation error widens it (50 draws: on average)
+    from carpmodel.cli import hindcast_skill_line
+
+    line = hindcast_skill_line(ds)
+    assert line.startswith("hindcast from 2023: 1 held-out survey(s), MASE against persistence ")
+    assert f"{int(inside)} of 1 inside the 95 % predictive interval" in line
 
 
 # ----------------------------------------------------------------------------- profile

@@ -23,7 +23,7 @@ from carpmodel.inference.build import build_spec
 from carpmodel.inference.fitting import FitResult
 from carpmodel.inference.likelihood import predict, survey_prediction_t
 from carpmodel.inference.results import fit_draws
-from carpmodel.inference.spec import Observations
+from carpmodel.inference.spec import CV_REFERENCE, Observations
 from carpmodel.io.config import RunConfig, default_config
 
 #: floor of the naive forecast's mean absolute error in the adjusted MASE (ss3diags ``MAE.base.adj``)
@@ -213,8 +213,13 @@ def hindcast_predictions(result: FitResult, config: RunConfig, data: Any, *,
     ``depletion`` and ``survey_predicted_t`` (q·B; zero recruitment deviations after Y) with a
     95 % interval of the survey prediction (``survey_predicted_lower/upper``, from ``n_draws``
     parameter vectors of ``N(θ̂, Σ)``, :func:`carpmodel.inference.results.fit_draws`; parameter
-    uncertainty only, no observation error), ``biomass_obs_t``, ``biomass_obs_cv``, ``used_in_fit``
-    and ``held_out`` (bool) and ``log_prediction_error`` (log q·B − log obs at held-out years).
+    uncertainty only, no observation error), the 95 % predictive interval of a survey
+    (``survey_predictive_lower/upper``: the same draws times the survey's observation error
+    ``σ_s·cv/0.15``), ``biomass_obs_t``, ``biomass_obs_cv``, ``used_in_fit`` and ``held_out``
+    (bool) and ``log_prediction_error`` (log q·B − log obs at held-out years). Attributes give the
+    skill on the held-out surveys: ``n_held_out``, ``mase_persistence`` (:func:`mase` against the
+    last survey used, held for every later year) and ``held_out_inside_95``/``coverage_95`` (held-out
+    surveys inside the predictive interval).
     """
     spec = result.spec
     years = np.asarray(spec.years)
@@ -225,19 +230,34 @@ def hindcast_predictions(result: FitResult, config: RunConfig, data: Any, *,
     state, _ = predict(spec, result.theta)
     survey = _survey_at(result, years, np.ones(years.size), early)
     draws = fit_draws(result, n_draws, seed)
-    with np.errstate(all="ignore"):
-        sample = _survey_at(result, years, np.ones(years.size), early, theta=draws)
-        lower, upper = np.nanquantile(sample, [0.025, 0.975], axis=0)
     index = np.searchsorted(years, everything.year)
     obs = np.full(years.size, np.nan)
     cv = np.full(years.size, np.nan)
     obs[index] = everything.biomass_t
     cv[index] = everything.cv
     has_obs = np.isfinite(obs)
+    # the survey's observation SD (σ_s·cv/0.15, at CV 0.15 where no survey was made)
+    obs_sd = float(spec.sigma_survey) * np.where(has_obs, cv, CV_REFERENCE) / CV_REFERENCE
+    noise = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]).standard_normal(
+        (n_draws, years.size))
+    with np.errstate(all="ignore"):
+        sample = _survey_at(result, years, np.ones(years.size), early, theta=draws)
+        lower, upper = np.nanquantile(sample, [0.025, 0.975], axis=0)
+        pred_lower, pred_upper = np.nanquantile(sample * np.exp(obs_sd * noise), [0.025, 0.975], axis=0)
+    held = has_obs & (years > last)
+    before = has_obs & (years <= last)
+    skill = {"n_held_out": int(held.sum())}
+    if held.any() and before.any():
+        persistence = np.full(int(held.sum()), obs[before][-1])
+        skill["mase_persistence"] = mase(obs[held], survey[held], persistence)
+        inside = (pred_lower[held] <= obs[held]) & (obs[held] <= pred_upper[held])
+        skill["held_out_inside_95"] = int(inside.sum())
+        skill["coverage_95"] = float(inside.mean())
     ds = xr.Dataset(
         {"biomass_t": (YEAR, state.biomass_t), "ssb_t": (YEAR, state.ssb_t),
          "depletion": (YEAR, depletion(state)), "survey_predicted_t": (YEAR, survey),
          "survey_predicted_lower": (YEAR, lower), "survey_predicted_upper": (YEAR, upper),
+         "survey_predictive_lower": (YEAR, pred_lower), "survey_predictive_upper": (YEAR, pred_upper),
          "biomass_obs_t": (YEAR, obs), "biomass_obs_cv": (YEAR, cv),
          "used_in_fit": (YEAR, has_obs & (years <= last)), "held_out": (YEAR, has_obs & (years > last)),
          "log_prediction_error": (YEAR, np.where(has_obs & (years > last),
@@ -249,7 +269,12 @@ def hindcast_predictions(result: FitResult, config: RunConfig, data: Any, *,
         "survey_predicted_t": ("t", "predicted survey biomass q·B (rec devs zero after last data year)"),
         "survey_predicted_lower": ("t", "lower bound of the 95 % interval of q·B (parameter uncertainty)"),
         "survey_predicted_upper": ("t", "upper bound of the 95 % interval of q·B (parameter uncertainty)"),
+        "survey_predictive_lower": ("t", "lower bound of the 95 % predictive interval of a survey "
+                                         "(parameter uncertainty and observation error)"),
+        "survey_predictive_upper": ("t", "upper bound of the 95 % predictive interval of a survey "
+                                         "(parameter uncertainty and observation error)"),
         "used_in_fit": ("1", "observation used in the fit"),
         "held_out": ("1", "observation after the last data year, not used in the fit"),
         "log_prediction_error": ("1", "log predicted − log observed at held-out years")},
-        last_data_year=last, interval_method=f"{n_draws} draws of theta from N(estimate, covariance)")
+        last_data_year=last, interval_method=f"{n_draws} draws of theta from N(estimate, covariance)",
+        **skill)
