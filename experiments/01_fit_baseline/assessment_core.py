@@ -42,6 +42,7 @@ from carpmodel.studies.attribution import attribution_table
 
 DEPLETION_GRID = (0.005, 0.01, 0.02, 0.04, 0.08)
 ATTRIBUTION_DRAWS = 300
+SKILL = ("n_held_out", "mase_persistence", "held_out_inside_95", "coverage_95")
 
 
 def _summary(result) -> dict:
@@ -111,8 +112,7 @@ def part_hindcast(data) -> dict:
             table = diag.hindcast_predictions(result, config, data)
             out[str(year)] = {"converged": bool(result.converged),
                               "condition_number": float(result.condition_number),
-                              **{k: table.attrs[k] for k in ("mase", "mase_naive", "coverage_95")
-                                 if k in table.attrs}}
+                              **{k: table.attrs[k] for k in SKILL if k in table.attrs}}
     return out
 
 
