@@ -146,7 +146,7 @@ class FitArtifacts:
 def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> FitArtifacts:
     """Fit, posterior, diagnostics and attribution as configured; nothing is written."""
     from carpmodel import diagnostics
-    from carpmodel.inference import posterior
+    from carpmodel.inference import posterior, prior_posterior
     from carpmodel.report import figures as plots
     from carpmodel.studies import attribution
 
@@ -162,7 +162,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     with log.stage("posterior", progress):
         sample = posterior.sample_posterior(result, n_proposals=settings.posterior_proposals,
                                             n_samples=settings.posterior_samples, seed=config.seed)
-        rows = posterior.prior_posterior_table(result, sample)
+        rows = prior_posterior.prior_posterior_table(result, sample)
         for row in rows:
             name = row["parameter"]
             row["unit"] = (data.life_history[name].unit if name in data.life_history else None) or "1"

@@ -17,7 +17,7 @@ from typing import Any
 import xarray as xr
 
 from carpmodel import __version__
-from carpmodel.inference.posterior import INFORMED_RATIO, SILENT_RATIO
+from carpmodel.inference.prior_posterior import INFORMED_RATIO, SILENT_RATIO
 from carpmodel.io.config import RunConfig, config_sha256
 from carpmodel.report.captions import figure_captions, figure_scenario
 from carpmodel.report.statements import findings, limitations
