@@ -15,7 +15,7 @@ from carpmodel.io.config import default_config
 from carpmodel.report.captions import CAPTIONS, figure_captions
 from carpmodel.report.formatting import binomial_interval, interval, pct, sig
 from carpmodel.report.html import report_html
-from carpmodel.report.statements import limitations
+from carpmodel.report.statements import changes_since_0_1, limitations
 from carpmodel.report.tables import strategy_table
 
 
@@ -65,6 +65,22 @@ def test_limitations_say_what_fails_and_stay_quiet_when_nothing_does():
     assert "20/20" in text and "83 % to 100 %" in text
     assert "mean length of survey-age fish in 2024 was reported as 27.6 cm" in text
     assert "factor of 6,200" in text
+
+
+def test_what_changed_since_0_1_quotes_this_run_beside_0_1():
+    assert changes_since_0_1(_summary()) == []          # a run without attribution says nothing
+    attribution = [{"quantity": "share_ban", "median": 1.02, "lower_90": 0.9, "upper_90": 1.2},
+                   {"quantity": "share_releases", "median": 0.015, "lower_90": 0.004, "upper_90": 0.036}]
+    derived = {"recruits_per_egg_max": {"median": 0.0061, "upper_95": 0.046}}
+    error = {"sigma_survey": 0.065, "rho": 0.95, "sdnr": 1.05}
+    [text] = changes_since_0_1(_summary(attribution=attribution, derived=derived, survey_error=error))
+    assert "5.3 recruits per egg in 2000" in text and "~100 %" in text         # what 0.1.0 said
+    assert "largest recruits per egg 0.0061, 95 % upper bound 0.046" in text   # this run
+    assert "survey's SD is estimated (0.065, AR(1) ρ 0.95; one-step-ahead SDNR 1.05)" in text
+    assert "The ban's share is 100 % (90 % to 120 %)" in text and "still explains most" in text
+    attribution[0]["median"] = 0.4
+    [text] = changes_since_0_1(_summary(attribution=attribution, derived=derived, survey_error=error))
+    assert "no longer explains most" in text
 
 
 def test_numbers_have_three_significant_figures_and_shares_are_percent():

@@ -20,7 +20,7 @@ from carpmodel import __version__
 from carpmodel.inference.prior_posterior import INFORMED_RATIO, SILENT_RATIO
 from carpmodel.io.config import RunConfig, config_sha256
 from carpmodel.report.captions import figure_captions, figure_scenario
-from carpmodel.report.statements import findings, limitations
+from carpmodel.report.statements import changes_since_0_1, findings, limitations
 from carpmodel.report.tables import (
     attribution_table,
     comparison_table,
@@ -81,6 +81,7 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
         limitations=limitations(summary, recruits_ratio=recruits_ratio,
                                 recruits_year=int(fit_dataset.year.values[-1]),
                                 informed_ratio=INFORMED_RATIO, silent_ratio=SILENT_RATIO),
+        changes=changes_since_0_1(summary),
         fit=summary, warnings=summary.get("warnings", []),
         posterior_samples=posterior.get("n_samples", "?"), posterior_method=posterior.get("method", "?"),
         informed_ratio=f"{INFORMED_RATIO:g}", silent_ratio=f"{SILENT_RATIO:g}",
