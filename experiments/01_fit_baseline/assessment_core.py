@@ -93,7 +93,7 @@ def part_start(data) -> dict:
                 thetas = fit_draws(result, ATTRIBUTION_DRAWS, 20260601)
                 table = attribution_table(fixed, thetas)
                 row.update(nll=float(result.nll), delta_nll=float(result.nll - main.nll))
-                for factor in ("ban", "releases", "recruitment_deviations"):
+                for factor in ("ban", "releases", "rec_devs"):
                     q = table.sel(quantity=f"share_{factor}")
                     row[factor] = [float(q["median"]), float(q["lower_95"]), float(q["upper_95"])]
             rows.append(row)
@@ -180,7 +180,9 @@ def main() -> None:
         return
     data = load_data(BUNDLED_DATA_DIRECTORY)
     parts = args.part or ["fit", "start", "hindcast", "selftest"]
-    record: dict = {"machine": machine()}
+    # parts run separately add to the same file
+    record: dict = json.loads(args.out.read_text()) if args.out and args.out.is_file() else {}
+    record["machine"] = machine()
     for part in parts:
         started = time.perf_counter()
         record[part] = (part_selftest(data, args.replicates) if part == "selftest" else
