@@ -72,3 +72,6 @@ def with_attrs(ds: xr.Dataset, **dataset_attrs: Any) -> xr.Dataset:
 def year_coord(first_year: int, n_years: int) -> np.ndarray:
     """Calendar years ``first_year .. first_year + n_years − 1``."""
     return np.arange(first_year, first_year + n_years)
+
+#: confidence labels of every data value, most to least certain (data/SOURCES.md)
+CONFIDENCE_LEVELS: tuple[str, ...] = ("measured", "reported", "derived", "assumed")

@@ -39,7 +39,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from carpmodel.errors import ConfigError
 from carpmodel.model.checks import finite_float, year_array, year_list
-from carpmodel.model.covariates import CovariateSeries, EnvSeries, ProjectedCovariate
+from carpmodel.model.covariates import (
+    CovariateSeries,
+    EnvSeries,
+    ProjectedCovariate,
+)
 from carpmodel.model.dynamics import ProcessMultipliers
 from carpmodel.model.responses import (
     ARRHENIUS_BOLTZMANN_EV_PER_K,
@@ -92,9 +96,6 @@ TARGET_FIELDS: Mapping[str, str] = MappingProxyType({
     "maturity": "maturity_l50",
 })
 
-BeyondSeries = Literal["hold_last", "mean_of_years", "continue_process"]
-#: How a covariate continues after the last year of its series (WHAM's projection options).
-BEYOND_SERIES: tuple[str, ...] = get_args(BeyondSeries)
 
 
 #: [A] Reference lake summer surface water temperature, °C: mean of the bundled (assumed) series
