@@ -173,15 +173,77 @@ def print_tables(record: dict) -> None:
             print(f"  {q:24s} {row}")
 
 
+def markdown(record: dict) -> str:
+    """The README tables of the record (the figures quoted in this folder's README)."""
+    out = []
+    m = record["machine"]
+    out.append(f"Run {m['date']}, carpmodel {m['carpmodel']}, numpy {m['numpy']}, scipy {m['scipy']}, "
+               f"load {m['load_average'][0]:.1f} on {m['cpus']} cores.\n")
+    if "fit" in record:
+        out.append("| fit | converged (max abs gradient) | Hessian condition | σ survey | AR(1) ρ | "
+                   "OSA SDNR | runs test p | iterations | time (s) |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        labels = {"default": "default (AR(1), 2002 own q)", "no_ar1": "independent errors",
+                  "shared_q": "one q for all surveys"}
+        for name, f in record["fit"].items():
+            r = f["residuals"]
+            ok = "yes" if f["converged"] else "no"
+            out.append(f"| {labels[name]} | {ok} ({f['max_abs_gradient']:.1e}) | "
+                       f"{f['condition_number']:.2g} | {f['sigma_survey']:.3f} | {f['survey_rho']:.2f} | "
+                       f"{r['sdnr']:.2f} | {r['runs_p']:.2f} | {f['iterations']} | {f['runtime_s']:.0f} |")
+        out.append("")
+        out.append("| parameter | estimate ± SE |")
+        out.append("|---|---|")
+        for k, v in record["fit"]["default"]["estimates"].items():
+            out.append(f"| `{k}` | {v['estimate']:.4g} ± {v['se']:.2g} |")
+        for k, v in record["fit"]["default"].get("derived", {}).items():
+            out.append(f"| {k} (derived) | {v['estimate']:.3g} "
+                       f"(95 % {v['lower_95']:.3g}–{v['upper_95']:.3g}) |")
+        out.append("")
+    if "start" in record:
+        s = record["start"]
+        out.append("| initial depletion (held) | ΔNLL | ban share, median (95 %) | releases' share (95 %) |")
+        out.append("|---|---|---|---|")
+        for row in s["profile"]:
+            if "ban" in row:
+                b, r = row["ban"], row["releases"]
+                out.append(f"| {row['initial_depletion']:g} | {row['delta_nll']:.2f} | "
+                           f"{b[0]:.0%} ({b[1]:.0%}–{b[2]:.0%}) | {r[0]:.1%} ({r[1]:.1%}–{r[2]:.1%}) |")
+        out.append("")
+    if "hindcast" in record:
+        out.append("| hindcast from | converged | Hessian condition | held-out surveys | "
+                   "MASE vs persistence | inside 95 % |")
+        out.append("|---|---|---|---|---|---|")
+        for year, h in record["hindcast"].items():
+            out.append(f"| {year} | {'yes' if h['converged'] else 'no'} | {h['condition_number']:.2g} | "
+                       f"{h['n_held_out']} | {h['mase_persistence']:.2f} | {h['held_out_inside_95']} of "
+                       f"{h['n_held_out']} |")
+        out.append("")
+    if "selftest" in record:
+        st = record["selftest"]
+        out.append(f"Self-test: {st['replicates']} replicates, {st['converged']} converged.\n")
+        out.append("| quantity | coverage of the 95 % interval (MC SE) | median relative bias |")
+        out.append("|---|---|---|")
+        for q, row in st["quantities"].items():
+            out.append(f"| {q} | {row['coverage']:.3f} ({row['coverage_mc_se']:.3f}) | "
+                       f"{row['median_relative_bias']:+.1%} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--from-json", type=Path)
     parser.add_argument("--part", choices=("fit", "start", "hindcast", "selftest"), action="append")
     parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--markdown", action="store_true", help="with --from-json: the README tables")
     args = parser.parse_args()
     if args.from_json:
-        print_tables(json.loads(args.from_json.read_text()))
+        record = json.loads(args.from_json.read_text())
+        print(markdown(record) if args.markdown else "", end="")
+        if not args.markdown:
+            print_tables(record)
         return
     data = load_data(BUNDLED_DATA_DIRECTORY)
     parts = args.part or ["fit", "start", "hindcast", "selftest"]
