@@ -262,6 +262,7 @@ def test_carpmodel_errors_exit_2_even_from_deep_inside(data_dir, capsys, monkeyp
 LIGHT_CONFIG = """
 [fit]
 n_starts = 1
+survey_sd = "fixed"
 [diagnostics]
 retrospective_peels = 0
 hindcast_peels = 0
