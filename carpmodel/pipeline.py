@@ -141,6 +141,8 @@ class FitArtifacts:
     summary: dict[str, Any]
     posterior_theta: np.ndarray
     figures: dict[str, Any]
+    #: hindcast.nc when the fit stops at ``[fit] last_data_year`` (else None)
+    held_out: xr.Dataset | None = None
 
 
 def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> FitArtifacts:
@@ -173,7 +175,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
         priors = {f.field: f.prior for f in result.spec.estimated if f.prior is not None}
         units = {name: data.life_history[name].unit for name in sample.natural if name in data.life_history}
         figures["prior_posterior"] = plots.plot_prior_posterior(rows, sample.natural, priors, units)
-    dataset = fit_dataset(result, draws=sample.theta, seed=config.seed)
+    dataset = fit_dataset(result, draws=sample.theta, seed=config.seed, sampler=sample.method)
     dataset = dataset.assign_coords(posterior_draw=np.arange(sample.theta.shape[0]))
     dataset["posterior_theta"] = (("posterior_draw", "parameter"), sample.theta)
     dataset["posterior_theta"].attrs.update(units="1",
@@ -181,7 +183,17 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     summary["posterior_predictive"] = diagnostics.posterior_predictive(result, sample.theta, data.auxiliary,
                                                                       seed=config.seed)
     summary["derived"] = derived_quantities(result, sample.theta)
-    figures["fit"] = plots.plot_fit(dataset)
+    held_out = None
+    if config.fit.last_data_year is not None:
+        # the same posterior draws as fit.nc: one interval method for fitted and held-out years
+        held_out = diagnostics.hindcast_predictions(result, config, data, seed=config.seed,
+                                                    draws=sample.theta, sampler=sample.method)
+        for name, meaning in {**FIT_MISSING,
+                              "log_prediction_error": "NaN except in held-out survey years"}.items():
+            if name in held_out:
+                held_out[name].attrs["missing_values"] = meaning
+        summary["hindcast_held_out"] = diagnostics.held_out_summary(held_out)
+    figures["fit"] = plots.plot_fit(dataset, held_out=held_out)
     figures["recruitment"] = plots.plot_recruitment(dataset)
     figures["depletion"] = plots.plot_depletion(dataset)
 
@@ -247,7 +259,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
                          seed=config.seed, fit_converged=int(result.converged),
                          sigma_survey=float(result.spec.sigma_survey),
                          survey_rho=float(result.spec.survey_rho))
-    return FitArtifacts(result, dataset, summary, sample.theta, figures)
+    return FitArtifacts(result, dataset, summary, sample.theta, figures, held_out)
 
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
@@ -296,7 +308,10 @@ def _float(x: Any) -> float | None:
 
 
 def write_fit(artifacts: FitArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
-    """fit.json, fit.nc and the fit figures (PNG, and SVG on request)."""
+    """fit.json, fit.nc, hindcast.nc (a fit with a last data year) and the fit figures (PNG, and SVG
+    on request)."""
+    if artifacts.held_out is not None:
+        log.wrote(write_netcdf_atomic(artifacts.held_out, out / "hindcast.nc"))
     log.wrote(write_json_atomic(out / "fit.json", artifacts.summary))
     log.wrote(write_netcdf_atomic(artifacts.dataset, out / "fit.nc"))
     write_figures(artifacts.figures, out / "figures", log, svg=svg)

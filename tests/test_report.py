@@ -184,3 +184,21 @@ def test_one_captions_table_with_the_run_settings_filled_in():
 
 def test_no_strategy_metrics_says_so():
     assert strategy_table([], "ssp245") == "<p>No strategy metrics.</p>"
+
+
+def test_the_page_shows_the_hindcast_skill_line_and_the_interval_method():
+    """Old behaviour: the skill was only in fit.json and the report never said how intervals were made."""
+    line = "hindcast from 2019: 5 held-out survey(s), MASE against persistence 0.80 (below 1: better " \
+           "than repeating the last survey), 4 of 5 inside the 95 % predictive interval"
+    summary = _summary(hindcast_held_out={"skill_line": line})
+    summary.update(converged=True, max_abs_gradient=1e-5, worst_gradient_parameter="x",
+                   hessian_positive_definite=True, nll=1.0, n_observations=7, n_fixed_effects=4,
+                   n_parameters=20)
+    method = "2.5 and 97.5 % quantiles over 2000 posterior draws of theta by SIR"
+    fit = xr.Dataset(coords={"year": [2023, 2024]}, attrs={"data_sha256": "abc", "interval_method": method})
+    rows = [{"strategy": "no_releases", "scenario": "ssp245", "biomass_median_t_2050": 1e5}]
+    page = report_html(summary, fit, xr.Dataset(coords={"strategy": ["no_releases"], "scenario": ["ssp245"]}),
+                       xr.Dataset(attrs={"cost_year": 2050}), rows, default_config(), figures={})
+    assert f"<b>Hindcast skill:</b> {line}." in page
+    assert f"and hindcast.nc): {method}." in page
+    assert "Hindcast skill" not in _page("status_quo", "ssp245")

@@ -13,8 +13,11 @@ from typing import Any
 #: one-line captions of the figures the report can show, in report order; ``{fields}`` are the
 #: run's settings (:func:`figure_captions`)
 CAPTIONS: dict[str, str] = {
-    "fit": "Survey biomass (dots, 95 % bars from the assumed CVs) and the fitted biomass on the "
-           "survey's scale q·B with its 95 % posterior interval, in thousand t.",
+    "fit": "Survey biomass (dots, 95 % bars from the assumed CVs), the fitted biomass on the survey's "
+           "scale q·B and the model's absolute biomass B (dashed: the quantity the projections show), "
+           "each with its 95 % posterior interval, in thousand t; in a hindcast the surveys after the "
+           "last data year are open diamonds (held out, not fitted) with the 95 % predictive interval "
+           "of a survey.",
     "recruitment": "Wild age-0 recruits (fish, log scale) with their 95 % posterior interval.",
     "depletion": "Biomass relative to unfished (B/B0) with its 95 % posterior interval; dashed "
                  "line 0.2·B0.",

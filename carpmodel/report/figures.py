@@ -55,24 +55,53 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (7.0, 4.2)) -> tuple[Figu
     return ax.figure, ax
 
 
-def plot_fit(ds: xr.Dataset, *, ax: Axes | None = None) -> Figure:
-    """Observed survey biomass with 95 % error bars from the assumed CVs, and the fitted
-    biomass on the survey's scale (q·B) with its 95 % band."""
-    fig, ax = _axes(ax)
+#: label of the surveys a fit with a last data year did not see
+HELD_OUT_LABEL = "held out (not fitted)"
+
+
+def plot_fit(ds: xr.Dataset, *, held_out: xr.Dataset | None = None, ax: Axes | None = None) -> Figure:
+    """Survey biomass with 95 % error bars from the assumed CVs, the fitted biomass on the survey's
+    scale (q·B) and the model's absolute biomass B (what the projections show), each with its 95 %
+    interval, in thousand t.
+
+    ``held_out`` (hindcast.nc of a fit with a last data year) adds the surveys after that year as
+    open diamonds labelled :data:`HELD_OUT_LABEL`, the 95 % predictive interval of a survey in
+    those years, and a line at the last data year.
+    """
+    fig, ax = _axes(ax, (8.0, 4.4))
     years = ds.year.values
+    ax.fill_between(years, ds.biomass_t_lower / 1e3, ds.biomass_t_upper / 1e3, color="tab:green",
+                    alpha=0.18, label="biomass B (as projected), 95 % interval")
+    ax.plot(years, ds.biomass_t / 1e3, color="tab:green", ls="--", label="biomass B (MAP)")
     ax.fill_between(years, ds.survey_biomass_t_lower / 1e3, ds.survey_biomass_t_upper / 1e3,
-                    color="tab:blue", alpha=0.25, label="fitted q·B, 95 % interval")
+                    color="tab:blue", alpha=0.25, label="fitted q·B (survey scale), 95 % interval")
     ax.plot(years, ds.survey_biomass_t / 1e3, color="tab:blue", label="fitted q·B (MAP)")
     obs = ds.biomass_obs_t.values
     cv = ds.biomass_obs_cv.values
     ok = np.isfinite(obs)
     lower, upper = obs * np.exp(-1.96 * cv), obs * np.exp(1.96 * cv)
     ax.errorbar(years[ok], obs[ok] / 1e3, yerr=[(obs - lower)[ok] / 1e3, (upper - obs)[ok] / 1e3],
-                fmt="o", color="black", capsize=3, label="survey (95 % from assumed CV)")
+                fmt="o", color="black", capsize=3, label="survey, fitted (95 % from assumed CV)")
+    title = "Fit to the hydroacoustic biomass record"
+    if held_out is not None:
+        last = int(held_out.attrs["last_data_year"])
+        title += f" (data to {last})"
+        ax.axvline(last + 0.5, color="grey", ls=":", lw=1, label=f"last data year {last}")
+        held = held_out["held_out"].values.astype(bool)
+        later = held_out.year.values > last
+        ax.fill_between(held_out.year.values[later], held_out.survey_predictive_lower.values[later] / 1e3,
+                        held_out.survey_predictive_upper.values[later] / 1e3, color="tab:red", alpha=0.12,
+                        label="95 % predictive interval of a survey")
+        if held.any():
+            h_obs, h_cv = held_out.biomass_obs_t.values[held], held_out.biomass_obs_cv.values[held]
+            bars = [h_obs * (1 - np.exp(-1.96 * h_cv)) / 1e3, h_obs * (np.exp(1.96 * h_cv) - 1) / 1e3]
+            ax.errorbar(held_out.year.values[held], h_obs / 1e3, yerr=bars,
+                        fmt="D", mfc="white", color="tab:red", capsize=3, label=HELD_OUT_LABEL)
     ax.set_xlabel("Year")
     ax.set_ylabel("Biomass (thousand t)")
-    ax.set_title("Fit to the hydroacoustic biomass record")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", fontsize=7)
     return fig
 
 

@@ -82,6 +82,8 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
                                 recruits_year=int(fit_dataset.year.values[-1]),
                                 informed_ratio=INFORMED_RATIO, silent_ratio=SILENT_RATIO),
         fit=summary, warnings=summary.get("warnings", []),
+        hindcast_line=summary.get("hindcast_held_out", {}).get("skill_line"),
+        interval_method=fit_dataset.attrs.get("interval_method"),
         posterior_samples=posterior.get("n_samples", "?"), posterior_method=posterior.get("method", "?"),
         informed_ratio=f"{INFORMED_RATIO:g}", silent_ratio=f"{SILENT_RATIO:g}",
         silent=[r["parameter"] for r in posterior.get("prior_posterior", [])
