@@ -58,6 +58,15 @@ from carpmodel.terminal import note, report_failure, termination_as_interrupt, w
 
 __all__ = ["build_parser", "hindcast_skill_line", "main"]
 
+#: what the projection figures draw (``project`` and ``run`` --help)
+PROJECTION_FIGURES = (
+    "Figures (figures/*.png) cover every requested scenario: projection_fan (biomass gained over "
+    "no_releases, paired by draw, median and 90 % band, one row of panels per scenario), "
+    "strategy_comparison (gain in 2050 with its 90 % interval and release cost, one row per "
+    "scenario), hatchery_fraction (hatchery share of SSB, one panel per scenario) and "
+    "projection_scenarios (status_quo under every scenario). Release strategies and fishing options "
+    "(strategies that catch fish) are drawn in separate panels, each on its own scale.")
+
 #: ``--ensemble`` / ``--budget`` given without a value: the default ensemble / the file's budget
 _FROM_FILE = "<default>"
 
@@ -517,7 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.set_defaults(handler=_fit)
 
     project_cmd = commands.add_parser(
-        "project", help="stochastic projections of strategies × scenarios → projection.nc, metrics.csv")
+        "project", help="stochastic projections of strategies × scenarios → projection.nc, metrics.csv",
+        description="Stochastic projections of every strategy x scenario from a fit's parameter draws "
+                    "(projection.nc, metrics.csv: one row per strategy x scenario). " + PROJECTION_FIGURES)
     _fit_source_options(project_cmd)
     project_cmd.add_argument("--scenarios", metavar="LIST",
                              help="comma-separated climate scenarios, e.g. baseline,ssp245")
@@ -593,7 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
     mon_cmd.set_defaults(handler=_monitoring)
 
     run_cmd = commands.add_parser(
-        "run", help="the main job: fit, diagnostics, projections, strategies, climate sensitivity, report")
+        "run", help="the main job: fit, diagnostics, projections, strategies, climate sensitivity, report",
+        description="The main job: fit, diagnostics, attribution, projections of every strategy x "
+                    "scenario, climate sensitivity and report.html (a strategy table per scenario). "
+                    + PROJECTION_FIGURES)
     run_cmd.add_argument("config_file", nargs="?", metavar="CONFIG.toml",
                          help="run config (default: the bundled defaults; see `carpmodel config "
                               "--show-defaults`)")

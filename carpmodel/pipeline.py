@@ -467,7 +467,7 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     from carpmodel.management.metrics import metrics_table, strategy_metrics
     from carpmodel.management.projection import project
     from carpmodel.report import figures as plots
-    from carpmodel.report.captions import band_strategies, figure_scenario
+    from carpmodel.report.captions import band_strategies
 
     settings = config.projection
     with log.stage("projection", progress):
@@ -484,18 +484,16 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
         metrics = strategy_metrics(dataset, **_metric_options(config))
         rows = metrics_table(metrics)
     figures: dict[str, Any] = {}
-    scenario = figure_scenario(settings.scenarios)
     strategies = [str(s) for s in dataset.strategy.values]
-    figures["projection_fan"] = plots.plot_fan(dataset, "biomass_t", scenario=scenario,
-                                               bands=band_strategies(strategies, "biomass_t"))
     scenarios = [str(s) for s in dataset.scenario.values]
+    # every requested scenario is drawn: one panel (or row of panels) per scenario
+    figures["projection_fan"] = plots.plot_gain_fan(dataset, "biomass_t")
     figures["projection_scenarios"] = plots.plot_scenarios(
         dataset, strategy="status_quo" if "status_quo" in strategies else None,
         bands=None if len(scenarios) <= 2 else [scenarios[0], scenarios[-1]])
-    figures["strategy_comparison"] = plots.plot_strategy_comparison(metrics, scenario=scenario)
-    figures["hatchery_fraction"] = plots.plot_fan(
-        dataset, "hatchery_fraction_ssb", scenario=scenario,
-        bands=band_strategies(strategies, "hatchery_fraction_ssb"))
+    figures["strategy_comparison"] = plots.plot_strategy_comparison(metrics)
+    figures["hatchery_fraction"] = plots.plot_fan_panels(
+        dataset, "hatchery_fraction_ssb", bands=band_strategies(strategies, "hatchery_fraction_ssb"))
     return ProjectionArtifacts(dataset, metrics, rows, figures)
 
 

@@ -73,3 +73,88 @@ def test_fit_figure_shows_absolute_biomass_with_its_interval_on_the_projection_a
     assert "biomass B (as projected), 95 % interval" in _labels(ax)
     assert ax.get_ylabel() == "Biomass (thousand t)"            # the projection figures' label
     assert plots.HELD_OUT_LABEL not in _labels(ax)               # nothing held out: nothing drawn
+
+
+STRATEGIES = ["no_releases", "status_quo", "double_releases", "reopen_fishing"]
+SCENARIOS = ["ssp245", "ssp585"]
+PROJECTED = np.arange(2025, 2051)
+
+
+def _projection() -> xr.Dataset:
+    """20 draws: releases add 2 and 4 kt (+ draw noise), reopen_fishing loses 80 kt and catches."""
+    rng = np.random.default_rng(0)
+    base = 1e5 + 1e4 * rng.standard_normal((1, 1, 20, 1)) + 0 * PROJECTED
+    effect = np.array([0.0, 2e3, 4e3, -8e4])[:, None, None, None] * np.ones((1, 2, 1, 1))
+    biomass = base + effect + 100 * rng.standard_normal((4, 2, 20, PROJECTED.size))
+    catch = np.zeros_like(biomass)
+    catch[3] = 5e3
+    dims = ("strategy", "scenario", "draw", "year")
+    return xr.Dataset({"biomass_t": (dims, biomass, {"units": "t"}), "catch_t": (dims, catch, {"units": "t"}),
+                       "hatchery_fraction_ssb": (dims, np.full(biomass.shape, 0.02), {"units": "1"})},
+                      coords={"strategy": STRATEGIES, "scenario": SCENARIOS, "draw": np.arange(20),
+                              "year": PROJECTED})
+
+
+def _metrics() -> xr.Dataset:
+    gain = np.array([0.0, 2e3, 4e3, -8e4])[:, None, None] * np.ones((1, 2, 1))
+    dims = ("strategy", "scenario", "metric_year")
+    cost = np.array([0.0, 5e8, 1e9, 5e8])[:, None] * np.ones((1, 2))
+    return xr.Dataset({"biomass_gain_median_t": (dims, gain), "biomass_gain_lower_t": (dims, gain - 500),
+                       "biomass_gain_upper_t": (dims, gain + 500),
+                       "cost_through_cost_year_median": (("strategy", "scenario"), cost),
+                       "cost_total_median": (("strategy", "scenario"), 2 * cost, {"units": "cost units"}),
+                       "total_catch_upper_t": (("strategy", "scenario"),
+                                               np.array([0, 0, 0, 1e5])[:, None] * np.ones((1, 2)))},
+                      coords={"strategy": STRATEGIES, "scenario": SCENARIOS, "metric_year": [2050]},
+                      attrs={"cost_year": 2050, "reference_strategy": "no_releases"})
+
+
+def test_fishing_options_are_told_apart_from_release_strategies():
+    assert plots.fishing_strategies(_projection()) == ["reopen_fishing"]
+    assert plots.fishing_strategies(_metrics()) == ["reopen_fishing"]
+    assert plots.strategy_groups(_projection()) == {
+        "release strategies": ["status_quo", "double_releases"], "fishing options": ["reopen_fishing"]}
+
+
+def test_strategy_comparison_draws_every_scenario_and_releases_on_their_own_scale():
+    """Old behaviour: one scenario per figure, and one axis for all strategies, so reopen_fishing's
+    −80 kt set the scale and the 2–4 kt release gains were slivers."""
+    fig = plots.plot_strategy_comparison(_metrics())
+    gain_axes = [ax for ax in fig.axes if "gain over no_releases" in ax.get_title()]
+    titles = [ax.get_title() for ax in gain_axes]
+    for scenario in SCENARIOS:           # every scenario, each with both groups
+        assert any(t.startswith(f"release strategies, {scenario}:") for t in titles)
+        assert any(t.startswith(f"fishing options, {scenario}:") for t in titles)
+    for ax in gain_axes:
+        names = [t.get_text() for t in ax.get_yticklabels()]
+        lo, hi = ax.get_xlim()
+        if ax.get_title().startswith("release strategies"):
+            assert names == ["status_quo", "double_releases"]
+            assert lo > -1 and 4.5 < hi < 10            # kt: the release gains fill the panel
+        else:
+            assert names == ["reopen_fishing"] and lo < -80
+    one = plots.plot_strategy_comparison(_metrics(), scenario="ssp585")
+    assert all("ssp245" not in ax.get_title() for ax in one.axes)
+
+
+def test_projection_fan_shows_paired_gains_with_bands_one_row_per_scenario():
+    """Old behaviour: absolute medians of every strategy in one scenario, no_releases hidden under
+    them; now gains over no_releases (paired by draw) with bands, per scenario and group."""
+    ds = _projection()
+    fig = plots.plot_gain_fan(ds)
+    assert len(fig.axes) == 4                            # 2 scenarios x (releases, fishing)
+    release = fig.axes[0]
+    assert release.get_title() == "release strategies, ssp245"
+    assert fig.axes[2].get_title() == "release strategies, ssp585"
+    lines = {line.get_label(): line for line in release.get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {"status_quo", "double_releases"}
+    paired = (ds.biomass_t.sel(strategy="double_releases") - ds.biomass_t.sel(strategy="no_releases")).sel(
+        scenario="ssp245").median("draw") / 1e3
+    np.testing.assert_allclose(lines["double_releases"].get_ydata(), paired.values, rtol=1e-12)
+    assert len(release.collections) == 2                 # one band per strategy
+    assert "gain over no_releases" in release.get_ylabel()
+
+
+def test_hatchery_share_is_drawn_for_every_scenario():
+    fig = plots.plot_fan_panels(_projection(), "hatchery_fraction_ssb")
+    assert [ax.get_title().rsplit(", ", 1)[1] for ax in fig.axes] == SCENARIOS

@@ -145,7 +145,7 @@ def test_the_page_escapes_user_names_everywhere_they_appear():
     assert f"(<code>{escaped}</code>; 90 %" in page
     assert f"<td class='text'><code>{escaped}</code></td>" in page
     assert f"<li><code>{escaped}</code>: what {escaped} does</li>" in page
-    assert f"under each release strategy in {escaped}: medians" in page
+    assert f"one panel per scenario ({escaped}): medians" in page
     assert f"<p class='note'>a warning about {escaped}</p>" in page
     assert f"strategy {escaped}, " in page
 
@@ -174,7 +174,10 @@ def test_one_captions_table_with_the_run_settings_filled_in():
     assert set(captions) == set(CAPTIONS)
     assert "with the last 1–3 years of data removed" in captions["retrospective"]
     assert "90 % bands of x and z" in captions["projection_scenarios"]
-    assert "in y: medians, and the 90 % band of no_releases;" in captions["projection_fan"]
+    # every scenario drawn (#16): the projection figures name all three
+    assert "one row of panels per scenario (x, y, z)" in captions["projection_fan"]
+    assert "for each scenario (x, y, z)" in captions["strategy_comparison"]
+    assert "one panel per scenario (x, y, z)" in captions["hatchery_fraction"]
     assert "90 % band of a." in captions["hatchery_fraction"]          # no status_quo: the first
     assert "release cost up to 2040 per strategy" in captions["strategy_comparison"]
     assert "for the growth effect" in captions["sensitivity_heatmap"]
@@ -202,3 +205,23 @@ def test_the_page_shows_the_hindcast_skill_line_and_the_interval_method():
     assert f"<b>Hindcast skill:</b> {line}." in page
     assert f"and hindcast.nc): {method}." in page
     assert "Hindcast skill" not in _page("status_quo", "ssp245")
+
+
+def test_the_page_has_a_strategy_table_for_every_projected_scenario():
+    """Old behaviour: only ssp245 (a scenario fixed in code) had a strategy table."""
+    rows = [{"strategy": name, "scenario": scenario, "biomass_median_t_2050": 1e5,
+             "biomass_gain_median_t_2050": 1.0, "biomass_gain_lower_t_2050": 0.5,
+             "biomass_gain_upper_t_2050": 2.0, "biomass_lower_t_2050": 9e4, "biomass_upper_t_2050": 1.1e5}
+            for scenario in ("ssp245", "ssp585") for name in ("no_releases", "status_quo")]
+    projection = xr.Dataset(coords={"strategy": ["no_releases", "status_quo"],
+                                    "scenario": ["ssp245", "ssp585"]})
+    config = default_config()
+    config = replace(config, projection=replace(config.projection, scenarios=("ssp245", "ssp585")))
+    summary = _summary()
+    summary.update(converged=True, max_abs_gradient=1e-5, worst_gradient_parameter="x",
+                   hessian_positive_definite=True, nll=1.0, n_observations=7, n_fixed_effects=4,
+                   n_parameters=20)
+    page = report_html(summary, xr.Dataset(coords={"year": [2024]}), projection,
+                       xr.Dataset(attrs={"cost_year": 2050}), rows, config, figures={})
+    assert "<h3>ssp245</h3>" in page and "<h3>ssp585</h3>" in page
+    assert "Release strategies (ssp245, ssp585)</h2>" in page

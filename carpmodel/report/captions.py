@@ -35,14 +35,15 @@ CAPTIONS: dict[str, str] = {
     "projection_scenarios": "Biomass (thousand t) under status-quo releases in each climate scenario: "
                             "medians over posterior draws{scenario_bands} (temperature effects are "
                             "assumed).",
-    "projection_fan": "Biomass (thousand t) under each release strategy in {scenario}: medians, and the "
-                      "90 % band of {biomass_bands}; differences between strategies are shown paired by "
-                      "draw in the strategy comparison below.",
-    "strategy_comparison": "Biomass gained over no releases in {year} ({scenario}; thousand t, median and "
-                           "90 % interval, paired by draw) and release cost{cost_years} per strategy; "
-                           "costs are illustrative.",
-    "hatchery_fraction": "Hatchery-origin share of the spawning stock (%) under each release strategy in "
-                         "{scenario}: medians, and the 90 % band of {hatchery_bands}.",
+    "projection_fan": "Biomass gained over no releases (thousand t), paired by draw: median and 90 % band "
+                      "of each strategy, one row of panels per scenario ({scenarios}); release "
+                      "strategies and fishing options in separate panels, each on its own scale.",
+    "strategy_comparison": "Biomass gained over no releases in {year} (thousand t, median and 90 % interval, "
+                           "paired by draw) and release cost{cost_years} per strategy, for each scenario "
+                           "({scenarios}); release strategies and fishing options in separate panels, each "
+                           "on its own scale; costs are illustrative.",
+    "hatchery_fraction": "Hatchery-origin share of the spawning stock (%) under each release strategy, one "
+                         "panel per scenario ({scenarios}): medians, and the 90 % band of {hatchery_bands}.",
     "sensitivity_lines": "Biomass in 2100 (thousand t) against warming by 2100 (°C), one panel per "
                          "temperature effect, one line per effect strength (0 = no-effect "
                          "reference); median and 90 % band.",
@@ -52,7 +53,8 @@ CAPTIONS: dict[str, str] = {
 
 
 def figure_scenario(scenarios: Sequence[str]) -> str:
-    """The scenario the single-scenario figures show: ``ssp245`` if projected, else the first."""
+    """The scenario the report's headline findings use: ``ssp245`` if projected, else the first
+    (the figures and the strategy tables show every scenario)."""
     return "ssp245" if "ssp245" in scenarios else scenarios[0]
 
 
@@ -80,6 +82,7 @@ def figure_captions(*, strategies: Sequence[str], scenarios: Sequence[str], scen
     values = {
         "peels_removed": "years" if n_peels is None else "year" if n_peels == 1 else f"1–{n_peels} years",
         "first_year": first_year, "last_year": last_year, "scenario": scenario, "year": year,
+        "scenarios": ", ".join(scenarios),
         "scenario_bands": (f", 90 % bands of {scenarios[0]} and {scenarios[-1]}" if len(scenarios) > 2
                            else ", 90 % bands"),
         "biomass_bands": bands("biomass_t"), "hatchery_bands": bands("hatchery_fraction_ssb"),

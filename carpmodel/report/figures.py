@@ -313,46 +313,133 @@ def plot_scenarios(ds: xr.Dataset, variable: str = "biomass_t", *, strategy: str
     return fig
 
 
-def plot_strategy_comparison(metrics: xr.Dataset, *, scenario: str, year: int | None = None) -> Figure:
-    """Biomass gained over no releases (median, 90 % interval) and total cost, per strategy."""
+def fishing_strategies(ds: xr.Dataset) -> list[str]:
+    """Strategies that catch fish (fishing options such as reopen_fishing): a positive projected
+    ``catch_t`` in any draw, or in metrics a positive ``total_catch_upper_t`` in any scenario.
+    Their gains or losses are of another order than those of releases, so figures draw them in
+    their own panel."""
+    if "catch_t" in ds:
+        catches = ds["catch_t"].sum("year") > 0
+    elif "total_catch_upper_t" in ds:
+        catches = ds["total_catch_upper_t"] > 0
+    else:
+        return []
+    catches = catches.any([d for d in catches.dims if d != "strategy"])
+    return [str(s) for s in ds.strategy.values[catches.values]]
+
+
+def strategy_groups(ds: xr.Dataset, reference: str = "no_releases") -> dict[str, list[str]]:
+    """``{"release strategies": [...], "fishing options": [...]}`` without the reference; a group
+    without strategies is left out (:func:`fishing_strategies` says which fish); with no strategy
+    but the reference, that one alone."""
+    fishing = fishing_strategies(ds)
+    others = [str(s) for s in ds.strategy.values if str(s) != reference]
+    groups = {"release strategies": [s for s in others if s not in fishing],
+              "fishing options": [s for s in others if s in fishing]}
+    kept = {name: members for name, members in groups.items() if members}
+    return kept or {"release strategies": [reference]}
+
+
+def _grid(n_rows: int, n_cols: int, size: tuple[float, float], **kwargs: Any) -> tuple[Figure, np.ndarray]:
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=size, layout="constrained", squeeze=False, **kwargs)
+    return fig, axes
+
+
+def plot_gain_fan(ds: xr.Dataset, variable: str = "biomass_t", *, reference: str = "no_releases",
+                  scenarios: Sequence[str] | None = None) -> Figure:
+    """Gain of each strategy over ``reference``, paired by draw (``x[s, d] − x[reference, d]``):
+    median and 90 % band over draws, one row of panels per scenario, release strategies and
+    fishing options (:func:`strategy_groups`) in separate columns, each on its own scale."""
+    scenarios = [str(s) for s in (scenarios if scenarios is not None else ds.scenario.values)]
+    groups = strategy_groups(ds, reference)
+    units = ds[variable].attrs.get("units", "")
+    scale, unit_label = _scale(units, variable)
+    gain = ds[variable] - ds[variable].sel(strategy=reference)       # paired by draw, all at once
+    q = gain.sel(scenario=scenarios).quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
+    fig, axes = _grid(len(scenarios), max(len(groups), 1),
+                      (5.2 * max(len(groups), 1) + 1.5, 0.6 + 3.0 * len(scenarios)), sharex=True)
+    for row, scenario in enumerate(scenarios):
+        for col, (group, members) in enumerate(groups.items()):
+            ax = axes[row, col]
+            for strategy in members:
+                cell = q.sel(scenario=scenario, strategy=strategy)
+                (line,) = ax.plot(cell.year, cell.sel(quantile=0.5), lw=1.8, label=strategy)
+                ax.fill_between(cell.year, cell.sel(quantile=BAND[0]), cell.sel(quantile=BAND[1]),
+                                color=line.get_color(), alpha=0.12)
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set_title(f"{group}, {scenario}", fontsize=9)
+            ax.set_xlabel("Year")
+            ax.set_ylabel(f"{LABELS.get(variable, variable)} gain over {reference} ({unit_label})",
+                          fontsize=8)
+            ax.legend(fontsize=7, loc="upper left", title="median, 90 % band", title_fontsize=7)
+            _plain_ticks(ax)
+    fig.suptitle(f"{LABELS.get(variable, variable)} gained over {reference}, paired by draw", fontsize=10)
+    return fig
+
+
+def plot_fan_panels(ds: xr.Dataset, variable: str = "biomass_t", *, scenarios: Sequence[str] | None = None,
+                    bands: Sequence[str] | None = None) -> Figure:
+    """:func:`plot_fan` for each scenario (one panel each)."""
+    scenarios = [str(s) for s in (scenarios if scenarios is not None else ds.scenario.values)]
+    fig, axes = _grid(len(scenarios), 1, (8.0, 0.4 + 3.4 * len(scenarios)), sharex=True)
+    for ax, scenario in zip(axes[:, 0], scenarios, strict=True):
+        plot_fan(ds, variable, ax=ax, scenario=scenario, bands=bands)
+    return fig
+
+
+def plot_strategy_comparison(metrics: xr.Dataset, *, scenario: str | None = None,
+                             scenarios: Sequence[str] | None = None, year: int | None = None) -> Figure:
+    """Biomass gained over no releases (median, 90 % interval) and release cost per strategy: one
+    row per scenario (``scenario``: that one only; default every scenario), release strategies and
+    fishing options (:func:`strategy_groups`) in separate panels, each on its own scale."""
     years = metrics["metric_year"].values
     year = int(year if year is not None else (2050 if 2050 in years else years[-1]))
-    cell = metrics.sel(scenario=scenario)
-    names = [str(s) for s in cell.strategy.values]
-    gain = cell["biomass_gain_median_t"].sel(metric_year=year).values / 1e3
-    lower = cell["biomass_gain_lower_t"].sel(metric_year=year).values / 1e3
-    upper = cell["biomass_gain_upper_t"].sel(metric_year=year).values / 1e3
-    cost_year = metrics.attrs.get("cost_year")
-    through = "cost_through_cost_year_median" in cell and cost_year is not None
-    cost = cell["cost_through_cost_year_median" if through else "cost_total_median"].values / 1e6
+    if scenarios is None:
+        scenarios = [scenario] if scenario is not None else [str(s) for s in metrics.scenario.values]
     reference = metrics.attrs.get("reference_strategy", "no_releases")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.9 + 0.42 * len(names)), layout="constrained",
-                                      width_ratios=(1.6, 1.0))
+    groups = strategy_groups(metrics, reference)
+    cost_year = metrics.attrs.get("cost_year")
+    through = "cost_through_cost_year_median" in metrics and cost_year is not None
+    unit = metrics["cost_total_median"].attrs.get("units", "cost units")
+    heights = [len(m) for m in groups.values()] or [1]
+    fig = plt.figure(figsize=(12, 0.3 + len(scenarios) * (0.9 + 0.38 * sum(heights) + 0.5 * len(heights))),
+                     layout="constrained")
+    rows = fig.subfigures(len(scenarios), 1, squeeze=False)[:, 0] if len(scenarios) > 1 else [fig]
+    for panel, name in zip(rows, scenarios, strict=True):
+        cell = metrics.sel(scenario=name)
+        axes = panel.subplots(len(heights), 2, squeeze=False, width_ratios=(1.6, 1.0),
+                              height_ratios=heights)
+        for (left, right), (group, members) in zip(axes, groups.items(), strict=True):
+            _gain_bars(left, cell.sel(strategy=members), year, reference)
+            left.set_title(f"{group}, {name}: gain over {reference} in {year}, paired by draw "
+                           f"(median, 90 % interval)", fontsize=9)
+            cost = cell["cost_through_cost_year_median" if through else "cost_total_median"].sel(
+                strategy=members).values / 1e6
+            right.barh(np.arange(len(members)), cost, color="tab:orange", alpha=0.7)
+            right.set_yticks(np.arange(len(members)), [])
+            right.set_xlabel(f"Release cost {'up to ' + str(cost_year) if through else 'over the projection'}"
+                             f" (million {unit})", fontsize=8)
+            right.set_title("Cost (illustrative unless user-supplied)", fontsize=9)
+            _plain_ticks(right)
+    return fig
+
+
+def _gain_bars(ax: Axes, cell: xr.Dataset, year: int, reference: str) -> None:
+    """Horizontal bars of the median gain (kt) with 90 % intervals and their values in words."""
+    names = [str(s) for s in cell.strategy.values]
+    gain, lower, upper = (cell[f"biomass_gain_{k}_t"].sel(metric_year=year).values / 1e3
+                          for k in ("median", "lower", "upper"))
     positions = np.arange(len(names))
-    left.barh(positions, gain, color="tab:blue", alpha=0.7)
-    left.errorbar(gain, positions, xerr=[gain - lower, upper - gain], fmt="none", color="black", capsize=3)
-    left.axvline(0, color="black", lw=0.8)
-    # the value of every bar in words: small gains are invisible next to a large loss
+    ax.barh(positions, gain, color="tab:blue", alpha=0.7)
+    ax.errorbar(gain, positions, xerr=[gain - lower, upper - gain], fmt="none", color="black", capsize=3)
+    ax.axvline(0, color="black", lw=0.8)
     span = max(float(np.nanmax(np.abs(np.r_[lower, upper, 0.0]))), 1e-9)
     for y, (g, lo, hi) in enumerate(zip(gain, lower, upper, strict=True)):
-        if names[y] == reference:
-            text, x = "reference", 0.0
-        else:
-            text, x = f"{g:+.1f} ({lo:+.1f} to {hi:+.1f})", max(hi, 0.0)
-        left.text(x + 0.02 * span, y, text, va="center", fontsize=7)
-    left.set_xlim(min(float(np.nanmin(lower)), 0.0) - 0.05 * span,
-                  max(float(np.nanmax(upper)), 0.0) + 0.6 * span)
-    left.set_yticks(positions, names)
-    left.set_xlabel(f"Biomass gained over {reference} in {year} (thousand t)")
-    left.set_title(f"Gain paired by draw, {scenario}: median (90 % interval), kt", fontsize=10)
-    right.barh(positions, cost, color="tab:orange", alpha=0.7)
-    right.set_yticks(positions, [])
-    unit = metrics["cost_total_median"].attrs.get("units", "cost units")
-    right.set_xlabel(f"Release cost {'up to ' + str(cost_year) if through else 'over the projection'} "
-                     f"(million {unit})")
-    right.set_title("Cost (illustrative unless user-supplied)", fontsize=10)
-    _plain_ticks(right)
-    return fig
+        ax.text(max(hi, 0.0) + 0.02 * span, y, f"{g:+.1f} ({lo:+.1f} to {hi:+.1f})", va="center", fontsize=7)
+    ax.set_xlim(min(float(np.nanmin(lower)), 0.0) - 0.05 * span,
+                max(float(np.nanmax(upper)), 0.0) + 0.6 * span)
+    ax.set_yticks(positions, names)
+    ax.set_xlabel(f"Biomass gained over {reference} in {year} (thousand t)", fontsize=8)
 
 
 def plot_ensemble_gains(metrics: xr.Dataset, *, scenario: str, year: int | None = None,

@@ -58,6 +58,7 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
     setup = summary.get("attribution_setup", {})
     first_year, last_year = setup.get("first_year", 2002), setup.get("last_year", config.model.last_year)
     scenario = figure_scenario(config.projection.scenarios)
+    projected = [str(x) for x in projection.scenario.values] or [scenario]
     rows = list(metric_rows)
     year = metric_year([r for r in rows if r["scenario"] == scenario])
     cost_year = metrics.attrs.get("cost_year")
@@ -76,7 +77,7 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
         cost_year=cost_year, n_peels=diag.get("retrospective", {}).get("n_peels"), first_year=first_year,
         last_year=last_year, heatmap_effect=sens.heatmap_effect)
     return render_page(
-        title=TITLE, scenario=scenario, figures=shown, captions=captions,
+        title=TITLE, scenario=", ".join(projected), figures=shown, captions=captions,
         findings=findings(summary, rows, scenario, year, first_year, last_year),
         limitations=limitations(summary, recruits_ratio=recruits_ratio,
                                 recruits_year=int(fit_dataset.year.values[-1]),
@@ -94,8 +95,8 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
         first_year=first_year, last_year=last_year,
         attribution={"n_draws": setup.get("n_draws", "?"), "ban_year": setup.get("ban_year", "?")},
         attribution_table=attribution_table(summary.get("attribution", []), first_year, last_year),
-        strategy_table=strategy_table(rows, scenario, limit_fraction=config.projection.limit_fraction,
-                                      cost_year=cost_year),
+        strategy_tables=[(name, strategy_table(rows, name, limit_fraction=config.projection.limit_fraction,
+                                               cost_year=cost_year)) for name in projected],
         sensitivity=None if sensitivity is None else {
             "warming_levels_c": [f"{w:g}" for w in sens.warming_levels_c],
             "strategy": sensitivity.attrs.get("strategy", "status_quo"), "draws": sens.draws},
