@@ -225,3 +225,29 @@ def test_the_page_has_a_strategy_table_for_every_projected_scenario():
                        xr.Dataset(attrs={"cost_year": 2050}), rows, config, figures={})
     assert "<h3>ssp245</h3>" in page and "<h3>ssp585</h3>" in page
     assert "Release strategies (ssp245, ssp585)</h2>" in page
+
+
+def test_strategy_table_leads_with_gain_per_cost_and_shows_static_then_dynamic_risk():
+    """Old behaviour: only the dynamic risk (0 % for every strategy, even reopening the fishery),
+    the density-dependence-window column, and fish released over other years than the cost."""
+    rows = [{"strategy": name, "scenario": "ssp245", "biomass_median_t_2050": 1e5,
+             "biomass_gain_median_t_2050": gain, "biomass_gain_lower_t_2050": gain - 1,
+             "biomass_gain_upper_t_2050": gain + 1, "biomass_lower_t_2050": 9e4,
+             "biomass_upper_t_2050": 1.1e5,
+             "biomass_gain_per_million_cost_t": per_cost, "released_fish_total_median": 1.5e9,
+             "released_fish_through_cost_year_median": 5.2e8, "cost_through_cost_year_median": 5.2e8,
+             "added_window_survivors_per_million_released_median": 1234.0,
+             "p_ssb_below_limit_static_any": static, "p_ssb_below_limit_dynamic_any": 0.0}
+            for name, gain, per_cost, static in (("no_releases", 0.0, None, 0.5),
+                                                 ("reopen_fishing", -8e4, -153.8, 0.97))]
+    html = str(strategy_table(rows, "ssp245", cost_year=2050, cost_unit="yuan"))
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", html)
+    assert headers[1] == "gain in 2050 per million yuan spent up to 2050, t"
+    static = headers.index("P(SSB &lt; 0.2·SSB0 in any year), static SSB0")
+    assert headers[static + 1] == "P(SSB &lt; 0.2·SSB0 in any year), dynamic SSB0"
+    assert "density-dependence window" not in html and "1,230" not in html
+    assert "fish released up to 2050, million" in headers
+    assert "release cost up to 2050, million yuan" in headers
+    assert "<td>520</td>" in html and "1,500" not in html        # 5.2e8 fish up to 2050, not the total
+    assert "97 %" in html and "<td>−154</td>" in html
+    assert "Static: the chance" in html and "is the stock in danger" in html and "Dynamic: the same" in html

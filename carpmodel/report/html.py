@@ -62,6 +62,8 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
     rows = list(metric_rows)
     year = metric_year([r for r in rows if r["scenario"] == scenario])
     cost_year = metrics.attrs.get("cost_year")
+    cost_unit = (metrics["cost_total_median"].attrs.get("units", "cost units")
+                 if "cost_total_median" in metrics else "cost units")
     diag = summary.get("diagnostics", {})
     posterior = summary.get("posterior", {})
     recruits_ratio = None
@@ -96,7 +98,8 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
         attribution={"n_draws": setup.get("n_draws", "?"), "ban_year": setup.get("ban_year", "?")},
         attribution_table=attribution_table(summary.get("attribution", []), first_year, last_year),
         strategy_tables=[(name, strategy_table(rows, name, limit_fraction=config.projection.limit_fraction,
-                                               cost_year=cost_year)) for name in projected],
+                                               cost_year=cost_year, cost_unit=cost_unit))
+                         for name in projected],
         sensitivity=None if sensitivity is None else {
             "warming_levels_c": [f"{w:g}" for w in sens.warming_levels_c],
             "strategy": sensitivity.attrs.get("strategy", "status_quo"), "draws": sens.draws},
