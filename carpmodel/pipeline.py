@@ -174,7 +174,11 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
             "prior_posterior": rows}
         priors = {f.field: f.prior for f in result.spec.estimated if f.prior is not None}
         units = {name: data.life_history[name].unit for name in sample.natural if name in data.life_history}
-        figures["prior_posterior"] = plots.plot_prior_posterior(rows, sample.natural, priors, units)
+        supports = {f.field: f.bounds if f.bounds is not None else
+                    ((0.0, np.inf) if f.transform == "log" else (-np.inf, np.inf))
+                    for f in result.spec.estimated}
+        figures["prior_posterior"] = plots.plot_prior_posterior(rows, sample.natural, priors, units,
+                                                                supports=supports)
     dataset = fit_dataset(result, draws=sample.theta, seed=config.seed, sampler=sample.method)
     dataset = dataset.assign_coords(posterior_draw=np.arange(sample.theta.shape[0]))
     dataset["posterior_theta"] = (("posterior_draw", "parameter"), sample.theta)

@@ -158,3 +158,35 @@ def test_projection_fan_shows_paired_gains_with_bands_one_row_per_scenario():
 def test_hatchery_share_is_drawn_for_every_scenario():
     fig = plots.plot_fan_panels(_projection(), "hatchery_fraction_ssb")
     assert [ax.get_title().rsplit(", ", 1)[1] for ax in fig.axes] == SCENARIOS
+
+
+def test_prior_posterior_axes_stay_in_the_support_with_readable_labels():
+    """Old behaviour: axes ran past a parameter's support (survival to 1.45) and the x label was
+    the code name (release_survival)."""
+    from carpmodel.priors import Prior
+
+    rng = np.random.default_rng(2)
+    draws = {"release_survival": rng.beta(40, 2, 500),          # piled up near 1
+             "steepness": rng.beta(30, 3, 500), "m_ref_per_yr": rng.lognormal(np.log(0.2), 0.2, 500)}
+    priors = {"release_survival": Prior("beta", {"mean": 0.7, "sd": 0.15}),
+              "m_ref_per_yr": Prior("lognormal", {"median": 0.2, "sd_log": 0.3})}
+    rows = [{"parameter": name, "sd_ratio": 0.5} for name in draws]
+    fig = plots.plot_prior_posterior(rows, draws, priors, {"release_survival": "1", "m_ref_per_yr": "1/yr"},
+                                     supports={"steepness": (0.2, 1.0)})
+    survival, steepness, mortality = fig.axes[:3]
+    assert survival.get_xlim()[1] <= 1.0 and steepness.get_xlim()[1] <= 1.0
+    assert steepness.get_xlim()[0] >= 0.2 and mortality.get_xlim()[0] >= 0.0
+    assert max(survival.get_lines()[0].get_xdata()) < 1.0                  # the prior's grid too
+    assert survival.get_xlabel() == "Acute release survival (dimensionless)"
+    assert mortality.get_xlabel() == "Natural mortality at the reference length (1/yr)"
+    assert all("_" not in ax.get_xlabel() for ax in fig.axes[:3])
+
+
+def test_interval_labels_come_from_the_metrics_not_a_typed_number():
+    """Old behaviour: '90 %' typed into titles whatever interval the metrics held."""
+    metrics = _metrics()
+    metrics.attrs["interval"] = 0.95
+    fig = plots.plot_strategy_comparison(metrics)
+    titles = [ax.get_title() for ax in fig.axes if "gain over" in ax.get_title()]
+    assert titles and all("95 % interval" in t and "90 %" not in t for t in titles)
+    assert plots.BAND_LABEL == "90 % band"                          # BAND = 5 % and 95 % quantiles

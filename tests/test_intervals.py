@@ -60,3 +60,25 @@ def test_default_intervals_name_the_normal_approximation(to_2019):
     assert summary["skill_line"] == diag.hindcast_skill_line(held)
     assert summary["skill_line"].startswith("hindcast from 2019: 5 held-out survey(s)")
     assert summary["years"] == [2020, 2021, 2022, 2023, 2024]
+
+
+def test_string_coordinates_have_a_long_name_and_no_units(to_2019, tmp_path):
+    """Old behaviour: origin, parameter and strategy labels had no long_name, some units = '1'."""
+    import xarray as xr
+
+    from carpmodel.io.outputs import write_netcdf_atomic
+
+    _, result = to_2019
+    fitted = fit_dataset(result, n_draws=10)
+    for name in ("origin", "parameter", "parameter_2"):
+        assert fitted[name].attrs.get("long_name") and "units" not in fitted[name].attrs, name
+    # any Dataset written by carpmodel: labels described on the way out, the input left as it was
+    ds = xr.Dataset({"x": ("strategy", [1.0, 2.0], {"units": "t", "long_name": "x"}),
+                     "note": ("strategy", ["a", "b"], {"units": "1"})},
+                    coords={"strategy": ["no_releases", "status_quo"], "member": ("strategy", ["m1", "m2"])})
+    back = xr.open_dataset(write_netcdf_atomic(ds, tmp_path / "labels.nc"))
+    for name in ("strategy", "member", "note"):
+        assert back[name].attrs.get("long_name") and "units" not in back[name].attrs, name
+    assert back["strategy"].attrs["long_name"].startswith("release strategy")
+    assert back["x"].attrs["units"] == "t" and ds["note"].attrs == {"units": "1"}
+    back.close()

@@ -18,6 +18,8 @@ from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 #: quantiles of the 90 % band drawn around projected medians
 BAND = (0.05, 0.95)
+#: the band's level in words, from :data:`BAND` (labels never type the number themselves)
+BAND_LABEL = f"{round(100 * (BAND[1] - BAND[0])):g} % band"
 #: short axis labels of projected variables
 LABELS = {"biomass_t": "Biomass", "ssb_t": "Spawning biomass", "catch_t": "Catch",
           "hatchery_fraction_ssb": "Hatchery-origin share of SSB",
@@ -178,31 +180,79 @@ def plot_retrospective(peels: xr.DataArray, *, rho: float | None = None, ax: Axe
     return fig
 
 
+#: readable names of parameters for axis labels (others: the name without its unit suffix, spaced)
+PARAMETER_LABELS = {
+    "unfished_biomass_t": "Unfished biomass B0", "max_egg_survival": "Maximum egg-to-recruit survival",
+    "initial_depletion": "Initial biomass / B0", "initial_f_per_yr": "Initial fishing mortality F",
+    "survey_q": "Survey catchability q", "early_survey_q": "Early-survey catchability q",
+    "m_ref_per_yr": "Natural mortality at the reference length", "dd_strength": "Juvenile density dependence",
+    "release_survival": "Acute release survival", "steepness": "Steepness h",
+    "lorenzen_c": "Lorenzen exponent c", "sigma_r": "Recruitment deviation SD",
+    "sigma_survey": "Survey log SD", "k_per_yr": "Growth rate K", "l_inf_cm": "Asymptotic length L∞",
+    "relative_reproductive_success": "Relative reproductive success of hatchery fish",
+}
+_UNIT_SUFFIXES = ("_per_yr", "_t", "_cm", "_g", "_yr", "_c")
+
+
+def parameter_label(name: str, unit: str | None = None) -> str:
+    """A readable axis label of a parameter with its unit, e.g. ``"Unfished biomass B0 (thousand t)"``;
+    dimensionless units read "dimensionless"."""
+    readable = PARAMETER_LABELS.get(name)
+    if readable is None:
+        stem = next((name[: -len(x)] for x in _UNIT_SUFFIXES if name.endswith(x)), name)
+        readable = stem.replace("_", " ").capitalize()
+    if unit is None:
+        return readable
+    return f"{readable} ({'dimensionless' if unit in ('1', '') else unit})"
+
+
+def _support(prior: Any, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """Where a parameter can lie: its prior's support, within ``bounds`` (the estimation's)."""
+    lo, hi = -np.inf, np.inf
+    if prior is not None:
+        lo, hi = float(prior.ppf(0.0)), float(prior.ppf(1.0))
+    if bounds is not None:
+        lo, hi = max(lo, float(bounds[0])), min(hi, float(bounds[1]))
+    return lo, hi
+
+
 def plot_prior_posterior(rows: Sequence[Mapping[str, Any]], samples: Mapping[str, np.ndarray],
-                         priors: Mapping[str, Any], units: Mapping[str, str] | None = None) -> Figure:
-    """Prior density (line) against posterior draws (histogram), one panel per parameter."""
+                         priors: Mapping[str, Any], units: Mapping[str, str] | None = None,
+                         supports: Mapping[str, tuple[float, float]] | None = None) -> Figure:
+    """Prior density (line) against posterior draws (histogram), one panel per parameter.
+
+    Each axis stays within the parameter's support (its prior's support, within ``supports``:
+    the natural-scale bounds of the estimation, e.g. (0, 1) for a survival) and is labelled with
+    a readable name and unit (:func:`parameter_label`); the panel title keeps the code name.
+    """
     names = [row["parameter"] for row in rows]
     cols = 3
     nrows = int(np.ceil(len(names) / cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(10, 2.6 * nrows), layout="constrained")
+    fig, axes = plt.subplots(nrows, cols, figsize=(10, 2.6 * nrows), layout="constrained", squeeze=False)
     for ax, row in zip(np.ravel(axes), rows, strict=False):
         name = row["parameter"]
         unit = (units or {}).get(name) or row.get("unit") or "1"
         scale, unit_label = _scale(unit)
         draws = np.asarray(samples[name])
+        prior = priors.get(name)
+        low, high = _support(prior, (supports or {}).get(name))
         # densities per unit of the axis: the histogram and the prior are both drawn on it
         ax.hist(draws / scale, bins=40, density=True, color="tab:blue", alpha=0.5, label="posterior")
-        prior = priors.get(name)
+        lo, hi = np.quantile(draws, [0.001, 0.999])
+        span = max(hi - lo, 1e-12 * max(abs(hi), 1.0))
+        left, right = max(lo - span, low), min(hi + span, high)
         if prior is not None:
-            lo, hi = np.quantile(draws, [0.001, 0.999])
-            span = hi - lo
-            grid = np.linspace(max(lo - span, 1e-9 if lo > 0 else lo - span), hi + span, 300)
+            # a grid inside the open support (a density at its edge may be infinite)
+            edge = 1e-6 * (right - left)
+            grid = np.linspace(left + edge if left == low else left, right - edge if right == high else right,
+                               300)
             ax.plot(grid / scale, np.exp(prior.logpdf(grid)) * scale, color="black", label="prior")
+        ax.set_xlim(left / scale, right / scale)
         ratio = row.get("sd_ratio")
         ax.set_title(f"{name}" + (f" (post/prior SD {ratio:.2f})" if ratio is not None
                                   and np.isfinite(ratio) else ""), fontsize=9)
-        ax.set_xlabel(f"{name} ({unit_label})")
-        ax.set_ylabel("density")
+        ax.set_xlabel(parameter_label(name, unit_label), fontsize=8)
+        ax.set_ylabel(f"density (per {unit_label})" if unit_label not in ("1", "") else "density")
         _plain_ticks(ax)
     for ax in np.ravel(axes)[len(names):]:
         ax.set_visible(False)
@@ -217,7 +267,7 @@ def _median_and_band(ax: Axes, series: xr.DataArray, scale: float, name: str,
     q = series.quantile([BAND[0], 0.5, BAND[1]], dim="draw") / scale
     banded = bands is None or name in bands
     (line,) = ax.plot(series.year, q.sel(quantile=0.5), lw=2 if banded else 1.3,
-                      label=name + (" (median, 90 % band)" if banded and bands is not None else ""))
+                      label=name + (f" (median, {BAND_LABEL})" if banded and bands is not None else ""))
     if banded:
         ax.fill_between(series.year, q.sel(quantile=BAND[0]), q.sel(quantile=BAND[1]),
                         color=line.get_color(), alpha=0.15)
@@ -273,7 +323,7 @@ def plot_attribution(table: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     names = ["share_ban", "share_releases", "share_rec_devs"]
     labels = ["fishing ban", "releases", "recruitment variation"]
     median = np.array([float(table["median"].sel(quantity=n)) for n in names])
-    lower = np.array([float(table["lower_90"].sel(quantity=n)) for n in names])
+    lower = np.array([float(table["lower_90"].sel(quantity=n)) for n in names])   # 5 %, 95 % quantiles
     upper = np.array([float(table["upper_90"].sel(quantity=n)) for n in names])
     ax.bar(labels, median * 100, color=["tab:blue", "tab:orange", "tab:green"], alpha=0.8)
     ax.errorbar(labels, median * 100, yerr=[(median - lower) * 100, (upper - median) * 100], fmt="none",
@@ -282,10 +332,11 @@ def plot_attribution(table: xr.Dataset, *, ax: Axes | None = None) -> Figure:
         return f"{100 * x:.0f} %" if abs(x) >= 0.1 else f"{100 * x:.1f} %"
 
     for i, (m, lo, hi) in enumerate(zip(median, lower, upper, strict=True)):
-        ax.annotate(f"{percent(m)} ({percent(lo)} to {percent(hi)})", (i, max(hi, m, 0) * 100),
-                    xytext=(0, 4), textcoords="offset points", ha="center", va="bottom", fontsize=8)
+        label = f"{percent(m)}\n(90 % interval: {percent(lo)} to {percent(hi)})"
+        ax.annotate(label, (i, max(hi, m, 0) * 100), xytext=(0, 4), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=7)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_ylim(min(0.0, float(lower.min()) * 100) - 5, float(upper.max()) * 100 + 15)
+    ax.set_ylim(min(0.0, float(lower.min()) * 100) - 5, float(upper.max()) * 100 + 25)
     ax.set_ylabel("Share of the explained increase (%)")
     first, last = table.attrs.get("first_year"), table.attrs.get("last_year")
     years = f" {first}→{last}" if first is not None and last is not None else ""
@@ -311,6 +362,12 @@ def plot_scenarios(ds: xr.Dataset, variable: str = "biomass_t", *, strategy: str
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, title="scenario", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def interval_label(metrics: xr.Dataset) -> str:
+    """The central interval of a metrics Dataset in words, e.g. ``"90 % interval"``, from its
+    ``interval`` attribute (what was computed, never a number typed into a label)."""
+    return f"{100 * float(metrics.attrs.get('interval', 0.9)):g} % interval"
 
 
 def fishing_strategies(ds: xr.Dataset) -> list[str]:
@@ -371,7 +428,7 @@ def plot_gain_fan(ds: xr.Dataset, variable: str = "biomass_t", *, reference: str
             ax.set_xlabel("Year")
             ax.set_ylabel(f"{LABELS.get(variable, variable)} gain over {reference} ({unit_label})",
                           fontsize=8)
-            ax.legend(fontsize=7, loc="upper left", title="median, 90 % band", title_fontsize=7)
+            ax.legend(fontsize=7, loc="upper left", title=f"median, {BAND_LABEL}", title_fontsize=7)
             _plain_ticks(ax)
     fig.suptitle(f"{LABELS.get(variable, variable)} gained over {reference}, paired by draw", fontsize=10)
     return fig
@@ -389,7 +446,7 @@ def plot_fan_panels(ds: xr.Dataset, variable: str = "biomass_t", *, scenarios: S
 
 def plot_strategy_comparison(metrics: xr.Dataset, *, scenario: str | None = None,
                              scenarios: Sequence[str] | None = None, year: int | None = None) -> Figure:
-    """Biomass gained over no releases (median, 90 % interval) and release cost per strategy: one
+    """Biomass gained over no releases (median and the metrics' interval) and release cost per strategy: one
     row per scenario (``scenario``: that one only; default every scenario), release strategies and
     fishing options (:func:`strategy_groups`) in separate panels, each on its own scale."""
     years = metrics["metric_year"].values
@@ -412,7 +469,7 @@ def plot_strategy_comparison(metrics: xr.Dataset, *, scenario: str | None = None
         for (left, right), (group, members) in zip(axes, groups.items(), strict=True):
             _gain_bars(left, cell.sel(strategy=members), year, reference)
             left.set_title(f"{group}, {name}: gain over {reference} in {year}, paired by draw "
-                           f"(median, 90 % interval)", fontsize=9)
+                           f"(median, {interval_label(metrics)})", fontsize=9)
             cost = cell["cost_through_cost_year_median" if through else "cost_total_median"].sel(
                 strategy=members).values / 1e6
             right.barh(np.arange(len(members)), cost, color="tab:orange", alpha=0.7)
@@ -425,7 +482,7 @@ def plot_strategy_comparison(metrics: xr.Dataset, *, scenario: str | None = None
 
 
 def _gain_bars(ax: Axes, cell: xr.Dataset, year: int, reference: str) -> None:
-    """Horizontal bars of the median gain (kt) with 90 % intervals and their values in words."""
+    """Horizontal bars of the median gain (kt) with their intervals and their values in words."""
     names = [str(s) for s in cell.strategy.values]
     gain, lower, upper = (cell[f"biomass_gain_{k}_t"].sel(metric_year=year).values / 1e3
                           for k in ("median", "lower", "upper"))
@@ -444,7 +501,7 @@ def _gain_bars(ax: Axes, cell: xr.Dataset, year: int, reference: str) -> None:
 
 def plot_ensemble_gains(metrics: xr.Dataset, *, scenario: str, year: int | None = None,
                         ax: Axes | None = None) -> Figure:
-    """Biomass gained over no releases (median, 90 % interval) per strategy, for every member of a
+    """Biomass gained over no releases (median and the metrics' interval) per strategy, for every member of a
     structural ensemble (grey) and the pooled ensemble (black); ``metrics`` from
     :func:`carpmodel.management.ensemble.ensemble_metrics`."""
     years = metrics["metric_year"].values
@@ -466,7 +523,7 @@ def plot_ensemble_gains(metrics: xr.Dataset, *, scenario: str, year: int | None 
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(positions, names)
     ax.set_xlabel(f"Biomass gained over no_releases in {year} (thousand t)")
-    ax.set_title(f"Gain across model structures ({scenario}; median, 90 % interval)")
+    ax.set_title(f"Gain across model structures ({scenario}; median, {interval_label(metrics)})")
     ax.legend(fontsize=8)
     return fig
 
