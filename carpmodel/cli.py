@@ -64,7 +64,8 @@ PROJECTION_FIGURES = (
     "no_releases, paired by draw, median and 90 % band, one row of panels per scenario), "
     "strategy_comparison (gain in 2050 with its 90 % interval and release cost, one row per "
     "scenario), hatchery_fraction (hatchery share of SSB, one panel per scenario) and "
-    "projection_scenarios (status_quo under every scenario). Release strategies and fishing options "
+    "projection_scenarios (status_quo under every scenario); with --ensemble, ensemble_gains (one panel "
+    "per scenario). Release strategies and fishing options "
     "(strategies that catch fish) are drawn in separate panels, each on its own scale.")
 
 #: ``--ensemble`` / ``--budget`` given without a value: the default ensemble / the file's budget

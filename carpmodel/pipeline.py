@@ -570,7 +570,6 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
     from carpmodel.management.ensemble import ensemble_metrics, fit_ensemble, members_table, project_ensemble
     from carpmodel.management.metrics import metrics_table
     from carpmodel.report import figures as plots
-    from carpmodel.report.captions import figure_scenario
 
     with log.stage("ensemble_fits", progress):
         fits = fit_ensemble(loaded.data, definition, config, seed=config.seed,
@@ -587,8 +586,7 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
     with log.stage("ensemble_metrics", progress):
         metrics = ensemble_metrics(dataset, **_metric_options(config))
         rows = metrics_table(metrics)
-    scenario = figure_scenario(config.projection.scenarios)
-    figures = {"ensemble_gains": plots.plot_ensemble_gains(metrics, scenario=scenario)}
+    figures = {"ensemble_gains": plots.plot_ensemble_gains_panels(metrics)}   # every scenario
     return EnsembleArtifacts(fits, dataset, metrics, rows, members, figures)
 
 

@@ -190,3 +190,13 @@ def test_interval_labels_come_from_the_metrics_not_a_typed_number():
     titles = [ax.get_title() for ax in fig.axes if "gain over" in ax.get_title()]
     assert titles and all("95 % interval" in t and "90 %" not in t for t in titles)
     assert plots.BAND_LABEL == "90 % band"                          # BAND = 5 % and 95 % quantiles
+
+
+def test_ensemble_gains_are_drawn_for_every_scenario():
+    """Old behaviour: `project --ensemble` drew ensemble_gains.png for ssp245 only."""
+    one = _metrics()[["biomass_gain_median_t", "biomass_gain_lower_t", "biomass_gain_upper_t"]]
+    metrics = xr.concat([one, one], dim=xr.DataArray(["m1", "pooled"], dims="structure", name="structure"))
+    metrics.attrs["interval"] = 0.9
+    fig = plots.plot_ensemble_gains_panels(metrics)
+    assert [ax.get_title() for ax in fig.axes] == [
+        f"Gain across model structures ({s}; median, 90 % interval)" for s in SCENARIOS]

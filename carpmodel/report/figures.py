@@ -528,6 +528,16 @@ def plot_ensemble_gains(metrics: xr.Dataset, *, scenario: str, year: int | None 
     return fig
 
 
+def plot_ensemble_gains_panels(metrics: xr.Dataset, *, year: int | None = None) -> Figure:
+    """:func:`plot_ensemble_gains` for every scenario of ``metrics`` (one panel each)."""
+    scenarios = [str(s) for s in metrics.scenario.values]
+    n = metrics.sizes["strategy"]
+    fig, axes = _grid(len(scenarios), 1, (8.0, len(scenarios) * (0.9 + 0.45 * n)))
+    for ax, scenario in zip(axes[:, 0], scenarios, strict=True):
+        plot_ensemble_gains(metrics, scenario=scenario, year=year, ax=ax)
+    return fig
+
+
 def plot_budget_shares(budget: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     """Best split of the budget over release sizes per member and pooled (stacked bars), with the
     median gain at that split; ``budget`` from
