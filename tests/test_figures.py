@@ -200,3 +200,10 @@ def test_ensemble_gains_are_drawn_for_every_scenario():
     fig = plots.plot_ensemble_gains_panels(metrics)
     assert [ax.get_title() for ax in fig.axes] == [
         f"Gain across model structures ({s}; median, 90 % interval)" for s in SCENARIOS]
+
+
+def test_parameter_labels_are_readable_for_every_kind_of_name():
+    assert plots.parameter_label("survey_q_early", "1") == "Early-survey catchability q (dimensionless)"
+    assert plots.parameter_label("initial_dev_a3", "1") == \
+        "Initial log-numbers deviation, age 3 (dimensionless)"
+    assert plots.parameter_label("hatch_length_cm", "cm") == "Hatch length (cm)"      # the fallback

@@ -184,7 +184,7 @@ def plot_retrospective(peels: xr.DataArray, *, rho: float | None = None, ax: Axe
 PARAMETER_LABELS = {
     "unfished_biomass_t": "Unfished biomass B0", "max_egg_survival": "Maximum egg-to-recruit survival",
     "initial_depletion": "Initial biomass / B0", "initial_f_per_yr": "Initial fishing mortality F",
-    "survey_q": "Survey catchability q", "early_survey_q": "Early-survey catchability q",
+    "survey_q": "Survey catchability q", "survey_q_early": "Early-survey catchability q",
     "m_ref_per_yr": "Natural mortality at the reference length", "dd_strength": "Juvenile density dependence",
     "release_survival": "Acute release survival", "steepness": "Steepness h",
     "lorenzen_c": "Lorenzen exponent c", "sigma_r": "Recruitment deviation SD",
@@ -198,6 +198,8 @@ def parameter_label(name: str, unit: str | None = None) -> str:
     """A readable axis label of a parameter with its unit, e.g. ``"Unfished biomass B0 (thousand t)"``;
     dimensionless units read "dimensionless"."""
     readable = PARAMETER_LABELS.get(name)
+    if readable is None and name.startswith("initial_dev_a") and name[13:].isdigit():
+        readable = f"Initial log-numbers deviation, age {int(name[13:])}"
     if readable is None:
         stem = next((name[: -len(x)] for x in _UNIT_SUFFIXES if name.endswith(x)), name)
         readable = stem.replace("_", " ").capitalize()
