@@ -37,6 +37,7 @@ A release component's other keys are the fields of its type (:data:`~carpmodel.m
 strategies.RELEASE_TYPES`), a harvest rule's those of :data:`~carpmodel.management.strategies.
 HARVEST_TYPES`; a strategy also takes ``biomass_trigger_t``, ``start_year`` and
 ``stop_after_year``. Every file must define ``[strategies.no_releases]`` with no releases.
+The README's "Strategies file" section lists every key with its unit and a complete example.
 """
 
 from __future__ import annotations
