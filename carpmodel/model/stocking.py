@@ -116,8 +116,9 @@ def add_releases(numbers: NDArray, length_cm: NDArray, fish: ArrayLike, release_
         Fish released at each age, before acute survival.
     release_length_cm : cm, broadcasting to ``fish``
         Length of the released fish at each age.
-    release_survival : (*batch, 1) or broadcasting, 0–1
-        Acute post-release survival ``s_rel``, in the dtype of ``numbers``.
+    release_survival : (*batch, 1) or (*batch, age), 0–1
+        Acute post-release survival ``s_rel`` (per age: at each age's release weight,
+        :func:`release_survival_at_weight`), in the dtype of ``numbers``.
 
     Returns
     -------
@@ -129,7 +130,10 @@ def add_releases(numbers: NDArray, length_cm: NDArray, fish: ArrayLike, release_
     if ages is None:
         return None
     dtype = numbers.dtype
-    entering = fish[..., ages].astype(dtype) * release_survival
+    survival = np.asarray(release_survival)
+    if survival.ndim and survival.shape[-1] == fish.shape[-1] > 1:
+        survival = survival[..., ages]
+    entering = fish[..., ages].astype(dtype) * survival
     entering_length = np.broadcast_to(np.asarray(release_length_cm, dtype), fish.shape)[..., ages]
     before = numbers[..., ages]
     before_length = length_cm[..., ages]
