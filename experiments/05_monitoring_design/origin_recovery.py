@@ -9,9 +9,9 @@ survey SD) and 500 fish a year for 2020-24 from the survey net at its known sele
 with detection 0.98 and no false positives. Refit from the priors' centres
 (:func:`carpmodel.studies.origin_recovery.recovery_case`), c held at the truth, in two designs:
 
-* ``unmarked, M known``: any hatchery fish counted (one row a year); B0, egg survival and
+* ``unmarked; M known``: any hatchery fish counted (one row a year); B0, egg survival and
   release survival estimated;
-* ``marked, M estimated``: every release year carries its own mark (one row per year and mark);
+* ``marked; M estimated``: every release year carries its own mark (one row per year and mark);
   M_ref estimated as well (it moves the sampled share as much as release survival does).
 
 Writes one JSON (cases, the date, versions) and prints the markdown table.
@@ -35,8 +35,8 @@ SURVIVALS = (0.05, 0.3, 0.8)
 EXPONENTS = (0.0, 1.0)
 BASE = ("unfished_biomass_t", "max_egg_survival", "release_survival")
 DESIGNS = {
-    "unmarked, M known": (OriginDesign(), BASE),
-    "marked, M estimated": (OriginDesign(marked=True), BASE + ("m_ref_per_yr",)),
+    "unmarked; M known": (OriginDesign(), BASE),
+    "marked; M estimated": (OriginDesign(marked=True), BASE + ("m_ref_per_yr",)),
 }
 
 
@@ -46,20 +46,24 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=BUNDLED_DATA_DIRECTORY)
     parser.add_argument("--seed", type=int, default=20261214)
     parser.add_argument("--designs", default=",".join(DESIGNS), help="comma-separated design names")
+    parser.add_argument("--replicates", type=int, default=1,
+                        help="simulated data sets per case (seed + 1000·k; replicate 0 is the table)")
     args = parser.parse_args()
     data = load_data(args.data)
     cases = []
     start = time.perf_counter()
     for design_name in args.designs.split(","):
         design, estimate = DESIGNS[design_name]
-        for survival in SURVIVALS:
-            for c in EXPONENTS:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    case = recovery_case(data, survival, c, design=design, seed=args.seed, estimate=estimate)
-                cases.append({"design": design_name, **case})
-                print(f"{design_name}: s_rel {survival}, c {c}: {case['estimate']:.3f} "
-                      f"[{case['lower_90']:.3f}, {case['upper_90']:.3f}]", flush=True)
+        for replicate in range(args.replicates):
+            for survival in SURVIVALS:
+                for c in EXPONENTS:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        case = recovery_case(data, survival, c, design=design, estimate=estimate,
+                                             seed=args.seed + 1000 * replicate)
+                    cases.append({"design": design_name, "replicate": replicate, **case})
+                    print(f"{design_name} #{replicate}: s_rel {survival}, c {c}: {case['estimate']:.3f} "
+                          f"[{case['lower_90']:.3f}, {case['upper_90']:.3f}]", flush=True)
     runtime = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
@@ -70,7 +74,7 @@ def main() -> None:
     print("| design | true s_rel | c | sampled hatchery share | hatchery fish read "
           "| estimate (90 % interval) | inside | posterior/prior SD | M_ref est. | converged |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for case in cases:
+    for case in (case for case in cases if case["replicate"] == 0):
         m = case.get("m_ref_per_yr_estimate")
         print(f"| {case['design']} | {case['release_survival']} | {case['lorenzen_c']:g} "
               f"| {100 * case['hatchery_share_sampled']:.2f} % | {case['hatchery_fish_read']} "
@@ -78,10 +82,24 @@ def main() -> None:
               f"| {'yes' if case['inside_90'] else 'no'} | {case['posterior_prior_sd_ratio']:.2f} "
               f"| {'' if m is None else f'{m:.3f} (truth 0.2)'} | {'yes' if case['converged'] else 'no'} |")
     for name in dict.fromkeys(case["design"] for case in cases):
-        group = [case for case in cases if case["design"] == name]
+        group = [case for case in cases if case["design"] == name and case["replicate"] == 0]
         passed = sum(case["inside_90"] and case["posterior_prior_sd_ratio"] < 0.5 for case in group)
         print(f"\n{name}: {passed} of {len(group)} cases inside the 90 % interval "
               "with posterior/prior SD < 0.5")
+    if args.replicates > 1:
+        print(f"\nOver {args.replicates} simulated data sets per case:\n")
+        print("| design | true s_rel | c | inside 90 % | median estimate | median posterior/prior SD |")
+        print("|---|---|---|---|---|---|")
+        for name in dict.fromkeys(case["design"] for case in cases):
+            for survival in SURVIVALS:
+                for c in EXPONENTS:
+                    group = [case for case in cases if case["design"] == name
+                             and case["release_survival"] == survival and case["lorenzen_c"] == c]
+                    inside = sum(case["inside_90"] for case in group)
+                    est = sorted(case["estimate"] for case in group)[len(group) // 2]
+                    ratio = sorted(case["posterior_prior_sd_ratio"] for case in group)[len(group) // 2]
+                    print(f"| {name} | {survival} | {c:g} | {inside}/{len(group)} | {est:.3f} "
+                          f"| {ratio:.2f} |")
     print(f"\nruntime {runtime:.0f} s; written to {args.out}")
 
 
