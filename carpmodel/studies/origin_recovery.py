@@ -27,6 +27,7 @@ from carpmodel.inference.observations import OriginSamples
 from carpmodel.inference.spec import ModelSpec, Observations
 from carpmodel.io.config import default_config
 from carpmodel.io.origin_file import OriginSampleTable
+from carpmodel.priors import Prior
 
 __all__ = ["OriginDesign", "design_table", "recovery_case", "simulate_counts"]
 
@@ -101,7 +102,8 @@ def _truth_theta(spec: ModelSpec, release_survival: float, rng: np.random.Genera
 def recovery_case(data: Any, release_survival: float, lorenzen_c: float, *,
                   design: OriginDesign = OriginDesign(), seed: int = 20261214,
                   estimate: tuple[str, ...] = ("unfished_biomass_t", "max_egg_survival",
-                                               "release_survival")) -> dict[str, Any]:
+                                               "release_survival"),
+                  release_survival_prior: Prior | None = None) -> dict[str, Any]:
     """Simulate one case and refit; a dict of the truth, the estimate of release survival, its
     90 % interval, its posterior/prior SD ratio, the sampled hatchery share, the fit's state and
     the estimates of the other ``estimate`` parameters (but B0).
@@ -109,8 +111,13 @@ def recovery_case(data: Any, release_survival: float, lorenzen_c: float, *,
     The model is the default configuration's (depleted 2000 start, its age deviations held at
     0) with the net sample off (the net's selectivity is known: life_history ``net_mode_cm``,
     ``net_width_cm``), the survey SD fixed, ``estimate`` free (the rest at the data's values,
-    also in the truth), c = ``lorenzen_c`` in truth and refit.
+    also in the truth), c = ``lorenzen_c`` in truth and refit. ``release_survival_prior``
+    replaces life_history's prior of release survival (a sensitivity to the prior's weight).
     """
+    if release_survival_prior is not None:
+        lh = data.life_history
+        entry = replace(lh["release_survival"], prior=release_survival_prior)
+        data = replace(data, life_history=replace(lh, entries={**lh.entries, "release_survival": entry}))
     config = default_config().with_fit(estimate=estimate, n_starts=1, survey_sd="fixed",
                                        survey_ar1=False, net_sample=False, initial_age_deviations=0,
                                        origin_samples=True)
