@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from carpmodel import cli
+from carpmodel.diagnostics.self_test import simulate_replicates
 from carpmodel.errors import DataError
 from carpmodel.inference.build import build_spec
 from carpmodel.inference.fitting import fit
@@ -160,6 +161,11 @@ def test_lorenzen_c_is_estimable_with_origin_samples(tmp_path):
         result = fit(spec)
     i = result.parameter_names.index("logit_lorenzen_c")
     assert np.isfinite(result.theta[i]) and result.max_abs_gradient < 1e-2
+    # the self-test simulates origin counts too (not the observed ones kept fixed)
+    _, specs, _ = simulate_replicates(result, 3)
+    drawn = np.array([s.samples[-1].n_hatchery for s in specs])
+    assert drawn.shape == (3, 3) and np.all((drawn >= 0) & (drawn <= [500, 400, 300]))
+    assert not np.all(drawn == spec.samples[-1].n_hatchery)
 
 
 @pytest.mark.parametrize(("survival", "c"), [(0.3, 1.0), (0.05, 0.0)])
