@@ -12,6 +12,7 @@ temperature.csv                yes       year, temperature_c, source_id, confide
 life_history.toml              yes       one table per parameter (value, unit, source, ...)
 SOURCES.md                     yes       one ``## source_id`` heading per source
 auxiliary_observations.csv     no        year, quantity, value, unit, source_id, confidence
+origin_samples.csv             no        year, gear, fish_examined, fish_hatchery, method, ...
 climate_scenarios.toml         no        named climate scenarios
 =============================  ========  ===============================================
 
@@ -23,6 +24,9 @@ what was expected and what was found.
 Values that parse but cannot be meant (a catch of 1e308 t, a survey CV of 50, a release
 heavier than the fish can grow, a value outside its prior's support) are refused with the bound
 and its reason (:mod:`carpmodel.io.plausibility`); legal but suspicious ones give a note.
+
+``origin_samples.csv`` (:mod:`carpmodel.io.origin_file`) is read only from the directory itself:
+there is no bundled one (no marking study of this stock is public).
 
 Optional files missing from the directory fall back to the bundled ``data/`` directory of the
 package. Such fallbacks are not warnings: they are recorded in :attr:`DataSet.notes`, one
@@ -47,6 +51,7 @@ import numpy as np
 
 from carpmodel.errors import DataError
 from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
+from carpmodel.io.origin_file import ORIGIN_FILE, OriginSampleTable, read_origin_samples
 from carpmodel.io.plausibility import bound, check_prior_support, check_release_weights, plausibility_notes
 from carpmodel.io.tables import (
     CONFIDENCE_LEVELS,
@@ -366,8 +371,15 @@ LIFE_HISTORY_PARAMETERS: Mapping[str, ParameterSpec] = MappingProxyType(
         "f_max_per_yr": _p("1/yr", "cap on fishing mortality", 0, 20),
         "initial_f_per_yr": _p("1/yr", "fishing mortality of the initial state", 0, 10,
                                closed="[]"),
+        "release_survival_size_slope": _p("1", "slope of logit acute release survival on log release weight",
+                                          -10, 10, closed="[]"),
+        "release_reference_weight_g": _p("g", "release weight at which acute survival is release_survival",
+                                         0, 1e4),
     }
 )
+#: life-history parameters a data directory may leave out: the engine's default applies (the
+#: size-independent acute release survival of carpmodel 0.1), with a note
+OPTIONAL_LIFE_HISTORY_PARAMETERS = ("release_survival_size_slope", "release_reference_weight_g")
 
 _LIFE_HISTORY_FIELDS = (
     "value", "unit", "source_id", "confidence", "assumption", "reasoning", "prior",
@@ -445,6 +457,8 @@ class DataSet:
     climate_scenarios : Mapping[str, Any]
         The parsed ``climate_scenarios.toml`` (empty if none was found), as read; typed in
         :attr:`climate`.
+    origin_samples : OriginSampleTable or None
+        ``origin_samples.csv`` when the directory has one (:mod:`carpmodel.io.origin_file`).
     notes : tuple of str
         One sentence per fallback to bundled data or missing optional file, and per legal but
         suspicious value (:func:`carpmodel.io.plausibility.plausibility_notes`).
@@ -462,6 +476,7 @@ class DataSet:
     files: Mapping[str, Path] = field(default_factory=dict)
     climate_scenarios: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    origin_samples: OriginSampleTable | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
@@ -644,7 +659,8 @@ def _read_life_history(path: Path, raw: bytes, sources: frozenset[str], sources_
                 f"{where(name)}: expected a table with keys {', '.join(_LIFE_HISTORY_FIELDS)}, "
                 f"got {table!r}"
             )
-    missing = [name for name in LIFE_HISTORY_PARAMETERS if name not in document]
+    missing = [name for name in LIFE_HISTORY_PARAMETERS
+               if name not in document and name not in OPTIONAL_LIFE_HISTORY_PARAMETERS]
     if missing:
         raise DataError(
             f"{path}, key {missing[0]}: missing parameter(s) {', '.join(missing)}; "
@@ -652,7 +668,7 @@ def _read_life_history(path: Path, raw: bytes, sources: frozenset[str], sources_
         )
     values = {
         name: _life_history_value(name, document[name], where, sources, sources_path)
-        for name in LIFE_HISTORY_PARAMETERS
+        for name in LIFE_HISTORY_PARAMETERS if name in document
     }
     _check_life_history_consistency(values, where)
     return LifeHistory(path, values)
@@ -815,6 +831,12 @@ def load_data(directory: str | Path) -> DataSet:
         files[CLIMATE_FILE], raw[CLIMATE_FILE] = climate_path, read_bytes(climate_path)
         climate = load_toml(climate_path, raw[CLIMATE_FILE])[1]
 
+    origin = None
+    if (directory / ORIGIN_FILE).is_file():
+        files[ORIGIN_FILE] = directory / ORIGIN_FILE
+        raw[ORIGIN_FILE] = read_bytes(files[ORIGIN_FILE])
+        origin = read_origin_samples(files[ORIGIN_FILE], raw[ORIGIN_FILE], sources, sources_path,
+                                     parsed[RELEASES_FILE])
     check_release_weights(parsed[RELEASES_FILE], parsed[LIFE_HISTORY_FILE])
     data = DataSet(
         directory=directory,
@@ -829,6 +851,7 @@ def load_data(directory: str | Path) -> DataSet:
         files=files,
         climate_scenarios=climate,
         notes=tuple(notes),
+        origin_samples=origin,
     )
     suspicious = plausibility_notes(data)
     return replace(data, notes=(*data.notes, *suspicious)) if suspicious else data
@@ -891,6 +914,15 @@ def summarise(data: DataSet) -> str:
         )
     else:
         lines.append(f"  {AUXILIARY_FILE}: none")
+    origin = data.origin_samples
+    if origin is not None:
+        marked = sum(bool(code) for code in origin.release_group)
+        lines.append(
+            f"  {ORIGIN_FILE}: {len(origin)} samples in {origin.year.min()}-{origin.year.max()} "
+            f"({', '.join(sorted(set(origin.gear)))}), {int(origin.fish_hatchery.sum())} of "
+            f"{int(origin.fish_examined.sum())} fish read as hatchery, {marked} by release group")
+    else:
+        lines.append(f"  {ORIGIN_FILE}: none")
     lines.append(f"  {SOURCES_FILE}: {len(data.sources)} sources")
     life = data.life_history
     assumed = sum(v.assumption for v in life.values())
