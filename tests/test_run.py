@@ -197,8 +197,9 @@ def test_model_comparison_reuses_the_main_fit_for_the_base_variant(reduced_run, 
     comparison = diagnostics.compare_models(loaded.data, {"beverton_holt": options},
                                             base_result=loaded.result)
     assert comparison.fits["beverton_holt"] is loaded.result
+    components = loaded.result.nll_components          # the data: the surveys and the net sample
     assert float(comparison.table["nll_data"].sel(variant="beverton_holt")) == pytest.approx(
-        loaded.result.nll_components["biomass"], rel=1e-12)
+        components["biomass"] + components["net_sample"], rel=1e-12)
     # a fit of another model is refused: the Ricker objective at the Beverton-Holt estimates differs
     with pytest.raises(ValueError, match="not a fit of variant 'ricker'"):
         diagnostics.compare_models(loaded.data, {"ricker": options.with_fit(recruitment="ricker")},

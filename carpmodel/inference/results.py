@@ -49,7 +49,7 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
     one batch; the ``interval_method`` attribute (of the Dataset and of every ``_lower``/``_upper``
     variable) says which (:func:`interval_method`).
     """
-    from carpmodel.inference.likelihood import predict, survey_prediction_t
+    from carpmodel.inference.likelihood import observation_sd, predict, survey_prediction_t
 
     spec = result.spec
     state, u = predict(spec, result.theta, keep_numbers=True)
@@ -77,6 +77,8 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
     ds["biomass_obs_t"] = (YEAR, _scatter(full, index, obs.biomass_t))
     ds["biomass_obs_cv"] = (YEAR, _scatter(full, index, obs.cv))
     ds["survey_predicted_t"] = (YEAR, _scatter(full, index, survey_prediction_t(spec, state, u)))
+    ds["biomass_obs_sd_log"] = (YEAR, _scatter(full, index, np.asarray(observation_sd(spec, u), float)
+                                               * np.ones(obs.year.size)))
     ds["catch_obs_t"] = (YEAR, spec.drivers.catch_t)
     names = list(result.parameter_names)
     ds = ds.assign_coords(parameter=names, parameter_2=names)
@@ -86,7 +88,9 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
     ds["std_error"] = ("parameter", result.std_errors)
     for name, long_name in (("depletion", "end-of-year survey biomass / unfished (B/B0)"),
                             ("survey_biomass_t", "biomass on the survey's scale, q·B"),
-                            ("survey_predicted_t", "predicted survey biomass q·B"),
+                            ("survey_predicted_t", "predicted survey biomass q·B (the 2002 survey "
+                                                   "with its own q)"),
+                            ("biomass_obs_sd_log", "SD of the log survey in the fit (sigma_survey·cv/0.15)"),
                             ("theta", "estimates on the estimation scale"),
                             ("covariance", "covariance of theta (inverse Hessian)"),
                             ("std_error", "standard errors of theta")):

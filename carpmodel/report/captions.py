@@ -18,7 +18,8 @@ CAPTIONS: dict[str, str] = {
            "each with its 95 % posterior interval, in thousand t; in a hindcast the surveys after the "
            "last data year are open diamonds (held out, not fitted) with the 95 % predictive interval "
            "of a survey.",
-    "recruitment": "Wild age-0 recruits (fish, log scale) with their 95 % posterior interval.",
+    "recruitment": ("Wild recruits of each year class, reaching age 1 on 1 January after the year spawned "
+                    "(fish, log scale), with their 95 % posterior interval."),
     "depletion": "Biomass relative to unfished (B/B0) with its 95 % posterior interval; dashed "
                  "line 0.2·B0.",
     "prior_posterior": "Prior (line) and posterior (histogram) of each estimated parameter; a "

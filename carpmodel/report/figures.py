@@ -62,9 +62,11 @@ HELD_OUT_LABEL = "held out (not fitted)"
 
 
 def plot_fit(ds: xr.Dataset, *, held_out: xr.Dataset | None = None, ax: Axes | None = None) -> Figure:
-    """Survey biomass with 95 % error bars from the assumed CVs, the fitted biomass on the survey's
-    scale (q·B) and the model's absolute biomass B (what the projections show), each with its 95 %
-    interval, in thousand t.
+    """Survey biomass with 95 % error bars from the survey SD the fit uses (``biomass_obs_sd_log``,
+    the estimated σ times the relative CV; the assumed CVs where a file lacks it), the fitted
+    biomass on the survey's scale (q·B) and the model's absolute biomass B (what the projections
+    show), each with its 95 % interval, in thousand t; a survey with its own catchability (2002)
+    gets its own fitted value (a cross).
 
     ``held_out`` (hindcast.nc of a fit with a last data year) adds the surveys after that year as
     open diamonds labelled :data:`HELD_OUT_LABEL`, the 95 % predictive interval of a survey in
@@ -79,11 +81,20 @@ def plot_fit(ds: xr.Dataset, *, held_out: xr.Dataset | None = None, ax: Axes | N
                     color="tab:blue", alpha=0.25, label="fitted q·B (survey scale), 95 % interval")
     ax.plot(years, ds.survey_biomass_t / 1e3, color="tab:blue", label="fitted q·B (MAP)")
     obs = ds.biomass_obs_t.values
-    cv = ds.biomass_obs_cv.values
+    fitted_sd = "biomass_obs_sd_log" in ds
+    sd = ds.biomass_obs_sd_log.values if fitted_sd else ds.biomass_obs_cv.values
     ok = np.isfinite(obs)
-    lower, upper = obs * np.exp(-1.96 * cv), obs * np.exp(1.96 * cv)
+    lower, upper = obs * np.exp(-1.96 * sd), obs * np.exp(1.96 * sd)
     ax.errorbar(years[ok], obs[ok] / 1e3, yerr=[(obs - lower)[ok] / 1e3, (upper - obs)[ok] / 1e3],
-                fmt="o", color="black", capsize=3, label="survey, fitted (95 % from assumed CV)")
+                fmt="o", color="black", capsize=3,
+                label="survey, fitted (95 % from the "
+                + ("fitted survey SD)" if fitted_sd else "assumed CV)"))
+    if "survey_predicted_t" in ds:
+        predicted = ds.survey_predicted_t.values
+        own_q = ok & np.isfinite(predicted) & ~np.isclose(predicted, ds.survey_biomass_t.values, rtol=1e-9)
+        if own_q.any():
+            ax.plot(years[own_q], predicted[own_q] / 1e3, "x", color="tab:blue", ms=8, mew=2,
+                    label="fitted value of a survey with its own q")
     title = "Fit to the hydroacoustic biomass record"
     if held_out is not None:
         last = int(held_out.attrs["last_data_year"])
@@ -108,7 +119,8 @@ def plot_fit(ds: xr.Dataset, *, held_out: xr.Dataset | None = None, ax: Axes | N
 
 
 def plot_recruitment(ds: xr.Dataset, *, ax: Axes | None = None) -> Figure:
-    """Wild age-0 recruits with their 95 % interval (log scale)."""
+    """Wild recruits of each year class (reaching age 1 on 1 January after the year spawned) with
+    their 95 % interval (log scale)."""
     fig, ax = _axes(ax)
     years = ds.year.values
     ax.fill_between(years, ds.recruits_lower, ds.recruits_upper, color="tab:green", alpha=0.25,
@@ -116,8 +128,8 @@ def plot_recruitment(ds: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     ax.plot(years, ds.recruits, color="tab:green", label="MAP")
     ax.set_yscale("log")
     ax.set_xlabel("Year")
-    ax.set_ylabel("Age-0 recruits (fish)")
-    ax.set_title("Recruitment")
+    ax.set_ylabel("Recruits reaching age 1 (fish)")
+    ax.set_title("Recruitment (by year spawned)")
     ax.legend(fontsize=8)
     return fig
 

@@ -121,7 +121,7 @@ def limitations(summary: Mapping[str, Any], *, recruits_ratio: float | None = No
                 recruits_year: int | None = None, informed_ratio: float = 0.5,
                 silent_ratio: float = 0.9) -> list[Markup]:
     """Plain statements (HTML) of what the data cannot tell apart and which checks fail, from
-    the fit summary (fit.json); ``recruits_ratio`` is upper/lower 95 % bound of age-0 recruits."""
+    the fit summary (fit.json); ``recruits_ratio`` is upper/lower 95 % bound of the recruits (age 1)."""
     out: list[Markup] = []
     post = summary.get("posterior", {}).get("prior_posterior", [])
     rated = [r for r in post if r.get("sd_ratio") is not None and math.isfinite(r["sd_ratio"])]
