@@ -42,7 +42,8 @@ def findings(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], scen
 
         out.append(macro("finding_recovery")(
             first_year, last_year, sig(inc["median"] / 1e3), interval(inc["lower_90"], inc["upper_90"], 1e3),
-            share("share_ban"), share("share_releases"), share("share_rec_devs")))
+            share("share_ban"), share("share_releases"), share("share_rec_devs"),
+            share("share_habitat") if "share_habitat" in by_name else None))
     cell = [r for r in rows if r["scenario"] == scenario and r["strategy"] != "no_releases"]
     key = f"biomass_gain_median_t_{year}"
     if year is not None and cell and all(key in r for r in cell):

@@ -198,10 +198,12 @@ def comparison_table(comparison: Mapping[str, Any] | None) -> Markup:
 #: attribution rows shown in the report (fit.json has them all): name -> label, kind
 ATTRIBUTION_ROWS: dict[str, tuple[str, str]] = {
     "increase_t": ("Biomass increase {first}→{last}", "kt"),
-    "explained_increase_t": ("… of which explained by ban, releases and recruitment variation", "kt"),
+    "explained_increase_t": ("… of which explained by the factors below", "kt"),
     "share_ban": ("Share of the explained increase: fishing ban", "%"),
     "share_releases": ("Share of the explained increase: releases", "%"),
     "share_rec_devs": ("Share of the explained increase: recruitment variation", "%"),
+    "share_habitat": ("Share of the explained increase: river connectivity (habitat, assumed index)", "%"),
+    "habitat_effect_t": ("Connectivity's effect on the increase (index held at its pre-passage level)", "kt"),
     "releases_effect_with_ban_t": ("Releases' effect on the increase, ban in place", "kt"),
     "releases_effect_without_ban_t": ("Releases' effect on the increase, fishing continued", "kt"),
     "interaction_total_t": ("Interaction (explained increase minus one-factor effects)", "kt"),
