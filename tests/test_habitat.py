@@ -110,3 +110,53 @@ def test_slope_zero_gives_habitat_share_zero_and_the_three_factor_split(specs):
         np.testing.assert_allclose(t4["value"].sel(quantity=name).values,
                                    t3["value"].sel(quantity=name).values, rtol=1e-9, atol=1e-9,
                                    err_msg=name)
+
+
+# --------------------------------------------------------------------------- the prior's part
+
+
+def test_one_member_pool_is_the_member_and_nothing_lies_between(two_fits):
+    # one member with weight 1: pooled statistics equal the member's (weighted quantiles with
+    # equal weights are numpy's, hence 1e-12) and the between-member variance is 0
+    from carpmodel.management.ensemble import single_member
+    from carpmodel.studies.attribution_prior import attribution_across_members
+
+    fits = single_member(two_fits.included[0].result)
+    ds = attribution_across_members(fits, n_draws=20, seed=3)
+    member, pooled = ds.isel(structure=0), ds.sel(structure="pooled")
+    for key in ("median", "lower_90", "upper_95"):
+        np.testing.assert_allclose(pooled[key].values, member[key].values, rtol=1e-12, equal_nan=True)
+    assert np.nanmax(np.abs(ds["between_member_fraction"].values)) < 1e-12
+
+
+def test_members_pool_and_headline_state_a_range_with_the_prior_part(two_fits):
+    # two members (c = 1 and c = 0): the pooled interval spans the member medians, the variance
+    # fractions are fractions, and the headline's range holds the posterior interval and the
+    # member medians
+    from carpmodel.studies.attribution_prior import (
+        attribution_across_members,
+        format_members,
+        hatchery_headline,
+        members_rows,
+    )
+
+    ds = attribution_across_members(two_fits, n_draws=30, seed=5)
+    share = ds.sel(quantity="share_releases")
+    assert list(ds["structure"].values)[-1] == "pooled" and ds.sizes["structure"] == 3
+    lo, hi = float(share["member_median_min"]), float(share["member_median_max"])
+    pooled = share.sel(structure="pooled")
+    assert float(pooled["lower_95"]) <= lo <= hi <= float(pooled["upper_95"])
+    for key in ("between_member_fraction", "within_following_release_survival", "prior_part"):
+        value = float(share[key])
+        assert 0.0 <= value <= 1.0, key
+    assert len(members_rows(ds)) == 3 * ds.sizes["quantity"]
+    assert "pooled" in format_members(ds)
+    member = two_fits.included[0]
+    own = attribution_table(member.result.spec, np.repeat(member.result.theta[None], 4, axis=0))
+    headline = hatchery_headline(own, prior_rows=[{"parameter": "release_survival", "sd_ratio": 0.95}],
+                                 members=ds)
+    low, high = headline["range"]
+    assert low <= min(lo, float(own["lower_90"].sel(quantity="share_releases")))
+    assert high >= max(hi, float(own["upper_90"].sel(quantity="share_releases")))
+    assert headline["prior_part"] == pytest.approx(float(share["prior_part"]))
+    assert "not identified" in headline["statement"].lower() and "prior" in headline["statement"]
