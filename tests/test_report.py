@@ -184,3 +184,19 @@ def test_one_captions_table_with_the_run_settings_filled_in():
 
 def test_no_strategy_metrics_says_so():
     assert strategy_table([], "ssp245") == "<p>No strategy metrics.</p>"
+
+
+def test_first_finding_is_the_hatchery_contribution_as_a_range_with_the_prior_part():
+    # issue #14: the first box opens with a range and the prior's part, never a single point
+    from carpmodel.report.statements import findings
+
+    headline = {"range": [0.006, 0.081], "release_survival_sd_ratio": 0.95, "prior_part": 0.61,
+                "members": {"n_members": 4}}
+    out = findings(_summary(hatchery_contribution=headline), [], "baseline", None, 2002, 2024)
+    first = str(out[0])
+    assert "Hatchery contribution 2002→2024: 0.6 % to 8.1 %</b>" in first
+    assert "4 structural members" in first and "0.95 of its prior SD" in first
+    assert "about 61 % of the share's spread is prior (structure and release survival)" in first
+    alone = str(findings(_summary(hatchery_contribution={**headline, "members": None}), [], "baseline",
+                         None, 2002, 2024)[0])
+    assert "posterior 90 % interval of this structure" in alone and "a lower bound" in alone

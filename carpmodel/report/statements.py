@@ -32,6 +32,16 @@ def findings(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], scen
     median gain of a strategy over no releases in ``scenario`` and ``year`` (metrics rows), and
     the spread of status-quo biomass over the climate scenarios in the last metric year."""
     out = []
+    headline = summary.get("hatchery_contribution") or {}
+    if headline.get("range"):
+        members = headline.get("members")
+        source = (f"posterior 90 % interval and {members['n_members']} structural members"
+                  if members else "posterior 90 % interval of this structure")
+        ratio, prior = headline.get("release_survival_sd_ratio"), headline.get("prior_part")
+        out.append(macro("finding_hatchery")(
+            first_year, last_year, pct(headline["range"][0]), pct(headline["range"][1]), source,
+            None if ratio is None else f"{ratio:.2f}", None if prior is None else pct(prior),
+            bool(members)))
     by_name = {r["quantity"]: r for r in summary.get("attribution", [])}
     if {"increase_t", "share_ban", "share_releases", "share_rec_devs"} <= set(by_name):
         inc = by_name["increase_t"]
