@@ -631,12 +631,15 @@ def budget_stage(loaded: LoadedFit, config: RunConfig, fits: Any, problem: Any, 
     (an EnsembleFits; :func:`carpmodel.management.ensemble.single_member` for the loaded fit) and pooled."""
     from carpmodel.io.strategies_file import load_strategies
     from carpmodel.management.budget import budget_table, optimise_release_budget
+    from carpmodel.management.metrics import STATUS_QUO_STRATEGY
     from carpmodel.report import figures as plots
 
-    costs = load_strategies(resolve_path(config.projection.strategies)).costs
+    strategy_set = load_strategies(resolve_path(config.projection.strategies))
+    costs = strategy_set.costs
+    status_quo = next((s for s in strategy_set.strategies if s.name == STATUS_QUO_STRATEGY), None)
     with log.stage("budget", progress):
         dataset = optimise_release_budget(fits, projection_setup(loaded, config), problem, costs,
-                                          progress=progress.tick)
+                                          progress=progress.tick, status_quo=status_quo)
         dataset.attrs.update(config_sha256=config_sha256(config), data_sha256=loaded.data.sha256)
     figures = {"budget_shares": plots.plot_budget_shares(dataset)}
     return BudgetArtifacts(dataset, budget_table(dataset), figures)
