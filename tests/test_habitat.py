@@ -160,3 +160,13 @@ def test_members_pool_and_headline_state_a_range_with_the_prior_part(two_fits):
     assert high >= max(hi, float(own["upper_90"].sel(quantity="share_releases")))
     assert headline["prior_part"] == pytest.approx(float(share["prior_part"]))
     assert "not identified" in headline["statement"].lower() and "prior" in headline["statement"]
+
+
+def test_check_data_refuses_a_bad_habitat_file_in_one_line(data_dir, capsys):
+    from carpmodel import cli
+
+    path = data_dir / "habitat.csv"
+    path.write_text(path.read_text().replace("2010,1.0,", "2010,-0.2,", 1))
+    assert cli.main(["check-data", str(data_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "habitat.csv, line 56" in err and "passage_index" in err
