@@ -56,7 +56,17 @@ from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data, summarise
 from carpmodel.io.outputs import check_output_dir, prepare_output_dir, write_netcdf_atomic
 from carpmodel.terminal import note, report_failure, termination_as_interrupt, warnings_as_notes
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "hindcast_skill_line", "main"]
+
+#: what the projection figures draw (``project`` and ``run`` --help)
+PROJECTION_FIGURES = (
+    "Figures (figures/*.png) cover every requested scenario: projection_fan (biomass gained over "
+    "no_releases, paired by draw, median and 90 % band, one row of panels per scenario), "
+    "strategy_comparison (gain in 2050 with its 90 % interval and release cost, one row per "
+    "scenario), hatchery_fraction (hatchery share of SSB, one panel per scenario) and "
+    "projection_scenarios (status_quo under every scenario); with --ensemble, ensemble_gains (one panel "
+    "per scenario). Release strategies and fishing options "
+    "(strategies that catch fish) are drawn in separate panels, each on its own scale.")
 
 #: ``--ensemble`` / ``--budget`` given without a value: the default ensemble / the file's budget
 _FROM_FILE = "<default>"
@@ -183,7 +193,7 @@ def _load_run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import FIT_MISSING, Progress, RunLog, fit_stage, write_fit
+    from carpmodel.pipeline import Progress, RunLog, fit_stage, write_fit
 
     config = _load_run_config(args)
     if args.last_data_year is not None:
@@ -200,15 +210,6 @@ def _fit(args: argparse.Namespace) -> int:
     log = RunLog()
     artifacts = fit_stage(data, config, log, Progress(None if not args.quiet else False))
     out = prepare_output_dir(args.out, args.force, protected)
-    if args.last_data_year is not None:
-        from carpmodel.diagnostics import hindcast_predictions
-        held_out = hindcast_predictions(artifacts.result, config, data, seed=config.seed)
-        missing = {**FIT_MISSING, "log_prediction_error": "NaN except in held-out survey years"}
-        for name, meaning in missing.items():
-            if name in held_out:
-                held_out[name].attrs["missing_values"] = meaning
-        log.wrote(write_netcdf_atomic(held_out, out / "hindcast.nc"))
-        artifacts.summary["hindcast_held_out"] = _held_out_summary(held_out)
     write_fit(artifacts, out, log, svg=args.svg)
     for path in log.outputs:
         print(f"wrote {path}")
@@ -216,35 +217,18 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"converged {s['converged']}, max |gradient| {s['max_abs_gradient']:.2g} "
           f"({s['worst_gradient_parameter']}), Hessian positive definite "
           f"{s['hessian_positive_definite']}, NLL {s['nll']:.3f}")
-    if args.last_data_year is not None:
-        print(hindcast_skill_line(held_out))
+    if artifacts.held_out is not None:
+        print(hindcast_skill_line(artifacts.held_out))
     for warning in log.warnings:
         _note(warning)
     return 0
 
 
-def _held_out_summary(held_out: Any) -> dict[str, Any]:
-    import numpy as np
-
-    errors = held_out["log_prediction_error"].values
-    years = held_out.year.values[np.isfinite(errors)]
-    skill = {k: held_out.attrs[k] for k in ("mase_persistence", "held_out_inside_95", "coverage_95")
-             if k in held_out.attrs}
-    return {"years": [int(y) for y in years],
-            "log_prediction_error": [float(e) for e in errors[np.isfinite(errors)]],
-            "mean_abs_log_error": float(np.nanmean(np.abs(errors))) if np.isfinite(errors).any() else None,
-            **{k: float(v) for k, v in skill.items()}}
-
-
 def hindcast_skill_line(held_out: Any) -> str:
-    """One line: the held-out surveys, MASE against persistence, those inside the 95 % interval."""
-    attrs = held_out.attrs
-    n = int(attrs.get("n_held_out", 0))
-    if n == 0 or "mase_persistence" not in attrs:
-        return f"hindcast from {attrs['last_data_year']}: no held-out survey to score"
-    return (f"hindcast from {attrs['last_data_year']}: {n} held-out survey(s), MASE against persistence "
-            f"{attrs['mase_persistence']:.2f} (below 1: better than repeating the last survey), "
-            f"{int(attrs['held_out_inside_95'])} of {n} inside the 95 % predictive interval")
+    """:func:`carpmodel.diagnostics.hindcast.hindcast_skill_line` (imported when first used)."""
+    from carpmodel.diagnostics.hindcast import hindcast_skill_line as line
+
+    return line(held_out)
 
 
 def _budget_amount(text: str | None) -> float | None:
@@ -543,7 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.set_defaults(handler=_fit)
 
     project_cmd = commands.add_parser(
-        "project", help="stochastic projections of strategies × scenarios → projection.nc, metrics.csv")
+        "project", help="stochastic projections of strategies × scenarios → projection.nc, metrics.csv",
+        description="Stochastic projections of every strategy x scenario from a fit's parameter draws "
+                    "(projection.nc, metrics.csv: one row per strategy x scenario). " + PROJECTION_FIGURES)
     _fit_source_options(project_cmd)
     project_cmd.add_argument("--scenarios", metavar="LIST",
                              help="comma-separated climate scenarios, e.g. baseline,ssp245")
@@ -619,7 +605,10 @@ def build_parser() -> argparse.ArgumentParser:
     mon_cmd.set_defaults(handler=_monitoring)
 
     run_cmd = commands.add_parser(
-        "run", help="the main job: fit, diagnostics, projections, strategies, climate sensitivity, report")
+        "run", help="the main job: fit, diagnostics, projections, strategies, climate sensitivity, report",
+        description="The main job: fit, diagnostics, attribution, projections of every strategy x "
+                    "scenario, climate sensitivity and report.html (a strategy table per scenario). "
+                    + PROJECTION_FIGURES)
     run_cmd.add_argument("config_file", nargs="?", metavar="CONFIG.toml",
                          help="run config (default: the bundled defaults; see `carpmodel config "
                               "--show-defaults`)")

@@ -56,11 +56,43 @@ VARIABLE_ATTRS: dict[str, dict[str, str]] = {
 }
 
 
+#: long names of the string (label) coordinates of carpmodel's Datasets
+LABEL_LONG_NAMES: dict[str, str] = {
+    "strategy": "release strategy (name in the strategies file)",
+    "scenario": "climate scenario (name in climate_scenarios.toml)",
+    "origin": "origin of the fish (wild or hatchery)",
+    "parameter": "estimated parameter, on the estimation scale",
+    "parameter_2": "estimated parameter, on the estimation scale (second axis of the covariance)",
+    "description": "what the strategy does",
+    "structure": "model structure (an ensemble member, or the pooled ensemble)",
+    "effect": "temperature effect",
+    "quantity": "reported quantity",
+    "component": "likelihood component",
+    "release_option": "release size (age and weight)",
+    "option": "monitoring option",
+}
+
+
+def describe_labels(variables: Any) -> None:
+    """Give every string-valued variable or coordinate of ``variables`` (a Dataset's
+    ``.variables``, or any mapping of name → Variable) a ``long_name`` and no ``units``: labels
+    have no unit. Known names take :data:`LABEL_LONG_NAMES`; others "NAME (label)"."""
+    for name, variable in variables.items():
+        if variable.dtype.kind not in "USO":
+            continue
+        variable.attrs.pop("units", None)
+        if not variable.attrs.get("long_name"):
+            fallback = f"{str(name).replace('_', ' ')} (label)"
+            variable.attrs["long_name"] = LABEL_LONG_NAMES.get(str(name), fallback)
+
+
 def with_attrs(ds: xr.Dataset, **dataset_attrs: Any) -> xr.Dataset:
-    """Attach units/long_name to known variables and carpmodel's dataset attributes."""
+    """Attach units/long_name to known variables, a long_name (and no units) to string labels
+    (:func:`describe_labels`) and carpmodel's dataset attributes."""
     for name, attrs in VARIABLE_ATTRS.items():
         if name in ds:
             ds[name].attrs.update(attrs)
+    describe_labels(ds.variables)
     ds.attrs.update({"carpmodel_version": __version__, **dataset_attrs})
     if YEAR in ds.coords:
         ds[YEAR].attrs.update({"units": "yr", "long_name": "calendar year"})
@@ -72,3 +104,6 @@ def with_attrs(ds: xr.Dataset, **dataset_attrs: Any) -> xr.Dataset:
 def year_coord(first_year: int, n_years: int) -> np.ndarray:
     """Calendar years ``first_year .. first_year + n_years − 1``."""
     return np.arange(first_year, first_year + n_years)
+
+#: confidence labels of every data value, most to least certain (data/SOURCES.md)
+CONFIDENCE_LEVELS: tuple[str, ...] = ("measured", "reported", "derived", "assumed")

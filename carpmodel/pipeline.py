@@ -141,12 +141,14 @@ class FitArtifacts:
     summary: dict[str, Any]
     posterior_theta: np.ndarray
     figures: dict[str, Any]
+    #: hindcast.nc when the fit stops at ``[fit] last_data_year`` (else None)
+    held_out: xr.Dataset | None = None
 
 
 def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> FitArtifacts:
     """Fit, posterior, diagnostics and attribution as configured; nothing is written."""
     from carpmodel import diagnostics
-    from carpmodel.inference import posterior
+    from carpmodel.inference import posterior, prior_posterior
     from carpmodel.report import figures as plots
     from carpmodel.studies import attribution
     from carpmodel.studies.attribution_prior import hatchery_headline
@@ -163,7 +165,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     with log.stage("posterior", progress):
         sample = posterior.sample_posterior(result, n_proposals=settings.posterior_proposals,
                                             n_samples=settings.posterior_samples, seed=config.seed)
-        rows = posterior.prior_posterior_table(result, sample)
+        rows = prior_posterior.prior_posterior_table(result, sample)
         for row in rows:
             name = row["parameter"]
             row["unit"] = (data.life_history[name].unit if name in data.life_history else None) or "1"
@@ -173,8 +175,12 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
             "prior_posterior": rows}
         priors = {f.field: f.prior for f in result.spec.estimated if f.prior is not None}
         units = {name: data.life_history[name].unit for name in sample.natural if name in data.life_history}
-        figures["prior_posterior"] = plots.plot_prior_posterior(rows, sample.natural, priors, units)
-    dataset = fit_dataset(result, draws=sample.theta, seed=config.seed)
+        supports = {f.field: f.bounds if f.bounds is not None else
+                    ((0.0, np.inf) if f.transform == "log" else (-np.inf, np.inf))
+                    for f in result.spec.estimated}
+        figures["prior_posterior"] = plots.plot_prior_posterior(rows, sample.natural, priors, units,
+                                                                supports=supports)
+    dataset = fit_dataset(result, draws=sample.theta, seed=config.seed, sampler=sample.method)
     dataset = dataset.assign_coords(posterior_draw=np.arange(sample.theta.shape[0]))
     dataset["posterior_theta"] = (("posterior_draw", "parameter"), sample.theta)
     dataset["posterior_theta"].attrs.update(units="1",
@@ -182,7 +188,17 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     summary["posterior_predictive"] = diagnostics.posterior_predictive(result, sample.theta, data.auxiliary,
                                                                       seed=config.seed)
     summary["derived"] = derived_quantities(result, sample.theta)
-    figures["fit"] = plots.plot_fit(dataset)
+    held_out = None
+    if config.fit.last_data_year is not None:
+        # the same posterior draws as fit.nc: one interval method for fitted and held-out years
+        held_out = diagnostics.hindcast_predictions(result, config, data, seed=config.seed,
+                                                    draws=sample.theta, sampler=sample.method)
+        for name, meaning in {**FIT_MISSING,
+                              "log_prediction_error": "NaN except in held-out survey years"}.items():
+            if name in held_out:
+                held_out[name].attrs["missing_values"] = meaning
+        summary["hindcast_held_out"] = diagnostics.held_out_summary(held_out)
+    figures["fit"] = plots.plot_fit(dataset, held_out=held_out)
     figures["recruitment"] = plots.plot_recruitment(dataset)
     figures["depletion"] = plots.plot_depletion(dataset)
 
@@ -252,7 +268,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
                          seed=config.seed, fit_converged=int(result.converged),
                          sigma_survey=float(result.spec.sigma_survey),
                          survey_rho=float(result.spec.survey_rho))
-    return FitArtifacts(result, dataset, summary, sample.theta, figures)
+    return FitArtifacts(result, dataset, summary, sample.theta, figures, held_out)
 
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
@@ -301,7 +317,10 @@ def _float(x: Any) -> float | None:
 
 
 def write_fit(artifacts: FitArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
-    """fit.json, fit.nc and the fit figures (PNG, and SVG on request)."""
+    """fit.json, fit.nc, hindcast.nc (a fit with a last data year) and the fit figures (PNG, and SVG
+    on request)."""
+    if artifacts.held_out is not None:
+        log.wrote(write_netcdf_atomic(artifacts.held_out, out / "hindcast.nc"))
     log.wrote(write_json_atomic(out / "fit.json", artifacts.summary))
     log.wrote(write_netcdf_atomic(artifacts.dataset, out / "fit.nc"))
     write_figures(artifacts.figures, out / "figures", log, svg=svg)
@@ -457,7 +476,7 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
     from carpmodel.management.metrics import metrics_table, strategy_metrics
     from carpmodel.management.projection import project
     from carpmodel.report import figures as plots
-    from carpmodel.report.captions import band_strategies, figure_scenario
+    from carpmodel.report.captions import band_strategies
 
     settings = config.projection
     with log.stage("projection", progress):
@@ -474,18 +493,16 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
         metrics = strategy_metrics(dataset, **_metric_options(config))
         rows = metrics_table(metrics)
     figures: dict[str, Any] = {}
-    scenario = figure_scenario(settings.scenarios)
     strategies = [str(s) for s in dataset.strategy.values]
-    figures["projection_fan"] = plots.plot_fan(dataset, "biomass_t", scenario=scenario,
-                                               bands=band_strategies(strategies, "biomass_t"))
     scenarios = [str(s) for s in dataset.scenario.values]
+    # every requested scenario is drawn: one panel (or row of panels) per scenario
+    figures["projection_fan"] = plots.plot_gain_fan(dataset, "biomass_t")
     figures["projection_scenarios"] = plots.plot_scenarios(
         dataset, strategy="status_quo" if "status_quo" in strategies else None,
         bands=None if len(scenarios) <= 2 else [scenarios[0], scenarios[-1]])
-    figures["strategy_comparison"] = plots.plot_strategy_comparison(metrics, scenario=scenario)
-    figures["hatchery_fraction"] = plots.plot_fan(
-        dataset, "hatchery_fraction_ssb", scenario=scenario,
-        bands=band_strategies(strategies, "hatchery_fraction_ssb"))
+    figures["strategy_comparison"] = plots.plot_strategy_comparison(metrics)
+    figures["hatchery_fraction"] = plots.plot_fan_panels(
+        dataset, "hatchery_fraction_ssb", bands=band_strategies(strategies, "hatchery_fraction_ssb"))
     return ProjectionArtifacts(dataset, metrics, rows, figures)
 
 
@@ -560,7 +577,6 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
     from carpmodel.management.ensemble import ensemble_metrics, fit_ensemble, members_table, project_ensemble
     from carpmodel.management.metrics import metrics_table
     from carpmodel.report import figures as plots
-    from carpmodel.report.captions import figure_scenario
 
     with log.stage("ensemble_fits", progress):
         fits = fit_ensemble(loaded.data, definition, config, seed=config.seed,
@@ -591,8 +607,7 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
         theta = loaded.posterior_theta if loaded.posterior_theta is not None else loaded.result.theta
         own = attribution_table(loaded.result.spec, theta)
         headline = hatchery_headline(own, members=across)
-    scenario = figure_scenario(config.projection.scenarios)
-    figures = {"ensemble_gains": plots.plot_ensemble_gains(metrics, scenario=scenario)}
+    figures = {"ensemble_gains": plots.plot_ensemble_gains_panels(metrics)}   # every scenario
     return EnsembleArtifacts(fits, dataset, metrics, rows, members, figures, members_rows(across), headline)
 
 

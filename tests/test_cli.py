@@ -263,6 +263,7 @@ def test_carpmodel_errors_exit_2_even_from_deep_inside(data_dir, capsys, monkeyp
 LIGHT_CONFIG = """
 [fit]
 n_starts = 1
+survey_sd = "fixed"
 [diagnostics]
 retrospective_peels = 0
 hindcast_peels = 0
@@ -402,3 +403,15 @@ def test_monitoring_runs_a_small_grid_and_writes_its_outputs(light_fit, tmp_path
                         "--out", tmp_path / "bad", "--quiet"], capsys)
     assert code == 2 and not (tmp_path / "bad").exists()
     assert_one_line_error(err, "monitoring years_of_sampling", "[5, 40]")
+
+
+@pytest.mark.parametrize("command", ["project", "run"])
+def test_help_says_every_requested_scenario_is_drawn(command, capsys):
+    """Issue #16: the projection figures cover every scenario, and --help says what is drawn."""
+    code, out, _ = run([command, "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0
+    assert "cover every requested scenario" in text
+    for figure in ("projection_fan", "strategy_comparison", "hatchery_fraction", "projection_scenarios"):
+        assert figure in text
+    assert "fishing options" in text and "%%" not in text

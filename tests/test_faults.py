@@ -33,6 +33,7 @@ FAULT_CONFIG = """
 seed = 11
 [fit]
 n_starts = 1
+survey_sd = "fixed"
 [diagnostics]
 retrospective_peels = 0
 hindcast_peels = 0

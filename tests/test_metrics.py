@@ -151,6 +151,26 @@ def test_hatchery_fraction_released_cost_and_cost_per_tonne_by_hand(metrics):
     assert math.isnan(cell(metrics, "cost_per_t_gained", "no_releases"))  # no gain: NaN
 
 
+def test_fish_released_and_cost_cover_the_same_years_and_gain_per_cost_by_hand(metrics):
+    """Issue #16: fish released up to cost_year (as the cost is), and the gain per unit cost the
+    report leads with. Released through 2050: 40 M in every draw (2100 is past cost_year)."""
+    assert cell(metrics, "released_fish_through_cost_year_median") == pytest.approx(40e6, rel=REL)
+    # median gain in 2050 = 25 t per 40 M units spent up to 2050 → 25 / 40 t per million units
+    assert cell(metrics, "biomass_gain_per_million_cost_t") == pytest.approx(25.0 / 40.0, rel=REL)
+    assert math.isnan(cell(metrics, "biomass_gain_per_million_cost_t", "no_releases"))   # nothing spent
+
+
+def test_cost_metrics_carry_the_projection_cost_units_and_the_window_ratio_its_limits():
+    ds = tiny_dataset()
+    ds["cost"].attrs["units"] = "yuan"
+    m = strategy_metrics(ds, years=(2050,))
+    assert m["cost_total_median"].attrs["units"] == "yuan"
+    assert m["cost_per_t_gained"].attrs["units"] == "yuan/t"
+    assert m["biomass_gain_per_million_cost_t"].attrs["units"] == "t per 1e6 yuan"
+    long_name = m["added_window_survivors_per_million_released_median"].attrs["long_name"]
+    assert "understates releases at or above the window" in long_name and "biomass gain" in long_name
+
+
 def test_cost_per_tonne_is_nan_when_the_median_gain_is_not_positive():
     ds = tiny_dataset()
     ds["biomass_t"].loc[{"strategy": "status_quo"}] = ds["biomass_t"].sel(strategy="no_releases") - 1.0

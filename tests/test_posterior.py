@@ -11,17 +11,13 @@ from scipy import stats
 
 from carpmodel.inference.build import build_spec
 from carpmodel.inference.fitting import fit
-from carpmodel.inference.posterior import (
+from carpmodel.inference.posterior import log_jacobian, sample_posterior
+from carpmodel.inference.prior_posterior import (
     effective_prior,
-    kish_ess,
-    log_jacobian,
-    normalised_weights,
     prior_posterior_dataset,
     prior_posterior_table,
-    resample_move,
-    sample_posterior,
-    sir,
 )
+from carpmodel.inference.samplers import kish_ess, normalised_weights, resample_move, sir
 from carpmodel.inference.spec import Free
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data

@@ -43,6 +43,7 @@ LIGHT = """
 seed = 5
 [fit]
 n_starts = 1
+survey_sd = "fixed"
 [diagnostics]
 retrospective_peels = 0
 hindcast_peels = 0

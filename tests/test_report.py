@@ -15,7 +15,7 @@ from carpmodel.io.config import default_config
 from carpmodel.report.captions import CAPTIONS, figure_captions
 from carpmodel.report.formatting import binomial_interval, interval, pct, sig
 from carpmodel.report.html import report_html
-from carpmodel.report.statements import limitations
+from carpmodel.report.statements import changes_since_0_1, limitations
 from carpmodel.report.tables import strategy_table
 
 
@@ -65,6 +65,22 @@ def test_limitations_say_what_fails_and_stay_quiet_when_nothing_does():
     assert "20/20" in text and "83 % to 100 %" in text
     assert "mean length of survey-age fish in 2024 was reported as 27.6 cm" in text
     assert "factor of 6,200" in text
+
+
+def test_what_changed_since_0_1_quotes_this_run_beside_0_1():
+    assert changes_since_0_1(_summary()) == []          # a run without attribution says nothing
+    attribution = [{"quantity": "share_ban", "median": 1.02, "lower_90": 0.9, "upper_90": 1.2},
+                   {"quantity": "share_releases", "median": 0.015, "lower_90": 0.004, "upper_90": 0.036}]
+    derived = {"recruits_per_egg_max": {"median": 0.0061, "upper_95": 0.046}}
+    error = {"sigma_survey": 0.065, "rho": 0.95, "sdnr": 1.05}
+    [text] = changes_since_0_1(_summary(attribution=attribution, derived=derived, survey_error=error))
+    assert "5.3 recruits per egg in 2000" in text and "~100 %" in text         # what 0.1.0 said
+    assert "largest recruits per egg 0.0061, 95 % upper bound 0.046" in text   # this run
+    assert "survey's SD is estimated (0.065, AR(1) ρ 0.95; one-step-ahead SDNR 1.05)" in text
+    assert "The ban's share is 100 % (90 % to 120 %)" in text and "still explains most" in text
+    attribution[0]["median"] = 0.4
+    [text] = changes_since_0_1(_summary(attribution=attribution, derived=derived, survey_error=error))
+    assert "no longer explains most" in text
 
 
 def test_numbers_have_three_significant_figures_and_shares_are_percent():
@@ -145,7 +161,7 @@ def test_the_page_escapes_user_names_everywhere_they_appear():
     assert f"(<code>{escaped}</code>; 90 %" in page
     assert f"<td class='text'><code>{escaped}</code></td>" in page
     assert f"<li><code>{escaped}</code>: what {escaped} does</li>" in page
-    assert f"under each release strategy in {escaped}: medians" in page
+    assert f"one panel per scenario ({escaped}): medians" in page
     assert f"<p class='note'>a warning about {escaped}</p>" in page
     assert f"strategy {escaped}, " in page
 
@@ -174,7 +190,10 @@ def test_one_captions_table_with_the_run_settings_filled_in():
     assert set(captions) == set(CAPTIONS)
     assert "with the last 1–3 years of data removed" in captions["retrospective"]
     assert "90 % bands of x and z" in captions["projection_scenarios"]
-    assert "in y: medians, and the 90 % band of no_releases;" in captions["projection_fan"]
+    # every scenario drawn (#16): the projection figures name all three
+    assert "one row of panels per scenario (x, y, z)" in captions["projection_fan"]
+    assert "for each scenario (x, y, z)" in captions["strategy_comparison"]
+    assert "one panel per scenario (x, y, z)" in captions["hatchery_fraction"]
     assert "90 % band of a." in captions["hatchery_fraction"]          # no status_quo: the first
     assert "release cost up to 2040 per strategy" in captions["strategy_comparison"]
     assert "for the growth effect" in captions["sensitivity_heatmap"]
@@ -231,3 +250,67 @@ def test_the_first_box_says_which_recommendations_survive_the_structures():
     assert "of the model structures): <code>age2_large</code> (best in 80 %" in some
     assert "beats the status quo in 60 % of the pooled draws" in some
     assert "Not robust: <code>status_quo</code>" in some
+
+
+def test_the_page_shows_the_hindcast_skill_line_and_the_interval_method():
+    """Old behaviour: the skill was only in fit.json and the report never said how intervals were made."""
+    line = "hindcast from 2019: 5 held-out survey(s), MASE against persistence 0.80 (below 1: better " \
+           "than repeating the last survey), 4 of 5 inside the 95 % predictive interval"
+    summary = _summary(hindcast_held_out={"skill_line": line})
+    summary.update(converged=True, max_abs_gradient=1e-5, worst_gradient_parameter="x",
+                   hessian_positive_definite=True, nll=1.0, n_observations=7, n_fixed_effects=4,
+                   n_parameters=20)
+    method = "2.5 and 97.5 % quantiles over 2000 posterior draws of theta by SIR"
+    fit = xr.Dataset(coords={"year": [2023, 2024]}, attrs={"data_sha256": "abc", "interval_method": method})
+    rows = [{"strategy": "no_releases", "scenario": "ssp245", "biomass_median_t_2050": 1e5}]
+    page = report_html(summary, fit, xr.Dataset(coords={"strategy": ["no_releases"], "scenario": ["ssp245"]}),
+                       xr.Dataset(attrs={"cost_year": 2050}), rows, default_config(), figures={})
+    assert f"<b>Hindcast skill:</b> {line}." in page
+    assert f"and hindcast.nc): {method}." in page
+    assert "Hindcast skill" not in _page("status_quo", "ssp245")
+
+
+def test_the_page_has_a_strategy_table_for_every_projected_scenario():
+    """Old behaviour: only ssp245 (a scenario fixed in code) had a strategy table."""
+    rows = [{"strategy": name, "scenario": scenario, "biomass_median_t_2050": 1e5,
+             "biomass_gain_median_t_2050": 1.0, "biomass_gain_lower_t_2050": 0.5,
+             "biomass_gain_upper_t_2050": 2.0, "biomass_lower_t_2050": 9e4, "biomass_upper_t_2050": 1.1e5}
+            for scenario in ("ssp245", "ssp585") for name in ("no_releases", "status_quo")]
+    projection = xr.Dataset(coords={"strategy": ["no_releases", "status_quo"],
+                                    "scenario": ["ssp245", "ssp585"]})
+    config = default_config()
+    config = replace(config, projection=replace(config.projection, scenarios=("ssp245", "ssp585")))
+    summary = _summary()
+    summary.update(converged=True, max_abs_gradient=1e-5, worst_gradient_parameter="x",
+                   hessian_positive_definite=True, nll=1.0, n_observations=7, n_fixed_effects=4,
+                   n_parameters=20)
+    page = report_html(summary, xr.Dataset(coords={"year": [2024]}), projection,
+                       xr.Dataset(attrs={"cost_year": 2050}), rows, config, figures={})
+    assert "<h3>ssp245</h3>" in page and "<h3>ssp585</h3>" in page
+    assert "Release strategies (ssp245, ssp585)</h2>" in page
+
+
+def test_strategy_table_leads_with_gain_per_cost_and_shows_static_then_dynamic_risk():
+    """Old behaviour: only the dynamic risk (0 % for every strategy, even reopening the fishery),
+    the density-dependence-window column, and fish released over other years than the cost."""
+    rows = [{"strategy": name, "scenario": "ssp245", "biomass_median_t_2050": 1e5,
+             "biomass_gain_median_t_2050": gain, "biomass_gain_lower_t_2050": gain - 1,
+             "biomass_gain_upper_t_2050": gain + 1, "biomass_lower_t_2050": 9e4,
+             "biomass_upper_t_2050": 1.1e5,
+             "biomass_gain_per_million_cost_t": per_cost, "released_fish_total_median": 1.5e9,
+             "released_fish_through_cost_year_median": 5.2e8, "cost_through_cost_year_median": 5.2e8,
+             "added_window_survivors_per_million_released_median": 1234.0,
+             "p_ssb_below_limit_static_any": static, "p_ssb_below_limit_dynamic_any": 0.0}
+            for name, gain, per_cost, static in (("no_releases", 0.0, None, 0.5),
+                                                 ("reopen_fishing", -8e4, -153.8, 0.97))]
+    html = str(strategy_table(rows, "ssp245", cost_year=2050, cost_unit="yuan"))
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", html)
+    assert headers[1] == "gain in 2050 per million yuan spent up to 2050, t"
+    static = headers.index("P(SSB &lt; 0.2·SSB0 in any year), static SSB0")
+    assert headers[static + 1] == "P(SSB &lt; 0.2·SSB0 in any year), dynamic SSB0"
+    assert "density-dependence window" not in html and "1,230" not in html
+    assert "fish released up to 2050, million" in headers
+    assert "release cost up to 2050, million yuan" in headers
+    assert "<td>520</td>" in html and "1,500" not in html        # 5.2e8 fish up to 2050, not the total
+    assert "97 %" in html and "<td>−154</td>" in html
+    assert "Static: the chance" in html and "is the stock in danger" in html and "Dynamic: the same" in html

@@ -168,7 +168,7 @@ def test_prior_posterior_panel_in_thousand_tonnes_without_an_offset_label():
                                {"unfished_biomass_t": "t"})
     fig.canvas.draw()
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "unfished_biomass_t (thousand t)"
+    assert ax.get_xlabel() == "Unfished biomass B0 (thousand t)"
     assert ax.xaxis.get_offset_text().get_text() == "" and ax.yaxis.get_offset_text().get_text() == ""
     # histogram and prior on the same (thousand t) axis: the prior's density integrates to ~1 there
     line = ax.get_lines()[0]

@@ -63,7 +63,9 @@ def test_dataset_has_the_sweep_units_and_the_exact_warming_path(sweep):
     assert {"recruitment", "growth", "natural_mortality", "maturity", COMBINED_EFFECT} <= set(
         sweep["effect"].values)
     for name, variable in sweep.variables.items():
-        assert "units" in variable.attrs and "long_name" in variable.attrs, name
+        assert "long_name" in variable.attrs, name
+        # numbers carry units; labels (effect names) have none (#16: no units = "1" on strings)
+        assert ("units" in variable.attrs) == (variable.dtype.kind not in "USO"), name
     assert "ASSUMPTION" in sweep.attrs["assumed"] and "alone" in sweep.attrs["others_off"]
     # the offset is exactly linear and reaches the level in 2100 (floating-point rounding only)
     np.testing.assert_allclose(sweep["warming_offset_c"].sel(year=2100).values, sweep["warming_c"].values,

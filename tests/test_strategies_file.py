@@ -220,3 +220,64 @@ def test_bad_budget_table_is_refused_naming_the_file_and_key(tmp_path, old, new,
     with pytest.raises(ConfigError, match=key) as info:
         load_strategies(path)
     assert str(path) in str(info.value)
+
+
+# --------------------------------------------------------------------------- the README's section (#16)
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Strategies file")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_the_readme_example_strategies_file_parses_with_every_kind_of_table(tmp_path):
+    """The README's one complete example, loaded as a user would: it must stay valid."""
+    section = _readme_section()
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "my_strategies.toml"
+    path.write_text(example, encoding="utf-8")
+    s = load_strategies(path)
+    assert s.names[0] == "no_releases" and not s.notes          # its own [costs]: no note
+    fry = s.strategies[1]
+    assert (fry.start_year, fry.stop_after_year, fry.biomass_trigger_t) == (2025, 2034, 150_000.0)
+    kinds = {type(c) for strategy in s.strategies for c in strategy.releases}
+    assert kinds == {ConstantReleases, PulseReleases, ScheduledReleases, BudgetReleases}
+    assert {type(strategy.harvest) for strategy in s.strategies} == {ClosureContinued, RampHCR, ConstantF}
+    budget = load_budget(path)
+    assert budget is not None and budget.year == 2050 and len(budget.options) == 3
+
+
+def test_the_readme_documents_every_key_of_the_strategies_file():
+    """Every field a strategies file accepts appears as `key` in the README's section."""
+    import dataclasses
+
+    from carpmodel.io.strategies_file import _STRATEGY_KEYS
+    from carpmodel.management.strategies import HARVEST_TYPES, RELEASE_TYPES, BudgetShare
+
+    section = _readme_section()
+    keys = set(_STRATEGY_KEYS) | {"type"}
+    for cls in (*RELEASE_TYPES.values(), *HARVEST_TYPES.values(), BudgetShare, CostModel, BudgetProblem):
+        keys |= {f.name for f in dataclasses.fields(cls)}
+    missing = sorted(k for k in keys if f"`{k}`" not in section and f"{k} = " not in section)
+    assert not missing, f"README 'Strategies file' section lacks {missing}"
+    for kind in (*RELEASE_TYPES, *HARVEST_TYPES):
+        assert f'`"{kind}"`' in section
+
+
+@pytest.mark.parametrize("written, meant", [("stop_after_year", "stop_after_year"),
+                                            ("start_year", "start_year"), ("last_year", "stop_after_year"),
+                                            ("biomass_trigger_t", "biomass_trigger_t")])
+def test_a_strategy_key_inside_a_release_table_names_the_strategy_level_key(tmp_path, written, meant):
+    """Old behaviour: only 'unknown key; valid keys in [...releases[0]]', with no word that the
+    year window belongs to the strategy."""
+    path = write(tmp_path, VALID_TOML.replace('type = "constant"', f'type = "constant"\n{written} = 2030', 1))
+    with pytest.raises(ConfigError) as info:
+        load_strategies(path)
+    message = str(info.value)
+    assert f"key strategies.mixed.releases[0].{written}: unknown key" in message
+    assert f"did you mean the strategy-level key {meant}? It belongs in [strategies.mixed]" in message
+    assert "start_year" in message and "stop_after_year" in message
+

@@ -32,8 +32,10 @@ from carpmodel.diagnostics.comparison import (
 from carpmodel.diagnostics.hindcast import (
     MASE_NAIVE_FLOOR,
     HindcastResult,
+    held_out_summary,
     hindcast,
     hindcast_predictions,
+    hindcast_skill_line,
     mase,
 )
 from carpmodel.diagnostics.posterior_predictive import (
@@ -81,8 +83,10 @@ __all__ = [
     "compare_models",
     "coverage_mc_se",
     "default_variants",
+    "held_out_summary",
     "hindcast",
     "hindcast_predictions",
+    "hindcast_skill_line",
     "map_theta",
     "mase",
     "mohns_rho",

@@ -22,7 +22,7 @@ from carpmodel.dims import YEAR
 from carpmodel.inference.build import build_spec
 from carpmodel.inference.fitting import FitResult
 from carpmodel.inference.likelihood import predict, survey_prediction_t
-from carpmodel.inference.results import fit_draws
+from carpmodel.inference.results import fit_draws, interval_method
 from carpmodel.inference.spec import CV_REFERENCE, Observations
 from carpmodel.io.config import RunConfig, default_config
 
@@ -205,21 +205,25 @@ def hindcast(data: Any, config: RunConfig | None = None, n_peels: int = 5, *,
 
 
 def hindcast_predictions(result: FitResult, config: RunConfig, data: Any, *,
-                         n_draws: int = 500, seed: int = 20260601) -> xr.Dataset:
+                         n_draws: int = 500, seed: int = 20260601, draws: NDArray | None = None,
+                         sampler: str | None = None) -> xr.Dataset:
     """A fit to the observations ≤ ``config.fit.last_data_year`` and the observations it did not see.
 
     What ``carpmodel fit --last-data-year Y`` reports. ``result`` is the fit of
     ``build_spec(data, config)``. Dims ``year`` (the model years): ``biomass_t``, ``ssb_t``,
     ``depletion`` and ``survey_predicted_t`` (q·B; zero recruitment deviations after Y) with a
     95 % interval of the survey prediction (``survey_predicted_lower/upper``, from ``n_draws``
-    parameter vectors of ``N(θ̂, Σ)``, :func:`carpmodel.inference.results.fit_draws`; parameter
-    uncertainty only, no observation error), the 95 % predictive interval of a survey
+    parameter vectors of ``N(θ̂, Σ)``, :func:`carpmodel.inference.results.fit_draws`, or from
+    ``draws (n, parameter)`` made by ``sampler`` when given: pass fit.nc's posterior draws and
+    the intervals of both files are made the same way; parameter uncertainty only, no observation
+    error), the 95 % predictive interval of a survey
     (``survey_predictive_lower/upper``: the same draws times the survey's observation error
     ``σ_s·cv/0.15``), ``biomass_obs_t``, ``biomass_obs_cv``, ``used_in_fit`` and ``held_out``
     (bool) and ``log_prediction_error`` (log q·B − log obs at held-out years). Attributes give the
     skill on the held-out surveys: ``n_held_out``, ``mase_persistence`` (:func:`mase` against the
     last survey used, held for every later year) and ``held_out_inside_95``/``coverage_95`` (held-out
-    surveys inside the predictive interval).
+    surveys inside the predictive interval); ``interval_method`` and ``predictive_interval_method``
+    say how each interval was made.
     """
     spec = result.spec
     years = np.asarray(spec.years)
@@ -229,7 +233,12 @@ def hindcast_predictions(result: FitResult, config: RunConfig, data: Any, *,
     early = years <= early_last if early_last is not None else np.zeros(years.size, bool)
     state, _ = predict(spec, result.theta)
     survey = _survey_at(result, years, np.ones(years.size), early)
-    draws = fit_draws(result, n_draws, seed)
+    if draws is None:
+        draws, method = fit_draws(result, n_draws, seed), interval_method(n_draws)
+    else:
+        draws = np.asarray(draws, dtype=float)
+        n_draws = draws.shape[0]
+        method = interval_method(n_draws, sampler or "unstated sampler")
     index = np.searchsorted(years, everything.year)
     obs = np.full(years.size, np.nan)
     cv = np.full(years.size, np.nan)
@@ -276,5 +285,34 @@ def hindcast_predictions(result: FitResult, config: RunConfig, data: Any, *,
         "used_in_fit": ("1", "observation used in the fit"),
         "held_out": ("1", "observation after the last data year, not used in the fit"),
         "log_prediction_error": ("1", "log predicted − log observed at held-out years")},
-        last_data_year=last, interval_method=f"{n_draws} draws of theta from N(estimate, covariance)",
+        last_data_year=last, interval_method=method,
+        predictive_interval_method=f"{method}, each times a lognormal survey error "
+                                   f"exp(sigma_survey * cv / {CV_REFERENCE:g} * z), z ~ N(0, 1)",
         **skill)
+
+
+def hindcast_skill_line(held_out: xr.Dataset) -> str:
+    """One line: the held-out surveys, MASE against persistence, those inside the 95 % interval
+    (``held_out`` from :func:`hindcast_predictions`)."""
+    attrs = held_out.attrs
+    n = int(attrs.get("n_held_out", 0))
+    if n == 0 or "mase_persistence" not in attrs:
+        return f"hindcast from {attrs['last_data_year']}: no held-out survey to score"
+    return (f"hindcast from {attrs['last_data_year']}: {n} held-out survey(s), MASE against persistence "
+            f"{attrs['mase_persistence']:.2f} (below 1: better than repeating the last survey), "
+            f"{int(attrs['held_out_inside_95'])} of {n} inside the 95 % predictive interval")
+
+
+def held_out_summary(held_out: xr.Dataset) -> dict[str, Any]:
+    """fit.json's ``hindcast_held_out``: held-out years, log errors (log predicted − log observed),
+    the skill attributes, the one-line summary and how the intervals were made."""
+    errors = held_out["log_prediction_error"].values
+    finite = np.isfinite(errors)
+    skill = {k: float(held_out.attrs[k]) for k in ("mase_persistence", "held_out_inside_95", "coverage_95")
+             if k in held_out.attrs}
+    return {"years": [int(y) for y in held_out.year.values[finite]],
+            "log_prediction_error": [float(e) for e in errors[finite]],
+            "mean_abs_log_error": float(np.mean(np.abs(errors[finite]))) if finite.any() else None,
+            **skill, "skill_line": hindcast_skill_line(held_out),
+            "interval_method": held_out.attrs.get("interval_method"),
+            "predictive_interval_method": held_out.attrs.get("predictive_interval_method")}

@@ -2,8 +2,9 @@
 
 The fit gives the posterior mode and a normal approximation on the estimation scale. With about
 twelve biomass values most parameters are held by their priors, so the normal approximation
-says little about what the *data* added. This module draws from the posterior itself and sets
-each parameter's posterior beside its prior.
+says little about what the *data* added. This module draws from the posterior itself (the
+samplers are in :mod:`carpmodel.inference.samplers`); :mod:`carpmodel.inference.prior_posterior`
+sets each parameter's posterior beside its prior.
 
 SIR (Rubin 1988; McAllister & Ianelli 1997 for stock assessment):
 
@@ -47,14 +48,12 @@ too short: steepness 0.946 vs 0.953, dd_strength 1.10 vs 1.21, initial F 1.30 vs
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
-from scipy import stats
 from scipy.optimize import minimize
 from scipy.special import log_expit
 
@@ -66,289 +65,27 @@ from carpmodel.inference.numdiff import (
     EIGENVALUE_FLOOR,
     central_gradient,
     clip_to_box,
-    floor_eigenvalues,
     hessian_from_gradients,
 )
-from carpmodel.inference.spec import Free, ModelSpec
+from carpmodel.inference.samplers import (
+    CHUNK_SIZE,
+    PROPOSAL_DF,
+    PROPOSAL_INFLATION,
+    LogTarget,
+    ProposalKind,
+    resample_move,
+    sir,
+)
+from carpmodel.inference.spec import ModelSpec
 
-#: degrees of freedom of the multivariate-t proposal
-PROPOSAL_DF = 5.0
-#: the proposal covariance is the fit's covariance times this factor squared
-PROPOSAL_INFLATION = 1.5
-#: proposals evaluated per engine call (bounds memory: ~2000 × 32 parameters × engine arrays)
-CHUNK_SIZE = 2000
-#: warn when the Kish ESS of the importance weights is below this fraction of n_samples
-ESS_WARNING_FRACTION = 0.10
 #: method="auto" continues SIR by tempering when its ESS is below this fraction of n_samples
 #: (a resample of n_samples from fewer effective draws repeats draws and thins the tails)
 AUTO_SMC_FRACTION = 0.5
-#: posterior SD / prior SD below this: the data inform the parameter
-INFORMED_RATIO = 0.5
-#: posterior SD / prior SD at or above this: the data are silent (posterior ≈ prior)
-SILENT_RATIO = 0.9
-
-ProposalKind = Literal["t", "normal"]
-Centre = Literal["auto", "fit", "mode"]
-LogTarget = Callable[[NDArray], NDArray]
-
-
-# --------------------------------------------------------------------------- core SIR
-
-
-@dataclass(frozen=True)
-class SIRResult:
-    """Output of :func:`sir`.
-
-    ``theta (n_samples, n)`` are the resampled vectors; ``proposals (n_proposals, n)`` all drawn
-    vectors with ``log_target_values`` and ``log_proposal_values``; ``weights (n_proposals,)``
-    the normalised importance weights (zero where the target is not finite); ``indices`` which
-    proposal each resampled vector is; ``distribution`` the frozen scipy proposal.
-    """
-
-    theta: NDArray
-    proposals: NDArray
-    log_target_values: NDArray
-    log_proposal_values: NDArray
-    weights: NDArray
-    indices: NDArray
-    ess: float
-    max_weight: float
-    n_proposals: int
-    n_samples: int
-    n_finite: int
-    proposal: str
-    warning: str | None
-    distribution: Any = field(repr=False, compare=False, default=None)
-
-    @property
-    def ess_fraction(self) -> float:
-        """ESS as a fraction of the number of resampled vectors."""
-        return self.ess / self.n_samples
-
-    @property
-    def n_distinct(self) -> int:
-        """Distinct proposals among the resampled vectors."""
-        return int(np.unique(self.indices).size)
-
-
-def kish_ess(weights: Any) -> float:
-    """Kish effective sample size ``(Σw)² / Σw²`` of non-negative weights (any normalisation)."""
-    w = np.asarray(weights, dtype=float)
-    total = w.sum()
-    if not np.isfinite(total) or total <= 0:
-        return 0.0
-    return float(total**2 / np.sum(w**2))
-
-
-def normalised_weights(log_weights: Any) -> NDArray:
-    """Weights ``exp(log w − max)`` normalised to sum 1 (non-finite log weights get 0)."""
-    lw = np.asarray(log_weights, dtype=float)
-    finite = np.isfinite(lw)
-    if not np.any(finite):
-        raise FitError("SIR: every proposal has a non-finite target density; the proposal misses "
-                       "the posterior entirely (check the fit and its covariance)")
-    w = np.where(finite, np.exp(np.where(finite, lw, 0.0) - np.max(lw[finite])), 0.0)
-    return w / w.sum()
-
-
 #: centre="auto" uses the fit's covariance only below this Hessian condition number (the fit's
 #: own warning threshold); above it, typically a parameter at a bound, the posterior mode's
 MAX_CONDITION_FOR_FIT_CENTRE = 1e8
 
-
-def _floor_eigenvalues(matrix: NDArray) -> NDArray:
-    try:
-        return floor_eigenvalues(matrix, EIGENVALUE_FLOOR)
-    except ValueError:
-        raise FitError("proposal covariance has no positive eigenvalue") from None
-
-
-def _proposal(centre: NDArray, covariance: NDArray, kind: ProposalKind, df: float,
-              inflation: float) -> Any:
-    shape = inflation**2 * np.asarray(covariance, dtype=float)
-    shape = _floor_eigenvalues(0.5 * (shape + shape.T))
-    if kind == "t":
-        return stats.multivariate_t(loc=centre, shape=shape, df=df)
-    if kind == "normal":
-        return stats.multivariate_normal(mean=centre, cov=shape)
-    raise ValueError(f"proposal: expected 't' or 'normal', got {kind!r}")
-
-
-def _evaluate(log_target: LogTarget, x: NDArray, chunk_size: int) -> NDArray:
-    """``log_target`` over the rows of ``x`` in chunks; NaN becomes −inf."""
-    out = np.empty(x.shape[0])
-    with np.errstate(all="ignore"):
-        for start in range(0, x.shape[0], chunk_size):
-            stop = min(start + chunk_size, x.shape[0])
-            out[start:stop] = np.asarray(log_target(x[start:stop]), dtype=float)
-    return np.where(np.isnan(out), -np.inf, out)
-
-
-def _logpdf(distribution: Any, x: NDArray) -> NDArray:
-    return np.asarray(distribution.logpdf(x), dtype=float).reshape(x.shape[0])
-
-
-def sir(log_target: LogTarget, centre: Any, covariance: Any, *, n_proposals: int = 20000,
-        n_samples: int = 2000, seed: int | np.random.SeedSequence = 20260601,
-        proposal: ProposalKind = "t", df: float = PROPOSAL_DF,
-        inflation: float = PROPOSAL_INFLATION, chunk_size: int = CHUNK_SIZE) -> SIRResult:
-    """Sampling-importance-resampling from an unnormalised log density.
-
-    Parameters
-    ----------
-    log_target : callable
-        ``log_target(theta (m, n)) -> (m,)``: log density up to a constant (−inf allowed).
-    centre, covariance : arrays (n,), (n, n)
-        Location and scale of the proposal before inflation.
-    n_proposals, n_samples : int
-        Vectors drawn from the proposal; vectors resampled (with replacement) from them.
-    seed : int or SeedSequence
-        One ``SeedSequence``; two streams are spawned, one for the proposals, one for the
-        resampling, so the result does not depend on ``chunk_size``.
-    proposal : {"t", "normal"}
-        Multivariate t with ``df`` degrees of freedom, or normal; shape ``inflation²·covariance``.
-    chunk_size : int
-        Proposals per call of ``log_target``.
-
-    Returns
-    -------
-    SIRResult
-    """
-    if n_proposals < 2 or n_samples < 1:
-        raise ValueError("SIR needs n_proposals >= 2 and n_samples >= 1")
-    centre = np.asarray(centre, dtype=float)
-    q = _proposal(centre, covariance, proposal, df, inflation)
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    draw_ss, resample_ss = ss.spawn(2)
-    draws = np.asarray(q.rvs(size=n_proposals, random_state=np.random.default_rng(draw_ss)))
-    draws = draws.reshape(n_proposals, centre.size)
-    log_q = _logpdf(q, draws)
-    log_p = _evaluate(log_target, draws, chunk_size)
-    weights = normalised_weights(log_p - log_q)
-    rng = np.random.default_rng(resample_ss)
-    indices = rng.choice(n_proposals, size=n_samples, replace=True, p=weights)
-    ess = kish_ess(weights)
-    warning = None
-    if ess < ESS_WARNING_FRACTION * n_samples:
-        warning = (f"importance-sampling ESS {ess:.0f} is below {ESS_WARNING_FRACTION:.0%} of the "
-                   f"{n_samples} resampled vectors (largest weight {weights.max():.3f}): the proposal "
-                   "fits the posterior badly; the resample repeats few distinct vectors")
-    label = (f"multivariate t (df {df:g})" if proposal == "t" else "multivariate normal") + (
-        f", scale = {inflation:g}² × covariance")
-    return SIRResult(theta=draws[indices], proposals=draws, log_target_values=log_p,
-                     log_proposal_values=log_q, weights=weights, indices=indices, ess=ess,
-                     max_weight=float(weights.max()), n_proposals=n_proposals, n_samples=n_samples,
-                     n_finite=int(np.sum(np.isfinite(log_p))), proposal=label, warning=warning,
-                     distribution=q)
-
-
-# --------------------------------------------------------------------------- tempering + moves
-
-
-@dataclass(frozen=True)
-class SMCResult:
-    """Output of :func:`resample_move`: particles from the target after tempering.
-
-    ``betas`` are the tempering exponents reached (the last is 1), ``stage_ess`` the ESS of the
-    incremental weights at each step (as a count out of the particles or proposals weighted),
-    ``acceptance`` the mean Metropolis acceptance rate of each stage's moves.
-    """
-
-    theta: NDArray
-    betas: tuple[float, ...]
-    stage_ess: tuple[float, ...]
-    acceptance: tuple[float, ...]
-    n_evaluations: int
-    warning: str | None
-
-    @property
-    def n_stages(self) -> int:
-        return len(self.betas)
-
-
-def _next_beta(log_w: NDArray, beta: float, target_ess: float) -> float:
-    """Largest b in (beta, 1] whose incremental weights exp((b − beta)·log_w) keep ESS ≥ target."""
-    def ess(b: float) -> float:
-        return kish_ess(normalised_weights((b - beta) * log_w))
-
-    if ess(1.0) >= target_ess:
-        return 1.0
-    lo, hi = beta, 1.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if ess(mid) >= target_ess:
-            lo = mid
-        else:
-            hi = mid
-    return max(lo, beta + 1e-6)
-
-
-def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
-                  seed: int | np.random.SeedSequence = 20260601, ess_fraction: float = 0.5,
-                  moves_per_stage: int = 10, final_moves: int = 30, max_stages: int = 60,
-                  chunk_size: int = CHUNK_SIZE) -> SMCResult:
-    """Continue an SIR whose weights are too uneven: tempering with Metropolis moves (SMC).
-
-    The target path is ``π_β ∝ q^(1−β)·π^β`` from the SIR proposal ``q`` (β = 0) to the target
-    ``π`` (β = 1) (Del Moral, Doucet & Jasra 2006, J. R. Stat. Soc. B 68: 411). Each step picks
-    the next β so that the incremental weights ``(π/q)^(Δβ)`` keep an ESS of ``ess_fraction``
-    of the particles, resamples, then moves every particle by ``moves_per_stage`` random-walk
-    Metropolis steps targeting ``π_β`` with covariance ``c²·Cov(particles)`` (``c`` starts at
-    ``2.38/√n`` and adapts to an acceptance of about 0.25). The first step weights all SIR
-    proposals and resamples ``n_particles`` of them; at β = 1 ``final_moves`` sweeps follow, so
-    the particles are distinct. All evaluations are batched over particles.
-    """
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    rng = np.random.default_rng(ss)
-    q = start.distribution
-    log_w_all = start.log_target_values - start.log_proposal_values
-    beta = _next_beta(log_w_all, 0.0, ess_fraction * start.n_proposals)
-    w = normalised_weights(beta * log_w_all)
-    betas, stage_ess, acceptance = [beta], [kish_ess(w)], []
-    idx = rng.choice(start.n_proposals, size=n_particles, replace=True, p=w)
-    x = start.proposals[idx].copy()
-    lp, lq = start.log_target_values[idx].copy(), start.log_proposal_values[idx].copy()
-    n = x.shape[1]
-    scale = 2.38 / np.sqrt(n)
-    evaluations = 0
-    for _stage in range(max_stages):
-        sweeps = final_moves if beta >= 1.0 else moves_per_stage
-        cov = np.cov(x.T).reshape(n, n)
-        chol = np.linalg.cholesky(cov + 1e-12 * np.trace(cov) / n * np.eye(n))
-        rates = []
-        for _ in range(sweeps):
-            proposal_x = x + scale * rng.standard_normal(x.shape) @ chol.T
-            lp_new = _evaluate(log_target, proposal_x, chunk_size)
-            lq_new = _logpdf(q, proposal_x)
-            evaluations += n_particles
-            with np.errstate(invalid="ignore"):
-                log_ratio = beta * (lp_new - lp) + (1.0 - beta) * (lq_new - lq)
-            log_ratio = np.where(np.isfinite(lp_new), log_ratio, -np.inf)
-            accept = np.log(rng.uniform(size=n_particles)) < log_ratio
-            x[accept], lp[accept], lq[accept] = proposal_x[accept], lp_new[accept], lq_new[accept]
-            rate = float(accept.mean())
-            rates.append(rate)
-            scale = float(np.clip(scale * np.exp(rate - 0.25), 0.02 / np.sqrt(n), 5.0 / np.sqrt(n)))
-        acceptance.append(float(np.mean(rates)))
-        if beta >= 1.0:
-            break
-        log_w = lp - lq
-        new_beta = _next_beta(log_w, beta, ess_fraction * n_particles)
-        w = normalised_weights((new_beta - beta) * log_w)
-        stage_ess.append(kish_ess(w))
-        betas.append(new_beta)
-        beta = new_beta
-        idx = rng.choice(n_particles, size=n_particles, replace=True, p=w)
-        x, lp, lq = x[idx], lp[idx], lq[idx]
-    warning = None
-    if betas[-1] < 1.0:
-        warning = (f"tempering stopped at beta = {betas[-1]:.3g} after {max_stages} stages: "
-                   "the particles are not from the target")
-    elif acceptance[-1] < 0.05:
-        warning = (f"final Metropolis acceptance {acceptance[-1]:.2f}: the moves barely mix; "
-                   "particles may repeat")
-    return SMCResult(theta=x, betas=tuple(betas), stage_ess=tuple(stage_ess),
-                     acceptance=tuple(acceptance), n_evaluations=evaluations, warning=warning)
+Centre = Literal["auto", "fit", "mode"]
 
 
 # --------------------------------------------------------------------------- model posterior
@@ -609,122 +346,3 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
                            n_evaluations=evaluations)
 
 
-# --------------------------------------------------------------------------- prior vs posterior
-
-
-def effective_prior(free: Free) -> tuple[Any, str]:
-    """The prior a free parameter is sampled under, and where it comes from.
-
-    Returns ``(prior, source)``: the spec's prior (``"stated"``); for ``r0`` the B0 prior of the
-    spec, which is on unfished biomass, not R0 (``None``, ``"prior on B0, not on r0"``); for a
-    logit parameter without a prior the uniform on its bounds that the Jacobian-adjusted target
-    implies (``"implied uniform on the logit bounds"``); otherwise ``None`` (``"none (flat,
-    improper)"``).
-    """
-    from carpmodel.priors import Prior
-
-    if free.field == "r0":
-        return None, "prior is on B0 (spec.b0_prior), not on r0"
-    if free.prior is not None:
-        return free.prior, "stated"
-    if free.transform == "logit" and free.bounds is not None:
-        lo, hi = free.bounds
-        return Prior("uniform", {"lower": lo, "upper": hi}), "implied uniform on the logit bounds"
-    return None, "none (flat, improper)"
-
-
-def prior_posterior_table(result: Any, sample: PosteriorSample) -> list[dict[str, Any]]:
-    """Prior and posterior of every estimated free parameter (recruitment deviations excluded).
-
-    One dict per parameter: ``parameter``, ``prior`` (text), ``prior_source``, ``prior_mean``,
-    ``prior_sd``, ``map_estimate``, ``posterior_mean``, ``posterior_sd``, ``posterior_median``,
-    ``lower_95``, ``upper_95`` (2.5 and 97.5 % quantiles of the sample), ``sd_ratio`` (posterior
-    SD / prior SD), ``mean_shift_prior_sd`` ((posterior mean − prior mean) / prior SD),
-    ``informed_by_data`` (``sd_ratio < 0.5``) and ``verdict``: "informed by data" (ratio < 0.5),
-    "weakly informed" (0.5 ≤ ratio < 0.9) or "data silent: posterior ≈ prior" (ratio ≥ 0.9).
-    Parameters without a proper prior get NaN ratios and a verdict saying so. With
-    ``sample.jacobian`` False the posterior is not prior × likelihood on the natural scale and
-    the verdict says so.
-    """
-    spec = result.spec
-    rows = []
-    for i, free in enumerate(spec.estimated):
-        values = sample.natural[free.field]
-        prior, source = effective_prior(free)
-        p_mean = prior.mean() if prior is not None else np.nan
-        p_sd = prior.sd() if prior is not None else np.nan
-        post_sd = float(np.std(values, ddof=1))
-        post_mean = float(np.mean(values))
-        ratio = post_sd / p_sd if prior is not None else np.nan
-        shift = (post_mean - p_mean) / p_sd if prior is not None else np.nan
-        if prior is None:
-            verdict = "no proper prior: ratio undefined (" + source + ")"
-        elif ratio < INFORMED_RATIO:
-            verdict = "informed by data"
-        elif ratio < SILENT_RATIO:
-            verdict = "weakly informed"
-        else:
-            verdict = "data silent: posterior ≈ prior"
-        if not sample.jacobian:
-            verdict += "; sampled without the Jacobian, so this is not prior × likelihood"
-        lo, med, hi = np.quantile(values, [0.025, 0.5, 0.975])
-        rows.append({
-            "parameter": free.field, "prior": _prior_text(prior), "prior_source": source,
-            "prior_mean": p_mean, "prior_sd": p_sd,
-            "map_estimate": float(free.from_theta(result.theta[i])),
-            "posterior_mean": post_mean, "posterior_sd": post_sd, "posterior_median": float(med),
-            "lower_95": float(lo), "upper_95": float(hi), "sd_ratio": float(ratio),
-            "mean_shift_prior_sd": float(shift),
-            "informed_by_data": bool(prior is not None and ratio < INFORMED_RATIO),
-            "verdict": verdict})
-    return rows
-
-
-def prior_posterior_dataset(result: Any, sample: PosteriorSample) -> xr.Dataset:
-    """:func:`prior_posterior_table` as a Dataset with dimension ``parameter``."""
-    rows = prior_posterior_table(result, sample)
-    names = [r["parameter"] for r in rows]
-    ds = xr.Dataset(coords={"parameter": names})
-    meta = {
-        "prior_mean": "prior mean (natural scale)", "prior_sd": "prior SD (natural scale)",
-        "map_estimate": "fit estimate (MAP on the estimation scale)",
-        "posterior_mean": "posterior mean (SIR sample)", "posterior_sd": "posterior SD (SIR sample)",
-        "posterior_median": "posterior median", "lower_95": "2.5 % posterior quantile",
-        "upper_95": "97.5 % posterior quantile", "sd_ratio": "posterior SD / prior SD",
-        "mean_shift_prior_sd": "(posterior mean - prior mean) / prior SD",
-        "informed_by_data": f"posterior SD / prior SD < {INFORMED_RATIO}",
-        "prior": "prior distribution", "prior_source": "where the prior comes from",
-        "verdict": f"informed (< {INFORMED_RATIO}), weakly informed, or silent (>= {SILENT_RATIO})"}
-    for key, long_name in meta.items():
-        ds[key] = ("parameter", [r[key] for r in rows])
-        ds[key].attrs.update(long_name=long_name, units="1" if key in (
-            "sd_ratio", "mean_shift_prior_sd", "informed_by_data", "prior", "prior_source",
-            "verdict") else "natural units of the parameter")
-    ds.attrs.update(carpmodel_version=__version__, informed_ratio=INFORMED_RATIO,
-                    silent_ratio=SILENT_RATIO, ess=sample.ess, n_samples=sample.n_samples,
-                    seed=sample.seed, jacobian=int(sample.jacobian))
-    return ds
-
-
-def _prior_text(prior: Any) -> str:
-    if prior is None:
-        return "none"
-    args = ", ".join(f"{k}={v:g}" for k, v in prior.parameters.items())
-    return f"{prior.distribution}({args})"
-
-
-def format_prior_posterior(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`prior_posterior_table` rows."""
-    head = (f"{'parameter':<22} {'prior':<34} {'prior mean':>11} {'prior sd':>10} {'post mean':>11} "
-            f"{'post sd':>10} {'95 % interval':>23} {'ratio':>6}  verdict")
-    lines = [head]
-    for r in rows:
-        interval = f"{_g(r['lower_95'])} – {_g(r['upper_95'])}"
-        lines.append(f"{r['parameter']:<22} {r['prior']:<34} {_g(r['prior_mean']):>11} "
-                     f"{_g(r['prior_sd']):>10} {_g(r['posterior_mean']):>11} {_g(r['posterior_sd']):>10} "
-                     f"{interval:>23} {r['sd_ratio']:>6.2f}  {r['verdict']}")
-    return "\n".join(lines)
-
-
-def _g(x: float) -> str:
-    return "nan" if not np.isfinite(x) else f"{x:.4g}"

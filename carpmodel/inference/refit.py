@@ -7,15 +7,15 @@ and :func:`refit_many` for many specs of the same structure (simulation replicat
 :func:`carpmodel.inference.fitting.fit` (the real fit's procedure, from the priors' centres) as the
 "cold" alternative, tried first or as the fallback.
 
-The warm fit (:func:`minimise`)
+The warm fit (:func:`minimise`, in :mod:`carpmodel.inference.batch_minimise`)
     The search runs in whitened coordinates ``y``: ``θ = c + T·y`` with ``Tᵀ·H·T ≈ I``, ``H`` the
     Hessian of a related fit matched by parameter name (:func:`map_hessian`), so one unit of y
     is about one posterior SD in every direction. In θ the Hessian is badly conditioned
     (curvature ~3e5 in log initial F, whose value sets the depleted 2000 stock, against ~0.5 on
     the steepness–M–γ ridge); in y a quasi-Newton search from a warm start needs a few dozen
     gradients. A batched BFGS with backtracking (each row its own inverse-Hessian estimate, from
-    the identity; steps capped at :data:`MAX_STEP_Y` per coordinate) runs to max |gradient in
-    y| < :data:`TIGHT`; then the Hessian is computed ONCE at the end point, and only a row whose
+    the identity; steps capped at ``MAX_STEP_Y`` per coordinate) runs to max |gradient in
+    y| < ``TIGHT``; then the Hessian is computed ONCE at the end point, and only a row whose
     gradient is still loose takes Newton steps. A row that needs it is re-centred at its end
     point, re-whitened with its Hessian there and descends again; a saddle point is left along
     the negative curvature. All rows of a batch (e.g. 20 self-test replicates) are evaluated in
@@ -30,30 +30,40 @@ Two Hessians
     for the cheaper formula below to do better). The monitoring design, whose coordinates are
     whitened at the truth for noise-free data of each design, uses the second-order central
     formula in y (:func:`central_hessian`: ``n² + n + 1`` engine runs, a quarter of
-    ``fitting.hessian``'s; step :data:`HESSIAN_STEP_Y`), recomputed after each Newton step, and
+    ``fitting.hessian``'s; step ``HESSIAN_STEP_Y``), recomputed after each Newton step, and
     re-whitens a row whose Hessian in y is far from the identity (there its steps do not fit).
 
 Convergence is judged as :func:`~carpmodel.inference.fitting.fit` does: positive definite Hessian, max
 |gradient in θ| < ``GRADIENT_TOLERANCE`` and (for fit results) no logit estimate beyond
-±``LOGIT_BOUND``. Gradient step in y: :data:`GRADIENT_STEP_Y`.
+±``LOGIT_BOUND``. Gradient step in y: ``GRADIENT_STEP_Y``.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Sequence
+from dataclasses import fields, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from carpmodel.errors import CarpmodelError, ConvergenceWarning, FitError
+from carpmodel.errors import ConvergenceWarning, FitError
+from carpmodel.inference.batch_minimise import (
+    ENGINE_ERRORS,
+    BatchObjective,
+    BatchRefit,
+    Coordinates,
+    ThetaHessian,
+    central_hessian,
+    minimise,
+    refine_whitening,
+    safe_values,
+    whitening,
+)
 from carpmodel.inference.fitting import GRADIENT_TOLERANCE, LOGIT_BOUND, FitResult, fit, hessian
 from carpmodel.inference.likelihood import nll_components, objective
 from carpmodel.inference.numdiff import (
-    central_gradient,
-    hessian_from_values,
     positive_definite,
     search_box,
 )
@@ -80,34 +90,6 @@ __all__ = [
     "warm_fits",
     "whitening",
 ]
-
-#: engine evaluations per call (memory: about 0.4 kB per evaluation per year and age array)
-MAX_BATCH = 12000
-#: central-difference step of gradients in whitened coordinates y (one unit ≈ one posterior SD)
-GRADIENT_STEP_Y = 1e-4
-#: step of the second-order central Hessian formula in y
-HESSIAN_STEP_Y = 1e-2
-#: max |gradient in y| at which the quasi-Newton iterations stop (θ-gradients well below 1e-3)
-TIGHT = 1e-7
-#: BFGS iterations per descent, and Newton steps after it at most
-BFGS_ITERATIONS = 80
-NEWTON_ITERATIONS = 12
-#: largest change of one coordinate of y in a step (about 3 posterior SDs; a trust cap)
-MAX_STEP_Y = 3.0
-#: step lengths (y scale) tried along negative curvature at a saddle point
-ESCAPE_SCALES = (1.0, 0.3, 0.1, 0.03, 0.01)
-#: rounds of re-centring and re-whitening a row at its end point
-REWHITEN_ROUNDS = 3
-#: a Hessian in y is "well scaled" (finite-difference steps accurate) with eigenvalues in this range
-WELL_SCALED = (1.0 / 50.0, 50.0)
-#: errors that mean "the engine refuses these parameters" (the objective is then +inf)
-ENGINE_ERRORS = (CarpmodelError, FloatingPointError, ValueError, np.linalg.LinAlgError)
-
-#: ``(rows (k,), thetas (k, m, n)) → NLL (k, m)``: the objective of problem rows ``rows`` at
-#: ``m`` parameter vectors each; +inf where the engine refuses a vector
-BatchObjective = Callable[[NDArray, NDArray], NDArray]
-#: ``(rows (k,), thetas (k, n)) → Hessians (k, n, n)`` on the estimation scale (NaN where refused)
-ThetaHessian = Callable[[NDArray, NDArray], NDArray]
 
 
 # ----------------------------------------------------------------------------- starts and scales
@@ -150,15 +132,6 @@ def map_hessian(source: FitResult, spec: ModelSpec) -> NDArray | None:
     return h
 
 
-def whitening(matrix: NDArray | None) -> NDArray | None:
-    """``T`` with ``Tᵀ·M·T = I`` for the positive definite version of ``M`` (:func:`positive_definite`);
-    None when ``M`` is None or not finite."""
-    if matrix is None or not np.all(np.isfinite(matrix)):
-        return None
-    values, vectors = np.linalg.eigh(positive_definite(matrix))
-    return vectors / np.sqrt(values)
-
-
 def safe_hessian(spec: ModelSpec, theta: NDArray) -> NDArray | None:
     """:func:`carpmodel.inference.fitting.hessian` (θ scale), None where the engine refuses or it is
     not finite."""
@@ -184,7 +157,7 @@ def finite_start(spec: ModelSpec, preferred: NDArray, seed: int = 0, n_dispersed
     dispersed[:, :n_free] += np.random.default_rng(seed).normal(0.0, 0.5, (n_dispersed, n_free))
     toward = [(1 - a) * preferred + a * centre for a in (0.25, 0.5, 0.75)]
     candidates = np.vstack([preferred[None], *[t[None] for t in toward], centre[None], dispersed])
-    values = _safe(spec_objective(spec), np.array([0]), candidates[None])[0]
+    values = safe_values(spec_objective(spec), np.array([0]), candidates[None])[0]
     if np.isfinite(values[0]):
         return preferred
     if not np.any(np.isfinite(values)):
@@ -241,314 +214,6 @@ def stacked_objective(specs: Sequence[ModelSpec]) -> BatchObjective:
         return np.stack([np.asarray(objective(specs[r], thetas[i]), float) for i, r in enumerate(rows)])
 
     return each
-
-
-def _safe(values: BatchObjective, rows: NDArray, thetas: NDArray) -> NDArray:
-    """``values(rows, thetas)`` with +inf where not finite; a batch the engine refuses is split
-    (rows, then points) until the refused vectors are found."""
-    try:
-        with np.errstate(all="ignore"):
-            out = np.asarray(values(rows, thetas), float)
-    except ENGINE_ERRORS:
-        k, m = thetas.shape[:2]
-        if k > 1:
-            half = k // 2
-            return np.concatenate([_safe(values, rows[:half], thetas[:half]),
-                                   _safe(values, rows[half:], thetas[half:])])
-        if m > 1:
-            half = m // 2
-            return np.concatenate([_safe(values, rows, thetas[:, :half]),
-                                   _safe(values, rows, thetas[:, half:])], axis=1)
-        return np.full((k, m), np.inf)
-    return np.where(np.isfinite(out), out, np.inf)
-
-
-# ----------------------------------------------------------------------------- whitened search
-
-
-@dataclass(frozen=True)
-class Coordinates:
-    """Whitened coordinates of R rows: ``θ = centre[r] + transform[r]·y`` (θ on the estimation scale)."""
-
-    centre: NDArray      # (R, n)
-    transform: NDArray   # (R, n, n)
-
-    def to_theta(self, y: NDArray, rows: NDArray) -> NDArray:
-        """θ of points ``y (k, [m,] n)`` of rows ``rows (k,)``."""
-        centre, transform = self.centre[rows], self.transform[rows]
-        if y.ndim == 2:
-            return centre + np.einsum("kij,kj->ki", transform, y)
-        return centre[:, None, :] + np.einsum("kij,kmj->kmi", transform, y)
-
-    def recentred(self, rows: NDArray, centre: NDArray, local: NDArray) -> Coordinates:
-        """Rows ``rows`` re-centred at ``centre (k, n)`` (θ) with ``transform·local`` as transform."""
-        new_centre, new_transform = self.centre.copy(), self.transform.copy()
-        new_centre[rows] = centre
-        new_transform[rows] = np.einsum("kij,kjl->kil", self.transform[rows], local)
-        return Coordinates(new_centre, new_transform)
-
-
-@dataclass(frozen=True)
-class BatchRefit:
-    """The end of :func:`minimise` for each of R rows.
-
-    ``y``, ``value``, ``gradient_y``, ``hessian_y`` and ``covariance_y`` (NaN where the Hessian is
-    not positive definite) are in the final ``coordinates``; ``theta``, ``gradient`` (``T⁻ᵀ·g_y``),
-    ``hessian`` (``T⁻ᵀ·H_y·T⁻¹``) and ``covariance`` (``T·H_y⁻¹·Tᵀ``) on the estimation scale.
-    ``converged`` as :func:`carpmodel.inference.fitting.fit`: positive definite Hessian and max |gradient
-    in θ| < GRADIENT_TOLERANCE (logit bounds are checked by :func:`warm_fits`).
-    """
-
-    coordinates: Coordinates
-    y: NDArray
-    value: NDArray
-    gradient_y: NDArray
-    hessian_y: NDArray
-    covariance_y: NDArray
-    theta: NDArray
-    gradient: NDArray
-    hessian: NDArray
-    covariance: NDArray
-    positive_definite: NDArray
-    converged: NDArray
-    n_gradients: int
-
-
-@dataclass
-class _Counter:
-    gradients: int = 0
-
-
-def _evaluate(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray) -> NDArray:
-    """Objective at points ``y (k, m, n)`` of rows ``rows``, in chunks of at most MAX_BATCH runs."""
-    thetas = coords.to_theta(y, rows)
-    k, m, _ = thetas.shape
-    chunk = max(1, MAX_BATCH // m)
-    out = np.empty((k, m))
-    for start in range(0, k, chunk):
-        out[start:start + chunk] = _safe(values, rows[start:start + chunk], thetas[start:start + chunk])
-    return out
-
-
-def _gradient(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray,
-              counter: _Counter) -> tuple[NDArray, NDArray]:
-    """NLL and central-difference gradient in y of each row, ``(k,)``, ``(k, n)``
-    (:func:`carpmodel.inference.numdiff.central_gradient`)."""
-    counter.gradients += rows.size
-    return central_gradient(lambda points: _evaluate(values, coords, rows, points), y, GRADIENT_STEP_Y)
-
-
-def central_hessian(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray,
-                    step: float = HESSIAN_STEP_Y) -> NDArray:
-    """Hessian in y of each row from ``n² + n + 1`` points
-    (:func:`carpmodel.inference.numdiff.hessian_from_values`); NaN where a point is not finite."""
-    return hessian_from_values(lambda points: _evaluate(values, coords, rows, points), y, step)
-
-
-def _line_search_step(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray,
-                      value: NDArray, grad: NDArray, direction: NDArray, alpha: NDArray,
-                      counter: _Counter) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """Try ``y + α·d`` (d capped at MAX_STEP_Y per coordinate); Armijo acceptance."""
-    cap = np.minimum(1.0, MAX_STEP_Y / np.maximum(np.max(np.abs(direction), axis=1), 1e-300))
-    step = (alpha * cap)[:, None] * direction
-    trial = y + step
-    v_new, g_new = _gradient(values, coords, rows, trial, counter)
-    slope = np.sum(grad * step, axis=1)
-    decrease = v_new <= value + 1e-4 * np.minimum(slope, 0) + 1e-10
-    ok = np.isfinite(v_new) & np.all(np.isfinite(g_new), axis=1) & decrease
-    return ok, trial, v_new, g_new
-
-
-def _bfgs(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray, value: NDArray,
-          grad: NDArray, counter: _Counter) -> tuple[NDArray, NDArray, NDArray]:
-    """Batched BFGS with backtracking from the identity (each row its own inverse-Hessian
-    estimate); stops at max |gradient| < TIGHT or when a row's step shrinks below 1e-4."""
-    y, value, grad = y.copy(), value.copy(), grad.copy()
-    k, n = y.shape
-    inv = np.repeat(np.eye(n)[None], k, axis=0)
-    alpha = np.ones(k)
-    failed = ~np.isfinite(value)
-    eye = np.eye(n)
-    for _ in range(BFGS_ITERATIONS):
-        active = (np.max(np.abs(grad), axis=1) > TIGHT) & ~failed
-        if not active.any():
-            break
-        a = np.flatnonzero(active)
-        direction = -np.einsum("kij,kj->ki", inv[a], grad[a])
-        ok, trial, v_new, g_new = _line_search_step(values, coords, rows[a], y[a], value[a], grad[a],
-                                                    direction, alpha[a], counter)
-        for j in np.flatnonzero(ok):
-            r = a[j]
-            s_vec, y_vec = trial[j] - y[r], g_new[j] - grad[r]
-            sy = float(s_vec @ y_vec)
-            if sy > 1e-12:
-                rho = 1.0 / sy
-                left = eye - rho * np.outer(s_vec, y_vec)
-                inv[r] = left @ inv[r] @ left.T + rho * np.outer(s_vec, s_vec)
-        good, bad = a[ok], a[~ok]
-        y[good], value[good], grad[good] = trial[ok], v_new[ok], g_new[ok]
-        alpha[good] = 1.0
-        alpha[bad] /= 4.0
-        failed[bad] = alpha[bad] < 1e-4
-    return y, value, grad
-
-
-def _newton(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray, value: NDArray,
-            grad: NDArray, hessians: NDArray, counter: _Counter) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """One Newton step per row with its (positive-definite-modified) Hessian and step-halving."""
-    y, value, grad = y.copy(), value.copy(), grad.copy()
-    direction = -np.linalg.solve(np.stack([positive_definite(h) for h in hessians]), grad[..., None])[..., 0]
-    alpha = np.ones(rows.size)
-    moved = np.zeros(rows.size, bool)
-    pending = np.ones(rows.size, bool)
-    for _ in range(8):
-        if not pending.any():
-            break
-        a = np.flatnonzero(pending)
-        ok, trial, v_new, g_new = _line_search_step(values, coords, rows[a], y[a], value[a], grad[a],
-                                                    direction[a], alpha[a], counter)
-        good = a[ok]
-        y[good], value[good], grad[good] = trial[ok], v_new[ok], g_new[ok]
-        moved[good] = True
-        pending[good] = False
-        alpha[a[~ok]] /= 2.0
-    return y, value, grad, moved
-
-
-def _hessians(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray,
-              theta_hessian: ThetaHessian | None) -> NDArray:
-    """Hessian in y of each row: the central formula in y, or ``Tᵀ·H_θ·T`` from ``theta_hessian``."""
-    if theta_hessian is None:
-        return central_hessian(values, coords, rows, y)
-    h_theta = np.asarray(theta_hessian(rows, coords.to_theta(y, rows)), float)
-    transform = coords.transform[rows]
-    return np.einsum("kji,kjl,klm->kim", transform, h_theta, transform)
-
-
-def _descend(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray, counter: _Counter,
-             theta_hessian: ThetaHessian | None) -> tuple[NDArray, NDArray, NDArray, NDArray]:
-    """BFGS, then the Hessian once; Newton steps only for rows whose gradient is still above
-    TIGHT. With the central formula in y (cheap) the Hessian is recomputed after every Newton
-    step; with ``theta_hessian`` the steps reuse it (chord method) and it is recomputed once at
-    the end for the rows that moved. Returns y, NLL, gradient and Hessian (in y) per row."""
-    value, grad = _gradient(values, coords, rows, y, counter)
-    y, value, grad = _bfgs(values, coords, rows, y, value, grad, counter)
-    hess = _hessians(values, coords, rows, y, theta_hessian)
-    moved_any = np.zeros(rows.size, bool)
-    for _ in range(NEWTON_ITERATIONS):
-        loose = np.flatnonzero((np.max(np.abs(grad), axis=1) > TIGHT) & np.isfinite(value)
-                               & np.all(np.isfinite(hess), axis=(1, 2)))
-        if not loose.size:
-            break
-        y2, v2, g2, moved = _newton(values, coords, rows[loose], y[loose], value[loose], grad[loose],
-                                    hess[loose], counter)
-        y[loose], value[loose], grad[loose] = y2, v2, g2
-        again = loose[moved]
-        if not again.size:
-            break
-        moved_any[again] = True
-        if theta_hessian is None:
-            hess[again] = central_hessian(values, coords, rows[again], y[again])
-    if theta_hessian is not None and moved_any.any():
-        hess[moved_any] = _hessians(values, coords, rows[moved_any], y[moved_any], theta_hessian)
-    return y, value, grad, hess
-
-
-def _escape_saddles(values: BatchObjective, coords: Coordinates, rows: NDArray, y: NDArray,
-                    value: NDArray, hess: NDArray) -> tuple[NDArray, NDArray]:
-    """Step along ± the eigenvector of the most negative Hessian eigenvalue (ESCAPE_SCALES; one
-    engine batch); returns the new y and whether the NLL fell."""
-    candidates = []
-    for h in hess:
-        vector = np.linalg.eigh(h)[1][:, 0]
-        candidates.append(np.concatenate([c * vector[None] for c in ESCAPE_SCALES]
-                                         + [-c * vector[None] for c in ESCAPE_SCALES]))
-    points = y[:, None, :] + np.stack(candidates)
-    f = _evaluate(values, coords, rows, points)
-    best = np.argmin(f, axis=1)
-    lowest = f[np.arange(rows.size), best]
-    moved = lowest < value - 1e-8
-    return np.where(moved[:, None], points[np.arange(rows.size), best], y), moved
-
-
-def _well_scaled(hess: NDArray) -> NDArray:
-    """Rows whose Hessian in y is finite with eigenvalues in WELL_SCALED (the steps fit)."""
-    out = np.zeros(hess.shape[0], bool)
-    for r, h in enumerate(hess):
-        if np.all(np.isfinite(h)):
-            eig = np.linalg.eigvalsh(h)
-            out[r] = eig[0] >= WELL_SCALED[0] and eig[-1] <= WELL_SCALED[1]
-    return out
-
-
-def minimise(values: BatchObjective, coords: Coordinates, *,
-             theta_hessian: ThetaHessian | None = None) -> BatchRefit:
-    """Minimise every row from y = 0 (θ = ``coords.centre``) in whitened coordinates (module notes).
-
-    :func:`_descend` from the identity, then up to REWHITEN_ROUNDS rounds for the rows that need
-    it: re-centred at their end point and re-whitened with their Hessian there, they descend
-    again, and a row stopped at a saddle point steps off it along the negative curvature and
-    descends once more. Which rows need it: with the central formula in y (``theta_hessian``
-    None), those whose Hessian in y is not well scaled (its finite-difference steps do not fit,
-    :data:`WELL_SCALED`); with ``theta_hessian`` (e.g. :func:`carpmodel.inference.fitting.hessian`, whose
-    accuracy does not depend on the coordinates) those not yet converged.
-    """
-    n_rows, n = coords.centre.shape
-    rows = np.arange(n_rows)
-    counter = _Counter()
-    y, value, grad, hess = _descend(values, coords, rows, np.zeros((n_rows, n)), counter, theta_hessian)
-    for _ in range(REWHITEN_ROUNDS):
-        finite = np.all(np.isfinite(hess), axis=(1, 2)) & np.isfinite(value)
-        if theta_hessian is None:
-            redo = np.flatnonzero(finite & ~_well_scaled(hess))
-        else:
-            done = _batch_refit(coords, rows, y, value, grad, hess, 0).converged
-            redo = np.flatnonzero(finite & ~done)
-        if not redo.size:
-            break
-        local = np.stack([whitening(h) for h in hess[redo]])
-        coords = coords.recentred(redo, coords.to_theta(y[redo], redo), local)
-        y[redo] = 0.0
-        y[redo], value[redo], grad[redo], hess[redo] = _descend(values, coords, redo, y[redo], counter,
-                                                                theta_hessian)
-        saddle = redo[[bool(np.all(np.isfinite(h)) and np.linalg.eigvalsh(h)[0] <= 0) for h in hess[redo]]]
-        if saddle.size:
-            moved_y, moved = _escape_saddles(values, coords, saddle, y[saddle], value[saddle], hess[saddle])
-            again = saddle[moved]
-            if again.size:
-                y[again], value[again], grad[again], hess[again] = _descend(
-                    values, coords, again, moved_y[moved], counter, theta_hessian)
-    return _batch_refit(coords, rows, y, value, grad, hess, counter.gradients)
-
-
-def _batch_refit(coords: Coordinates, rows: NDArray, y: NDArray, value: NDArray, grad: NDArray,
-                 hess: NDArray, n_gradients: int) -> BatchRefit:
-    n_rows, n = y.shape
-    transform = coords.transform
-    inverse = np.linalg.inv(transform)                                   # T⁻¹
-    grad_theta = np.einsum("kji,kj->ki", inverse, grad)                  # T⁻ᵀ·g
-    hess_theta = np.einsum("kji,kjl,klm->kim", inverse, hess, inverse)   # T⁻ᵀ·H·T⁻¹
-    covariance_y = np.full_like(hess, np.nan)
-    positive = np.zeros(n_rows, bool)
-    for r in rows:
-        if np.all(np.isfinite(hess[r])) and np.all(np.linalg.eigvalsh(0.5 * (hess[r] + hess[r].T)) > 0):
-            covariance_y[r] = np.linalg.inv(hess[r])
-            positive[r] = True
-    covariance = np.einsum("kij,kjl,kml->kim", transform, covariance_y, transform)
-    converged = positive & np.isfinite(value) & (np.max(np.abs(grad_theta), axis=1) < GRADIENT_TOLERANCE)
-    return BatchRefit(coordinates=coords, y=y, value=value, gradient_y=grad, hessian_y=hess,
-                      covariance_y=covariance_y, theta=coords.to_theta(y, rows), gradient=grad_theta,
-                      hessian=hess_theta, covariance=covariance, positive_definite=positive,
-                      converged=converged, n_gradients=n_gradients)
-
-
-def refine_whitening(values: BatchObjective, theta: NDArray, transform: NDArray) -> NDArray:
-    """``T·W`` with ``W`` whitening the Hessian in ``T``'s coordinates at ``theta`` (row 0 of
-    ``values``; one Hessian in y): a rough Hessian in θ gives ``T``, this makes ``Tᵀ·H·T`` ≈ I
-    at the Hessian step that suits it. ``transform`` itself when the Hessian is not finite."""
-    coords = Coordinates(np.asarray(theta, float)[None], np.asarray(transform, float)[None])
-    local = whitening(central_hessian(values, coords, np.array([0]), np.zeros((1, theta.size)))[0])
-    return transform if local is None else transform @ local
 
 
 # ----------------------------------------------------------------------------- fit results

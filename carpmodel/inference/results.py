@@ -7,28 +7,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from carpmodel.dims import AGE, ORIGIN, ORIGINS, YEAR, with_attrs
-from carpmodel.model.dynamics import PopulationState
-
-_SERIES = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "eggs", "recruits", "catch_t",
-           "catch_shortfall_t", "f_per_yr", "released_fish", "hatchery_fraction_biomass",
-           "hatchery_fraction_ssb", "hatchery_fraction_numbers", "juvenile_survival_dd", "window_survivors",
-           "wild_window_survivors")
-_GRIDS = ("numbers", "length_cm", "natural_deaths", "catch_numbers")
-
-
-def state_to_dataset(state: PopulationState, years: np.ndarray,
-                     batch_dims: tuple[str, ...] = (), **attrs: Any) -> xr.Dataset:
-    """Dataset with dims ``(*batch_dims, year[, origin, age])`` from a :class:`PopulationState`."""
-    data_vars = {name: ((*batch_dims, YEAR), getattr(state, name)) for name in _SERIES}
-    data_vars["recruits_per_egg"] = ((*batch_dims, YEAR), state.recruits_per_egg)
-    for name in _GRIDS:
-        grid = getattr(state, name)
-        if grid is not None:
-            data_vars[name] = ((*batch_dims, YEAR, ORIGIN, AGE), grid)
-    n_age = state.final_numbers.shape[-1]
-    coords = {YEAR: np.asarray(years), ORIGIN: list(ORIGINS), AGE: np.arange(n_age)}
-    return with_attrs(xr.Dataset(data_vars, coords=coords), **attrs)
+from carpmodel.dims import YEAR, with_attrs
+from carpmodel.model.state_dataset import state_to_dataset
 
 
 def fit_draws(result: Any, n_draws: int, seed: int) -> np.ndarray:
@@ -43,13 +23,31 @@ def fit_draws(result: Any, n_draws: int, seed: int) -> np.ndarray:
                                    method="eigh")
 
 
+#: how the draws behind an interval were made, by :attr:`PosteriorSample.method` (None: fit_draws)
+SAMPLERS: dict[str | None, str] = {
+    None: "draws of theta from the normal approximation N(estimate, inverse Hessian)",
+    "sir": "posterior draws of theta by sampling-importance-resampling (SIR)",
+    "sir+smc": "posterior draws of theta by SIR continued by tempered SMC with Metropolis moves",
+}
+
+
+def interval_method(n_draws: int, sampler: str | None = None) -> str:
+    """The words for how a 95 % interval was made: ``n_draws`` parameter vectors of ``sampler``
+    (a :class:`~carpmodel.inference.posterior.PosteriorSample` ``method``, None for
+    :func:`fit_draws`) run through the engine, 2.5 % and 97.5 % quantiles over the draws."""
+    how = SAMPLERS.get(sampler, f"posterior draws of theta ({sampler})")
+    return f"2.5 and 97.5 % quantiles over {n_draws} {how}, each run through the engine"
+
+
 def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
-                draws: np.ndarray | None = None, **attrs: Any) -> xr.Dataset:
+                draws: np.ndarray | None = None, sampler: str | None = None, **attrs: Any) -> xr.Dataset:
     """The fitted states with 95 % intervals, beside the observations (the fit.nc contract).
 
     Intervals come from ``n_draws`` parameter vectors drawn from ``N(θ̂, Σ)`` on the
-    estimation scale (or from ``draws`` if given, e.g. posterior samples) run through the
-    engine in one batch.
+    estimation scale (or from ``draws`` if given, e.g. posterior samples, made by ``sampler``:
+    a :attr:`~carpmodel.inference.posterior.PosteriorSample.method`) run through the engine in
+    one batch; the ``interval_method`` attribute (of the Dataset and of every ``_lower``/``_upper``
+    variable) says which (:func:`interval_method`).
     """
     from carpmodel.inference.likelihood import predict, survey_prediction_t
 
@@ -93,14 +91,15 @@ def fit_dataset(result: Any, *, n_draws: int = 500, seed: int = 20260601,
                             ("covariance", "covariance of theta (inverse Hessian)"),
                             ("std_error", "standard errors of theta")):
         ds[name].attrs.update(long_name=long_name, units="t" if name.endswith("_t") else "1")
+    method = interval_method(samples.shape[0], None if draws is None else sampler or "unstated sampler")
     for name in list(ds.data_vars):
         for suffix in ("_lower", "_upper"):
             if name.endswith(suffix):
                 base = name[: -len(suffix)]
                 ds[name].attrs.update(units=ds[base].attrs.get("units", "1"),
-                                      long_name=f"{suffix[1:]} bound of the 95 % interval of {base}")
-    ds.attrs["interval_method"] = (f"{samples.shape[0]} draws of theta from N(estimate, covariance)"
-                                   if draws is None else f"{samples.shape[0]} posterior draws (MCMC)")
+                                      long_name=f"{suffix[1:]} bound of the 95 % interval of {base}",
+                                      interval_method=method)
+    ds.attrs["interval_method"] = method
     return with_attrs(ds)
 
 

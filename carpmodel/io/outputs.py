@@ -229,12 +229,16 @@ def write_netcdf_atomic(ds: xr.Dataset, path: str | Path, *, complevel: int = 4)
     """Write a Dataset as NetCDF4 (h5netcdf engine) atomically.
 
     Float variables are zlib-compressed at ``complevel``. Boolean attributes (which NetCDF
-    cannot hold) are written as 1/0; ``ds`` itself is not modified.
+    cannot hold) are written as 1/0; string labels get a ``long_name`` and lose any ``units``
+    (:func:`carpmodel.dims.describe_labels`); ``ds`` itself is not modified.
     """
+    from carpmodel.dims import describe_labels
+
     ds = ds.copy(deep=False)
     ds.attrs = _netcdf_attrs(ds.attrs)
     for variable in ds.variables.values():
         variable.attrs = _netcdf_attrs(variable.attrs)
+    describe_labels(ds.variables)   # every label says what it is, none claims a unit
     encoding: dict[str, dict[str, Any]] = {
         name: {"zlib": True, "complevel": complevel}
         for name, variable in ds.data_vars.items()

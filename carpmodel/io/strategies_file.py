@@ -37,6 +37,7 @@ A release component's other keys are the fields of its type (:data:`~carpmodel.m
 strategies.RELEASE_TYPES`), a harvest rule's those of :data:`~carpmodel.management.strategies.
 HARVEST_TYPES`; a strategy also takes ``biomass_trigger_t``, ``start_year`` and
 ``stop_after_year``. Every file must define ``[strategies.no_releases]`` with no releases.
+The README's "Strategies file" section lists every key with its unit and a complete example.
 """
 
 from __future__ import annotations
@@ -72,20 +73,43 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return read_toml(path, "strategies file")
 
 
-def _check_keys(table: Any, valid: Sequence[str], where: str, key: str) -> Mapping[str, Any]:
-    """Refuse keys not in ``valid`` (``key`` is the table's dotted key, "" for the top level)."""
+#: keys a user may put inside a release or harvest table that belong to the strategy: the strategy
+#: key meant (a year window, a trigger and a description apply to all of a strategy's releases)
+_STRATEGY_LEVEL = {"start_year": "start_year", "first_year": "start_year", "from_year": "start_year",
+                   "begin_year": "start_year", "stop_after_year": "stop_after_year",
+                   "stop_year": "stop_after_year", "last_year": "stop_after_year",
+                   "end_year": "stop_after_year", "until_year": "stop_after_year",
+                   "biomass_trigger_t": "biomass_trigger_t", "trigger_t": "biomass_trigger_t",
+                   "description": "description"}
+
+
+def _check_keys(table: Any, valid: Sequence[str], where: str, key: str,
+                strategy_key: str | None = None) -> Mapping[str, Any]:
+    """Refuse keys not in ``valid`` (``key`` is the table's dotted key, "" for the top level).
+
+    Inside a release or harvest table of the strategy ``strategy_key``, a key that names a
+    strategy-level setting (:data:`_STRATEGY_LEVEL`) is refused with where it belongs.
+    """
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}, key {key or '(top level)'}: expected a table, got {table!r}")
     for name in table:
         if name not in valid:
             listing = f"valid keys in [{key}]" if key else "valid top-level keys"
-            raise ConfigError(f"{where}, key {f'{key}.{name}' if key else name}: unknown key; {listing}: "
-                              f"{', '.join(valid)}")
+            hint = ""
+            if strategy_key is not None and name in _STRATEGY_LEVEL:
+                meant = _STRATEGY_LEVEL[name]
+                hint = (f"; did you mean the strategy-level key {meant}? It belongs in [{strategy_key}] "
+                        f"(above its [[{strategy_key}.releases]] tables) and applies to all its releases; "
+                        f"strategy-level keys: {', '.join(_STRATEGY_KEYS)}")
+            raise ConfigError(f"{where}, key {f'{key}.{name}' if key else name}: unknown key{hint}; "
+                              f"{listing}: {', '.join(valid)}")
     return table
 
 
-def _typed(table: Any, types: Mapping[str, type], where: str, key: str) -> Any:
-    """Build the dataclass named by the table's ``type`` key (fields checked by from_mapping)."""
+def _typed(table: Any, types: Mapping[str, type], where: str, key: str,
+           strategy_key: str | None = None) -> Any:
+    """Build the dataclass named by the table's ``type`` key (fields checked by from_mapping);
+    ``strategy_key``: the strategy it belongs to (unknown keys that are its keys say so)."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}, key {key}: expected a table, got {table!r}")
     choices = ", ".join(repr(t) for t in types)
@@ -95,7 +119,7 @@ def _typed(table: Any, types: Mapping[str, type], where: str, key: str) -> Any:
     if not isinstance(kind, str) or kind not in types:
         raise ConfigError(f"{where}, key {key}.type: expected one of {choices}, got {kind!r}")
     cls = types[kind]
-    _check_keys(table, ("type", *(f.name for f in dataclasses.fields(cls))), where, key)
+    _check_keys(table, ("type", *(f.name for f in dataclasses.fields(cls))), where, key, strategy_key)
     return from_mapping(cls, {k: v for k, v in table.items() if k != "type"}, where, prefix=key)
 
 
@@ -121,9 +145,9 @@ def _strategy(name: str, table: Any, where: str) -> Strategy:
     if not isinstance(raw_releases, list):
         raise ConfigError(f"{where}, key {key}.releases: expected an array of tables "
                           f"([[{key}.releases]]), got {raw_releases!r}")
-    releases = tuple(_typed(item, RELEASE_TYPES, where, f"{key}.releases[{i}]")
+    releases = tuple(_typed(item, RELEASE_TYPES, where, f"{key}.releases[{i}]", key)
                      for i, item in enumerate(raw_releases))
-    harvest = (_typed(table["harvest"], HARVEST_TYPES, where, f"{key}.harvest")
+    harvest = (_typed(table["harvest"], HARVEST_TYPES, where, f"{key}.harvest", key)
                if "harvest" in table else ClosureContinued())
     try:
         return Strategy(name, releases, harvest, **dataclasses.asdict(options))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carpmodel.dims import CONFIDENCE_LEVELS
 from carpmodel.errors import DataError
 
 __all__ = [
@@ -52,8 +53,6 @@ __all__ = [
     "year_cell",
 ]
 
-#: How a value is known, from best to weakest (the ``confidence`` column of every data file).
-CONFIDENCE_LEVELS: tuple[str, ...] = ("measured", "reported", "derived", "assumed")
 
 #: Calendar years a data file may hold.
 YEAR_MIN, YEAR_MAX = 1900, 2100

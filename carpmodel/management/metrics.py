@@ -36,6 +36,11 @@ Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the centr
 * ``p_biomass_below_2002_{any,last}``: P(biomass < the fitted 2002 biomass, the collapse level).
 * ``hatchery_fraction_ssb_median`` (metric_year) and ``hatchery_fraction_ssb_last_median``.
 * ``released_fish_total_median``, ``cost_total_median``: sums over all projection years.
+* ``released_fish_through_cost_year_median``, ``cost_through_cost_year_median``: the same up to
+  and including ``cost_year`` (the same years for fish and cost, as the report shows them).
+* ``biomass_gain_per_million_cost_t``: median biomass gain in ``cost_year`` per million cost units
+  spent up to it (``gain / (cost_through / 1e6)``; NaN where nothing was spent). Costs are in the
+  projection's ``cost`` units (the strategies file's ``currency``), which every cost metric carries.
 * ``cost_per_t_gained``: median cost of the releases up to and including ``cost_year``
   divided by the median biomass gain in ``cost_year`` (2050). Costs after ``cost_year`` cannot
   have produced that year's gain, so they are left out. NaN when the median gain is <= 0 (no
@@ -97,12 +102,18 @@ _ATTRS: dict[str, tuple[str, str]] = {
     "hatchery_fraction_ssb_median": ("1", "median hatchery-origin fraction of SSB"),
     "hatchery_fraction_ssb_last_median": ("1", "median hatchery-origin fraction of SSB in the last year"),
     "released_fish_total_median": ("fish", "median total fish released over the projection"),
+    "released_fish_through_cost_year_median": ("fish", "median fish released up to and including cost_year"),
+    "biomass_gain_per_million_cost_t": ("t per 1e6 cost units", "median biomass gain in cost_year per "
+                                        "million cost units spent up to it (NaN: nothing spent)"),
     "cost_total_median": ("cost units", "median total release cost over the projection"),
     "cost_through_cost_year_median": ("cost units", "median release cost up to and including cost_year"),
     "cost_per_t_gained": ("cost units/t", "median cost through cost_year / median biomass gain in "
                                           "cost_year (NaN: no gain)"),
     "added_window_survivors_per_million_released_median": (
-        "fish per 1e6 fish", "median added fish past the density-dependence window per million released"),
+        "fish per 1e6 fish", "median added fish past the density-dependence window per million released; "
+                             "understates releases at or above the window's last age (they never pass "
+                             "through it): not comparable across release ages, judge those by the "
+                             "biomass gain"),
     "added_window_survivors_per_million_released_lower": (
         "fish per 1e6 fish", "lower bound of added window survivors per million released"),
     "added_window_survivors_per_million_released_upper": (
@@ -315,6 +326,9 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     out["cost_through_cost_year_median"] = cost_through
     gain_in_cost_year = out["biomass_gain_median_t"].sel(year=cost_year, drop=True)
     out["cost_per_t_gained"] = (cost_through / gain_in_cost_year.where(gain_in_cost_year > 0))
+    out["released_fish_through_cost_year_median"] = _median(
+        ds["released_fish"].where(ds["year"] <= cost_year, 0.0).sum("year"), w)
+    out["biomass_gain_per_million_cost_t"] = gain_in_cost_year / (cost_through / 1e6).where(cost_through > 0)
 
     survivors_total = ds["window_survivors"].sum("year")
     added = survivors_total - survivors_total.sel(strategy=reference, drop=True)
@@ -335,6 +349,12 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         if name in result:
             result[name].attrs.update({"units": units, "long_name": long_name})
     result["metric_year"].attrs.update({"units": "yr", "long_name": "calendar year of the metric"})
+    cost_unit = ds["cost"].attrs.get("units")
+    if cost_unit:   # every cost metric in the projection's cost units (the strategies' currency)
+        for name in ("cost_total_median", "cost_through_cost_year_median", "cost_per_t_gained",
+                     "biomass_gain_per_million_cost_t"):
+            units = result[name].attrs["units"]
+            result[name].attrs["units"] = units.replace("cost units", cost_unit)
     result.attrs.update({key: value for key, value in ds.attrs.items()})
     lower, upper = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
     result.attrs.update({

@@ -24,8 +24,8 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from carpmodel.dims import CONFIDENCE_LEVELS
 from carpmodel.errors import ConfigError
-from carpmodel.io.tables import CONFIDENCE_LEVELS
 from carpmodel.model.checks import read_only_array, year_array
 
 __all__ = [

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from carpmodel.inference.results import state_to_dataset
 from carpmodel.model.drivers import historical_drivers
 from carpmodel.model.dynamics import reference_points, simulate
 from carpmodel.model.params import Parameters
 from carpmodel.model.recruitment import RecruitmentForm
+from carpmodel.model.state_dataset import state_to_dataset
 
 
 def default_parameters(data: Any, recruitment: RecruitmentForm = "beverton_holt") -> Parameters:

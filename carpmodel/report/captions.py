@@ -13,8 +13,11 @@ from typing import Any
 #: one-line captions of the figures the report can show, in report order; ``{fields}`` are the
 #: run's settings (:func:`figure_captions`)
 CAPTIONS: dict[str, str] = {
-    "fit": "Survey biomass (dots, 95 % bars from the assumed CVs) and the fitted biomass on the "
-           "survey's scale q·B with its 95 % posterior interval, in thousand t.",
+    "fit": "Survey biomass (dots, 95 % bars from the assumed CVs), the fitted biomass on the survey's "
+           "scale q·B and the model's absolute biomass B (dashed: the quantity the projections show), "
+           "each with its 95 % posterior interval, in thousand t; in a hindcast the surveys after the "
+           "last data year are open diamonds (held out, not fitted) with the 95 % predictive interval "
+           "of a survey.",
     "recruitment": "Wild age-0 recruits (fish, log scale) with their 95 % posterior interval.",
     "depletion": "Biomass relative to unfished (B/B0) with its 95 % posterior interval; dashed "
                  "line 0.2·B0.",
@@ -32,14 +35,15 @@ CAPTIONS: dict[str, str] = {
     "projection_scenarios": "Biomass (thousand t) under status-quo releases in each climate scenario: "
                             "medians over posterior draws{scenario_bands} (temperature effects are "
                             "assumed).",
-    "projection_fan": "Biomass (thousand t) under each release strategy in {scenario}: medians, and the "
-                      "90 % band of {biomass_bands}; differences between strategies are shown paired by "
-                      "draw in the strategy comparison below.",
-    "strategy_comparison": "Biomass gained over no releases in {year} ({scenario}; thousand t, median and "
-                           "90 % interval, paired by draw) and release cost{cost_years} per strategy; "
-                           "costs are illustrative.",
-    "hatchery_fraction": "Hatchery-origin share of the spawning stock (%) under each release strategy in "
-                         "{scenario}: medians, and the 90 % band of {hatchery_bands}.",
+    "projection_fan": "Biomass gained over no releases (thousand t), paired by draw: median and 90 % band "
+                      "of each strategy, one row of panels per scenario ({scenarios}); release "
+                      "strategies and fishing options in separate panels, each on its own scale.",
+    "strategy_comparison": "Biomass gained over no releases in {year} (thousand t, median and 90 % interval, "
+                           "paired by draw) and release cost{cost_years} per strategy, for each scenario "
+                           "({scenarios}); release strategies and fishing options in separate panels, each "
+                           "on its own scale; costs are illustrative.",
+    "hatchery_fraction": "Hatchery-origin share of the spawning stock (%) under each release strategy, one "
+                         "panel per scenario ({scenarios}): medians, and the 90 % band of {hatchery_bands}.",
     "sensitivity_lines": "Biomass in 2100 (thousand t) against warming by 2100 (°C), one panel per "
                          "temperature effect, one line per effect strength (0 = no-effect "
                          "reference); median and 90 % band.",
@@ -49,7 +53,8 @@ CAPTIONS: dict[str, str] = {
 
 
 def figure_scenario(scenarios: Sequence[str]) -> str:
-    """The scenario the single-scenario figures show: ``ssp245`` if projected, else the first."""
+    """The scenario the report's headline findings use: ``ssp245`` if projected, else the first
+    (the figures and the strategy tables show every scenario)."""
     return "ssp245" if "ssp245" in scenarios else scenarios[0]
 
 
@@ -77,6 +82,7 @@ def figure_captions(*, strategies: Sequence[str], scenarios: Sequence[str], scen
     values = {
         "peels_removed": "years" if n_peels is None else "year" if n_peels == 1 else f"1–{n_peels} years",
         "first_year": first_year, "last_year": last_year, "scenario": scenario, "year": year,
+        "scenarios": ", ".join(scenarios),
         "scenario_bands": (f", 90 % bands of {scenarios[0]} and {scenarios[-1]}" if len(scenarios) > 2
                            else ", 90 % bands"),
         "biomass_bands": bands("biomass_t"), "hatchery_bands": bands("hatchery_fraction_ssb"),

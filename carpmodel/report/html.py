@@ -17,10 +17,10 @@ from typing import Any
 import xarray as xr
 
 from carpmodel import __version__
-from carpmodel.inference.posterior import INFORMED_RATIO, SILENT_RATIO
+from carpmodel.inference.prior_posterior import INFORMED_RATIO, SILENT_RATIO
 from carpmodel.io.config import RunConfig, config_sha256
 from carpmodel.report.captions import figure_captions, figure_scenario
-from carpmodel.report.statements import findings, limitations
+from carpmodel.report.statements import changes_since_0_1, findings, limitations
 from carpmodel.report.tables import (
     attribution_table,
     comparison_table,
@@ -60,9 +60,12 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
     setup = summary.get("attribution_setup", {})
     first_year, last_year = setup.get("first_year", 2002), setup.get("last_year", config.model.last_year)
     scenario = figure_scenario(config.projection.scenarios)
+    projected = [str(x) for x in projection.scenario.values] or [scenario]
     rows = list(metric_rows)
     year = metric_year([r for r in rows if r["scenario"] == scenario])
     cost_year = metrics.attrs.get("cost_year")
+    cost_unit = (metrics["cost_total_median"].attrs.get("units", "cost units")
+                 if "cost_total_median" in metrics else "cost units")
     diag = summary.get("diagnostics", {})
     posterior = summary.get("posterior", {})
     recruits_ratio = None
@@ -78,12 +81,15 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
         cost_year=cost_year, n_peels=diag.get("retrospective", {}).get("n_peels"), first_year=first_year,
         last_year=last_year, heatmap_effect=sens.heatmap_effect)
     return render_page(
-        title=TITLE, scenario=scenario, figures=shown, captions=captions,
+        title=TITLE, scenario=", ".join(projected), figures=shown, captions=captions,
         findings=findings(summary, rows, scenario, year, first_year, last_year, ensemble_rows),
         limitations=limitations(summary, recruits_ratio=recruits_ratio,
                                 recruits_year=int(fit_dataset.year.values[-1]),
                                 informed_ratio=INFORMED_RATIO, silent_ratio=SILENT_RATIO),
+        changes=changes_since_0_1(summary),
         fit=summary, warnings=summary.get("warnings", []),
+        hindcast_line=summary.get("hindcast_held_out", {}).get("skill_line"),
+        interval_method=fit_dataset.attrs.get("interval_method"),
         posterior_samples=posterior.get("n_samples", "?"), posterior_method=posterior.get("method", "?"),
         informed_ratio=f"{INFORMED_RATIO:g}", silent_ratio=f"{SILENT_RATIO:g}",
         silent=[r["parameter"] for r in posterior.get("prior_posterior", [])
@@ -94,8 +100,9 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
         first_year=first_year, last_year=last_year,
         attribution={"n_draws": setup.get("n_draws", "?"), "ban_year": setup.get("ban_year", "?")},
         attribution_table=attribution_table(summary.get("attribution", []), first_year, last_year),
-        strategy_table=strategy_table(rows, scenario, limit_fraction=config.projection.limit_fraction,
-                                      cost_year=cost_year),
+        strategy_tables=[(name, strategy_table(rows, name, limit_fraction=config.projection.limit_fraction,
+                                               cost_year=cost_year, cost_unit=cost_unit))
+                         for name in projected],
         sensitivity=None if sensitivity is None else {
             "warming_levels_c": [f"{w:g}" for w in sens.warming_levels_c],
             "strategy": sensitivity.attrs.get("strategy", "status_quo"), "draws": sens.draws},

@@ -109,6 +109,37 @@ def robustness_statement(rows: Sequence[Mapping[str, Any]], scenario: str, year:
     return macro("finding_robustness")(scenario, year, False, [], [], (best["strategy"], pct(best[p_key])))
 
 
+#: what 0.1.0 reported (its report and README, bundled data): the ban's share of the 2002→2024
+#: increase, the releases' share, recruits per egg in 2000 and the assumed survey CVs' SDNR
+V0_1 = {"share_ban": "~100 %", "share_releases": "~1 %", "recruits_per_egg_2000": "5.3", "sdnr": "0.29"}
+
+
+def changes_since_0_1(summary: Mapping[str, Any]) -> list[Markup]:
+    """What changed since 0.1.0 and why, with this run's numbers beside 0.1.0's (fit.json
+    ``attribution``, ``derived``, ``survey_error``); empty when the run lacks them."""
+    by_name = {r["quantity"]: r for r in summary.get("attribution", [])}
+    derived = summary.get("derived", {})
+    error = summary.get("survey_error", {})
+    if not ({"share_ban", "share_releases"} <= set(by_name) and "recruits_per_egg_max" in derived
+            and error.get("sigma_survey") is not None):
+        return []
+
+    def share(name: str) -> str:
+        r = by_name[name]
+        return f"{pct(r['median'])} ({pct_interval(r['lower_90'], r['upper_90'])})"
+
+    rpe = derived["recruits_per_egg_max"]
+    rho = error.get("rho")
+    ban = by_name["share_ban"]["median"]
+    verdict = ("the ban still explains most of the recovery, now within a structure that cannot make "
+               "recruits from nothing" if ban > 0.5 else
+               "the ban no longer explains most of the recovery")
+    return [macro("change_since_0_1")(
+        V0_1, share("share_ban"), share("share_releases"), sig(rpe["median"], 2), sig(rpe["upper_95"], 2),
+        f"{error['sigma_survey']:.3g}", None if rho is None else f"{rho:.2f}",
+        None if error.get("sdnr") is None else f"{error['sdnr']:.2f}", verdict)]
+
+
 def sign_runs(residuals: Mapping[str, Any]) -> list[tuple[str, int, int]]:
     """(sign, first year, last year) of each run of residual signs, from fit.json's table."""
     table_dict = residuals.get("table", {})

@@ -249,10 +249,24 @@ def metric_year(rows: Sequence[Mapping[str, Any]], preferred: int = 2050) -> int
     return preferred if preferred in years else years[-1]
 
 
+#: what the two risk columns of the strategy table mean (one sentence each), static first
+RISK_MEANING = (
+    "Static: the chance that spawning biomass falls below {f}·SSB0 in any projection year, SSB0 being "
+    "the unfished spawning biomass of the draw's parameters, a fixed reference: it answers "
+    "\"is the stock in danger\". "
+    "Dynamic: the same against the spawning biomass the draw would have with no fishing and no "
+    "releases under the same climate and recruitment, a reference that moves with the climate: "
+    "it says how far fishing and releases push the stock below what the environment allows, "
+    "and stays near 0 when the climate itself lowers the stock.")
+
+
 def strategy_table(rows: Sequence[Mapping[str, Any]], scenario: str, *, limit_fraction: float = 0.2,
-                   cost_year: int | None = None, reference: str = "no_releases") -> Markup:
-    """One row per strategy in ``scenario``: biomass and paired gain in kt with 90 % intervals,
-    hatchery share, fish released, cost, cost per tonne gained, added survivors, risk, catch."""
+                   cost_year: int | None = None, reference: str = "no_releases",
+                   cost_unit: str = "cost units") -> Markup:
+    """One row per strategy in ``scenario``, led by the biomass gained per million ``cost_unit``:
+    gain and biomass in kt with 90 % intervals, hatchery share, fish released and cost over the
+    same years (up to ``cost_year``), cost per tonne gained, the risk against static then dynamic
+    SSB0 (with :data:`RISK_MEANING` below the table), catch."""
     rows = [r for r in rows if r.get("scenario") == scenario]
     year = metric_year(rows)
     if year is None:
@@ -266,39 +280,48 @@ def strategy_table(rows: Sequence[Mapping[str, Any]], scenario: str, *, limit_fr
         band = interval(r.get(f"{stem}_lower_t_{year}"), r.get(f"{stem}_upper_t_{year}"), 1e3, digits)
         return Cell(text=scaled(r, f"{stem}_median_t_{year}", 1e3, digits), interval=band)
 
+    # fish released over the same years as the cost (0.1 files have only the total)
+    released = "released_fish_through_cost_year_median"
+    released = released if any(released in r for r in rows) else "released_fish_total_median"
     out = []
     for r in rows:
         is_reference = r["strategy"] == reference
         out.append({
             "strategy": Cell(code=str(r["strategy"])),
+            "gain_per_cost": ("reference" if is_reference
+                              else scaled(r, "biomass_gain_per_million_cost_t", 1.0)),
+            "gain": "reference" if is_reference else with_interval(r, "biomass_gain", 2),
+            "cost_per_t": scaled(r, "cost_per_t_gained", 1.0),
+            "cost": scaled(r, "cost_through_cost_year_median", 1e6),
+            "released": scaled(r, released, 1e6),
             "biomass": with_interval(r, "biomass"),
             "biomass_last": scaled(r, f"biomass_median_t_{last}", 1e3),
-            "gain": "reference" if is_reference else with_interval(r, "biomass_gain", 2),
             "p_beats": pct(r.get(f"p_beats_status_quo_{year}")),
             "hatchery": pct(r.get(f"hatchery_fraction_ssb_median_{year}")),
-            "released": scaled(r, "released_fish_total_median", 1e6),
-            "cost": scaled(r, "cost_through_cost_year_median", 1e6),
-            "cost_per_t": scaled(r, "cost_per_t_gained", 1.0),
-            "survivors": scaled(r, "added_window_survivors_per_million_released_median", 1.0),
-            "risk": pct(r.get("p_ssb_below_limit_dynamic_any")),
+            "risk_static": pct(r.get("p_ssb_below_limit_static_any")),
+            "risk_dynamic": pct(r.get("p_ssb_below_limit_dynamic_any")),
             "catch": scaled(r, "total_catch_median_t", 1e3)})
     cost_label = f"up to {cost_year}" if cost_year is not None else "through the cost year"
+    released_label = (f"fish released {cost_label}, million" if released.endswith("cost_year_median")
+                      else "fish released, million (whole projection)")
     headers = {
         "strategy": "strategy",
+        "gain_per_cost": f"gain in {year} per million {cost_unit} spent {cost_label}, t",
+        "gain": f"gain over {reference} in {year}, kt: median, 90 % interval (paired by draw)",
+        "cost_per_t": f"cost per t gained in {year}, {cost_unit}/t",
+        "cost": f"release cost {cost_label}, million {cost_unit}",
+        "released": released_label,
         "biomass": f"biomass {year}, kt: median, 90 % interval",
         "biomass_last": f"biomass {last}, kt: median",
-        "gain": f"gain over {reference} in {year}, kt: median, 90 % interval (paired by draw)",
         "p_beats": f"P(beats the status quo in {year}), paired by draw",
         "hatchery": f"hatchery share of SSB {year}",
-        "released": "fish released, million (total)",
-        "cost": f"release cost {cost_label}, million cost units",
-        "cost_per_t": f"cost per t gained in {year}, cost units/t",
-        "survivors": "added fish past the density-dependence window per million released",
-        "risk": f"P(SSB < {limit_fraction:g}·SSB0 in any year, dynamic SSB0)",
+        "risk_static": f"P(SSB < {limit_fraction:g}·SSB0 in any year), static SSB0",
+        "risk_dynamic": f"P(SSB < {limit_fraction:g}·SSB0 in any year), dynamic SSB0",
         "catch": "total catch, kt",
     }
     descriptions = [(str(r["strategy"]), str(r["description"])) for r in rows if r.get("description")]
     return (table(out, list(headers), headers, text_columns=("strategy",))
+            + macro("risk_note")(RISK_MEANING.format(f=f"{limit_fraction:g}"))
             + macro("strategy_descriptions")(descriptions))
 
 

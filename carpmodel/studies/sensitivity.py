@@ -36,7 +36,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from carpmodel import __version__
-from carpmodel.dims import YEAR
+from carpmodel.dims import YEAR, describe_labels
 from carpmodel.errors import ConfigError
 from carpmodel.inference.fitting import FitResult
 from carpmodel.management.anomalies import AnomalyModel, sample_anomalies
@@ -377,7 +377,7 @@ def climate_sensitivity(result: FitResult, data: Any, *,
         "lake_temperature_median_c": ("degC", "median over draws of the projected lake summer surface "
                                       "temperature (offset + assumed anomalies)"),
         "effect_note": ("1", "response, covariate and provenance of the effect at its largest strength"),
-        "effect": ("1", f"temperature effect acting alone (others off); {COMBINED_EFFECT} = every "
+        "effect": ("", f"temperature effect acting alone (others off); {COMBINED_EFFECT} = every "
                    f"default effect together"),
         "strength": ("1", "effect strength: the multiplier raised to this power (0 = no effect, "
                      "1 = the default [A])"),
@@ -471,3 +471,4 @@ def _describe(ds: xr.Dataset, described: Mapping[str, tuple[str, str]]) -> None:
     for name, (units, long_name) in described.items():
         if name in ds.variables:
             ds[name].attrs.update(units=units, long_name=long_name)
+    describe_labels(ds.variables)   # labels (effect names) keep their long_name and have no units

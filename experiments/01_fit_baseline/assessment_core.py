@@ -78,12 +78,14 @@ def part_fit(data) -> dict:
 
 
 def part_start(data) -> dict:
-    """Profile over initial_depletion (survey error held at the default fit's)."""
+    """Profile over initial_depletion (survey error held at the default fit's): the MAP objective
+    with the held value's prior, and the attribution at each point (normal-approximation draws)."""
     config = default_config()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         main = fit_model(data, config)
         spec = main.spec
+        prior = {f.field: f for f in spec.free}["initial_depletion"].prior
         rows = []
         for value in DEPLETION_GRID:
             fixed = fix_parameter(spec, "initial_depletion", value)
@@ -92,8 +94,11 @@ def part_start(data) -> dict:
             if result is not None:
                 thetas = fit_draws(result, ATTRIBUTION_DRAWS, 20260601)
                 table = attribution_table(fixed, thetas)
-                row.update(nll=float(result.nll), delta_nll=float(result.nll - main.nll))
-                for factor in ("ban", "releases", "recruitment_deviations"):
+                # the fixed spec has no prior on the held value: add it back (a profile of the MAP
+                # objective, as diagnostics.profile does)
+                total = float(result.nll - prior.logpdf(value))
+                row.update(nll=total, delta_nll=total - float(main.nll))
+                for factor in ("ban", "releases", "rec_devs"):
                     q = table.sel(quantity=f"share_{factor}")
                     row[factor] = [float(q["median"]), float(q["lower_95"]), float(q["upper_95"])]
             rows.append(row)
@@ -168,19 +173,83 @@ def print_tables(record: dict) -> None:
             print(f"  {q:24s} {row}")
 
 
+def markdown(record: dict) -> str:
+    """The README tables of the record (the figures quoted in this folder's README)."""
+    out = []
+    m = record["machine"]
+    out.append(f"Run {m['date']}, carpmodel {m['carpmodel']}, numpy {m['numpy']}, scipy {m['scipy']}, "
+               f"load {m['load_average'][0]:.1f} on {m['cpus']} cores.\n")
+    if "fit" in record:
+        out.append("| fit | converged (max abs gradient) | Hessian condition | σ survey | AR(1) ρ | "
+                   "OSA SDNR | runs test p | iterations | time (s) |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        labels = {"default": "default (AR(1), 2002 own q)", "no_ar1": "independent errors",
+                  "shared_q": "one q for all surveys"}
+        for name, f in record["fit"].items():
+            r = f["residuals"]
+            ok = "yes" if f["converged"] else "no"
+            out.append(f"| {labels[name]} | {ok} ({f['max_abs_gradient']:.1e}) | "
+                       f"{f['condition_number']:.2g} | {f['sigma_survey']:.3f} | {f['survey_rho']:.2f} | "
+                       f"{r['sdnr']:.2f} | {r['runs_p']:.2f} | {f['iterations']} | {f['runtime_s']:.0f} |")
+        out.append("")
+        out.append("| parameter | estimate ± SE |")
+        out.append("|---|---|")
+        for k, v in record["fit"]["default"]["estimates"].items():
+            out.append(f"| `{k}` | {v['estimate']:.4g} ± {v['se']:.2g} |")
+        for k, v in record["fit"]["default"].get("derived", {}).items():
+            out.append(f"| {k} (derived) | {v['estimate']:.3g} "
+                       f"(95 % {v['lower_95']:.3g}–{v['upper_95']:.3g}) |")
+        out.append("")
+    if "start" in record:
+        s = record["start"]
+        out.append("| initial depletion (held) | ΔNLL | ban share, median (95 %) | releases' share (95 %) |")
+        out.append("|---|---|---|---|")
+        for row in s["profile"]:
+            if "ban" in row:
+                b, r = row["ban"], row["releases"]
+                out.append(f"| {row['initial_depletion']:g} | {row['delta_nll']:.2f} | "
+                           f"{b[0]:.0%} ({b[1]:.0%}–{b[2]:.0%}) | {r[0]:.1%} ({r[1]:.1%}–{r[2]:.1%}) |")
+        out.append("")
+    if "hindcast" in record:
+        out.append("| hindcast from | converged | Hessian condition | held-out surveys | "
+                   "MASE vs persistence | inside 95 % |")
+        out.append("|---|---|---|---|---|---|")
+        for year, h in record["hindcast"].items():
+            out.append(f"| {year} | {'yes' if h['converged'] else 'no'} | {h['condition_number']:.2g} | "
+                       f"{h['n_held_out']} | {h['mase_persistence']:.2f} | {h['held_out_inside_95']} of "
+                       f"{h['n_held_out']} |")
+        out.append("")
+    if "selftest" in record:
+        st = record["selftest"]
+        out.append(f"Self-test: {st['replicates']} replicates, {st['converged']} converged.\n")
+        out.append("| quantity | coverage of the 95 % interval (MC SE) | median relative bias |")
+        out.append("|---|---|---|")
+        for q, row in st["quantities"].items():
+            out.append(f"| {q} | {row['coverage']:.3f} ({row['coverage_mc_se']:.3f}) | "
+                       f"{row['median_relative_bias']:+.1%} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--from-json", type=Path)
     parser.add_argument("--part", choices=("fit", "start", "hindcast", "selftest"), action="append")
     parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--markdown", action="store_true", help="with --from-json: the README tables")
     args = parser.parse_args()
     if args.from_json:
-        print_tables(json.loads(args.from_json.read_text()))
+        record = json.loads(args.from_json.read_text())
+        print(markdown(record) if args.markdown else "", end="")
+        if not args.markdown:
+            print_tables(record)
         return
     data = load_data(BUNDLED_DATA_DIRECTORY)
     parts = args.part or ["fit", "start", "hindcast", "selftest"]
-    record: dict = {"machine": machine()}
+    # parts run separately add to the same file
+    record: dict = json.loads(args.out.read_text()) if args.out and args.out.is_file() else {}
+    record["machine"] = machine()
     for part in parts:
         started = time.perf_counter()
         record[part] = (part_selftest(data, args.replicates) if part == "selftest" else
