@@ -30,6 +30,7 @@ from carpmodel.inference.observations import (
     NET_LENGTH_SD_LOG,
     NET_WEIGHT_SD_LOG,
     NetMeanSize,
+    OriginSamples,
 )
 from carpmodel.inference.refit import refit_many
 from carpmodel.inference.spec import ModelSpec
@@ -119,6 +120,13 @@ def _simulated_spec(spec: ModelSpec, truth_state: Any, truth_u: Any, index: int,
             length = predicted["mean_length_cm"][index] * np.exp(NET_LENGTH_SD_LOG * e_l)
             weight = predicted["mean_weight_g"][index] * np.exp(NET_WEIGHT_SD_LOG * e_w)
             sample = replace(sample, mean_length_cm=length, mean_weight_g=weight)
+        elif isinstance(sample, OriginSamples):       # beta-binomial at the truth's reading probability
+            p = np.clip(sample.predict(spec, truth_state, truth_u)["p_read_hatchery"][index], 1e-9, 1 - 1e-9)
+            n = np.asarray(sample.n_examined)
+            rho = np.where(n > 1, (np.asarray(sample.design_effect) - 1.0) / np.maximum(n - 1.0, 1.0), 0.0)
+            safe = np.where(rho > 0, np.minimum(rho, 1.0 - 1e-9), 0.5)
+            p_draw = np.where(rho > 0, rng.beta(p * (1 - safe) / safe, (1 - p) * (1 - safe) / safe), p)
+            sample = replace(sample, n_hatchery=rng.binomial(n, p_draw))
         samples.append(sample)
     changes["samples"] = tuple(samples)
     if spec.hatchery_fractions:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from carpmodel.errors import ConfigError, DataError, FitError
 from carpmodel.inference.likelihood import feasible_start, predict, requested_catch_t
-from carpmodel.inference.observations import NetMeanSize
+from carpmodel.inference.observations import NetMeanSize, OriginSamples
 from carpmodel.inference.spec import (
     EFFECT_FIELDS,
     HABITAT_FIELD,
@@ -76,7 +76,10 @@ LIFE_HISTORY_ONLY = ("unfished_biomass_t", "initial_depletion")
 #: what ``[fit] estimate`` may name besides the Parameters fields
 ESTIMABLE_EXTRA = ("unfished_biomass_t", "initial_depletion", HABITAT_FIELD) + tuple(EFFECT_FIELDS)
 #: Parameters fields that cannot be estimated (structure, not values)
-NOT_ESTIMABLE = ("r0", "max_age_yr", "recruitment", "dd_window_end_age_yr", "f_max_per_yr")
+NOT_ESTIMABLE = ("r0", "max_age_yr", "recruitment", "dd_window_end_age_yr", "f_max_per_yr",
+                 "release_reference_weight_g")
+#: Parameters fields estimated on their natural scale (they can be negative or zero)
+_IDENTITY = ("release_survival_size_slope",)
 
 
 def estimable_names(life_history: Any) -> tuple[str, ...]:
@@ -161,6 +164,8 @@ def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
             free.append(Free(name, "logit", None, float(np.clip(init, lo + 1e-3, hi - 1e-3)), (lo, hi)))
         elif name in _FRACTIONS:
             free.append(Free(name, "logit", prior, init, _FRACTIONS[name]))
+        elif name in _IDENTITY:
+            free.append(Free(name, "identity", prior, init))
         else:
             free.append(Free(name, "log", prior, init))
     if early_last is not None and options.early_separate_q:
@@ -180,6 +185,10 @@ def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
         samples.append(net)
         free.extend([Free("net_mode_cm", "log", lh["net_mode_cm"].prior, lh.value("net_mode_cm")),
                      Free("net_width_cm", "log", lh["net_width_cm"].prior, lh.value("net_width_cm"))])
+    origin = (OriginSamples.from_data(data, years[0], last_data, base.max_age_yr)
+              if options.origin_samples else None)
+    if origin is not None:
+        samples.append(origin)
     free.extend(_remedies(model, options, years, drivers.catch_t))
 
     upper = None

@@ -46,7 +46,7 @@ POLISH_NLL_NOISE = 1e-8
 #: NLL components that are data on the stock (they enter AICc); the others are priors,
 #: penalties, the recruitment deviations and the catch (see :meth:`FitResult.aicc`)
 AICC_DATA_COMPONENTS = ("biomass", "net_sample", "biomass_upper_bound", "hatchery_fraction",
-                        "hatchery_samples", "juvenile_index")
+                        "hatchery_samples", "juvenile_index", "origin_samples")
 
 
 

@@ -165,7 +165,13 @@ class FitOptions:
     cv_multiplier : float
         Multiplies every assumed survey CV (sensitivity to the assumed CVs).
     use_upper_bound, use_hatchery_fractions : bool
-        Add the one-sided "under 3,000 t in 2000" bound / the reported hatchery shares.
+        Add the one-sided "under 3,000 t in 2000" bound / the reported hatchery shares. The
+        shares (23 % 2015, 26 % 2024) are a "contribution rate" with no stated method, not a
+        measured hatchery-origin share: a labelled sensitivity, off by default.
+    origin_samples : bool
+        Fit ``origin_samples.csv`` (fish examined for hatchery origin by gear, binomial or
+        beta-binomial with the method's detection and false-positive rates) when the data
+        directory has one.
     release_survival_prior : {"informative", "flat"}
         Beta(0.3, 0.15) from life_history.toml, or the dossier's U(0.05, 0.8).
     dd_window_end_age_yr : int or None
@@ -217,6 +223,7 @@ class FitOptions:
     survey_ar1: bool = True
     initial_age_deviations: int = 8
     net_sample: bool = True
+    origin_samples: bool = True
     catch_sd_log: float | None = None
     catch_scale_sd_log: float | None = None
     unreported_catch_years: tuple[int, int] | None = None

@@ -13,6 +13,7 @@ life_history.toml              yes       one table per parameter (value, unit, s
 SOURCES.md                     yes       one ``## source_id`` heading per source
 auxiliary_observations.csv     no        year, quantity, value, unit, source_id, confidence
 habitat.csv                    no        year, passage_index, source_id, confidence
+origin_samples.csv             no        year, gear, fish_examined, fish_hatchery, method, ...
 climate_scenarios.toml         no        named climate scenarios
 =============================  ========  ===============================================
 
@@ -24,6 +25,9 @@ what was expected and what was found.
 Values that parse but cannot be meant (a catch of 1e308 t, a survey CV of 50, a release
 heavier than the fish can grow, a value outside its prior's support) are refused with the bound
 and its reason (:mod:`carpmodel.io.plausibility`); legal but suspicious ones give a note.
+
+``origin_samples.csv`` (:mod:`carpmodel.io.origin_file`) is read only from the directory itself:
+there is no bundled one (no marking study of this stock is public).
 
 Optional files missing from the directory fall back to the bundled ``data/`` directory of the
 package. Such fallbacks are not warnings: they are recorded in :attr:`DataSet.notes`, one
@@ -48,6 +52,7 @@ import numpy as np
 
 from carpmodel.errors import DataError
 from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
+from carpmodel.io.origin_file import ORIGIN_FILE, OriginSampleTable, read_origin_samples
 from carpmodel.io.plausibility import bound, check_prior_support, check_release_weights, plausibility_notes
 from carpmodel.io.tables import (
     CONFIDENCE_LEVELS,
@@ -392,8 +397,15 @@ LIFE_HISTORY_PARAMETERS: Mapping[str, ParameterSpec] = MappingProxyType(
         "f_max_per_yr": _p("1/yr", "cap on fishing mortality", 0, 20),
         "initial_f_per_yr": _p("1/yr", "fishing mortality of the initial state", 0, 10,
                                closed="[]"),
+        "release_survival_size_slope": _p("1", "slope of logit acute release survival on log release weight",
+                                          -10, 10, closed="[]"),
+        "release_reference_weight_g": _p("g", "release weight at which acute survival is release_survival",
+                                         0, 1e4),
     }
 )
+#: life-history parameters a data directory may leave out: the engine's default applies (the
+#: size-independent acute release survival of carpmodel 0.1), with a note
+OPTIONAL_LIFE_HISTORY_PARAMETERS = ("release_survival_size_slope", "release_reference_weight_g")
 
 _LIFE_HISTORY_FIELDS = (
     "value", "unit", "source_id", "confidence", "assumption", "reasoning", "prior",
@@ -474,6 +486,8 @@ class DataSet:
     climate_scenarios : Mapping[str, Any]
         The parsed ``climate_scenarios.toml`` (empty if none was found), as read; typed in
         :attr:`climate`.
+    origin_samples : OriginSampleTable or None
+        ``origin_samples.csv`` when the directory has one (:mod:`carpmodel.io.origin_file`).
     notes : tuple of str
         One sentence per fallback to bundled data or missing optional file, and per legal but
         suspicious value (:func:`carpmodel.io.plausibility.plausibility_notes`).
@@ -492,6 +506,7 @@ class DataSet:
     climate_scenarios: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     habitat: HabitatSeries | None = None
+    origin_samples: OriginSampleTable | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
@@ -689,7 +704,8 @@ def _read_life_history(path: Path, raw: bytes, sources: frozenset[str], sources_
                 f"{where(name)}: expected a table with keys {', '.join(_LIFE_HISTORY_FIELDS)}, "
                 f"got {table!r}"
             )
-    missing = [name for name in LIFE_HISTORY_PARAMETERS if name not in document]
+    missing = [name for name in LIFE_HISTORY_PARAMETERS
+               if name not in document and name not in OPTIONAL_LIFE_HISTORY_PARAMETERS]
     if missing:
         raise DataError(
             f"{path}, key {missing[0]}: missing parameter(s) {', '.join(missing)}; "
@@ -697,7 +713,7 @@ def _read_life_history(path: Path, raw: bytes, sources: frozenset[str], sources_
         )
     values = {
         name: _life_history_value(name, document[name], where, sources, sources_path)
-        for name in LIFE_HISTORY_PARAMETERS
+        for name in LIFE_HISTORY_PARAMETERS if name in document
     }
     _check_life_history_consistency(values, where)
     return LifeHistory(path, values)
@@ -868,7 +884,12 @@ def load_data(directory: str | Path) -> DataSet:
         all_sources |= habitat_sources
         habitat = _read_habitat(habitat_path, raw[HABITAT_FILE], habitat_sources,
                                 habitat_sources_path)
-
+    origin = None
+    if (directory / ORIGIN_FILE).is_file():
+        files[ORIGIN_FILE] = directory / ORIGIN_FILE
+        raw[ORIGIN_FILE] = read_bytes(files[ORIGIN_FILE])
+        origin = read_origin_samples(files[ORIGIN_FILE], raw[ORIGIN_FILE], sources, sources_path,
+                                     parsed[RELEASES_FILE])
     check_release_weights(parsed[RELEASES_FILE], parsed[LIFE_HISTORY_FILE])
     data = DataSet(
         directory=directory,
@@ -884,6 +905,7 @@ def load_data(directory: str | Path) -> DataSet:
         climate_scenarios=climate,
         notes=tuple(notes),
         habitat=habitat,
+        origin_samples=origin,
     )
     suspicious = plausibility_notes(data)
     return replace(data, notes=(*data.notes, *suspicious)) if suspicious else data
@@ -954,6 +976,15 @@ def summarise(data: DataSet) -> str:
                      f"(confidence {', '.join(levels)})")
     else:
         lines.append(f"  {HABITAT_FILE}: none")
+    origin = data.origin_samples
+    if origin is not None:
+        marked = sum(bool(code) for code in origin.release_group)
+        lines.append(
+            f"  {ORIGIN_FILE}: {len(origin)} samples in {origin.year.min()}-{origin.year.max()} "
+            f"({', '.join(sorted(set(origin.gear)))}), {int(origin.fish_hatchery.sum())} of "
+            f"{int(origin.fish_examined.sum())} fish read as hatchery, {marked} by release group")
+    else:
+        lines.append(f"  {ORIGIN_FILE}: none")
     lines.append(f"  {SOURCES_FILE}: {len(data.sources)} sources")
     life = data.life_history
     assumed = sum(v.assumption for v in life.values())

@@ -60,7 +60,7 @@ from carpmodel.model.mortality import (
 )
 from carpmodel.model.params import Parameters
 from carpmodel.model.recruitment import eggs_per_tonne, recruits_from_eggs
-from carpmodel.model.stocking import add_releases
+from carpmodel.model.stocking import add_releases, release_survival_at_weight
 
 __all__ = [
     "HATCHERY",
@@ -282,6 +282,9 @@ def simulate(
     # one window for the whole batch: the fast path of the density-dependence functions
     window = int(ends.flat[0]) if np.all(ends == ends.flat[0]) else ends
     release_survival = np.asarray(params.release_survival, dtype=dtype)[..., None]
+    size_slope = np.asarray(params.release_survival_size_slope)[..., None]
+    reference_weight = np.asarray(params.release_reference_weight_g)[..., None]
+    size_dependent = bool(np.any(size_slope != 0))
     hatch_length = p["hatch_length_cm"][..., 0, 0]
     keep_end = [int(i) for i in keep_end_years]
 
@@ -362,8 +365,14 @@ def simulate(
                 continue
             fish = np.asarray(fish, dtype=float)
             released = released + np.sum(fish, axis=-1)
+            survival = release_survival
+            if size_dependent:
+                weight = (p["lw_a"][..., 0, 0, None]
+                          * np.asarray(release_len, float) ** p["lw_b"][..., 0, 0, None])
+                survival = release_survival_at_weight(release_survival, size_slope, weight,
+                                                      reference_weight).astype(dtype)
             entry = add_releases(numbers[..., HATCHERY, :], length[..., HATCHERY, :], fish, release_len,
-                                 release_survival)
+                                 survival)
             if entry is None:
                 continue
             numbers[..., HATCHERY, entry.ages] = entry.numbers

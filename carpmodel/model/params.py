@@ -19,6 +19,9 @@ from carpmodel.model.recruitment import RecruitmentForm
 
 #: fields that are structural (not batched) and must be plain Python values
 STRUCTURAL_FIELDS = ("max_age_yr", "recruitment")
+#: fields a life_history.toml may leave out (the dataclass default applies: the size-independent
+#: acute release survival of carpmodel 0.1)
+OPTIONAL_FIELDS = ("release_survival_size_slope", "release_reference_weight_g")
 
 
 class HasValues(Protocol):
@@ -48,7 +51,7 @@ class Parameters:
     lorenzen_c: Any              # Lorenzen exponent c (0 = constant M)
     dd_strength: Any             # juvenile density dependence γ (extra mortality factor at unfished density)
     dd_window_end_age_yr: Any    # last age inside the density-dependence window (integer-valued)
-    release_survival: Any        # acute post-release survival, proportion
+    release_survival: Any        # acute post-release survival at release_reference_weight_g, proportion
     relative_reproductive_success: Any  # hatchery-origin spawner RRS, proportion
     selectivity_l50_cm: Any      # fishery logistic selectivity L50, cm
     selectivity_slope_cm: Any    # fishery logistic scale, cm
@@ -60,6 +63,8 @@ class Parameters:
     sigma_r: Any = 0.6           # SD of recruitment deviations (logit of egg survival)
     max_age_yr: int = 25         # plus-group age A
     recruitment: RecruitmentForm = "beverton_holt"
+    release_survival_size_slope: Any = 0.0   # β of logit s(W) = logit s_ref + β·log(W/W_ref), 1
+    release_reference_weight_g: Any = 10.0   # W_ref, the release weight at which s = release_survival, g
 
     def __post_init__(self) -> None:
         if self.recruitment not in ("beverton_holt", "ricker"):
@@ -105,6 +110,8 @@ class Parameters:
                           recruitment: RecruitmentForm = "beverton_holt") -> Parameters:
         """Default parameters from a data directory's life_history.toml, with a given R0."""
         names = [f.name for f in fields(cls) if f.name not in ("r0", "recruitment")]
-        values: dict[str, Any] = {name: life_history.value(name) for name in names}
+        # optional entries (OPTIONAL_LIFE_HISTORY) absent from a data directory keep their defaults
+        values: dict[str, Any] = {name: life_history.value(name) for name in names
+                                  if name in life_history or name not in OPTIONAL_FIELDS}
         values["max_age_yr"] = int(values["max_age_yr"])
         return cls(r0=r0, recruitment=recruitment, **values)

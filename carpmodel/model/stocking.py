@@ -4,10 +4,13 @@ potential of fisheries stock enhancement", Phil. Trans. R. Soc. B 360:171–189)
 What happens to released fish in the engine (:func:`carpmodel.model.dynamics.simulate`):
 
 * **Entry.** Released fish are counted *before* acute post-release survival: of ``n`` fish
-  released, ``n·s_rel`` enter the hatchery origin (``s_rel`` = ``release_survival``, one value
-  for every release size — the engine has no size-dependent acute survival) at their age at
-  release, in summer: after that year's spawning and wild recruitment, so a released fish never
-  spawns in its release year. Their length is the release length ``L_rel = (W/α)^(1/β)`` from
+  released at weight ``W``, ``n·s(W)`` enter the hatchery origin at their age at release, in
+  summer: after that year's spawning and wild recruitment, so a released fish never spawns in
+  its release year. Acute survival depends on release weight
+  (:func:`release_survival_at_weight`): ``logit s(W) = logit s_ref + β·log(W/W_ref)``, with
+  ``s_ref`` = ``release_survival`` at ``W_ref`` = ``release_reference_weight_g`` and β =
+  ``release_survival_size_slope`` (0 by default: one survival for every release size). Their
+  length is the release length ``L_rel = (W/α)^(1/β)`` from
   the release weight through the length–weight relation
   (:func:`carpmodel.model.growth.length_at_weight_cm`); hatchery fish already at that age are
   merged with them at the numbers-weighted mean length (the hatchery origin is one pool per
@@ -43,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Entry", "add_releases", "stocked_ages"]
+__all__ = ["Entry", "add_releases", "release_survival_at_weight", "stocked_ages"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,24 @@ class Entry:
     ages: slice
     numbers: NDArray
     length_cm: NDArray
+
+
+def release_survival_at_weight(release_survival: ArrayLike, slope: ArrayLike, weight_g: ArrayLike,
+                               reference_weight_g: ArrayLike) -> NDArray:
+    """Acute post-release survival of fish released at ``weight_g`` (g), 0–1.
+
+    ``logit s(W) = logit s_ref + β·log(W/W_ref)`` with ``s_ref`` = ``release_survival`` (the
+    survival at ``reference_weight_g``) and β = ``slope``; exactly ``s_ref`` where β = 0 (and
+    where ``s_ref`` is 0 or 1). All arguments broadcast; the result has their broadcast shape.
+    """
+    s_ref = np.asarray(release_survival, dtype=float)
+    beta = np.asarray(slope, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = beta * np.log(np.asarray(weight_g, dtype=float) / np.asarray(reference_weight_g, dtype=float))
+        logit_ref = np.log(s_ref) - np.log1p(-s_ref)
+        moved = 1.0 / (1.0 + np.exp(-(logit_ref + shift)))
+    inside = (beta != 0) & (s_ref > 0) & (s_ref < 1) & np.isfinite(shift)
+    return np.where(inside, moved, s_ref)
 
 
 def stocked_ages(fish: ArrayLike) -> slice | None:
@@ -95,8 +116,9 @@ def add_releases(numbers: NDArray, length_cm: NDArray, fish: ArrayLike, release_
         Fish released at each age, before acute survival.
     release_length_cm : cm, broadcasting to ``fish``
         Length of the released fish at each age.
-    release_survival : (*batch, 1) or broadcasting, 0–1
-        Acute post-release survival ``s_rel``, in the dtype of ``numbers``.
+    release_survival : (*batch, 1) or (*batch, age), 0–1
+        Acute post-release survival ``s_rel`` (per age: at each age's release weight,
+        :func:`release_survival_at_weight`), in the dtype of ``numbers``.
 
     Returns
     -------
@@ -108,7 +130,10 @@ def add_releases(numbers: NDArray, length_cm: NDArray, fish: ArrayLike, release_
     if ages is None:
         return None
     dtype = numbers.dtype
-    entering = fish[..., ages].astype(dtype) * release_survival
+    survival = np.asarray(release_survival)
+    if survival.ndim and survival.shape[-1] == fish.shape[-1] > 1:
+        survival = survival[..., ages]
+    entering = fish[..., ages].astype(dtype) * survival
     entering_length = np.broadcast_to(np.asarray(release_length_cm, dtype), fish.shape)[..., ages]
     before = numbers[..., ages]
     before_length = length_cm[..., ages]

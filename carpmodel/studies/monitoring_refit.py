@@ -51,9 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from carpmodel.errors import CarpmodelError
-from carpmodel.inference.fitting import GRADIENT_STEP
-from carpmodel.inference.likelihood import hatchery_sample_nll, nll_from_state, predict
-from carpmodel.inference.refit import (
+from carpmodel.inference.batch_minimise import (
     GRADIENT_STEP_Y,
     MAX_BATCH,
     BatchObjective,
@@ -64,6 +62,8 @@ from carpmodel.inference.refit import (
     refine_whitening,
     whitening,
 )
+from carpmodel.inference.fitting import GRADIENT_STEP
+from carpmodel.inference.likelihood import hatchery_sample_nll, nll_from_state, predict
 from carpmodel.inference.spec import Free, HatcherySample, ModelSpec
 from carpmodel.priors import Prior
 
