@@ -14,9 +14,10 @@ structural choice), yet these set the releases' share (×4.2, ×2.1 and ×1.4 ov
   variance (law of total variance: ``Var_pooled = E_m[Var_m] + Var_m[E_m]``; the second term is
   what the structural and prior choices add, which no data in the fit moved), plus the part of
   the within-member spread that follows release survival (the rank R² across draws, averaged
-  over members; release survival's posterior is its prior): ``prior_part = between +
-  (1 − between)·R²``. An approximation — other prior-dominated parameters add to it, so it is a
-  lower bound when they matter — reported beside the range of the member medians;
+  over members; release survival's posterior is its prior; for the habitat share, the habitat
+  slope, whose posterior is close to its prior too): ``prior_part = between + (1 − between)·R²``.
+  An approximation — other prior-dominated parameters add to it, so it is a lower bound when
+  they matter — reported beside the range of the member medians;
 - states the hatchery contribution as a range with the prior's part
   (:func:`hatchery_headline`: fit.json ``hatchery_contribution``, the report's first box).
 """
@@ -48,7 +49,10 @@ __all__ = [
 #: member without a habitat effect, are NaN there and left out of the pool)
 MEMBER_QUANTITIES = ("share_ban", "share_releases", "share_rec_devs", "share_habitat",
                      "hatchery_fraction_last", "gain_from_releases_t", "gain_from_releases_fraction",
-                     "increase_t", "release_survival")
+                     "increase_t", "release_survival", "habitat_slope")
+#: the prior-dominated parameter whose draws the within-member part follows (default
+#: ``release_survival``, whose posterior is its prior); the habitat share follows the habitat slope
+PRIOR_DRIVER = {"share_habitat": "habitat_slope"}
 POOLED = "pooled"
 _STATS = ("median", "mean", "lower_90", "upper_90", "lower_95", "upper_95")
 
@@ -131,8 +135,9 @@ def attribution_across_members(fits: Any, n_draws: int = 200, seed: int = 202606
             / member_w.sum(axis=0)
         fraction = np.where(pooled_var > 0, between / pooled_var, 0.0)
     stats["mean"][-1] = pooled_mean
-    rs = MEMBER_QUANTITIES.index("release_survival")
-    follows = np.array([[_rank_r2(values[m, rs], values[m, q]) for q in range(len(MEMBER_QUANTITIES))]
+    driver = [MEMBER_QUANTITIES.index(PRIOR_DRIVER.get(q, "release_survival")) for q in MEMBER_QUANTITIES]
+    follows = np.array([[_rank_r2(values[m, driver[q]], values[m, q])
+                         for q in range(len(MEMBER_QUANTITIES))]
                         for m in range(len(members))])                         # (member, quantity)
     with _quiet():
         known = ~np.isnan(follows)
@@ -149,8 +154,8 @@ def attribution_across_members(fits: Any, n_draws: int = 200, seed: int = 202606
     ds["between_member_fraction"] = ("quantity", np.where(np.isnan(pooled_mean), np.nan, fraction))
     ds["within_following_release_survival"] = ("quantity", within)
     ds["within_following_release_survival"].attrs.update(
-        units="1", long_name="rank R^2 of the quantity on release survival across a member's draws "
-                             "(weighted mean over members)")
+        units="1", long_name="rank R^2 of the quantity on release survival (the habitat share: on the "
+                             "habitat slope) across a member's draws, weighted mean over members")
     ds["prior_part"] = ("quantity", ds["between_member_fraction"].values
                         + (1 - ds["between_member_fraction"].values) * within)
     ds["prior_part"].attrs.update(units="1", long_name="between + (1 - between) x within R^2 on release "
@@ -160,8 +165,7 @@ def attribution_across_members(fits: Any, n_draws: int = 200, seed: int = 202606
     ds["factors"] = ("structure", [*factors, ""])
     for key in ("dd_window_end_age_yr", "release_survival_prior", "mortality", "initial_state"):
         ds.coords[key] = ("structure", [str(d[key]) for d in described] + [POOLED])
-    units = {**{k: v for k, v in QUANTITIES.items()},
-             "release_survival": ("1", "acute post-release survival (draws)")}
+    units = {**QUANTITIES, "release_survival": ("1", "acute post-release survival (draws)")}
     ds = ds.assign_coords(units=("quantity", [units[q][0] for q in MEMBER_QUANTITIES]),
                           long_name=("quantity", [units[q][1] for q in MEMBER_QUANTITIES]))
     ds["between_member_fraction"].attrs.update(
