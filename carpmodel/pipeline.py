@@ -151,6 +151,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     from carpmodel.inference import posterior, prior_posterior
     from carpmodel.report import figures as plots
     from carpmodel.studies import attribution
+    from carpmodel.studies.attribution_prior import hatchery_headline
 
     settings = config.diagnostics
     with log.stage("fit", progress):
@@ -248,8 +249,12 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
         table = attribution.attribution_table(result.spec, sample.theta)
         summary["attribution"] = attribution.attribution_rows(table)
         summary["attribution_setup"] = {key: table.attrs[key] for key in
-                                        ("first_year", "last_year", "ban_year", "n_draws", "method")
+                                        ("first_year", "last_year", "ban_year", "n_draws", "method",
+                                         "factors", "habitat")
                                         if key in table.attrs}
+        # the releases' share as a range with the prior's part, not a point (issue #14)
+        summary["hatchery_contribution"] = hatchery_headline(
+            table, sample.natural.get("release_survival"), rows)
         figures["attribution"] = plots.plot_attribution(table)
         if settings.attribution_structures:
             structures = attribution.attribution_across_structures(
@@ -550,6 +555,8 @@ class EnsembleArtifacts:
     rows: list[dict[str, Any]]
     members: list[dict[str, Any]]
     figures: dict[str, Any]
+    attribution: list[dict[str, Any]] = field(default_factory=list)   # attribution_members.csv
+    hatchery_contribution: dict[str, Any] = field(default_factory=dict)
 
 
 def _metric_options(config: RunConfig) -> dict[str, Any]:
@@ -586,8 +593,22 @@ def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: R
     with log.stage("ensemble_metrics", progress):
         metrics = ensemble_metrics(dataset, **_metric_options(config))
         rows = metrics_table(metrics)
+    with log.stage("ensemble_attribution", progress):
+        # the recovery attribution per member and pooled: how much of each share is prior
+        from carpmodel.studies.attribution import attribution_table
+        from carpmodel.studies.attribution_prior import (
+            attribution_across_members,
+            hatchery_headline,
+            members_rows,
+        )
+
+        across = attribution_across_members(fits, n_draws=min(config.diagnostics.posterior_samples, 200),
+                                            seed=config.seed)
+        theta = loaded.posterior_theta if loaded.posterior_theta is not None else loaded.result.theta
+        own = attribution_table(loaded.result.spec, theta)
+        headline = hatchery_headline(own, members=across)
     figures = {"ensemble_gains": plots.plot_ensemble_gains_panels(metrics)}   # every scenario
-    return EnsembleArtifacts(fits, dataset, metrics, rows, members, figures)
+    return EnsembleArtifacts(fits, dataset, metrics, rows, members, figures, members_rows(across), headline)
 
 
 def budget_problem(config: RunConfig, budget_per_year: float | None, n_age: int) -> Any:
@@ -625,12 +646,15 @@ def budget_stage(loaded: LoadedFit, config: RunConfig, fits: Any, problem: Any, 
     (an EnsembleFits; :func:`carpmodel.management.ensemble.single_member` for the loaded fit) and pooled."""
     from carpmodel.io.strategies_file import load_strategies
     from carpmodel.management.budget import budget_table, optimise_release_budget
+    from carpmodel.management.metrics import STATUS_QUO_STRATEGY
     from carpmodel.report import figures as plots
 
-    costs = load_strategies(resolve_path(config.projection.strategies)).costs
+    strategy_set = load_strategies(resolve_path(config.projection.strategies))
+    costs = strategy_set.costs
+    status_quo = next((s for s in strategy_set.strategies if s.name == STATUS_QUO_STRATEGY), None)
     with log.stage("budget", progress):
         dataset = optimise_release_budget(fits, projection_setup(loaded, config), problem, costs,
-                                          progress=progress.tick)
+                                          progress=progress.tick, status_quo=status_quo)
         dataset.attrs.update(config_sha256=config_sha256(config), data_sha256=loaded.data.sha256)
     figures = {"budget_shares": plots.plot_budget_shares(dataset)}
     return BudgetArtifacts(dataset, budget_table(dataset), figures)
@@ -648,6 +672,9 @@ def write_ensemble(artifacts: EnsembleArtifacts, out: Path, log: RunLog, *, svg:
     log.wrote(write_netcdf_atomic(artifacts.dataset, out / "ensemble_projection.nc"))
     log.wrote(_write_rows(out / "ensemble_metrics.csv", artifacts.rows))
     log.wrote(_write_rows(out / "ensemble_members.csv", artifacts.members))
+    if artifacts.attribution:
+        log.wrote(_write_rows(out / "attribution_members.csv", artifacts.attribution))
+        log.wrote(write_json_atomic(out / "hatchery_contribution.json", artifacts.hatchery_contribution))
     write_figures(artifacts.figures, out / "figures", log, svg=svg)
 
 

@@ -115,6 +115,9 @@ def write_data_dir(directory: Path) -> Path:
         "2015,hatchery_fraction_biomass,0.23,fraction,survey_report,reported,\n"
         "2022,numbers_fish,555000000,fish,survey_report,reported,\n"
     )
+    habitat = "year,passage_index,source_id,confidence\n" + "".join(
+        f"{y},{0.0 if y < 2008 else 1.0},modeller_assumption,assumed\n" for y in range(1956, 2025)
+    )
     climate = (
         "[scenarios.baseline]\n"
         'label = "no further warming"\nair_warming_c = {}\ntrend_c_per_decade = 0.0\n'
@@ -132,6 +135,7 @@ def write_data_dir(directory: Path) -> Path:
         "releases_historical.csv": releases,
         "temperature.csv": temperature,
         "auxiliary_observations.csv": auxiliary,
+        "habitat.csv": habitat,
         "life_history.toml": _life_history_toml(),
         "climate_scenarios.toml": climate,
         "SOURCES.md": SOURCES_MD,

@@ -191,6 +191,33 @@ def test_budget_optimiser_wired_to_a_projection_spends_the_budget_and_pairs_by_d
     assert len(rows) == 3 and {"share_age1_10g", "share_age2_50g", "cost_per_t_gained"} <= set(rows[0])
 
 
+def test_budget_reports_p_beats_status_quo_and_agreement_across_structures(two_fits, strategies):
+    # the chosen split against the status quo, paired by draw: by hand from a full projection of
+    # member 0 with the same seed (float32 there, so one of 20 draws may flip at a near tie);
+    # agreement by hand from the dominant options and the member weights (0.5 each)
+    problem = BudgetProblem(2e7, options=((1, 10.0), (2, 50.0)), year=2035, scenario="baseline")
+    setup = small_setup(strategies, 26, n_draws=20, last_year=2045)
+    status_quo = strategies.strategies[1]
+    result = optimise_release_budget(two_fits, setup, problem, strategies.costs, status_quo=status_quo)
+    p = result["p_beats_status_quo"].values
+    assert np.all((p >= 0) & (p <= 1))
+    member = two_fits.included[0]
+    chosen = problem.strategy(result["share"].values[0])
+    three = StrategySet((Strategy(REFERENCE_STRATEGY), status_quo, chosen), strategies.costs)
+    full = project(member.result, strategy_setup(three, 26, n_draws=20, last_year=2045, seed=11))
+    b = full["biomass_t"].sel(year=2035, scenario="baseline")
+    by_hand = float((b.sel(strategy=chosen.name) > b.sel(strategy=status_quo.name)).mean())
+    assert float(p[0]) == pytest.approx(by_hand, abs=1 / 20 + 1e-12)
+    dominant = result["dominant_option"].values
+    shares = result["share"].values
+    assert list(dominant) == [str(result["release_option"].values[i]) for i in shares.argmax(axis=1)]
+    agreement = float(np.mean(dominant[:2] == dominant[2]))
+    assert float(result["member_agreement"]) == pytest.approx(agreement, abs=1e-12)
+    assert result.attrs["robust_across_structures"] == ("true" if agreement >= 0.8 else "false")
+    row = budget_table(result)[0]
+    assert row["robust_across_structures"] is (agreement >= 0.8) and "p_beats_status_quo" in row
+
+
 def test_budget_refuses_an_option_outside_the_cost_table_and_an_unprojected_scenario(two_fits, strategies):
     setup = small_setup(strategies, 26, n_draws=2)
     with pytest.raises(ConfigError, match=r"budget.options\[1\].weight_g"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -333,6 +334,21 @@ def test_project_with_an_ensemble_and_a_budget_writes_the_tables(light_fit, tmp_
         assert float(row["share_age1_10g"]) + float(row["share_age2_50g"]) == pytest.approx(1.0, abs=1e-12)
     with xr.open_dataset(out / "ensemble_projection.nc", engine="h5netcdf") as ds:
         assert ds.sizes["structure"] == 2 and float(ds["structure_weight"].sum()) == pytest.approx(1.0)
+    # issue #14: P(beats status quo) per member and pooled, robustness across the members, the
+    # budget's best split with the same, and the attribution per member with the prior's part
+    assert {"p_beats_status_quo_2035", "member_win_fraction_2035", "robust_across_structures_2035"} <= set(
+        metrics[0])
+    assert {m["robust_across_structures_2035"] for m in metrics} <= {"True", "False"}
+    assert {"p_beats_status_quo", "dominant_option", "member_agreement",
+            "robust_across_structures"} <= set(budget[0])
+    plain = list(csv.DictReader((out / "metrics.csv").open()))
+    assert all(r["robust_across_structures_2035"] == "" for r in plain)     # one structure: not assessed
+    attribution = list(csv.DictReader((out / "attribution_members.csv").open()))
+    assert {a["structure"] for a in attribution} == {*names, "pooled"}
+    headline = json.loads((out / "hatchery_contribution.json").read_text())
+    assert headline["members"]["n_members"] == 2 and len(headline["range"]) == 2
+    fit_json = json.loads((light_fit / "fit" / "fit.json").read_text())
+    assert fit_json["hatchery_contribution"]["range"][0] <= fit_json["hatchery_contribution"]["range"][1]
 
 
 def test_project_refuses_a_bad_budget_or_ensemble_file_naming_the_option_or_key(light_fit, tmp_path,

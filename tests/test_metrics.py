@@ -213,7 +213,10 @@ def test_metrics_table_has_one_row_per_strategy_and_scenario(metrics):
     assert [(r["strategy"], r["scenario"]) for r in rows] == [("no_releases", "base"), ("status_quo", "base")]
     assert rows[1]["biomass_gain_median_t_2050"] == pytest.approx(25.0, rel=REL)
     assert rows[1]["cost_per_t_gained"] == pytest.approx(1.6e6, rel=REL)
-    assert all(isinstance(v, float) for r in rows for k, v in r.items() if k not in ("strategy", "scenario"))
+    assert all(isinstance(v, float) for r in rows for k, v in r.items()
+               if k not in ("strategy", "scenario") and not k.startswith("robust_across_structures"))
+    # one structure: robustness across structures is not assessed (an empty cell), never a claim
+    assert all(r[f"robust_across_structures_{y}"] is None for r in rows for y in (2050, 2100))
     # a projection Dataset is summarised first, with the options passed on
     direct = metrics_table(tiny_dataset(), years=(2050, 2100))
     assert all(_same_row(a, b) for a, b in zip(direct, rows, strict=True))
@@ -299,3 +302,38 @@ def test_metrics_table_has_a_structure_column_for_ensemble_metrics():
     assert len(rows) == 2 * 1 * 2
     assert [r["structure"] for r in rows[:2]] == ["a", "pooled"]
     assert list(rows[0])[:3] == ["strategy", "scenario", "structure"]
+
+
+def test_p_beats_status_quo_by_hand_paired_by_draw(metrics):
+    # status_quo − no_releases in draws 0..3: 2050 [+10, +20, +30, +40], 2100 [−5, +5, +15, +25]. So
+    # no_releases beats the status quo in no draw in 2050 and in draw 0 only in 2100 (1/4); the
+    # status quo is not compared with itself (NaN). Exact fractions, hence 1e-12
+    assert cell(metrics, "p_beats_status_quo", "no_releases", metric_year=2050) == 0.0
+    p_2100 = cell(metrics, "p_beats_status_quo", "no_releases", metric_year=2100)
+    assert p_2100 == pytest.approx(0.25, abs=1e-12)
+    assert np.isnan(cell(metrics, "p_beats_status_quo", "status_quo", metric_year=2100))
+    # weighted draws (1, 1, 1, 3): draw 0 weighs 1/6
+    weights = xr.DataArray([1.0, 1.0, 1.0, 3.0], dims="draw")
+    weighted = strategy_metrics(tiny_dataset(), years=(2050, 2100), weights=weights)
+    p_weighted = cell(weighted, "p_beats_status_quo", "no_releases", metric_year=2100)
+    assert p_weighted == pytest.approx(1 / 6, abs=1e-12)
+    # without a status quo strategy every value is NaN and the attribute says why
+    alone = strategy_metrics(tiny_dataset().sel(strategy=["no_releases"]), years=(2050,))
+    assert np.isnan(alone["p_beats_status_quo"]).all() and "not among" in alone.attrs["status_quo_strategy"]
+
+
+def test_robust_across_structures_by_hand():
+    # median gains of three strategies in five members (equal weights): "a" wins members 0-3, "b"
+    # member 4 -> a wins 4/5 = 80 % (robust), b 20 %, c 0 %; with member 0 down-weighted to 0.2
+    # a wins 3.2/4.2 < 80 % (not robust). NaN never wins; ties go to the first strategy
+    from carpmodel.management.ensemble import robustness
+
+    gains = xr.DataArray([[5.0, 6.0, 7.0, 1.0, 0.0], [4.0, 2.0, 3.0, 1.0, 9.0], [1.0, np.nan, 0.0, 0.5, 2.0]],
+                         dims=("strategy", "structure"),
+                         coords={"strategy": ["a", "b", "c"], "structure": list("vwxyz")})
+    fraction, robust = robustness(gains, np.ones(5))
+    np.testing.assert_allclose(fraction.values, [0.8, 0.2, 0.0], atol=1e-12)
+    assert robust.values.tolist() == [True, False, False]
+    fraction, robust = robustness(gains, [0.2, 1.0, 1.0, 1.0, 1.0])
+    assert float(fraction.sel(strategy="a")) == pytest.approx(3.2 / 4.2, abs=1e-12)
+    assert not bool(robust.any())

@@ -205,6 +205,53 @@ def test_no_strategy_metrics_says_so():
     assert strategy_table([], "ssp245") == "<p>No strategy metrics.</p>"
 
 
+def test_first_finding_is_the_hatchery_contribution_as_a_range_with_the_prior_part():
+    # issue #14: the first box opens with a range and the prior's part, never a single point
+    from carpmodel.report.statements import findings
+
+    headline = {"range": [0.006, 0.081], "release_survival_sd_ratio": 0.95, "prior_part": 0.61,
+                "members": {"n_members": 4}}
+    out = findings(_summary(hatchery_contribution=headline), [], "baseline", None, 2002, 2024)
+    first = str(out[0])
+    assert "Hatchery contribution 2002→2024: 0.6 % to 8.1 %</b>" in first
+    assert "4 structural members" in first and "0.95 of its prior SD" in first
+    assert "about 61 % of the share's spread is prior (structure and release survival)" in first
+    alone = str(findings(_summary(hatchery_contribution={**headline, "members": None}), [], "baseline",
+                         None, 2002, 2024)[0])
+    assert "posterior 90 % interval of this structure" in alone and "a lower bound" in alone
+
+
+def test_the_first_box_says_which_recommendations_survive_the_structures():
+    # issue #14: with ensemble rows, robust and non-robust winners are named with their member win
+    # fraction and pooled P(beats status quo); with one structure, robustness is "not assessed"
+    from carpmodel.report.statements import robustness_statement
+
+    rows = [{"strategy": "no_releases", "scenario": "ssp245", "biomass_gain_median_t_2050": 0.0,
+             "p_beats_status_quo_2050": 0.3},
+            {"strategy": "status_quo", "scenario": "ssp245", "biomass_gain_median_t_2050": 900.0,
+             "p_beats_status_quo_2050": float("nan")},
+            {"strategy": "age2_large", "scenario": "ssp245", "biomass_gain_median_t_2050": 1500.0,
+             "p_beats_status_quo_2050": 0.72}]
+    one = str(robustness_statement(rows, "ssp245", 2050))
+    assert "<code>age2_large</code> beats the status quo in 72 % of the draws" in one
+    assert "not assessed" in one
+    pooled = [{"strategy": "age2_large", "scenario": "ssp245", "structure": "pooled",
+               "member_win_fraction_2050": 0.5, "robust_across_structures_2050": False,
+               "p_beats_status_quo_2050": 0.6},
+              {"strategy": "status_quo", "scenario": "ssp245", "structure": "pooled",
+               "member_win_fraction_2050": 0.5, "robust_across_structures_2050": False,
+               "p_beats_status_quo_2050": float("nan")}]
+    none = str(robustness_statement(rows, "ssp245", 2050, pooled))
+    assert "No strategy is the best in at least 80 %" in none
+    assert "Not robust: <code>age2_large</code> (best in only 50 % of the structures" in none
+    pooled[0].update(member_win_fraction_2050=0.8, robust_across_structures_2050=True)
+    pooled[1].update(member_win_fraction_2050=0.2)
+    some = str(robustness_statement(rows, "ssp245", 2050, pooled))
+    assert "of the model structures): <code>age2_large</code> (best in 80 %" in some
+    assert "beats the status quo in 60 % of the pooled draws" in some
+    assert "Not robust: <code>status_quo</code>" in some
+
+
 def test_the_page_shows_the_hindcast_skill_line_and_the_interval_method():
     """Old behaviour: the skill was only in fit.json and the report never said how intervals were made."""
     line = "hindcast from 2019: 5 held-out survey(s), MASE against persistence 0.80 (below 1: better " \

@@ -21,6 +21,7 @@ from carpmodel.inference.likelihood import feasible_start, predict, requested_ca
 from carpmodel.inference.observations import NetMeanSize, OriginSamples
 from carpmodel.inference.spec import (
     EFFECT_FIELDS,
+    HABITAT_FIELD,
     Covariate,
     Free,
     ModelSpec,
@@ -39,6 +40,11 @@ _FRACTIONS = {"max_egg_survival": (0.0, MAX_EGG_SURVIVAL_BOUND), "release_surviv
 #: prior of an estimated log-linear temperature-effect slope, 1/degC (assumed: ±2 per degC
 #: covers a tenfold change in the rate over ~1 degC; no species data)
 EFFECT_SLOPE_PRIOR = Prior("normal", {"mean": 0.0, "sd": 1.0})
+#: prior of the habitat slope on the logit of egg survival per unit of the connectivity index
+#: (data/SOURCES.md, assumption_habitat_index; assumed): centred on no effect; SD 0.5 puts the
+#: full 0 -> 1 change within x0.37-x2.7 of egg survival at 95 % and spans at one SD the +0.43 to
+#: +0.55 (log) recruitment pulse of 2011-2014 the science review found with narrower survey CVs
+HABITAT_SLOPE_PRIOR = Prior("normal", {"mean": 0.0, "sd": 0.5})
 #: the dossier's flat prior on acute release survival (§7.3), the alternative to the default Beta
 FLAT_RELEASE_SURVIVAL = Prior("uniform", {"lower": 0.05, "upper": 0.8})
 
@@ -68,7 +74,7 @@ UNFISHED_CHANGE_PRIOR = (1.0, 0.5)
 #: estimable values that live in life_history.toml but not in Parameters (their start is the file's)
 LIFE_HISTORY_ONLY = ("unfished_biomass_t", "initial_depletion")
 #: what ``[fit] estimate`` may name besides the Parameters fields
-ESTIMABLE_EXTRA = ("unfished_biomass_t", "initial_depletion") + tuple(EFFECT_FIELDS)
+ESTIMABLE_EXTRA = ("unfished_biomass_t", "initial_depletion", HABITAT_FIELD) + tuple(EFFECT_FIELDS)
 #: Parameters fields that cannot be estimated (structure, not values)
 NOT_ESTIMABLE = ("r0", "max_age_yr", "recruitment", "dd_window_end_age_yr", "f_max_per_yr",
                  "release_reference_weight_g")
@@ -134,7 +140,7 @@ def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
     check_estimable(options.estimate, lh)
 
     free = []
-    covariate = None
+    covariate = habitat = None
     for name in options.estimate:
         if model.initial_state == "unfished_1956" and name == "initial_f_per_yr":
             continue
@@ -143,6 +149,10 @@ def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
         if name in EFFECT_FIELDS:
             free.append(Free(name, "identity", EFFECT_SLOPE_PRIOR, 0.0))
             covariate = covariate or lake_temperature_covariate(data, years)
+            continue
+        if name == HABITAT_FIELD:
+            free.append(Free(name, "identity", HABITAT_SLOPE_PRIOR, 0.0))
+            habitat = habitat_covariate(data, years)
             continue
         entry = lh[name] if name in lh else None
         prior = entry.prior if entry is not None else None
@@ -197,7 +207,7 @@ def build_spec(data: Any, config: RunConfig | None = None) -> ModelSpec:
                      observations=observations, rec_dev_years=np.arange(years[0], last_data + 1),
                      b0_prior=b0_entry.prior, upper_bound=upper, hatchery_fractions=hatchery,
                      penalise_shortfall=model.initial_state not in ("equilibrium_f", "depletion"),
-                     covariate=covariate,
+                     covariate=covariate, habitat=habitat,
                      unreported_catch_years=options.unreported_catch_years,
                      unfished_change_year=model.unfished_change_year,
                      start="depletion" if depletion else "equilibrium",
@@ -285,3 +295,21 @@ def lake_temperature_covariate(data: Any, years: NDArray) -> Covariate:
     return Covariate(values=values, reference=float(values.mean()))
 
 
+
+
+def habitat_covariate(data: Any, years: NDArray) -> Covariate:
+    """The data's connectivity index (``habitat.csv``) on ``years``; reference = its value in the
+    last of ``years`` (today's connectivity). Years before the series hold its first value
+    (the pre-passage level); a missing file or a missing later year raises DataError."""
+    series = getattr(data, "habitat", None)
+    if series is None:
+        raise DataError(f"{data.directory / 'habitat.csv'}: {HABITAT_FIELD} is estimated but the data "
+                        "have no habitat.csv (year, passage_index, source_id, confidence)")
+    index = {int(y): float(v) for y, v in zip(series.year, series.passage_index, strict=True)}
+    first = int(series.year[0])
+    missing = [int(y) for y in years if int(y) >= first and int(y) not in index]
+    if missing:
+        raise DataError(f"{series.path}: no passage_index for year(s) {missing}; expected every modelled "
+                        f"year from {first} when {HABITAT_FIELD} is estimated")
+    values = np.array([index.get(int(y), index[first]) for y in years])
+    return Covariate(values=values, reference=float(values[-1]))

@@ -36,7 +36,7 @@ Transform = Literal["log", "logit", "identity", "fixed"]
 OBSERVATION_FIELDS = ("survey_q_early", "sigma_obs_extra", "net_mode_cm",
                       "net_width_cm", "misclass_hatchery_as_wild", "misclass_wild_as_hatchery",
                       "recruitment_slope_per_c", "growth_slope_per_c", "natural_mortality_slope_per_c",
-                      "maturity_slope_per_c", "juvenile_index_q")
+                      "maturity_slope_per_c", "juvenile_index_q", "habitat_slope")
 #: free parameters that change the drivers, the unfished level or the start (applied by predict)
 DRIVER_FIELDS = ("catch_scale", "unreported_catch_t", "unfished_change", "initial_depletion")
 #: free fields ``f_YYYY``: fully selected F of year YYYY, 1/yr (catch with error)
@@ -47,6 +47,8 @@ INITIAL_DEV_FIELD = re.compile(r"^initial_dev_a(\d+)$")
 EFFECT_FIELDS = {"recruitment_slope_per_c": "recruitment", "growth_slope_per_c": "growth_k",
                  "natural_mortality_slope_per_c": "natural_mortality",
                  "maturity_slope_per_c": "maturity_l50"}
+#: estimated habitat effect: slope on the logit of egg survival per unit of the connectivity index
+HABITAT_FIELD = "habitat_slope"
 #: CV of the surveys whose SD is ``sigma_survey``: ``σ_y = sigma_survey·cv_y/CV_REFERENCE``
 CV_REFERENCE = 0.15
 #: how the first model year's numbers are set: "equilibrium" under initial_f_per_yr (an
@@ -154,6 +156,7 @@ class ModelSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     multipliers: ProcessMultipliers | None = None      # fixed forcing of the historical years
     covariate: Covariate | None = None                 # what estimated effect slopes act on
+    habitat: Covariate | None = None                   # connectivity index (habitat_slope acts on it)
     hatchery_samples: tuple[HatcherySample, ...] = ()
     juvenile_index: tuple[tuple[int, float, float], ...] = ()   # (year, index, cv) of wild juveniles
     misclassification: tuple[float, float] = (0.0, 0.0)   # fixed (hatchery→wild, wild→hatchery)
@@ -314,20 +317,36 @@ def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
 
 
 def _multipliers(spec: ModelSpec, observation: Mapping[str, Any]) -> ProcessMultipliers | None:
-    """The spec's fixed forcing times any estimated log-linear covariate effects."""
+    """The spec's fixed forcing times any estimated log-linear covariate effects and the
+    habitat effect (:func:`habitat_log_effect`)."""
     estimated = [f.field for f in spec.free if f.field in EFFECT_FIELDS]
-    if not estimated:
+    with_habitat = any(f.field == HABITAT_FIELD for f in spec.free)
+    if not estimated and not with_habitat:
         return spec.multipliers
-    if spec.covariate is None:
+    if estimated and spec.covariate is None:
         raise ConfigError(f"{', '.join(estimated)}: an estimated covariate effect needs a covariate")
     base = spec.multipliers or ProcessMultipliers()
-    anomaly = spec.covariate.values - spec.covariate.reference
     changes = {}
     for name in estimated:
         target = EFFECT_FIELDS[name]
         slope = np.asarray(observation[name])[..., None]
-        changes[target] = np.asarray(getattr(base, target)) * np.exp(slope * anomaly)
+        anomaly = spec.covariate.values - spec.covariate.reference
+        changes[target] = np.asarray(changes.get(target, getattr(base, target))) * np.exp(slope * anomaly)
+    if with_habitat:
+        effect = np.exp(habitat_log_effect(spec, observation[HABITAT_FIELD]))
+        changes["recruitment"] = np.asarray(changes.get("recruitment", base.recruitment)) * effect
     return replace(base, **changes)
+
+
+def habitat_log_effect(spec: ModelSpec, slope: Any, index: Any = None) -> NDArray:
+    """The habitat effect on the logit of egg survival, ``(*batch, year)``:
+    ``slope·(x_y − x_ref)`` with ``x`` the connectivity index (``index``, default the spec's
+    series on the model years) and ``x_ref`` its value in the last model year (so R0 and the
+    egg survival describe today's connectivity, which projections hold)."""
+    if spec.habitat is None:
+        raise ConfigError(f"{HABITAT_FIELD}: a habitat effect needs the connectivity index (habitat.csv)")
+    x = spec.habitat.values if index is None else np.asarray(index, dtype=float)
+    return np.asarray(slope, dtype=float)[..., None] * (x - spec.habitat.reference)
 
 
 def with_options(spec: ModelSpec, **changes: Any) -> ModelSpec:

@@ -12,6 +12,7 @@ temperature.csv                yes       year, temperature_c, source_id, confide
 life_history.toml              yes       one table per parameter (value, unit, source, ...)
 SOURCES.md                     yes       one ``## source_id`` heading per source
 auxiliary_observations.csv     no        year, quantity, value, unit, source_id, confidence
+habitat.csv                    no        year, passage_index, source_id, confidence
 origin_samples.csv             no        year, gear, fish_examined, fish_hatchery, method, ...
 climate_scenarios.toml         no        named climate scenarios
 =============================  ========  ===============================================
@@ -86,6 +87,7 @@ __all__ = [
     "LifeHistory",
     "LifeHistoryValue",
     "ParameterSpec",
+    "HabitatSeries",
     "ReleaseHistory",
     "TemperatureSeries",
     "load_data",
@@ -103,6 +105,7 @@ TEMPERATURE_FILE = "temperature.csv"
 LIFE_HISTORY_FILE = "life_history.toml"
 SOURCES_FILE = "SOURCES.md"
 AUXILIARY_FILE = "auxiliary_observations.csv"
+HABITAT_FILE = "habitat.csv"
 
 REQUIRED_FILES = (
     BIOMASS_FILE,
@@ -112,7 +115,7 @@ REQUIRED_FILES = (
     LIFE_HISTORY_FILE,
     SOURCES_FILE,
 )
-OPTIONAL_FILES = (AUXILIARY_FILE, CLIMATE_FILE)
+OPTIONAL_FILES = (AUXILIARY_FILE, CLIMATE_FILE, HABITAT_FILE)
 
 #: Units of the auxiliary observation quantities.
 AUXILIARY_UNITS: Mapping[str, str] = MappingProxyType(
@@ -254,6 +257,29 @@ class TemperatureSeries(_Frozen):
     path: Path
     year: np.ndarray
     temperature_c: np.ndarray
+    source_id: tuple[str, ...]
+    confidence: tuple[str, ...]
+    note: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HabitatSeries(_Frozen):
+    """Annual river-connectivity index of the spawning rivers (``habitat.csv``).
+
+    Attributes
+    ----------
+    year : ndarray of int, shape (n,)
+        Contiguous, ascending calendar years.
+    passage_index : ndarray, shape (n,), dimensionless
+        Connectivity in [0, 1]: 0 before the fish passages (built 2008-2009), 1 at full
+        connectivity. The bundled series is ASSUMED (source_id ``assumption_habitat_index``).
+    """
+
+    _int_fields = ("year",)
+
+    path: Path
+    year: np.ndarray
+    passage_index: np.ndarray
     source_id: tuple[str, ...]
     confidence: tuple[str, ...]
     note: tuple[str, ...]
@@ -454,6 +480,9 @@ class DataSet:
         Hex SHA-256 of the files read, in order of file name (name and bytes of each).
     sources : frozenset of str
         The source_ids defined in SOURCES.md (plus the bundled ones if a fallback file used them).
+    habitat : HabitatSeries or None
+        The river-connectivity index of ``habitat.csv`` (None when no file was found); used
+        only when a habitat effect is estimated (``habitat_slope`` in ``[fit] estimate``).
     climate_scenarios : Mapping[str, Any]
         The parsed ``climate_scenarios.toml`` (empty if none was found), as read; typed in
         :attr:`climate`.
@@ -476,6 +505,7 @@ class DataSet:
     files: Mapping[str, Path] = field(default_factory=dict)
     climate_scenarios: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    habitat: HabitatSeries | None = None
     origin_samples: OriginSampleTable | None = None
 
     def __post_init__(self) -> None:
@@ -575,6 +605,21 @@ def _read_temperature(path: Path, raw: bytes, sources: frozenset[str], sources_p
     c = table.columns
     return TemperatureSeries(path, c["year"], c["temperature_c"], c["source_id"],
                              c["confidence"], c["note"])
+
+
+def _read_habitat(path: Path, raw: bytes, sources: frozenset[str], sources_path: Path
+                  ) -> HabitatSeries:
+    required = {
+        "year": year_cell,
+        "passage_index": number_cell("a connectivity index between 0 and 1",
+                                     lambda x: 0 <= x <= 1),
+        **_provenance(sources, sources_path),
+    }
+    table = read_table(path, raw, required, {"note": text_cell})
+    check_years(table, contiguous=True)
+    c = table.columns
+    return HabitatSeries(path, c["year"], c["passage_index"], c["source_id"], c["confidence"],
+                         c["note"])
 
 
 #: the plausibility bound (carpmodel.io.plausibility) of each auxiliary quantity but the fraction
@@ -831,6 +876,14 @@ def load_data(directory: str | Path) -> DataSet:
         files[CLIMATE_FILE], raw[CLIMATE_FILE] = climate_path, read_bytes(climate_path)
         climate = load_toml(climate_path, raw[CLIMATE_FILE])[1]
 
+    habitat = None
+    habitat_path = _optional_path(directory, HABITAT_FILE, notes)
+    if habitat_path is not None:
+        files[HABITAT_FILE], raw[HABITAT_FILE] = habitat_path, read_bytes(habitat_path)
+        habitat_sources, habitat_sources_path = _sources_for(habitat_path, directory, sources)
+        all_sources |= habitat_sources
+        habitat = _read_habitat(habitat_path, raw[HABITAT_FILE], habitat_sources,
+                                habitat_sources_path)
     origin = None
     if (directory / ORIGIN_FILE).is_file():
         files[ORIGIN_FILE] = directory / ORIGIN_FILE
@@ -851,6 +904,7 @@ def load_data(directory: str | Path) -> DataSet:
         files=files,
         climate_scenarios=climate,
         notes=tuple(notes),
+        habitat=habitat,
         origin_samples=origin,
     )
     suspicious = plausibility_notes(data)
@@ -914,6 +968,14 @@ def summarise(data: DataSet) -> str:
         )
     else:
         lines.append(f"  {AUXILIARY_FILE}: none")
+    if data.habitat is not None:
+        h = data.habitat
+        levels = sorted(set(h.confidence), key=CONFIDENCE_LEVELS.index)
+        lines.append(f"  {HABITAT_FILE}: {_years(h.year)}, passage index "
+                     f"{h.passage_index.min():.2g}-{h.passage_index.max():.2g} "
+                     f"(confidence {', '.join(levels)})")
+    else:
+        lines.append(f"  {HABITAT_FILE}: none")
     origin = data.origin_samples
     if origin is not None:
         marked = sum(bool(code) for code in origin.release_group)

@@ -386,7 +386,8 @@ def _run(member: _BudgetMember, strategy: Strategy, costs: CostModel, variable: 
 
 
 def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProblem, costs: CostModel, *,
-                            progress: Progress | None = None) -> xr.Dataset:
+                            progress: Progress | None = None,
+                            status_quo: Strategy | None = None) -> xr.Dataset:
     """Best split of ``problem.budget_per_year`` over release sizes, per member and pooled.
 
     For each included member, the draws of ``setup`` (its seed, draws, survey CV and climate
@@ -406,7 +407,13 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
         budget on that option); per structure ``gain_{median,lower,upper,mean}_t`` at the chosen
         shares (interval over draws, pooled by weight), ``objective_value``,
         ``cost_through_year`` and ``cost_per_t_gained`` (NaN when the median gain <= 0),
-        ``n_evaluations``, ``converged``, ``corner``, ``structure_weight``.
+        ``n_evaluations``, ``converged``, ``corner``, ``structure_weight``; robustness:
+        ``p_beats_status_quo`` (P, paired by draw, that the chosen split beats ``status_quo`` in
+        ``problem.variable`` in ``problem.year``; NaN when no status quo is given),
+        ``dominant_option`` (the option with the largest share), ``member_agreement`` (scalar:
+        the weight of the members whose dominant option is the pooled split's; NaN for one
+        member) and the attribute ``robust_across_structures`` ("true" when the agreement is at
+        least :data:`~carpmodel.management.ensemble.ROBUST_FRACTION`, "false", or "not assessed").
     """
     weights = fits.weights()
     included = fits.included
@@ -422,6 +429,9 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
         member = _BudgetMember(m.name, prepared, np.zeros(prepared.draws.size))
         member.reference = _run(member, reference, costs, problem.variable).copy()
         members.append(member)
+    # the status quo's gain over no_releases in the same draws (NaN: none given)
+    sq_gain = {m.name: (_run(m, status_quo, costs, problem.variable) - m.reference if status_quo is not None
+                        else np.full(m.reference.shape, np.nan)) for m in members}
     n_draw = members[0].prepared.draws.size
     n_options = len(problem.options)
 
@@ -444,7 +454,11 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
                                  max_evaluations=BUDGET_MAX_EVALUATIONS,
                                  share_tolerance=BUDGET_SHARE_TOLERANCE,
                                  value_tolerance=BUDGET_VALUE_TOLERANCE_T)
-        summary = _summary(gains(group, result.shares), w, problem.interval)
+        chosen = gains(group, result.shares)
+        summary = _summary(chosen, w, problem.interval)
+        versus = np.concatenate([sq_gain[m.name] for m in group])
+        summary["p_beats_status_quo"] = (float(weighted_mean((chosen > versus).astype(float), w))
+                                         if status_quo is not None else np.nan)
         corners = [_summary(gains(group, np.eye(n_options)[k]), w, problem.interval)["gain_median_t"]
                    for k in range(n_options)]
         rows.append((POOLED if pooled else group[0].name, result, summary, corners))
@@ -452,7 +466,35 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
             progress("budget optimisation", i + 1, len(groups))
     if len(members) == 1:   # the pooled ensemble of one member is that member
         rows.append((POOLED, *rows[0][1:]))
-    return _budget_dataset(rows, problem, costs, setup, weights, fits)
+    ds = _budget_dataset(rows, problem, costs, setup, weights, fits)
+    return _with_robustness(ds, status_quo)
+
+
+def _with_robustness(ds: xr.Dataset, status_quo: Strategy | None) -> xr.Dataset:
+    """``dominant_option``, ``member_agreement`` and the ``robust_across_structures`` attribute."""
+    from carpmodel.management.ensemble import ROBUST_FRACTION
+
+    labels = ds["release_option"].values
+    dominant = labels[np.argmax(ds["share"].values, axis=1)]
+    ds["dominant_option"] = (STRUCTURE, dominant.astype(str))
+    ds["dominant_option"].attrs.update(units="1", long_name="release option with the largest budget share")
+    names = [str(n) for n in ds[STRUCTURE].values]
+    member = [i for i, n in enumerate(names) if n != POOLED]
+    pooled = dominant[names.index(POOLED)]
+    if len(member) > 1:
+        w = ds["structure_weight"].values[member]
+        agreement = float(np.sum(w * (dominant[member] == pooled)) / np.sum(w))
+        robust = "true" if agreement >= ROBUST_FRACTION - 1e-12 else "false"
+    else:
+        agreement, robust = np.nan, "not assessed (one structure)"
+    ds["member_agreement"] = agreement
+    ds["member_agreement"].attrs.update(
+        units="1", long_name=f"weight of the members whose dominant option is the pooled split's ({pooled})")
+    ds["p_beats_status_quo"].attrs.update(
+        units="1", long_name="P(the chosen split beats the status quo in the same draw)")
+    ds.attrs.update(robust_across_structures=robust, robust_fraction=ROBUST_FRACTION,
+                    status_quo_strategy=status_quo.name if status_quo is not None else "none given")
+    return ds
 
 
 def _budget_dataset(rows: list[tuple[str, Any, dict[str, float], list[float]]], problem: BudgetProblem,
@@ -470,7 +512,8 @@ def _budget_dataset(rows: list[tuple[str, Any, dict[str, float], list[float]]], 
          "fish_per_year": ((STRUCTURE, "release_option"), problem.budget_per_year * shares / cost_per_fish),
          "corner_gain_median_t": ((STRUCTURE, "release_option"), np.array([r[3] for r in rows])),
          **{key: (STRUCTURE, np.array([r[2][key] for r in rows]))
-            for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t")},
+            for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t",
+                        "p_beats_status_quo")},
          "objective_value": (STRUCTURE, np.array([r[1].value for r in rows])),
          "cost_through_year": (STRUCTURE, np.full(len(rows), cost_through)),
          "cost_per_t_gained": (STRUCTURE, np.where(median > 0,
@@ -535,5 +578,12 @@ def budget_table(ds: xr.Dataset) -> list[dict[str, Any]]:
         row["n_evaluations"] = int(cell["n_evaluations"])
         row["converged"] = bool(cell["converged"])
         row["corner"] = bool(cell["corner"])
+        if "dominant_option" in ds:
+            row["p_beats_status_quo"] = float(cell["p_beats_status_quo"])
+            row["dominant_option"] = str(cell["dominant_option"].values)
+            agreement = float(ds["member_agreement"])
+            row["member_agreement"] = agreement
+            row["robust_across_structures"] = (None if not np.isfinite(agreement)
+                                               else ds.attrs["robust_across_structures"] == "true")
         rows.append(row)
     return rows

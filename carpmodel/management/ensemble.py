@@ -114,6 +114,7 @@ __all__ = [
     "MemberFit",
     "MortalityStructure",
     "Structure",
+    "ROBUST_FRACTION",
     "ensemble_attrs",
     "ensemble_metrics",
     "fit_ensemble",
@@ -696,10 +697,41 @@ def pool_draws(ds: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray]:
     return stacked.drop_vars("_weight"), weights
 
 
+#: a strategy is robust across structures when it wins in at least this fraction of the members
+ROBUST_FRACTION = 0.8
+
+
+def robustness(gain_median: xr.DataArray, weights: Any,
+               threshold: float = ROBUST_FRACTION) -> tuple[xr.DataArray, xr.DataArray]:
+    """Which strategy wins in each member, and whether one wins across structures.
+
+    ``gain_median`` has dims ``strategy`` and ``structure`` (members only) and any others
+    (scenario, metric year); ``weights`` the members' weights. The winner of a member is the
+    strategy with the largest value (NaN never wins; ties go to the first). Returns
+    ``member_win_fraction`` (weighted fraction of members a strategy wins) and
+    ``robust_across_structures`` (fraction ≥ ``threshold``), both without ``structure``.
+    """
+    w = xr.DataArray(np.asarray(weights, dtype=float), dims=STRUCTURE,
+                     coords={STRUCTURE: gain_median[STRUCTURE].values})
+    filled = gain_median.fillna(-np.inf)
+    best = filled.max("strategy")
+    # the first strategy reaching the maximum: cumulative count of maxima equal to 1 at it
+    is_max = (filled == best) & np.isfinite(best)
+    first = is_max & (is_max.cumsum("strategy") == 1)
+    fraction = (first * w).sum(STRUCTURE) / w.sum()
+    fraction.attrs.update(units="1", long_name="fraction of the members (by weight) in which the strategy "
+                                               "has the largest median biomass gain")
+    robust = fraction >= threshold - 1e-12
+    robust.attrs.update(units="1", long_name=f"the strategy wins in at least {threshold:.0%} of the members")
+    return fraction, robust
+
+
 def ensemble_metrics(ds: xr.Dataset, **kwargs: Any) -> xr.Dataset:
     """:func:`carpmodel.management.metrics.strategy_metrics` per member and for the pooled ensemble (its
     draws weighted by ``structure_weight``), along ``structure`` (the last entry ``"pooled"``);
-    ``structure_weight`` is 1 for the pooled row. ``kwargs`` go to strategy_metrics."""
+    ``structure_weight`` is 1 for the pooled row; ``member_win_fraction`` and
+    ``robust_across_structures`` (:func:`robustness`) are across the members (no ``structure``
+    dim). ``kwargs`` go to strategy_metrics."""
     per_member_coords = [c for c in ds.coords if STRUCTURE in ds[c].dims and c != STRUCTURE]
     plain = ds.drop_vars(per_member_coords)
     tables = [strategy_metrics(plain.sel({STRUCTURE: name}, drop=True).drop_vars("structure_weight"),
@@ -710,6 +742,12 @@ def ensemble_metrics(ds: xr.Dataset, **kwargs: Any) -> xr.Dataset:
     out = xr.concat(tables, dim=STRUCTURE, combine_attrs="override").assign_coords({STRUCTURE: names})
     out["structure_weight"] = (STRUCTURE, [*ds["structure_weight"].values.tolist(), 1.0])
     out["structure_weight"].attrs.update(units="1", long_name="member weight (1 for the pooled ensemble)")
+    out["member_win_fraction"], out["robust_across_structures"] = robustness(
+        out["biomass_gain_median_t"].drop_sel({STRUCTURE: POOLED}), ds["structure_weight"].values)
+    out.attrs["robust_rule"] = (
+        "a strategy wins a member when its median biomass gain over the reference is the largest in "
+        "that member (metric year, scenario); robust_across_structures: it wins in at least "
+        f"{ROBUST_FRACTION:.0%} of the members (by member weight)")
     out.attrs["draw_weights"] = ("members: equal over their own draws; pooled: each draw weighted "
                                  "structure_weight / n_draws (weighted means and weighted quantiles)")
     return out.transpose("strategy", "scenario", STRUCTURE, ...)

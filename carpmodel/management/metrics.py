@@ -24,6 +24,11 @@ Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the centr
 
 * ``biomass_{median,lower,upper}_t`` (metric_year): survey-age biomass in each metric year.
 * ``biomass_gain_{median,lower,upper}_t`` (metric_year): gain over the reference, paired by draw.
+* ``p_beats_status_quo`` (metric_year): P(B[s, d] > B[status quo, d]), the probability, paired
+  by draw, that the strategy ends the metric year with more survey-age biomass than the status
+  quo (``status_quo``, default ``"status_quo"``); NaN for the status quo itself and for every
+  strategy when the projection has no status quo (attribute ``status_quo_strategy`` says so).
+  :func:`carpmodel.management.ensemble.ensemble_metrics` adds ``robust_across_structures``.
 * ``p_ssb_below_limit_static_{any,last}``: P(SSB < limit_fraction × SSB0) in any year after
   ``after_year`` / in the last year; SSB0 the static unfished SSB of the draw.
 * ``p_ssb_below_limit_dynamic_{any,last}``: the same against the dynamic SSB0 (no fishing,
@@ -67,7 +72,11 @@ import xarray as xr
 from carpmodel.errors import ConfigError
 from carpmodel.management.strategies import REFERENCE_STRATEGY
 
-__all__ = ["REQUIRED_VARIABLES", "metrics_table", "strategy_metrics", "weighted_mean", "weighted_quantile"]
+#: the strategy ``p_beats_status_quo`` compares with
+STATUS_QUO_STRATEGY = "status_quo"
+
+__all__ = ["REQUIRED_VARIABLES", "STATUS_QUO_STRATEGY", "metrics_table", "strategy_metrics", "weighted_mean",
+           "weighted_quantile"]
 
 #: Variables of the projection Dataset that :func:`strategy_metrics` reads.
 REQUIRED_VARIABLES = ("biomass_t", "ssb_t", "catch_t", "released_fish", "hatchery_fraction_ssb", "cost",
@@ -81,6 +90,7 @@ _ATTRS: dict[str, tuple[str, str]] = {
     "biomass_gain_median_t": ("t", "median biomass gain over the reference strategy, paired by draw"),
     "biomass_gain_lower_t": ("t", "lower bound of the biomass gain over the reference, paired by draw"),
     "biomass_gain_upper_t": ("t", "upper bound of the biomass gain over the reference, paired by draw"),
+    "p_beats_status_quo": ("1", "P(biomass > the status quo's biomass in the same draw) in the metric year"),
     "p_ssb_below_limit_static_any": ("1", "P(SSB < limit fraction x static SSB0 in any year after "
                                           "after_year)"),
     "p_ssb_below_limit_static_last": ("1", "P(SSB < limit fraction x static SSB0 in the last year)"),
@@ -230,7 +240,8 @@ def _median(x: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
 def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
                      years: Sequence[int] = (2035, 2050, 2100), limit_fraction: float = 0.2,
                      interval: float = 0.9, after_year: int = 2024, cost_year: int = 2050,
-                     weights: xr.DataArray | None = None) -> xr.Dataset:
+                     weights: xr.DataArray | None = None,
+                     status_quo: str = STATUS_QUO_STRATEGY) -> xr.Dataset:
     """Decision-table metrics per strategy and scenario (see the module docstring for each).
 
     Parameters
@@ -251,6 +262,8 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         Year of the gain that ``cost_per_t_gained`` divides by (costs up to it).
     weights : xarray.DataArray over ``draw``, optional
         Sample weights (any positive scale): weighted means and quantiles (module docstring).
+    status_quo : str
+        Strategy ``p_beats_status_quo`` compares with (NaN throughout when absent).
 
     Returns
     -------
@@ -282,6 +295,14 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     gain = biomass - biomass.sel(strategy=reference, drop=True)
     out["biomass_gain_median_t"], out["biomass_gain_lower_t"], out["biomass_gain_upper_t"] = _quantiles(
         gain.sel(by_metric_year), interval, w)
+
+    strategies = [str(x) for x in ds["strategy"].values]
+    if status_quo in strategies:
+        beats = biomass.sel(by_metric_year) > biomass.sel(by_metric_year).sel(strategy=status_quo, drop=True)
+        p_beats = _mean(beats, w)
+        out["p_beats_status_quo"] = p_beats.where(p_beats["strategy"] != status_quo)
+    else:
+        out["p_beats_status_quo"] = xr.full_like(out["biomass_median_t"], np.nan)
 
     later = ds["year"] > after_year
     last = {"year": ds["year"].values[-1]}
@@ -338,6 +359,8 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     lower, upper = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
     result.attrs.update({
         "reference_strategy": reference,
+        "status_quo_strategy": status_quo if status_quo in strategies
+        else f"{status_quo} (not among the strategies: p_beats_status_quo is NaN)",
         "limit_fraction": limit_fraction,
         "interval": interval,
         "interval_quantiles": f"{lower:g}, {upper:g} (linear interpolation over draws)",
@@ -361,7 +384,10 @@ def metrics_table(ds: xr.Dataset, **kwargs: Any) -> list[dict[str, Any]]:
     holds ``strategy``, ``scenario`` (then ``structure`` where there is one, and
     ``description`` when the Dataset has a ``description`` coordinate along ``strategy``), then
     every metric in Dataset order; a metric by year becomes one column per year, ``NAME_YEAR``
-    (e.g. ``biomass_median_t_2050``). Values are Python floats (NaN kept).
+    (e.g. ``biomass_median_t_2050``). Values are Python floats (NaN kept), booleans for
+    boolean metrics (``robust_across_structures``). Without a ``structure`` dimension the
+    structure was not varied, so ``robust_across_structures_YEAR`` is None (an empty cell: not
+    assessed; ``carpmodel project --ensemble`` assesses it).
     """
     if "draw" in ds.dims:
         ds = strategy_metrics(ds, **kwargs)
@@ -381,11 +407,15 @@ def metrics_table(ds: xr.Dataset, **kwargs: Any) -> list[dict[str, Any]]:
                 if descriptions is not None:
                     row["description"] = str(descriptions.sel(strategy=strategy).values)
                 for name, var in cell.data_vars.items():
-                    values = np.asarray(var.values, dtype=float)
+                    kind = bool if var.dtype == bool else float
+                    values = np.asarray(var.values, dtype=kind)
                     if "metric_year" in var.dims:
                         for year, value in zip(var["metric_year"].values, values, strict=True):
-                            row[f"{name}_{int(year)}"] = float(value)
+                            row[f"{name}_{int(year)}"] = kind(value)
                     else:
-                        row[name] = float(values)
+                        row[name] = kind(values)
+                if "robust_across_structures" not in cell and "metric_year" in ds.dims:
+                    for year in ds["metric_year"].values:
+                        row[f"robust_across_structures_{int(year)}"] = None   # one structure: not assessed
                 rows.append(row)
     return rows

@@ -336,10 +336,14 @@ def plot_attribution(table: xr.Dataset, *, ax: Axes | None = None) -> Figure:
     fig, ax = _axes(ax, (6.5, 3.6))
     names = ["share_ban", "share_releases", "share_rec_devs"]
     labels = ["fishing ban", "releases", "recruitment variation"]
+    if "share_habitat" in table["quantity"].values:      # four factors: river connectivity
+        names.append("share_habitat")
+        labels.append("river connectivity")
     median = np.array([float(table["median"].sel(quantity=n)) for n in names])
     lower = np.array([float(table["lower_90"].sel(quantity=n)) for n in names])   # 5 %, 95 % quantiles
     upper = np.array([float(table["upper_90"].sel(quantity=n)) for n in names])
-    ax.bar(labels, median * 100, color=["tab:blue", "tab:orange", "tab:green"], alpha=0.8)
+    ax.bar(labels, median * 100, color=["tab:blue", "tab:orange", "tab:green", "tab:purple"][:len(names)],
+           alpha=0.8)
     ax.errorbar(labels, median * 100, yerr=[(median - lower) * 100, (upper - median) * 100], fmt="none",
                 color="black", capsize=4)
     def percent(x: float) -> str:

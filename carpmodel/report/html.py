@@ -45,7 +45,8 @@ def figure_png_base64(fig: Any) -> str:
 def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection: xr.Dataset,
                 metrics: xr.Dataset, metric_rows: Sequence[Mapping[str, Any]], config: RunConfig, *,
                 figures: Mapping[str, Any], sensitivity: xr.Dataset | None = None,
-                timings: Mapping[str, float] | None = None) -> str:
+                timings: Mapping[str, float] | None = None,
+                ensemble_rows: Sequence[Mapping[str, Any]] | None = None) -> str:
     """report.html: what the data can and cannot tell, the fitted model, diagnostics, attribution,
     projections, strategies, climate sensitivity, and the run's record.
 
@@ -53,7 +54,8 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
     with its ``metrics`` Dataset and ``metric_rows`` (metrics.csv); ``figures`` the run's
     matplotlib figures by name (those the page shows are embedded); ``sensitivity`` the
     sensitivity Dataset (None: not run); ``timings`` the stages finished before the report (s;
-    run.json has them all).
+    run.json has them all); ``ensemble_rows`` the ensemble metrics rows (ensemble_metrics.csv),
+    when a structural ensemble was run: the first box then says which recommendations survive it.
     """
     setup = summary.get("attribution_setup", {})
     first_year, last_year = setup.get("first_year", 2002), setup.get("last_year", config.model.last_year)
@@ -80,7 +82,7 @@ def report_html(summary: Mapping[str, Any], fit_dataset: xr.Dataset, projection:
         last_year=last_year, heatmap_effect=sens.heatmap_effect)
     return render_page(
         title=TITLE, scenario=", ".join(projected), figures=shown, captions=captions,
-        findings=findings(summary, rows, scenario, year, first_year, last_year),
+        findings=findings(summary, rows, scenario, year, first_year, last_year, ensemble_rows),
         limitations=limitations(summary, recruits_ratio=recruits_ratio,
                                 recruits_year=int(fit_dataset.year.values[-1]),
                                 informed_ratio=INFORMED_RATIO, silent_ratio=SILENT_RATIO),

@@ -27,11 +27,22 @@ from carpmodel.report.template import macro
 
 
 def findings(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], scenario: str,
-             year: int | None, first_year: Any, last_year: Any) -> list[Markup]:
+             year: int | None, first_year: Any, last_year: Any,
+             ensemble_rows: Sequence[Mapping[str, Any]] | None = None) -> list[Markup]:
     """Headline results: the recovery's attribution (fit.json ``attribution``), the largest
     median gain of a strategy over no releases in ``scenario`` and ``year`` (metrics rows), and
     the spread of status-quo biomass over the climate scenarios in the last metric year."""
     out = []
+    headline = summary.get("hatchery_contribution") or {}
+    if headline.get("range"):
+        members = headline.get("members")
+        source = (f"posterior 90 % interval and {members['n_members']} structural members"
+                  if members else "posterior 90 % interval of this structure")
+        ratio, prior = headline.get("release_survival_sd_ratio"), headline.get("prior_part")
+        out.append(macro("finding_hatchery")(
+            first_year, last_year, pct(headline["range"][0]), pct(headline["range"][1]), source,
+            None if ratio is None else f"{ratio:.2f}", None if prior is None else pct(prior),
+            bool(members)))
     by_name = {r["quantity"]: r for r in summary.get("attribution", [])}
     if {"increase_t", "share_ban", "share_releases", "share_rec_devs"} <= set(by_name):
         inc = by_name["increase_t"]
@@ -42,7 +53,8 @@ def findings(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], scen
 
         out.append(macro("finding_recovery")(
             first_year, last_year, sig(inc["median"] / 1e3), interval(inc["lower_90"], inc["upper_90"], 1e3),
-            share("share_ban"), share("share_releases"), share("share_rec_devs")))
+            share("share_ban"), share("share_releases"), share("share_rec_devs"),
+            share("share_habitat") if "share_habitat" in by_name else None))
     cell = [r for r in rows if r["scenario"] == scenario and r["strategy"] != "no_releases"]
     key = f"biomass_gain_median_t_{year}"
     if year is not None and cell and all(key in r for r in cell):
@@ -54,6 +66,9 @@ def findings(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], scen
         band = interval(best[f"biomass_gain_lower_t_{year}"], best[f"biomass_gain_upper_t_{year}"], 1e3, 2)
         out.append(macro("finding_strategies")(scenario, year, sig(best[key] / 1e3, 2), best["strategy"],
                                                band, base))
+    robust = robustness_statement(rows, scenario, year, ensemble_rows)
+    if robust is not None:
+        out.append(robust)
     last = [int(k.rsplit("_", 1)[1]) for k in (rows[0] if rows else {}) if k.startswith("biomass_median_t_")]
     if last:
         key = f"biomass_median_t_{max(last)}"
@@ -63,6 +78,35 @@ def findings(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], scen
             out.append(macro("finding_climate")(max(last), sig(low[key] / 1e3), low["scenario"],
                                                 sig(high[key] / 1e3), high["scenario"]))
     return out
+
+
+def robustness_statement(rows: Sequence[Mapping[str, Any]], scenario: str, year: int | None,
+                         ensemble_rows: Sequence[Mapping[str, Any]] | None = None) -> Markup | None:
+    """In words: which strategy recommendations survive the structural uncertainty and which do not.
+
+    With ``ensemble_rows`` (ensemble_metrics.csv rows: per member and ``pooled``) a strategy that
+    wins some member survives when ``robust_across_structures`` (it wins in >= 80 % of members)
+    and does not otherwise; each with its member win fraction and its pooled
+    ``p_beats_status_quo``. Without them (one structure) the best strategy's probability of
+    beating the status quo is given and the ranking is said to be unassessed across structures.
+    """
+    if year is None:
+        return None
+    p_key, gain_key = f"p_beats_status_quo_{year}", f"biomass_gain_median_t_{year}"
+    win_key, robust_key = f"member_win_fraction_{year}", f"robust_across_structures_{year}"
+    pooled = [r for r in (ensemble_rows or []) if r.get("structure") == "pooled" and r["scenario"] == scenario
+              and win_key in r]
+    if pooled:
+        ranked = sorted((r for r in pooled if (r.get(win_key) or 0) > 0), key=lambda r: -r[win_key])
+        survive = [(r["strategy"], pct(r[win_key]), pct(r.get(p_key))) for r in ranked if r.get(robust_key)]
+        fail = [(r["strategy"], pct(r[win_key]), pct(r.get(p_key))) for r in ranked if not r.get(robust_key)]
+        return macro("finding_robustness")(scenario, year, True, survive, fail, None)
+    cell = [r for r in rows if r["scenario"] == scenario and r["strategy"] != "no_releases"
+            and gain_key in r and r.get(p_key) is not None and math.isfinite(r[p_key])]
+    if not cell:
+        return None
+    best = max(cell, key=lambda r: r[gain_key])
+    return macro("finding_robustness")(scenario, year, False, [], [], (best["strategy"], pct(best[p_key])))
 
 
 #: what 0.1.0 reported (its report and README, bundled data): the ban's share of the 2002→2024

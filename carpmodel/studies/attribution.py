@@ -23,15 +23,23 @@ forcing multipliers (estimated temperature effects included), and with an
 ``unfished_change_year`` in two pieces, the years before the change at the first R0 and the rest
 from that state at the changed R0, so the ``"fitted"`` scenario reproduces the fit exactly.
 
+- ``habitat`` (a fourth factor, only when the fit estimates a habitat effect: ``habitat_slope``
+  in ``[fit] estimate`` and the data's ``habitat.csv``) — on: the connectivity index as
+  recorded; off: the index held at its level in the first model year (the pre-passage level,
+  before the fish passages of 2008–2009), with the draw's fitted slope. The habitat effect acts
+  on the logit of egg survival like a deviation, so "off" adds ``slope·(x_first − x_y)`` to the
+  deviations of every year. Without a habitat effect the factorial is the 2³ of the three
+  factors above and the ``factors`` / ``habitat`` attributes say why.
+
 Scenario names: ``"fitted"`` (all on), else the switched-off factors joined by ``_``
 (``"no_releases"``, ``"fishing_continued"``, ``"no_rec_devs"``,
-``"fishing_continued_no_releases"``, …).
+``"fishing_continued_no_releases"``, ``"habitat_held"``, …).
 
 The decomposition. For each scenario S (the set of factors on) let ``v(S) = B_S(last) −
 B_S(first)``, the biomass increase from ``first_year`` (2002) to ``last_year`` in that world.
-The change the three factors explain, ``v(all) − v(none)``, is split by Shapley values
-(average of each factor's marginal contribution over the 3! orders of switching on), so the
-three shares add to 1 exactly and every interaction is spread evenly among the factors it
+The change the factors explain, ``v(all) − v(none)``, is split by Shapley values
+(average of each factor's marginal contribution over the k! orders of switching on), so the
+k shares add to 1 exactly and every interaction is spread evenly among the factors it
 involves. ``v(none)`` (the "baseline increase": fishing continued, no releases, no deviations)
 is reported beside them; it is near zero because the start state is the equilibrium under the
 pre-ban F. The interactions are also reported explicitly: the releases' effect with the ban and
@@ -63,11 +71,15 @@ from carpmodel import __version__
 from carpmodel.dims import DRAW, SCENARIO, YEAR, with_attrs
 from carpmodel.errors import CarpmodelError, FitError
 from carpmodel.inference.likelihood import predict, run_engine
-from carpmodel.inference.spec import ModelSpec, Unpacked
+from carpmodel.inference.spec import HABITAT_FIELD, ModelSpec, Unpacked, habitat_log_effect
 from carpmodel.model.dynamics import PopulationState, ProcessMultipliers
 
 FACTORS = ("ban", "releases", "rec_devs")
-_OFF_NAMES = {"ban": "fishing_continued", "releases": "no_releases", "rec_devs": "no_rec_devs"}
+#: the fourth factor, present when the fit estimates a habitat effect
+HABITAT = "habitat"
+ALL_FACTORS = (*FACTORS, HABITAT)
+_OFF_NAMES = {"ban": "fishing_continued", "releases": "no_releases", "rec_devs": "no_rec_devs",
+              HABITAT: "habitat_held"}
 #: quantiles of the two intervals reported
 INTERVALS = {"90": (0.05, 0.95), "95": (0.025, 0.975)}
 
@@ -77,7 +89,7 @@ NoDevs = Literal["mean", "median"]
 
 def scenario_name(on: Mapping[str, bool]) -> str:
     """``"fitted"`` when every factor is on, else the off factors' names joined by ``_``."""
-    off = [_OFF_NAMES[f] for f in FACTORS if not on[f]]
+    off = [_OFF_NAMES[f] for f in ALL_FACTORS if f in on and not on[f]]
     return "_".join(off) if off else "fitted"
 
 
@@ -87,6 +99,29 @@ SCENARIOS: tuple[dict[str, bool], ...] = tuple(
         (True, True, True), (True, False, True), (False, True, True), (True, True, False),
         (False, False, True), (False, True, False), (True, False, False), (False, False, False)))
 SCENARIO_NAMES = tuple(scenario_name(s) for s in SCENARIOS)
+
+
+def scenarios_for(factors: Sequence[str]) -> tuple[dict[str, bool], ...]:
+    """The 2^k scenarios of ``factors`` (:data:`FACTORS` or :data:`ALL_FACTORS`): the 2³ of
+    :data:`SCENARIOS`, then, with the habitat, the same eight with the habitat held."""
+    factors = tuple(factors)
+    if factors == FACTORS:
+        return SCENARIOS
+    if factors == ALL_FACTORS:
+        return (tuple({**s, HABITAT: True} for s in SCENARIOS)
+                + tuple({**s, HABITAT: False} for s in SCENARIOS))
+    raise ValueError(f"factors: expected {FACTORS} or {ALL_FACTORS}, got {factors}")
+
+
+def habitat_status(spec: ModelSpec) -> str | None:
+    """None when the spec carries an estimated habitat effect (the attribution then has four
+    factors), else why it does not (said in the ``habitat`` attribute)."""
+    if not any(f.field == HABITAT_FIELD for f in spec.free):
+        return (f"not in the model: {HABITAT_FIELD} is not estimated (add it to [fit] estimate with a "
+                "habitat.csv in the data) - three factors")
+    if spec.habitat is None:
+        return "not in the model: no connectivity index (habitat.csv) - three factors"
+    return None
 
 
 def ban_year_of(spec: ModelSpec) -> int:
@@ -126,7 +161,8 @@ def pre_ban_f_choice(spec: ModelSpec, initial_f_per_yr: Any, ban_year: int) -> L
 
 def counterfactuals(spec: ModelSpec, thetas: Any, *, ban_year: int | None = None,
                     pre_ban_f: PreBanF = "auto", no_devs: NoDevs = "mean") -> xr.Dataset:
-    """Run the eight scenarios for every parameter vector in one batched engine call.
+    """Run the 2^k scenarios for every parameter vector in one batched engine call (k = 3, or 4
+    with an estimated habitat effect: :func:`habitat_status`).
 
     Parameters
     ----------
@@ -156,7 +192,8 @@ def counterfactuals(spec: ModelSpec, thetas: Any, *, ban_year: int | None = None
     xarray.Dataset
         Dims ``(scenario, draw, year)``: ``biomass_t``, ``hatchery_fraction_biomass``,
         ``recruits``, ``ssb_t``, ``f_per_yr``, ``catch_t``; scenario coordinates ``ban``,
-        ``releases``, ``rec_devs`` (True = as in the fit).
+        ``releases``, ``rec_devs`` (and ``habitat``; True = as in the fit). Attributes
+        ``factors`` (comma-separated) and ``habitat`` (how the habitat was treated).
     """
     thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
     years = spec.years
@@ -198,27 +235,48 @@ def counterfactuals(spec: ModelSpec, thetas: Any, *, ban_year: int | None = None
     else:
         raise ValueError(f"no_devs: expected 'mean' or 'median', got {no_devs!r}")
     no_fish = np.zeros_like(spec.drivers.release_fish, dtype=float)
+    missing_habitat = habitat_status(spec)
+    factors = FACTORS if missing_habitat else ALL_FACTORS
+    scenarios = scenarios_for(factors)
+    habitat_held = np.zeros(())
+    if missing_habitat is None:
+        # connectivity held at its first-year (pre-passage) level: slope·(x_first − x_y) on the logit
+        slope = np.asarray(u.observation[HABITAT_FIELD], dtype=float)
+        held = np.full_like(spec.habitat.values, spec.habitat.values[0])
+        habitat_held = habitat_log_effect(spec, slope, held) - habitat_log_effect(spec, slope)
+        habitat_text = (f"on: the connectivity index as recorded; held: at its {int(years[0])} level "
+                        f"{float(held[0]):g} (before the fish passages) with the draw's {HABITAT_FIELD}")
+    else:
+        habitat_text = missing_habitat
 
-    f_all = np.stack([f_fit if s["ban"] else f_continued for s in SCENARIOS])
-    devs_all = np.stack([devs_on if s["rec_devs"] else devs_off for s in SCENARIOS])
+    f_all = np.stack([f_fit if s["ban"] else f_continued for s in scenarios])
+    devs_all = np.stack([(devs_on if s["rec_devs"] else devs_off)
+                         + (0.0 if s.get(HABITAT, True) else habitat_held) for s in scenarios])
     releases_all = np.stack([spec.drivers.release_fish if s["releases"] else no_fish
-                             for s in SCENARIOS])[:, None]               # (scenario, 1, year, age)
+                             for s in scenarios])[:, None]               # (scenario, 1, year, age)
     state = run_like_predict(spec, u, f_per_yr=f_all, release_fish=releases_all,
                              release_length_cm=spec.drivers.release_length_cm, log_rec_devs=devs_all)
     dims = (SCENARIO, DRAW, YEAR)
     ds = xr.Dataset(
         {name: (dims, getattr(state, name)) for name in (
             "biomass_t", "hatchery_fraction_biomass", "recruits", "ssb_t", "f_per_yr", "catch_t")},
-        coords={SCENARIO: list(SCENARIO_NAMES), DRAW: np.arange(thetas.shape[0]), YEAR: years,
-                **{f: (SCENARIO, [s[f] for s in SCENARIOS]) for f in FACTORS}})
+        coords={SCENARIO: [scenario_name(s) for s in scenarios], DRAW: np.arange(thetas.shape[0]),
+                YEAR: years, **{f: (SCENARIO, [s[f] for s in scenarios]) for f in factors}})
     ds["ban"].attrs.update(long_name="True: fitted F path (ban); False: fishing continued at the "
                                      "pre-ban F from the ban year")
     ds["releases"].attrs.update(long_name="True: recorded releases; False: none")
     ds["rec_devs"].attrs.update(long_name="True: fitted recruitment deviations; False: zero")
+    if HABITAT in factors:
+        ds["habitat_slope"] = (DRAW, np.broadcast_to(slope, (thetas.shape[0],)).astype(float))
+        ds["habitat_slope"].attrs.update(units="1", long_name="habitat slope on the logit of egg "
+                                                              "survival per unit of the index")
+        ds[HABITAT].attrs.update(long_name="True: connectivity index as recorded; False: held at its "
+                                           "pre-passage level")
     return with_attrs(ds, ban_year=ban, pre_ban_f=f_text, pre_ban_f_option=pre_ban_f,
-                      pre_ban_f_requested=requested, no_devs=no_devs,
-                      description="counterfactual hindcasts: 2^3 factorial of ban x releases x "
-                                  "recruitment deviations, one engine run per draw and scenario")
+                      pre_ban_f_requested=requested, no_devs=no_devs, factors=",".join(factors),
+                      habitat=habitat_text,
+                      description=f"counterfactual hindcasts: 2^{len(factors)} factorial of "
+                                  + " x ".join(factors) + ", one engine run per draw and scenario")
 
 
 # --------------------------------------------------------------------------- decomposition
@@ -248,7 +306,13 @@ def shapley_values(outcome: Mapping[frozenset[str], Any],
 
 
 def _coalition(on: Mapping[str, bool]) -> frozenset[str]:
-    return frozenset(f for f in FACTORS if on[f])
+    return frozenset(f for f in ALL_FACTORS if on.get(f, False))
+
+
+def factors_of(cf: xr.Dataset) -> tuple[str, ...]:
+    """The factors of a :func:`counterfactuals` Dataset (its ``factors`` attribute; three if absent)."""
+    text = cf.attrs.get("factors", "")
+    return tuple(text.split(",")) if text else FACTORS
 
 
 def interaction(outcome: Mapping[frozenset[str], Any], factors: Iterable[str],
@@ -274,13 +338,18 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "biomass_last_t": ("t", "fitted biomass in the last year"),
     "increase_t": ("t", "fitted increase B(last) - B(first)"),
     "baseline_increase_t": ("t", "increase with fishing continued, no releases, no deviations"),
-    "explained_increase_t": ("t", "increase minus baseline increase: what the three factors explain"),
+    "explained_increase_t": ("t", "increase minus baseline increase: what the factors explain"),
     "shapley_ban_t": ("t", "Shapley contribution of the ban to the explained increase"),
     "shapley_releases_t": ("t", "Shapley contribution of the releases"),
     "shapley_rec_devs_t": ("t", "Shapley contribution of the recruitment deviations"),
+    "shapley_habitat_t": ("t", "Shapley contribution of river connectivity (habitat)"),
     "share_ban": ("1", "share of the explained increase due to the ban (Shapley)"),
     "share_releases": ("1", "share due to the releases (Shapley)"),
     "share_rec_devs": ("1", "share due to recruitment variation (Shapley)"),
+    "share_habitat": ("1", "share due to river connectivity (Shapley; habitat held at its pre-passage "
+                           "level when off)"),
+    "habitat_effect_t": ("t", "increase(fitted) - increase(connectivity held at its pre-passage level)"),
+    "habitat_slope": ("1", "habitat slope on the logit of egg survival per unit of the index (draw)"),
     "releases_effect_with_ban_t": ("t", "increase(fitted) - increase(no releases)"),
     "releases_effect_without_ban_t": ("t", "increase(fishing continued) - increase(fishing "
                                            "continued, no releases)"),
@@ -310,34 +379,39 @@ def attribution_draws(cf: xr.Dataset, first_year: int = 2002,
     if first_year not in cf[YEAR] or last not in cf[YEAR] or last <= first_year:
         raise FitError(f"attribution years {first_year}-{last} must lie in the model years "
                        f"{int(cf[YEAR][0])}-{int(cf[YEAR][-1])} with first < last")
+    factors = factors_of(cf)
     b = cf["biomass_t"]
     increase = (b.sel(year=last) - b.sel(year=first_year)).values          # (scenario, draw)
-    v = {_coalition(s): increase[i] for i, s in enumerate(SCENARIOS)}
-    everything, nothing = frozenset(FACTORS), frozenset()
-    phi = shapley_values(v, FACTORS)
+    v = {_coalition({f: bool(cf[f].values[i]) for f in factors}): increase[i]
+         for i in range(cf.sizes[SCENARIO])}
+    everything, nothing = frozenset(factors), frozenset()
+    phi = shapley_values(v, factors)
     explained = v[everything] - v[nothing]
     with np.errstate(divide="ignore", invalid="ignore"):
-        shares = {f: phi[f] / explained for f in FACTORS}
+        shares = {f: phi[f] / explained for f in factors}
+    others = tuple(f for f in factors if f not in FACTORS)      # held on in the 3-factor terms
     fitted = cf.sel(scenario="fitted", year=last)
     b_last = fitted["biomass_t"].values
     b_no_rel = cf["biomass_t"].sel(scenario="no_releases", year=last).values
     fraction = fitted["hatchery_fraction_biomass"].values
     gain = b_last - b_no_rel
-    first_order = sum(v[frozenset({f})] - v[nothing] for f in FACTORS)
+    first_order = sum(v[frozenset({f})] - v[nothing] for f in factors)
     out = {
         "biomass_first_t": cf["biomass_t"].sel(scenario="fitted", year=first_year).values,
         "biomass_last_t": b_last,
         "increase_t": v[everything],
         "baseline_increase_t": v[nothing],
         "explained_increase_t": explained,
-        **{f"shapley_{f}_t": phi[f] for f in FACTORS},
-        **{f"share_{f}": shares[f] for f in FACTORS},
-        "releases_effect_with_ban_t": v[everything] - v[frozenset({"ban", "rec_devs"})],
-        "releases_effect_without_ban_t": v[frozenset({"releases", "rec_devs"})] - v[frozenset({"rec_devs"})],
-        "interaction_ban_releases_t": interaction(v, ("ban", "releases"), fixed_on=("rec_devs",)),
-        "interaction_ban_rec_devs_t": interaction(v, ("ban", "rec_devs"), fixed_on=("releases",)),
-        "interaction_releases_rec_devs_t": interaction(v, ("releases", "rec_devs"), fixed_on=("ban",)),
-        "interaction_three_way_t": interaction(v, FACTORS),
+        **{f"shapley_{f}_t": phi[f] for f in factors},
+        **{f"share_{f}": shares[f] for f in factors},
+        "releases_effect_with_ban_t": v[everything] - v[everything - {"releases"}],
+        "releases_effect_without_ban_t": (v[frozenset({"releases", "rec_devs", *others})]
+                                          - v[frozenset({"rec_devs", *others})]),
+        "interaction_ban_releases_t": interaction(v, ("ban", "releases"), fixed_on=("rec_devs", *others)),
+        "interaction_ban_rec_devs_t": interaction(v, ("ban", "rec_devs"), fixed_on=("releases", *others)),
+        "interaction_releases_rec_devs_t": interaction(v, ("releases", "rec_devs"),
+                                                       fixed_on=("ban", *others)),
+        "interaction_three_way_t": interaction(v, FACTORS, fixed_on=others),
         "interaction_total_t": explained - first_order,
         "hatchery_fraction_last": fraction,
         "hatchery_biomass_last_t": fraction * b_last,
@@ -345,7 +419,11 @@ def attribution_draws(cf: xr.Dataset, first_year: int = 2002,
         "gain_from_releases_fraction": gain / b_last,
         "hatchery_minus_gain_t": fraction * b_last - gain,
     }
-    return {k: np.asarray(out[k], dtype=float) for k in QUANTITIES}
+    if HABITAT in factors:
+        out["habitat_effect_t"] = v[everything] - v[everything - {HABITAT}]
+        if "habitat_slope" in cf:
+            out["habitat_slope"] = cf["habitat_slope"].values
+    return {k: np.asarray(out[k], dtype=float) for k in QUANTITIES if k in out}
 
 
 def summarise(values: Mapping[str, NDArray], quantities: Mapping[str, tuple[str, str]] = QUANTITIES,
@@ -379,7 +457,9 @@ def summarise(values: Mapping[str, NDArray], quantities: Mapping[str, tuple[str,
 def attribution_table(spec: ModelSpec, thetas: Any, first_year: int = 2002,
                       last_year: int | None = None, *, ban_year: int | None = None,
                       pre_ban_f: PreBanF = "auto", no_devs: NoDevs = "mean") -> xr.Dataset:
-    """Shares of the biomass increase due to the ban, releases and recruitment variation.
+    """Shares of the biomass increase due to the ban, releases, recruitment variation and, with
+    an estimated habitat effect, river connectivity (attribute ``factors``; ``habitat`` says why
+    it is absent when it is).
 
     Returns a Dataset with dimension ``quantity`` (see :data:`QUANTITIES`; ``units`` and
     ``long_name`` coordinates) holding ``median``, ``mean``, ``lower_90``, ``upper_90``,
@@ -396,9 +476,11 @@ def attribution_table(spec: ModelSpec, thetas: Any, first_year: int = 2002,
     ds.attrs.update(carpmodel_version=__version__, first_year=first_year, last_year=last,
                     ban_year=cf.attrs["ban_year"], pre_ban_f=cf.attrs["pre_ban_f"],
                     pre_ban_f_option=cf.attrs["pre_ban_f_option"], no_devs=no_devs,
-                    n_draws=int(cf.sizes[DRAW]),
-                    method="Shapley decomposition of the 2^3 factorial (ban, releases, recruitment "
-                           "deviations) of the increase B(last) - B(first) in each counterfactual")
+                    n_draws=int(cf.sizes[DRAW]), factors=cf.attrs["factors"],
+                    habitat=cf.attrs["habitat"],
+                    method=f"Shapley decomposition of the 2^{len(factors_of(cf))} factorial ("
+                           + ", ".join(factors_of(cf)) + ") of the increase B(last) - B(first) in "
+                           "each counterfactual")
     return ds
 
 
