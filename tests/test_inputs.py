@@ -27,6 +27,7 @@ from carpmodel.io.inputs import (
     load_data,
     summarise,
 )
+from carpmodel.io.life_history_file import OPTIONAL_LIFE_HISTORY_PARAMETERS
 from carpmodel.priors import Prior
 
 BIOMASS = "biomass_observations.csv"
@@ -124,7 +125,7 @@ def test_valid_directory_loads_into_typed_read_only_objects(data_dir: Path) -> N
 def test_life_history_values_units_and_priors(data_dir: Path) -> None:
     life = load_data(data_dir).life_history
     # the synthetic directory leaves out the optional entries (size-independent release survival)
-    assert set(life) == set(LIFE_HISTORY_PARAMETERS) - set(inputs.OPTIONAL_LIFE_HISTORY_PARAMETERS)
+    assert set(life) == set(LIFE_HISTORY_PARAMETERS) - set(OPTIONAL_LIFE_HISTORY_PARAMETERS)
     assert life.value("k_per_yr") == 0.09
     assert life.integer("max_age_yr") == 25 and isinstance(life.integer("max_age_yr"), int)
     rrs = life["relative_reproductive_success"]
