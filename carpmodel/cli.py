@@ -243,17 +243,13 @@ def _budget_amount(text: str | None) -> float | None:
 
 
 def _project(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import (
-        Progress,
-        RunLog,
+    from carpmodel.pipeline import Progress, RunLog, load_fit, project_stage, write_projection
+    from carpmodel.study_stages import (
         budget_problem,
         budget_stage,
         ensemble_stage,
-        load_fit,
-        project_stage,
         write_budget,
         write_ensemble,
-        write_projection,
     )
 
     loaded = load_fit(args.fit, args.data)
@@ -382,8 +378,9 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 def _monitoring(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, load_fit, monitoring_stage, write_monitoring
+    from carpmodel.pipeline import Progress, RunLog, load_fit
     from carpmodel.studies.monitoring_design import FULL_DESIGN
+    from carpmodel.study_stages import monitoring_stage, write_monitoring
 
     loaded = load_fit(args.fit, args.data)
     protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
@@ -392,8 +389,8 @@ def _monitoring(args: argparse.Namespace) -> int:
     design.update({k: v for k, v in {"n_replicates": args.replicates, "true_survivals": args.true_survivals,
                                      "fish_per_year": args.fish_per_year,
                                      "years_of_sampling": args.years_sampled}.items() if v is not None})
-    from carpmodel.pipeline import check_monitoring_design
     from carpmodel.studies.monitoring_design import QUICK_DESIGN
+    from carpmodel.study_stages import check_monitoring_design
 
     settings = {**QUICK_DESIGN, **design}
     check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))

@@ -12,10 +12,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from functools import partial
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,104 +27,7 @@ from carpmodel.inference.likelihood import nll_components
 from carpmodel.inference.results import derived_quantities, fit_dataset
 from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
 from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
-from carpmodel.io.plausibility import bound
-
-
-class Progress:
-    """Stage messages and counters with the time left, on stderr, only when enabled (a terminal
-    and not --quiet).
-
-    :meth:`tick` draws a bar with ``done/total``, the time elapsed and the time left (the mean
-    time per item so far × the items left), counted from the ``done = 0`` tick or, without one,
-    from the start of the current stage. :meth:`ticker` gives the ``progress(done, total)``
-    callable the studies take.
-    """
-
-    def __init__(self, enabled: bool | None = None) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._stage_start: float | None = None
-        self._started: dict[str, float] = {}
-        self._width = 0
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        self._stage_start = start
-        if self.enabled:
-            print(f"[{name}] ...", file=sys.stderr, flush=True)
-        yield
-        if self.enabled:
-            print(f"[{name}] done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-
-    def tick(self, label: str, done: int, total: int) -> None:
-        """Report ``done`` of ``total`` items of ``label`` (0 first marks the start)."""
-        now = time.perf_counter()
-        if done == 0 or label not in self._started:
-            self._started[label] = now if done == 0 or self._stage_start is None else self._stage_start
-        elapsed = now - self._started[label]
-        if done >= total:
-            self._started.pop(label, None)
-        if not self.enabled:
-            return
-        if done >= total:
-            timing = f"done in {_duration(elapsed)}"
-        elif done > 0:
-            timing = f"{_duration(elapsed)} elapsed, about {_duration(elapsed / done * (total - done))} left"
-        else:
-            timing = "estimating the time left"
-        width = 30
-        filled = int(width * min(done, total) / max(total, 1))
-        line = f"  {label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}, {timing}"
-        padding = " " * max(self._width - len(line), 0)
-        self._width = 0 if done >= total else len(line)
-        print(f"\r{line}{padding}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
-
-    def ticker(self, label: str) -> Callable[[int, int], None]:
-        """``progress(done, total)`` reporting under ``label`` (for the studies' callbacks)."""
-        return partial(self.tick, label)
-
-
-def _duration(seconds: float) -> str:
-    """``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
-    seconds = max(0.0, seconds)
-    if seconds < 0.5:
-        return "<1 s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-
-
-@dataclass
-class RunLog:
-    """What a run did so far (mutable while it runs): stage timings, outputs, warnings.
-
-    ``on_change``, when set, is called after every completed stage and every file written
-    (``run`` rewrites run.json there, so a killed run leaves a truthful record).
-    """
-
-    stages: dict[str, float] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    on_change: Callable[[], None] | None = None
-
-    @contextmanager
-    def stage(self, name: str, progress: Progress) -> Iterator[None]:
-        start = time.perf_counter()
-        with progress.stage(name):
-            yield
-        self.stages[name] = round(time.perf_counter() - start, 3)
-        self._changed()
-
-    def wrote(self, path: Path) -> None:
-        self.outputs.append(str(path))
-        self._changed()
-
-    def _changed(self) -> None:
-        if self.on_change is not None:
-            self.on_change()
-
+from carpmodel.runlog import Progress, RunLog
 
 # --------------------------------------------------------------------------- fit stage
 
@@ -450,7 +350,6 @@ def projection_setup(loaded: LoadedFit, config: RunConfig, **overrides: Any) -> 
 
 def declared_effect(settings: Any, index: int) -> Any:
     """A forcing.CovariateEffect from a ``[[projection.effect]]`` table (ConfigError naming it)."""
-    from carpmodel.errors import ConfigError
     from carpmodel.model import forcing
 
     types = {"linear": forcing.Linear, "q10": forcing.Q10, "arrhenius": forcing.Arrhenius,
@@ -468,6 +367,16 @@ def declared_effect(settings: Any, index: int) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
     return forcing.CovariateEffect(target=settings.target, response=response,
                                    covariate=settings.covariate, lag_years=settings.lag_years)
+
+
+def metric_options(config: RunConfig) -> dict[str, Any]:
+    settings = config.projection
+    cost_year = min(2050, settings.last_year)
+    years = sorted({y for y in settings.metric_years if settings.first_year <= y <= settings.last_year}
+                   | {cost_year})
+    return {"years": years, "limit_fraction": settings.limit_fraction, "cost_year": cost_year}
+
+
 
 
 def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
@@ -490,7 +399,7 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
                              effects_note="temperature effects are assumed (no species data); "
                                           "their defaults set the sign of the scenario differences")
     with log.stage("metrics", progress):
-        metrics = strategy_metrics(dataset, **_metric_options(config))
+        metrics = strategy_metrics(dataset, **metric_options(config))
         rows = metrics_table(metrics)
     figures: dict[str, Any] = {}
     strategies = [str(s) for s in dataset.strategy.values]
@@ -528,7 +437,7 @@ def check_finite(ds: xr.Dataset, what: str) -> None:
 
 #: why a NaN may stand in fit.nc (every other NaN is an error: :func:`check_finite`)
 FIT_MISSING = {name: "NaN in years without a biomass survey"
-               for name in ("biomass_obs_t", "biomass_obs_cv", "survey_predicted_t")}
+               for name in ("biomass_obs_t", "biomass_obs_cv", "biomass_obs_sd_log", "survey_predicted_t")}
 
 
 def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
@@ -539,149 +448,6 @@ def write_projection(artifacts: ProjectionArtifacts, out: Path, log: RunLog, *, 
     rows = artifacts.rows
     header = list(rows[0].keys())
     log.wrote(write_csv_atomic(out / "metrics.csv", header, [[row[k] for k in header] for row in rows]))
-    write_figures(artifacts.figures, out / "figures", log, svg=svg)
-
-
-# --------------------------------------------------------------------------- structural ensemble and budget
-
-
-@dataclass(frozen=True)
-class EnsembleArtifacts:
-    """A structural ensemble: its fits, projection, metrics (per member and pooled), figures."""
-
-    fits: Any                      # carpmodel.management.ensemble.EnsembleFits
-    dataset: xr.Dataset
-    metrics: xr.Dataset
-    rows: list[dict[str, Any]]
-    members: list[dict[str, Any]]
-    figures: dict[str, Any]
-    attribution: list[dict[str, Any]] = field(default_factory=list)   # attribution_members.csv
-    hatchery_contribution: dict[str, Any] = field(default_factory=dict)
-
-
-def _metric_options(config: RunConfig) -> dict[str, Any]:
-    settings = config.projection
-    cost_year = min(2050, settings.last_year)
-    years = sorted({y for y in settings.metric_years if settings.first_year <= y <= settings.last_year}
-                   | {cost_year})
-    return {"years": years, "limit_fraction": settings.limit_fraction, "cost_year": cost_year}
-
-
-def ensemble_stage(loaded: LoadedFit, config: RunConfig, definition: Any, log: RunLog,
-                   progress: Progress) -> EnsembleArtifacts:
-    """Fit every structure of ``definition`` (other options from the fit's config), project the
-    converged members with the projection settings of ``config``, and pool them by weight.
-
-    Raises FitError (listing every member's reason) when no member converged.
-    """
-    from carpmodel.management.ensemble import ensemble_metrics, fit_ensemble, members_table, project_ensemble
-    from carpmodel.management.metrics import metrics_table
-    from carpmodel.report import figures as plots
-
-    with log.stage("ensemble_fits", progress):
-        fits = fit_ensemble(loaded.data, definition, config, seed=config.seed,
-                            progress=progress.tick)
-    members = members_table(fits)
-    for member in members:
-        if not member["included"]:
-            log.warnings.append(f"ensemble member {member['structure']} excluded: "
-                                f"{member['reason_excluded']}")
-    with log.stage("ensemble_projection", progress):
-        dataset = project_ensemble(fits, projection_setup(loaded, config))
-        dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
-                             data_sha256=loaded.data.sha256)
-    with log.stage("ensemble_metrics", progress):
-        metrics = ensemble_metrics(dataset, **_metric_options(config))
-        rows = metrics_table(metrics)
-    with log.stage("ensemble_attribution", progress):
-        # the recovery attribution per member and pooled: how much of each share is prior
-        from carpmodel.studies.attribution import attribution_table
-        from carpmodel.studies.attribution_prior import (
-            attribution_across_members,
-            hatchery_headline,
-            members_rows,
-        )
-
-        across = attribution_across_members(fits, n_draws=min(config.diagnostics.posterior_samples, 200),
-                                            seed=config.seed)
-        theta = loaded.posterior_theta if loaded.posterior_theta is not None else loaded.result.theta
-        own = attribution_table(loaded.result.spec, theta)
-        headline = hatchery_headline(own, members=across)
-    figures = {"ensemble_gains": plots.plot_ensemble_gains_panels(metrics)}   # every scenario
-    return EnsembleArtifacts(fits, dataset, metrics, rows, members, figures, members_rows(across), headline)
-
-
-def budget_problem(config: RunConfig, budget_per_year: float | None, n_age: int) -> Any:
-    """The budget question: the strategies file's ``[budget]`` table, its budget replaced by
-    ``budget_per_year`` when given; only an amount: the default options and objective. Checked
-    against the costs, the model's ``n_age`` and the projection's years and scenarios (before any
-    work is done)."""
-    from carpmodel.errors import ConfigError
-    from carpmodel.io.strategies_file import load_budget, load_strategies
-    from carpmodel.management.budget import check_problem, resolve_problem
-
-    path = resolve_path(config.projection.strategies)
-    problem = resolve_problem(load_budget(path), budget_per_year, source=path)
-    settings = config.projection
-    try:
-        check_problem(problem, load_strategies(path).costs, n_age, scenarios=settings.scenarios,
-                      first_year=settings.first_year, last_year=settings.last_year)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}, key {exc}") from None
-    return problem
-
-
-@dataclass(frozen=True)
-class BudgetArtifacts:
-    """The budget optimiser's choice per member and pooled."""
-
-    dataset: xr.Dataset
-    rows: list[dict[str, Any]]
-    figures: dict[str, Any]
-
-
-def budget_stage(loaded: LoadedFit, config: RunConfig, fits: Any, problem: Any, log: RunLog,
-                 progress: Progress) -> BudgetArtifacts:
-    """Best split of ``problem.budget_per_year`` over release sizes for each member of ``fits``
-    (an EnsembleFits; :func:`carpmodel.management.ensemble.single_member` for the loaded fit) and pooled."""
-    from carpmodel.io.strategies_file import load_strategies
-    from carpmodel.management.budget import budget_table, optimise_release_budget
-    from carpmodel.management.metrics import STATUS_QUO_STRATEGY
-    from carpmodel.report import figures as plots
-
-    strategy_set = load_strategies(resolve_path(config.projection.strategies))
-    costs = strategy_set.costs
-    status_quo = next((s for s in strategy_set.strategies if s.name == STATUS_QUO_STRATEGY), None)
-    with log.stage("budget", progress):
-        dataset = optimise_release_budget(fits, projection_setup(loaded, config), problem, costs,
-                                          progress=progress.tick, status_quo=status_quo)
-        dataset.attrs.update(config_sha256=config_sha256(config), data_sha256=loaded.data.sha256)
-    figures = {"budget_shares": plots.plot_budget_shares(dataset)}
-    return BudgetArtifacts(dataset, budget_table(dataset), figures)
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    from carpmodel.io.outputs import write_csv_atomic
-
-    header = list(rows[0].keys())
-    return write_csv_atomic(path, header, [[row.get(k) for k in header] for row in rows])
-
-
-def write_ensemble(artifacts: EnsembleArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
-    """ensemble_projection.nc, ensemble_metrics.csv, ensemble_members.csv and the figure."""
-    log.wrote(write_netcdf_atomic(artifacts.dataset, out / "ensemble_projection.nc"))
-    log.wrote(_write_rows(out / "ensemble_metrics.csv", artifacts.rows))
-    log.wrote(_write_rows(out / "ensemble_members.csv", artifacts.members))
-    if artifacts.attribution:
-        log.wrote(_write_rows(out / "attribution_members.csv", artifacts.attribution))
-        log.wrote(write_json_atomic(out / "hatchery_contribution.json", artifacts.hatchery_contribution))
-    write_figures(artifacts.figures, out / "figures", log, svg=svg)
-
-
-def write_budget(artifacts: BudgetArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
-    """budget.nc, budget.csv and the figure."""
-    log.wrote(write_netcdf_atomic(artifacts.dataset, out / "budget.nc"))
-    log.wrote(_write_rows(out / "budget.csv", artifacts.rows))
     write_figures(artifacts.figures, out / "figures", log, svg=svg)
 
 
@@ -734,7 +500,7 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
                                     sensitivity=sensitivity[0] if sensitivity is not None else None,
                                     timings=dict(log.stages))
             log.wrote(write_text_atomic(out / "report.html", html_text))
-            _close(figures)
+            close_figures(figures)
         record["status"] = "complete"
     except BaseException as exc:
         record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -747,7 +513,7 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
     return record
 
 
-def _close(figures: dict[str, Any]) -> None:
+def close_figures(figures: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     for fig in figures.values():
@@ -840,98 +606,6 @@ def write_sensitivity(ds: xr.Dataset, directory: str | Path, *, figure_format: s
                 fig, directory / f"sensitivity_heatmap_{int(year)}_{effect}.{figure_format}"))
             plt.close(fig)
     return written
-
-
-# --------------------------------------------------------------------------- monitoring design
-
-
-@dataclass(frozen=True)
-class MonitoringArtifacts:
-    """What the monitoring stage produced: the design study, the juvenile-index comparison (or
-    None), the monitoring.json record (recommendations, tables, method) and the figures."""
-
-    design: xr.Dataset
-    options: xr.Dataset | None
-    record: dict[str, Any]
-    figures: dict[str, Any]
-
-
-def monitoring_stage(loaded: LoadedFit, log: RunLog, progress: Progress, *, seed: int | None = None,
-                     juvenile_option: bool = True, **design: Any) -> MonitoringArtifacts:
-    """``carpmodel monitoring``: the design study of hatchery-origin sampling on the loaded fit
-    and, with ``juvenile_option``, the juvenile-index comparison (same replicates).
-
-    ``design`` are :func:`~carpmodel.studies.monitoring_design.monitoring_design` options; those not
-    given are :data:`~carpmodel.studies.monitoring_design.QUICK_DESIGN` (about a minute), not the
-    function's full grid (:data:`~carpmodel.studies.monitoring_design.FULL_DESIGN`). ``seed``
-    defaults to the fit's config's.
-    """
-    from carpmodel.studies.monitoring_design import QUICK_DESIGN, monitoring_design, monitoring_options
-
-    settings = {**QUICK_DESIGN, **design}
-    check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
-    seed = loaded.config.seed if seed is None else int(seed)
-    n, each = len(settings["true_survivals"]), f"{settings['n_replicates']} replicates each"
-    with log.stage("monitoring_design", progress):
-        ds = monitoring_design(loaded.result, seed=seed, **settings, progress=progress.ticker(
-            f"sampling designs ({n} true survival{'s' * (n > 1)}, {each})"))
-    options = None
-    if juvenile_option:
-        with log.stage("monitoring_options", progress):
-            options = monitoring_options(loaded.result, n_replicates=settings["n_replicates"], seed=seed,
-                                         progress=progress.ticker(f"juvenile-index comparison (4 designs, "
-                                                                  f"{each})"))
-    return monitoring_artifacts(ds, options)
-
-
-_EXAMINED = bound("fish_examined")
-
-
-def check_monitoring_design(settings: dict[str, Any], n_surveys: int) -> None:
-    """ConfigError naming the option when a design cannot run (before any refit)."""
-    checks = (("n_replicates", [settings["n_replicates"]], lambda v: v >= 2, "an integer >= 2"),
-              ("true_survivals", settings["true_survivals"], lambda v: 0 < v < 1, "values in (0, 1)"),
-              ("fish_per_year", settings["fish_per_year"], lambda v: 0 <= v <= _EXAMINED.upper,
-               f"values in 0..{_EXAMINED.upper:g} ({_EXAMINED.reason})"),
-              ("years_of_sampling", settings["years_of_sampling"], lambda v: 1 <= v <= n_surveys,
-               f"survey years in 1..{n_surveys} (the surveys of the fit)"))
-    for name, values, ok, expected in checks:
-        bad = [v for v in values if not ok(v)]
-        if bad or not len(values):
-            raise ConfigError(f"monitoring {name}: expected {expected}, got {list(values)!r}")
-
-
-def monitoring_artifacts(design: xr.Dataset, options: xr.Dataset | None = None) -> MonitoringArtifacts:
-    """The monitoring.json record and the figures of a finished design study (and comparison)."""
-    from carpmodel.report import study_figures as plots
-    from carpmodel.studies.monitoring_summary import recommend_sample_size, summary_table
-
-    quantities = ("release_survival", "release_contribution", "release_gain_t")
-    record: dict[str, Any] = {
-        "recommendation": {q: recommend_sample_size(design, quantity=q) for q in quantities},
-        "tables": {q: summary_table(design, q) for q in quantities},
-        "method": {k: v for k, v in design.attrs.items()}}
-    if options is not None:
-        record["options"] = {str(o): {q: {name: float(options[f"{q}_{name}"].sel(option=o))
-                                          for name in ("width_median", "narrowing", "scale_narrowing",
-                                                       "coverage", "median_estimate")}
-                                      for q in quantities + ("dd_strength",)}
-                             for o in options.option.values}
-    figures = {"monitoring_interval_width": plots.plot_interval_width(design),
-               "monitoring_contribution_width": plots.plot_interval_width(design, "release_contribution"),
-               "monitoring_coverage": plots.plot_coverage(design)}
-    return MonitoringArtifacts(design, options, record, figures)
-
-
-def write_monitoring(artifacts: MonitoringArtifacts, out: Path, log: RunLog, *, svg: bool = False) -> None:
-    """monitoring.nc, monitoring_options.nc (with the comparison), monitoring.json and the figures
-    (closed once written)."""
-    log.wrote(write_netcdf_atomic(artifacts.design, out / "monitoring.nc"))
-    if artifacts.options is not None:
-        log.wrote(write_netcdf_atomic(artifacts.options, out / "monitoring_options.nc"))
-    log.wrote(write_json_atomic(out / "monitoring.json", artifacts.record))
-    write_figures(artifacts.figures, out / "figures", log, svg=svg)
-    _close(artifacts.figures)
 
 
 def _json_default(value: Any) -> Any:

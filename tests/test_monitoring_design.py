@@ -1,6 +1,6 @@
 """Monitoring design, the study (carpmodel.studies.monitoring_design) on the acceptance design,
 with its summaries and advice (monitoring_summary), figures (report.study_figures) and outputs
-(pipeline.write_monitoring), which all read the same expensive study (100 batched refits)."""
+(study_stages.write_monitoring), which all read the same expensive study (100 batched refits)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import pytest
 from matplotlib.figure import Figure
 
 from carpmodel.inference.fitting import fit
-from carpmodel.pipeline import RunLog, monitoring_artifacts, write_monitoring
+from carpmodel.pipeline import RunLog
 from carpmodel.report.study_figures import plot_coverage, plot_interval_width
 from carpmodel.studies.monitoring import sample_hatchery_counts
 from carpmodel.studies.monitoring_design import monitoring_design
 from carpmodel.studies.monitoring_refit import Z95
 from carpmodel.studies.monitoring_summary import recommend_sample_size, summary_table
+from carpmodel.study_stages import monitoring_artifacts, write_monitoring
 
 SEED = 20260601
 

@@ -23,7 +23,7 @@ import pytest
 import xarray as xr
 
 import carpmodel
-from carpmodel import cli, pipeline, preflight
+from carpmodel import cli, pipeline, preflight, study_stages
 from carpmodel.errors import ConfigError, DataError, OutputError, Terminated
 from carpmodel.io.config import RunConfig, default_config, from_mapping, to_toml
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
@@ -96,8 +96,10 @@ def no_stage(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("a stage started before the request was checked")
 
-    for name in ("fit_stage", "project_stage", "sensitivity_stage", "monitoring_stage"):
+    for name in ("fit_stage", "project_stage", "sensitivity_stage"):
         monkeypatch.setattr(pipeline, name, started)
+    for name in ("monitoring_stage", "ensemble_stage", "budget_stage"):
+        monkeypatch.setattr(study_stages, name, started)
 
 
 def write_config(tmp_path: Path, text: str, name: str = "config.toml") -> Path:

@@ -232,4 +232,4 @@ def test_run_passes_its_fit_to_the_model_comparison(reduced_run, monkeypatch):
     assert artifacts.summary["diagnostics"]["model_comparison"]["best"] == "beverton_holt"
     html_table = comparison_table(artifacts.summary["diagnostics"]["model_comparison"])
     assert "<code>beverton_holt</code>" in html_table and "100 %" in html_table
-    pipeline._close(artifacts.figures)
+    pipeline.close_figures(artifacts.figures)

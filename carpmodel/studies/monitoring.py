@@ -15,7 +15,7 @@ four modules, one job each:
   and the text table.
 
 The figures are in :mod:`carpmodel.report.study_figures`; ``carpmodel monitoring`` is
-:func:`carpmodel.pipeline.monitoring_stage` and :func:`carpmodel.pipeline.write_monitoring`.
+:func:`carpmodel.study_stages.monitoring_stage` and :func:`carpmodel.study_stages.write_monitoring`.
 
 Truths and data
     Truth: the fitted ``theta`` with ``release_survival`` set to each true value (through the
