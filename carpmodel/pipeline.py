@@ -50,7 +50,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     from carpmodel import diagnostics
     from carpmodel.inference import posterior, prior_posterior
     from carpmodel.report import figures as plots
-    from carpmodel.studies import attribution
+    from carpmodel.studies import attribution, attribution_structures
     from carpmodel.studies.attribution_prior import hatchery_headline
 
     settings = config.diagnostics
@@ -157,9 +157,9 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
             table, sample.natural.get("release_survival"), rows)
         figures["attribution"] = plots.plot_attribution(table)
         if settings.attribution_structures:
-            structures = attribution.attribution_across_structures(
+            structures = attribution_structures.attribution_across_structures(
                 data, draws_per_fit=min(settings.posterior_samples, 1000), seed=config.seed, config=config)
-            summary["attribution_across_structures"] = attribution.structures_rows(structures)
+            summary["attribution_across_structures"] = attribution_structures.structures_rows(structures)
     for name, meaning in FIT_MISSING.items():
         if name in dataset:
             dataset[name].attrs["missing_values"] = meaning

@@ -19,7 +19,6 @@ from carpmodel.priors import Prior
 from carpmodel.studies.attribution import (
     FACTORS,
     SCENARIO_NAMES,
-    attribution_across_structures,
     attribution_table,
     ban_year_of,
     counterfactuals,
@@ -27,6 +26,7 @@ from carpmodel.studies.attribution import (
     pre_ban_f_choice,
     shapley_values,
 )
+from carpmodel.studies.attribution_structures import attribution_across_structures
 
 
 def _all_coalitions(value) -> dict[frozenset[str], float]:
