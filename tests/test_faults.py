@@ -56,6 +56,10 @@ import os, signal, sys
 from carpmodel import cli, pipeline
 from carpmodel.io import outputs
 
+# Ctrl-C at a terminal: a process started in the background of a non-interactive shell inherits
+# SIGINT ignored, and Python then installs no KeyboardInterrupt handler; restore the foreground one
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 name, point = sys.argv[1], sys.argv[2]
 number = getattr(signal, name)
 
