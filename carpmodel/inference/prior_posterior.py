@@ -9,7 +9,7 @@ import xarray as xr
 
 from carpmodel import __version__
 from carpmodel.inference.posterior import PosteriorSample
-from carpmodel.inference.spec import Free
+from carpmodel.inference.spec import INITIAL_DEV_FIELD, Free
 
 #: posterior SD / prior SD below this: the data inform the parameter
 INFORMED_RATIO = 0.5
@@ -42,7 +42,8 @@ def effective_prior(free: Free) -> tuple[Any, str]:
 
 
 def prior_posterior_table(result: Any, sample: PosteriorSample) -> list[dict[str, Any]]:
-    """Prior and posterior of every estimated free parameter (recruitment deviations excluded).
+    """Prior and posterior of every estimated free parameter (recruitment deviations and the
+    depleted start's age deviations excluded: both are penalised by σ_R, not given a prior).
 
     One dict per parameter: ``parameter``, ``prior`` (text), ``prior_source``, ``prior_mean``,
     ``prior_sd``, ``map_estimate``, ``posterior_mean``, ``posterior_sd``, ``posterior_median``,
@@ -57,6 +58,8 @@ def prior_posterior_table(result: Any, sample: PosteriorSample) -> list[dict[str
     spec = result.spec
     rows = []
     for i, free in enumerate(spec.estimated):
+        if INITIAL_DEV_FIELD.match(free.field):
+            continue
         values = sample.natural[free.field]
         prior, source = effective_prior(free)
         p_mean = prior.mean() if prior is not None else np.nan
