@@ -580,10 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Monitoring design: simulate hatchery-origin samples (and a wild juvenile index) "
                     "from the fit, refit each replicate, and report how the intervals of release "
                     "survival, contribution and gain narrow and whether they cover the truth. The "
-                    "defaults are a quick first look (true survival 0.3; 0, 200 or 1000 fish a year in "
-                    "the last 5 survey years; 10 replicates; the juvenile-index comparison): about a minute "
+                    "defaults are a quick first look (true survival 0.3; 0 or 1000 fish a year in "
+                    "the last 5 survey years; 5 replicates; the juvenile-index comparison): about a minute "
                     "on two quiet cores. --full runs the full grid (3 true survivals x 16 designs x 20 "
-                    "replicates): about 16 min. Progress goes to stderr (not with --quiet).")
+                    "replicates): about 45 min. Progress goes to stderr (not with --quiet).")
     _fit_source_options(mon_cmd)
     mon_cmd.add_argument("--replicates", type=_count(2), metavar="N",
                          help="simulated data sets per design (default 10; --full: 20)")

@@ -81,12 +81,12 @@ FULL_DESIGN: dict[str, Any] = {"true_survivals": (0.05, 0.3, 0.8),
                                "fish_per_year": (0, 50, 200, 500, 1000, 2000),
                                "years_of_sampling": (1, 3, 5), "n_replicates": 20}
 #: The small grid ``carpmodel monitoring`` runs by default, about a minute on two quiet cores
-#: with the juvenile-index comparison (~55 s of CPU; that comparison is two thirds of it): one
-#: true survival (the prior's centre), 200 or 1,000 fish a year or none, in the last five survey
-#: years, 10 replicates (coverage then has a Monte Carlo SE of ~0.07: a first look, not an
-#: answer; run :data:`FULL_DESIGN` for that).
-QUICK_DESIGN: dict[str, Any] = {"true_survivals": (0.3,), "fish_per_year": (0, 200, 1000),
-                                "years_of_sampling": (5,), "n_replicates": 10}
+#: with the juvenile-index comparison (30 refits at ~2.3 s of CPU each on the 0.2 model; that
+#: comparison is two thirds of them): one true survival (the prior's centre), 1,000 fish a year
+#: or none, in the last five survey years, 5 replicates (coverage then has a Monte Carlo SE of
+#: ~0.1: a first look, not an answer; run :data:`FULL_DESIGN` for that).
+QUICK_DESIGN: dict[str, Any] = {"true_survivals": (0.3,), "fish_per_year": (0, 1000),
+                                "years_of_sampling": (5,), "n_replicates": 5}
 
 
 @dataclass(frozen=True)
