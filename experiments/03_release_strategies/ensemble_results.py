@@ -73,7 +73,7 @@ def member_lines(members: list[dict]) -> list[str]:
              "| reason excluded |", "|---|---|---|---|---|---|---|---|"]
     for m in members:
         survival = f"{m['release_survival']:.2f}" if math.isfinite(m["release_survival"]) else "–"
-        lines.append(f"| {m['structure']} | 0–{m['dd_window_end_age_yr']} | {m['release_survival_prior']} | "
+        lines.append(f"| {m['structure']} | 1–{m['dd_window_end_age_yr']} | {m['release_survival_prior']} | "
                      f"{m['mortality']} | {m['initial_state']} | {'yes' if m['included'] else 'no'} | "
                      f"{survival} | {m['reason_excluded'][:110]} |")
     return lines
