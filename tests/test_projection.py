@@ -150,3 +150,25 @@ def test_prepared_draws_reused_for_another_policy_give_the_projection(fitted):
     prepared = prepare_draws(fitted, setup)
     state = simulate_strategies(prepared, setup.build_policy((2, 1, 4), prepared.years, prepared.params), 2)
     np.testing.assert_array_equal(ds["biomass_t"].values, state.biomass_t.astype(np.float32))
+
+
+def test_a_normal_draw_outside_the_model_is_pulled_towards_the_estimate(bundled_fit):
+    # egg survival far below what one recruit needs to replace itself: no stock, R0 undefined,
+    # the engine gives NaN; the draw is pulled halfway to the estimate until it runs, the
+    # feasible draw beside it is left exactly as it is
+    from carpmodel.inference.likelihood import objective
+    from carpmodel.management.projection import feasible_draws
+
+    theta = bundled_fit.theta
+    i = bundled_fit.parameter_names.index("logit_max_egg_survival")
+    outside = theta.copy()
+    outside[i] = -14.0
+    thetas = np.stack([theta + 0.01, outside])
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(objective(bundled_fit.spec, outside))
+    moved = feasible_draws(bundled_fit, thetas)
+    np.testing.assert_array_equal(moved[0], thetas[0])
+    assert np.isfinite(objective(bundled_fit.spec, moved[1]))
+    assert theta[i] > moved[1, i] > outside[i]          # between the draw and the estimate
+    np.testing.assert_allclose(moved[1] - theta, (outside - theta) * (moved[1, i] - theta[i])
+                               / (outside[i] - theta[i]), atol=1e-12)

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from carpmodel.dims import DRAW, SCENARIO, STRATEGY, YEAR, with_attrs
 from carpmodel.errors import ConfigError
-from carpmodel.inference.likelihood import predict
+from carpmodel.inference.likelihood import objective, predict
 from carpmodel.model.dynamics import Policy, ProcessMultipliers, simulate
 from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
 
@@ -102,6 +102,31 @@ def parameter_draws(result: Any, parameter_z: NDArray) -> NDArray:
     # differently depending on how many rows it is given, which would make a draw depend on
     # its chunk
     return result.theta + np.sum(parameter_z[:, None, :] * root[None, :, :], axis=-1)
+
+
+#: a normal-approximation draw outside the model is pulled halfway to the estimate at most this
+#: many times
+FEASIBLE_DRAW_HALVINGS = 8
+
+
+def feasible_draws(result: Any, thetas: NDArray) -> NDArray:
+    """``thetas (n_draws, n)`` with every draw the model cannot run (its objective is +inf: e.g.
+    too few recruits per egg for a stock, so R0 is undefined) pulled halfway towards θ̂ until it
+    can. The normal approximation is unbounded where the model is not; each draw is moved on its
+    own (the result does not depend on the other draws or the chunking), draws the model can run
+    are left exactly as they are."""
+    thetas = np.array(thetas, dtype=float)
+    with np.errstate(all="ignore"):
+        bad = ~np.isfinite(objective(result.spec, thetas))
+        for _ in range(FEASIBLE_DRAW_HALVINGS):
+            if not bad.any():
+                break
+            rows = np.flatnonzero(bad)
+            thetas[rows] = result.theta + 0.5 * (thetas[rows] - result.theta)
+            ok = np.isfinite(objective(result.spec, thetas[rows]))
+            bad[rows[ok]] = False
+    thetas[bad] = result.theta
+    return thetas
 
 
 def _lead(params: Parameters, n_lead: int) -> Parameters:
@@ -218,7 +243,7 @@ def prepare_draws(result: Any, setup: ProjectionSetup, draws: NDArray | None = N
         pool = np.asarray(setup.posterior_theta)
         thetas = pool[np.minimum((randomness.posterior_u * len(pool)).astype(int), len(pool) - 1)]
     else:
-        thetas = parameter_draws(result, randomness.parameter_z)
+        thetas = feasible_draws(result, parameter_draws(result, randomness.parameter_z))
     history, unpacked = predict(result.spec, thetas)
     params = unpacked.params
     sigma_r = np.broadcast_to(np.asarray(params.sigma_r), (draws.size,))[:, None]
