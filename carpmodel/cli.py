@@ -31,20 +31,16 @@ Commands:
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from carpmodel import preflight
+from carpmodel import cli_values, preflight
 from carpmodel.errors import ConfigError
 from carpmodel.io.climate_file import CLIMATE_FILE, load_climate
 from carpmodel.io.config import (
-    SEED_MAX,
-    YEAR_MAX,
-    YEAR_MIN,
     DataOptions,
     RunConfig,
     config_sha256,
@@ -405,67 +401,6 @@ def _monitoring(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(minimum: int) -> Any:
-    """argparse type: an integer >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _seed(text: str) -> int:
-    """argparse type: a seed, 0..2**63 - 1 (stored as a 64-bit integer in every output)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"expected an integer in 0..{SEED_MAX}, got {text!r}")
-    return value
-
-
-def _year(text: str) -> int:
-    """argparse type: a calendar year in YEAR_MIN..YEAR_MAX."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = YEAR_MIN - 1
-    if not YEAR_MIN <= value <= YEAR_MAX:
-        raise argparse.ArgumentTypeError(f"expected a year in {YEAR_MIN}..{YEAR_MAX}, got {text!r}")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a usage error in one line (``carpmodel: error: …; see --help``), exit 2."""
-
-    def error(self, message: str) -> Any:
-        print(f"carpmodel: error: {self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _numbers(kind: type) -> Any:
-    """argparse type: a comma-separated list of ``kind`` values, e.g. ``0,200,1000``."""
-
-    def parse(text: str) -> tuple[Any, ...]:
-        try:
-            values = tuple(kind(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, "
-                                             f"got {text!r}") from None
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected at least one value, got {text!r}")
-        return values
-
-    return parse
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -474,7 +409,7 @@ _VERBOSE_HELP = "show Python warnings and error tracebacks in full (default: one
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``carpmodel`` command."""
-    parser = _Parser(
+    parser = cli_values.Parser(
         prog="carpmodel",
         description="Population model of the Qinghai Lake naked carp (Gymnocypris przewalskii).",
     )
@@ -504,9 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--data", metavar="DIR",
                           help="data directory (default: the config's, else the bundled data)")
     simulate.add_argument("--config", metavar="FILE", help="run config (TOML)")
-    simulate.add_argument("--first-year", type=_year, metavar="Y",
+    simulate.add_argument("--first-year", type=cli_values.year, metavar="Y",
                           help="first simulated year (default: config [simulate])")
-    simulate.add_argument("--last-year", type=_year, metavar="Y",
+    simulate.add_argument("--last-year", type=cli_values.year, metavar="Y",
                           help="last simulated year (default: config [simulate])")
     simulate.add_argument("--out", required=True, metavar="DIR", help="output directory")
     simulate.add_argument("--force", action="store_true",
@@ -517,9 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fit", help="fit the model to the biomass record → fit.json, fit.nc, figures")
     fit_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
     fit_cmd.add_argument("--config", metavar="FILE", help="run config (TOML)")
-    fit_cmd.add_argument("--last-data-year", type=_year, metavar="Y",
+    fit_cmd.add_argument("--last-data-year", type=cli_values.year, metavar="Y",
                          help="fit observations up to Y and predict the later ones (hindcast)")
-    fit_cmd.add_argument("--seed", type=_seed, metavar="S", help="seed (default: the config's)")
+    fit_cmd.add_argument("--seed", type=cli_values.seed, metavar="S", help="seed (default: the config's)")
     _common_output_options(fit_cmd)
     fit_cmd.set_defaults(handler=_fit)
 
@@ -531,13 +466,13 @@ def build_parser() -> argparse.ArgumentParser:
     project_cmd.add_argument("--scenarios", metavar="LIST",
                              help="comma-separated climate scenarios, e.g. baseline,ssp245")
     project_cmd.add_argument("--strategies", metavar="FILE", help="strategies TOML")
-    project_cmd.add_argument("--draws", type=_count(1), metavar="N", help="number of draws")
-    project_cmd.add_argument("--first-year", type=_year, metavar="Y")
-    project_cmd.add_argument("--last-year", type=_year, metavar="Y")
-    project_cmd.add_argument("--seed", type=_seed, metavar="S")
+    project_cmd.add_argument("--draws", type=cli_values.count(1), metavar="N", help="number of draws")
+    project_cmd.add_argument("--first-year", type=cli_values.year, metavar="Y")
+    project_cmd.add_argument("--last-year", type=cli_values.year, metavar="Y")
+    project_cmd.add_argument("--seed", type=cli_values.seed, metavar="S")
     project_cmd.add_argument("--effects", choices=("default", "none"),
                              help="temperature effects: the assumed defaults, or none (reference)")
-    project_cmd.add_argument("--chunk-draws", type=_count(1), metavar="N",
+    project_cmd.add_argument("--chunk-draws", type=cli_values.count(1), metavar="N",
                              help="process draws in chunks of N (dask-backed, bounded memory)")
     project_cmd.add_argument("--scheduler", metavar="ADDRESS",
                              help="run on a dask.distributed scheduler ('local' starts a LocalCluster)")
@@ -564,12 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "adds ~10 s to minutes, the power analysis (--power-replicates N) ~1 s per replicate "
                     "per slope (4 slopes). Progress goes to stderr (not with --quiet).")
     _fit_source_options(sens_cmd)
-    sens_cmd.add_argument("--draws", type=_count(1), metavar="N",
+    sens_cmd.add_argument("--draws", type=cli_values.count(1), metavar="N",
                           help="draws (default: the fit's config, 100)")
-    sens_cmd.add_argument("--power-replicates", type=_count(0), metavar="N",
+    sens_cmd.add_argument("--power-replicates", type=cli_values.count(0), metavar="N",
                           help="also run the power analysis with N replicates per slope")
-    sens_cmd.add_argument("--seed", type=_seed, metavar="S")
-    sens_cmd.add_argument("--chunk-draws", type=_count(1), metavar="N",
+    sens_cmd.add_argument("--seed", type=cli_values.seed, metavar="S")
+    sens_cmd.add_argument("--chunk-draws", type=cli_values.count(1), metavar="N",
                           help="run the engine on chunks of N draws (memory bounded; same results)")
     _common_output_options(sens_cmd)
     sens_cmd.set_defaults(handler=_sensitivity)
@@ -585,19 +520,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "on two quiet cores. --full runs the full grid (3 true survivals x 16 designs x 20 "
                     "replicates): about 45 min. Progress goes to stderr (not with --quiet).")
     _fit_source_options(mon_cmd)
-    mon_cmd.add_argument("--replicates", type=_count(2), metavar="N",
+    mon_cmd.add_argument("--replicates", type=cli_values.count(2), metavar="N",
                          help="simulated data sets per design (default 10; --full: 20)")
-    mon_cmd.add_argument("--true-survivals", type=_numbers(float), metavar="LIST",
+    mon_cmd.add_argument("--true-survivals", type=cli_values.numbers(float), metavar="LIST",
                          help="true release survivals, e.g. 0.05,0.3,0.8 (default 0.3)")
-    mon_cmd.add_argument("--fish-per-year", type=_numbers(int), metavar="LIST",
+    mon_cmd.add_argument("--fish-per-year", type=cli_values.numbers(int), metavar="LIST",
                          help="fish examined per year, e.g. 0,200,1000 (default; 0 = no samples, always run)")
-    mon_cmd.add_argument("--years-sampled", type=_numbers(int), metavar="LIST",
+    mon_cmd.add_argument("--years-sampled", type=cli_values.numbers(int), metavar="LIST",
                          help="numbers of last survey years sampled, e.g. 1,3,5 (default 5)")
     mon_cmd.add_argument("--full", action="store_true",
                          help="the full study's grid and replicates (other options still override)")
     mon_cmd.add_argument("--no-juvenile-option", action="store_true",
                          help="skip the comparison with a wild juvenile index (monitoring_options.nc)")
-    mon_cmd.add_argument("--seed", type=_seed, metavar="S")
+    mon_cmd.add_argument("--seed", type=cli_values.seed, metavar="S")
     _common_output_options(mon_cmd)
     mon_cmd.set_defaults(handler=_monitoring)
 
@@ -610,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="run config (default: the bundled defaults; see `carpmodel config "
                               "--show-defaults`)")
     run_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
-    run_cmd.add_argument("--seed", type=_seed, metavar="S", help="seed (default: the config's)")
+    run_cmd.add_argument("--seed", type=cli_values.seed, metavar="S", help="seed (default: the config's)")
     _common_output_options(run_cmd)
     run_cmd.set_defaults(handler=_run)
     for command in commands.choices.values():   # also after the command (SUPPRESS: keeps a global one)
