@@ -156,8 +156,8 @@ def test_a_normal_draw_outside_the_model_is_pulled_towards_the_estimate(bundled_
     # egg survival far below what one recruit needs to replace itself: no stock, R0 undefined,
     # the engine gives NaN; the draw is pulled halfway to the estimate until it runs, the
     # feasible draw beside it is left exactly as it is
-    from carpmodel.inference.likelihood import objective
-    from carpmodel.management.projection import feasible_draws
+    from carpmodel.inference.likelihood import objective, predict
+    from carpmodel.management.projection import feasible_draws, outside_model
 
     theta = bundled_fit.theta
     i = bundled_fit.parameter_names.index("logit_max_egg_survival")
@@ -166,7 +166,9 @@ def test_a_normal_draw_outside_the_model_is_pulled_towards_the_estimate(bundled_
     thetas = np.stack([theta + 0.01, outside])
     with np.errstate(all="ignore"):
         assert not np.isfinite(objective(bundled_fit.spec, outside))
-    moved = feasible_draws(bundled_fit, thetas)
+    flagged = outside_model(*predict(bundled_fit.spec, thetas))
+    np.testing.assert_array_equal(flagged, [False, True])
+    moved = feasible_draws(bundled_fit, thetas, flagged)
     np.testing.assert_array_equal(moved[0], thetas[0])
     assert np.isfinite(objective(bundled_fit.spec, moved[1]))
     assert theta[i] > moved[1, i] > outside[i]          # between the draw and the estimate

@@ -34,8 +34,8 @@ from numpy.typing import NDArray
 
 from carpmodel.dims import DRAW, SCENARIO, STRATEGY, YEAR, with_attrs
 from carpmodel.errors import ConfigError
-from carpmodel.inference.likelihood import objective, predict
-from carpmodel.model.dynamics import Policy, ProcessMultipliers, simulate
+from carpmodel.inference.likelihood import predict
+from carpmodel.model.dynamics import Policy, PopulationState, ProcessMultipliers, simulate
 from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
 
 #: CV of the simulated survey that biomass-triggered rules and harvest rules read (assumed:
@@ -109,22 +109,29 @@ def parameter_draws(result: Any, parameter_z: NDArray) -> NDArray:
 FEASIBLE_DRAW_HALVINGS = 8
 
 
-def feasible_draws(result: Any, thetas: NDArray) -> NDArray:
-    """``thetas (n_draws, n)`` with every draw the model cannot run (its objective is +inf: e.g.
-    too few recruits per egg for a stock, so R0 is undefined) pulled halfway towards θ̂ until it
-    can. The normal approximation is unbounded where the model is not; each draw is moved on its
-    own (the result does not depend on the other draws or the chunking), draws the model can run
-    are left exactly as they are."""
+def outside_model(history: PopulationState, unpacked: Any) -> NDArray:
+    """Rows of a batched :func:`predict` the model cannot run: marked invalid by the parameter
+    map (e.g. too few recruits per egg for a stock, so R0 is undefined) or with a non-finite
+    history."""
+    invalid = np.zeros(history.biomass_t.shape[:-1], bool) if unpacked.invalid is None else unpacked.invalid
+    return np.asarray(invalid, bool) | ~np.all(np.isfinite(history.biomass_t), axis=-1)
+
+
+def feasible_draws(result: Any, thetas: NDArray, outside: NDArray) -> NDArray:
+    """``thetas (n_draws, n)`` with every draw in ``outside`` (:func:`outside_model`) pulled
+    halfway towards θ̂ until the model can run it (θ̂ itself after
+    :data:`FEASIBLE_DRAW_HALVINGS` halvings). The normal approximation is unbounded where the
+    model is not; each draw is moved on its own (the result does not depend on the other draws or
+    the chunking), and draws the model can run are left exactly as they are."""
     thetas = np.array(thetas, dtype=float)
+    bad = np.array(outside, bool)
     with np.errstate(all="ignore"):
-        bad = ~np.isfinite(objective(result.spec, thetas))
         for _ in range(FEASIBLE_DRAW_HALVINGS):
             if not bad.any():
                 break
             rows = np.flatnonzero(bad)
             thetas[rows] = result.theta + 0.5 * (thetas[rows] - result.theta)
-            ok = np.isfinite(objective(result.spec, thetas[rows]))
-            bad[rows[ok]] = False
+            bad[rows] = outside_model(*predict(result.spec, thetas[rows]))
     thetas[bad] = result.theta
     return thetas
 
@@ -243,8 +250,12 @@ def prepare_draws(result: Any, setup: ProjectionSetup, draws: NDArray | None = N
         pool = np.asarray(setup.posterior_theta)
         thetas = pool[np.minimum((randomness.posterior_u * len(pool)).astype(int), len(pool) - 1)]
     else:
-        thetas = feasible_draws(result, parameter_draws(result, randomness.parameter_z))
+        thetas = parameter_draws(result, randomness.parameter_z)
     history, unpacked = predict(result.spec, thetas)
+    outside = outside_model(history, unpacked)
+    if setup.posterior_theta is None and outside.any():     # the normal approximation only
+        thetas = feasible_draws(result, thetas, outside)
+        history, unpacked = predict(result.spec, thetas)
     params = unpacked.params
     sigma_r = np.broadcast_to(np.asarray(params.sigma_r), (draws.size,))[:, None]
     log_devs = sigma_r * randomness.recruitment_z - 0.5 * sigma_r**2
