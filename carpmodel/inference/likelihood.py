@@ -326,6 +326,11 @@ def hatchery_sample_nll(spec: ModelSpec, state: PopulationState, u: Unpacked) ->
 THETA_LIMIT = 50.0
 
 
+def _within_limits(theta: NDArray) -> NDArray:
+    """Rows of ``theta`` that are finite and inside ±:data:`THETA_LIMIT`, batch shape."""
+    return np.all(np.isfinite(theta) & (np.abs(theta) <= THETA_LIMIT), axis=-1)
+
+
 def objective(spec: ModelSpec, theta: Any) -> NDArray:
     """Total NLL (sum of :func:`nll_components`), batch shape of ``theta``.
 
@@ -333,7 +338,7 @@ def objective(spec: ModelSpec, theta: Any) -> NDArray:
     ``inf`` (an optimiser or sampler then simply rejects them).
     """
     theta = np.asarray(theta, dtype=float)
-    bad = ~np.all(np.isfinite(theta) & (np.abs(theta) <= THETA_LIMIT), axis=-1)
+    bad = ~_within_limits(theta)
     if np.any(bad):
         theta = np.where(bad[..., None], spec.initial_theta(), theta)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -350,11 +355,12 @@ FEASIBLE_START_DOUBLINGS = 3
 def _evaluable(spec: ModelSpec, theta: NDArray) -> bool:
     """A finite objective and a stock in the first year: an empty start stock can still give a
     finite NLL once releases refill the lake, but the fit cannot move from it."""
-    if not np.isfinite(objective(spec, theta)):
+    if not _within_limits(theta):
         return False
-    with np.errstate(all="ignore"):
-        state, _ = predict(spec, theta)
-    return bool(np.asarray(state.biomass_t)[..., 0] > 0)
+    with np.errstate(all="ignore"):          # one engine run: the objective's, and its first year
+        state, u = predict(spec, theta)
+        total = sum(nll_from_state(spec, state, u).values())
+    return bool(np.isfinite(total) and np.asarray(state.biomass_t)[..., 0] > 0)
 
 
 def feasible_start(spec: ModelSpec, theta: NDArray) -> tuple[NDArray, str]:
