@@ -162,9 +162,10 @@ def compare_models(data: Any, variants: Mapping[str, RunConfig | SpecBuilder] | 
         config = variant if isinstance(variant, RunConfig) else getattr(variant, "config", default_config())
         spec = build_spec(data, variant) if isinstance(variant, RunConfig) else variant(data)
         if first is None and base_result is not None:
-            if config.fit.survey_sd == "estimated":     # estimated with the fit, not part of the variant
-                spec = replace(spec, sigma_survey=base_result.spec.sigma_survey,
-                               survey_rho=base_result.spec.survey_rho)
+            # the survey error is the fit's (estimated with it, or the same fixed value): not part
+            # of what makes a variant
+            spec = replace(spec, sigma_survey=base_result.spec.sigma_survey,
+                           survey_rho=base_result.spec.survey_rho)
             _check_same_model(spec, base_result, name)
             fits[name] = base_result
         else:
