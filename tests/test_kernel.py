@@ -1,0 +1,133 @@
+"""The compiled engine (carpmodel.model.kernel) against the numpy reference (reference_engine.py),
+and its independence of chunking and thread count.
+
+Tolerance: float64 rtol 1e-10 (same formulas, other order of summation: observed ≤ ~1e-13 over
+40 years; the margin covers F solved by Newton to 1e-14 and chaotic-free but long recursions);
+float32 rtol 2e-4 (numpy's float32 arithmetic against the kernel's float64 arithmetic rounded to
+float32 once a year; observed ≤ ~3e-5).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from reference_engine import reference_simulate
+from test_dynamics import make_params
+
+from carpmodel.model.dynamics import ProcessMultipliers, YearControl, simulate
+
+OUTPUTS = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "eggs", "recruits",
+           "catch_t", "catch_shortfall_t", "f_per_yr", "released_fish",
+           "hatchery_fraction_biomass", "hatchery_fraction_ssb", "hatchery_fraction_numbers",
+           "juvenile_survival_dd", "window_survivors", "wild_window_survivors", "numbers",
+           "length_cm", "natural_deaths", "catch_numbers", "end_numbers", "end_length_cm",
+           "final_numbers", "final_length_state_cm")
+
+N_YEARS = 40
+
+
+def _case(n_rows: int = 12, seed: int = 3) -> tuple:
+    """A batch that exercises every process: Lorenzen c 0, 1 and 0.6 (quadrature), windows 1-3,
+    size-dependent release survival, Ricker-free BH, catch in early years then F, forcing
+    multipliers and deviations, releases at ages 0, 1 and 3 that differ across rows."""
+    rng = np.random.default_rng(seed)
+    c = np.resize([0.0, 1.0, 0.6], n_rows)
+    params = make_params(
+        max_egg_survival=rng.uniform(0.003, 0.02, n_rows), lorenzen_c=c,
+        dd_window_end_age_yr=np.resize([1, 2, 3], n_rows).astype(float),
+        dd_strength=rng.uniform(0.2, 2.0, n_rows), m_ref_per_yr=rng.uniform(0.15, 0.4, n_rows),
+        release_survival_size_slope=np.resize([0.0, 0.8], n_rows), survey_l50_cm=12.0,
+        survey_slope_cm=1.5, initial_f_per_yr=rng.uniform(0.0, 0.6, n_rows))
+    n_age = params.n_age
+    release = np.zeros((n_rows, N_YEARS, n_age))
+    release[:, 3:20, 0] = 2e4
+    release[::2, 5:30, 1] = rng.uniform(1e4, 5e4, (n_rows + 1) // 2)[:, None]
+    release[1::3, 10:, 3] = 3e3
+    length = np.zeros_like(release)
+    length[..., 0], length[..., 1], length[..., 3] = 2.0, 9.4, 18.0
+    catch = np.zeros((n_rows, N_YEARS))
+    catch[:, :6] = rng.uniform(0.5, 30.0, (n_rows, 1))
+    multipliers = ProcessMultipliers(
+        growth_k=1.0 + 0.1 * np.sin(np.arange(N_YEARS)), natural_mortality=rng.uniform(0.9, 1.1, N_YEARS),
+        recruitment=rng.uniform(0.8, 1.2, N_YEARS), maturity_l50=rng.uniform(0.95, 1.05, N_YEARS))
+    devs = rng.normal(0.0, 0.5, (n_rows, N_YEARS))
+    kwargs = dict(n_years=N_YEARS, catch_t=catch, release_fish=release, release_length_cm=length,
+                  log_rec_devs=devs, multipliers=multipliers, keep_flows=True,
+                  keep_end_years=(5, 39))
+    return params, kwargs
+
+
+def _assert_close(a, b, rtol: float, atol_share: float = 1e-30) -> None:
+    for name in OUTPUTS:
+        x, y = getattr(a, name), getattr(b, name)
+        scale = np.max(np.abs(y)) if np.size(y) else 0.0
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * scale * 1e-3 + atol_share, err_msg=name)
+
+
+def test_kernel_matches_the_numpy_reference_in_float64():
+    params, kwargs = _case()
+    _assert_close(simulate(params, **kwargs), reference_simulate(params, **kwargs), rtol=1e-10)
+
+
+def test_kernel_matches_the_numpy_reference_in_float32():
+    params, kwargs = _case()
+    kernel = simulate(params, dtype=np.float32, **kwargs)
+    reference = reference_simulate(params, dtype=np.float32, **kwargs)
+    assert kernel.biomass_t.dtype == np.float32
+    _assert_close(kernel, reference, rtol=2e-4)
+
+
+def test_kernel_matches_the_reference_with_f_given_ricker_and_a_policy():
+    params, kwargs = _case(n_rows=6, seed=5)
+    params = params.replace(recruitment="ricker")
+    f = np.linspace(0.4, 0.0, N_YEARS)
+    n_age = params.n_age
+
+    def policy(y: int, estimate: np.ndarray) -> YearControl:
+        fish = np.zeros(estimate.shape + (n_age,))
+        fish[..., 2] = np.where(estimate < np.median(estimate), 1e4, 0.0)
+        return YearControl(release_fish=fish, release_length_cm=np.full(n_age, 14.0),
+                           f_per_yr=np.where(y % 3 == 0, 0.1, f[y]) + 0.0 * estimate)
+
+    kwargs.update(catch_t=None, f_per_yr=f, policy=policy,
+                  survey_log_errors=np.full((6, N_YEARS), 0.05))
+    _assert_close(simulate(params, **kwargs), reference_simulate(params, **kwargs), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_are_bit_identical_whatever_the_chunking(dtype):
+    # 150 rows cross blocks of 64: run whole, in chunks of 7 and 64, and row by row.
+    params, kwargs = _case(n_rows=150)
+    whole = simulate(params, dtype=dtype, **kwargs)
+
+    def rows(sl: slice):
+        p = params.replace(**{name: getattr(params, name)[sl] for name in (
+            "max_egg_survival", "lorenzen_c", "dd_window_end_age_yr", "dd_strength",
+            "m_ref_per_yr", "release_survival_size_slope", "initial_f_per_yr")})
+        kw = dict(kwargs, catch_t=kwargs["catch_t"][sl], release_fish=kwargs["release_fish"][sl],
+                  release_length_cm=kwargs["release_length_cm"][sl],
+                  log_rec_devs=kwargs["log_rec_devs"][sl])
+        return simulate(p, dtype=dtype, **kw)
+
+    for size in (7, 64, 1):
+        for start in range(0, 150, size if size > 1 else 37):
+            sl = slice(start, min(start + size, 150))
+            part = rows(sl)
+            for name in OUTPUTS:
+                np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[sl],
+                                              err_msg=f"{name}, chunk {sl}")
+
+
+def test_results_are_bit_identical_for_one_and_two_threads():
+    params, kwargs = _case(n_rows=150)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = simulate(params, dtype=np.float32, **kwargs)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = simulate(params, dtype=np.float32, **kwargs)
+    finally:
+        numba.set_num_threads(before)
+    for name in OUTPUTS:
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name), err_msg=name)
