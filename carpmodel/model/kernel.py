@@ -85,10 +85,11 @@ def _logistic(x: float, l50: float, slope: float) -> float:
     return 1.0 / (1.0 + math.exp(-(x - l50) / slope))
 
 
-@njit(cache=True)
-def _lorenzen(length: float, p: np.ndarray, rate: float, scale: float, nodes: np.ndarray,
-              weights: np.ndarray) -> float:
-    """Lorenzen M integrated over the year along the growth path (1/yr)."""
+@njit(cache=True, inline="always")
+def _lorenzen(length: float, p: np.ndarray, rate: float, scale: float, growth_span: float,
+              nodes: np.ndarray, weights: np.ndarray) -> float:
+    """Lorenzen M integrated over the year along the growth path (1/yr); ``growth_span`` is
+    ``L∞·(e^rate − 1)``, the same for every cell of a row."""
     c = p[LOR_C]
     if c == 0.0:
         return scale
@@ -96,7 +97,7 @@ def _lorenzen(length: float, p: np.ndarray, rate: float, scale: float, nodes: np
     hatch = p[HATCH_L]
     if c == 1.0:
         if length >= hatch:
-            integral = math.log1p(l_inf * math.expm1(rate) / length) / (rate * l_inf)
+            integral = math.log1p(growth_span / length) / (rate * l_inf)
         else:
             ratio = (l_inf - length) / max(l_inf - hatch, 1e-12)
             t_a = min(max(math.log(max(ratio, 1.0)) / rate, 0.0), 1.0)
@@ -267,6 +268,7 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
         # 4. mortality: Lorenzen M, juvenile density dependence, fishing
         rate = p[K] * yr[Y_KMULT]
         scale = p[M_REF] * yr[Y_MMULT]
+        growth_span = l_inf * math.expm1(rate)
         window = int(p[WINDOW])
         juveniles = 0.0
         total_biomass = 0.0
@@ -278,7 +280,7 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
                 body[o, a] = bd
                 weight[o, a] = _weight(bd, p[LW_A], p[LW_B])
                 total_biomass += n * weight[o, a]
-                m[o, a] = _lorenzen(length[b, o, a], p, rate, scale, nodes, weights)
+                m[o, a] = _lorenzen(length[b, o, a], p, rate, scale, growth_span, nodes, weights)
                 if a <= window:
                     juveniles += n
         relative = p[GAMMA] * juveniles / p[J0]
@@ -386,8 +388,7 @@ def announce_compile(dtype: np.dtype) -> None:
     if dtype.name in _announced:
         return
     _announced.add(dtype.name)
-    cache = getattr(year_step, "_cache", None)
-    path = getattr(cache, "_cache_path", None)
-    if path is None or not any(Path(path).glob("kernel._advance_rows-*.nbi")):
+    path = getattr(getattr(_year_serial, "_cache", None), "_cache_path", None)
+    if path is None or not any(Path(path).glob("kernel._year_serial-*.nbi")):
         print(f"carpmodel: compiling the engine for {dtype.name} (once per installation, ~10-40 s)",
               file=sys.stderr, flush=True)
