@@ -31,6 +31,9 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib import metadata
@@ -188,8 +191,23 @@ def _load_run_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
+def _progress(args: argparse.Namespace) -> Any:
+    """The progress display of a command: off with --quiet; a bar on a terminal, lines otherwise."""
+    from carpmodel.runlog import Progress
+
+    return Progress(False if args.quiet else None)
+
+
+def _recorded(args: argparse.Namespace, out: Path, config: RunConfig, log: Any, **fields: Any) -> Any:
+    """run.json in ``out`` while a command writes (:func:`carpmodel.runlog.run_record`)."""
+    from carpmodel.runlog import run_record
+
+    return run_record(out / "run.json", config, log, started=args.started, command=args.command,
+                      command_line=args.command_line, **fields)
+
+
 def _fit(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, fit_stage, write_fit
+    from carpmodel.pipeline import RunLog, fit_stage, write_fit
 
     config = _load_run_config(args)
     if args.last_data_year is not None:
@@ -204,9 +222,11 @@ def _fit(args: argparse.Namespace) -> int:
     _notes(preflight.check_work([preflight.posterior_workload(config, len(spec.parameter_names)),
                                  *preflight.refit_workloads(config, power=False)]))
     log = RunLog()
-    artifacts = fit_stage(data, config, log, Progress(None if not args.quiet else False))
+    artifacts = fit_stage(data, config, log, _progress(args))
     out = prepare_output_dir(args.out, args.force, protected)
-    write_fit(artifacts, out, log, svg=args.svg)
+    with _recorded(args, out, config, log, config_file=args.config,
+                   data_directory=str(Path(data.directory).resolve())):
+        write_fit(artifacts, out, log, svg=args.svg)
     for path in log.outputs:
         print(f"wrote {path}")
     s = artifacts.summary
@@ -239,7 +259,7 @@ def _budget_amount(text: str | None) -> float | None:
 
 
 def _project(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, load_fit, project_stage, write_projection
+    from carpmodel.pipeline import RunLog, load_fit, project_stage, write_projection
     from carpmodel.study_stages import (
         budget_problem,
         budget_stage,
@@ -287,7 +307,7 @@ def _project(args: argparse.Namespace) -> int:
         client = connect(args.scheduler)
     try:
         log = RunLog()
-        progress = Progress(None if not args.quiet else False)
+        progress = _progress(args)
         artifacts = project_stage(loaded, config, log, progress)
         ensemble = ensemble_stage(loaded, config, definition, log, progress) if definition else None
         budget = None
@@ -299,11 +319,13 @@ def _project(args: argparse.Namespace) -> int:
                                                                             posterior_theta=posterior)
             budget = budget_stage(loaded, config, fits, problem, log, progress)
         out = prepare_output_dir(args.out, args.force, protected)
-        write_projection(artifacts, out, log, svg=args.svg)
-        if ensemble is not None:
-            write_ensemble(ensemble, out, log, svg=args.svg)
-        if budget is not None:
-            write_budget(budget, out, log, svg=args.svg)
+        with _recorded(args, out, config, log, fit_directory=str(args.fit),
+                       data_directory=str(Path(loaded.data.directory).resolve())):
+            write_projection(artifacts, out, log, svg=args.svg)
+            if ensemble is not None:
+                write_ensemble(ensemble, out, log, svg=args.svg)
+            if budget is not None:
+                write_budget(budget, out, log, svg=args.svg)
     finally:
         if client is not None:
             cluster = getattr(client, "cluster", None)
@@ -318,7 +340,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, run_all
+    from carpmodel.pipeline import RunLog, run_all
 
     config = load_config(args.config_file) if args.config_file else default_config()
     if args.seed is not None:
@@ -328,8 +350,8 @@ def _run(args: argparse.Namespace) -> int:
     out = prepare_output_dir(args.out, args.force, protected)
     log = RunLog()
     try:
-        record = run_all(data, config, out, log, Progress(None if not args.quiet else False), svg=args.svg,
-                         config_path=args.config_file)
+        record = run_all(data, config, out, log, _progress(args), svg=args.svg,
+                         config_path=args.config_file, command_line=args.command_line)
     except BaseException as exc:   # said on the same line as the error (carpmodel.terminal)
         done = ", ".join(log.stages) or "none"
         exc.add_note(f"run stopped; stages completed: {done}; every file written is complete "
@@ -344,7 +366,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, load_fit, sensitivity_stage, write_figures
+    from carpmodel.pipeline import RunLog, load_fit, sensitivity_stage, write_figures
 
     loaded = load_fit(args.fit, args.data)
     config = loaded.config
@@ -364,17 +386,19 @@ def _sensitivity(args: argparse.Namespace) -> int:
     protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
     check_output_dir(args.out, args.force, protected)
     log = RunLog()
-    ds, figures = sensitivity_stage(loaded, config, log, Progress(None if not args.quiet else False))
+    ds, figures = sensitivity_stage(loaded, config, log, _progress(args))
     out = prepare_output_dir(args.out, args.force, protected)
-    log.wrote(write_netcdf_atomic(ds, out / "sensitivity.nc"))
-    write_figures(figures, out / "figures", log, svg=args.svg)
+    with _recorded(args, out, config, log, fit_directory=str(args.fit),
+                   data_directory=str(Path(loaded.data.directory).resolve())):
+        log.wrote(write_netcdf_atomic(ds, out / "sensitivity.nc"))
+        write_figures(figures, out / "figures", log, svg=args.svg)
     for path in log.outputs:
         print(f"wrote {path}")
     return 0
 
 
 def _monitoring(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, load_fit
+    from carpmodel.pipeline import RunLog, load_fit
     from carpmodel.studies.monitoring_design import FULL_DESIGN
     from carpmodel.study_stages import monitoring_stage, write_monitoring
 
@@ -392,10 +416,14 @@ def _monitoring(args: argparse.Namespace) -> int:
     check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
     _notes(preflight.check_work([preflight.monitoring_workload(settings, not args.no_juvenile_option)]))
     log = RunLog()
-    artifacts = monitoring_stage(loaded, log, Progress(None if not args.quiet else False), seed=args.seed,
+    artifacts = monitoring_stage(loaded, log, _progress(args), seed=args.seed,
                                  juvenile_option=not args.no_juvenile_option, **design)
     out = prepare_output_dir(args.out, args.force, protected)
-    write_monitoring(artifacts, out, log, svg=args.svg)
+    config = loaded.config if args.seed is None else replace(loaded.config, seed=args.seed)
+    with _recorded(args, out, config, log, fit_directory=str(args.fit),
+                   data_directory=str(Path(loaded.data.directory).resolve()),
+                   design={**settings, "juvenile_option": not args.no_juvenile_option}):
+        write_monitoring(artifacts, out, log, svg=args.svg)
     for path in log.outputs:
         print(f"wrote {path}")
     return 0
@@ -571,10 +599,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     parser = build_parser()
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors (argparse exits 2)
         return exc.code if isinstance(exc.code, int) else 2
+    # for run.json: when the command started and how it was called
+    args.started, args.command_line = time.perf_counter(), shlex.join(["carpmodel", *argv])
     verbose = bool(getattr(args, "verbose", False))
     try:
         with termination_as_interrupt(), warnings_as_notes(verbose):
