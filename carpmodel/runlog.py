@@ -36,13 +36,16 @@ class Progress:
     about 2 min 00 s left``).
 
     The time left is the mean time per item so far × the items left, counted from the
-    ``done = 0`` tick or, without one, from the start of the current stage. :meth:`ticker` gives
-    the ``progress(done, total)`` callable the studies take.
+    ``done = 0`` tick or, without one, from the start of the current stage (``clock``: seconds,
+    :func:`time.perf_counter`). :meth:`ticker` gives the ``progress(done, total)`` callable the
+    studies take.
     """
 
-    def __init__(self, enabled: bool | None = None, *, terminal: bool | None = None) -> None:
+    def __init__(self, enabled: bool | None = None, *, terminal: bool | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.enabled = True if enabled is None else enabled
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self._clock = clock
         self._stage: str | None = None
         self._stage_start: float | None = None
         self._started: dict[str, float] = {}
@@ -53,18 +56,18 @@ class Progress:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the block as stage ``name``: its end (and, on a terminal, its start) on stderr."""
-        start = time.perf_counter()
+        start = self._clock()
         self._stage, self._stage_start = name, start
         if self.enabled and self.terminal:
             _say(f"[{name}] ...")
         yield
         self._stage = None
         if self.enabled:
-            _say(f"[{name}] done in {time.perf_counter() - start:.1f} s")
+            _say(f"[{name}] done in {self._clock() - start:.1f} s")
 
     def tick(self, label: str, done: int, total: int) -> None:
         """Report ``done`` of ``total`` items of ``label`` (0 first marks the start)."""
-        now = time.perf_counter()
+        now = self._clock()
         if done == 0 or label not in self._started:
             self._started[label] = now if done == 0 or self._stage_start is None else self._stage_start
             self._quarter[label], self._last_line[label] = 0, now
