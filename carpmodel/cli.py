@@ -4,7 +4,11 @@ Exit status: 0 success; 2 bad input, config or refused request (a :class:`Carpmo
 printed as one line ``carpmodel: error: <message>`` on stderr, no traceback); 1 out of memory,
 a full disk (one line) or an internal error (a bug: its traceback and how to report it);
 130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM, 129 by SIGHUP (handled like Ctrl-C: the
-current file is not left half-written and ``run`` records the stages completed in run.json).
+current file is not left half-written and run.json records the stages completed).
+Progress goes to stderr (:class:`carpmodel.runlog.Progress`: a bar on a terminal, one line per
+stage otherwise; not with ``--quiet``); every command that writes results (``run``, ``fit``,
+``project``, ``sensitivity``, ``monitoring``) writes ``run.json`` in its output directory
+(:func:`carpmodel.runlog.run_record`).
 Python warnings are shown as one ``carpmodel: note: …`` line each; ``--verbose`` shows them, and
 the traceback of any error, in full (:mod:`carpmodel.terminal`).
 
