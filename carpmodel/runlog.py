@@ -201,16 +201,22 @@ def run_record(run_json: Path, config: RunConfig, log: RunLog, *, started: float
     def checkpoint() -> None:
         write_json_atomic(run_json, current())
 
+    def finish() -> None:
+        log.on_change = previous
+        record.update(current())
+        log.wrote(write_json_atomic(run_json, record))
+
     checkpoint()
     previous, log.on_change = log.on_change, checkpoint
     try:
         yield record
-        record["status"] = "complete"
     except BaseException as exc:
         record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
+        try:
+            finish()
+        except Exception:   # noqa: BLE001, S110 - e.g. the disk that stopped the block is still full
+            pass            # the error in flight is the one to report
         raise
-    finally:
-        log.on_change = previous
-        record.update(current())
-        log.wrote(write_json_atomic(run_json, record))
+    record["status"] = "complete"
+    finish()

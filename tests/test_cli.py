@@ -551,3 +551,29 @@ def test_monitoring_help_defaults_are_the_quick_design() -> None:
 
     help_text = " ".join(_subcommands()["monitoring"].format_help().split())
     assert f"(default: {QUICK_DESIGN['n_replicates']}; --full: 20)" in help_text
+
+
+def test_run_record_says_how_a_command_ended_and_keeps_its_error(tmp_path, monkeypatch) -> None:
+    from carpmodel.io import outputs
+    from carpmodel.pipeline import RunLog
+    from carpmodel.runlog import run_record
+
+    log = RunLog()
+    with pytest.raises(KeyboardInterrupt):
+        with run_record(tmp_path / "run.json", default_config(), log, command="fit") as record:
+            assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"
+            log.wrote(outputs.write_text_atomic(tmp_path / "a.txt", "a"))
+            raise KeyboardInterrupt
+    written = json.loads((tmp_path / "run.json").read_text())
+    assert written["status"] == "interrupted" and written["outputs"] == [str(tmp_path / "a.txt")]
+    assert record["status"] == "interrupted" and log.on_change is None
+
+    # a full disk stops the block and the last run.json alike: the block's error is the one raised
+    def full(path, text):
+        raise OSError(28, "No space left on device", str(path))
+
+    with pytest.raises(RuntimeError, match="the block's"):
+        with run_record(tmp_path / "run.json", default_config(), RunLog(), command="fit"):
+            monkeypatch.setattr(outputs, "write_text_atomic", full)
+            raise RuntimeError("the block's")
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"   # the last one written
