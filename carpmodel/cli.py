@@ -4,7 +4,11 @@ Exit status: 0 success; 2 bad input, config or refused request (a :class:`Carpmo
 printed as one line ``carpmodel: error: <message>`` on stderr, no traceback); 1 out of memory,
 a full disk (one line) or an internal error (a bug: its traceback and how to report it);
 130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM, 129 by SIGHUP (handled like Ctrl-C: the
-current file is not left half-written and ``run`` records the stages completed in run.json).
+current file is not left half-written and run.json records the stages completed).
+Progress goes to stderr (:class:`carpmodel.runlog.Progress`: a bar on a terminal, one line per
+stage otherwise; not with ``--quiet``); every command that writes results (``run``, ``fit``,
+``project``, ``sensitivity``, ``monitoring``) writes ``run.json`` in its output directory
+(:func:`carpmodel.runlog.run_record`).
 Python warnings are shown as one ``carpmodel: note: …`` line each; ``--verbose`` shows them, and
 the traceback of any error, in full (:mod:`carpmodel.terminal`).
 
@@ -31,6 +35,9 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib import metadata
@@ -188,8 +195,23 @@ def _load_run_config(args: argparse.Namespace) -> RunConfig:
     return config
 
 
+def _progress(args: argparse.Namespace) -> Any:
+    """The progress display of a command: off with --quiet; a bar on a terminal, lines otherwise."""
+    from carpmodel.runlog import Progress
+
+    return Progress(False if args.quiet else None)
+
+
+def _recorded(args: argparse.Namespace, out: Path, config: RunConfig, log: Any, **fields: Any) -> Any:
+    """run.json in ``out`` while a command writes (:func:`carpmodel.runlog.run_record`)."""
+    from carpmodel.runlog import run_record
+
+    return run_record(out / "run.json", config, log, started=args.started, command=args.command,
+                      command_line=args.command_line, **fields)
+
+
 def _fit(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, fit_stage, write_fit
+    from carpmodel.pipeline import RunLog, fit_stage, write_fit
 
     config = _load_run_config(args)
     if args.last_data_year is not None:
@@ -204,9 +226,11 @@ def _fit(args: argparse.Namespace) -> int:
     _notes(preflight.check_work([preflight.posterior_workload(config, len(spec.parameter_names)),
                                  *preflight.refit_workloads(config, power=False)]))
     log = RunLog()
-    artifacts = fit_stage(data, config, log, Progress(None if not args.quiet else False))
+    artifacts = fit_stage(data, config, log, _progress(args))
     out = prepare_output_dir(args.out, args.force, protected)
-    write_fit(artifacts, out, log, svg=args.svg)
+    with _recorded(args, out, config, log, config_file=args.config,
+                   data_directory=str(Path(data.directory).resolve())):
+        write_fit(artifacts, out, log, svg=args.svg)
     for path in log.outputs:
         print(f"wrote {path}")
     s = artifacts.summary
@@ -239,7 +263,7 @@ def _budget_amount(text: str | None) -> float | None:
 
 
 def _project(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, load_fit, project_stage, write_projection
+    from carpmodel.pipeline import RunLog, load_fit, project_stage, write_projection
     from carpmodel.study_stages import (
         budget_problem,
         budget_stage,
@@ -287,7 +311,7 @@ def _project(args: argparse.Namespace) -> int:
         client = connect(args.scheduler)
     try:
         log = RunLog()
-        progress = Progress(None if not args.quiet else False)
+        progress = _progress(args)
         artifacts = project_stage(loaded, config, log, progress)
         ensemble = ensemble_stage(loaded, config, definition, log, progress) if definition else None
         budget = None
@@ -299,11 +323,13 @@ def _project(args: argparse.Namespace) -> int:
                                                                             posterior_theta=posterior)
             budget = budget_stage(loaded, config, fits, problem, log, progress)
         out = prepare_output_dir(args.out, args.force, protected)
-        write_projection(artifacts, out, log, svg=args.svg)
-        if ensemble is not None:
-            write_ensemble(ensemble, out, log, svg=args.svg)
-        if budget is not None:
-            write_budget(budget, out, log, svg=args.svg)
+        with _recorded(args, out, config, log, fit_directory=str(args.fit),
+                       data_directory=str(Path(loaded.data.directory).resolve())):
+            write_projection(artifacts, out, log, svg=args.svg)
+            if ensemble is not None:
+                write_ensemble(ensemble, out, log, svg=args.svg)
+            if budget is not None:
+                write_budget(budget, out, log, svg=args.svg)
     finally:
         if client is not None:
             cluster = getattr(client, "cluster", None)
@@ -318,7 +344,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, run_all
+    from carpmodel.pipeline import RunLog, run_all
 
     config = load_config(args.config_file) if args.config_file else default_config()
     if args.seed is not None:
@@ -328,8 +354,8 @@ def _run(args: argparse.Namespace) -> int:
     out = prepare_output_dir(args.out, args.force, protected)
     log = RunLog()
     try:
-        record = run_all(data, config, out, log, Progress(None if not args.quiet else False), svg=args.svg,
-                         config_path=args.config_file)
+        record = run_all(data, config, out, log, _progress(args), svg=args.svg,
+                         config_path=args.config_file, command_line=args.command_line)
     except BaseException as exc:   # said on the same line as the error (carpmodel.terminal)
         done = ", ".join(log.stages) or "none"
         exc.add_note(f"run stopped; stages completed: {done}; every file written is complete "
@@ -344,7 +370,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, load_fit, sensitivity_stage, write_figures
+    from carpmodel.pipeline import RunLog, load_fit, sensitivity_stage, write_figures
 
     loaded = load_fit(args.fit, args.data)
     config = loaded.config
@@ -364,17 +390,19 @@ def _sensitivity(args: argparse.Namespace) -> int:
     protected = [loaded.data.directory, BUNDLED_DATA_DIRECTORY, Path(args.fit)]
     check_output_dir(args.out, args.force, protected)
     log = RunLog()
-    ds, figures = sensitivity_stage(loaded, config, log, Progress(None if not args.quiet else False))
+    ds, figures = sensitivity_stage(loaded, config, log, _progress(args))
     out = prepare_output_dir(args.out, args.force, protected)
-    log.wrote(write_netcdf_atomic(ds, out / "sensitivity.nc"))
-    write_figures(figures, out / "figures", log, svg=args.svg)
+    with _recorded(args, out, config, log, fit_directory=str(args.fit),
+                   data_directory=str(Path(loaded.data.directory).resolve())):
+        log.wrote(write_netcdf_atomic(ds, out / "sensitivity.nc"))
+        write_figures(figures, out / "figures", log, svg=args.svg)
     for path in log.outputs:
         print(f"wrote {path}")
     return 0
 
 
 def _monitoring(args: argparse.Namespace) -> int:
-    from carpmodel.pipeline import Progress, RunLog, load_fit
+    from carpmodel.pipeline import RunLog, load_fit
     from carpmodel.studies.monitoring_design import FULL_DESIGN
     from carpmodel.study_stages import monitoring_stage, write_monitoring
 
@@ -392,10 +420,14 @@ def _monitoring(args: argparse.Namespace) -> int:
     check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
     _notes(preflight.check_work([preflight.monitoring_workload(settings, not args.no_juvenile_option)]))
     log = RunLog()
-    artifacts = monitoring_stage(loaded, log, Progress(None if not args.quiet else False), seed=args.seed,
+    artifacts = monitoring_stage(loaded, log, _progress(args), seed=args.seed,
                                  juvenile_option=not args.no_juvenile_option, **design)
     out = prepare_output_dir(args.out, args.force, protected)
-    write_monitoring(artifacts, out, log, svg=args.svg)
+    config = loaded.config if args.seed is None else replace(loaded.config, seed=args.seed)
+    with _recorded(args, out, config, log, fit_directory=str(args.fit),
+                   data_directory=str(Path(loaded.data.directory).resolve()),
+                   design={**settings, "juvenile_option": not args.no_juvenile_option}):
+        write_monitoring(artifacts, out, log, svg=args.svg)
     for path in log.outputs:
         print(f"wrote {path}")
     return 0
@@ -404,11 +436,31 @@ def _monitoring(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-_VERBOSE_HELP = "show Python warnings and error tracebacks in full (default: one line each)"
+_VERBOSE_HELP = "show Python warnings and error tracebacks in full (default: off, one line each)"
+
+#: what every writing command's --help says at its end: progress and run.json
+_WRITING_EPILOG = (
+    "Progress goes to stderr: on a terminal a bar per long step with the time left; otherwise (a log "
+    "file, a pipe) one line per stage ('[fit] done in 5.1 s') and, for steps longer than a few seconds, "
+    "a line at each quarter done with the time elapsed and left; --quiet silences it. DIR/run.json "
+    "records the command line, versions, config, stages completed with their timings and every file "
+    "written (rewritten after each; status running/complete/interrupted/failed).")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``carpmodel`` command."""
+    """Return the argument parser of the ``carpmodel`` command.
+
+    Every option's help ends with its default (``(default: …)``, or ``(required)``) and names the
+    unit of its value where it has one (calendar years, draws, fish a year, cost units …).
+    """
+    from carpmodel.studies.monitoring_design import FULL_DESIGN, QUICK_DESIGN
+
+    defaults = default_config()
+    projection, sensitivity, simulation = defaults.projection, defaults.sensitivity, defaults.simulate
+
+    def listed(values: Any) -> str:
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
     parser = cli_values.Parser(
         prog="carpmodel",
         description="Population model of the Qinghai Lake naked carp (Gymnocypris przewalskii).",
@@ -420,72 +472,106 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check-data", help="validate a data directory and print what it holds"
     )
-    check.add_argument("directory", metavar="DIR", help="data directory to check")
+    check.add_argument("directory", metavar="DIR", help="data directory to check (required)")
     check.add_argument("--config", metavar="FILE",
-                       help="also check the directory against this run config (default: the defaults)")
+                       help="also check the directory against this run config (TOML) (default: the "
+                            "built-in defaults)")
     check.set_defaults(handler=_check_data)
 
     config = commands.add_parser("config", help="print or validate a run config (TOML)")
     which = config.add_mutually_exclusive_group(required=True)
     which.add_argument("--show-defaults", action="store_true",
-                       help="print the default config as TOML")
+                       help="print the default config as TOML (default: off; required unless FILE)")
     which.add_argument("file", nargs="?", metavar="FILE",
-                       help="config file to validate and print with defaults filled in")
+                       help="config file to validate and print with defaults filled in (required unless "
+                            "--show-defaults)")
     config.set_defaults(handler=_config)
 
     simulate = commands.add_parser(
         "simulate", help="run the engine at default parameters and write simulation.nc"
     )
     simulate.add_argument("--data", metavar="DIR",
-                          help="data directory (default: the config's, else the bundled data)")
-    simulate.add_argument("--config", metavar="FILE", help="run config (TOML)")
+                          help="data directory (default: the config's [data] directory, else the bundled "
+                               "data)")
+    simulate.add_argument("--config", metavar="FILE",
+                          help="run config (TOML) (default: the built-in defaults, see `carpmodel config "
+                               "--show-defaults`)")
     simulate.add_argument("--first-year", type=cli_values.year, metavar="Y",
-                          help="first simulated year (default: config [simulate])")
+                          help=f"first simulated calendar year (default: the config's [simulate] first_year, "
+                               f"{simulation.first_year})")
     simulate.add_argument("--last-year", type=cli_values.year, metavar="Y",
-                          help="last simulated year (default: config [simulate])")
-    simulate.add_argument("--out", required=True, metavar="DIR", help="output directory")
+                          help=f"last simulated calendar year (default: the config's [simulate] last_year, "
+                               f"{simulation.last_year})")
+    simulate.add_argument("--out", required=True, metavar="DIR", help="output directory (required)")
     simulate.add_argument("--force", action="store_true",
-                          help="write into DIR even if it exists")
+                          help="write into DIR even if it exists (default: off, an existing DIR is refused)")
     simulate.set_defaults(handler=_simulate)
 
     fit_cmd = commands.add_parser(
-        "fit", help="fit the model to the biomass record → fit.json, fit.nc, figures")
-    fit_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
-    fit_cmd.add_argument("--config", metavar="FILE", help="run config (TOML)")
+        "fit", help="fit the model to the biomass record → fit.json, fit.nc, figures",
+        epilog=_WRITING_EPILOG)
+    fit_cmd.add_argument("--data", metavar="DIR",
+                         help="data directory (default: the config's [data] directory, else the bundled "
+                              "data)")
+    fit_cmd.add_argument("--config", metavar="FILE",
+                         help="run config (TOML) (default: the built-in defaults, see `carpmodel config "
+                              "--show-defaults`)")
     fit_cmd.add_argument("--last-data-year", type=cli_values.year, metavar="Y",
-                         help="fit observations up to Y and predict the later ones (hindcast)")
-    fit_cmd.add_argument("--seed", type=cli_values.seed, metavar="S", help="seed (default: the config's)")
+                         help="fit observations up to calendar year Y and predict the later ones (hindcast, "
+                              "hindcast.nc) (default: the config's [fit] last_data_year; none: every "
+                              "observation is fitted)")
+    fit_cmd.add_argument("--seed", type=cli_values.seed, metavar="S",
+                         help=f"random seed, an integer (default: the config's seed, {defaults.seed})")
     _common_output_options(fit_cmd)
     fit_cmd.set_defaults(handler=_fit)
 
     project_cmd = commands.add_parser(
         "project", help="stochastic projections of strategies × scenarios → projection.nc, metrics.csv",
         description="Stochastic projections of every strategy x scenario from a fit's parameter draws "
-                    "(projection.nc, metrics.csv: one row per strategy x scenario). " + PROJECTION_FIGURES)
+                    "(projection.nc, metrics.csv: one row per strategy x scenario). " + PROJECTION_FIGURES,
+        epilog=_WRITING_EPILOG)
     _fit_source_options(project_cmd)
     project_cmd.add_argument("--scenarios", metavar="LIST",
-                             help="comma-separated climate scenarios, e.g. baseline,ssp245")
-    project_cmd.add_argument("--strategies", metavar="FILE", help="strategies TOML")
-    project_cmd.add_argument("--draws", type=cli_values.count(1), metavar="N", help="number of draws")
-    project_cmd.add_argument("--first-year", type=cli_values.year, metavar="Y")
-    project_cmd.add_argument("--last-year", type=cli_values.year, metavar="Y")
-    project_cmd.add_argument("--seed", type=cli_values.seed, metavar="S")
+                             help=f"comma-separated climate scenarios of the data's climate_scenarios.toml, "
+                                  f"e.g. baseline,ssp245 (default: the fit's [projection] scenarios; "
+                                  f"{listed(projection.scenarios)} in the default config)")
+    project_cmd.add_argument("--strategies", metavar="FILE",
+                             help="strategies TOML (default: the fit's [projection] strategies; the bundled "
+                                  "carpmodel/management/default_strategies.toml in the default config)")
+    project_cmd.add_argument("--draws", type=cli_values.count(1), metavar="N",
+                             help=f"number of parameter draws (stochastic replicates) (default: the fit's "
+                                  f"[projection] draws; {projection.draws} in the default config)")
+    project_cmd.add_argument("--first-year", type=cli_values.year, metavar="Y",
+                             help=f"first projected calendar year (default: the fit's [projection] "
+                                  f"first_year; {projection.first_year} in the default config)")
+    project_cmd.add_argument("--last-year", type=cli_values.year, metavar="Y",
+                             help=f"last projected calendar year (default: the fit's [projection] last_year; "
+                                  f"{projection.last_year} in the default config)")
+    project_cmd.add_argument("--seed", type=cli_values.seed, metavar="S",
+                             help="random seed, an integer (default: the fit's seed)")
     project_cmd.add_argument("--effects", choices=("default", "none"),
-                             help="temperature effects: the assumed defaults, or none (reference)")
+                             help=f"temperature effects: the assumed defaults, or none (reference) "
+                                  f"(default: the fit's [projection] effects; {projection.effects} in the "
+                                  f"default config)")
     project_cmd.add_argument("--chunk-draws", type=cli_values.count(1), metavar="N",
-                             help="process draws in chunks of N (dask-backed, bounded memory)")
+                             help="process draws in chunks of N draws (dask-backed, bounded memory) "
+                                  "(default: the fit's [projection] chunk_draws; none: all draws at once)")
     project_cmd.add_argument("--scheduler", metavar="ADDRESS",
-                             help="run on a dask.distributed scheduler ('local' starts a LocalCluster)")
+                             help="run on a dask.distributed scheduler ('local' starts a LocalCluster) "
+                                  "(default: none, in this process)")
     project_cmd.add_argument("--ensemble", nargs="?", const=_FROM_FILE, metavar="FILE",
                              help="also fit and project an ensemble of model structures (density-dependence "
                                   "window x release-survival prior x Lorenzen M exponent x initial state; "
-                                  "FILE: an [ensemble] TOML, default: "
+                                  "FILE: an [ensemble] TOML; the flag alone: "
                                   "carpmodel.management.ensemble.EnsembleDefinition) "
-                                  "→ ensemble_projection.nc, ensemble_metrics.csv, ensemble_members.csv")
+                                  "→ ensemble_projection.nc, ensemble_metrics.csv, ensemble_members.csv "
+                                  "(default: off)")
     project_cmd.add_argument("--budget", nargs="?", const=_FROM_FILE, metavar="AMOUNT",
-                             help="also find the best split of an annual release budget (cost units) over "
-                                  "release sizes: the strategies file's [budget] question, its amount "
-                                  "replaced by AMOUNT; across the ensemble with --ensemble → budget.csv")
+                             help="also find the best split of an annual release budget, AMOUNT in cost "
+                                  "units a year (the strategies file's currency), over release sizes: "
+                                  "the strategies file's [budget] question, its amount replaced by "
+                                  "AMOUNT; across the ensemble with --ensemble → budget.csv (default: "
+                                  "off; the flag alone: the file's budget_per_year)")
     _common_output_options(project_cmd)
     project_cmd.set_defaults(handler=_project)
 
@@ -497,18 +583,25 @@ def build_parser() -> argparse.ArgumentParser:
                     "fit's [sensitivity] section (default 100 draws: about 5 s on two quiet cores; "
                     "500 draws about 8 s). The temperature-effect test ([sensitivity] temperature_test) "
                     "adds ~10 s to minutes, the power analysis (--power-replicates N) ~1 s per replicate "
-                    "per slope (4 slopes). Progress goes to stderr (not with --quiet).")
+                    "per slope (4 slopes).",
+        epilog=_WRITING_EPILOG)
     _fit_source_options(sens_cmd)
     sens_cmd.add_argument("--draws", type=cli_values.count(1), metavar="N",
-                          help="draws (default: the fit's config, 100)")
+                          help=f"number of parameter draws (default: the fit's [sensitivity] draws; "
+                               f"{sensitivity.draws} in the default config)")
     sens_cmd.add_argument("--power-replicates", type=cli_values.count(0), metavar="N",
-                          help="also run the power analysis with N replicates per slope")
-    sens_cmd.add_argument("--seed", type=cli_values.seed, metavar="S")
+                          help=f"also run the power analysis with N simulated data sets (replicates) per "
+                               f"slope (default: the fit's [sensitivity] power_replicates; "
+                               f"{sensitivity.power_replicates}, no power analysis, in the default config)")
+    sens_cmd.add_argument("--seed", type=cli_values.seed, metavar="S",
+                          help="random seed, an integer (default: the fit's seed)")
     sens_cmd.add_argument("--chunk-draws", type=cli_values.count(1), metavar="N",
-                          help="run the engine on chunks of N draws (memory bounded; same results)")
+                          help="run the engine on chunks of N draws (memory bounded; same results) (default: "
+                               "the fit's [sensitivity] chunk_draws; none: all draws at once)")
     _common_output_options(sens_cmd)
     sens_cmd.set_defaults(handler=_sensitivity)
 
+    quick, full = QUICK_DESIGN, FULL_DESIGN
     mon_cmd = commands.add_parser(
         "monitoring", help="how many fish to examine for hatchery origin → monitoring.nc, figures "
                            "(defaults: about a minute)",
@@ -518,21 +611,31 @@ def build_parser() -> argparse.ArgumentParser:
                     "defaults are a quick first look (true survival 0.3; 0 or 1000 fish a year in "
                     "the last 5 survey years; 5 replicates; the juvenile-index comparison): about a minute "
                     "on two quiet cores. --full runs the full grid (3 true survivals x 16 designs x 20 "
-                    "replicates): about 45 min. Progress goes to stderr (not with --quiet).")
+                    "replicates): about 45 min.",
+        epilog=_WRITING_EPILOG)
     _fit_source_options(mon_cmd)
     mon_cmd.add_argument("--replicates", type=cli_values.count(2), metavar="N",
-                         help="simulated data sets per design (default 10; --full: 20)")
+                         help=f"simulated data sets (replicates) per design (default: "
+                              f"{quick['n_replicates']}; --full: {full['n_replicates']})")
     mon_cmd.add_argument("--true-survivals", type=cli_values.numbers(float), metavar="LIST",
-                         help="true release survivals, e.g. 0.05,0.3,0.8 (default 0.3)")
+                         help=f"true release survivals, fractions in (0, 1), e.g. 0.05,0.3,0.8 (default: "
+                              f"{listed(quick['true_survivals'])}; --full: {listed(full['true_survivals'])})")
     mon_cmd.add_argument("--fish-per-year", type=cli_values.numbers(int), metavar="LIST",
-                         help="fish examined per year, e.g. 0,200,1000 (default; 0 = no samples, always run)")
+                         help=f"fish examined for hatchery marks, in fish a year, e.g. 0,200,1000; 0 = no "
+                              f"samples, always run (default: {listed(quick['fish_per_year'])}; --full: "
+                              f"{listed(full['fish_per_year'])})")
     mon_cmd.add_argument("--years-sampled", type=cli_values.numbers(int), metavar="LIST",
-                         help="numbers of last survey years sampled, e.g. 1,3,5 (default 5)")
+                         help=f"how many of the last survey years are sampled, in years, e.g. 1,3,5 "
+                              f"(default: {listed(quick['years_of_sampling'])}; --full: "
+                              f"{listed(full['years_of_sampling'])})")
     mon_cmd.add_argument("--full", action="store_true",
-                         help="the full study's grid and replicates (other options still override)")
+                         help="the full study's grid and replicates; the other options still override "
+                              "(default: off, the quick first look)")
     mon_cmd.add_argument("--no-juvenile-option", action="store_true",
-                         help="skip the comparison with a wild juvenile index (monitoring_options.nc)")
-    mon_cmd.add_argument("--seed", type=cli_values.seed, metavar="S")
+                         help="skip the comparison with a wild juvenile index, monitoring_options.nc "
+                              "(default: off, the comparison runs)")
+    mon_cmd.add_argument("--seed", type=cli_values.seed, metavar="S",
+                         help="random seed, an integer (default: the fit's seed)")
     _common_output_options(mon_cmd)
     mon_cmd.set_defaults(handler=_monitoring)
 
@@ -540,12 +643,16 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="the main job: fit, diagnostics, projections, strategies, climate sensitivity, report",
         description="The main job: fit, diagnostics, attribution, projections of every strategy x "
                     "scenario, climate sensitivity and report.html (a strategy table per scenario). "
-                    + PROJECTION_FIGURES)
+                    + PROJECTION_FIGURES,
+        epilog=_WRITING_EPILOG)
     run_cmd.add_argument("config_file", nargs="?", metavar="CONFIG.toml",
-                         help="run config (default: the bundled defaults; see `carpmodel config "
+                         help="run config (default: the built-in defaults, see `carpmodel config "
                               "--show-defaults`)")
-    run_cmd.add_argument("--data", metavar="DIR", help="data directory (default: the config's)")
-    run_cmd.add_argument("--seed", type=cli_values.seed, metavar="S", help="seed (default: the config's)")
+    run_cmd.add_argument("--data", metavar="DIR",
+                         help="data directory (default: the config's [data] directory, else the bundled "
+                              "data)")
+    run_cmd.add_argument("--seed", type=cli_values.seed, metavar="S",
+                         help=f"random seed, an integer (default: the config's seed, {defaults.seed})")
     _common_output_options(run_cmd)
     run_cmd.set_defaults(handler=_run)
     for command in commands.choices.values():   # also after the command (SUPPRESS: keeps a global one)
@@ -554,15 +661,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fit_source_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--fit", required=True, metavar="DIR", help="a directory written by `fit`")
+    command.add_argument("--fit", required=True, metavar="DIR",
+                         help="a directory written by `fit` or `run` (required)")
     command.add_argument("--data", metavar="DIR", help="data directory (default: the fit's)")
 
 
 def _common_output_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    command.add_argument("--force", action="store_true", help="write into DIR even if it exists")
-    command.add_argument("--quiet", action="store_true", help="no progress display")
-    command.add_argument("--svg", action="store_true", help="also write figures as SVG")
+    command.add_argument("--out", required=True, metavar="DIR", help="output directory (required)")
+    command.add_argument("--force", action="store_true",
+                         help="write into DIR even if it exists (default: off, an existing DIR is refused)")
+    command.add_argument("--quiet", action="store_true",
+                         help="no progress on stderr (default: off; progress is shown, see below)")
+    command.add_argument("--svg", action="store_true",
+                         help="also write figures as SVG (default: off, PNG only)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -571,10 +682,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     parser = build_parser()
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors (argparse exits 2)
         return exc.code if isinstance(exc.code, int) else 2
+    # for run.json: when the command started and how it was called
+    args.started, args.command_line = time.perf_counter(), shlex.join(["carpmodel", *argv])
     verbose = bool(getattr(args, "verbose", False))
     try:
         with termination_as_interrupt(), warnings_as_notes(verbose):

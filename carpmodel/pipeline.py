@@ -2,15 +2,13 @@
 
 Each stage takes loaded inputs and returns what it made; ``write_*`` functions put it on disk
 atomically. :class:`RunLog` records the time of each stage and which stages completed, so an
-interrupted run can say how far it got; :class:`Progress` reports long steps on a terminal.
+interrupted run can say how far it got (run.json: :func:`~carpmodel.runlog.run_record`);
+:class:`Progress` reports long steps on stderr.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
-import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +25,7 @@ from carpmodel.inference.likelihood import nll_components
 from carpmodel.inference.results import derived_quantities, fit_dataset
 from carpmodel.io.config import RunConfig, config_sha256, from_mapping, to_toml
 from carpmodel.io.outputs import write_figure_atomic, write_json_atomic, write_netcdf_atomic
-from carpmodel.runlog import Progress, RunLog
+from carpmodel.runlog import Progress, RunLog, run_record
 
 # --------------------------------------------------------------------------- fit stage
 
@@ -460,26 +458,18 @@ RUN_STAGES = ("fit", "posterior", "diagnostics", "attribution", "projection", "m
 
 
 def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Progress, *,
-            svg: bool = False, config_path: str | None = None) -> dict[str, Any]:
+            svg: bool = False, config_path: str | None = None,
+            command_line: str | None = None) -> dict[str, Any]:
     """The full analysis into ``out`` (which must exist): every stage writes as soon as it is done.
 
-    Returns the run record, run.json: written before the first stage (status ``running``),
-    rewritten after every stage and every file written, and at the end with status
-    ``complete``, ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` and the error; so after any
-    stop, even SIGKILL, it lists the stages completed and the (complete) files written.
+    Returns the run record, run.json (:func:`~carpmodel.runlog.run_record`): written before the
+    first stage (status ``running``), rewritten after every stage and every file written, and at
+    the end with status ``complete``, ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` and the
+    error; so after any stop, even SIGKILL, it lists the stages completed and the (complete)
+    files written.
     """
-    started = time.perf_counter()
-    record: dict[str, Any] = {"status": "running", "config_file": config_path}
-    versions = _dependency_versions()
-    run_json = out / "run.json"
-
-    def checkpoint() -> None:
-        write_json_atomic(run_json, {**record, **_run_record(config, log, time.perf_counter() - started,
-                                                              versions)})
-
-    checkpoint()
-    log.on_change = checkpoint
-    try:
+    with run_record(out / "run.json", config, log, command="run", command_line=command_line,
+                    config_file=config_path) as record:
         artifacts = fit_stage(data, config, log, progress)
         write_fit(artifacts, out, log, svg=svg)
         loaded = LoadedFit(artifacts.result, config, data, artifacts.posterior_theta)
@@ -501,15 +491,6 @@ def run_all(data: Any, config: RunConfig, out: Path, log: RunLog, progress: Prog
                                     timings=dict(log.stages))
             log.wrote(write_text_atomic(out / "report.html", html_text))
             close_figures(figures)
-        record["status"] = "complete"
-    except BaseException as exc:
-        record["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        record["error"] = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        log.on_change = None
-        record.update(_run_record(config, log, time.perf_counter() - started, versions))
-        log.wrote(write_json_atomic(run_json, record))
     return record
 
 
@@ -518,28 +499,6 @@ def close_figures(figures: dict[str, Any]) -> None:
 
     for fig in figures.values():
         plt.close(fig)
-
-
-def _dependency_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {}
-    for package in ("numpy", "scipy", "statsmodels", "xarray", "matplotlib", "h5netcdf", "h5py", "dask",
-                    "distributed"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
-def _run_record(config: RunConfig, log: RunLog, elapsed_s: float,
-                versions: dict[str, str | None]) -> dict[str, Any]:
-    return {"carpmodel_version": __version__, "python": sys.version.split()[0], "dependencies": versions,
-            "seed": config.seed, "config_sha256": config_sha256(config), "config_toml": to_toml(config),
-            "stages_completed": list(log.stages), "timings_s": dict(log.stages),
-            "total_s": round(elapsed_s, 3), "outputs": list(log.outputs), "warnings": list(log.warnings),
-            "pid": os.getpid()}
 
 
 def sensitivity_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,

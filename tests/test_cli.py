@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -301,11 +302,19 @@ mortality = [{ name = "c1", lorenzen_c = 1.0 }, { name = "c0", lorenzen_c = 0.0 
 
 @pytest.fixture(scope="module")
 def light_fit(tmp_path_factory) -> Path:
+    """A light fit (~5 s) in ``root/fit``, with the progress it printed off a terminal (not --quiet)
+    in ``root/fit_stderr.txt``."""
+    import contextlib
+    import io
+
     root = tmp_path_factory.mktemp("light")
     (root / "light.toml").write_text(LIGHT_CONFIG)
     (root / "strategies.toml").write_text(SMALL_STRATEGIES)
     (root / "ensemble.toml").write_text(TWO_MEMBERS)
-    assert cli.main(["fit", "--config", str(root / "light.toml"), "--out", str(root / "fit"), "--quiet"]) == 0
+    stderr = io.StringIO()        # not a terminal: progress is whole lines
+    with contextlib.redirect_stderr(stderr):
+        assert cli.main(["fit", "--config", str(root / "light.toml"), "--out", str(root / "fit")]) == 0
+    (root / "fit_stderr.txt").write_text(stderr.getvalue())
     return root
 
 
@@ -349,6 +358,8 @@ def test_project_with_an_ensemble_and_a_budget_writes_the_tables(light_fit, tmp_
     assert headline["members"]["n_members"] == 2 and len(headline["range"]) == 2
     fit_json = json.loads((light_fit / "fit" / "fit.json").read_text())
     assert fit_json["hatchery_contribution"]["range"][0] <= fit_json["hatchery_contribution"]["range"][1]
+    assert_run_json(out, "project", ["projection", "metrics", "ensemble_fits", "ensemble_projection",
+                                     "ensemble_metrics", "ensemble_attribution", "budget"], stdout)
 
 
 def test_project_refuses_a_bad_budget_or_ensemble_file_naming_the_option_or_key(light_fit, tmp_path,
@@ -372,15 +383,17 @@ def test_project_refuses_a_bad_budget_or_ensemble_file_naming_the_option_or_key(
 
 
 def test_sensitivity_writes_the_sweep_and_its_figures(light_fit, tmp_path, capsys) -> None:
-    # the fit's config switches the sweep off (draws = 0); --draws runs it: 4 draws, ~2 s
+    # the fit's config switches the sweep off (draws = 0); --draws runs it: 4 draws, ~2 s. Without
+    # --quiet and off a terminal (capsys), its progress is one line for its one stage
     out = tmp_path / "sens"
-    code, stdout, err = run(["sensitivity", "--fit", light_fit / "fit", "--draws", 4, "--out", out,
-                             "--quiet"], capsys)
+    code, stdout, err = run(["sensitivity", "--fit", light_fit / "fit", "--draws", 4, "--out", out], capsys)
     assert code == 0, err
     assert {"sensitivity.nc", "sensitivity_lines.png", "sensitivity_heatmap.png"} <= {
         Path(line.split()[-1]).name for line in stdout.splitlines()}
     with xr.open_dataset(out / "sensitivity.nc", engine="h5netcdf") as ds:
         assert ds.sizes["draw"] == 4
+    assert_stage_lines(err, ["sensitivity"])
+    assert_run_json(out, "sensitivity", ["sensitivity"], stdout)
 
 
 def test_monitoring_runs_a_small_grid_and_writes_its_outputs(light_fit, tmp_path, capsys) -> None:
@@ -390,8 +403,12 @@ def test_monitoring_runs_a_small_grid_and_writes_its_outputs(light_fit, tmp_path
                              "0.3", "--fish-per-year", "0,200", "--years-sampled", "5",
                              "--no-juvenile-option", "--out", out, "--quiet"], capsys)
     assert code == 0, err
+    assert err == ""                    # --quiet: no progress at all
     names = {Path(line.split()[-1]).name for line in stdout.splitlines()}
     assert {"monitoring.nc", "monitoring.json", "monitoring_coverage.png"} <= names
+    record = assert_run_json(out, "monitoring", ["monitoring_design"], stdout)
+    assert record["design"] == {"n_replicates": 2, "true_survivals": [0.3], "fish_per_year": [0, 200],
+                                "years_of_sampling": [5], "juvenile_option": False}
     assert "monitoring_options.nc" not in names
     with xr.open_dataset(out / "monitoring.nc", engine="h5netcdf") as ds:
         assert ds["fish_per_year"].values.tolist() == [0, 200] and ds.sizes["replicate"] == 2
@@ -415,3 +432,148 @@ def test_help_says_every_requested_scenario_is_drawn(command, capsys):
     for figure in ("projection_fan", "strategy_comparison", "hatchery_fraction", "projection_scenarios"):
         assert figure in text
     assert "fishing options" in text and "%%" not in text
+
+
+# --------------------------------------------------------------------------- progress, run.json, --help
+
+
+def assert_stage_lines(err: str, stages: list[str]) -> None:
+    """Off a terminal: exactly one whole line per stage, in order, and no bar (no carriage return)."""
+    import re
+
+    assert "\r" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("[")]
+    assert [re.fullmatch(r"\[(\w+)\] done in \d+\.\d s", line).group(1) for line in lines] == stages, err
+
+
+def assert_run_json(out: Path, command: str, stages: list[str], stdout: str) -> dict:
+    """run.json in ``out``: complete, the command line, versions, every stage timed, and exactly the
+    files the command wrote (every one on disk, every file on disk listed) — printed as written."""
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "complete" and record["command"] == command
+    assert record["command_line"].startswith(f"carpmodel {command} --fit " if command != "fit" else
+                                             "carpmodel fit ")
+    assert record["carpmodel_version"] == carpmodel.__version__ and record["dependencies"]["numpy"]
+    assert record["stages_completed"] == stages and set(record["timings_s"]) == set(stages)
+    assert record["total_s"] >= sum(record["timings_s"].values()) and len(record["config_sha256"]) == 64
+    listed = {Path(p).resolve() for p in record["outputs"]}
+    on_disk = {p.resolve() for p in out.rglob("*") if p.is_file()} - {(out / "run.json").resolve()}
+    assert listed == on_disk
+    assert f"wrote {out / 'run.json'}" in stdout.splitlines()
+    return record
+
+
+def test_fit_prints_one_progress_line_per_stage_off_a_terminal_and_writes_run_json(light_fit) -> None:
+    # the fixture's fit ran without --quiet with stderr not a terminal
+    assert_stage_lines((light_fit / "fit_stderr.txt").read_text(),
+                       ["fit", "posterior", "diagnostics", "attribution"])
+    out = light_fit / "fit"
+    record = assert_run_json(out, "fit", ["fit", "posterior", "diagnostics", "attribution"],
+                             f"wrote {out / 'run.json'}")
+    assert record["config_file"] == str(light_fit / "light.toml") and record["seed"] == default_config().seed
+    assert "n_starts = 1" in record["config_toml"]
+
+
+def _ticks(progress, clock: list[float], total: int, seconds_each: float) -> None:
+    with progress.stage("monitoring"):
+        for done in range(total + 1):
+            progress.tick("refits", done, total)
+            clock[0] += seconds_each
+
+
+def test_progress_off_a_terminal_is_whole_lines_with_the_time_left_at_each_quarter(capsys) -> None:
+    from carpmodel.runlog import Progress
+
+    clock = [0.0]
+    _ticks(Progress(terminal=False, clock=lambda: clock[0]), clock, 100, 2.0)   # 100 items, 2 s each
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "[monitoring] refits: 25/100, 50 s elapsed, about 2 min 30 s left",
+        "[monitoring] refits: 50/100, 1 min 40 s elapsed, about 1 min 40 s left",
+        "[monitoring] refits: 75/100, 2 min 30 s elapsed, about 50 s left",
+        "[monitoring] done in 202.0 s"]
+    # a slow counter also says something at least every 5 minutes (here every 15 items of 20 s, and
+    # at each quarter); a quick one only its stage line
+    clock = [0.0]
+    _ticks(Progress(terminal=False, clock=lambda: clock[0]), clock, 100, 20.0)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[1].split(",")[0] for line in lines[:-1]] == [
+        "15/100", "25/100", "40/100", "50/100", "65/100", "75/100", "90/100"]
+    assert lines[0] == "[monitoring] refits: 15/100, 5 min 00 s elapsed, about 28 min 20 s left"
+    clock = [0.0]
+    _ticks(Progress(terminal=False, clock=lambda: clock[0]), clock, 100, 0.01)
+    assert capsys.readouterr().err == "[monitoring] done in 1.0 s\n"
+    # on a terminal: the bar, redrawn in place; --quiet: nothing
+    clock = [0.0]
+    _ticks(Progress(terminal=True, clock=lambda: clock[0]), clock, 4, 1.0)
+    err = capsys.readouterr().err
+    assert err.startswith("[monitoring] ...\n\r  refits [") and err.count("\r") == 5
+    clock = [0.0]
+    _ticks(Progress(False, terminal=False, clock=lambda: clock[0]), clock, 100, 2.0)
+    assert capsys.readouterr().err == ""
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {"carpmodel": parser, **commands.choices}
+
+
+@pytest.mark.parametrize("command", list(_subcommands()))
+def test_help_shows_every_options_default(command) -> None:
+    """Issue #16: every option's help says its default (or that it is required), as printed."""
+    parser = _subcommands()[command]
+    text = " ".join(parser.format_help().split())
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction | argparse._VersionAction | argparse._SubParsersAction):
+            continue
+        help_text = " ".join(action.help.split()).replace("%%", "%")
+        assert "(default: " in help_text or "(required" in help_text, (command, action.dest, help_text)
+        assert help_text in text, (command, action.dest)
+
+
+@pytest.mark.parametrize("command, option, unit", [
+    ("simulate", "--first-year", "calendar year"), ("fit", "--last-data-year", "calendar year"),
+    ("project", "--draws", "draws"), ("project", "--last-year", "calendar year"),
+    ("project", "--chunk-draws", "draws"), ("project", "--budget", "cost units a year"),
+    ("sensitivity", "--draws", "draws"), ("sensitivity", "--power-replicates", "replicates) per slope"),
+    ("monitoring", "--replicates", "per design"), ("monitoring", "--true-survivals", "fractions in (0, 1)"),
+    ("monitoring", "--fish-per-year", "fish a year"), ("monitoring", "--years-sampled", "in years"),
+])
+def test_help_names_the_unit_of_each_value(command, option, unit) -> None:
+    parser = _subcommands()[command]
+    action = next(a for a in parser._actions if option in a.option_strings)
+    assert unit in action.help, (command, option, action.help)
+
+
+def test_monitoring_help_defaults_are_the_quick_design() -> None:
+    from carpmodel.studies.monitoring_design import QUICK_DESIGN
+
+    help_text = " ".join(_subcommands()["monitoring"].format_help().split())
+    assert f"(default: {QUICK_DESIGN['n_replicates']}; --full: 20)" in help_text
+
+
+def test_run_record_says_how_a_command_ended_and_keeps_its_error(tmp_path, monkeypatch) -> None:
+    from carpmodel.io import outputs
+    from carpmodel.pipeline import RunLog
+    from carpmodel.runlog import run_record
+
+    log = RunLog()
+    with pytest.raises(KeyboardInterrupt):
+        with run_record(tmp_path / "run.json", default_config(), log, command="fit") as record:
+            assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"
+            log.wrote(outputs.write_text_atomic(tmp_path / "a.txt", "a"))
+            raise KeyboardInterrupt
+    written = json.loads((tmp_path / "run.json").read_text())
+    assert written["status"] == "interrupted" and written["outputs"] == [str(tmp_path / "a.txt")]
+    assert record["status"] == "interrupted" and log.on_change is None
+
+    # a full disk stops the block and the last run.json alike: the block's error is the one raised
+    def full(path, text):
+        raise OSError(28, "No space left on device", str(path))
+
+    with pytest.raises(RuntimeError, match="the block's"):
+        with run_record(tmp_path / "run.json", default_config(), RunLog(), command="fit"):
+            monkeypatch.setattr(outputs, "write_text_atomic", full)
+            raise RuntimeError("the block's")
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"   # the last one written
