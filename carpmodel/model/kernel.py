@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
+from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow
 from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
 
 __all__ = ["BLOCK", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "announce_compile", "year_step"]
@@ -73,45 +74,55 @@ F_NEWTON_ITERATIONS = 30
 F_TOLERANCE = 1e-14
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _weight(body: float, lw_a: float, lw_b: float) -> float:
     if lw_b == 3.0:
         return lw_a * (body * body * body)
-    return lw_a * body ** lw_b
+    return lw_a * fast_pow(body, lw_b)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _logistic(x: float, l50: float, slope: float) -> float:
-    return 1.0 / (1.0 + math.exp(-(x - l50) / slope))
+    return 1.0 / (1.0 + fast_exp(-(x - l50) / slope))
 
 
-@njit(cache=True, inline="always")
-def _lorenzen(length: float, p: np.ndarray, rate: float, scale: float, growth_span: float,
-              nodes: np.ndarray, weights: np.ndarray) -> float:
-    """Lorenzen M integrated over the year along the growth path (1/yr); ``growth_span`` is
-    ``L∞·(e^rate − 1)``, the same for every cell of a row."""
-    c = p[LOR_C]
+@njit(cache=True, inline="always", error_model="numpy")
+def _lorenzen_inverse_length(length: float, growth_span: float, rate: float, l_inf: float) -> float:
+    """``∫₀¹ dt/L(t)`` from a start at or above the hatch length (1/cm); ``growth_span`` is
+    ``L∞·(e^κ − 1)``, the same for every cell of a row."""
+    return fast_log1p(growth_span / length) / (rate * l_inf)
+
+
+@njit(cache=True, error_model="numpy")
+def _lorenzen_below_hatch(length: float, hatch: float, rate: float, l_inf: float) -> float:
+    """``∫₀¹ dt/max(L(t), L_h)`` from a start below the hatch length (1/cm): ``1/L_h`` until the
+    path reaches ``L_h``, then the closed form over the rest of the year."""
+    ratio = (l_inf - length) / max(l_inf - hatch, 1e-12)
+    t_a = min(max(fast_log(max(ratio, 1.0)) / rate, 0.0), 1.0)
+    span = l_inf * math.expm1(rate * (1.0 - t_a))
+    return t_a / hatch + fast_log1p(span / max(length, hatch)) / (rate * l_inf)
+
+
+@njit(cache=True, error_model="numpy")
+def _lorenzen(length: float, c: float, hatch: float, l_inf: float, m_ref_length: float, rate: float,
+              scale: float, growth_span: float, nodes: np.ndarray, weights: np.ndarray) -> float:
+    """Lorenzen M integrated over the year along the growth path (1/yr), any exponent ``c``
+    (:func:`carpmodel.model.mortality.lorenzen_m_per_yr`: closed form for c = 1, Gauss–Legendre
+    quadrature otherwise)."""
     if c == 0.0:
         return scale
-    l_inf = p[L_INF]
-    hatch = p[HATCH_L]
     if c == 1.0:
         if length >= hatch:
-            integral = math.log1p(growth_span / length) / (rate * l_inf)
-        else:
-            ratio = (l_inf - length) / max(l_inf - hatch, 1e-12)
-            t_a = min(max(math.log(max(ratio, 1.0)) / rate, 0.0), 1.0)
-            rest = math.log1p(l_inf * math.expm1(rate * (1.0 - t_a)) / max(length, hatch)) / (rate * l_inf)
-            integral = t_a / hatch + rest
-        return scale * p[M_REF_L] * integral
+            return scale * m_ref_length * _lorenzen_inverse_length(length, growth_span, rate, l_inf)
+        return scale * m_ref_length * _lorenzen_below_hatch(length, hatch, rate, l_inf)
     total = 0.0
     for j in range(nodes.shape[0]):
-        path = max(l_inf - (l_inf - length) * math.exp(-rate * nodes[j]), hatch)
-        total += (path / p[M_REF_L]) ** (-c) * weights[j]
+        path = max(l_inf - (l_inf - length) * fast_exp(-rate * nodes[j]), hatch)
+        total += fast_pow(path / m_ref_length, -c) * weights[j]
     return scale * total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _release_survival(p: np.ndarray, length: float) -> float:
     """Acute survival of fish released at ``length`` (cm) (:func:`release_survival_at_weight`)."""
     s_ref = p[REL_S]
@@ -125,7 +136,7 @@ def _release_survival(p: np.ndarray, length: float) -> float:
     return 1.0 / (1.0 + math.exp(-((math.log(s_ref) - math.log1p(-s_ref)) + shift)))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _f_from_catch(catch: float, numbers: np.ndarray, weight: np.ndarray, sel: np.ndarray,
                   m: np.ndarray, f_max: float) -> tuple[float, float]:
     """F taking ``catch`` (t) by Newton from 0, capped at ``f_max``; and the shortfall (t)."""
@@ -187,7 +198,7 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
         _year_serial(*args)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, ricker, nodes, weights,
                    out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     n_blocks = (numbers.shape[0] + BLOCK - 1) // BLOCK
@@ -197,183 +208,274 @@ def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, ricke
                       flows, end, end_index)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, ricker, nodes, weights,
                  out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
-    _advance_rows(0, numbers.shape[0], numbers, length, rows, year_in, fishing_mode, releases,
-                  ricker, nodes, weights, out, y, kept, flows, end, end_index)
+    for start in range(0, numbers.shape[0], BLOCK):
+        _advance_rows(start, min(start + BLOCK, numbers.shape[0]), numbers, length, rows, year_in,
+                      fishing_mode, releases, ricker, nodes, weights, out, y, kept, flows, end,
+                      end_index)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always", error_model="numpy")
+def _fill_body_weight(body, weight, length_state, p, cube):  # noqa: ANN001, ANN202
+    """Body length (the state floored at the hatch length, cm) and weight (g) of every cell of a
+    block; the loop without a branch when every lane has ``b = 3`` (the same values either way)."""
+    n_origin, n_age = body.shape[0], body.shape[1]
+    for o in range(n_origin):
+        for a in range(n_age):
+            for lane in range(BLOCK):
+                body[o, a, lane] = max(length_state[o, a, lane], p[HATCH_L, lane])
+            if cube:
+                for lane in range(BLOCK):
+                    bd = body[o, a, lane]
+                    weight[o, a, lane] = p[LW_A, lane] * (bd * bd * bd)
+            else:
+                for lane in range(BLOCK):
+                    weight[o, a, lane] = _weight(body[o, a, lane], p[LW_A, lane], p[LW_B, lane])
+
+
+@njit(cache=True, error_model="numpy")
 def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, releases, ricker,
-                  nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
-    """Rows ``start..stop`` of :func:`year_step` (one block's scratch arrays)."""
+                  nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202, C901
+    """Rows ``start..stop`` (at most :data:`BLOCK`) of :func:`year_step`.
+
+    The block's state and parameters are copied lane-innermost, ``(origin, age, lane)``, so the
+    loops over lanes (rows) run as SIMD; every lane follows the same arithmetic whichever way its
+    loop runs.
+    """
+    n_lanes = stop - start
     n_origin, n_age = numbers.shape[1], numbers.shape[2]
-    keep = kept.size > 0
-    keep_flows = flows.size > 0
-    body = np.empty((n_origin, n_age))
-    weight = np.empty((n_origin, n_age))
-    m = np.empty((n_origin, n_age))
-    sel = np.empty((n_origin, n_age))
-    state = np.empty((n_origin, n_age))
-    survivors = np.empty((n_origin, n_age))
-    grown = np.empty((n_origin, n_age))
-    for b in range(start, stop):
-        p = rows[b]
-        yr = year_in[b]
-        hatch = p[HATCH_L]
-        l_inf = p[L_INF]
-        # 1. spawning from 1 January numbers
-        mat_l50 = p[MAT_L50] * yr[Y_MATMULT]
-        ssb_w = 0.0
-        ssb_h = 0.0
+    p = np.empty((rows.shape[1], BLOCK))
+    yr = np.empty((year_in.shape[1], BLOCK))
+    n = np.empty((n_origin, n_age, BLOCK))
+    length_state = np.empty((n_origin, n_age, BLOCK))
+    for lane in range(BLOCK):   # lanes past the last row repeat the block's first row
+        row = start + lane if lane < n_lanes else start
+        for i in range(rows.shape[1]):
+            p[i, lane] = rows[row, i]
+        for i in range(year_in.shape[1]):
+            yr[i, lane] = year_in[row, i]
         for o in range(n_origin):
             for a in range(n_age):
-                bd = max(length[b, o, a], hatch)
-                mature = _logistic(bd, mat_l50, p[MAT_SLOPE])
-                value = numbers[b, o, a] * _weight(bd, p[LW_A], p[LW_B]) * mature
-                if o == 0:
-                    ssb_w += value
-                else:
-                    ssb_h += value
-        ssb_w /= 1e6
-        ssb_h /= 1e6
-        ssb = ssb_w + ssb_h
-        spawning = ssb_w + p[RRS] * ssb_h
-        eggs = spawning * p[EGGS_PER_T]
-        # 2. the year class (recruits at age 1 next 1 January)
-        alpha = p[ALPHA]
-        logit_a = math.log(alpha / (1.0 - alpha)) + yr[Y_DEV]
-        survival_a = 1.0 / (1.0 + math.exp(-logit_a))
+                n[o, a, lane] = numbers[row, o, a]
+                length_state[o, a, lane] = length[row, o, a]
+    cube = True
+    all_c0 = True
+    all_c1 = True
+    for lane in range(BLOCK):
+        cube = cube and p[LW_B, lane] == 3.0
+        all_c0 = all_c0 and p[LOR_C, lane] == 0.0
+        all_c1 = all_c1 and p[LOR_C, lane] == 1.0
+    # Lorenzen M for the whole block: constant (c = 0), closed form (c = 1) or lane by lane
+    c_mode = 0 if all_c0 else (1 if all_c1 else 2)
+    body = np.empty((n_origin, n_age, BLOCK))
+    weight = np.empty((n_origin, n_age, BLOCK))
+    m = np.empty((n_origin, n_age, BLOCK))
+    sel = np.empty((n_origin, n_age, BLOCK))
+    alive = np.empty((n_origin, n_age, BLOCK))
+    grown = np.empty((n_origin, n_age, BLOCK))
+    by_origin = np.zeros((n_origin, BLOCK))
+    lane_values = np.zeros((17, BLOCK))
+    ssb = lane_values[0]
+    spawning = lane_values[1]
+    eggs = lane_values[2]
+    recruits = lane_values[3]
+    released = lane_values[4]
+    rate = lane_values[5]
+    scale = lane_values[6]
+    growth_span = lane_values[7]
+    juveniles = lane_values[8]
+    relative = lane_values[9]
+    m_dd = lane_values[10]
+    f = lane_values[11]
+    shortfall = lane_values[12]
+    growth = lane_values[13]
+    total_biomass = lane_values[14]
+    catch = lane_values[15]
+    hatchery_fraction_ssb = lane_values[16]
+
+    # 1. spawning from 1 January numbers
+    _fill_body_weight(body, weight, length_state, p, cube)
+    for o in range(n_origin):
+        for a in range(n_age):
+            for lane in range(BLOCK):
+                mature = _logistic(body[o, a, lane], p[MAT_L50, lane] * yr[Y_MATMULT, lane],
+                                   p[MAT_SLOPE, lane])
+                by_origin[o, lane] += n[o, a, lane] * weight[o, a, lane] * mature
+    for lane in range(BLOCK):
+        ssb_w = by_origin[0, lane] / 1e6
+        ssb_h = by_origin[1, lane] / 1e6
+        ssb[lane] = ssb_w + ssb_h
+        spawning[lane] = ssb_w + p[RRS, lane] * ssb_h
+        hatchery_fraction_ssb[lane] = ssb_h / ssb[lane] if ssb[lane] > 0.0 else 0.0
+        eggs[lane] = spawning[lane] * p[EGGS_PER_T, lane]
+        # 2. the year class (recruits at age 1 next 1 January), the deviation on the logit
+        alpha = p[ALPHA, lane]
+        survival = 1.0 / (1.0 + math.exp(-(math.log(alpha / (1.0 - alpha)) + yr[Y_DEV, lane])))
         if ricker:
-            recruits = survival_a * eggs * math.exp(-p[BETA] * eggs)
+            recruits[lane] = survival * eggs[lane] * math.exp(-p[BETA, lane] * eggs[lane])
         else:
-            recruits = survival_a * eggs / (1.0 + p[BETA] * eggs)
+            recruits[lane] = survival * eggs[lane] / (1.0 + p[BETA, lane] * eggs[lane])
         # 3. releases into the hatchery origin (numbers-weighted mean length)
-        released = 0.0
-        rb = b if releases.shape[2] > 1 else 0
+        row = (start + lane if lane < n_lanes else start) if releases.shape[2] > 1 else 0
         for s in range(releases.shape[0]):
             for a in range(n_age):
-                fish = releases[s, 0, rb, a]
-                released += fish
+                fish = releases[s, 0, row, a]
+                released[lane] += fish
                 if fish == 0.0:
                     continue
-                release_length = releases[s, 1, rb, a]
-                entering = fish * _release_survival(p, release_length)
+                release_length = releases[s, 1, row, a]
+                entering = fish * _release_survival(p[:, lane], release_length)
                 if entering > 0.0:
-                    before = numbers[b, 1, a]
+                    before = n[1, a, lane]
                     total = before + entering
-                    length[b, 1, a] = (before * length[b, 1, a] + entering * release_length) / total
-                    numbers[b, 1, a] = total
-        # 4. mortality: Lorenzen M, juvenile density dependence, fishing
-        rate = p[K] * yr[Y_KMULT]
-        scale = p[M_REF] * yr[Y_MMULT]
-        growth_span = l_inf * math.expm1(rate)
-        window = int(p[WINDOW])
-        juveniles = 0.0
-        total_biomass = 0.0
+                    length_state[1, a, lane] = (before * length_state[1, a, lane]
+                                                + entering * release_length) / total
+                    n[1, a, lane] = total
+        rate[lane] = p[K, lane] * yr[Y_KMULT, lane]
+        scale[lane] = p[M_REF, lane] * yr[Y_MMULT, lane]
+        growth_span[lane] = p[L_INF, lane] * math.expm1(rate[lane])
+        growth[lane] = 1.0 - math.exp(-rate[lane])
+
+    # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
+    _fill_body_weight(body, weight, length_state, p, cube)
+    below_hatch = False
+    for o in range(n_origin):
+        for a in range(n_age):
+            for lane in range(BLOCK):
+                total_biomass[lane] += n[o, a, lane] * weight[o, a, lane]
+                juveniles[lane] += n[o, a, lane] if a <= p[WINDOW, lane] else 0.0
+            for lane in range(BLOCK):
+                below_hatch |= length_state[o, a, lane] < p[HATCH_L, lane]
+            if c_mode == 0:
+                for lane in range(BLOCK):
+                    m[o, a, lane] = scale[lane]
+            elif c_mode == 1:
+                for lane in range(BLOCK):
+                    m[o, a, lane] = scale[lane] * p[M_REF_L, lane] * _lorenzen_inverse_length(
+                        length_state[o, a, lane], growth_span[lane], rate[lane], p[L_INF, lane])
+                for lane in range(BLOCK if below_hatch else 0):
+                    if length_state[o, a, lane] < p[HATCH_L, lane]:
+                        m[o, a, lane] = scale[lane] * p[M_REF_L, lane] * _lorenzen_below_hatch(
+                            length_state[o, a, lane], p[HATCH_L, lane], rate[lane], p[L_INF, lane])
+            else:
+                for lane in range(BLOCK):
+                    m[o, a, lane] = _lorenzen(length_state[o, a, lane], p[LOR_C, lane], p[HATCH_L, lane],
+                                              p[L_INF, lane], p[M_REF_L, lane], rate[lane], scale[lane],
+                                              growth_span[lane], nodes, weights)
+    for lane in range(BLOCK):
+        relative[lane] = p[GAMMA, lane] * juveniles[lane] / p[J0, lane]
+        m_dd[lane] = fast_log1p(relative[lane])
+    for o in range(n_origin):
+        for a in range(n_age):
+            for lane in range(BLOCK):
+                m[o, a, lane] += m_dd[lane] if a <= p[WINDOW, lane] else 0.0
+    if fishing_mode != NO_FISHING:
         for o in range(n_origin):
             for a in range(n_age):
-                n = numbers[b, o, a]
-                state[o, a] = n
-                bd = max(length[b, o, a], hatch)
-                body[o, a] = bd
-                weight[o, a] = _weight(bd, p[LW_A], p[LW_B])
-                total_biomass += n * weight[o, a]
-                m[o, a] = _lorenzen(length[b, o, a], p, rate, scale, growth_span, nodes, weights)
-                if a <= window:
-                    juveniles += n
-        relative = p[GAMMA] * juveniles / p[J0]
-        m_dd = math.log1p(relative)
-        for o in range(n_origin):
-            for a in range(window + 1):
-                m[o, a] += m_dd
-        f = 0.0
-        shortfall = 0.0
-        if fishing_mode != NO_FISHING:
+                for lane in range(BLOCK):
+                    sel[o, a, lane] = _logistic(body[o, a, lane], p[SEL_L50, lane], p[SEL_SLOPE, lane])
+        for lane in range(BLOCK):
+            if fishing_mode == F_GIVEN:
+                f[lane] = yr[Y_FISHING, lane]
+            else:
+                f[lane], shortfall[lane] = _f_from_catch(yr[Y_FISHING, lane], n[:, :, lane],
+                                                         weight[:, :, lane], sel[:, :, lane],
+                                                         m[:, :, lane], p[F_MAX, lane])
+
+    # 5. survival and catch, growth, the survey's end-of-year biomass
+    by_origin[:] = 0.0
+    seen_by_origin = np.zeros((n_origin, BLOCK))
+    z = np.empty((n_origin, n_age, BLOCK))
+    for o in range(n_origin):
+        for a in range(n_age):
+            if fishing_mode != NO_FISHING:
+                for lane in range(BLOCK):
+                    f_sel = f[lane] * sel[o, a, lane]
+                    total = m[o, a, lane] + f_sel
+                    z[o, a, lane] = total
+                    caught = n[o, a, lane] * ((f_sel / total if total > 0.0 else 0.0)
+                                              * (1.0 - fast_exp(-total)))
+                    catch[lane] += caught * weight[o, a, lane]
+            else:
+                for lane in range(BLOCK):
+                    z[o, a, lane] = m[o, a, lane]
+            for lane in range(BLOCK):
+                alive[o, a, lane] = n[o, a, lane] * fast_exp(-z[o, a, lane])
+                grown[o, a, lane] = length_state[o, a, lane] + (
+                    p[L_INF, lane] - length_state[o, a, lane]) * growth[lane]
+    grown_body = np.empty((n_origin, n_age, BLOCK))
+    end_weight = np.empty((n_origin, n_age, BLOCK))
+    _fill_body_weight(grown_body, end_weight, grown, p, cube)
+    for o in range(n_origin):
+        for a in range(n_age):
+            for lane in range(BLOCK):
+                seen = alive[o, a, lane] * _logistic(grown_body[o, a, lane], p[SUR_L50, lane],
+                                                     p[SUR_SLOPE, lane])
+                by_origin[o, lane] += seen * end_weight[o, a, lane]
+                seen_by_origin[o, lane] += seen
+    if kept.size > 0 or flows.size > 0 or end_index >= 0:
+        for lane in range(n_lanes):
+            b = start + lane
             for o in range(n_origin):
                 for a in range(n_age):
-                    sel[o, a] = _logistic(body[o, a], p[SEL_L50], p[SEL_SLOPE])
-            if fishing_mode == F_GIVEN:
-                f = yr[Y_FISHING]
-            else:
-                f, shortfall = _f_from_catch(yr[Y_FISHING], state, weight, sel, m, p[F_MAX])
-        # 5. survival and catch, growth, the survey's end-of-year biomass
-        growth = 1.0 - math.exp(-rate)
-        catch = 0.0
-        survey_w = 0.0
-        survey_h = 0.0
-        seen_w = 0.0
-        seen_h = 0.0
-        for o in range(n_origin):
-            for a in range(n_age):
-                n = state[o, a]
-                z = m[o, a]
-                caught = 0.0
-                if f > 0.0:
-                    f_sel = f * sel[o, a]
-                    z += f_sel
-                    caught = n * ((f_sel / z if z > 0.0 else 0.0) * (1.0 - math.exp(-z)))
-                    catch += caught * weight[o, a]
-                alive = n * math.exp(-z)
-                survivors[o, a] = alive
-                grown[o, a] = length[b, o, a] + (l_inf - length[b, o, a]) * growth
-                grown_body = max(grown[o, a], hatch)
-                seen = alive * _logistic(grown_body, p[SUR_L50], p[SUR_SLOPE])
-                if o == 0:
-                    survey_w += seen * _weight(grown_body, p[LW_A], p[LW_B])
-                    seen_w += seen
-                else:
-                    survey_h += seen * _weight(grown_body, p[LW_A], p[LW_B])
-                    seen_h += seen
-                if keep:
-                    kept[0, b, y, o, a] = n
-                    kept[1, b, y, o, a] = body[o, a]
-                if keep_flows:
-                    flows[1, b, y, o, a] = caught
-                    flows[0, b, y, o, a] = n - alive - caught
-                if end_index >= 0:
-                    end[0, b, end_index, o, a] = alive
-                    end[1, b, end_index, o, a] = grown_body
-        survey_w /= 1e6
-        survey_h /= 1e6
+                    if kept.size > 0:
+                        kept[0, b, y, o, a] = n[o, a, lane]
+                        kept[1, b, y, o, a] = body[o, a, lane]
+                    if flows.size > 0:
+                        f_sel = f[lane] * sel[o, a, lane] if fishing_mode != NO_FISHING else 0.0
+                        z = m[o, a, lane] + f_sel
+                        caught = n[o, a, lane] * ((f_sel / z if z > 0.0 else 0.0) * (1.0 - fast_exp(-z)))
+                        flows[1, b, y, o, a] = caught
+                        flows[0, b, y, o, a] = n[o, a, lane] - alive[o, a, lane] - caught
+                    if end_index >= 0:
+                        end[0, b, end_index, o, a] = alive[o, a, lane]
+                        end[1, b, end_index, o, a] = grown_body[o, a, lane]
+
+    for lane in range(n_lanes):
+        b = start + lane
+        survey_w = by_origin[0, lane] / 1e6
+        survey_h = by_origin[1, lane] / 1e6
         biomass = survey_w + survey_h
-        all_seen = seen_w + seen_h
+        all_seen = seen_by_origin[0, lane] + seen_by_origin[1, lane]
+        window = int(p[WINDOW, lane])
         out[0, b, y] = biomass
-        out[1, b, y] = total_biomass / 1e6
-        out[2, b, y] = ssb
-        out[3, b, y] = spawning
-        out[4, b, y] = eggs
-        out[5, b, y] = recruits
-        out[6, b, y] = catch / 1e6
-        out[7, b, y] = shortfall
-        out[8, b, y] = f
-        out[9, b, y] = released
+        out[1, b, y] = total_biomass[lane] / 1e6
+        out[2, b, y] = ssb[lane]
+        out[3, b, y] = spawning[lane]
+        out[4, b, y] = eggs[lane]
+        out[5, b, y] = recruits[lane]
+        out[6, b, y] = catch[lane] / 1e6
+        out[7, b, y] = shortfall[lane]
+        out[8, b, y] = f[lane]
+        out[9, b, y] = released[lane]
         out[10, b, y] = survey_h / biomass if biomass > 0.0 else 0.0
-        out[11, b, y] = ssb_h / ssb if ssb > 0.0 else 0.0
-        out[12, b, y] = seen_h / all_seen if all_seen > 0.0 else 0.0
-        out[13, b, y] = 1.0 / (1.0 + relative)
-        out[14, b, y] = survivors[0, window] + survivors[1, window]
-        out[15, b, y] = survivors[0, window]
+        out[11, b, y] = hatchery_fraction_ssb[lane]
+        out[12, b, y] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
+        out[13, b, y] = 1.0 / (1.0 + relative[lane])
+        out[14, b, y] = alive[0, window, lane] + alive[1, window, lane]
+        out[15, b, y] = alive[0, window, lane]
         # ageing into the next 1 January; the plus group keeps a numbers-weighted length
-        first_season = l_inf - (l_inf - hatch) * math.exp(-(rate * (1.0 - p[HATCH_T])))
+        hatch = p[HATCH_L, lane]
+        l_inf = p[L_INF, lane]
         last = n_age - 1
         for o in range(n_origin):
-            plus = survivors[o, last - 1] + survivors[o, last]
+            plus = alive[o, last - 1, lane] + alive[o, last, lane]
             if plus > 0.0:
-                plus_length = (survivors[o, last - 1] * grown[o, last - 1]
-                               + survivors[o, last] * grown[o, last]) / plus
+                plus_length = (alive[o, last - 1, lane] * grown[o, last - 1, lane]
+                               + alive[o, last, lane] * grown[o, last, lane]) / plus
             else:
-                plus_length = grown[o, last]
-            for a in range(last - 1, 0, -1):
-                numbers[b, o, a] = survivors[o, a - 1]
-                length[b, o, a] = grown[o, a - 1]
-            numbers[b, o, last] = plus
-            length[b, o, last] = plus_length
+                plus_length = grown[o, last, lane]
             numbers[b, o, 0] = 0.0
             length[b, o, 0] = hatch
-        numbers[b, 0, 1] += recruits
-        length[b, 0, 1] = first_season
+            for a in range(1, last):
+                numbers[b, o, a] = alive[o, a - 1, lane]
+                length[b, o, a] = grown[o, a - 1, lane]
+            numbers[b, o, last] = plus
+            length[b, o, last] = plus_length
+        numbers[b, 0, 1] += recruits[lane]
+        length[b, 0, 1] = l_inf - (l_inf - hatch) * math.exp(-(rate[lane] * (1.0 - p[HATCH_T, lane])))
 
 
 _NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
