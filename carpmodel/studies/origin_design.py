@@ -21,10 +21,15 @@ method's detection and false-positive rates; clustered sampling counts ``n/deff`
     (multinomial per year over the marks and "no mark"; derivatives of the reading
     probabilities w.r.t. θ by central differences, one batched engine run), added to the fit's
     own information (its Hessian: biomass record and priors). CV = SD/estimate of acute release
-    survival (delta method from its logit), with M_ref estimated (the fit's information) and
-    with M_ref known (its row and column removed: conditioning on it). ``cv_floor``: the CV at
-    :data:`FLOOR_FISH` fish a year, what no sample size can beat (the limit of the added
-    information is reached well before it).
+    survival (delta method from its logit), with everything the fit estimates estimated
+    (``held_known = none``), with M_ref known (its row and column removed: conditioning on
+    it), and with M_ref and the survey's catchability q known. The samples measure the hatchery
+    *share*; release survival is hatchery fish over fish released, so it needs the absolute
+    abundance, which the survey gives only up to q (its prior, sd_log 0.5): q, not M, sets the
+    floor. ``release_survival_cv_floor``: the CV at :data:`FLOOR_FISH` fish a year, what no
+    sample size beats (the information's limit is reached well before it; the tests check
+    that ten times more fish change it by under 1 %); ``..._unmarked_floor`` the same for
+    unmarked samples (any hatchery fish counted, one row a year).
 (iii) **Tell c = 0 from c = 1** (Lorenzen's exponent). Among the marked fish of a year, the
     share of each mark (release cohort × age) is set by the mortality since release and the
     gear's selectivity; release survival cancels (one survival for all marks). The alternative
