@@ -26,9 +26,9 @@ method's detection and false-positive rates; clustered sampling counts ``n/deff`
     it), and with M_ref and the survey's catchability q known. The samples measure the hatchery
     *share*; release survival is hatchery fish over fish released, so it needs the absolute
     abundance, which the survey gives only up to q (its prior, sd_log 0.5): q, not M, sets the
-    floor. ``release_survival_cv_floor``: the CV at :data:`FLOOR_FISH` fish a year, what no
-    sample size beats (the information's limit is reached well before it; the tests check
-    that ten times more fish change it by under 1 %); ``..._unmarked_floor`` the same for
+    floor. ``release_survival_cv_floor``: the CV at :data:`FLOOR_FISH` fish a year, more than
+    the lake holds: the CV falls monotonically with fish (added information is positive
+    semi-definite), so no feasible design beats it; ``..._unmarked_floor`` the same for
     unmarked samples (any hatchery fish counted, one row a year).
 (iii) **Tell c = 0 from c = 1** (Lorenzen's exponent). Among the marked fish of a year, the
     share of each mark (release cohort × age) is set by the mortality since release and the
@@ -65,8 +65,10 @@ __all__ = ["CV_QUESTIONS", "FLOOR_FISH", "N_M_GRID", "OriginDesignGrid", "binomi
            "noncentrality_for_power", "origin_design", "origin_design_record", "release_survival_cv",
            "smallest_designs"]
 
-#: fish a year at which the CV of release survival is reported as its floor (information limit)
-FLOOR_FISH = 10_000_000
+#: fish a year at which the CV of release survival is reported as its floor: more than the lake
+#: holds (~5e8 fish at 127,500 t and ~250 g), so no feasible design beats it (the CV falls
+#: monotonically with fish: (H + nI)⁻¹ decreases with n in the Loewner order)
+FLOOR_FISH = 1_000_000_000
 #: values of M_ref searched for the least favourable c = 0 alternative (log-spaced, ×1/8..×8 the fit's)
 N_M_GRID = 121
 #: step of the central differences on the estimation scale (logit/log parameters: ~1e-4 relative)
@@ -330,8 +332,8 @@ def origin_design(result: Any, data: Any, grid: OriginDesignGrid = OriginDesignG
              "units": "1", "long_name": "expected CV of acute release survival with the marked samples "
                                         "added to the fit's information"}),
          "release_survival_cv_floor": (dims[:2] + ("held_known",), cv_floor, {
-             "units": "1", "long_name": f"CV of release survival at {FLOOR_FISH:.0e} fish a year (the "
-                                        "floor no sample size beats), marked samples"}),
+             "units": "1", "long_name": f"CV of release survival at {FLOOR_FISH:.0e} fish a year (more "
+                                        "than the lake holds: the floor no design beats), marked samples"}),
          "release_survival_cv_unmarked_floor": (dims[:2] + ("held_known",), cv_unmarked_floor, {
              "units": "1", "long_name": f"CV of release survival at {FLOOR_FISH:.0e} fish a year from "
                                         "unmarked origin samples (any hatchery fish counted)"}),
