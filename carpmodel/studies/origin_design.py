@@ -62,8 +62,8 @@ from carpmodel.studies.monitoring import DEFAULT_DESIGN_EFFECT, DEFAULT_MISCLASS
 from carpmodel.studies.origin_recovery import OriginDesign, design_table
 
 __all__ = ["CV_QUESTIONS", "FLOOR_FISH", "N_M_GRID", "OriginDesignGrid", "binomial_power", "lr_power",
-           "noncentrality_for_power", "origin_design", "origin_design_record", "release_survival_cv",
-           "smallest_designs"]
+           "marked_information", "noncentrality_for_power", "origin_design", "origin_design_record",
+           "release_survival_cv", "smallest_designs"]
 
 #: fish a year at which the CV of release survival is reported as its floor: more than the lake
 #: holds (~5e8 fish at 127,500 t and ~250 g), so no feasible design beats it (the CV falls
@@ -216,6 +216,28 @@ def _composition_noncentrality(p1: NDArray, p0: NDArray, years: NDArray) -> dict
     return out
 
 
+def _differences(samples: OriginSamples, spec: Any, state: Any, u: Any,
+                 n_theta: int) -> tuple[NDArray, NDArray]:
+    """Reading probabilities at θ̂ ``(m,)`` and their central-difference Jacobian ``(m, n_θ)``
+    from a batch ``[θ̂, θ̂ + h·e_i, θ̂ − h·e_i]``."""
+    p = samples.predict(spec, state, u)["p_read_hatchery"]
+    return p[0], ((p[1:1 + n_theta] - p[1 + n_theta:]) / (2 * _STEP)).T
+
+
+def marked_information(result: Any, data: Any, gear: str, years: tuple[int, ...],
+                       grid: OriginDesignGrid = OriginDesignGrid()) -> NDArray:
+    """Expected Fisher information on θ ``(n_θ, n_θ)`` of one fish examined a year from ``gear``
+    in each of ``years`` (marked releases; divided by the design effect): what
+    :func:`origin_design` adds to the fit's Hessian, times the fish a year."""
+    theta = np.asarray(result.theta, float)
+    samples = _samples(result, data, gear, tuple(years), grid, True)
+    spec = replace(result.spec, samples=result.spec.samples + (samples,))
+    steps = np.eye(theta.size) * _STEP
+    state, u = predict(spec, np.concatenate([theta[None], theta + steps, theta - steps]))
+    p, jac = _differences(samples, spec, state, u, theta.size)
+    return sum(_multinomial_information(p, jac, samples.year).values()) / grid.design_effect
+
+
 def origin_design(result: Any, data: Any, grid: OriginDesignGrid = OriginDesignGrid()) -> xr.Dataset:
     """The three questions on ``result`` (a :class:`~carpmodel.inference.fitting.FitResult`
     estimating release survival) and ``data`` (its data: the release record the marks code).
@@ -248,9 +270,7 @@ def origin_design(result: Any, data: Any, grid: OriginDesignGrid = OriginDesignG
     state, u = predict(with_samples, batch)
     p_fit, jac, share_fit = {}, {}, {}
     for g in grid.gears:
-        p = marked[g].predict(with_samples, state, u)["p_read_hatchery"]
-        p_fit[g] = p[0]
-        jac[g] = ((p[1:1 + n_theta] - p[1 + n_theta:]) / (2 * _STEP)).T
+        p_fit[g], jac[g] = _differences(marked[g], with_samples, state, u, n_theta)
         share_fit[g] = plain[g].predict(with_samples, state, u)["hatchery_share"][0]
     stock = np.asarray(state.hatchery_fraction_biomass)[0, np.searchsorted(model_years, years)]
 
@@ -292,9 +312,8 @@ def origin_design(result: Any, data: Any, grid: OriginDesignGrid = OriginDesignG
         p1 = marked[g].predict(spec1, state1, u1)["p_read_hatchery"]
         p0 = marked[g].predict(spec0, state0, u0)["p_read_hatchery"]
         lam = _composition_noncentrality(np.asarray(p1)[0] if np.ndim(p1) > 1 else p1, p0, samples.year)
-        plain_p = plain[g].predict(with_samples, state, u)["p_read_hatchery"]
-        plain_jac = ((plain_p[1:1 + n_theta] - plain_p[1 + n_theta:]) / (2 * _STEP)).T
-        plain_info = _multinomial_information(plain_p[0], plain_jac, plain[g].year)
+        plain_info = _multinomial_information(*_differences(plain[g], with_samples, state, u, n_theta),
+                                              plain[g].year)
         odds_ratio = (share_fit[g] / (1 - share_fit[g])) / (stock / (1 - stock))
         for b, k in enumerate(grid.years_sampled):
             sampled = years[len(years) - k:]
