@@ -55,6 +55,7 @@ import xarray as xr
 from numpy.typing import NDArray
 from scipy import stats
 
+from carpmodel.errors import FitError
 from carpmodel.inference.likelihood import predict
 from carpmodel.inference.observations import OriginSamples
 from carpmodel.io.origin_file import GEARS
@@ -251,7 +252,10 @@ def origin_design(result: Any, data: Any, grid: OriginDesignGrid = OriginDesignG
     spec = result.spec
     i_s = _index(spec, "release_survival")
     if i_s is None:
-        raise ValueError("release_survival is not estimated in this fit; the origin design needs it free")
+        raise FitError("release_survival is not estimated in this fit; the origin design needs it free")
+    if not np.all(np.isfinite(result.hessian)):
+        raise FitError("the fit has no finite Hessian (not positive definite): the origin design adds "
+                       "information to the fit's own and needs it")
     i_m = _index(spec, "m_ref_per_yr")
     model_years = np.asarray(spec.years)
     if max(grid.years_sampled) > model_years.size:
