@@ -28,8 +28,10 @@ Commands:
   :mod:`carpmodel.management.budget`).
 - ``sensitivity --fit DIR --out DIR``: the climate-sensitivity sweep (sensitivity.nc, figures;
   the fit's ``[sensitivity]`` settings, a few seconds by default).
-- ``monitoring --fit DIR --out DIR [--full]``: the monitoring design (monitoring.nc,
-  monitoring_options.nc, monitoring.json, figures; a one-minute first look by default).
+- ``monitoring --fit DIR --out DIR [--full] [--origin-design-only]``: the monitoring design
+  (monitoring.nc, monitoring_options.nc, monitoring.json, figures; a one-minute first look by
+  default) and the analytic origin-sample design of marked releases (origin_design.nc,
+  origin_design.json, its figure; seconds).
 """
 
 from __future__ import annotations
@@ -414,20 +416,26 @@ def _monitoring(args: argparse.Namespace) -> int:
                                      "fish_per_year": args.fish_per_year,
                                      "years_of_sampling": args.years_sampled}.items() if v is not None})
     from carpmodel.studies.monitoring_design import QUICK_DESIGN
-    from carpmodel.study_stages import check_monitoring_design
+    from carpmodel.study_stages import check_monitoring_design, origin_design_stage, write_origin_design
 
     settings = {**QUICK_DESIGN, **design}
-    check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
-    _notes(preflight.check_work([preflight.monitoring_workload(settings, not args.no_juvenile_option)]))
     log = RunLog()
-    artifacts = monitoring_stage(loaded, log, _progress(args), seed=args.seed,
-                                 juvenile_option=not args.no_juvenile_option, **design)
+    artifacts = None
+    if not args.origin_design_only:
+        check_monitoring_design(settings, int(loaded.result.spec.observations.year.size))
+        _notes(preflight.check_work([preflight.monitoring_workload(settings, not args.no_juvenile_option)]))
+        artifacts = monitoring_stage(loaded, log, _progress(args), seed=args.seed,
+                                     juvenile_option=not args.no_juvenile_option, **design)
+    origin = origin_design_stage(loaded, log, _progress(args))
     out = prepare_output_dir(args.out, args.force, protected)
     config = loaded.config if args.seed is None else replace(loaded.config, seed=args.seed)
     with _recorded(args, out, config, log, fit_directory=str(args.fit),
                    data_directory=str(Path(loaded.data.directory).resolve()),
-                   design={**settings, "juvenile_option": not args.no_juvenile_option}):
-        write_monitoring(artifacts, out, log, svg=args.svg)
+                   design={**settings, "juvenile_option": not args.no_juvenile_option,
+                           "origin_design_only": bool(args.origin_design_only)}):
+        if artifacts is not None:
+            write_monitoring(artifacts, out, log, svg=args.svg)
+        write_origin_design(origin, out, log, svg=args.svg)
     for path in log.outputs:
         print(f"wrote {path}")
     return 0
@@ -634,6 +642,10 @@ def build_parser() -> argparse.ArgumentParser:
     mon_cmd.add_argument("--no-juvenile-option", action="store_true",
                          help="skip the comparison with a wild juvenile index, monitoring_options.nc "
                               "(default: off, the comparison runs)")
+    mon_cmd.add_argument("--origin-design-only", action="store_true",
+                         help="only the analytic origin-sample design (marked releases; origin_design.nc, "
+                              ".json and figure; seconds), which otherwise runs after the simulation "
+                              "study (default: off)")
     mon_cmd.add_argument("--seed", type=cli_values.seed, metavar="S",
                          help="random seed, an integer (default: the fit's seed)")
     _common_output_options(mon_cmd)

@@ -253,3 +253,37 @@ def write_monitoring(artifacts: MonitoringArtifacts, out: Path, log: RunLog, *, 
     close_figures(artifacts.figures)
 
 
+
+
+# --------------------------------------------------------------------------- origin-sample design (analytic)
+
+
+@dataclass(frozen=True)
+class OriginDesignArtifacts:
+    """The analytic origin-sample design: its Dataset, origin_design.json record and figure."""
+
+    dataset: xr.Dataset
+    record: dict[str, Any]
+    figures: dict[str, Any]
+
+
+def origin_design_stage(loaded: LoadedFit, log: RunLog, progress: Progress) -> OriginDesignArtifacts:
+    """``carpmodel monitoring``'s analytic part (seconds): marked releases at the recorded numbers,
+    fish a year × gear × years sampled for the three questions of issue #14 item 5
+    (:func:`carpmodel.studies.origin_design.origin_design`)."""
+    from carpmodel.report.study_figures import plot_origin_design
+    from carpmodel.studies.origin_design import origin_design, origin_design_record
+
+    with log.stage("origin_design", progress):
+        ds = origin_design(loaded.result, loaded.data)
+    figures = {"origin_design_power": plot_origin_design(ds)}
+    return OriginDesignArtifacts(ds, origin_design_record(ds), figures)
+
+
+def write_origin_design(artifacts: OriginDesignArtifacts, out: Path, log: RunLog, *,
+                        svg: bool = False) -> None:
+    """origin_design.nc, origin_design.json and the figure (closed once written)."""
+    log.wrote(write_netcdf_atomic(artifacts.dataset, out / "origin_design.nc"))
+    log.wrote(write_json_atomic(out / "origin_design.json", artifacts.record))
+    write_figures(artifacts.figures, out / "figures", log, svg=svg)
+    close_figures(artifacts.figures)

@@ -405,11 +405,19 @@ def test_monitoring_runs_a_small_grid_and_writes_its_outputs(light_fit, tmp_path
     assert code == 0, err
     assert err == ""                    # --quiet: no progress at all
     names = {Path(line.split()[-1]).name for line in stdout.splitlines()}
-    assert {"monitoring.nc", "monitoring.json", "monitoring_coverage.png"} <= names
-    record = assert_run_json(out, "monitoring", ["monitoring_design"], stdout)
+    assert {"monitoring.nc", "monitoring.json", "monitoring_coverage.png", "origin_design.nc",
+            "origin_design.json", "origin_design_power.png"} <= names
+    record = assert_run_json(out, "monitoring", ["monitoring_design", "origin_design"], stdout)
     assert record["design"] == {"n_replicates": 2, "true_survivals": [0.3], "fish_per_year": [0, 200],
-                                "years_of_sampling": [5], "juvenile_option": False}
+                                "years_of_sampling": [5], "juvenile_option": False,
+                                "origin_design_only": False}
     assert "monitoring_options.nc" not in names
+    # the analytic origin-sample design alone (seconds): no simulation study
+    code, stdout, err = run(["monitoring", "--fit", light_fit / "fit", "--origin-design-only",
+                             "--out", tmp_path / "origin", "--quiet"], capsys)
+    assert code == 0, err
+    names = {Path(line.split()[-1]).name for line in stdout.splitlines()}
+    assert "origin_design.json" in names and "monitoring.nc" not in names
     with xr.open_dataset(out / "monitoring.nc", engine="h5netcdf") as ds:
         assert ds["fish_per_year"].values.tolist() == [0, 200] and ds.sizes["replicate"] == 2
     code, _, err = run(["monitoring", "--fit", light_fit / "fit", "--fish-per-year", "0,lots",

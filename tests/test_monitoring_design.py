@@ -63,15 +63,80 @@ def test_acceptance_contribution_narrows_by_half(acceptance):
     assert float(_cell(acceptance, 1000)["release_contribution_narrowing"]) >= 0.5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the issue's criterion for release survival is not met by this model: a 1 % change in natural "
-    "mortality moves the hatchery share of sampled fish by ~8 %, one in release survival by ~1 % "
-    "(steepness, γ and initial F move it too), so the samples pin the release contribution "
-    "(narrowing 85 %) and M, but the release-survival interval narrows by 10 % (20 % on the logit "
-    "scale); the expected information at the truth agrees (3 % on the logit scale even with 5,000 "
-    "fish a year). Strict: it reports when a model change makes it pass."))
-def test_acceptance_release_survival_narrows_by_half(acceptance):
-    assert float(_cell(acceptance, 1000)["release_survival_narrowing"]) >= 0.5
+# Issue #14 item 5 replaces the old strict xfail (release survival narrowing by half from unmarked
+# samples, which this model cannot meet) by the bound the data allow, proven from the expected
+# information of *marked* samples (every release coded by year and age), and by a passing
+# acceptance test where the bound is lifted. Which: with the survey's catchability q estimated
+# (the fit's prior, sd_log 0.5) no design reaches a 20 % CV of release survival, M_ref known or
+# not — the samples give the hatchery *share*, survival needs the absolute number of hatchery
+# fish, which the survey gives only up to q; with M_ref and q known, a design in the grid does.
+
+
+@pytest.fixture(scope="module")
+def origin(result, bundled_data):
+    """The analytic origin-sample design on the bundled fit (about a second)."""
+    from carpmodel.studies.origin_design import origin_design
+
+    return origin_design(result, bundled_data)
+
+
+def test_acceptance_release_survival_cv_bound_marked(origin):
+    # The proof: the posterior variance (H + n·I)⁻¹ falls monotonically with the fish examined n
+    # (I is positive semi-definite), so the CV at FLOOR_FISH = 1e9 fish a year — more than the
+    # lake holds (~5e8) — bounds every feasible design from below. That floor stays above 0.3
+    # (observed 0.31-0.50; the limit ~0.31 is what q's prior allows) in every gear and number of
+    # years sampled, with M_ref estimated or known: no design meets the 0.2 target. The grid's
+    # CVs fall with fish and sit above their floor (the monotonicity the proof uses).
+    held = ["none", "m_ref"]
+    floor = origin["release_survival_cv_floor"].sel(held_known=held)
+    assert float(floor.min()) > 0.3
+    cv = origin["release_survival_cv"].sel(held_known=held)
+    assert bool((cv >= floor - 1e-9).all())
+    assert bool((cv.diff("fish_per_year") <= 1e-12).all())
+
+
+def test_acceptance_release_survival_cv_reached_with_m_and_q_known(origin):
+    # Lift the bound (M_ref and q known, e.g. an absolute survey calibration): marked samples then
+    # reach CV <= 0.2 inside the grid (observed: spawning run, 1,000 fish a year for 10 years, 0.196).
+    from carpmodel.studies.origin_design import smallest_designs
+
+    best = smallest_designs(origin)["release_survival_cv_m_and_q_known"]
+    reached = [d for d in best.values() if isinstance(d, dict)]
+    assert reached and min(d["value"] for d in reached) <= 0.2
+    assert best["spawning_run"]["total_fish"] <= 10_000
+
+
+def test_release_survival_cv_matches_a_refit(result, bundled_data):
+    # One simulation-refit of one design (spawning run, 1,000 fish a year for 10 years, design
+    # effect 1): marked counts drawn (multinomial per year) at the fit's reading probabilities,
+    # refit from the fit (the real biomass record). The refit's SE of logit(s) (observed
+    # information) must match the expected information's within 15 %: observed on 3 seeds
+    # 0.554-0.577 against 0.560; a wrong design effect or a per-row instead of per-year
+    # likelihood would be off by ~40 %. About 30 s.
+    from carpmodel.inference.likelihood import predict
+    from carpmodel.studies.origin_design import OriginDesignGrid, _samples, origin_design
+    from carpmodel.studies.origin_recovery import simulate_counts
+
+    grid = OriginDesignGrid(design_effect=1.0, gears=("spawning_run",), fish_per_year=(1000,),
+                            years_sampled=(10,))
+    ds = origin_design(result, bundled_data, grid)
+    survival = ds.attrs["release_survival_fit"]
+    expected = float(ds["release_survival_cv"].sel(held_known="none").squeeze()) / (1 - survival)
+    spec = result.spec
+    years = tuple(int(y) for y in ds["sample_year"].values)
+    samples = _samples(result, bundled_data, "spawning_run", years, grid, True)
+    samples = replace(samples, n_examined=np.full(samples.year.size, 1000))
+    with_samples = replace(spec, samples=spec.samples + (samples,))
+    state, u = predict(with_samples, result.theta)
+    p = np.ravel(samples.predict(with_samples, state, u)["p_read_hatchery"])
+    counts = simulate_counts(samples, p, np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refit = fit(replace(spec, samples=spec.samples + (replace(samples, n_hatchery=counts),)),
+                    start=result.theta)
+    i = [f.field for f in spec.estimated].index("release_survival")
+    assert refit.converged
+    assert float(refit.std_errors[i]) == pytest.approx(expected, rel=0.15)
 
 
 def test_acceptance_design_is_paired_and_complete(acceptance):

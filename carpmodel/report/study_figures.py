@@ -29,7 +29,8 @@ from carpmodel.errors import ConfigError  # noqa: E402
 from carpmodel.studies.monitoring_summary import QUANTITIES  # noqa: E402
 from carpmodel.studies.sensitivity import COMBINED_EFFECT, EFFECT_TITLES, WARMING_END_YEAR  # noqa: E402
 
-__all__ = ["plot_coverage", "plot_interval_width", "plot_sensitivity_heatmap", "plot_sensitivity_lines"]
+__all__ = ["plot_coverage", "plot_interval_width", "plot_origin_design", "plot_sensitivity_heatmap",
+           "plot_sensitivity_lines"]
 
 
 def _panels(ax: Axes | Sequence[Axes] | None, n: int) -> list[Axes]:
@@ -228,4 +229,61 @@ def plot_coverage(ds: xr.Dataset, quantity: str = "release_survival", floor: flo
     panels[0].set_ylabel("Coverage of the truth (proportion)")
     panels[0].legend(fontsize=7)
     fig.suptitle(f"Coverage of the 95 % interval of {long_name}", fontsize=11)
+    return fig
+
+
+# ----------------------------------------------------------------------------- origin-sample design
+
+#: line style of the CV curves by what is held known (carpmodel.studies.origin_design)
+_HELD_STYLE = {"none": ("-", "all estimated"), "m_ref": ("--", "M_ref known"),
+               "m_ref_and_survey_q": (":", "M_ref and survey q known")}
+
+
+def plot_origin_design(ds: xr.Dataset, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    """Power curves of the origin-sample design against fish examined per year: one row per gear,
+    one column per question — (i) power to tell the two hatchery shares, (ii) CV of release
+    survival (line style: what is held known; grey line the target), (iii) power to tell c = 0
+    from c = 1 — one colour per number of years sampled. ``ax``: 3 Axes per gear (row-major)."""
+    gears = [str(g) for g in ds["gear"].values]
+    if ax is None:
+        fig, grid = plt.subplots(len(gears), 3, figsize=(12.6, 3.2 * len(gears)), sharex=True,
+                                 layout="constrained", squeeze=False)
+        panels = list(grid.ravel())
+    else:
+        panels = _panels(ax, 3 * len(gears))
+        fig = panels[0].figure
+    fish = ds["fish_per_year"].values
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    power, cv = float(ds.attrs["target_power"]), float(ds.attrs["target_cv"])
+    low, high = float(ds.attrs["low_share"]), float(ds.attrs["high_share"])
+    for row, gear in enumerate(gears):
+        share_ax, cv_ax, c_ax = panels[3 * row:3 * row + 3]
+        cell = ds.sel(gear=gear)
+        for j, k in enumerate(ds["years_sampled"].values):
+            colour = colours[j % len(colours)]
+            label = f"{int(k)} year{'s' if k > 1 else ''} sampled"
+            share_ax.plot(fish, cell["power_share"].sel(years_sampled=k), "o-", color=colour, label=label)
+            c_ax.plot(fish, cell["power_lorenzen"].sel(years_sampled=k), "o-", color=colour, label=label)
+            for held in ds["held_known"].values:
+                style, text = _HELD_STYLE.get(str(held), ("-.", str(held)))
+                cv_ax.plot(fish, cell["release_survival_cv"].sel(years_sampled=k, held_known=held), style,
+                           color=colour, label=text if j == 0 else None)
+        for panel in (share_ax, c_ax):
+            panel.axhline(power, color="grey", lw=1)
+            panel.set_ylim(0.0, 1.02)
+            panel.set_ylabel("Power (probability)")
+        cv_ax.axhline(cv, color="grey", lw=1)
+        cv_ax.set_ylim(bottom=0.0)
+        cv_ax.set_ylabel("CV of release survival (proportion)")
+        share_ax.set_title(f"{gear}: (i) {low:.0%} vs {high:.0%} hatchery share", fontsize=10)
+        cv_ax.set_title(f"{gear}: (ii) release survival, target CV {cv:g}", fontsize=10)
+        c_ax.set_title(f"{gear}: (iii) Lorenzen c = 0 vs c = 1", fontsize=10)
+        for panel in (share_ax, cv_ax, c_ax):
+            _fish_ticks(panel, fish, fish)
+            if row == len(gears) - 1:
+                panel.set_xlabel("Fish examined per year (fish/yr)")
+    panels[0].legend(fontsize=7, title="colour", title_fontsize=7)
+    panels[1].legend(fontsize=7, title="line style", title_fontsize=7)
+    fig.suptitle("Origin-sample design with marked releases: power and CV by fish, gear and years sampled",
+                 fontsize=11)
     return fig
