@@ -1,18 +1,27 @@
-"""Engine throughput: age × year × batch cell-updates per second, and one historical run.
+"""Engine throughput: age × year × batch × origin cell-updates per second, beside a yardstick.
 
-Run: python experiments/benchmarks/bench_simulate.py
+Run: python experiments/benchmarks/bench_simulate.py [--batch N] [--repeats K]
+
 Prints (1) a batch of 10,000 parameter sets over 76 years (2025–2100) with releases, in float64
-(fits) and float32 (projections), and
-(2) the median wall time of one single-batch simulation of 2000–2024 on the bundled data.
-Timings are printed, never asserted.
+(fits) and float32 (projections): the median wall and CPU time of ``--repeats`` runs after a
+warm-up (compilation is not timed), cell-updates/s counting both origins; (2) the yardstick: a
+naive numpy loop over ages (one survival update ``N·exp(−(M + F·s))`` per age, numpy over the
+batch) on the same cells in the same run, and ``engine/naive ratio`` (the engine does a whole
+year of the model per cell, the yardstick one multiply-exp); (3) the median wall time of one
+single-batch simulation of 2000–2024 on the bundled data. Also prints numba's thread count and
+the load average: on a shared machine compare CPU times or ratios from the same run. Timings are
+printed, never asserted.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from carpmodel.io.inputs import load_data
@@ -22,27 +31,59 @@ from carpmodel.model.simulation import default_parameters, simulate_default
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
+def timed(run, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``run()`` over ``repeats`` calls."""
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def naive_age_loop(n_batch: int, n_years: int, n_age: int, dtype: type) -> None:
+    """The yardstick: per year and age, one numpy survival update over the batch (both origins)."""
+    rng = np.random.default_rng(0)
+    numbers = rng.uniform(1.0, 2.0, (2, n_age, n_batch)).astype(dtype)
+    m = rng.uniform(0.1, 0.5, (2, n_age, n_batch)).astype(dtype)
+    sel = rng.uniform(0.0, 1.0, (2, n_age, n_batch)).astype(dtype)
+    f = dtype(0.1)
+    for _ in range(n_years):
+        for a in range(n_age - 1, 0, -1):
+            numbers[:, a] = numbers[:, a - 1] * np.exp(-(m[:, a - 1] + f * sel[:, a - 1]))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
     data = load_data(DATA)
     params = default_parameters(data)
-    n_batch, n_years = 10_000, 76
+    n_batch, n_years = args.batch, 76
     rng = np.random.default_rng(1)
     batch = params.replace(max_egg_survival=rng.uniform(0.002, 0.02, n_batch),
                            m_ref_per_yr=rng.lognormal(np.log(0.2), 0.2, n_batch))
     release = np.zeros((n_years, params.n_age))
     release[:, 1] = 2e7
     release_length = np.full((n_years, params.n_age), 9.4)
-    warm = batch.replace(max_egg_survival=batch.max_egg_survival[:10], m_ref_per_yr=batch.m_ref_per_yr[:10])
-    simulate(warm, n_years=3)  # warm-up
+    cells = n_batch * n_years * params.n_age * 2
+    print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for dtype in (np.float64, np.float32):
-        start = time.perf_counter()
-        simulate(batch, n_years=n_years, release_fish=release, release_length_cm=release_length,
-                 keep_numbers=False, dtype=dtype)
-        elapsed = time.perf_counter() - start
-        cells = n_batch * n_years * params.n_age * 2
-        print(f"batch {n_batch:,} x {n_years} years x {params.n_age} ages x 2 origins, "
-              f"{np.dtype(dtype).name}: {elapsed:.2f} s, {cells / elapsed:.3g} cell-updates/s "
-              f"({n_batch * n_years * params.n_age / elapsed:.3g} age x year x batch updates/s)")
+        name = np.dtype(dtype).name
+        simulate(batch, n_years=2, release_fish=release[:2], release_length_cm=release_length[:2],
+                 keep_numbers=False, dtype=dtype)   # warm-up: compile or load the kernel
+        wall, cpu = timed(lambda dtype=dtype: simulate(
+            batch, n_years=n_years, release_fish=release, release_length_cm=release_length,
+            keep_numbers=False, dtype=dtype), args.repeats)
+        naive_wall, naive_cpu = timed(lambda dtype=dtype: naive_age_loop(
+            n_batch, n_years, params.n_age, dtype), args.repeats)
+        print(f"batch {n_batch:,} x {n_years} years x {params.n_age} ages x 2 origins, {name}: "
+              f"engine {wall:.2f} s (CPU {cpu:.2f} s), {cells / wall:.3g} cell-updates/s; naive numpy "
+              f"age loop {naive_wall:.2f} s (CPU {naive_cpu:.2f} s), {cells / naive_wall:.3g} "
+              f"cell-updates/s; engine/naive ratio {naive_wall / wall:.2f}")
 
     times = []
     for _ in range(20):
