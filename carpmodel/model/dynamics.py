@@ -1,10 +1,12 @@
-"""The age-structured engine: one pure numpy recursion over years.
+"""The age-structured engine: a recursion over years, each year one call of the compiled kernel.
 
 Arrays are ``(*batch, origin, age)`` with ``origin = (wild, hatchery)`` and ages ``0..A``
 (``A`` a plus group). Any number of leading batch axes run at once (a fit, a batch of
-gradient perturbations, projection draws × strategies × scenarios); the loop over years is
-the only Python loop. Wild fish join at age 1 (the age-0 slot holds only hatchery fish
-released in their first year).
+gradient perturbations, projection draws × strategies × scenarios); :func:`simulate` flattens
+them to rows, and the loop over years is the only Python loop: each year it reads the year's
+inputs (and a policy's decision) and calls :func:`carpmodel.model.kernel.year_step`, which
+advances every row (rows are independent: a row's result never depends on its batch). Wild fish
+join at age 1 (the age-0 slot holds only hatchery fish released in their first year).
 
 Order of events within year y (annual step, birthday on 1 January):
 

@@ -218,20 +218,20 @@ def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, ricker,
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _fill_body_weight(body, weight, length_state, p, cube):  # noqa: ANN001, ANN202
+def _fill_body_weight(body, weight, length_state, p, cube, width):  # noqa: ANN001, ANN202
     """Body length (the state floored at the hatch length, cm) and weight (g) of every cell of a
     block; the loop without a branch when every lane has ``b = 3`` (the same values either way)."""
     n_origin, n_age = body.shape[0], body.shape[1]
     for o in range(n_origin):
         for a in range(n_age):
-            for lane in range(BLOCK):
+            for lane in range(width):
                 body[o, a, lane] = max(length_state[o, a, lane], p[HATCH_L, lane])
             if cube:
-                for lane in range(BLOCK):
+                for lane in range(width):
                     bd = body[o, a, lane]
                     weight[o, a, lane] = p[LW_A, lane] * (bd * bd * bd)
             else:
-                for lane in range(BLOCK):
+                for lane in range(width):
                     weight[o, a, lane] = _weight(body[o, a, lane], p[LW_A, lane], p[LW_B, lane])
 
 
@@ -245,12 +245,14 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
     loop runs.
     """
     n_lanes = stop - start
+    # lanes computed: the rows rounded up to a multiple of 8 (a SIMD register of float64)
+    width = min(BLOCK, (n_lanes + 7) // 8 * 8)
     n_origin, n_age = numbers.shape[1], numbers.shape[2]
     p = np.empty((rows.shape[1], BLOCK))
     yr = np.empty((year_in.shape[1], BLOCK))
     n = np.empty((n_origin, n_age, BLOCK))
     length_state = np.empty((n_origin, n_age, BLOCK))
-    for lane in range(BLOCK):   # lanes past the last row repeat the block's first row
+    for lane in range(width):   # lanes past the last row repeat the block's first row
         row = start + lane if lane < n_lanes else start
         for i in range(rows.shape[1]):
             p[i, lane] = rows[row, i]
@@ -263,7 +265,7 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
     cube = True
     all_c0 = True
     all_c1 = True
-    for lane in range(BLOCK):
+    for lane in range(width):
         cube = cube and p[LW_B, lane] == 3.0
         all_c0 = all_c0 and p[LOR_C, lane] == 0.0
         all_c1 = all_c1 and p[LOR_C, lane] == 1.0
@@ -296,14 +298,14 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
     hatchery_fraction_ssb = lane_values[16]
 
     # 1. spawning from 1 January numbers
-    _fill_body_weight(body, weight, length_state, p, cube)
+    _fill_body_weight(body, weight, length_state, p, cube, width)
     for o in range(n_origin):
         for a in range(n_age):
-            for lane in range(BLOCK):
+            for lane in range(width):
                 mature = _logistic(body[o, a, lane], p[MAT_L50, lane] * yr[Y_MATMULT, lane],
                                    p[MAT_SLOPE, lane])
                 by_origin[o, lane] += n[o, a, lane] * weight[o, a, lane] * mature
-    for lane in range(BLOCK):
+    for lane in range(width):
         ssb_w = by_origin[0, lane] / 1e6
         ssb_h = by_origin[1, lane] / 1e6
         ssb[lane] = ssb_w + ssb_h
@@ -339,44 +341,44 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
         growth[lane] = 1.0 - math.exp(-rate[lane])
 
     # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
-    _fill_body_weight(body, weight, length_state, p, cube)
+    _fill_body_weight(body, weight, length_state, p, cube, width)
     below_hatch = False
     for o in range(n_origin):
         for a in range(n_age):
-            for lane in range(BLOCK):
+            for lane in range(width):
                 total_biomass[lane] += n[o, a, lane] * weight[o, a, lane]
                 juveniles[lane] += n[o, a, lane] if a <= p[WINDOW, lane] else 0.0
-            for lane in range(BLOCK):
+            for lane in range(width):
                 below_hatch |= length_state[o, a, lane] < p[HATCH_L, lane]
             if c_mode == 0:
-                for lane in range(BLOCK):
+                for lane in range(width):
                     m[o, a, lane] = scale[lane]
             elif c_mode == 1:
-                for lane in range(BLOCK):
+                for lane in range(width):
                     m[o, a, lane] = scale[lane] * p[M_REF_L, lane] * _lorenzen_inverse_length(
                         length_state[o, a, lane], growth_span[lane], rate[lane], p[L_INF, lane])
-                for lane in range(BLOCK if below_hatch else 0):
+                for lane in range(width if below_hatch else 0):
                     if length_state[o, a, lane] < p[HATCH_L, lane]:
                         m[o, a, lane] = scale[lane] * p[M_REF_L, lane] * _lorenzen_below_hatch(
                             length_state[o, a, lane], p[HATCH_L, lane], rate[lane], p[L_INF, lane])
             else:
-                for lane in range(BLOCK):
+                for lane in range(width):
                     m[o, a, lane] = _lorenzen(length_state[o, a, lane], p[LOR_C, lane], p[HATCH_L, lane],
                                               p[L_INF, lane], p[M_REF_L, lane], rate[lane], scale[lane],
                                               growth_span[lane], nodes, weights)
-    for lane in range(BLOCK):
+    for lane in range(width):
         relative[lane] = p[GAMMA, lane] * juveniles[lane] / p[J0, lane]
         m_dd[lane] = fast_log1p(relative[lane])
     for o in range(n_origin):
         for a in range(n_age):
-            for lane in range(BLOCK):
+            for lane in range(width):
                 m[o, a, lane] += m_dd[lane] if a <= p[WINDOW, lane] else 0.0
     if fishing_mode != NO_FISHING:
         for o in range(n_origin):
             for a in range(n_age):
-                for lane in range(BLOCK):
+                for lane in range(width):
                     sel[o, a, lane] = _logistic(body[o, a, lane], p[SEL_L50, lane], p[SEL_SLOPE, lane])
-        for lane in range(BLOCK):
+        for lane in range(width):
             if fishing_mode == F_GIVEN:
                 f[lane] = yr[Y_FISHING, lane]
             else:
@@ -391,7 +393,7 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
     for o in range(n_origin):
         for a in range(n_age):
             if fishing_mode != NO_FISHING:
-                for lane in range(BLOCK):
+                for lane in range(width):
                     f_sel = f[lane] * sel[o, a, lane]
                     total = m[o, a, lane] + f_sel
                     z[o, a, lane] = total
@@ -399,18 +401,18 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
                                               * (1.0 - fast_exp(-total)))
                     catch[lane] += caught * weight[o, a, lane]
             else:
-                for lane in range(BLOCK):
+                for lane in range(width):
                     z[o, a, lane] = m[o, a, lane]
-            for lane in range(BLOCK):
+            for lane in range(width):
                 alive[o, a, lane] = n[o, a, lane] * fast_exp(-z[o, a, lane])
                 grown[o, a, lane] = length_state[o, a, lane] + (
                     p[L_INF, lane] - length_state[o, a, lane]) * growth[lane]
     grown_body = np.empty((n_origin, n_age, BLOCK))
     end_weight = np.empty((n_origin, n_age, BLOCK))
-    _fill_body_weight(grown_body, end_weight, grown, p, cube)
+    _fill_body_weight(grown_body, end_weight, grown, p, cube, width)
     for o in range(n_origin):
         for a in range(n_age):
-            for lane in range(BLOCK):
+            for lane in range(width):
                 seen = alive[o, a, lane] * _logistic(grown_body[o, a, lane], p[SUR_L50, lane],
                                                      p[SUR_SLOPE, lane])
                 by_origin[o, lane] += seen * end_weight[o, a, lane]
