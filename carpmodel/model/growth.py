@@ -12,6 +12,10 @@ when it joins the model as a recruit of age 1. The curve through ``(t_h, L_h)`` 
 
 Symbols: L length (cm), L∞ asymptotic length (cm), K growth coefficient (1/yr),
 g_y growth multiplier of year y (1 at reference conditions), W weight (g).
+
+The engine's year step (:mod:`carpmodel.model.kernel`) computes these formulas in compiled code;
+``tests/test_kernel.py`` checks it against the functions here, which stay the model's definition
+(and serve the equilibrium, the observation models and the tests).
 """
 
 from __future__ import annotations

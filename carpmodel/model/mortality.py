@@ -14,6 +14,10 @@ at the start of the year and ``J0`` its unfished value; its survival factor is
 (an integer ``w``); rows with different windows take the per-row path (an array of ``w``).
 
 Fishing follows the Baranov catch equation with a logistic selectivity in length.
+
+The engine's year step (:mod:`carpmodel.model.kernel`) computes these formulas in compiled code;
+``tests/test_kernel.py`` checks it against the functions here, which stay the model's definition
+(and serve the equilibrium, the observation models and the tests).
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ Beverton–Holt ``h = CR/(4 + CR)``, Ricker ``h = 0.2·CR^0.8``. Recruitment dev
 forcing act on the LOGIT of ``a`` (:func:`recruits_from_eggs`), so the survival of a year
 class stays in (0, 1) whatever the deviation: recruits per egg are below ``a_y/(1 + βE) < 1``
 in every year and every draw, by construction.
+
+The engine's year step (:mod:`carpmodel.model.kernel`) computes these formulas in compiled code;
+``tests/test_kernel.py`` checks it against the functions here, which stay the model's definition
+(and serve the equilibrium, the observation models and the tests).
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ What happens to released fish in the engine (:func:`carpmodel.model.dynamics.sim
 
 Historical releases come from the data (:mod:`carpmodel.model.drivers`), projected ones from a
 strategy's policy (:mod:`carpmodel.management.policy`).
+
+The engine's year step (:mod:`carpmodel.model.kernel`) computes these formulas in compiled code;
+``tests/test_kernel.py`` checks it against the functions here, which stay the model's definition
+(and serve the equilibrium, the observation models and the tests).
 """
 
 from __future__ import annotations
