@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -186,19 +187,20 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     deaths and catch in numbers, or size 0; end : (2, row, k, origin, age) end-of-year survivors
     and body length, written at ``end_index`` when it is >= 0.
 
-    Batches of at least :data:`PARALLEL_ROWS` rows run their blocks on numba's threads, smaller
-    ones on the calling thread (a thread launch costs more than a small batch's work); the
-    results are the same bit for bit.
+    Batches of at least :data:`PARALLEL_ROWS` rows called from the main thread run their blocks
+    on numba's threads; smaller ones (a thread launch costs more than their work), and calls
+    from other threads (dask's workers, which already run chunks in parallel), run on the
+    calling thread without the GIL. The results are the same bit for bit.
     """
     args = (numbers, length, rows, year_in, fishing_mode, releases, ricker, _NODES, _WEIGHTS,
             out, y, kept, flows, end, end_index)
-    if numbers.shape[0] >= PARALLEL_ROWS:
+    if numbers.shape[0] >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread():
         _year_parallel(*args)
     else:
         _year_serial(*args)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, ricker, nodes, weights,
                    out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     n_blocks = (numbers.shape[0] + BLOCK - 1) // BLOCK
@@ -208,7 +210,7 @@ def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, ricke
                       flows, end, end_index)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, ricker, nodes, weights,
                  out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     for start in range(0, numbers.shape[0], BLOCK):
@@ -373,7 +375,12 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
         for a in range(n_age):
             for lane in range(width):
                 m[o, a, lane] += m_dd[lane] if a <= p[WINDOW, lane] else 0.0
-    if fishing_mode != NO_FISHING:
+    # fishing in this block: any lane with F > 0 or a catch to take (else every F is 0 and the
+    # loops below skip selectivity and catch: the same values, less work)
+    fishing = False
+    for lane in range(width):
+        fishing |= fishing_mode != NO_FISHING and yr[Y_FISHING, lane] > 0.0
+    if fishing:
         for o in range(n_origin):
             for a in range(n_age):
                 for lane in range(width):
@@ -392,7 +399,7 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
     z = np.empty((n_origin, n_age, BLOCK))
     for o in range(n_origin):
         for a in range(n_age):
-            if fishing_mode != NO_FISHING:
+            if fishing:
                 for lane in range(width):
                     f_sel = f[lane] * sel[o, a, lane]
                     total = m[o, a, lane] + f_sel
@@ -426,9 +433,10 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
                         kept[0, b, y, o, a] = n[o, a, lane]
                         kept[1, b, y, o, a] = body[o, a, lane]
                     if flows.size > 0:
-                        f_sel = f[lane] * sel[o, a, lane] if fishing_mode != NO_FISHING else 0.0
-                        z = m[o, a, lane] + f_sel
-                        caught = n[o, a, lane] * ((f_sel / z if z > 0.0 else 0.0) * (1.0 - fast_exp(-z)))
+                        f_sel = f[lane] * sel[o, a, lane] if fishing else 0.0
+                        total = m[o, a, lane] + f_sel
+                        caught = n[o, a, lane] * ((f_sel / total if total > 0.0 else 0.0)
+                                                  * (1.0 - fast_exp(-total)))
                         flows[1, b, y, o, a] = caught
                         flows[0, b, y, o, a] = n[o, a, lane] - alive[o, a, lane] - caught
                     if end_index >= 0:
