@@ -11,8 +11,9 @@ check the kernel).
 
 Rows are independent: a row's result never depends on the other rows, on how a batch is
 chunked or on the number of threads (rows run in blocks of :data:`BLOCK` rows, blocks in
-parallel; arithmetic is strict IEEE, no fast-math). Arithmetic is float64 throughout; the state
-and outputs are stored in the state's dtype (float32 projections round once per year).
+parallel; arithmetic is strict IEEE, no fast-math). The cell arithmetic is in the state's
+precision (float64 for fits, float32 for projections: twice the SIMD lanes); per-row scalars
+(recruitment, the F solved from catch) are float64.
 
 Compilation: the first call of a process compiles or loads the kernel from numba's cache
 (``__pycache__`` beside this file, or the directory in ``NUMBA_CACHE_DIR`` where the package
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit, prange
 
-from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow
+from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow, like
 from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
 
 __all__ = ["BLOCK", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "announce_compile", "year_step"]
@@ -84,7 +85,8 @@ def _weight(body: float, lw_a: float, lw_b: float) -> float:
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _logistic(x: float, l50: float, slope: float) -> float:
-    return 1.0 / (1.0 + fast_exp(-(x - l50) / slope))
+    one = like(1.0, x)
+    return one / (one + fast_exp(-(x - l50) / slope))
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -250,10 +252,13 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
     # lanes computed: the rows rounded up to a multiple of 8 (a SIMD register of float64)
     width = min(BLOCK, (n_lanes + 7) // 8 * 8)
     n_origin, n_age = numbers.shape[1], numbers.shape[2]
-    p = np.empty((rows.shape[1], BLOCK))
-    yr = np.empty((year_in.shape[1], BLOCK))
-    n = np.empty((n_origin, n_age, BLOCK))
-    length_state = np.empty((n_origin, n_age, BLOCK))
+    dtype = numbers.dtype   # the precision of the state is the precision of the arithmetic
+    zero = dtype.type(0.0)
+    one = dtype.type(1.0)
+    p = np.empty((rows.shape[1], BLOCK), dtype)
+    yr = np.empty((year_in.shape[1], BLOCK), dtype)
+    n = np.empty((n_origin, n_age, BLOCK), dtype)
+    length_state = np.empty((n_origin, n_age, BLOCK), dtype)
     for lane in range(width):   # lanes past the last row repeat the block's first row
         row = start + lane if lane < n_lanes else start
         for i in range(rows.shape[1]):
@@ -273,14 +278,14 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
         all_c1 = all_c1 and p[LOR_C, lane] == 1.0
     # Lorenzen M for the whole block: constant (c = 0), closed form (c = 1) or lane by lane
     c_mode = 0 if all_c0 else (1 if all_c1 else 2)
-    body = np.empty((n_origin, n_age, BLOCK))
-    weight = np.empty((n_origin, n_age, BLOCK))
-    m = np.empty((n_origin, n_age, BLOCK))
-    sel = np.empty((n_origin, n_age, BLOCK))
-    alive = np.empty((n_origin, n_age, BLOCK))
-    grown = np.empty((n_origin, n_age, BLOCK))
-    by_origin = np.zeros((n_origin, BLOCK))
-    lane_values = np.zeros((17, BLOCK))
+    body = np.empty((n_origin, n_age, BLOCK), dtype)
+    weight = np.empty((n_origin, n_age, BLOCK), dtype)
+    m = np.empty((n_origin, n_age, BLOCK), dtype)
+    sel = np.empty((n_origin, n_age, BLOCK), dtype)
+    alive = np.empty((n_origin, n_age, BLOCK), dtype)
+    grown = np.empty((n_origin, n_age, BLOCK), dtype)
+    by_origin = np.zeros((n_origin, BLOCK), dtype)
+    lane_values = np.zeros((17, BLOCK), dtype)
     ssb = lane_values[0]
     spawning = lane_values[1]
     eggs = lane_values[2]
@@ -349,7 +354,7 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
         for a in range(n_age):
             for lane in range(width):
                 total_biomass[lane] += n[o, a, lane] * weight[o, a, lane]
-                juveniles[lane] += n[o, a, lane] if a <= p[WINDOW, lane] else 0.0
+                juveniles[lane] += n[o, a, lane] if a <= p[WINDOW, lane] else zero
             for lane in range(width):
                 below_hatch |= length_state[o, a, lane] < p[HATCH_L, lane]
             if c_mode == 0:
@@ -374,7 +379,7 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                m[o, a, lane] += m_dd[lane] if a <= p[WINDOW, lane] else 0.0
+                m[o, a, lane] += m_dd[lane] if a <= p[WINDOW, lane] else zero
     # fishing in this block: any lane with F > 0 or a catch to take (else every F is 0 and the
     # loops below skip selectivity and catch: the same values, less work)
     fishing = False
@@ -395,8 +400,8 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
 
     # 5. survival and catch, growth, the survey's end-of-year biomass
     by_origin[:] = 0.0
-    seen_by_origin = np.zeros((n_origin, BLOCK))
-    z = np.empty((n_origin, n_age, BLOCK))
+    seen_by_origin = np.zeros((n_origin, BLOCK), dtype)
+    z = np.empty((n_origin, n_age, BLOCK), dtype)
     for o in range(n_origin):
         for a in range(n_age):
             if fishing:
@@ -404,8 +409,8 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
                     f_sel = f[lane] * sel[o, a, lane]
                     total = m[o, a, lane] + f_sel
                     z[o, a, lane] = total
-                    caught = n[o, a, lane] * ((f_sel / total if total > 0.0 else 0.0)
-                                              * (1.0 - fast_exp(-total)))
+                    caught = n[o, a, lane] * ((f_sel / total if total > zero else zero)
+                                              * (one - fast_exp(-total)))
                     catch[lane] += caught * weight[o, a, lane]
             else:
                 for lane in range(width):
@@ -414,8 +419,8 @@ def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, rel
                 alive[o, a, lane] = n[o, a, lane] * fast_exp(-z[o, a, lane])
                 grown[o, a, lane] = length_state[o, a, lane] + (
                     p[L_INF, lane] - length_state[o, a, lane]) * growth[lane]
-    grown_body = np.empty((n_origin, n_age, BLOCK))
-    end_weight = np.empty((n_origin, n_age, BLOCK))
+    grown_body = np.empty((n_origin, n_age, BLOCK), dtype)
+    end_weight = np.empty((n_origin, n_age, BLOCK), dtype)
     _fill_body_weight(grown_body, end_weight, grown, p, cube, width)
     for o in range(n_origin):
         for a in range(n_age):
