@@ -263,6 +263,7 @@ def simulate(
                          multipliers=multipliers)
     batch = np.broadcast_shapes(batch, tuple(batch_shape))
     n_rows = int(np.prod(batch, dtype=np.int64))
+    lanes = kernel.padded_rows(n_rows)   # the kernel's rows: padded with copies of the first
     n_age = params.n_age
     ref = reference_points(params)
     keep_end = [int(i) for i in keep_end_years]
@@ -274,32 +275,32 @@ def simulate(
     length = np.broadcast_to(np.asarray(initial_length_state_cm, dtype=dtype),
                              batch + (2, n_age)).copy()
     numbers[..., WILD, 0] = 0.0
-    numbers = numbers.reshape(n_rows, 2, n_age)
-    length = length.reshape(n_rows, 2, n_age)
-    rows = _row_table(params, ref, batch)
+    numbers = _to_lanes(numbers.reshape(n_rows, 2, n_age), lanes)
+    length = _to_lanes(length.reshape(n_rows, 2, n_age), lanes)
+    rows = _to_lanes(_row_table(params, ref, batch), lanes).astype(dtype)
 
-    out = np.zeros((len(kernel.OUTPUT_FIELDS), n_rows, n_years), dtype)
-    outputs = {name: out[i].reshape(batch + (n_years,)) for i, name in enumerate(kernel.OUTPUT_FIELDS)}
-    kept = np.zeros((2, n_rows, n_years, 2, n_age) if keep_numbers else (0,) * 5, dtype)
-    flows = np.zeros((2, n_rows, n_years, 2, n_age) if keep_flows else (0,) * 5, dtype)
-    end = np.zeros((2, n_rows, len(keep_end), 2, n_age) if keep_end else (0,) * 5, dtype)
+    out = np.zeros((len(kernel.OUTPUT_FIELDS), n_years, lanes), dtype)
+    kept = np.zeros((2, n_years, 2, n_age, lanes) if keep_numbers else (0,) * 5, dtype)
+    flows = np.zeros((2, n_years, 2, n_age, lanes) if keep_flows else (0,) * 5, dtype)
+    end = np.zeros((2, len(keep_end), 2, n_age, lanes) if keep_end else (0,) * 5, dtype)
 
-    def per_row(value: Any, y: int | None = None) -> NDArray:
-        value = np.asarray(value, dtype=float)
-        if y is not None and value.ndim:
-            value = value[..., y]
-        return np.broadcast_to(value, batch).reshape(n_rows)
+    def per_row(value: Any) -> NDArray:
+        return np.broadcast_to(np.asarray(value, dtype=float), batch).reshape(n_rows)
+
+    def from_lanes(values: NDArray, trailing: tuple[int, ...] = ()) -> NDArray:
+        """``(..., lanes)`` kernel array → ``(*batch, ...)`` (the padding dropped)."""
+        return np.ascontiguousarray(np.moveaxis(values[..., :n_rows], -1, 0)).reshape(batch + trailing)
 
     q = np.asarray(params.survey_q)
     if policy is not None and initial_survey_estimate_t is None:
         p = expand(params, dtype)
-        body0 = body_length_cm(length.reshape(batch + (2, n_age)), p["hatch_length_cm"])
+        start_numbers = from_lanes(numbers, (2, n_age))
+        body0 = body_length_cm(from_lanes(length, (2, n_age)), p["hatch_length_cm"])
         w0 = weight_g(body0, p["lw_a"], p["lw_b"])
         seen = logistic_selectivity(body0, p["survey_l50_cm"], p["survey_slope_cm"])
-        initial_survey_estimate_t = q * np.sum(numbers.reshape(batch + (2, n_age)) * w0 * seen,
-                                               axis=(-2, -1)) / 1e6
+        initial_survey_estimate_t = q * np.sum(start_numbers * w0 * seen, axis=(-2, -1)) / 1e6
     kernel.announce_compile(dtype)
-    year_in = np.empty((n_rows, len(kernel.YEAR_FIELDS)))
+    year_in = np.empty((len(kernel.YEAR_FIELDS), lanes), dtype)
     for y in range(n_years):
         control = YearControl()
         if policy is not None:
@@ -307,15 +308,15 @@ def simulate(
                 estimate = np.broadcast_to(np.asarray(initial_survey_estimate_t, dtype=float), batch)
             else:
                 error = 0.0 if survey_log_errors is None else np.asarray(survey_log_errors)[..., y - 1]
-                estimate = q * outputs["biomass_t"][..., y - 1] * np.exp(error)
+                estimate = q * out[0, y - 1, :n_rows].reshape(batch) * np.exp(error)
             control = policy(y, estimate)
-        year_in[:, kernel.Y_KMULT] = per_row(multipliers.in_year("growth_k", y))
-        year_in[:, kernel.Y_MMULT] = per_row(multipliers.in_year("natural_mortality", y))
-        year_in[:, kernel.Y_MATMULT] = per_row(multipliers.in_year("maturity_l50", y))
+        year_in[kernel.Y_KMULT, :n_rows] = per_row(multipliers.in_year("growth_k", y))
+        year_in[kernel.Y_MMULT, :n_rows] = per_row(multipliers.in_year("natural_mortality", y))
+        year_in[kernel.Y_MATMULT, :n_rows] = per_row(multipliers.in_year("maturity_l50", y))
         deviation = np.log(multipliers.in_year("recruitment", y))
         if log_rec_devs is not None:
             deviation = deviation + np.asarray(log_rec_devs)[..., y]
-        year_in[:, kernel.Y_DEV] = per_row(deviation)
+        year_in[kernel.Y_DEV, :n_rows] = per_row(deviation)
         if control.f_per_yr is not None:
             mode, fishing = kernel.F_GIVEN, control.f_per_yr
         elif catch_t is not None:
@@ -324,9 +325,10 @@ def simulate(
             mode, fishing = kernel.F_GIVEN, np.asarray(f_per_yr, dtype=float)[..., y]
         else:
             mode, fishing = kernel.NO_FISHING, 0.0
-        year_in[:, kernel.Y_FISHING] = per_row(fishing)
+        year_in[kernel.Y_FISHING, :n_rows] = per_row(fishing)
+        year_in[:, n_rows:] = year_in[:, :1]
         releases = _release_sets(
-            batch, n_rows, n_age,
+            batch, n_rows, lanes, n_age,
             (None, None) if release_fish is None else
             (np.asarray(release_fish)[..., y, :], np.asarray(release_length_cm)[..., y, :]),
             (control.release_fish, control.release_length_cm))
@@ -334,18 +336,28 @@ def simulate(
                          params.recruitment == "ricker", out, y, kept, flows, end,
                          keep_end.index(y) if y in keep_end else -1)
 
-    full = batch + (n_years, 2, n_age)
-    end_full = batch + (len(keep_end), 2, n_age)
+    years = (n_years, 2, n_age)
+    kept_years = (len(keep_end), 2, n_age)
     return PopulationState(
-        **outputs,
-        numbers=kept[0].reshape(full) if keep_numbers else None,
-        length_cm=kept[1].reshape(full) if keep_numbers else None,
-        natural_deaths=flows[0].reshape(full) if keep_flows else None,
-        catch_numbers=flows[1].reshape(full) if keep_flows else None,
-        end_numbers=end[0].reshape(end_full) if keep_end else None,
-        end_length_cm=end[1].reshape(end_full) if keep_end else None,
-        final_numbers=numbers.reshape(batch + (2, n_age)),
-        final_length_state_cm=length.reshape(batch + (2, n_age)), reference=ref)
+        **{name: from_lanes(out[i], (n_years,)) for i, name in enumerate(kernel.OUTPUT_FIELDS)},
+        numbers=from_lanes(kept[0], years) if keep_numbers else None,
+        length_cm=from_lanes(kept[1], years) if keep_numbers else None,
+        natural_deaths=from_lanes(flows[0], years) if keep_flows else None,
+        catch_numbers=from_lanes(flows[1], years) if keep_flows else None,
+        end_numbers=from_lanes(end[0], kept_years) if keep_end else None,
+        end_length_cm=from_lanes(end[1], kept_years) if keep_end else None,
+        final_numbers=from_lanes(numbers, (2, n_age)),
+        final_length_state_cm=from_lanes(length, (2, n_age)), reference=ref)
+
+
+def _to_lanes(values: NDArray, lanes: int) -> NDArray:
+    """``(row, ...)`` → the kernel's ``(..., lanes)`` layout, C-contiguous, padded with copies of
+    the first row."""
+    moved = np.moveaxis(values, 0, -1)
+    padded = np.empty(moved.shape[:-1] + (lanes,), values.dtype)
+    padded[..., : values.shape[0]] = moved
+    padded[..., values.shape[0]:] = moved[..., :1]
+    return padded
 
 
 def _row_table(params: Parameters, ref: ReferencePoints, batch: tuple[int, ...]) -> NDArray:
@@ -362,20 +374,25 @@ def _row_table(params: Parameters, ref: ReferencePoints, batch: tuple[int, ...])
     return rows
 
 
-def _release_sets(batch: tuple[int, ...], n_rows: int, n_age: int,
+def _release_sets(batch: tuple[int, ...], n_rows: int, lanes: int, n_age: int,
                   *sets: tuple[Any, Any]) -> NDArray:
-    """Releases of one year for the kernel, ``(set, 2, row, age)`` float64: fish before acute
-    survival and their length (cm); one row serves every row when no set varies across the batch."""
+    """Releases of one year for the kernel, ``(set, 2, age, lanes or 1)`` float64: fish before
+    acute survival and their length (cm); one column serves every row when no set varies across
+    the batch."""
     given = [(np.asarray(fish, dtype=float), np.asarray(lengths, dtype=float))
              for fish, lengths in sets if fish is not None]
     given = [(fish, lengths) for fish, lengths in given if np.any(fish != 0)]
     if not given:
-        return np.zeros((0, 2, 1, n_age))
-    shared = all(fish.ndim <= 1 and lengths.ndim <= 1 for fish, lengths in given)
-    shape = (n_age,) if shared else batch + (n_age,)
-    rows = 1 if shared else n_rows
-    out = np.empty((len(given), 2, rows, n_age))
+        return np.zeros((0, 2, n_age, 1))
+    if all(fish.ndim <= 1 and lengths.ndim <= 1 for fish, lengths in given):
+        out = np.empty((len(given), 2, n_age, 1))
+        for s, (fish, lengths) in enumerate(given):
+            out[s, 0, :, 0] = np.broadcast_to(fish, (n_age,))
+            out[s, 1, :, 0] = np.broadcast_to(lengths, (n_age,))
+        return out
+    out = np.empty((len(given), 2, n_age, lanes))
+    shape = batch + (n_age,)
     for s, (fish, lengths) in enumerate(given):
-        out[s, 0] = np.broadcast_to(fish, shape).reshape(rows, n_age)
-        out[s, 1] = np.broadcast_to(lengths, np.broadcast_shapes(shape, fish.shape)).reshape(rows, n_age)
+        out[s, 0] = _to_lanes(np.broadcast_to(fish, shape).reshape(n_rows, n_age), lanes)
+        out[s, 1] = _to_lanes(np.broadcast_to(lengths, shape).reshape(n_rows, n_age), lanes)
     return out

@@ -34,10 +34,13 @@ from numba import njit, prange
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow, like
 from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
 
-__all__ = ["BLOCK", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "announce_compile", "year_step"]
+__all__ = ["BLOCK", "LANES", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "announce_compile",
+           "padded_rows", "year_step"]
 
-#: rows per parallel block (each block allocates its scratch once)
+#: rows per parallel block
 BLOCK = 64
+#: rows are padded to a multiple of this (a SIMD register of float64)
+LANES = 8
 #: batches with at least this many rows run on numba's threads
 PARALLEL_ROWS = 512
 
@@ -179,15 +182,19 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
               kept: np.ndarray, flows: np.ndarray, end: np.ndarray, end_index: int) -> None:
     """Advance every row one year in place and write its outputs of year ``y``.
 
-    numbers, length : (row, origin, age) fish and cm (1 January, updated to the next 1 January)
-    rows : (row, len(ROW_FIELDS)) float64 parameters; year_in : (row, len(YEAR_FIELDS)) float64
+    Every array is lane-innermost: rows are the last axis, ``R`` of them, a multiple of
+    :data:`LANES` (the caller pads a batch with copies of a row), all in the state's dtype except
+    ``releases``.
+
+    numbers, length : (origin, age, R) fish and cm (1 January, updated to the next 1 January)
+    rows : (len(ROW_FIELDS), R) parameters; year_in : (len(YEAR_FIELDS), R) the year's inputs
     fishing_mode : NO_FISHING, F_GIVEN or CATCH_GIVEN (the ``fishing`` column's meaning)
-    releases : (set, 2, row, age) float64 fish released (before acute survival) and their length,
-        cm; a single row serves every row
-    out : (len(OUTPUT_FIELDS), row, year) outputs; kept : (2, row, year, origin, age) numbers and
-    body length after releases, or a size-0 array; flows : (2, row, year, origin, age) natural
-    deaths and catch in numbers, or size 0; end : (2, row, k, origin, age) end-of-year survivors
-    and body length, written at ``end_index`` when it is >= 0.
+    releases : (set, 2, age, R or 1) float64 fish released (before acute survival) and their
+        length, cm; a single column serves every row
+    out : (len(OUTPUT_FIELDS), year, R) outputs; kept : (2, year, origin, age, R) numbers and body
+    length after releases, or a size-0 array; flows : (2, year, origin, age, R) natural deaths
+    and catch in numbers, or size 0; end : (2, k, origin, age, R) end-of-year survivors and body
+    length, written at ``end_index`` when it is >= 0.
 
     Batches of at least :data:`PARALLEL_ROWS` rows called from the main thread run their blocks
     on numba's threads; smaller ones (a thread launch costs more than their work), and calls
@@ -196,301 +203,334 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     """
     args = (numbers, length, rows, year_in, fishing_mode, releases, ricker, _NODES, _WEIGHTS,
             out, y, kept, flows, end, end_index)
-    if numbers.shape[0] >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread():
+    if numbers.shape[2] >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread():
         _year_parallel(*args)
     else:
         _year_serial(*args)
 
 
+#: per-row scalars of a block's work space (see :func:`_advance_rows`)
+N_ROW_SCRATCH = 22
+
+
+def padded_rows(n_rows: int) -> int:
+    """Rows rounded up to a multiple of :data:`LANES`."""
+    return -(-n_rows // LANES) * LANES
+
+
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, ricker, nodes, weights,
                    out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
-    n_blocks = (numbers.shape[0] + BLOCK - 1) // BLOCK
+    n_rows = numbers.shape[2]
+    n_blocks = (n_rows + BLOCK - 1) // BLOCK
     for block in prange(n_blocks):
-        _advance_rows(block * BLOCK, min((block + 1) * BLOCK, numbers.shape[0]), numbers, length,
-                      rows, year_in, fishing_mode, releases, ricker, nodes, weights, out, y, kept,
-                      flows, end, end_index)
+        _advance_rows(block * BLOCK, min((block + 1) * BLOCK, n_rows), numbers, length, rows,
+                      year_in, fishing_mode, releases, ricker, nodes, weights, out, y, kept, flows,
+                      end, end_index)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, ricker, nodes, weights,
                  out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
-    for start in range(0, numbers.shape[0], BLOCK):
-        _advance_rows(start, min(start + BLOCK, numbers.shape[0]), numbers, length, rows, year_in,
+    n_rows = numbers.shape[2]
+    for start in range(0, n_rows, BLOCK):
+        _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_in,
                       fishing_mode, releases, ricker, nodes, weights, out, y, kept, flows, end,
                       end_index)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _fill_body_weight(body, weight, length_state, p, cube, width):  # noqa: ANN001, ANN202
-    """Body length (the state floored at the hatch length, cm) and weight (g) of every cell of a
-    block; the loop without a branch when every lane has ``b = 3`` (the same values either way)."""
+def _fill_body_weight(body, weight, length_state, first, p, cube, start, width):  # noqa: ANN001, ANN202
+    """Body length (the state floored at the hatch length, cm) and weight (g) of rows
+    ``start..start + width`` into a block's work arrays, from lengths at columns
+    ``first..first + width`` of ``length_state``; the loop without a branch when every row has
+    ``b = 3`` (same values)."""
     n_origin, n_age = body.shape[0], body.shape[1]
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                body[o, a, lane] = max(length_state[o, a, lane], p[HATCH_L, lane])
+                b = start + lane
+                body[o, a, lane] = max(length_state[o, a, first + lane], p[HATCH_L, b])
             if cube:
                 for lane in range(width):
+                    b = start + lane
                     bd = body[o, a, lane]
-                    weight[o, a, lane] = p[LW_A, lane] * (bd * bd * bd)
+                    weight[o, a, lane] = p[LW_A, b] * (bd * bd * bd)
             else:
                 for lane in range(width):
-                    weight[o, a, lane] = _weight(body[o, a, lane], p[LW_A, lane], p[LW_B, lane])
+                    b = start + lane
+                    weight[o, a, lane] = _weight(body[o, a, lane], p[LW_A, b], p[LW_B, b])
 
 
 @njit(cache=True, error_model="numpy")
-def _advance_rows(start, stop, numbers, length, rows, year_in, fishing_mode, releases, ricker,
+def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, ricker,
                   nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202, C901
-    """Rows ``start..stop`` (at most :data:`BLOCK`) of :func:`year_step`.
-
-    The block's state and parameters are copied lane-innermost, ``(origin, age, lane)``, so the
-    loops over lanes (rows) run as SIMD; every lane follows the same arithmetic whichever way its
-    loop runs.
-    """
-    n_lanes = stop - start
-    # lanes computed: the rows rounded up to a multiple of 8 (a SIMD register of float64)
-    width = min(BLOCK, (n_lanes + 7) // 8 * 8)
-    n_origin, n_age = numbers.shape[1], numbers.shape[2]
+    """Rows ``start..stop`` (at most :data:`BLOCK`) of :func:`year_step`: loops over rows are
+    innermost, so they run as SIMD; every row follows the same arithmetic either way."""
+    n_origin, n_age, n_rows = numbers.shape
     dtype = numbers.dtype   # the precision of the state is the precision of the arithmetic
     zero = dtype.type(0.0)
     one = dtype.type(1.0)
-    p = np.empty((rows.shape[1], BLOCK), dtype)
-    yr = np.empty((year_in.shape[1], BLOCK), dtype)
-    n = np.empty((n_origin, n_age, BLOCK), dtype)
-    length_state = np.empty((n_origin, n_age, BLOCK), dtype)
-    for lane in range(width):   # lanes past the last row repeat the block's first row
-        row = start + lane if lane < n_lanes else start
-        for i in range(rows.shape[1]):
-            p[i, lane] = rows[row, i]
-        for i in range(year_in.shape[1]):
-            yr[i, lane] = year_in[row, i]
-        for o in range(n_origin):
-            for a in range(n_age):
-                n[o, a, lane] = numbers[row, o, a]
-                length_state[o, a, lane] = length[row, o, a]
-    cube = True
-    all_c0 = True
-    all_c1 = True
-    for lane in range(width):
-        cube = cube and p[LW_B, lane] == 3.0
-        all_c0 = all_c0 and p[LOR_C, lane] == 0.0
-        all_c1 = all_c1 and p[LOR_C, lane] == 1.0
-    # Lorenzen M for the whole block: constant (c = 0), closed form (c = 1) or lane by lane
-    c_mode = 0 if all_c0 else (1 if all_c1 else 2)
+    width = stop - start
     body = np.empty((n_origin, n_age, BLOCK), dtype)
     weight = np.empty((n_origin, n_age, BLOCK), dtype)
     m = np.empty((n_origin, n_age, BLOCK), dtype)
     sel = np.empty((n_origin, n_age, BLOCK), dtype)
+    z = np.empty((n_origin, n_age, BLOCK), dtype)
     alive = np.empty((n_origin, n_age, BLOCK), dtype)
     grown = np.empty((n_origin, n_age, BLOCK), dtype)
-    by_origin = np.zeros((n_origin, BLOCK), dtype)
-    lane_values = np.zeros((17, BLOCK), dtype)
-    ssb = lane_values[0]
-    spawning = lane_values[1]
-    eggs = lane_values[2]
-    recruits = lane_values[3]
-    released = lane_values[4]
-    rate = lane_values[5]
-    scale = lane_values[6]
-    growth_span = lane_values[7]
-    juveniles = lane_values[8]
-    relative = lane_values[9]
-    m_dd = lane_values[10]
-    f = lane_values[11]
-    shortfall = lane_values[12]
-    growth = lane_values[13]
-    total_biomass = lane_values[14]
-    catch = lane_values[15]
-    hatchery_fraction_ssb = lane_values[16]
+    grown_body = np.empty((n_origin, n_age, BLOCK), dtype)
+    end_weight = np.empty((n_origin, n_age, BLOCK), dtype)
+    lanes = np.zeros((N_ROW_SCRATCH, BLOCK), dtype)
+    ssb, spawning, eggs, recruits, released = lanes[0], lanes[1], lanes[2], lanes[3], lanes[4]
+    rate, scale, growth_span, juveniles, relative = lanes[5], lanes[6], lanes[7], lanes[8], lanes[9]
+    m_dd, f, shortfall, growth, total_biomass = lanes[10], lanes[11], lanes[12], lanes[13], lanes[14]
+    catch, ssb_wild, ssb_hatchery, hatchery_share_ssb = lanes[15], lanes[16], lanes[17], lanes[18]
+    survey_hatchery, seen_wild, seen_hatchery = lanes[19], lanes[20], lanes[21]
+    survey_wild = ssb_wild   # the wild spawning biomass is used up before the survey's is summed
+    cube = True
+    all_c0 = True
+    all_c1 = True
+    for lane in range(width):
+        b = start + lane
+        cube = cube and p[LW_B, b] == 3.0
+        all_c0 = all_c0 and p[LOR_C, b] == 0.0
+        all_c1 = all_c1 and p[LOR_C, b] == 1.0
+    # Lorenzen M for the whole block: constant (c = 0), closed form (c = 1) or row by row
+    c_mode = 0 if all_c0 else (1 if all_c1 else 2)
 
-    # 1. spawning from 1 January numbers
-    _fill_body_weight(body, weight, length_state, p, cube, width)
+    # the block's rows copied lane-innermost into its own arrays (contiguous copies)
+    n_l = np.empty((n_origin, n_age, BLOCK), dtype)
+    len_l = np.empty((n_origin, n_age, BLOCK), dtype)
+    pl = np.empty((p.shape[0], BLOCK), dtype)
+    yl = np.empty((yr.shape[0], BLOCK), dtype)
+    for i in range(p.shape[0]):
+        for lane in range(width):
+            pl[i, lane] = p[i, start + lane]
+    for i in range(yr.shape[0]):
+        for lane in range(width):
+            yl[i, lane] = yr[i, start + lane]
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                mature = _logistic(body[o, a, lane], p[MAT_L50, lane] * yr[Y_MATMULT, lane],
-                                   p[MAT_SLOPE, lane])
-                by_origin[o, lane] += n[o, a, lane] * weight[o, a, lane] * mature
+                n_l[o, a, lane] = numbers[o, a, start + lane]
+                len_l[o, a, lane] = length[o, a, start + lane]
+
+    # 1. spawning from 1 January numbers
+    _fill_body_weight(body, weight, len_l, 0, pl, cube, 0, width)
+    for a in range(n_age):
+        for lane in range(width):
+            b = start + lane
+            mature = _logistic(body[0, a, lane], pl[MAT_L50, lane] * yl[Y_MATMULT, lane], pl[MAT_SLOPE, lane])
+            ssb_wild[lane] += n_l[0, a, lane] * weight[0, a, lane] * mature
+    for a in range(n_age):
+        for lane in range(width):
+            b = start + lane
+            mature = _logistic(body[1, a, lane], pl[MAT_L50, lane] * yl[Y_MATMULT, lane], pl[MAT_SLOPE, lane])
+            ssb_hatchery[lane] += n_l[1, a, lane] * weight[1, a, lane] * mature
     for lane in range(width):
-        ssb_w = by_origin[0, lane] / 1e6
-        ssb_h = by_origin[1, lane] / 1e6
+        b = start + lane
+        ssb_w = ssb_wild[lane] / 1e6
+        ssb_h = ssb_hatchery[lane] / 1e6
         ssb[lane] = ssb_w + ssb_h
-        spawning[lane] = ssb_w + p[RRS, lane] * ssb_h
-        hatchery_fraction_ssb[lane] = ssb_h / ssb[lane] if ssb[lane] > 0.0 else 0.0
-        eggs[lane] = spawning[lane] * p[EGGS_PER_T, lane]
+        spawning[lane] = ssb_w + pl[RRS, lane] * ssb_h
+        hatchery_share_ssb[lane] = ssb_h / ssb[lane] if ssb[lane] > 0.0 else 0.0
+        eggs[lane] = spawning[lane] * pl[EGGS_PER_T, lane]
         # 2. the year class (recruits at age 1 next 1 January), the deviation on the logit
-        alpha = p[ALPHA, lane]
-        survival = 1.0 / (1.0 + math.exp(-(math.log(alpha / (1.0 - alpha)) + yr[Y_DEV, lane])))
+        alpha = pl[ALPHA, lane]
+        survival = 1.0 / (1.0 + fast_exp(-(fast_log(alpha / (1.0 - alpha)) + yl[Y_DEV, lane])))
         if ricker:
-            recruits[lane] = survival * eggs[lane] * math.exp(-p[BETA, lane] * eggs[lane])
+            recruits[lane] = survival * eggs[lane] * fast_exp(-pl[BETA, lane] * eggs[lane])
         else:
-            recruits[lane] = survival * eggs[lane] / (1.0 + p[BETA, lane] * eggs[lane])
-        # 3. releases into the hatchery origin (numbers-weighted mean length)
-        row = (start + lane if lane < n_lanes else start) if releases.shape[2] > 1 else 0
-        for s in range(releases.shape[0]):
-            for a in range(n_age):
-                fish = releases[s, 0, row, a]
+            recruits[lane] = survival * eggs[lane] / (1.0 + pl[BETA, lane] * eggs[lane])
+        rate[lane] = pl[K, lane] * yl[Y_KMULT, lane]
+        scale[lane] = pl[M_REF, lane] * yl[Y_MMULT, lane]
+        decay = fast_exp(-rate[lane])
+        growth_span[lane] = pl[L_INF, lane] * (fast_exp(rate[lane]) - 1.0)
+        growth[lane] = 1.0 - decay
+    # 3. releases into the hatchery origin (numbers-weighted mean length)
+    for s in range(releases.shape[0]):
+        for a in range(n_age):
+            for lane in range(width):
+                b = start + lane
+                column = b if releases.shape[3] > 1 else 0
+                fish = releases[s, 0, a, column]
                 released[lane] += fish
                 if fish == 0.0:
                     continue
-                release_length = releases[s, 1, row, a]
-                entering = fish * _release_survival(p[:, lane], release_length)
+                release_length = releases[s, 1, a, column]
+                entering = fish * _release_survival(pl[:, lane], release_length)
                 if entering > 0.0:
-                    before = n[1, a, lane]
+                    before = n_l[1, a, lane]
                     total = before + entering
-                    length_state[1, a, lane] = (before * length_state[1, a, lane]
-                                                + entering * release_length) / total
-                    n[1, a, lane] = total
-        rate[lane] = p[K, lane] * yr[Y_KMULT, lane]
-        scale[lane] = p[M_REF, lane] * yr[Y_MMULT, lane]
-        growth_span[lane] = p[L_INF, lane] * math.expm1(rate[lane])
-        growth[lane] = 1.0 - math.exp(-rate[lane])
+                    len_l[1, a, lane] = (before * len_l[1, a, lane] + entering * release_length) / total
+                    n_l[1, a, lane] = total
 
     # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
-    _fill_body_weight(body, weight, length_state, p, cube, width)
+    _fill_body_weight(body, weight, len_l, 0, pl, cube, 0, width)
     below_hatch = False
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                total_biomass[lane] += n[o, a, lane] * weight[o, a, lane]
-                juveniles[lane] += n[o, a, lane] if a <= p[WINDOW, lane] else zero
+                b = start + lane
+                total_biomass[lane] += n_l[o, a, lane] * weight[o, a, lane]
+                juveniles[lane] += n_l[o, a, lane] if a <= pl[WINDOW, lane] else zero
             for lane in range(width):
-                below_hatch |= length_state[o, a, lane] < p[HATCH_L, lane]
+                b = start + lane
+                below_hatch |= len_l[o, a, lane] < pl[HATCH_L, lane]
             if c_mode == 0:
                 for lane in range(width):
+                    b = start + lane
                     m[o, a, lane] = scale[lane]
             elif c_mode == 1:
                 for lane in range(width):
-                    m[o, a, lane] = scale[lane] * p[M_REF_L, lane] * _lorenzen_inverse_length(
-                        length_state[o, a, lane], growth_span[lane], rate[lane], p[L_INF, lane])
+                    b = start + lane
+                    m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * _lorenzen_inverse_length(
+                        len_l[o, a, lane], growth_span[lane], rate[lane], pl[L_INF, lane])
                 for lane in range(width if below_hatch else 0):
-                    if length_state[o, a, lane] < p[HATCH_L, lane]:
-                        m[o, a, lane] = scale[lane] * p[M_REF_L, lane] * _lorenzen_below_hatch(
-                            length_state[o, a, lane], p[HATCH_L, lane], rate[lane], p[L_INF, lane])
+                    b = start + lane
+                    if len_l[o, a, lane] < pl[HATCH_L, lane]:
+                        m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * _lorenzen_below_hatch(
+                            len_l[o, a, lane], pl[HATCH_L, lane], rate[lane], pl[L_INF, lane])
             else:
                 for lane in range(width):
-                    m[o, a, lane] = _lorenzen(length_state[o, a, lane], p[LOR_C, lane], p[HATCH_L, lane],
-                                              p[L_INF, lane], p[M_REF_L, lane], rate[lane], scale[lane],
-                                              growth_span[lane], nodes, weights)
+                    b = start + lane
+                    m[o, a, lane] = _lorenzen(
+                        len_l[o, a, lane], pl[LOR_C, lane], pl[HATCH_L, lane], pl[L_INF, lane],
+                        pl[M_REF_L, lane], rate[lane], scale[lane], growth_span[lane], nodes, weights)
     for lane in range(width):
-        relative[lane] = p[GAMMA, lane] * juveniles[lane] / p[J0, lane]
+        b = start + lane
+        relative[lane] = pl[GAMMA, lane] * juveniles[lane] / pl[J0, lane]
         m_dd[lane] = fast_log1p(relative[lane])
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                m[o, a, lane] += m_dd[lane] if a <= p[WINDOW, lane] else zero
-    # fishing in this block: any lane with F > 0 or a catch to take (else every F is 0 and the
+                b = start + lane
+                m[o, a, lane] += m_dd[lane] if a <= pl[WINDOW, lane] else zero
+    # fishing in this block: any row with F > 0 or a catch to take (else every F is 0 and the
     # loops below skip selectivity and catch: the same values, less work)
     fishing = False
     for lane in range(width):
-        fishing |= fishing_mode != NO_FISHING and yr[Y_FISHING, lane] > 0.0
+        b = start + lane
+        fishing |= fishing_mode != NO_FISHING and yl[Y_FISHING, lane] > 0.0
     if fishing:
         for o in range(n_origin):
             for a in range(n_age):
                 for lane in range(width):
-                    sel[o, a, lane] = _logistic(body[o, a, lane], p[SEL_L50, lane], p[SEL_SLOPE, lane])
+                    b = start + lane
+                    sel[o, a, lane] = _logistic(body[o, a, lane], pl[SEL_L50, lane], pl[SEL_SLOPE, lane])
         for lane in range(width):
+            b = start + lane
             if fishing_mode == F_GIVEN:
-                f[lane] = yr[Y_FISHING, lane]
+                f[lane] = yl[Y_FISHING, lane]
             else:
-                f[lane], shortfall[lane] = _f_from_catch(yr[Y_FISHING, lane], n[:, :, lane],
-                                                         weight[:, :, lane], sel[:, :, lane],
-                                                         m[:, :, lane], p[F_MAX, lane])
+                f[lane], shortfall[lane] = _f_from_catch(
+                    yl[Y_FISHING, lane], n_l[:, :, lane], weight[:, :, lane], sel[:, :, lane],
+                    m[:, :, lane], pl[F_MAX, lane])
 
     # 5. survival and catch, growth, the survey's end-of-year biomass
-    by_origin[:] = 0.0
-    seen_by_origin = np.zeros((n_origin, BLOCK), dtype)
-    z = np.empty((n_origin, n_age, BLOCK), dtype)
     for o in range(n_origin):
         for a in range(n_age):
             if fishing:
                 for lane in range(width):
+                    b = start + lane
                     f_sel = f[lane] * sel[o, a, lane]
                     total = m[o, a, lane] + f_sel
                     z[o, a, lane] = total
-                    caught = n[o, a, lane] * ((f_sel / total if total > zero else zero)
-                                              * (one - fast_exp(-total)))
+                    caught = n_l[o, a, lane] * ((f_sel / total if total > zero else zero)
+                                                 * (one - fast_exp(-total)))
                     catch[lane] += caught * weight[o, a, lane]
             else:
                 for lane in range(width):
+                    b = start + lane
                     z[o, a, lane] = m[o, a, lane]
             for lane in range(width):
-                alive[o, a, lane] = n[o, a, lane] * fast_exp(-z[o, a, lane])
-                grown[o, a, lane] = length_state[o, a, lane] + (
-                    p[L_INF, lane] - length_state[o, a, lane]) * growth[lane]
-    grown_body = np.empty((n_origin, n_age, BLOCK), dtype)
-    end_weight = np.empty((n_origin, n_age, BLOCK), dtype)
-    _fill_body_weight(grown_body, end_weight, grown, p, cube, width)
-    for o in range(n_origin):
-        for a in range(n_age):
-            for lane in range(width):
-                seen = alive[o, a, lane] * _logistic(grown_body[o, a, lane], p[SUR_L50, lane],
-                                                     p[SUR_SLOPE, lane])
-                by_origin[o, lane] += seen * end_weight[o, a, lane]
-                seen_by_origin[o, lane] += seen
-    if kept.size > 0 or flows.size > 0 or end_index >= 0:
-        for lane in range(n_lanes):
-            b = start + lane
-            for o in range(n_origin):
-                for a in range(n_age):
-                    if kept.size > 0:
-                        kept[0, b, y, o, a] = n[o, a, lane]
-                        kept[1, b, y, o, a] = body[o, a, lane]
-                    if flows.size > 0:
-                        f_sel = f[lane] * sel[o, a, lane] if fishing else 0.0
-                        total = m[o, a, lane] + f_sel
-                        caught = n[o, a, lane] * ((f_sel / total if total > 0.0 else 0.0)
-                                                  * (1.0 - fast_exp(-total)))
-                        flows[1, b, y, o, a] = caught
-                        flows[0, b, y, o, a] = n[o, a, lane] - alive[o, a, lane] - caught
-                    if end_index >= 0:
-                        end[0, b, end_index, o, a] = alive[o, a, lane]
-                        end[1, b, end_index, o, a] = grown_body[o, a, lane]
-
-    for lane in range(n_lanes):
+                b = start + lane
+                alive[o, a, lane] = n_l[o, a, lane] * fast_exp(-z[o, a, lane])
+                grown[o, a, lane] = len_l[o, a, lane] + (pl[L_INF, lane] - len_l[o, a, lane]) * growth[lane]
+    _fill_body_weight(grown_body, end_weight, grown, 0, pl, cube, 0, width)
+    for lane in range(width):
         b = start + lane
-        survey_w = by_origin[0, lane] / 1e6
-        survey_h = by_origin[1, lane] / 1e6
-        biomass = survey_w + survey_h
-        all_seen = seen_by_origin[0, lane] + seen_by_origin[1, lane]
-        window = int(p[WINDOW, lane])
-        out[0, b, y] = biomass
-        out[1, b, y] = total_biomass[lane] / 1e6
-        out[2, b, y] = ssb[lane]
-        out[3, b, y] = spawning[lane]
-        out[4, b, y] = eggs[lane]
-        out[5, b, y] = recruits[lane]
-        out[6, b, y] = catch[lane] / 1e6
-        out[7, b, y] = shortfall[lane]
-        out[8, b, y] = f[lane]
-        out[9, b, y] = released[lane]
-        out[10, b, y] = survey_h / biomass if biomass > 0.0 else 0.0
-        out[11, b, y] = hatchery_fraction_ssb[lane]
-        out[12, b, y] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
-        out[13, b, y] = 1.0 / (1.0 + relative[lane])
-        out[14, b, y] = alive[0, window, lane] + alive[1, window, lane]
-        out[15, b, y] = alive[0, window, lane]
-        # ageing into the next 1 January; the plus group keeps a numbers-weighted length
-        hatch = p[HATCH_L, lane]
-        l_inf = p[L_INF, lane]
-        last = n_age - 1
+        survey_wild[lane] = zero
+    for a in range(n_age):
+        for lane in range(width):
+            b = start + lane
+            seen = alive[0, a, lane] * _logistic(grown_body[0, a, lane], pl[SUR_L50, lane],
+                                                   pl[SUR_SLOPE, lane])
+            survey_wild[lane] += seen * end_weight[0, a, lane]
+            seen_wild[lane] += seen
+    for a in range(n_age):
+        for lane in range(width):
+            b = start + lane
+            seen = alive[1, a, lane] * _logistic(grown_body[1, a, lane], pl[SUR_L50, lane],
+                                                   pl[SUR_SLOPE, lane])
+            survey_hatchery[lane] += seen * end_weight[1, a, lane]
+            seen_hatchery[lane] += seen
+    if kept.size > 0 or flows.size > 0 or end_index >= 0:
         for o in range(n_origin):
+            for a in range(n_age):
+                for lane in range(width):
+                    b = start + lane
+                    if kept.size > 0:
+                        kept[0, y, o, a, b] = n_l[o, a, lane]
+                        kept[1, y, o, a, b] = body[o, a, lane]
+                    if flows.size > 0:
+                        f_sel = f[lane] * sel[o, a, lane] if fishing else zero
+                        total = m[o, a, lane] + f_sel
+                        caught = n_l[o, a, lane] * ((f_sel / total if total > zero else zero)
+                                                     * (one - fast_exp(-total)))
+                        flows[1, y, o, a, b] = caught
+                        flows[0, y, o, a, b] = n_l[o, a, lane] - alive[o, a, lane] - caught
+                    if end_index >= 0:
+                        end[0, end_index, o, a, b] = alive[o, a, lane]
+                        end[1, end_index, o, a, b] = grown_body[o, a, lane]
+    for lane in range(width):
+        b = start + lane
+        survey_w = survey_wild[lane] / 1e6
+        survey_h = survey_hatchery[lane] / 1e6
+        biomass = survey_w + survey_h
+        all_seen = seen_wild[lane] + seen_hatchery[lane]
+        window = int(pl[WINDOW, lane])
+        out[0, y, b] = biomass
+        out[1, y, b] = total_biomass[lane] / 1e6
+        out[2, y, b] = ssb[lane]
+        out[3, y, b] = spawning[lane]
+        out[4, y, b] = eggs[lane]
+        out[5, y, b] = recruits[lane]
+        out[6, y, b] = catch[lane] / 1e6
+        out[7, y, b] = shortfall[lane]
+        out[8, y, b] = f[lane]
+        out[9, y, b] = released[lane]
+        out[10, y, b] = survey_h / biomass if biomass > 0.0 else 0.0
+        out[11, y, b] = hatchery_share_ssb[lane]
+        out[12, y, b] = seen_hatchery[lane] / all_seen if all_seen > 0.0 else 0.0
+        out[13, y, b] = 1.0 / (1.0 + relative[lane])
+        out[14, y, b] = alive[0, window, lane] + alive[1, window, lane]
+        out[15, y, b] = alive[0, window, lane]
+    # ageing into the next 1 January; the plus group keeps a numbers-weighted length
+    last = n_age - 1
+    for o in range(n_origin):
+        for lane in range(width):
+            b = start + lane
             plus = alive[o, last - 1, lane] + alive[o, last, lane]
-            if plus > 0.0:
-                plus_length = (alive[o, last - 1, lane] * grown[o, last - 1, lane]
-                               + alive[o, last, lane] * grown[o, last, lane]) / plus
-            else:
-                plus_length = grown[o, last, lane]
-            numbers[b, o, 0] = 0.0
-            length[b, o, 0] = hatch
-            for a in range(1, last):
-                numbers[b, o, a] = alive[o, a - 1, lane]
-                length[b, o, a] = grown[o, a - 1, lane]
-            numbers[b, o, last] = plus
-            length[b, o, last] = plus_length
-        numbers[b, 0, 1] += recruits[lane]
-        length[b, 0, 1] = l_inf - (l_inf - hatch) * math.exp(-(rate[lane] * (1.0 - p[HATCH_T, lane])))
+            numbers[o, last, b] = plus
+            length[o, last, b] = ((alive[o, last - 1, lane] * grown[o, last - 1, lane]
+                                   + alive[o, last, lane] * grown[o, last, lane]) / plus
+                                  if plus > zero else grown[o, last, lane])
+        for a in range(last - 1, 0, -1):
+            for lane in range(width):
+                b = start + lane
+                numbers[o, a, b] = alive[o, a - 1, lane]
+                length[o, a, b] = grown[o, a - 1, lane]
+        for lane in range(width):
+            b = start + lane
+            numbers[o, 0, b] = zero
+            length[o, 0, b] = p[HATCH_L, b]
+    for lane in range(width):
+        b = start + lane
+        numbers[0, 1, b] += recruits[lane]
+        length[0, 1, b] = p[L_INF, b] - (p[L_INF, b] - p[HATCH_L, b]) * math.exp(
+            -(rate[lane] * (1.0 - p[HATCH_T, b])))
 
 
 _NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
