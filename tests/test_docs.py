@@ -33,3 +33,54 @@ def test_the_assessment_core_tables_in_the_readme_are_the_results_file():
     assert record["selftest"]["replicates"] >= 200
     for row in record["selftest"]["quantities"].values():
         assert 0.90 <= row["coverage"] <= 0.99
+
+
+def _generated(readme: str, start: str, end: str = "<!-- end of generated block -->") -> str:
+    """The text between a generated block's markers (the start marker's line excluded)."""
+    return readme[readme.index(start) + len(start):readme.index(end)]
+
+
+def _paragraph(readme: str, first: str, last: str) -> str:
+    """The prose from ``first`` up to ``last``, whitespace collapsed (line breaks are layout)."""
+    text = readme[readme.index(first):readme.index(last)]
+    return " ".join(text.split())
+
+
+def _check_experiment(folder: str, script: str, record_file: str, marker: str, first: str) -> dict:
+    """The README's generated block is what the script renders from the committed record, and the
+    "What the result shows" paragraph quotes every figure the script says it quotes."""
+    experiment = ROOT / "experiments" / folder
+    module = _script(experiment / script)
+    record = json.loads((experiment / record_file).read_text())
+    readme = (experiment / "README.md").read_text()
+    block = _generated(readme, f"<!-- {marker}: generated, do not edit by hand -->\n")
+    assert block.strip() == module.markdown(record).strip(), \
+        f"{folder}/README.md: the generated block differs from {script} --from-json {record_file}"
+    prose = _paragraph(readme, first, "**The figures quoted above")
+    missing = [q for q in module.quoted(record) if q not in prose]
+    assert not missing, f"{folder}/README.md no longer quotes {missing} from {record_file}"
+    for key in ("date", "carpmodel", "numpy", "load_average"):
+        assert key in record["machine"]
+    return record
+
+
+def test_the_attribution_figures_in_the_readme_are_the_results_file():
+    record = _check_experiment("02_recovery_attribution", "attribution_results.py",
+                               "attribution_results.json", "attribution_results", "**What the result shows**")
+    # the quoted shares are those of a converged fit, and the ban's is the largest
+    assert record["fit_converged"]
+    shares = record["shares"]
+    assert shares["share_ban"]["median"] > shares["share_releases"]["median"]
+
+
+def test_the_climate_sensitivity_figures_in_the_readme_are_the_results_file():
+    record = _check_experiment("04_climate_sensitivity", "sensitivity_results.py",
+                               "sensitivity_results.json", "sensitivity_results",
+                               "**What the result shows.**")
+    effects = record["effects"]
+    # issue #16 item 6: the README must not say recruitment dominates when growth does
+    strongest = min(("growth", "natural_mortality", "recruitment", "maturity"),
+                    key=lambda e: effects[e]["+4C_2100"]["median"])
+    readme = (ROOT / "experiments" / "04_climate_sensitivity" / "README.md").read_text()
+    if "Growth, not recruitment, dominates" in readme:
+        assert strongest == "growth", f"the README says growth dominates; the run says {strongest}"
