@@ -84,3 +84,25 @@ def test_the_climate_sensitivity_figures_in_the_readme_are_the_results_file():
     readme = (ROOT / "experiments" / "04_climate_sensitivity" / "README.md").read_text()
     if "Growth, not recruitment, dominates" in readme:
         assert strongest == "growth", f"the README says growth dominates; the run says {strongest}"
+
+
+def test_the_walkthrough_block_in_the_readme_is_the_results_file():
+    """experiments/06: the new user's three tasks ran, wrote what they must, and the README's
+    block is what walkthrough.py renders from the committed walkthrough.json."""
+    experiment = ROOT / "experiments" / "06_new_user_walkthrough"
+    module = _script(experiment / "walkthrough.py")
+    record = json.loads((experiment / "walkthrough.json").read_text())
+    readme = (experiment / "README.md").read_text()
+    block = _generated(readme, "<!-- walkthrough: generated, do not edit by hand -->\n")
+    assert block.strip() == module.markdown(record).strip()
+    assert record["ok"], {name: task["missing"] for name, task in record["tasks"].items()}
+    assert set(record["tasks"]) == {"fit", "project", "sensitivity", "fit_2019"}
+    # both requested scenarios are in the strategy table, every strategy in each
+    table = {(r["scenario"], r["strategy"]) for r in record["strategy_table"]}
+    assert table == {(s, t) for s in ("ssp245", "ssp585")
+                     for t in ("no_releases", "status_quo", "ten_years_2026_2035")}
+    # the refit with data to 2019 printed its skill line (issue #16 item 1)
+    assert "MASE against persistence" in record["hindcast_skill_line"]
+    note = " ".join(readme[readme.index("## What we looked at"):].split())
+    missing = [q for q in module.quoted(record) if q not in note]
+    assert not missing, f"06_new_user_walkthrough/README.md no longer quotes {missing} from walkthrough.json"
