@@ -67,6 +67,11 @@ def _check_experiment(folder: str, script: str, record_file: str, marker: str, f
 def test_the_attribution_figures_in_the_readme_are_the_results_file():
     record = _check_experiment("02_recovery_attribution", "attribution_results.py",
                                "attribution_results.json", "attribution_results", "**What the result shows**")
+    # the main README quotes the same ensemble figures (its "What the model can say" section)
+    h = record["habitat_and_prior"]
+    main = " ".join((ROOT / "README.md").read_text().split())
+    (lo, hi), (plo, phi) = h["releases_member_median_range_pct"], h["releases_pooled_90_pct"]
+    assert f"{plo:.1f}–{phi:.1f} %" in main and f"member medians {lo:.1f}–{hi:.1f} %" in main
     # the quoted shares are those of a converged fit, and the ban's is the largest
     assert record["fit_converged"]
     shares = record["shares"]
