@@ -40,13 +40,15 @@ def _generated(readme: str, start: str, end: str = "<!-- end of generated block 
     return readme[readme.index(start) + len(start):readme.index(end)]
 
 
-def _paragraph(readme: str, first: str, last: str) -> str:
-    """The prose from ``first`` up to ``last``, whitespace collapsed (line breaks are layout)."""
-    text = readme[readme.index(first):readme.index(last)]
+def _paragraph(readme: str, first: str, last: str | None) -> str:
+    """The prose from ``first`` up to ``last`` (None: the end), whitespace collapsed (line breaks
+    are layout)."""
+    text = readme[readme.index(first):readme.index(last) if last is not None else len(readme)]
     return " ".join(text.split())
 
 
-def _check_experiment(folder: str, script: str, record_file: str, marker: str, first: str) -> dict:
+def _check_experiment(folder: str, script: str, record_file: str, marker: str, first: str,
+                      last: str | None = "**The figures quoted above") -> dict:
     """The README's generated block is what the script renders from the committed record, and the
     "What the result shows" paragraph quotes every figure the script says it quotes."""
     experiment = ROOT / "experiments" / folder
@@ -56,7 +58,7 @@ def _check_experiment(folder: str, script: str, record_file: str, marker: str, f
     block = _generated(readme, f"<!-- {marker}: generated, do not edit by hand -->\n")
     assert block.strip() == module.markdown(record).strip(), \
         f"{folder}/README.md: the generated block differs from {script} --from-json {record_file}"
-    prose = _paragraph(readme, first, "**The figures quoted above")
+    prose = _paragraph(readme, first, last)
     missing = [q for q in module.quoted(record) if q not in prose]
     assert not missing, f"{folder}/README.md no longer quotes {missing} from {record_file}"
     for key in ("date", "carpmodel", "numpy", "load_average"):
@@ -76,6 +78,16 @@ def test_the_attribution_figures_in_the_readme_are_the_results_file():
     assert record["fit_converged"]
     shares = record["shares"]
     assert shares["share_ban"]["median"] > shares["share_releases"]["median"]
+
+
+def test_the_ensemble_tables_in_the_readme_are_the_results_file():
+    record = _check_experiment("03_release_strategies", "ensemble_docs.py", "ensemble_docs.json",
+                               "ensemble_docs", "**What this says**", None)
+    module = _script(ROOT / "experiments" / "03_release_strategies" / "ensemble_docs.py")
+    figures = module.figures(record)
+    # releases add a few kt at most where reopening the fishery costs tens (the paragraph's claim)
+    assert 0 < figures["status_quo"][0] < 10 and figures["reopen_fishing"][0] < -10
+    assert record["run"]["draws"] >= 200 and figures["n_included"] >= 15
 
 
 def test_the_climate_sensitivity_figures_in_the_readme_are_the_results_file():
