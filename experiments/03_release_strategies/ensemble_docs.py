@@ -182,6 +182,28 @@ def markdown(record: dict) -> str:
     return "\n".join(out)
 
 
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _compact(record: dict) -> str:
+    """The record as JSON, each row of a table on one line."""
+    parts = []
+    for key, value in _rounded(record).items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            rows = ",\n  ".join(json.dumps(row, ensure_ascii=False) for row in value)
+            parts.append(f" {json.dumps(key)}: [\n  {rows}\n ]")
+        else:
+            parts.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(parts) + "\n}"
+
+
 def replace_block(readme: str, block: str) -> str:
     start = readme.index(START) + len(START)
     end = readme.index(END)
@@ -200,8 +222,8 @@ def main() -> int:
         record = json.loads(args.from_json.read_text())
     elif args.directory:
         record = read_run(args.directory, args.log)
-        if args.json:
-            args.json.write_text(json.dumps(record, indent=1) + "\n")
+        if args.json:   # one table row a line; six decimals (the tables show at most two)
+            args.json.write_text(_compact(record) + "\n")
     else:
         parser.error("give an ensemble output directory or --from-json FILE")
     block = markdown(record)
