@@ -3,7 +3,7 @@
     python experiments/06_new_user_walkthrough/walkthrough.py --out results/06_new_user_walkthrough --force \
         --json experiments/06_new_user_walkthrough/walkthrough.json
     python experiments/06_new_user_walkthrough/walkthrough.py \
-        --from-json experiments/06_new_user_walkthrough/walkthrough.json
+        --from-json experiments/06_new_user_walkthrough/walkthrough.json --write-readme
 
 Runs, each as a subprocess of the installed package (``python -m carpmodel``, what the console
 script ``carpmodel`` runs):
