@@ -160,6 +160,16 @@ def test_hatchery_share_is_drawn_for_every_scenario():
     assert [ax.get_title().rsplit(", ", 1)[1] for ax in fig.axes] == SCENARIOS
 
 
+def test_fan_and_scenario_figures_say_what_the_band_is():
+    """The walk-through of issue #16 found hatchery_fraction.png and projection_scenarios.png
+    drawing bands that no label named; the legend title now says median and 90 % band."""
+    fig = plots.plot_fan_panels(_projection(), "hatchery_fraction_ssb")
+    for ax in fig.axes:
+        assert "90 % band" in ax.get_legend().get_title().get_text()
+    fig = plots.plot_scenarios(_projection())
+    assert "90 % band" in fig.axes[0].get_legend().get_title().get_text()
+
+
 def test_prior_posterior_axes_stay_in_the_support_with_readable_labels():
     """Old behaviour: axes ran past a parameter's support (survival to 1.45) and the x label was
     the code name (release_survival)."""

@@ -174,3 +174,16 @@ def test_a_normal_draw_outside_the_model_is_pulled_towards_the_estimate(bundled_
     assert theta[i] > moved[1, i] > outside[i]          # between the draw and the estimate
     np.testing.assert_allclose(moved[1] - theta, (outside - theta) * (moved[1, i] - theta[i])
                                / (outside[i] - theta[i]), atol=1e-12)
+
+
+def test_projected_cost_carries_the_strategies_currency(bundled_fit):
+    """Issue #16 item 5: metrics.csv, the figures and the report read the cost's units; they
+    must be the strategies file's currency, not a generic label (0.1.0 wrote "currency units")."""
+    from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies
+    from carpmodel.management.projection import strategy_setup
+
+    strategies = load_strategies(DEFAULT_STRATEGIES_FILE)
+    setup = strategy_setup(strategies, bundled_fit.spec.base.n_age, n_draws=4, last_year=2030, seed=3)
+    ds = project(bundled_fit, setup)
+    assert ds["cost"].attrs["units"] == strategies.costs.currency
+    assert "illustrative" in ds["cost"].attrs["long_name"]

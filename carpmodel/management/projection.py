@@ -204,9 +204,12 @@ def project(result: Any, setup: ProjectionSetup) -> xr.Dataset:
     ds["biomass_2002_t"].attrs.update(units="t", long_name="fitted biomass in 2002 (reference level)")
     if setup.strategy_descriptions:
         ds = ds.assign_coords(description=(STRATEGY, list(setup.strategy_descriptions)))
-    return with_attrs(ds, seed=setup.seed, n_draws=setup.n_draws, survey_cv=setup.survey_cv,
-                      sigma_r_used="model sigma_r (life_history sigma_r, fixed in the fit)",
-                      parameter_uncertainty=setup.parameter_uncertainty, engine_dtype=setup.dtype)
+    ds = with_attrs(ds, seed=setup.seed, n_draws=setup.n_draws, survey_cv=setup.survey_cv,
+                    sigma_r_used="model sigma_r (life_history sigma_r, fixed in the fit)",
+                    parameter_uncertainty=setup.parameter_uncertainty, engine_dtype=setup.dtype)
+    if "cost" in ds:   # the strategies' currency, not with_attrs' generic "currency units"
+        ds["cost"].attrs.update(dict(setup.cost_attrs))
+    return ds
 
 
 @dataclass(frozen=True)

@@ -306,8 +306,9 @@ def plot_fan(ds: xr.Dataset, variable: str = "biomass_t", *, ax: Axes | None = N
     ax.set_ylabel(f"{LABELS.get(variable, variable)} ({unit_label})")
     ax.set_title(f"{LABELS.get(variable, variable)} by release strategy, {scenario}", fontsize=10)
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="strategy",
-              title_fontsize=8)
+    # the legend says what the lines and bands are (each entry says so when only some are banded)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              title=f"strategy (median, {BAND_LABEL})" if bands is None else "strategy", title_fontsize=8)
     return fig
 
 
@@ -378,7 +379,8 @@ def plot_scenarios(ds: xr.Dataset, variable: str = "biomass_t", *, strategy: str
     ax.set_ylabel(f"{LABELS.get(variable, variable)} ({unit_label})")
     ax.set_title(f"{LABELS.get(variable, variable)} by climate scenario, strategy {strategy}", fontsize=10)
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, title="scenario", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=8, title=f"scenario (median, {BAND_LABEL})" if bands is None else "scenario",
+              title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

@@ -19,6 +19,7 @@ Options: --draws N (default 300), --ensemble FILE (default ensemble.toml next to
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -159,6 +160,11 @@ def main() -> int:
                         out / "figures" / "ensemble_gains.png", dpi=110)
     write_figure_atomic(plotting.plot_budget_shares(budget), out / "figures" / "budget_shares.png", dpi=110)
 
+    # the run's settings and times, read by ensemble_docs.py (the README's generated block)
+    timings = {"fits_s": round(fitted_s), "projection_s": round(projected_s - fitted_s),
+               "budget_s": round(total_s - projected_s), "total_s": round(total_s), "draws": args.draws,
+               "seed": seed, "scenario": args.scenario}
+    (out / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     structures = [str(s) for s in metrics.structure.values]
     print(f"## Structural ensemble ({len(fits.included)} of {len(fits.members)} members included; "
           f"{args.draws} draws each; seed {seed}; scenario {args.scenario})\n")
