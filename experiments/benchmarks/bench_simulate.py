@@ -7,10 +7,11 @@ Prints (1) a batch of 10,000 parameter sets over 76 years (2025–2100) with rel
 warm-up (compilation is not timed), cell-updates/s counting both origins; (2) the yardstick: a
 naive numpy loop over ages (one survival update ``N·exp(−(M + F·s))`` per age, numpy over the
 batch) on the same cells in the same run, and ``engine/naive ratio`` (the engine does a whole
-year of the model per cell, the yardstick one multiply-exp); (3) the median wall time of one
-single-batch simulation of 2000–2024 on the bundled data. Also prints numba's thread count and
-the load average: on a shared machine compare CPU times or ratios from the same run. Timings are
-printed, never asserted.
+year of the model per cell, the yardstick one multiply-exp); (3) on one thread, the CPU time per
+row and year at 26 ages, split into a per-cell and a per-row part (runs at 13 and 51 ages);
+(4) the median wall time of one single-batch simulation of 2000–2024 on the bundled data. Also
+prints numba's thread count and the load average: on a shared machine compare CPU times or
+ratios from the same run. Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -54,6 +55,35 @@ def naive_age_loop(n_batch: int, n_years: int, n_age: int, dtype: type) -> None:
             numbers[:, a] = numbers[:, a - 1] * np.exp(-(m[:, a - 1] + f * sel[:, a - 1]))
 
 
+def per_row_cost(base, n_batch: int, dtype: type) -> tuple[float, float, float]:
+    """One thread: CPU ns per row and year at 26 ages, per cell and per row (fit over 13 and 51
+    ages; 30 years minus 2 years, so fixed costs cancel; the best of 3)."""
+    rng = np.random.default_rng(1)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    costs = []
+    try:
+        for max_age in (12, 50):
+            params = base.replace(max_age_yr=max_age, max_egg_survival=rng.uniform(0.002, 0.02, n_batch))
+            release = np.zeros((30, params.n_age))
+            release[:, 1] = 2e7
+            kwargs = dict(release_fish=release, release_length_cm=np.full_like(release, 9.4),
+                          keep_numbers=False, dtype=dtype)
+            simulate(params, n_years=30, **kwargs)
+            best = []
+            for _ in range(3):
+                _, long_cpu = timed(lambda p=params, k=kwargs: simulate(p, n_years=30, **k), 1)
+                _, short_cpu = timed(lambda p=params, k=kwargs: simulate(p, n_years=2, **k), 1)
+                best.append((long_cpu - short_cpu) / 28 / n_batch * 1e9)
+            costs.append((params.n_age, min(best)))
+    finally:
+        numba.set_num_threads(before)
+    (ages_1, cost_1), (ages_2, cost_2) = costs
+    per_cell = (cost_2 - cost_1) / (ages_2 - ages_1) / 2
+    per_row = cost_1 - per_cell * 2 * ages_1
+    return per_row + per_cell * 2 * 26, per_cell, per_row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=10_000)
@@ -84,6 +114,11 @@ def main() -> None:
               f"engine {wall:.2f} s (CPU {cpu:.2f} s), {cells / wall:.3g} cell-updates/s; naive numpy "
               f"age loop {naive_wall:.2f} s (CPU {naive_cpu:.2f} s), {cells / naive_wall:.3g} "
               f"cell-updates/s; engine/naive ratio {naive_wall / wall:.2f}")
+
+    for dtype in (np.float32, np.float64):
+        total, per_cell, per_row = per_row_cost(params, n_batch, dtype)
+        print(f"one thread, {np.dtype(dtype).name}: {total:.0f} ns CPU per row and year at 26 ages "
+              f"({per_cell:.1f} ns per cell, {per_row:.0f} ns per row)")
 
     times = []
     for _ in range(20):
