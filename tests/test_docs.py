@@ -7,6 +7,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = ROOT / "experiments" / "01_fit_baseline"
 
@@ -123,3 +125,13 @@ def test_the_walkthrough_block_in_the_readme_is_the_results_file():
     note = " ".join(readme[readme.index("## What we looked at"):].split())
     missing = [q for q in module.quoted(record) if q not in note]
     assert not missing, f"06_new_user_walkthrough/README.md no longer quotes {missing} from walkthrough.json"
+
+
+def test_a_generated_block_is_replaced_between_its_markers_only():
+    from carpmodel.report.doc_blocks import END, replace_block, start_marker
+
+    readme = f"intro\n{start_marker('demo')}old table\n{END}\noutro {END}\n"
+    assert replace_block(readme, "demo", "new table\n") == \
+        f"intro\n{start_marker('demo')}new table\n{END}\noutro {END}\n"
+    with pytest.raises(ValueError, match="demo"):
+        replace_block("no markers here", "demo", "x")

@@ -27,12 +27,12 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from carpmodel.report.doc_blocks import replace_block
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CORE = ROOT / "experiments" / "01_fit_baseline" / "assessment_core.json"
 HABITAT = HERE / "habitat_and_prior.txt"
-START = "<!-- attribution_results: generated, do not edit by hand -->\n"
-END = "<!-- end of generated block -->"
 #: ΔNLL below which a held start value is supported (χ²₁ 95 % / 2)
 SUPPORTED_DELTA_NLL = 1.92
 SHARES = {"share_ban": "the ban", "share_releases": "the releases",
@@ -178,12 +178,6 @@ def markdown(record: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def replace_block(readme: str, block: str) -> str:
-    start = readme.index(START) + len(START)
-    end = readme.index(END)
-    return readme[:start] + block + readme[end:]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("fit", type=Path, nargs="?", help="a `carpmodel fit` (or `run`) output directory")
@@ -202,7 +196,7 @@ def main() -> int:
     block = markdown(record)
     if args.write_readme:
         readme = HERE / "README.md"
-        readme.write_text(replace_block(readme.read_text(), block))
+        readme.write_text(replace_block(readme.read_text(), "attribution_results", block))
     print(block, end="")
     return 0
 

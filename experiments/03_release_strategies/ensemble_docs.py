@@ -26,9 +26,9 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from carpmodel.report.doc_blocks import replace_block
+
 HERE = Path(__file__).resolve().parent
-START = "<!-- ensemble_docs: generated, do not edit by hand -->\n"
-END = "<!-- end of generated block -->"
 YEAR = 2050
 MEMBER_KEYS = ("structure", "dd_window_end_age_yr", "release_survival_prior", "mortality", "initial_state",
                "included", "release_survival", "reason_excluded")
@@ -204,12 +204,6 @@ def _compact(record: dict) -> str:
     return "{\n" + ",\n".join(parts) + "\n}"
 
 
-def replace_block(readme: str, block: str) -> str:
-    start = readme.index(START) + len(START)
-    end = readme.index(END)
-    return readme[:start] + block + readme[end:]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, nargs="?", help="ensemble_results.py's output directory")
@@ -229,7 +223,7 @@ def main() -> int:
     block = markdown(record)
     if args.write_readme:
         readme = HERE / "README.md"
-        readme.write_text(replace_block(readme.read_text(), block))
+        readme.write_text(replace_block(readme.read_text(), "ensemble_docs", block))
     print(block, end="")
     for line in quoted(record):
         print(f"quoted: {line}")

@@ -23,9 +23,9 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from carpmodel.report.doc_blocks import replace_block
+
 HERE = Path(__file__).resolve().parent
-START = "<!-- sensitivity_results: generated, do not edit by hand -->\n"
-END = "<!-- end of generated block -->"
 WARMING_C = (2.0, 4.0)
 YEARS = (2050, 2100)
 #: the README's order and words for each effect
@@ -128,12 +128,6 @@ def markdown(record: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def replace_block(readme: str, block: str) -> str:
-    start = readme.index(START) + len(START)
-    end = readme.index(END)
-    return readme[:start] + block + readme[end:]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, nargs="?", help="a `carpmodel sensitivity` output directory")
@@ -152,7 +146,7 @@ def main() -> int:
     block = markdown(record)
     if args.write_readme:
         readme = HERE / "README.md"
-        readme.write_text(replace_block(readme.read_text(), block))
+        readme.write_text(replace_block(readme.read_text(), "sensitivity_results", block))
     print(block, end="")
     return 0
 

@@ -35,6 +35,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from carpmodel.report.doc_blocks import replace_block
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
@@ -69,8 +71,6 @@ weight_g = 10.0
 
 SCENARIOS = ("ssp245", "ssp585")
 HINDCAST_YEAR = 2019
-START = "<!-- walkthrough: generated, do not edit by hand -->\n"
-END = "<!-- end of generated block -->"
 
 #: files each task must write (relative to its output directory)
 EXPECTED = {
@@ -248,12 +248,6 @@ def markdown(record: dict) -> str:
     return "\n".join(out)
 
 
-def replace_block(readme: str, block: str) -> str:
-    start = readme.index(START) + len(START)
-    end = readme.index(END)
-    return readme[:start] + block + "\n" + readme[end:]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "06_new_user_walkthrough")
@@ -268,7 +262,7 @@ def main() -> int:
         block = markdown(json.loads(args.from_json.read_text()))
         if args.write_readme:
             readme = HERE / "README.md"
-            readme.write_text(replace_block(readme.read_text(), block))
+            readme.write_text(replace_block(readme.read_text(), "walkthrough", block + "\n"))
         print(block)
         return 0
     if args.out.exists() and not args.force:
