@@ -210,7 +210,7 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
 
 
 #: per-row scalars of a block's work space (see :func:`_advance_rows`)
-N_ROW_SCRATCH = 22
+N_ROW_SCRATCH = 17
 
 
 def padded_rows(n_rows: int) -> int:
@@ -285,9 +285,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     ssb, spawning, eggs, recruits, released = lanes[0], lanes[1], lanes[2], lanes[3], lanes[4]
     rate, scale, growth_span, juveniles, relative = lanes[5], lanes[6], lanes[7], lanes[8], lanes[9]
     m_dd, f, shortfall, growth, total_biomass = lanes[10], lanes[11], lanes[12], lanes[13], lanes[14]
-    catch, ssb_wild, ssb_hatchery, hatchery_share_ssb = lanes[15], lanes[16], lanes[17], lanes[18]
-    survey_hatchery, seen_wild, seen_hatchery = lanes[19], lanes[20], lanes[21]
-    survey_wild = ssb_wild   # the wild spawning biomass is used up before the survey's is summed
+    catch, hatchery_share_ssb = lanes[15], lanes[16]
     cube = True
     all_c0 = True
     all_c1 = True
@@ -318,20 +316,16 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
 
     # 1. spawning from 1 January numbers
     _fill_body_weight(body, weight, len_l, 0, pl, cube, 0, width)
-    for a in range(n_age):
-        for lane in range(width):
-            b = start + lane
-            mature = _logistic(body[0, a, lane], pl[MAT_L50, lane] * yl[Y_MATMULT, lane], pl[MAT_SLOPE, lane])
-            ssb_wild[lane] += n_l[0, a, lane] * weight[0, a, lane] * mature
-    for a in range(n_age):
-        for lane in range(width):
-            b = start + lane
-            mature = _logistic(body[1, a, lane], pl[MAT_L50, lane] * yl[Y_MATMULT, lane], pl[MAT_SLOPE, lane])
-            ssb_hatchery[lane] += n_l[1, a, lane] * weight[1, a, lane] * mature
+    ssb_by_origin = np.zeros((n_origin, BLOCK), dtype)
+    for o in range(n_origin):
+        for a in range(n_age):
+            for lane in range(width):
+                mature = _logistic(body[o, a, lane], pl[MAT_L50, lane] * yl[Y_MATMULT, lane],
+                                   pl[MAT_SLOPE, lane])
+                ssb_by_origin[o, lane] += n_l[o, a, lane] * weight[o, a, lane] * mature
     for lane in range(width):
-        b = start + lane
-        ssb_w = ssb_wild[lane] / 1e6
-        ssb_h = ssb_hatchery[lane] / 1e6
+        ssb_w = ssb_by_origin[0, lane] / 1e6
+        ssb_h = ssb_by_origin[1, lane] / 1e6
         ssb[lane] = ssb_w + ssb_h
         spawning[lane] = ssb_w + pl[RRS, lane] * ssb_h
         hatchery_share_ssb[lane] = ssb_h / ssb[lane] if ssb[lane] > 0.0 else 0.0
@@ -372,55 +366,44 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                b = start + lane
                 total_biomass[lane] += n_l[o, a, lane] * weight[o, a, lane]
                 juveniles[lane] += n_l[o, a, lane] if a <= pl[WINDOW, lane] else zero
             for lane in range(width):
-                b = start + lane
                 below_hatch |= len_l[o, a, lane] < pl[HATCH_L, lane]
             if c_mode == 0:
                 for lane in range(width):
-                    b = start + lane
                     m[o, a, lane] = scale[lane]
             elif c_mode == 1:
                 for lane in range(width):
-                    b = start + lane
                     m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * _lorenzen_inverse_length(
                         len_l[o, a, lane], growth_span[lane], rate[lane], pl[L_INF, lane])
                 for lane in range(width if below_hatch else 0):
-                    b = start + lane
                     if len_l[o, a, lane] < pl[HATCH_L, lane]:
                         m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * _lorenzen_below_hatch(
                             len_l[o, a, lane], pl[HATCH_L, lane], rate[lane], pl[L_INF, lane])
             else:
                 for lane in range(width):
-                    b = start + lane
                     m[o, a, lane] = _lorenzen(
                         len_l[o, a, lane], pl[LOR_C, lane], pl[HATCH_L, lane], pl[L_INF, lane],
                         pl[M_REF_L, lane], rate[lane], scale[lane], growth_span[lane], nodes, weights)
     for lane in range(width):
-        b = start + lane
         relative[lane] = pl[GAMMA, lane] * juveniles[lane] / pl[J0, lane]
         m_dd[lane] = fast_log1p(relative[lane])
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                b = start + lane
                 m[o, a, lane] += m_dd[lane] if a <= pl[WINDOW, lane] else zero
     # fishing in this block: any row with F > 0 or a catch to take (else every F is 0 and the
     # loops below skip selectivity and catch: the same values, less work)
     fishing = False
     for lane in range(width):
-        b = start + lane
         fishing |= fishing_mode != NO_FISHING and yl[Y_FISHING, lane] > 0.0
     if fishing:
         for o in range(n_origin):
             for a in range(n_age):
                 for lane in range(width):
-                    b = start + lane
                     sel[o, a, lane] = _logistic(body[o, a, lane], pl[SEL_L50, lane], pl[SEL_SLOPE, lane])
         for lane in range(width):
-            b = start + lane
             if fishing_mode == F_GIVEN:
                 f[lane] = yl[Y_FISHING, lane]
             else:
@@ -433,7 +416,6 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         for a in range(n_age):
             if fishing:
                 for lane in range(width):
-                    b = start + lane
                     f_sel = f[lane] * sel[o, a, lane]
                     total = m[o, a, lane] + f_sel
                     z[o, a, lane] = total
@@ -442,30 +424,20 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                     catch[lane] += caught * weight[o, a, lane]
             else:
                 for lane in range(width):
-                    b = start + lane
                     z[o, a, lane] = m[o, a, lane]
             for lane in range(width):
-                b = start + lane
                 alive[o, a, lane] = n_l[o, a, lane] * fast_exp(-z[o, a, lane])
                 grown[o, a, lane] = len_l[o, a, lane] + (pl[L_INF, lane] - len_l[o, a, lane]) * growth[lane]
     _fill_body_weight(grown_body, end_weight, grown, 0, pl, cube, 0, width)
-    for lane in range(width):
-        b = start + lane
-        survey_wild[lane] = zero
-    for a in range(n_age):
-        for lane in range(width):
-            b = start + lane
-            seen = alive[0, a, lane] * _logistic(grown_body[0, a, lane], pl[SUR_L50, lane],
-                                                   pl[SUR_SLOPE, lane])
-            survey_wild[lane] += seen * end_weight[0, a, lane]
-            seen_wild[lane] += seen
-    for a in range(n_age):
-        for lane in range(width):
-            b = start + lane
-            seen = alive[1, a, lane] * _logistic(grown_body[1, a, lane], pl[SUR_L50, lane],
-                                                   pl[SUR_SLOPE, lane])
-            survey_hatchery[lane] += seen * end_weight[1, a, lane]
-            seen_hatchery[lane] += seen
+    survey_by_origin = np.zeros((n_origin, BLOCK), dtype)
+    seen_by_origin = np.zeros((n_origin, BLOCK), dtype)
+    for o in range(n_origin):
+        for a in range(n_age):
+            for lane in range(width):
+                seen = alive[o, a, lane] * _logistic(grown_body[o, a, lane], pl[SUR_L50, lane],
+                                                     pl[SUR_SLOPE, lane])
+                survey_by_origin[o, lane] += seen * end_weight[o, a, lane]
+                seen_by_origin[o, lane] += seen
     if kept.size > 0 or flows.size > 0 or end_index >= 0:
         for o in range(n_origin):
             for a in range(n_age):
@@ -486,10 +458,10 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                         end[1, end_index, o, a, b] = grown_body[o, a, lane]
     for lane in range(width):
         b = start + lane
-        survey_w = survey_wild[lane] / 1e6
-        survey_h = survey_hatchery[lane] / 1e6
+        survey_w = survey_by_origin[0, lane] / 1e6
+        survey_h = survey_by_origin[1, lane] / 1e6
         biomass = survey_w + survey_h
-        all_seen = seen_wild[lane] + seen_hatchery[lane]
+        all_seen = seen_by_origin[0, lane] + seen_by_origin[1, lane]
         window = int(pl[WINDOW, lane])
         out[0, y, b] = biomass
         out[1, y, b] = total_biomass[lane] / 1e6
@@ -503,7 +475,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         out[9, y, b] = released[lane]
         out[10, y, b] = survey_h / biomass if biomass > 0.0 else 0.0
         out[11, y, b] = hatchery_share_ssb[lane]
-        out[12, y, b] = seen_hatchery[lane] / all_seen if all_seen > 0.0 else 0.0
+        out[12, y, b] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
         out[13, y, b] = 1.0 / (1.0 + relative[lane])
         out[14, y, b] = alive[0, window, lane] + alive[1, window, lane]
         out[15, y, b] = alive[0, window, lane]
