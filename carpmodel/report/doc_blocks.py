@@ -21,3 +21,20 @@ def replace_block(readme: str, name: str, block: str) -> str:
         raise ValueError(f"README has no generated block {start.strip()!r} ... {END!r}")
     begin = readme.index(start) + len(start)
     return readme[:begin] + block + readme[readme.index(END, begin):]
+
+
+def machine_record() -> dict:
+    """When and where a generated figure was computed: date (UTC), versions and the machine's
+    load, stored beside the figures in an experiment's results record."""
+    import os
+    import platform
+    from datetime import UTC, datetime
+
+    import numpy
+    import scipy
+
+    import carpmodel
+
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "carpmodel": carpmodel.__version__,
+            "numpy": numpy.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
+            "load_average": list(os.getloadavg()), "cpus": os.cpu_count()}

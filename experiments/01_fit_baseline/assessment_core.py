@@ -20,17 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import scipy
-
-import carpmodel
 from carpmodel import diagnostics as diag
 from carpmodel.inference.fitting import fit_model
 from carpmodel.inference.refit import refit
@@ -38,6 +31,7 @@ from carpmodel.inference.results import derived_quantities, fit_draws
 from carpmodel.inference.spec import fix_parameter
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
+from carpmodel.report.doc_blocks import machine_record
 from carpmodel.studies.attribution import attribution_table
 
 DEPLETION_GRID = (0.005, 0.01, 0.02, 0.04, 0.08)
@@ -136,12 +130,6 @@ def part_selftest(data, replicates: int) -> dict:
             k: float(row[k]) for k in ("coverage", "coverage_mc_se", "median_relative_bias", "n_used")
             if k in row}
     return out
-
-
-def machine() -> dict:
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "carpmodel": carpmodel.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
-            "load_average": os.getloadavg(), "cpus": os.cpu_count()}
 
 
 def print_tables(record: dict) -> None:
@@ -249,7 +237,7 @@ def main() -> None:
     parts = args.part or ["fit", "start", "hindcast", "selftest"]
     # parts run separately add to the same file
     record: dict = json.loads(args.out.read_text()) if args.out and args.out.is_file() else {}
-    record["machine"] = machine()
+    record["machine"] = machine_record()
     for part in parts:
         started = time.perf_counter()
         record[part] = (part_selftest(data, args.replicates) if part == "selftest" else

@@ -21,13 +21,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
-from carpmodel.report.doc_blocks import replace_block
+from carpmodel.report.doc_blocks import machine_record, replace_block
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -38,17 +35,6 @@ SUPPORTED_DELTA_NLL = 1.92
 SHARES = {"share_ban": "the ban", "share_releases": "the releases",
           "share_rec_devs": "recruitment variation", "hatchery_fraction_last": "hatchery-origin share of "
                                                                              "the last year's survey biomass"}
-
-
-def machine() -> dict:
-    import numpy
-    import scipy
-
-    import carpmodel
-
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "carpmodel": carpmodel.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
-            "load_average": list(os.getloadavg()), "cpus": os.cpu_count()}
 
 
 def _survey(year: int) -> float:
@@ -82,7 +68,7 @@ def read_run(fit_directory: Path) -> dict:
     fit = json.loads((fit_directory / "fit.json").read_text())
     rows = {r["quantity"]: r for r in fit["attribution"]}
     setup = fit.get("attribution_setup", {})
-    record: dict = {"machine": machine(), "source": str(fit_directory / "fit.json"),
+    record: dict = {"machine": machine_record(), "source": str(fit_directory / "fit.json"),
                     "fit_converged": fit.get("converged"), "attribution_setup": setup,
                     "survey_t": {"2002": _survey(2002), "2024": _survey(2024)}, "shares": {}}
     for name in SHARES:

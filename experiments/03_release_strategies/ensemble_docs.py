@@ -20,13 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
-from carpmodel.report.doc_blocks import replace_block
+from carpmodel.report.doc_blocks import machine_record, replace_block
 
 HERE = Path(__file__).resolve().parent
 YEAR = 2050
@@ -34,17 +31,6 @@ MEMBER_KEYS = ("structure", "dd_window_end_age_yr", "release_survival_prior", "m
                "included", "release_survival", "reason_excluded")
 METRIC_KEYS = ("strategy", "scenario", "structure", f"biomass_gain_median_t_{YEAR}",
                f"biomass_gain_lower_t_{YEAR}", f"biomass_gain_upper_t_{YEAR}", "cost_per_t_gained")
-
-
-def machine() -> dict:
-    import numpy
-    import scipy
-
-    import carpmodel
-
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "carpmodel": carpmodel.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
-            "load_average": list(os.getloadavg()), "cpus": os.cpu_count()}
 
 
 def _value(text: str) -> float | str | bool | None:
@@ -100,7 +86,7 @@ def read_run(directory: Path, log: Path | None = None) -> dict:
     problem = load_strategies(DEFAULT_STRATEGIES_FILE).budget
     question = {k: getattr(problem, k)
                 for k in ("budget_per_year", "objective", "variable", "year", "scenario")}
-    return {"machine": machine(), "source": str(directory), "run": timings, "scenario": scenario,
+    return {"machine": machine_record(), "source": str(directory), "run": timings, "scenario": scenario,
             "members": members, "metrics": metrics, "budget": budget, "budget_question": question}
 
 

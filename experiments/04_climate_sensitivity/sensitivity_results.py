@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
-from carpmodel.report.doc_blocks import replace_block
+from carpmodel.report.doc_blocks import machine_record, replace_block
 
 HERE = Path(__file__).resolve().parent
 WARMING_C = (2.0, 4.0)
@@ -36,17 +33,6 @@ EFFECTS = {"growth": "growth (thermal-performance dome on K)",
            "all_default": "all default effects together"}
 
 
-def machine() -> dict:
-    import numpy
-    import scipy
-
-    import carpmodel
-
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "carpmodel": carpmodel.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
-            "load_average": list(os.getloadavg()), "cpus": os.cpu_count()}
-
-
 def read_run(directory: Path) -> dict:
     """The quoted figures of one ``carpmodel sensitivity`` output directory."""
     import xarray as xr
@@ -54,7 +40,7 @@ def read_run(directory: Path) -> dict:
     with xr.open_dataset(directory / "sensitivity.nc") as ds:
         ds = ds.load()
     run = json.loads((directory / "run.json").read_text()) if (directory / "run.json").is_file() else {}
-    record: dict = {"machine": machine(), "source": str(directory / "sensitivity.nc"),
+    record: dict = {"machine": machine_record(), "source": str(directory / "sensitivity.nc"),
                     "command": run.get("command_line"), "n_draws": int(ds.sizes["draw"]),
                     "seed": int(ds.attrs["seed"]) if "seed" in ds.attrs else None,
                     "runtime_s": run.get("total_s"), "effects": {}}

@@ -27,15 +27,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from carpmodel.report.doc_blocks import replace_block
+from carpmodel.report.doc_blocks import machine_record, replace_block
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -133,22 +130,11 @@ def strategy_rows(metrics_csv: Path) -> list[dict]:
              for k in METRIC_COLUMNS if k in row} for row in rows]
 
 
-def machine() -> dict:
-    import numpy
-    import scipy
-
-    import carpmodel
-
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "carpmodel": carpmodel.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
-            "load_average": os.getloadavg(), "cpus": os.cpu_count()}
-
-
 def walk(out: Path, draws: int) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     strategies = out / "my_strategies.toml"
     strategies.write_text(MY_STRATEGIES)
-    record: dict = {"machine": machine(), "draws": draws, "scenarios": list(SCENARIOS),
+    record: dict = {"machine": machine_record(), "draws": draws, "scenarios": list(SCENARIOS),
                     "strategies_toml": MY_STRATEGIES, "tasks": {}}
     tasks = record["tasks"]
     tasks["fit"] = _run("fit", ["fit", "--out", str(out / "fit"), "--force"], out)
