@@ -21,11 +21,12 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from carpmodel.errors import CarpmodelError, ConfigError
 
 Distribution = Literal["normal", "lognormal", "beta", "uniform"]
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 #: Parameter names of each distribution, in the order they are written.
 PARAMETER_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -185,9 +186,34 @@ class Prior:
         return mean * nu, (1.0 - mean) * nu
 
     def logpdf(self, x: float | np.ndarray) -> float | np.ndarray:
-        """Return the log prior density at ``x`` (natural scale; −inf outside the support)."""
-        result = self._scipy.logpdf(x)
+        """Return the log prior density at ``x`` (natural scale; −inf outside the support).
+
+        The same values as the :mod:`scipy.stats` distribution's ``logpdf`` (tested), written out
+        with :mod:`scipy.special` because the objective calls it once per prior and evaluation:
+        the frozen distribution's argument checking costs ~0.15 ms a call, the formula ~5 µs.
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            result = self._log_density(np.asarray(x, dtype=float))
         return float(result) if np.ndim(result) == 0 else result
+
+    def _log_density(self, x: np.ndarray) -> np.ndarray:
+        p = self.parameters
+        if self.distribution == "normal":
+            z = (x - p["mean"]) / p["sd"]
+            return -0.5 * z * z - math.log(p["sd"]) - _HALF_LOG_2PI
+        if self.distribution == "lognormal":
+            positive = x > 0
+            safe = np.where(positive, x, 1.0)
+            z = (np.log(safe) - math.log(p["median"])) / p["sd_log"]
+            density = -0.5 * z * z - math.log(p["sd_log"]) - _HALF_LOG_2PI - np.log(safe)
+            return np.where(positive, density, -np.inf)
+        if self.distribution == "beta":
+            a, b = self.beta_shape()
+            inside = (x >= 0) & (x <= 1)
+            density = special.xlogy(a - 1.0, x) + special.xlog1py(b - 1.0, -x) - special.betaln(a, b)
+            return np.where(inside, density, -np.inf)
+        lower, upper = p["lower"], p["upper"]
+        return np.where((x >= lower) & (x <= upper), -math.log(upper - lower), -np.inf)
 
     def ppf(self, q: Any) -> Any:
         """Quantile function on the natural scale (vectorised over ``q``)."""

@@ -523,6 +523,26 @@ def test_normal_and_lognormal_logpdf_match_closed_form() -> None:
     assert isinstance(normal.logpdf(0.7), float)
 
 
+@pytest.mark.parametrize("table", [
+    {"distribution": "normal", "mean": -0.3, "sd": 0.4},
+    {"distribution": "lognormal", "median": 2e5, "sd_log": 0.5},
+    {"distribution": "beta", "mean": 0.3, "sd": 0.15},
+    {"distribution": "beta", "mean": 0.5, "sd": 0.35},     # a, b < 1: infinite at the ends
+    {"distribution": "uniform", "lower": 0.05, "upper": 0.8},
+])
+def test_logpdf_is_scipys_inside_outside_and_on_the_edges_of_the_support(table) -> None:
+    # the objective's written-out densities against scipy.stats' frozen distributions
+    prior = Prior.from_mapping(table, where="test")
+    x = np.concatenate([[-1.0, 0.0, 1e-300, 0.05, 0.8, 1.0, 1.5], prior.ppf(np.linspace(0.01, 0.99, 9)),
+                        [2e5, 1e7]])
+    expected = prior._scipy.logpdf(x)
+    got = prior.logpdf(x)
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(got[~finite], expected[~finite])
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)
+    assert prior.logpdf(float(x[10])) == pytest.approx(float(expected[10]), rel=1e-12)
+
+
 def test_beta_prior_is_parameterised_by_mean_and_sd() -> None:
     # mean 0.5, sd sqrt(1/12) is Beta(1, 1) = Uniform(0, 1): log density 0 inside.
     flat = Prior("beta", {"mean": 0.5, "sd": math.sqrt(1 / 12)})

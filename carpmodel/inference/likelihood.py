@@ -58,7 +58,8 @@ from carpmodel.inference.spec import (
     unpack,
 )
 from carpmodel.model.dynamics import PopulationState, ProcessMultipliers, simulate
-from carpmodel.model.equilibrium import depleted_state
+from carpmodel.model.equilibrium import ReferencePoints, depleted_state, reference_points
+from carpmodel.model.params import Parameters
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: SD (log scale) of the one-sided upper bound; assumed: "under 3,000 t" is a rounded statement
@@ -108,7 +109,8 @@ def start_state(spec: ModelSpec, u: Unpacked) -> dict[str, NDArray]:
     devs = None
     if u.initial_devs is not None:
         devs = u.initial_devs - 0.5 * np.asarray(params.sigma_r)[..., None] ** 2
-    numbers, length = depleted_state(params, u.observation["initial_depletion"], age_deviations=devs)
+    numbers, length = depleted_state(params, u.observation["initial_depletion"], age_deviations=devs,
+                                     reference=_reference(params, u))
     return {"initial_numbers": numbers, "initial_length_state_cm": length}
 
 
@@ -126,18 +128,25 @@ def run_engine(spec: ModelSpec, u: Unpacked, *, keep_numbers: bool = False, **in
     start = {k: v for k, v in start_state(spec, u).items() if k not in inputs}
     if spec.unfished_change_year is None:
         return simulate(u.params, n_years=n_years, keep_numbers=keep_numbers, keep_end_years=end_years,
-                        **start, **inputs)
+                        reference=_reference(u.params, u), **start, **inputs)
     split = int(np.searchsorted(spec.years, spec.unfished_change_year))
     before = u.params.replace(r0=np.asarray(u.params.r0) / np.asarray(u.observation["unfished_change"]))
     first = simulate(before, n_years=split, keep_numbers=keep_numbers,
-                     keep_end_years=end_years[end_years < split], **start,
+                     keep_end_years=end_years[end_years < split], reference=_reference(before, u), **start,
                      **{k: _years(k, v, 0, split) for k, v in inputs.items()})
     second = simulate(u.params, n_years=n_years - split, keep_numbers=keep_numbers,
                       keep_end_years=end_years[end_years >= split] - split,
+                      reference=_reference(u.params, u),
                       initial_numbers=first.final_numbers,
                       initial_length_state_cm=first.final_length_state_cm,
                       **{k: _years(k, v, split, n_years) for k, v in inputs.items()})
     return _join(first, second)
+
+
+def _reference(params: Parameters, u: Unpacked) -> ReferencePoints:
+    """Reference points of ``params`` (``u.params`` at any R0) from the per-recruit ones
+    :func:`unpack` computed."""
+    return reference_points(params, per_recruit=u.per_recruit)
 
 
 def requested_catch_t(spec: ModelSpec, u: Unpacked) -> NDArray:

@@ -27,7 +27,7 @@ from scipy.special import expit, logit
 from carpmodel.errors import ConfigError, FitError
 from carpmodel.model.drivers import HistoricalDrivers
 from carpmodel.model.dynamics import ProcessMultipliers
-from carpmodel.model.equilibrium import reference_points
+from carpmodel.model.equilibrium import ReferencePoints, reference_points
 from carpmodel.model.params import Parameters
 from carpmodel.priors import Prior
 
@@ -212,6 +212,7 @@ class Unpacked:
     invalid: NDArray | None = None  # (*batch) bool: rows the model cannot evaluate (NLL +inf)
     f_per_yr: NDArray | None = None  # (*batch, year) estimated F (catch with error), else None
     initial_devs: NDArray | None = None  # (*batch, k) deviations of ages 1..k in the depleted start
+    per_recruit: ReferencePoints | None = None  # reference_points(params) at r0 = 1 (scaled by R0 on use)
 
 
 def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
@@ -313,7 +314,8 @@ def unpack(spec: ModelSpec, theta: Any) -> Unpacked:
             initial_devs[..., age - 1] = value
     return Unpacked(params=params, log_rec_devs=log_devs, rec_devs=rec_devs,
                     observation=observation, multipliers=_multipliers(spec, observation),
-                    invalid=invalid, f_per_yr=f_per_yr, initial_devs=initial_devs)
+                    invalid=invalid, f_per_yr=f_per_yr, initial_devs=initial_devs,
+                    per_recruit=per_recruit)
 
 
 def _multipliers(spec: ModelSpec, observation: Mapping[str, Any]) -> ProcessMultipliers | None:

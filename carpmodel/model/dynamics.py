@@ -200,6 +200,7 @@ def simulate(
     batch_shape: tuple[int, ...] = (),
     dtype: Any = np.float64,
     keep_end_years: Any = (),
+    reference: ReferencePoints | None = None,
 ) -> PopulationState:
     """Run the population forward ``n_years`` years.
 
@@ -248,6 +249,8 @@ def simulate(
     keep_end_years : sequence of int
         Indices of the years whose end-of-year survivors and body lengths are kept
         (``end_numbers``, ``end_length_cm``).
+    reference : ReferencePoints, optional
+        ``reference_points(params)`` when the caller has them (a fit's objective does).
     """
     if catch_t is not None and f_per_yr is not None:
         raise ValueError("give catch_t or f_per_yr, not both")
@@ -265,7 +268,7 @@ def simulate(
     n_rows = int(np.prod(batch, dtype=np.int64))
     lanes = kernel.padded_rows(n_rows)   # the kernel's rows: padded with copies of the first
     n_age = params.n_age
-    ref = reference_points(params)
+    ref = reference_points(params) if reference is None else reference
     keep_end = [int(i) for i in keep_end_years]
 
     if initial_numbers is None:
@@ -284,9 +287,6 @@ def simulate(
     flows = np.zeros((2, n_years, 2, n_age, lanes) if keep_flows else (0,) * 5, dtype)
     end = np.zeros((2, len(keep_end), 2, n_age, lanes) if keep_end else (0,) * 5, dtype)
 
-    def per_row(value: Any) -> NDArray:
-        return np.broadcast_to(np.asarray(value, dtype=float), batch).reshape(n_rows)
-
     def from_lanes(values: NDArray, trailing: tuple[int, ...] = ()) -> NDArray:
         """``(..., lanes)`` kernel array → ``(*batch, ...)`` (the padding dropped)."""
         return np.ascontiguousarray(np.moveaxis(values[..., :n_rows], -1, 0)).reshape(batch + trailing)
@@ -299,9 +299,17 @@ def simulate(
         w0 = weight_g(body0, p["lw_a"], p["lw_b"])
         seen = logistic_selectivity(body0, p["survey_l50_cm"], p["survey_slope_cm"])
         initial_survey_estimate_t = q * np.sum(start_numbers * w0 * seen, axis=(-2, -1)) / 1e6
+    if catch_t is not None:
+        mode, fishing = kernel.CATCH_GIVEN, catch_t
+    elif f_per_yr is not None:
+        mode, fishing = kernel.F_GIVEN, f_per_yr
+    else:
+        mode, fishing = kernel.NO_FISHING, 0.0
+    year_table = _year_table(batch, lanes, n_years, dtype, multipliers, log_rec_devs, fishing)
+    given = _given_releases(release_fish, release_length_cm, n_years, n_age)
     kernel.announce_compile(dtype)
-    year_in = np.empty((len(kernel.YEAR_FIELDS), lanes), dtype)
     for y in range(n_years):
+        year_in, year_mode = year_table[y], mode
         control = YearControl()
         if policy is not None:
             if y == 0:
@@ -310,29 +318,18 @@ def simulate(
                 error = 0.0 if survey_log_errors is None else np.asarray(survey_log_errors)[..., y - 1]
                 estimate = q * out[0, y - 1, :n_rows].reshape(batch) * np.exp(error)
             control = policy(y, estimate)
-        year_in[kernel.Y_KMULT, :n_rows] = per_row(multipliers.in_year("growth_k", y))
-        year_in[kernel.Y_MMULT, :n_rows] = per_row(multipliers.in_year("natural_mortality", y))
-        year_in[kernel.Y_MATMULT, :n_rows] = per_row(multipliers.in_year("maturity_l50", y))
-        deviation = np.log(multipliers.in_year("recruitment", y))
-        if log_rec_devs is not None:
-            deviation = deviation + np.asarray(log_rec_devs)[..., y]
-        year_in[kernel.Y_DEV, :n_rows] = per_row(deviation)
-        if control.f_per_yr is not None:
-            mode, fishing = kernel.F_GIVEN, control.f_per_yr
-        elif catch_t is not None:
-            mode, fishing = kernel.CATCH_GIVEN, np.asarray(catch_t, dtype=float)[..., y]
-        elif f_per_yr is not None:
-            mode, fishing = kernel.F_GIVEN, np.asarray(f_per_yr, dtype=float)[..., y]
+            if control.f_per_yr is not None:
+                year_mode = kernel.F_GIVEN
+                _put_rows(year_in[kernel.Y_FISHING], control.f_per_yr, batch)
+        if control.release_fish is None and isinstance(given, list):
+            releases = given[y]
         else:
-            mode, fishing = kernel.NO_FISHING, 0.0
-        year_in[kernel.Y_FISHING, :n_rows] = per_row(fishing)
-        year_in[:, n_rows:] = year_in[:, :1]
-        releases = _release_sets(
-            batch, n_rows, lanes, n_age,
-            (None, None) if release_fish is None else
-            (np.asarray(release_fish)[..., y, :], np.asarray(release_length_cm)[..., y, :]),
-            (control.release_fish, control.release_length_cm))
-        kernel.year_step(numbers, length, rows, year_in, mode, releases,
+            releases = _release_sets(
+                batch, n_rows, lanes, n_age,
+                (None, None) if release_fish is None else
+                (np.asarray(release_fish)[..., y, :], np.asarray(release_length_cm)[..., y, :]),
+                (control.release_fish, control.release_length_cm))
+        kernel.year_step(numbers, length, rows, year_in, year_mode, releases,
                          params.recruitment == "ricker", out, y, kept, flows, end,
                          keep_end.index(y) if y in keep_end else -1)
 
@@ -348,6 +345,58 @@ def simulate(
         end_length_cm=from_lanes(end[1], kept_years) if keep_end else None,
         final_numbers=from_lanes(numbers, (2, n_age)),
         final_length_state_cm=from_lanes(length, (2, n_age)), reference=ref)
+
+
+def _put_rows(target: NDArray, value: Any, batch: tuple[int, ...]) -> None:
+    """One kernel input row ``(lanes,)`` from a value broadcast to ``batch`` (padding: the first
+    row's value)."""
+    value = np.asarray(value, dtype=float)
+    if value.ndim == 0:
+        target[:] = value
+        return
+    flat = np.broadcast_to(value, batch).reshape(-1)
+    target[: flat.size] = flat
+    target[flat.size:] = flat[0]
+
+
+def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
+                multipliers: ProcessMultipliers, log_rec_devs: Any, fishing: Any) -> NDArray:
+    """Every year's kernel inputs, ``(year, len(kernel.YEAR_FIELDS), lanes)`` in the state's
+    dtype: the forcing multipliers, the logit deviation of egg survival (``ln g_R + ε``) and the
+    catch or F (a policy may overwrite a year's F)."""
+    table = np.empty((n_years, len(kernel.YEAR_FIELDS), lanes), dtype)
+    deviation = np.log(np.asarray(multipliers.recruitment, dtype=float))
+    if log_rec_devs is not None:
+        deviation = deviation + np.asarray(log_rec_devs)[..., :n_years]
+    columns = {kernel.Y_KMULT: multipliers.growth_k, kernel.Y_MMULT: multipliers.natural_mortality,
+               kernel.Y_MATMULT: multipliers.maturity_l50, kernel.Y_DEV: deviation,
+               kernel.Y_FISHING: fishing}
+    for column, value in columns.items():
+        value = np.asarray(value, dtype=float)
+        if value.ndim == 0:
+            table[:, column, :] = value
+            continue
+        value = value[..., :n_years]
+        by_year = np.broadcast_to(value, batch + (n_years,)).reshape(-1, n_years).T
+        table[:, column, : by_year.shape[1]] = by_year
+        table[:, column, by_year.shape[1]:] = by_year[:, :1]
+    return table
+
+
+def _given_releases(release_fish: Any, release_length_cm: Any, n_years: int, n_age: int) -> list | None:
+    """Each year's releases for the kernel (:func:`_release_sets`) when they are the same for
+    every row, else None (they are then assembled year by year)."""
+    if release_fish is None:
+        return [np.zeros((0, 2, n_age, 1))] * n_years
+    fish = np.asarray(release_fish, dtype=float)
+    lengths = np.asarray(release_length_cm, dtype=float)
+    if fish.ndim > 2 or lengths.ndim > 2:
+        return None
+    fish = np.broadcast_to(fish, (n_years, n_age))
+    lengths = np.broadcast_to(lengths, (n_years, n_age))
+    stacked = np.stack([fish, lengths], axis=1)[:, None, :, :, None]       # (year, 1, 2, age, 1)
+    released = np.any(fish != 0, axis=-1)
+    return [stacked[y] if released[y] else stacked[y, :0] for y in range(n_years)]
 
 
 def _to_lanes(values: NDArray, lanes: int) -> NDArray:

@@ -154,20 +154,20 @@ def _numbers_per_recruit(survival: NDArray, window: NDArray, x: NDArray) -> NDAr
     return n
 
 
-def reference_points(params: Parameters) -> ReferencePoints:
-    """Unfished egg production, spawning, juvenile and survey biomass, and the S–R coefficients."""
-    length_state, w, mat, survival, w_end, survey = per_recruit_schedule(params, 0.0)
-    window = window_mask(params.dd_window_end_age_yr, params.n_age)
-    gamma = np.asarray(params.dd_strength)[..., None, None]
-    x0 = dd_survival(1.0, 1.0, gamma)      # at J = J0: 1/(1 + γ)
-    n = _numbers_per_recruit(survival, window, x0)
+def reference_points(params: Parameters, *, per_recruit: ReferencePoints | None = None) -> ReferencePoints:
+    """Unfished egg production, spawning, juvenile and survey biomass, and the S–R coefficients.
+
+    ``per_recruit``: this function's result for the same parameters at ``r0 = 1``, when the
+    caller has it (a fit computes it to turn B0 into R0); the per-recruit schedule is then not
+    recomputed, only scaled by ``params.r0`` (the same values bit for bit).
+    """
+    if per_recruit is None:
+        spr0, juveniles_per_recruit, bpr0, start_bpr0 = _unfished_per_recruit(params)
+    else:
+        spr0, juveniles_per_recruit = per_recruit.spr0_t, per_recruit.juveniles0
+        bpr0, start_bpr0 = per_recruit.biomass0_t, per_recruit.start_biomass0_t
     r0 = np.asarray(params.r0)
-    spr0 = np.sum(n * w * mat, axis=(-2, -1)) / 1e6
     eggs_per_recruit = spr0 * eggs_per_tonne(params.female_fraction, params.fecundity_eggs_per_g)
-    juveniles_per_recruit = np.sum(np.where(window, n, 0.0), axis=(-2, -1))
-    survivors = n * survival * np.where(window, x0, 1.0)
-    bpr0 = np.sum(survivors * w_end * survey, axis=(-2, -1)) / 1e6
-    start_bpr0 = np.sum(n * w, axis=(-2, -1)) / 1e6
     eggs0 = r0 * eggs_per_recruit
     alpha, beta = stock_recruit_coefficients(params.max_egg_survival, r0, eggs0, params.recruitment)
     return ReferencePoints(
@@ -176,6 +176,22 @@ def reference_points(params: Parameters) -> ReferencePoints:
         alpha=np.broadcast_to(alpha, eggs0.shape), beta=beta,
         steepness=steepness(params.max_egg_survival, eggs_per_recruit, params.recruitment),
         compensation_ratio=compensation_ratio(params.max_egg_survival, eggs_per_recruit))
+
+
+def _unfished_per_recruit(params: Parameters) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """Unfished spawning biomass (t), window juveniles (fish), end-of-year survey biomass (t)
+    and 1 January biomass of ages >= 1 (t), each per recruit."""
+    length_state, w, mat, survival, w_end, survey = per_recruit_schedule(params, 0.0)
+    window = window_mask(params.dd_window_end_age_yr, params.n_age)
+    gamma = np.asarray(params.dd_strength)[..., None, None]
+    x0 = dd_survival(1.0, 1.0, gamma)      # at J = J0: 1/(1 + γ)
+    n = _numbers_per_recruit(survival, window, x0)
+    spr0 = np.sum(n * w * mat, axis=(-2, -1)) / 1e6
+    juveniles_per_recruit = np.sum(np.where(window, n, 0.0), axis=(-2, -1))
+    survivors = n * survival * np.where(window, x0, 1.0)
+    bpr0 = np.sum(survivors * w_end * survey, axis=(-2, -1)) / 1e6
+    start_bpr0 = np.sum(n * w, axis=(-2, -1)) / 1e6
+    return spr0, juveniles_per_recruit, bpr0, start_bpr0
 
 
 def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0, *,

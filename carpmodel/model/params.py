@@ -8,7 +8,7 @@ The integer that shapes the arrays (``max_age_yr``) and the stock–recruit form
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -67,25 +67,31 @@ class Parameters:
     release_reference_weight_g: Any = 10.0   # W_ref, the release weight at which s = release_survival, g
 
     def __post_init__(self) -> None:
-        if self.recruitment not in ("beverton_holt", "ricker"):
+        self._validate(tuple(f.name for f in fields(self)))
+
+    def _validate(self, names: tuple[str, ...]) -> None:
+        """Check the fields ``names`` (and the rules that involve them); store numeric fields as
+        read-only float arrays."""
+        if "recruitment" in names and self.recruitment not in ("beverton_holt", "ricker"):
             raise ConfigError(
                 f"recruitment: expected 'beverton_holt' or 'ricker', got {self.recruitment!r}")
-        if int(self.max_age_yr) != self.max_age_yr or self.max_age_yr < 3:
+        if "max_age_yr" in names and (int(self.max_age_yr) != self.max_age_yr or self.max_age_yr < 3):
             raise ConfigError(f"max_age_yr: expected an integer >= 3, got {self.max_age_yr!r}")
-        for f in fields(self):
-            if f.name in STRUCTURAL_FIELDS:
+        for name in names:
+            if name in STRUCTURAL_FIELDS:
                 continue
-            value = np.array(getattr(self, f.name), dtype=float)
+            value = np.array(getattr(self, name), dtype=float)
             if not np.all(np.isfinite(value)):
-                raise ConfigError(f"{f.name}: expected finite values, got {value!r}")
+                raise ConfigError(f"{name}: expected finite values, got {value!r}")
             value.flags.writeable = False
-            object.__setattr__(self, f.name, value)
+            object.__setattr__(self, name, value)
         survival = self.max_egg_survival
-        if np.any(survival <= 0) or np.any(survival >= 1):
+        if "max_egg_survival" in names and (np.any(survival <= 0) or np.any(survival >= 1)):
             raise ConfigError(f"max_egg_survival: expected values in (0, 1), got {survival!r}")
         window = self.dd_window_end_age_yr
-        if np.any(window != np.round(window)) or np.any(window < 1) or np.any(
-                window >= self.max_age_yr):
+        window_checked = "dd_window_end_age_yr" in names or "max_age_yr" in names
+        if window_checked and (np.any(window != np.round(window)) or np.any(window < 1)
+                               or np.any(window >= self.max_age_yr)):
             raise ConfigError(
                 f"dd_window_end_age_yr: expected integers in 1..{self.max_age_yr - 1} (wild fish "
                 f"join at age 1), got {window!r}")
@@ -102,8 +108,16 @@ class Parameters:
         return int(self.max_age_yr) + 1
 
     def replace(self, **changes: Any) -> Parameters:
-        """A copy with some fields changed (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed (like ``dataclasses.replace``); only the changed fields
+        are checked again (the others were checked when this instance was made)."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"Parameters has no field {', '.join(unknown)}")
+        new = copy.copy(self)
+        for name, value in changes.items():
+            object.__setattr__(new, name, value)
+        new._validate(tuple(changes))
+        return new
 
     @classmethod
     def from_life_history(cls, life_history: HasValues, *, r0: float,
