@@ -9,6 +9,7 @@ import pytest
 from carpmodel.model.dynamics import (
     HATCHERY,
     WILD,
+    ProcessMultipliers,
     equilibrium_state,
     reference_points,
     simulate,
@@ -222,6 +223,23 @@ def test_zero_release_equals_no_release_exactly():
                  release_length_cm=length)
     for name in ("biomass_t", "ssb_t", "recruits", "catch_t", "numbers", "length_cm"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_inputs_with_more_years_than_simulated_are_read_up_to_n_years():
+    # forcing, deviations, catch and releases given for 30 years, 6 simulated: the same run as
+    # with the first 6 years of each (the engine prepares every year's inputs before its loop)
+    p = make_params(max_egg_survival=np.array([0.006, 0.02]))
+    release, rel_len = _releases(30, p.n_age, 2, 1, 2e5, 8.0)
+    devs = np.linspace(-0.5, 0.5, 30)
+    growth = ProcessMultipliers(growth_k=np.linspace(0.9, 1.1, 30))
+    long = simulate(p, n_years=6, release_fish=release, release_length_cm=rel_len, catch_t=np.full(30, 1.0),
+                    log_rec_devs=devs, multipliers=growth)
+    short = simulate(p, n_years=6, release_fish=release[:6], release_length_cm=rel_len[:6],
+                     catch_t=np.full(6, 1.0), log_rec_devs=devs[:6],
+                     multipliers=ProcessMultipliers(growth_k=growth.growth_k[:6]))
+    for name in ("biomass_t", "recruits", "released_fish", "catch_t"):
+        np.testing.assert_array_equal(getattr(long, name), getattr(short, name), err_msg=name)
+    assert np.all(long.released_fish[..., 2] > 0)
 
 
 def test_batch_equals_separate_runs():

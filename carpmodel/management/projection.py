@@ -350,9 +350,10 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
 
 
 def _float32(values: NDArray, shape: tuple[int, ...]) -> NDArray:
-    """``values`` broadcast to ``shape`` as float32: one copy (none when already full float32)."""
+    """``values`` broadcast to ``shape`` as float32, C-ordered: one copy (none when already so;
+    the engine's outputs are views of one buffer of all its series, which a copy lets go)."""
     values = np.asarray(values)
-    if values.shape == shape and values.dtype == np.float32:
+    if values.shape == shape and values.dtype == np.float32 and values.flags.c_contiguous:
         return values
     out = np.empty(shape, dtype=np.float32)
     out[...] = values

@@ -38,7 +38,7 @@ __all__ = ["BLOCK", "LANES", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "anno
            "padded_rows", "year_step"]
 
 #: rows per parallel block
-BLOCK = 64
+BLOCK = 256
 #: rows are padded to a multiple of this (a SIMD register of float64)
 LANES = 8
 #: batches with at least this many rows run on numba's threads
@@ -357,11 +357,14 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                 if entering > 0.0:
                     before = n_l[1, a, lane]
                     total = before + entering
-                    len_l[1, a, lane] = (before * len_l[1, a, lane] + entering * release_length) / total
+                    mixed = (before * len_l[1, a, lane] + entering * release_length) / total
+                    len_l[1, a, lane] = mixed
                     n_l[1, a, lane] = total
+                    # the cell's body length and weight follow its new length
+                    body[1, a, lane] = max(mixed, pl[HATCH_L, lane])
+                    weight[1, a, lane] = _weight(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
 
     # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
-    _fill_body_weight(body, weight, len_l, 0, pl, cube, 0, width)
     below_hatch = False
     for o in range(n_origin):
         for a in range(n_age):
