@@ -330,7 +330,7 @@ def simulate(
                 (None, None) if release_fish is None else
                 (np.asarray(release_fish)[..., y, :], np.asarray(release_length_cm)[..., y, :]),
                 (control.release_fish, control.release_length_cm))
-        kernel.year_step(numbers, length, rows, year_in, year_mode, releases,
+        kernel.year_step(numbers, length, rows, year_in, year_mode, *releases,
                          params.recruitment == "ricker", out, y, kept, flows, end,
                          keep_end.index(y) if y in keep_end else -1)
 
@@ -388,7 +388,7 @@ def _given_releases(release_fish: Any, release_length_cm: Any, n_years: int, n_a
     """Each year's releases for the kernel (:func:`_release_sets`) when they are the same for
     every row, else None (they are then assembled year by year)."""
     if release_fish is None:
-        return [np.zeros((0, 2, n_age, 1))] * n_years
+        return [NO_RELEASES] * n_years
     fish = np.asarray(release_fish, dtype=float)
     lengths = np.asarray(release_length_cm, dtype=float)
     if fish.ndim > 2 or lengths.ndim > 2:
@@ -396,9 +396,10 @@ def _given_releases(release_fish: Any, release_length_cm: Any, n_years: int, n_a
     # a year axis may run past n_years (the years after are not simulated)
     fish = np.broadcast_to(fish[:n_years] if fish.ndim == 2 else fish, (n_years, n_age))
     lengths = np.broadcast_to(lengths[:n_years] if lengths.ndim == 2 else lengths, (n_years, n_age))
-    stacked = np.stack([fish, lengths], axis=1)[:, None, :, :, None]       # (year, 1, 2, age, 1)
+    ages = np.flatnonzero(np.any(fish != 0, axis=0))
+    stacked = np.stack([fish[:, ages], lengths[:, ages]], axis=1)[:, None, :, :, None]  # (year, 1, 2, k, 1)
     released = np.any(fish != 0, axis=-1)
-    return [stacked[y] if released[y] else stacked[y, :0] for y in range(n_years)]
+    return [(stacked[y], ages) if released[y] else NO_RELEASES for y in range(n_years)]
 
 
 def _to_lanes(values: NDArray, lanes: int) -> NDArray:
@@ -426,24 +427,34 @@ def _row_table(params: Parameters, ref: ReferencePoints, batch: tuple[int, ...])
 
 
 def _release_sets(batch: tuple[int, ...], n_rows: int, lanes: int, n_age: int,
-                  *sets: tuple[Any, Any]) -> NDArray:
-    """Releases of one year for the kernel, ``(set, 2, age, lanes or 1)`` float64: fish before
-    acute survival and their length (cm); one column serves every row when no set varies across
-    the batch."""
+                  *sets: tuple[Any, Any]) -> tuple[NDArray, NDArray]:
+    """Releases of one year for the kernel: ``(set, 2, k, lanes or 1)`` float64 fish before acute
+    survival and their length (cm) at the ``k`` ages any set releases into, and those ages
+    (int64); one column serves every row when no set varies across the batch. Only the ages
+    with releases are laid out (a policy's arrays hold every age, nearly all zero)."""
     given = [(np.asarray(fish, dtype=float), np.asarray(lengths, dtype=float))
              for fish, lengths in sets if fish is not None]
-    given = [(fish, lengths) for fish, lengths in given if np.any(fish != 0)]
+    used = [np.any(fish != 0, axis=tuple(range(fish.ndim - 1))) if fish.ndim else np.full(n_age, fish != 0)
+            for fish, _ in given]
+    given = [pair for pair, ages in zip(given, used, strict=True) if np.any(ages)]
     if not given:
-        return np.zeros((0, 2, n_age, 1))
+        return NO_RELEASES
+    ages = np.flatnonzero(np.logical_or.reduce([np.broadcast_to(u, (n_age,)) for u in used]))
+    k = ages.size
     if all(fish.ndim <= 1 and lengths.ndim <= 1 for fish, lengths in given):
-        out = np.empty((len(given), 2, n_age, 1))
+        out = np.empty((len(given), 2, k, 1))
         for s, (fish, lengths) in enumerate(given):
-            out[s, 0, :, 0] = np.broadcast_to(fish, (n_age,))
-            out[s, 1, :, 0] = np.broadcast_to(lengths, (n_age,))
-        return out
-    out = np.empty((len(given), 2, n_age, lanes))
-    shape = batch + (n_age,)
+            out[s, 0, :, 0] = np.broadcast_to(fish, (n_age,))[ages]
+            out[s, 1, :, 0] = np.broadcast_to(lengths, (n_age,))[ages]
+        return out, ages
+    out = np.empty((len(given), 2, k, lanes))
+    shape = batch + (k,)
     for s, (fish, lengths) in enumerate(given):
-        out[s, 0] = _to_lanes(np.broadcast_to(fish, shape).reshape(n_rows, n_age), lanes)
-        out[s, 1] = _to_lanes(np.broadcast_to(lengths, shape).reshape(n_rows, n_age), lanes)
-    return out
+        for i, values in enumerate((fish, lengths)):
+            at_ages = np.broadcast_to(values, values.shape[:-1] + (n_age,))[..., ages]
+            out[s, i] = _to_lanes(np.broadcast_to(at_ages, shape).reshape(n_rows, k), lanes)
+    return out, ages
+
+
+#: the kernel's releases of a year without any
+NO_RELEASES = (np.zeros((0, 2, 0, 1)), np.zeros(0, dtype=np.int64))

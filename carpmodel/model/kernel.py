@@ -178,7 +178,8 @@ def _f_from_catch(catch: float, numbers: np.ndarray, weight: np.ndarray, sel: np
 
 
 def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in: np.ndarray,
-              fishing_mode: int, releases: np.ndarray, ricker: bool, out: np.ndarray, y: int,
+              fishing_mode: int, releases: np.ndarray, release_ages: np.ndarray, ricker: bool,
+              out: np.ndarray, y: int,
               kept: np.ndarray, flows: np.ndarray, end: np.ndarray, end_index: int) -> None:
     """Advance every row one year in place and write its outputs of year ``y``.
 
@@ -189,8 +190,9 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     numbers, length : (origin, age, R) fish and cm (1 January, updated to the next 1 January)
     rows : (len(ROW_FIELDS), R) parameters; year_in : (len(YEAR_FIELDS), R) the year's inputs
     fishing_mode : NO_FISHING, F_GIVEN or CATCH_GIVEN (the ``fishing`` column's meaning)
-    releases : (set, 2, age, R or 1) float64 fish released (before acute survival) and their
-        length, cm; a single column serves every row
+    releases : (set, 2, k, R or 1) float64 fish released (before acute survival) and their
+        length, cm, at the ``k`` ages ``release_ages`` (int64; the ages any set releases into);
+        a single column serves every row
     out : (len(OUTPUT_FIELDS), year, R) outputs; kept : (2, year, origin, age, R) numbers and body
     length after releases, or a size-0 array; flows : (2, year, origin, age, R) natural deaths
     and catch in numbers, or size 0; end : (2, k, origin, age, R) end-of-year survivors and body
@@ -201,7 +203,7 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     from other threads (dask's workers, which already run chunks in parallel), run on the
     calling thread without the GIL. The results are the same bit for bit.
     """
-    args = (numbers, length, rows, year_in, fishing_mode, releases, ricker, _NODES, _WEIGHTS,
+    args = (numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, _NODES, _WEIGHTS,
             out, y, kept, flows, end, end_index)
     if numbers.shape[2] >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread():
         _year_parallel(*args)
@@ -219,23 +221,23 @@ def padded_rows(n_rows: int) -> int:
 
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, ricker, nodes, weights,
-                   out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
+def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, nodes,
+                   weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     n_blocks = (n_rows + BLOCK - 1) // BLOCK
     for block in prange(n_blocks):
         _advance_rows(block * BLOCK, min((block + 1) * BLOCK, n_rows), numbers, length, rows,
-                      year_in, fishing_mode, releases, ricker, nodes, weights, out, y, kept, flows,
-                      end, end_index)
+                      year_in, fishing_mode, releases, release_ages, ricker, nodes, weights, out, y, kept,
+                      flows, end, end_index)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, ricker, nodes, weights,
-                 out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
+def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, nodes,
+                 weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     for start in range(0, n_rows, BLOCK):
         _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_in,
-                      fishing_mode, releases, ricker, nodes, weights, out, y, kept, flows, end,
+                      fishing_mode, releases, release_ages, ricker, nodes, weights, out, y, kept, flows, end,
                       end_index)
 
 
@@ -263,7 +265,7 @@ def _fill_body_weight(body, weight, length_state, first, p, cube, start, width):
 
 
 @njit(cache=True, error_model="numpy")
-def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, ricker,
+def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, release_ages, ricker,
                   nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202, C901
     """Rows ``start..stop`` (at most :data:`BLOCK`) of :func:`year_step`: loops over rows are
     innermost, so they run as SIMD; every row follows the same arithmetic either way."""
@@ -344,15 +346,16 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         growth[lane] = 1.0 - decay
     # 3. releases into the hatchery origin (numbers-weighted mean length)
     for s in range(releases.shape[0]):
-        for a in range(n_age):
+        for j in range(release_ages.shape[0]):
+            a = release_ages[j]
             for lane in range(width):
                 b = start + lane
                 column = b if releases.shape[3] > 1 else 0
-                fish = releases[s, 0, a, column]
+                fish = releases[s, 0, j, column]
                 released[lane] += fish
                 if fish == 0.0:
                     continue
-                release_length = releases[s, 1, a, column]
+                release_length = releases[s, 1, j, column]
                 entering = fish * _release_survival(pl[:, lane], release_length)
                 if entering > 0.0:
                     before = n_l[1, a, lane]
