@@ -15,6 +15,7 @@ import pytest
 from reference_engine import reference_simulate
 from test_dynamics import make_params
 
+from carpmodel.model import kernel
 from carpmodel.model.dynamics import ProcessMultipliers, YearControl, simulate
 
 OUTPUTS = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "eggs", "recruits",
@@ -97,8 +98,9 @@ def test_kernel_matches_the_reference_with_f_given_ricker_and_a_policy():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_rows_are_bit_identical_whatever_the_chunking(dtype):
-    # 150 rows cross blocks of 64: run whole, in chunks of 7 and 64, and row by row.
-    params, kwargs = _case(n_rows=150)
+    # BLOCK + 150 rows cross a block boundary: run whole, in chunks of 7 and 64, and row by row.
+    n_rows = kernel.BLOCK + 150
+    params, kwargs = _case(n_rows=n_rows)
     whole = simulate(params, dtype=dtype, **kwargs)
 
     def rows(sl: slice):
@@ -111,8 +113,8 @@ def test_rows_are_bit_identical_whatever_the_chunking(dtype):
         return simulate(p, dtype=dtype, **kw)
 
     for size in (7, 64, 1):
-        for start in range(0, 150, size if size > 1 else 37):
-            sl = slice(start, min(start + size, 150))
+        for start in range(0, n_rows, size if size > 1 else 37):
+            sl = slice(start, min(start + size, n_rows))
             part = rows(sl)
             for name in OUTPUTS:
                 np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[sl],
@@ -120,7 +122,9 @@ def test_rows_are_bit_identical_whatever_the_chunking(dtype):
 
 
 def test_results_are_bit_identical_for_one_and_two_threads():
-    params, kwargs = _case(n_rows=150)
+    # enough rows for the parallel path (at least PARALLEL_ROWS, more than one block)
+    params, kwargs = _case(n_rows=max(kernel.PARALLEL_ROWS, kernel.BLOCK) + 150)
+    assert params.batch_shape[0] >= kernel.PARALLEL_ROWS and params.batch_shape[0] > kernel.BLOCK
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
