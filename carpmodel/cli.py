@@ -37,6 +37,7 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -44,6 +45,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from threadpoolctl import threadpool_limits
 
 from carpmodel import cli_parser, preflight
 from carpmodel.cli_parser import FROM_FILE, version
@@ -423,6 +426,10 @@ def _monitoring(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+#: environment variables that set BLAS's thread count; when one is set, ``main`` keeps it
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (:func:`carpmodel.cli_parser.build_parser`) with its handlers."""
     return cli_parser.build_parser({
@@ -445,7 +452,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.started, args.command_line = time.perf_counter(), shlex.join(["carpmodel", *argv])
     verbose = bool(getattr(args, "verbose", False))
     try:
-        with termination_as_interrupt(), warnings_as_notes(verbose):
+        # BLAS on one thread: carpmodel's matrices are small (tens of parameters), and OpenBLAS's
+        # idle threads spin, taking about a third of a fit's CPU time and the core that the
+        # engine's and dask's threads would use (a thread count set in the environment is kept)
+        blas_threads = None if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES) else 1
+        with termination_as_interrupt(), warnings_as_notes(verbose), \
+                threadpool_limits(limits=blas_threads, user_api="blas"):
             return args.handler(args)
     except BaseException as exc:  # noqa: BLE001 - every way a command ends is reported in words
         if isinstance(exc, SystemExit | GeneratorExit):

@@ -19,6 +19,7 @@ import carpmodel
 from carpmodel import cli
 from carpmodel.errors import DataError
 from carpmodel.io.config import RunConfig, default_config, from_mapping
+from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY
 
 REPO_ROOT = Path(carpmodel.__file__).resolve().parent.parent
 
@@ -585,3 +586,29 @@ def test_run_record_says_how_a_command_ended_and_keeps_its_error(tmp_path, monke
             monkeypatch.setattr(outputs, "write_text_atomic", full)
             raise RuntimeError("the block's")
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"   # the last one written
+
+
+def test_commands_run_blas_on_one_thread_unless_the_environment_sets_it(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+
+    seen = []
+
+    def handler(args: argparse.Namespace) -> int:
+        seen.append(blas_threads())
+        return 0
+
+    monkeypatch.setattr(cli, "_check_data", handler)
+    for name in cli.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    outside = blas_threads()
+    if outside <= {1}:
+        pytest.skip("BLAS already runs on one thread here")
+    assert cli.main(["check-data", str(BUNDLED_DATA_DIRECTORY)]) == 0
+    assert seen[-1] == {1}
+    assert blas_threads() == outside          # restored when the command ends
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert cli.main(["check-data", str(BUNDLED_DATA_DIRECTORY)]) == 0
+    assert seen[-1] == outside                # the environment's choice is kept
