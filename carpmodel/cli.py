@@ -430,6 +430,15 @@ def _monitoring(args: argparse.Namespace) -> int:
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 
 
+def blas_on_one_thread() -> threadpool_limits:
+    """A context in which BLAS (numpy's and scipy's OpenBLAS) runs on one thread, unless a thread
+    count is set in the environment (:data:`BLAS_THREAD_VARIABLES`). carpmodel's matrices are
+    small (tens of parameters), and OpenBLAS's idle threads spin: about a third of a fit's CPU
+    time, on the core the engine's and dask's threads would use. Every command runs in it."""
+    limit = None if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES) else 1
+    return threadpool_limits(limits=limit, user_api="blas")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (:func:`carpmodel.cli_parser.build_parser`) with its handlers."""
     return cli_parser.build_parser({
@@ -452,12 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.started, args.command_line = time.perf_counter(), shlex.join(["carpmodel", *argv])
     verbose = bool(getattr(args, "verbose", False))
     try:
-        # BLAS on one thread: carpmodel's matrices are small (tens of parameters), and OpenBLAS's
-        # idle threads spin, taking about a third of a fit's CPU time and the core that the
-        # engine's and dask's threads would use (a thread count set in the environment is kept)
-        blas_threads = None if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES) else 1
-        with termination_as_interrupt(), warnings_as_notes(verbose), \
-                threadpool_limits(limits=blas_threads, user_api="blas"):
+        with termination_as_interrupt(), warnings_as_notes(verbose), blas_on_one_thread():
             return args.handler(args)
     except BaseException as exc:  # noqa: BLE001 - every way a command ends is reported in words
         if isinstance(exc, SystemExit | GeneratorExit):

@@ -174,3 +174,22 @@ def test_kernel_math_is_within_two_ulp_of_numpy(dtype):
         ulp = np.spacing(np.abs(expected)).astype(float)
         error = np.abs(got.astype(float) - expected.astype(float)) / ulp
         assert got.dtype == dtype and np.max(error) <= ulps, (which, np.max(error))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_rows", [12, kernel.PARALLEL_ROWS + 100])
+def test_a_run_without_policy_in_one_call_equals_the_year_by_year_run(dtype, n_rows):
+    # releases the same for every row and no policy: kernel.run_years runs every year in one
+    # call (block by block); the same releases laid out per row take the year-by-year path
+    params, kwargs = _case(n_rows=n_rows)
+    release = np.zeros((N_YEARS, params.n_age))
+    release[3:20, 0], release[5:30, 1], release[10:, 3] = 2e4, 3e4, 3e3
+    length = np.zeros_like(release)
+    length[:, 0], length[:, 1], length[:, 3] = 2.0, 9.4, 18.0
+    at_once = simulate(params, dtype=dtype, **dict(kwargs, release_fish=release, release_length_cm=length))
+    per_row = dict(kwargs, release_fish=np.broadcast_to(release, (n_rows, *release.shape)),
+                   release_length_cm=np.broadcast_to(length, (n_rows, *length.shape)))
+    by_year = simulate(params, dtype=dtype, **per_row)
+    for name in (*OUTPUTS, "final_numbers", "final_length_state_cm"):
+        np.testing.assert_array_equal(getattr(at_once, name), getattr(by_year, name), err_msg=name)
+    assert np.all(at_once.released_fish[:, 5] == 2e4 + 3e4)

@@ -1,11 +1,13 @@
-"""The age-structured engine: a recursion over years, each year one call of the compiled kernel.
+"""The age-structured engine: a recursion over years in the compiled kernel.
 
 Arrays are ``(*batch, origin, age)`` with ``origin = (wild, hatchery)`` and ages ``0..A``
 (``A`` a plus group). Any number of leading batch axes run at once (a fit, a batch of
 gradient perturbations, projection draws × strategies × scenarios); :func:`simulate` flattens
-them to rows, and the loop over years is the only Python loop: each year it reads the year's
-inputs (and a policy's decision) and calls :func:`carpmodel.model.kernel.year_step`, which
-advances every row (rows are independent: a row's result never depends on its batch). Wild fish
+them to rows and prepares every year's inputs. Without a policy, and with releases the same for
+every row, one call of :func:`carpmodel.model.kernel.run_years` runs every year; otherwise the
+year loop is the only Python loop: each year it reads a policy's decision and calls
+:func:`carpmodel.model.kernel.year_step`. Either way every row follows the same arithmetic
+(rows are independent: a row's result never depends on its batch or on the path). Wild fish
 join at age 1 (the age-0 slot holds only hatchery fish released in their first year).
 
 Order of events within year y (annual step, birthday on 1 January):
@@ -308,8 +310,16 @@ def simulate(
         mode, fishing = kernel.NO_FISHING, 0.0
     year_table = _year_table(batch, lanes, n_years, dtype, multipliers, log_rec_devs, fishing)
     given = _given_releases(release_fish, release_length_cm, n_years, n_age)
+    ricker = params.recruitment == "ricker"
     kernel.announce_compile(dtype)
-    for y in range(n_years):
+    if policy is None and given is not None:
+        # nothing to decide between years: every year in one kernel call
+        end_index = np.full(n_years, -1, dtype=np.int64)
+        for slot, year in enumerate(keep_end):
+            end_index[year] = slot
+        kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, kept, flows, end,
+                         end_index)
+    for y in range(n_years if policy is not None or given is None else 0):
         year_in, year_mode = year_table[y], mode
         control = YearControl()
         if policy is not None:
@@ -322,17 +332,16 @@ def simulate(
             if control.f_per_yr is not None:
                 year_mode = kernel.F_GIVEN
                 _put_rows(year_in[kernel.Y_FISHING], control.f_per_yr, batch)
-        if control.release_fish is None and isinstance(given, list):
-            releases = given[y]
+        if control.release_fish is None and given is not None:
+            releases = (given[0][y], given[1])
         else:
             releases = _release_sets(
                 batch, n_rows, lanes, n_age,
                 (None, None) if release_fish is None else
                 (np.asarray(release_fish)[..., y, :], np.asarray(release_length_cm)[..., y, :]),
                 (control.release_fish, control.release_length_cm))
-        kernel.year_step(numbers, length, rows, year_in, year_mode, *releases,
-                         params.recruitment == "ricker", out, y, kept, flows, end,
-                         keep_end.index(y) if y in keep_end else -1)
+        kernel.year_step(numbers, length, rows, year_in, year_mode, *releases, ricker, out, y, kept,
+                         flows, end, keep_end.index(y) if y in keep_end else -1)
 
     years = (n_years, 2, n_age)
     kept_years = (len(keep_end), 2, n_age)
@@ -384,11 +393,15 @@ def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
     return table
 
 
-def _given_releases(release_fish: Any, release_length_cm: Any, n_years: int, n_age: int) -> list | None:
-    """Each year's releases for the kernel (:func:`_release_sets`) when they are the same for
-    every row, else None (they are then assembled year by year)."""
+def _given_releases(release_fish: Any, release_length_cm: Any, n_years: int,
+                    n_age: int) -> tuple[NDArray, NDArray] | None:
+    """The releases given to :func:`simulate` for the kernel when they are the same for every
+    row: ``(year, set, 2, k, 1)`` float64 fish and lengths at the ``k`` ages released into in
+    any year, and those ages (no set when nothing is released; a year without releases holds
+    zeros, which the kernel skips); None when they differ across the batch (they are then laid
+    out year by year)."""
     if release_fish is None:
-        return [NO_RELEASES] * n_years
+        return np.zeros((n_years, 0, 2, 0, 1)), NO_RELEASES[1]
     fish = np.asarray(release_fish, dtype=float)
     lengths = np.asarray(release_length_cm, dtype=float)
     if fish.ndim > 2 or lengths.ndim > 2:
@@ -397,9 +410,8 @@ def _given_releases(release_fish: Any, release_length_cm: Any, n_years: int, n_a
     fish = np.broadcast_to(fish[:n_years] if fish.ndim == 2 else fish, (n_years, n_age))
     lengths = np.broadcast_to(lengths[:n_years] if lengths.ndim == 2 else lengths, (n_years, n_age))
     ages = np.flatnonzero(np.any(fish != 0, axis=0))
-    stacked = np.stack([fish[:, ages], lengths[:, ages]], axis=1)[:, None, :, :, None]  # (year, 1, 2, k, 1)
-    released = np.any(fish != 0, axis=-1)
-    return [(stacked[y], ages) if released[y] else NO_RELEASES for y in range(n_years)]
+    stacked = np.stack([fish[:, ages], lengths[:, ages]], axis=1)[:, None, :, :, None]
+    return np.ascontiguousarray(stacked if ages.size else stacked[:, :0]), ages
 
 
 def _to_lanes(values: NDArray, lanes: int) -> NDArray:

@@ -1,8 +1,9 @@
-"""The engine's year step as one compiled kernel (numba): every batch row, one year, one call.
+"""The engine's year step as one compiled kernel (numba): every batch row, one year (or all), one call.
 
 :func:`carpmodel.model.dynamics.simulate` prepares flat arrays — the state ``(row, origin, age)``,
-one row of parameters per batch row (:data:`ROW_FIELDS`), the year's inputs (:data:`YEAR_FIELDS`)
-and releases — and calls :func:`year_step` once per simulated year. The kernel follows the
+one row of parameters per batch row (:data:`ROW_FIELDS`), each year's inputs (:data:`YEAR_FIELDS`)
+and releases — and calls :func:`year_step` once per simulated year, or :func:`run_years` once for
+a run without a policy (each block of rows then runs all its years in turn). The kernel follows the
 order of events documented in :mod:`carpmodel.model.dynamics`, cell by cell, with the same
 formulas as :mod:`carpmodel.model.growth`, :mod:`~carpmodel.model.mortality`,
 :mod:`~carpmodel.model.recruitment` and :mod:`~carpmodel.model.stocking` (the numpy functions
@@ -35,7 +36,7 @@ from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow
 from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
 
 __all__ = ["BLOCK", "LANES", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "announce_compile",
-           "padded_rows", "year_step"]
+           "padded_rows", "run_years", "year_step"]
 
 #: rows per parallel block
 BLOCK = 256
@@ -209,6 +210,49 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
         _year_parallel(*args)
     else:
         _year_serial(*args)
+
+
+def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_table: np.ndarray,
+              fishing_mode: int, releases: np.ndarray, release_ages: np.ndarray, ricker: bool,
+              out: np.ndarray, kept: np.ndarray, flows: np.ndarray, end: np.ndarray,
+              end_index: np.ndarray) -> None:
+    """Every year of a run without a policy in one call: each block of rows runs all its years
+    before the next block starts (its state stays in the CPU's caches, and one thread launch
+    serves the run). The same arithmetic, row by row, as :func:`year_step` once a year.
+
+    year_table : (year, len(YEAR_FIELDS), R) each year's inputs; releases : (year, set, 2, k, 1)
+    float64 the same for every row, at the ages ``release_ages``; end_index : (year,) int64, the
+    slot of ``end`` written in that year or -1; the other arrays as in :func:`year_step`.
+    """
+    args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, _NODES,
+            _WEIGHTS, out, kept, flows, end, end_index)
+    if numbers.shape[2] >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread():
+        _years_parallel(*args)
+    else:
+        _years_serial(*args)
+
+
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker,
+                    nodes, weights, out, kept, flows, end, end_index):  # noqa: ANN001, ANN202
+    n_rows = numbers.shape[2]
+    n_blocks = (n_rows + BLOCK - 1) // BLOCK
+    for block in prange(n_blocks):
+        for y in range(year_table.shape[0]):
+            _advance_rows(block * BLOCK, min((block + 1) * BLOCK, n_rows), numbers, length, rows,
+                          year_table[y], fishing_mode, releases[y], release_ages, ricker, nodes,
+                          weights, out, y, kept, flows, end, end_index[y])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _years_serial(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker,
+                  nodes, weights, out, kept, flows, end, end_index):  # noqa: ANN001, ANN202
+    n_rows = numbers.shape[2]
+    for start in range(0, n_rows, BLOCK):
+        for y in range(year_table.shape[0]):
+            _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_table[y],
+                          fishing_mode, releases[y], release_ages, ricker, nodes, weights, out, y,
+                          kept, flows, end, end_index[y])
 
 
 #: per-row scalars of a block's work space (see :func:`_advance_rows`)
