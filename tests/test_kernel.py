@@ -193,3 +193,19 @@ def test_a_run_without_policy_in_one_call_equals_the_year_by_year_run(dtype, n_r
     for name in (*OUTPUTS, "final_numbers", "final_length_state_cm"):
         np.testing.assert_array_equal(getattr(at_once, name), getattr(by_year, name), err_msg=name)
     assert np.all(at_once.released_fish[:, 5] == 2e4 + 3e4)
+
+
+@pytest.mark.parametrize("whole_run", [True, False])
+def test_the_compile_notice_looks_for_the_cached_entry_point_it_will_run(whole_run, tmp_path, monkeypatch,
+                                                                         capsys):
+    entry = kernel._years_serial if whole_run else kernel._year_serial
+    other = kernel._year_serial if whole_run else kernel._years_serial
+    monkeypatch.setattr(entry._cache, "_cache_path", str(tmp_path))
+    monkeypatch.setattr(kernel, "_announced", set())
+    (tmp_path / f"kernel.{other.__name__}-100.py311.nbi").write_bytes(b"")   # the other one cached
+    kernel.announce_compile(np.dtype(np.float64), whole_run)
+    assert "compiling the engine for float64" in capsys.readouterr().err
+    monkeypatch.setattr(kernel, "_announced", set())
+    (tmp_path / f"kernel.{entry.__name__}-100.py311.nbi").write_bytes(b"")   # now this one too
+    kernel.announce_compile(np.dtype(np.float64), whole_run)
+    assert capsys.readouterr().err == ""

@@ -332,8 +332,9 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
         released = np.broadcast_to(state.released_fish, batch + (years.size,))
         data["cost"] = (dims, setup.cost(released))
     data["release_survival"] = ((DRAW,), np.broadcast_to(np.asarray(params.release_survival), (draws.size,)))
-    data["dynamic_ssb0_t"] = ((SCENARIO, DRAW, YEAR),
-                              np.broadcast_to(unfished.ssb_t, (n_scenario, draws.size, years.size)))
+    # a compact copy: the engine's series are views of its whole output buffer
+    data["dynamic_ssb0_t"] = ((SCENARIO, DRAW, YEAR), np.broadcast_to(
+        np.ascontiguousarray(unfished.ssb_t), (n_scenario, draws.size, years.size)))
     data["ssb0_t"] = ((DRAW,), np.broadcast_to(history.reference.ssb0_t, (draws.size,)))
     data["biomass0_t"] = ((DRAW,), np.broadcast_to(history.reference.biomass0_t, (draws.size,)))
     if prepared.temperature_c is not None:

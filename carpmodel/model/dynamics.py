@@ -311,15 +311,16 @@ def simulate(
     year_table = _year_table(batch, lanes, n_years, dtype, multipliers, log_rec_devs, fishing)
     given = _given_releases(release_fish, release_length_cm, n_years, n_age)
     ricker = params.recruitment == "ricker"
-    kernel.announce_compile(dtype)
-    if policy is None and given is not None:
+    whole_run = policy is None and given is not None
+    kernel.announce_compile(dtype, whole_run)
+    if whole_run:
         # nothing to decide between years: every year in one kernel call
         end_index = np.full(n_years, -1, dtype=np.int64)
         for slot, year in enumerate(keep_end):
             end_index[year] = slot
         kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, kept, flows, end,
                          end_index)
-    for y in range(n_years if policy is not None or given is None else 0):
+    for y in range(0 if whole_run else n_years):
         year_in, year_mode = year_table[y], mode
         control = YearControl()
         if policy is not None:

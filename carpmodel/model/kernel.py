@@ -558,16 +558,19 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
 _NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
 _WEIGHTS = np.ascontiguousarray(TIME_WEIGHTS, dtype=np.float64)
 
-_announced: set[str] = set()
+_announced: set[tuple[str, bool]] = set()
 
 
-def announce_compile(dtype: np.dtype) -> None:
-    """Say on stderr, once per process and dtype, that the kernel is being compiled when numba's
-    cache holds no compiled kernel yet (a fresh installation)."""
-    if dtype.name in _announced:
+def announce_compile(dtype: np.dtype, whole_run: bool = False) -> None:
+    """Say on stderr, once per process, dtype and entry point (:func:`run_years` when
+    ``whole_run``, else :func:`year_step`), that the kernel is being compiled when numba's cache
+    holds no compiled version of that entry point yet (a fresh installation)."""
+    entry = _years_serial if whole_run else _year_serial
+    key = (dtype.name, whole_run)
+    if key in _announced:
         return
-    _announced.add(dtype.name)
-    path = getattr(getattr(_year_serial, "_cache", None), "_cache_path", None)
-    if path is None or not any(Path(path).glob("kernel._year_serial-*.nbi")):
+    _announced.add(key)
+    path = getattr(getattr(entry, "_cache", None), "_cache_path", None)
+    if path is None or not any(Path(path).glob(f"kernel.{entry.__name__}-*.nbi")):
         print(f"carpmodel: compiling the engine for {dtype.name} (once per installation, ~10-40 s)",
               file=sys.stderr, flush=True)
