@@ -135,3 +135,27 @@ def test_a_generated_block_is_replaced_between_its_markers_only():
         f"intro\n{start_marker('demo')}new table\n{END}\noutro {END}\n"
     with pytest.raises(ValueError, match="demo"):
         replace_block("no markers here", "demo", "x")
+
+
+def test_docs_script_reads_a_run_writes_the_record_and_the_block(tmp_path, monkeypatch, capsys):
+    from carpmodel.report.doc_blocks import END, docs_script, start_marker
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{start_marker('demo')}old\n{END}\nrest\n")
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def script(*argv: str) -> int:
+        monkeypatch.setattr("sys.argv", ["demo.py", *argv])
+        return docs_script(description="demo", source=("directory", "a run directory", "a run directory"),
+                           readme=readme, block="demo", read_run=lambda args: {"n": len(args.source.name)},
+                           markdown=lambda record: f"n = {record['n']}\n")
+
+    assert script(str(run), "--json", str(tmp_path / "record.json"), "--write-readme") == 0
+    assert json.loads((tmp_path / "record.json").read_text()) == {"n": 3}
+    assert readme.read_text() == f"# x\n{start_marker('demo')}n = 3\n{END}\nrest\n"
+    assert script("--from-json", str(tmp_path / "record.json")) == 0
+    assert capsys.readouterr().out == "n = 3\nn = 3\n"
+    with pytest.raises(SystemExit):
+        script()
+    assert "give a run directory or --from-json FILE" in capsys.readouterr().err

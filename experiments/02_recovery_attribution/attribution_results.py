@@ -18,13 +18,12 @@ checks.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
 from pathlib import Path
 
-from carpmodel.report.doc_blocks import machine_record, replace_block
+from carpmodel.report.doc_blocks import docs_script, machine_record
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -165,26 +164,10 @@ def markdown(record: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("fit", type=Path, nargs="?", help="a `carpmodel fit` (or `run`) output directory")
-    parser.add_argument("--json", type=Path, help="write the record here")
-    parser.add_argument("--from-json", type=Path, help="print the README block of a saved record")
-    parser.add_argument("--write-readme", action="store_true", help="put the block into README.md")
-    args = parser.parse_args()
-    if args.from_json:
-        record = json.loads(args.from_json.read_text())
-    elif args.fit:
-        record = read_run(args.fit)
-        if args.json:
-            args.json.write_text(json.dumps(record, indent=1) + "\n")
-    else:
-        parser.error("give a fit directory or --from-json FILE")
-    block = markdown(record)
-    if args.write_readme:
-        readme = HERE / "README.md"
-        readme.write_text(replace_block(readme.read_text(), "attribution_results", block))
-    print(block, end="")
-    return 0
+    return docs_script(
+        description=__doc__.splitlines()[0], readme=HERE / "README.md", block="attribution_results",
+        source=("fit", "a `carpmodel fit` (or `run`) output directory", "a fit directory"),
+        read_run=lambda args: read_run(args.source), markdown=markdown)
 
 
 if __name__ == "__main__":

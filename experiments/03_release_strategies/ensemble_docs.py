@@ -17,13 +17,12 @@ Reads ``ensemble_members.csv``, ``ensemble_metrics.csv`` and ``budget.csv`` of
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
 from pathlib import Path
 
-from carpmodel.report.doc_blocks import machine_record, replace_block
+from carpmodel.report.doc_blocks import docs_script, machine_record
 
 HERE = Path(__file__).resolve().parent
 YEAR = 2050
@@ -191,29 +190,13 @@ def _compact(record: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path, nargs="?", help="ensemble_results.py's output directory")
-    parser.add_argument("--log", type=Path, help="ensemble_results.py's printed output (run times)")
-    parser.add_argument("--json", type=Path, help="write the record here")
-    parser.add_argument("--from-json", type=Path, help="print the README block of a saved record")
-    parser.add_argument("--write-readme", action="store_true", help="put the block into README.md")
-    args = parser.parse_args()
-    if args.from_json:
-        record = json.loads(args.from_json.read_text())
-    elif args.directory:
-        record = read_run(args.directory, args.log)
-        if args.json:   # one table row a line; six decimals (the tables show at most two)
-            args.json.write_text(_compact(record) + "\n")
-    else:
-        parser.error("give an ensemble output directory or --from-json FILE")
-    block = markdown(record)
-    if args.write_readme:
-        readme = HERE / "README.md"
-        readme.write_text(replace_block(readme.read_text(), "ensemble_docs", block))
-    print(block, end="")
-    for line in quoted(record):
-        print(f"quoted: {line}")
-    return 0
+    return docs_script(
+        description=__doc__.splitlines()[0], readme=HERE / "README.md", block="ensemble_docs",
+        source=("directory", "ensemble_results.py's output directory", "an ensemble output directory"),
+        options=(("--log", {"type": Path, "help": "ensemble_results.py's printed output (run times)"}),),
+        read_run=lambda args: read_run(args.source, args.log), markdown=markdown,
+        dump=_compact,   # one table row a line; six decimals (the tables show at most two)
+        after=lambda record: [print(f"quoted: {line}") for line in quoted(record)])
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ effect, +2 and +4 °C by 2100, in 2050 and 2100, with the date, versions and mac
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
-from carpmodel.report.doc_blocks import machine_record, replace_block
+from carpmodel.report.doc_blocks import docs_script, machine_record
 
 HERE = Path(__file__).resolve().parent
 WARMING_C = (2.0, 4.0)
@@ -115,26 +114,10 @@ def markdown(record: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path, nargs="?", help="a `carpmodel sensitivity` output directory")
-    parser.add_argument("--json", type=Path, help="write the record here")
-    parser.add_argument("--from-json", type=Path, help="print the README block of a saved record")
-    parser.add_argument("--write-readme", action="store_true", help="put the block into README.md")
-    args = parser.parse_args()
-    if args.from_json:
-        record = json.loads(args.from_json.read_text())
-    elif args.directory:
-        record = read_run(args.directory)
-        if args.json:
-            args.json.write_text(json.dumps(record, indent=1) + "\n")
-    else:
-        parser.error("give a sensitivity directory or --from-json FILE")
-    block = markdown(record)
-    if args.write_readme:
-        readme = HERE / "README.md"
-        readme.write_text(replace_block(readme.read_text(), "sensitivity_results", block))
-    print(block, end="")
-    return 0
+    return docs_script(
+        description=__doc__.splitlines()[0], readme=HERE / "README.md", block="sensitivity_results",
+        source=("directory", "a `carpmodel sensitivity` output directory", "a sensitivity directory"),
+        read_run=lambda args: read_run(args.source), markdown=markdown)
 
 
 if __name__ == "__main__":
