@@ -3,6 +3,8 @@ carpmodel.model.equilibrium)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -449,3 +451,25 @@ def test_depleted_start_has_the_asked_biomass_and_its_age_deviations():
     # under the F that shaped it and no catch taken the stock grows (it is below equilibrium)
     state = simulate(p, n_years=10, initial_numbers=numbers, initial_length_state_cm=length)
     assert state.total_biomass_t[-1] > 2 * state.total_biomass_t[0]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"r0": np.array([1e6, np.nan])}, "r0: expected finite values"),
+    ({"max_egg_survival": 1.5}, "max_egg_survival: expected values in (0, 1)"),
+    ({"dd_window_end_age_yr": 30.0}, "dd_window_end_age_yr: expected integers in 1..11"),
+    ({"max_age_yr": 2}, "max_age_yr: expected an integer >= 3"),
+    ({"recruitment": "hockey_stick"}, "recruitment: expected 'beverton_holt' or 'ricker'"),
+])
+def test_replace_checks_the_fields_it_changes(change, message):
+    from carpmodel.errors import ConfigError
+
+    p = make_params()
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        p.replace(**change)
+    with pytest.raises(TypeError, match="no field growth"):
+        p.replace(growth=1.0)
+    q = p.replace(r0=np.array([1e6, 2e6]))
+    assert q.batch_shape == (2,) and not q.r0.flags.writeable and p.r0.shape == ()
+    assert q.max_egg_survival is p.max_egg_survival     # unchanged fields are shared, not copied
+    with pytest.raises(ConfigError, match=re.escape("expected integers in 1..3")):  # window vs new A
+        make_params(dd_window_end_age_yr=5).replace(max_age_yr=4)

@@ -311,13 +311,13 @@ def simulate(
     year_table = _year_table(batch, lanes, n_years, dtype, multipliers, log_rec_devs, fishing)
     given = _given_releases(release_fish, release_length_cm, n_years, n_age)
     ricker = params.recruitment == "ricker"
+    end_index = np.full(n_years, -1, dtype=np.int64)   # the slot of `end` each year fills, or -1
+    for slot, year in enumerate(keep_end):
+        end_index[year] = slot
     whole_run = policy is None and given is not None
     kernel.announce_compile(dtype, whole_run)
     if whole_run:
         # nothing to decide between years: every year in one kernel call
-        end_index = np.full(n_years, -1, dtype=np.int64)
-        for slot, year in enumerate(keep_end):
-            end_index[year] = slot
         kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, kept, flows, end,
                          end_index)
     for y in range(0 if whole_run else n_years):
@@ -342,7 +342,7 @@ def simulate(
                 (np.asarray(release_fish)[..., y, :], np.asarray(release_length_cm)[..., y, :]),
                 (control.release_fish, control.release_length_cm))
         kernel.year_step(numbers, length, rows, year_in, year_mode, *releases, ricker, out, y, kept,
-                         flows, end, keep_end.index(y) if y in keep_end else -1)
+                         flows, end, int(end_index[y]))
 
     years = (n_years, 2, n_age)
     kept_years = (len(keep_end), 2, n_age)
