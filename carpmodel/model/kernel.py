@@ -206,10 +206,16 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     """
     args = (numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, _NODES, _WEIGHTS,
             out, y, kept, flows, end, end_index)
-    if numbers.shape[2] >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread():
+    if _on_threads(numbers.shape[2]):
         _year_parallel(*args)
     else:
         _year_serial(*args)
+
+
+def _on_threads(n_rows: int) -> bool:
+    """Whether a call runs its blocks on numba's threads: at least :data:`PARALLEL_ROWS` rows and
+    called from the main thread (see :func:`year_step`)."""
+    return n_rows >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread()
 
 
 def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_table: np.ndarray,
@@ -226,7 +232,7 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
     """
     args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, _NODES,
             _WEIGHTS, out, kept, flows, end, end_index)
-    if numbers.shape[2] >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread():
+    if _on_threads(numbers.shape[2]):
         _years_parallel(*args)
     else:
         _years_serial(*args)
