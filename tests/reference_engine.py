@@ -25,8 +25,21 @@ from carpmodel.model.dynamics import (
     ProcessMultipliers,
     YearControl,
 )
-from carpmodel.model.equilibrium import age_dot, equilibrium_state, expand, reference_points
-from carpmodel.model.growth import body_length_cm, first_season_length_cm, grow_one_year, weight_g
+from carpmodel.model.equilibrium import (
+    PLUS_GROUP_PASSES,
+    PLUS_GROUP_TOLERANCE_CM,
+    age_dot,
+    equilibrium_state,
+    expand,
+    reference_points,
+)
+from carpmodel.model.growth import (
+    body_length_cm,
+    first_season_length_cm,
+    grow_one_year,
+    length_at_age_cm,
+    weight_g,
+)
 from carpmodel.model.maturity import maturity_at_length
 from carpmodel.model.mortality import (
     baranov_catch_fraction,
@@ -285,3 +298,50 @@ def reference_simulate(
                            natural_deaths=kept_natural, catch_numbers=kept_catch,
                            end_numbers=end_numbers, end_length_cm=end_length,
                            final_numbers=numbers, final_length_state_cm=length, reference=ref)
+
+
+def _survival_no_dd(p: dict, length_state: NDArray, f: NDArray) -> NDArray:
+    m = lorenzen_m_per_yr(length_state, l_inf_cm=p["l_inf_cm"], k_per_yr=p["k_per_yr"],
+                          m_ref_per_yr=p["m_ref_per_yr"], m_ref_length_cm=p["m_ref_length_cm"],
+                          lorenzen_c=p["lorenzen_c"], hatch_length_cm=p["hatch_length_cm"])
+    sel = logistic_selectivity(body_length_cm(length_state, p["hatch_length_cm"]),
+                               p["selectivity_l50_cm"], p["selectivity_slope_cm"])
+    return np.exp(-(m + f * sel))
+
+
+def reference_per_recruit_schedule(params: Parameters, f_per_yr: Any) -> tuple[NDArray, ...]:
+    """:func:`carpmodel.model.equilibrium.per_recruit_schedule` written with the model's numpy
+    functions (carpmodel 0.2's version, before the schedule was compiled).
+
+    The plus group's length is a fixed point (its survival depends on its length weakly):
+    iterated on the plus-group column only, at most :data:`PLUS_GROUP_PASSES` times, each row
+    stopping once it moves by less than :data:`PLUS_GROUP_TOLERANCE_CM`.
+    """
+    p = expand(params)
+    f = np.asarray(f_per_yr, dtype=float)[..., None, None]
+    ages = np.arange(params.n_age, dtype=float)
+    length_state = length_at_age_cm(ages, p["l_inf_cm"], p["k_per_yr"], p["hatch_time_yr"],
+                                    p["hatch_length_cm"])
+    full = np.broadcast_shapes(length_state.shape, f.shape, *(v.shape for v in p.values()))
+    length_state = np.broadcast_to(length_state, full).copy()
+    k = p["k_per_yr"]
+    decay = np.exp(-k)
+    grown_prev = grow_one_year(length_state[..., -2:-1], p["l_inf_cm"], k)
+    survival = _survival_no_dd(p, length_state, f)
+    done = np.zeros(full[:-1] + (1,), bool)    # a row stops once converged: batch-independent
+    for _ in range(PLUS_GROUP_PASSES):
+        s_plus = survival[..., -1:]
+        plus = ((1.0 - s_plus) * grown_prev + s_plus * p["l_inf_cm"] * (1.0 - decay)) / (1.0 - s_plus * decay)
+        plus = np.where(done, length_state[..., -1:], plus)
+        done |= np.abs(plus - length_state[..., -1:]) <= PLUS_GROUP_TOLERANCE_CM
+        length_state[..., -1:] = plus
+        survival[..., -1:] = _survival_no_dd(p, length_state[..., -1:], f)
+        if np.all(done):
+            break
+    body = body_length_cm(length_state, p["hatch_length_cm"])
+    w = weight_g(body, p["lw_a"], p["lw_b"])
+    mat = maturity_at_length(body, p["maturity_l50_cm"], p["maturity_slope_cm"])
+    grown = body_length_cm(grow_one_year(length_state, p["l_inf_cm"], k), p["hatch_length_cm"])
+    w_end = weight_g(grown, p["lw_a"], p["lw_b"])
+    survey = logistic_selectivity(grown, p["survey_l50_cm"], p["survey_slope_cm"])
+    return length_state, w, mat, survival, w_end, survey

@@ -12,11 +12,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
-from reference_engine import reference_simulate
+from reference_engine import reference_per_recruit_schedule, reference_simulate
 from test_dynamics import make_params
 
 from carpmodel.model import kernel
 from carpmodel.model.dynamics import ProcessMultipliers, YearControl, simulate
+from carpmodel.model.equilibrium import per_recruit_schedule
 
 OUTPUTS = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "eggs", "recruits",
            "catch_t", "catch_shortfall_t", "f_per_yr", "released_fish",
@@ -77,6 +78,23 @@ def test_kernel_matches_the_numpy_reference_in_float32():
     reference = reference_simulate(params, dtype=np.float32, **kwargs)
     assert kernel.biomass_t.dtype == np.float32
     _assert_close(kernel, reference, rtol=2e-4)
+
+
+@pytest.mark.parametrize("lw_b", [3.0, 3.1])
+def test_the_compiled_per_recruit_schedule_matches_the_numpy_reference(lw_b):
+    # Lorenzen c 0, 1 and 0.6 across the rows, F a (2, rows) grid broadcast against them; the same
+    # formulas with the kernel's exp/log (<= 2 ulp): observed <= 1e-15 relative
+    params, _ = _case(n_rows=12)
+    params = params.replace(lw_b=lw_b, hatch_time_yr=0.3)
+    f = np.stack([np.zeros(12), np.linspace(0.0, 1.5, 12)])
+    got = per_recruit_schedule(params, f)
+    expected = reference_per_recruit_schedule(params, f)
+    assert len(got) == len(expected) == 6
+    for name, a, b in zip(("length", "weight", "maturity", "survival", "end weight", "survey"), got, expected,
+                          strict=True):
+        assert a.shape == b.shape == (2, 12, 1, params.n_age), name
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=0.0, err_msg=name)
+    assert np.all(got[3][1, 1:] < got[3][0, 1:])    # fishing lowers survival wherever F > 0
 
 
 def test_kernel_matches_the_reference_with_f_given_ricker_and_a_policy():
@@ -177,10 +195,13 @@ def test_kernel_math_is_within_two_ulp_of_numpy(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n_rows", [12, kernel.PARALLEL_ROWS + 100])
+@pytest.mark.parametrize("n_rows", [12, 89, kernel.PARALLEL_ROWS + 100])
 def test_a_run_without_policy_in_one_call_equals_the_year_by_year_run(dtype, n_rows):
     # releases the same for every row and no policy: kernel.run_years runs every year in one
-    # call (block by block); the same releases laid out per row take the year-by-year path
+    # call (block by block: 12 rows on the calling thread, 89 rows (a fit's gradient) in two
+    # blocks of 48 and 41 rows on numba's threads, 612 in blocks of BLOCK); the same releases
+    # laid out per row take the year-by-year path
+    assert kernel.run_block_rows(89, 2) == 48 and kernel.run_block_rows(10_000, 2) == kernel.BLOCK
     params, kwargs = _case(n_rows=n_rows)
     release = np.zeros((N_YEARS, params.n_age))
     release[3:20, 0], release[5:30, 1], release[10:, 3] = 2e4, 3e4, 3e3

@@ -23,13 +23,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from carpmodel.model.growth import body_length_cm, grow_one_year, length_at_age_cm, weight_g
-from carpmodel.model.maturity import maturity_at_length
+from carpmodel.model.kernel_cells import (
+    NODES,
+    SCHEDULE_FIELDS,
+    SCHEDULE_OUTPUTS,
+    WEIGHTS,
+    per_recruit_rows,
+)
 from carpmodel.model.mortality import (
     dd_survival,
     juveniles_at_dd_survival,
-    logistic_selectivity,
-    lorenzen_m_per_yr,
     window_mask,
 )
 from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
@@ -93,55 +96,30 @@ def expand(params: Parameters, dtype: Any = np.float64) -> dict[str, NDArray]:
             for name, value in vars(params).items() if name not in STRUCTURAL_FIELDS}
 
 
-def _ages(params: Parameters) -> NDArray:
-    return np.arange(params.n_age, dtype=float)
-
-
-def _survival_no_dd(p: dict, length_state: NDArray, f: NDArray) -> NDArray:
-    m = lorenzen_m_per_yr(length_state, l_inf_cm=p["l_inf_cm"], k_per_yr=p["k_per_yr"],
-                          m_ref_per_yr=p["m_ref_per_yr"], m_ref_length_cm=p["m_ref_length_cm"],
-                          lorenzen_c=p["lorenzen_c"], hatch_length_cm=p["hatch_length_cm"])
-    sel = logistic_selectivity(body_length_cm(length_state, p["hatch_length_cm"]),
-                               p["selectivity_l50_cm"], p["selectivity_slope_cm"])
-    return np.exp(-(m + f * sel))
-
-
 def per_recruit_schedule(params: Parameters, f_per_yr: Any) -> tuple[NDArray, ...]:
     """Per-recruit schedule of wild fish under a constant F, shapes ``(*batch, 1, age)``:
     ``(length_state, weight, maturity, survival without density dependence, end-of-year weight,
     end-of-year survey selectivity)``, on 1 January (end-of-year: after a year's growth).
 
-    The plus group's length is a fixed point (its survival depends on its length weakly):
-    iterated on the plus-group column only, at most :data:`PLUS_GROUP_PASSES` times, each row
-    stopping once it moves by less than :data:`PLUS_GROUP_TOLERANCE_CM`.
+    Lengths follow :func:`carpmodel.model.growth.length_at_age_cm`; survival is
+    ``exp(−M(L) − F·sel(L))`` with M of :func:`carpmodel.model.mortality.lorenzen_m_per_yr`. The
+    plus group's length is a fixed point (its survival depends on its length weakly): iterated at
+    most :data:`PLUS_GROUP_PASSES` times, each row stopping once it moves by less than
+    :data:`PLUS_GROUP_TOLERANCE_CM`. Computed in compiled code, rows in SIMD lanes
+    (:func:`carpmodel.model.kernel_cells.per_recruit_rows`).
     """
-    p = expand(params)
-    f = np.asarray(f_per_yr, dtype=float)[..., None, None]
-    length_state = length_at_age_cm(_ages(params), p["l_inf_cm"], p["k_per_yr"], p["hatch_time_yr"],
-                                    p["hatch_length_cm"])
-    full = np.broadcast_shapes(length_state.shape, f.shape, *(v.shape for v in p.values()))
-    length_state = np.broadcast_to(length_state, full).copy()
-    k = p["k_per_yr"]
-    decay = np.exp(-k)
-    grown_prev = grow_one_year(length_state[..., -2:-1], p["l_inf_cm"], k)
-    survival = _survival_no_dd(p, length_state, f)
-    done = np.zeros(full[:-1] + (1,), bool)    # a row stops once converged: batch-independent
-    for _ in range(PLUS_GROUP_PASSES):
-        s_plus = survival[..., -1:]
-        plus = ((1.0 - s_plus) * grown_prev + s_plus * p["l_inf_cm"] * (1.0 - decay)) / (1.0 - s_plus * decay)
-        plus = np.where(done, length_state[..., -1:], plus)
-        done |= np.abs(plus - length_state[..., -1:]) <= PLUS_GROUP_TOLERANCE_CM
-        length_state[..., -1:] = plus
-        survival[..., -1:] = _survival_no_dd(p, length_state[..., -1:], f)
-        if np.all(done):
-            break
-    body = body_length_cm(length_state, p["hatch_length_cm"])
-    w = weight_g(body, p["lw_a"], p["lw_b"])
-    mat = maturity_at_length(body, p["maturity_l50_cm"], p["maturity_slope_cm"])
-    grown = body_length_cm(grow_one_year(length_state, p["l_inf_cm"], k), p["hatch_length_cm"])
-    w_end = weight_g(grown, p["lw_a"], p["lw_b"])
-    survey = logistic_selectivity(grown, p["survey_l50_cm"], p["survey_slope_cm"])
-    return length_state, w, mat, survival, w_end, survey
+    f = np.asarray(f_per_yr, dtype=float)
+    values = [f if name == "f_per_yr" else np.asarray(getattr(params, name), dtype=float)
+              for name in SCHEDULE_FIELDS]
+    batch = np.broadcast_shapes(params.batch_shape, f.shape)   # every field's batch, as the callers expect
+    table = np.empty((len(values), int(np.prod(batch))))
+    columns = table.reshape(len(values), *batch)
+    for column, value in enumerate(values):
+        columns[column] = value
+    out = np.empty((len(SCHEDULE_OUTPUTS), params.n_age, table.shape[1]))
+    per_recruit_rows(table, PLUS_GROUP_PASSES, PLUS_GROUP_TOLERANCE_CM, NODES, WEIGHTS, out)
+    by_row = np.ascontiguousarray(np.moveaxis(out, 1, -1))     # (output, row, age)
+    return tuple(by_row.reshape(len(SCHEDULE_OUTPUTS), *batch, 1, params.n_age))
 
 
 def _numbers_per_recruit(survival: NDArray, window: NDArray, x: NDArray) -> NDArray:

@@ -11,7 +11,7 @@ there remain the documented definitions; ``tests/reference_engine.py`` runs them
 check the kernel).
 
 Rows are independent: a row's result never depends on the other rows, on how a batch is
-chunked or on the number of threads (rows run in blocks of :data:`BLOCK` rows, blocks in
+chunked or on the number of threads (rows run in blocks of at most :data:`BLOCK` rows, blocks in
 parallel; arithmetic is strict IEEE, no fast-math). The cell arithmetic is in the state's
 precision (float64 for fits, float32 for projections: twice the SIMD lanes); per-row scalars
 (recruitment, the F solved from catch) are float64.
@@ -25,18 +25,34 @@ dtype; :func:`announce_compile` says so on stderr.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 from pathlib import Path
 
+import numba
 import numpy as np
 from numba import njit, prange
 
-from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow, like
-from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
+from carpmodel.model.kernel_cells import (
+    NODES,
+    WEIGHTS,
+    logistic_cell,
+    lorenzen_below_hatch,
+    lorenzen_cell,
+    lorenzen_inverse_length,
+    weight_cell,
+)
+from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p
 
 __all__ = ["BLOCK", "LANES", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "announce_compile",
            "padded_rows", "run_years", "year_step"]
+
+#: numba's OpenMP threads sleep between parallel calls rather than spin (GNU OpenMP spins for
+#: ~0.1-1 ms by default, so an idle thread burned a core while the main thread ran the Python
+#: between calls: a fit took twice its CPU time); an ``OMP_WAIT_POLICY`` already set is kept.
+#: Read by libgomp once it loads, at the first parallel call.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: rows per parallel block
 BLOCK = 256
@@ -44,6 +60,9 @@ BLOCK = 256
 LANES = 8
 #: batches with at least this many rows run on numba's threads
 PARALLEL_ROWS = 512
+#: whole runs (:func:`run_years`) with at least this many rows run on numba's threads: their work
+#: is every year of every row, so a fit's 89-row gradient already outweighs a thread launch
+PARALLEL_RUN_ROWS = 2 * LANES
 
 #: columns of the per-row parameter table (float64)
 ROW_FIELDS = (
@@ -78,55 +97,6 @@ OUTPUT_FIELDS = (
 #: (:func:`carpmodel.model.mortality.solve_f_from_catch`)
 F_NEWTON_ITERATIONS = 30
 F_TOLERANCE = 1e-14
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _weight(body: float, lw_a: float, lw_b: float) -> float:
-    if lw_b == 3.0:
-        return lw_a * (body * body * body)
-    return lw_a * fast_pow(body, lw_b)
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _logistic(x: float, l50: float, slope: float) -> float:
-    one = like(1.0, x)
-    return one / (one + fast_exp(-(x - l50) / slope))
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _lorenzen_inverse_length(length: float, growth_span: float, rate: float, l_inf: float) -> float:
-    """``∫₀¹ dt/L(t)`` from a start at or above the hatch length (1/cm); ``growth_span`` is
-    ``L∞·(e^κ − 1)``, the same for every cell of a row."""
-    return fast_log1p(growth_span / length) / (rate * l_inf)
-
-
-@njit(cache=True, error_model="numpy")
-def _lorenzen_below_hatch(length: float, hatch: float, rate: float, l_inf: float) -> float:
-    """``∫₀¹ dt/max(L(t), L_h)`` from a start below the hatch length (1/cm): ``1/L_h`` until the
-    path reaches ``L_h``, then the closed form over the rest of the year."""
-    ratio = (l_inf - length) / max(l_inf - hatch, 1e-12)
-    t_a = min(max(fast_log(max(ratio, 1.0)) / rate, 0.0), 1.0)
-    span = l_inf * math.expm1(rate * (1.0 - t_a))
-    return t_a / hatch + fast_log1p(span / max(length, hatch)) / (rate * l_inf)
-
-
-@njit(cache=True, error_model="numpy")
-def _lorenzen(length: float, c: float, hatch: float, l_inf: float, m_ref_length: float, rate: float,
-              scale: float, growth_span: float, nodes: np.ndarray, weights: np.ndarray) -> float:
-    """Lorenzen M integrated over the year along the growth path (1/yr), any exponent ``c``
-    (:func:`carpmodel.model.mortality.lorenzen_m_per_yr`: closed form for c = 1, Gauss–Legendre
-    quadrature otherwise)."""
-    if c == 0.0:
-        return scale
-    if c == 1.0:
-        if length >= hatch:
-            return scale * m_ref_length * _lorenzen_inverse_length(length, growth_span, rate, l_inf)
-        return scale * m_ref_length * _lorenzen_below_hatch(length, hatch, rate, l_inf)
-    total = 0.0
-    for j in range(nodes.shape[0]):
-        path = max(l_inf - (l_inf - length) * fast_exp(-rate * nodes[j]), hatch)
-        total += fast_pow(path / m_ref_length, -c) * weights[j]
-    return scale * total
 
 
 @njit(cache=True, error_model="numpy")
@@ -204,7 +174,7 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     from other threads (dask's workers, which already run chunks in parallel), run on the
     calling thread without the GIL. The results are the same bit for bit.
     """
-    args = (numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, _NODES, _WEIGHTS,
+    args = (numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, NODES, WEIGHTS,
             out, y, kept, flows, end, end_index)
     if _on_threads(numbers.shape[2]):
         _year_parallel(*args)
@@ -212,10 +182,10 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
         _year_serial(*args)
 
 
-def _on_threads(n_rows: int) -> bool:
-    """Whether a call runs its blocks on numba's threads: at least :data:`PARALLEL_ROWS` rows and
-    called from the main thread (see :func:`year_step`)."""
-    return n_rows >= PARALLEL_ROWS and threading.current_thread() is threading.main_thread()
+def _on_threads(n_rows: int, threshold: int = PARALLEL_ROWS) -> bool:
+    """Whether a call runs its blocks on numba's threads: at least ``threshold`` rows and called
+    from the main thread (see :func:`year_step`)."""
+    return n_rows >= threshold and threading.current_thread() is threading.main_thread()
 
 
 def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_table: np.ndarray,
@@ -230,22 +200,30 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
     float64 the same for every row, at the ages ``release_ages``; end_index : (year,) int64, the
     slot of ``end`` written in that year or -1; the other arrays as in :func:`year_step`.
     """
-    args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, _NODES,
-            _WEIGHTS, out, kept, flows, end, end_index)
-    if _on_threads(numbers.shape[2]):
-        _years_parallel(*args)
+    args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, NODES,
+            WEIGHTS, out, kept, flows, end, end_index)
+    n_rows = numbers.shape[2]
+    if _on_threads(n_rows, PARALLEL_RUN_ROWS):
+        _years_parallel(*args, run_block_rows(n_rows, numba.get_num_threads()))
     else:
         _years_serial(*args)
 
 
+def run_block_rows(n_rows: int, n_threads: int) -> int:
+    """Rows per block of a whole run on ``n_threads`` threads: the rows shared evenly among the
+    threads, rounded up to a multiple of :data:`LANES`, at most :data:`BLOCK` (a row's result
+    does not depend on its block)."""
+    return min(BLOCK, padded_rows(-(-n_rows // max(n_threads, 1))))
+
+
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker,
-                    nodes, weights, out, kept, flows, end, end_index):  # noqa: ANN001, ANN202
+                    nodes, weights, out, kept, flows, end, end_index, width):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
-    n_blocks = (n_rows + BLOCK - 1) // BLOCK
+    n_blocks = (n_rows + width - 1) // width
     for block in prange(n_blocks):
         for y in range(year_table.shape[0]):
-            _advance_rows(block * BLOCK, min((block + 1) * BLOCK, n_rows), numbers, length, rows,
+            _advance_rows(block * width, min((block + 1) * width, n_rows), numbers, length, rows,
                           year_table[y], fishing_mode, releases[y], release_ages, ricker, nodes,
                           weights, out, y, kept, flows, end, end_index[y])
 
@@ -311,7 +289,7 @@ def _fill_body_weight(body, weight, length_state, first, p, cube, start, width):
             else:
                 for lane in range(width):
                     b = start + lane
-                    weight[o, a, lane] = _weight(body[o, a, lane], p[LW_A, b], p[LW_B, b])
+                    weight[o, a, lane] = weight_cell(body[o, a, lane], p[LW_A, b], p[LW_B, b])
 
 
 @njit(cache=True, error_model="numpy")
@@ -372,7 +350,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                mature = _logistic(body[o, a, lane], pl[MAT_L50, lane] * yl[Y_MATMULT, lane],
+                mature = logistic_cell(body[o, a, lane], pl[MAT_L50, lane] * yl[Y_MATMULT, lane],
                                    pl[MAT_SLOPE, lane])
                 ssb_by_origin[o, lane] += n_l[o, a, lane] * weight[o, a, lane] * mature
     for lane in range(width):
@@ -415,7 +393,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                     n_l[1, a, lane] = total
                     # the cell's body length and weight follow its new length
                     body[1, a, lane] = max(mixed, pl[HATCH_L, lane])
-                    weight[1, a, lane] = _weight(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
+                    weight[1, a, lane] = weight_cell(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
 
     # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
     below_hatch = False
@@ -431,15 +409,15 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                     m[o, a, lane] = scale[lane]
             elif c_mode == 1:
                 for lane in range(width):
-                    m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * _lorenzen_inverse_length(
+                    m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * lorenzen_inverse_length(
                         len_l[o, a, lane], growth_span[lane], rate[lane], pl[L_INF, lane])
                 for lane in range(width if below_hatch else 0):
                     if len_l[o, a, lane] < pl[HATCH_L, lane]:
-                        m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * _lorenzen_below_hatch(
+                        m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * lorenzen_below_hatch(
                             len_l[o, a, lane], pl[HATCH_L, lane], rate[lane], pl[L_INF, lane])
             else:
                 for lane in range(width):
-                    m[o, a, lane] = _lorenzen(
+                    m[o, a, lane] = lorenzen_cell(
                         len_l[o, a, lane], pl[LOR_C, lane], pl[HATCH_L, lane], pl[L_INF, lane],
                         pl[M_REF_L, lane], rate[lane], scale[lane], growth_span[lane], nodes, weights)
     for lane in range(width):
@@ -458,7 +436,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         for o in range(n_origin):
             for a in range(n_age):
                 for lane in range(width):
-                    sel[o, a, lane] = _logistic(body[o, a, lane], pl[SEL_L50, lane], pl[SEL_SLOPE, lane])
+                    sel[o, a, lane] = logistic_cell(body[o, a, lane], pl[SEL_L50, lane], pl[SEL_SLOPE, lane])
         for lane in range(width):
             if fishing_mode == F_GIVEN:
                 f[lane] = yl[Y_FISHING, lane]
@@ -490,7 +468,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                seen = alive[o, a, lane] * _logistic(grown_body[o, a, lane], pl[SUR_L50, lane],
+                seen = alive[o, a, lane] * logistic_cell(grown_body[o, a, lane], pl[SUR_L50, lane],
                                                      pl[SUR_SLOPE, lane])
                 survey_by_origin[o, lane] += seen * end_weight[o, a, lane]
                 seen_by_origin[o, lane] += seen
@@ -561,8 +539,6 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
             -(rate[lane] * (1.0 - p[HATCH_T, b])))
 
 
-_NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
-_WEIGHTS = np.ascontiguousarray(TIME_WEIGHTS, dtype=np.float64)
 
 _announced: set[tuple[str, bool]] = set()
 

@@ -1,0 +1,178 @@
+"""The model's per-cell formulas as compiled scalar functions (numba), and the per-recruit
+schedule built from them.
+
+The engine's year step (:mod:`carpmodel.model.kernel`) calls the cell formulas for every
+(origin, age, row); :func:`per_recruit_rows` runs the per-recruit schedule of
+:func:`carpmodel.model.equilibrium.per_recruit_schedule` (lengths, weights, maturity, survival
+under a constant F, with the plus group's length a fixed point) row by row, so a fit's reference
+points cost microseconds rather than a hundred numpy calls. The numpy functions of
+:mod:`carpmodel.model.growth`, :mod:`~carpmodel.model.mortality` and
+:mod:`~carpmodel.model.maturity` remain the documented definitions; ``tests/reference_engine.py``
+holds the schedule written with them, and the tests check the compiled one against it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow, like
+from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
+
+__all__ = ["NODES", "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS", "logistic_cell",
+           "lorenzen_below_hatch", "lorenzen_cell", "lorenzen_inverse_length", "per_recruit_rows",
+           "weight_cell"]
+
+#: Gauss–Legendre nodes on [0, 1] and their weights (:data:`carpmodel.model.mortality.TIME_NODES`)
+NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
+WEIGHTS = np.ascontiguousarray(TIME_WEIGHTS, dtype=np.float64)
+
+#: columns of :func:`per_recruit_rows`'s table: parameter fields, then the constant F (1/yr)
+SCHEDULE_FIELDS = (
+    "l_inf_cm", "k_per_yr", "hatch_time_yr", "hatch_length_cm", "lw_a", "lw_b", "maturity_l50_cm",
+    "maturity_slope_cm", "selectivity_l50_cm", "selectivity_slope_cm", "survey_l50_cm",
+    "survey_slope_cm", "m_ref_per_yr", "m_ref_length_cm", "lorenzen_c", "f_per_yr",
+)
+(_L_INF, _K, _HATCH_T, _HATCH_L, _LW_A, _LW_B, _MAT_L50, _MAT_SLOPE, _SEL_L50, _SEL_SLOPE, _SUR_L50,
+ _SUR_SLOPE, _M_REF, _M_REF_L, _LOR_C, _F) = range(len(SCHEDULE_FIELDS))
+#: what :func:`per_recruit_rows` writes, in the order of its ``out`` array's first axis
+SCHEDULE_OUTPUTS = ("length_state_cm", "weight_g", "maturity", "survival", "end_weight_g",
+                    "end_survey_selectivity")
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def weight_cell(body: float, lw_a: float, lw_b: float) -> float:
+    """Weight at body length, g (:func:`carpmodel.model.growth.weight_g`)."""
+    if lw_b == 3.0:
+        return lw_a * (body * body * body)
+    return lw_a * fast_pow(body, lw_b)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def logistic_cell(x: float, l50: float, slope: float) -> float:
+    """``1/(1 + exp(−(x − l50)/slope))``: selectivity and maturity at length."""
+    one = like(1.0, x)
+    return one / (one + fast_exp(-(x - l50) / slope))
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def lorenzen_inverse_length(length: float, growth_span: float, rate: float, l_inf: float) -> float:
+    """``∫₀¹ dt/L(t)`` from a start at or above the hatch length (1/cm); ``growth_span`` is
+    ``L∞·(e^κ − 1)``, the same for every cell of a row."""
+    return fast_log1p(growth_span / length) / (rate * l_inf)
+
+
+@njit(cache=True, error_model="numpy")
+def lorenzen_below_hatch(length: float, hatch: float, rate: float, l_inf: float) -> float:
+    """``∫₀¹ dt/max(L(t), L_h)`` from a start below the hatch length (1/cm): ``1/L_h`` until the
+    path reaches ``L_h``, then the closed form over the rest of the year."""
+    ratio = (l_inf - length) / max(l_inf - hatch, 1e-12)
+    t_a = min(max(fast_log(max(ratio, 1.0)) / rate, 0.0), 1.0)
+    span = l_inf * math.expm1(rate * (1.0 - t_a))
+    return t_a / hatch + fast_log1p(span / max(length, hatch)) / (rate * l_inf)
+
+
+@njit(cache=True, error_model="numpy")
+def lorenzen_cell(length: float, c: float, hatch: float, l_inf: float, m_ref_length: float, rate: float,
+                  scale: float, growth_span: float, nodes: np.ndarray, weights: np.ndarray) -> float:
+    """Lorenzen M integrated over the year along the growth path (1/yr), any exponent ``c``
+    (:func:`carpmodel.model.mortality.lorenzen_m_per_yr`: closed form for c = 1, Gauss–Legendre
+    quadrature otherwise)."""
+    if c == 0.0:
+        return scale
+    if c == 1.0:
+        if length >= hatch:
+            return scale * m_ref_length * lorenzen_inverse_length(length, growth_span, rate, l_inf)
+        return scale * m_ref_length * lorenzen_below_hatch(length, hatch, rate, l_inf)
+    total = 0.0
+    for j in range(nodes.shape[0]):
+        path = max(l_inf - (l_inf - length) * fast_exp(-rate * nodes[j]), hatch)
+        total += fast_pow(path / m_ref_length, -c) * weights[j]
+    return scale * total
+
+
+@njit(cache=True, error_model="numpy")
+def _natural_mortality(length: np.ndarray, p: np.ndarray, growth_span: np.ndarray, closed_form: bool,
+                       nodes: np.ndarray, weights: np.ndarray, m: np.ndarray) -> None:
+    """Lorenzen M (1/yr) of every row at length states ``length (row)`` into ``m (row)``: the
+    closed form in one vectorisable loop when every row has c = 1 (rows below the hatch length
+    redone with their own formula), else row by row (:func:`lorenzen_cell`)."""
+    if not closed_form:
+        for r in range(length.shape[0]):
+            m[r] = lorenzen_cell(length[r], p[_LOR_C, r], p[_HATCH_L, r], p[_L_INF, r], p[_M_REF_L, r],
+                                 p[_K, r], p[_M_REF, r], growth_span[r], nodes, weights)
+        return
+    below_hatch = False
+    for r in range(length.shape[0]):
+        m[r] = p[_M_REF, r] * p[_M_REF_L, r] * lorenzen_inverse_length(length[r], growth_span[r], p[_K, r],
+                                                                       p[_L_INF, r])
+        below_hatch |= length[r] < p[_HATCH_L, r]
+    for r in range(length.shape[0] if below_hatch else 0):
+        if length[r] < p[_HATCH_L, r]:
+            m[r] = p[_M_REF, r] * p[_M_REF_L, r] * lorenzen_below_hatch(length[r], p[_HATCH_L, r], p[_K, r],
+                                                                       p[_L_INF, r])
+
+
+@njit(cache=True, error_model="numpy")
+def _survival(length: np.ndarray, p: np.ndarray, growth_span: np.ndarray, closed_form: bool,
+              nodes: np.ndarray, weights: np.ndarray, m: np.ndarray, survival: np.ndarray) -> None:
+    """``exp(−M(L) − F·sel(L))`` over one year of every row at length states ``length (row)``
+    into ``survival (row)``; ``m (row)`` is work space."""
+    _natural_mortality(length, p, growth_span, closed_form, nodes, weights, m)
+    for r in range(length.shape[0]):
+        body = max(length[r], p[_HATCH_L, r])
+        fished = p[_F, r] * logistic_cell(body, p[_SEL_L50, r], p[_SEL_SLOPE, r])
+        survival[r] = fast_exp(-(m[r] + fished))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def per_recruit_rows(table: np.ndarray, passes: int, tolerance_cm: float, nodes: np.ndarray,
+                     weights: np.ndarray, out: np.ndarray) -> None:
+    """The per-recruit schedule of each row (column) of ``table (len(SCHEDULE_FIELDS), row)`` into
+    ``out (len(SCHEDULE_OUTPUTS), age, row)`` (see
+    :func:`carpmodel.model.equilibrium.per_recruit_schedule`): lengths on 1 January from
+    hatching, the plus group's length a fixed point (at most ``passes`` passes, each row stopping
+    once it moves by at most ``tolerance_cm``), and at each age weight, maturity, survival under
+    the row's F, and weight and survey selectivity after a year's growth. Rows are innermost,
+    so the loops over them run in SIMD lanes; a row's values never depend on the others."""
+    n_rows, n_age = table.shape[1], out.shape[1]
+    p = table
+    closed_form = True
+    decay, growth_span, m = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
+    for r in range(n_rows):
+        closed_form &= p[_LOR_C, r] == 1.0
+        decay[r] = math.exp(-p[_K, r])
+        growth_span[r] = p[_L_INF, r] * math.expm1(p[_K, r])
+    length, survival = out[0], out[3]
+    for a in range(n_age):
+        for r in range(n_rows):
+            lived = max(a - p[_HATCH_T, r], 0.0)
+            length[a, r] = p[_L_INF, r] - (p[_L_INF, r] - p[_HATCH_L, r]) * fast_exp(-p[_K, r] * lived)
+        _survival(length[a], p, growth_span, closed_form, nodes, weights, m, survival[a])
+    plus = n_age - 1
+    grown_prev = np.empty(n_rows)
+    done = np.zeros(n_rows, np.bool_)
+    for r in range(n_rows):
+        grown_prev[r] = length[plus - 1, r] + (p[_L_INF, r] - length[plus - 1, r]) * (1.0 - decay[r])
+    for _ in range(passes):
+        all_done = True
+        for r in range(n_rows):
+            s, d = survival[plus, r], decay[r]
+            fixed = ((1.0 - s) * grown_prev[r] + s * p[_L_INF, r] * (1.0 - d)) / (1.0 - s * d)
+            fixed = length[plus, r] if done[r] else fixed
+            done[r] |= abs(fixed - length[plus, r]) <= tolerance_cm
+            all_done &= done[r]
+            length[plus, r] = fixed
+        _survival(length[plus], p, growth_span, closed_form, nodes, weights, m, survival[plus])
+        if all_done:
+            break
+    for a in range(n_age):
+        for r in range(n_rows):
+            body = max(length[a, r], p[_HATCH_L, r])
+            out[1, a, r] = weight_cell(body, p[_LW_A, r], p[_LW_B, r])
+            out[2, a, r] = logistic_cell(body, p[_MAT_L50, r], p[_MAT_SLOPE, r])
+            grown = max(length[a, r] + (p[_L_INF, r] - length[a, r]) * (1.0 - decay[r]), p[_HATCH_L, r])
+            out[4, a, r] = weight_cell(grown, p[_LW_A, r], p[_LW_B, r])
+            out[5, a, r] = logistic_cell(grown, p[_SUR_L50, r], p[_SUR_SLOPE, r])
