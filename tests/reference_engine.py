@@ -26,10 +26,12 @@ from carpmodel.model.dynamics import (
     YearControl,
 )
 from carpmodel.model.equilibrium import (
+    EQUILIBRIUM_BISECTIONS,
+    EQUILIBRIUM_ITERATIONS,
     PLUS_GROUP_PASSES,
     PLUS_GROUP_TOLERANCE_CM,
+    _numbers_per_recruit,
     age_dot,
-    equilibrium_state,
     expand,
     reference_points,
 )
@@ -46,13 +48,15 @@ from carpmodel.model.mortality import (
     dd_mortality_per_yr,
     dd_survival,
     juvenile_abundance,
+    juveniles_at_dd_survival,
     logistic_selectivity,
     lorenzen_m_per_yr,
     solve_f_from_catch,
+    window_mask,
     window_survivors,
 )
 from carpmodel.model.params import Parameters
-from carpmodel.model.recruitment import eggs_per_tonne, recruits_from_eggs
+from carpmodel.model.recruitment import eggs_per_tonne, equilibrium_recruits, recruits_from_eggs
 from carpmodel.model.stocking import add_releases, release_survival_at_weight
 
 
@@ -119,8 +123,8 @@ def reference_simulate(
     keep_end = [int(i) for i in keep_end_years]
 
     if initial_numbers is None:
-        initial_numbers, initial_length_state_cm = equilibrium_state(params, params.initial_f_per_yr,
-                                                                     reference=ref)
+        initial_numbers, initial_length_state_cm = reference_equilibrium_state(
+            params, params.initial_f_per_yr)
     numbers = np.broadcast_to(np.asarray(initial_numbers, dtype=dtype), batch + (2, n_age)).copy()
     length = np.broadcast_to(np.asarray(initial_length_state_cm, dtype=dtype),
                              batch + (2, n_age)).copy()
@@ -345,3 +349,80 @@ def reference_per_recruit_schedule(params: Parameters, f_per_yr: Any) -> tuple[N
     w_end = weight_g(grown, p["lw_a"], p["lw_b"])
     survey = logistic_selectivity(grown, p["survey_l50_cm"], p["survey_slope_cm"])
     return length_state, w, mat, survival, w_end, survey
+
+
+def reference_equilibrium_state(params: Parameters, f_per_yr: Any = 0.0) -> tuple[NDArray, NDArray]:
+    """:func:`carpmodel.model.equilibrium.equilibrium_state` written with the model's numpy
+    functions over the whole batch (carpmodel 0.2's version, before the root was compiled)."""
+    ref = reference_points(params)
+    length_state, w, mat, survival, _, _ = reference_per_recruit_schedule(params, f_per_yr)
+    window = window_mask(params.dd_window_end_age_yr, params.n_age)
+    gamma = np.asarray(params.dd_strength)[..., None, None]
+    j0 = ref.juveniles0[..., None, None]
+    alpha = ref.alpha[..., None, None]
+    beta = ref.beta[..., None, None]
+    eggs_per_fish = w * mat * eggs_per_tonne(params.female_fraction, params.fecundity_eggs_per_g)[
+        ..., None, None] / 1e6
+    safe_gamma = np.where(gamma > 0, gamma, 1.0)
+    in_window = np.where(window, 1.0, 0.0)
+
+    def recruits_both_ways(x: NDArray) -> tuple[NDArray, NDArray]:
+        """(stock-recruit equilibrium, recruitment the window's density implies) at factor x."""
+        n = _numbers_per_recruit(survival, window, x)
+        phi = age_dot(n, eggs_per_fish)[..., None]
+        from_sr = equilibrium_recruits(phi, alpha, beta, params.recruitment)
+        per_recruit = age_dot(n, in_window)[..., None]
+        from_window = juveniles_at_dd_survival(x, j0, safe_gamma) / per_recruit
+        return from_sr, from_window
+
+    def excess(x: NDArray) -> NDArray:
+        """Relative excess of the window's recruitment over the stock–recruit one (decreasing)."""
+        from_sr, from_window = recruits_both_ways(x)
+        total = from_window + from_sr
+        return np.divide(from_window - from_sr, total, out=np.zeros_like(total), where=total > 0)
+
+    shape = np.broadcast_shapes(survival.shape[:-1] + (1,), gamma.shape)
+    x = np.where(gamma > 0, _decreasing_root(excess, np.full(shape, 1e-12), np.ones(shape)), 1.0)
+    recruits = recruits_both_ways(x)[0]
+    wild = recruits * _numbers_per_recruit(survival, window, x)
+    numbers = np.concatenate([wild, np.zeros_like(wild)], axis=-2)
+    length = np.concatenate([length_state, length_state], axis=-2)
+    return numbers, np.broadcast_to(length, numbers.shape).copy()
+
+
+def _decreasing_root(g: Any, lo: NDArray, hi: NDArray) -> NDArray:
+    """Root of a decreasing function with ``g(lo) > 0 ≥ g(hi)``, elementwise; ``|g| ≤ 1``.
+
+    :data:`EQUILIBRIUM_BISECTIONS` bisection steps narrow the bracket to 1/256 of its width, then
+    Illinois-modified regula falsi (superlinear, and the bracket is kept) runs on each element
+    until its ``|g| ≤ 1e-14`` or its bracket is narrower than 4e-16 of its upper end (at most
+    :data:`EQUILIBRIUM_ITERATIONS` steps); converged elements stop, so the result of an element
+    never depends on the others in the batch.
+    """
+    for _ in range(EQUILIBRIUM_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        above = g(mid) > 0
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    g_lo, g_hi = g(lo), g(hi)
+    best, g_best = np.where(g_lo < -g_hi, lo, hi), np.minimum(g_lo, -g_hi)
+    last = np.zeros(lo.shape)
+    for _ in range(EQUILIBRIUM_ITERATIONS):
+        # a converged element stops moving, so its root does not depend on the rest of the batch
+        active = (g_best > 1e-14) & (hi - lo > 4e-16 * hi)
+        if not np.any(active):
+            break
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
+        x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
+        g_x = g(x)
+        better = active & (np.abs(g_x) < g_best)
+        best, g_best = np.where(better, x, best), np.where(better, np.abs(g_x), g_best)
+        above = g_x > 0
+        # Illinois: an end kept twice in a row has its value halved, so both ends move
+        g_lo = np.where(active & ~above & (last < 0), 0.5 * g_lo, g_lo)
+        g_hi = np.where(active & above & (last > 0), 0.5 * g_hi, g_hi)
+        move_lo, move_hi = active & above, active & ~above
+        lo, g_lo = np.where(move_lo, x, lo), np.where(move_lo, g_x, g_lo)
+        hi, g_hi = np.where(move_hi, x, hi), np.where(move_hi, g_x, g_hi)
+        last = np.where(active, np.where(above, 1.0, -1.0), last)
+    return np.where(np.isnan(g_best), np.nan, best)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
-from reference_engine import reference_per_recruit_schedule, reference_simulate
+from reference_engine import reference_equilibrium_state, reference_per_recruit_schedule, reference_simulate
 from test_dynamics import make_params
 
 from carpmodel.model import kernel
 from carpmodel.model.dynamics import ProcessMultipliers, YearControl, simulate
-from carpmodel.model.equilibrium import per_recruit_schedule
+from carpmodel.model.equilibrium import equilibrium_state, per_recruit_schedule
 
 OUTPUTS = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "eggs", "recruits",
            "catch_t", "catch_shortfall_t", "f_per_yr", "released_fish",
@@ -95,6 +95,24 @@ def test_the_compiled_per_recruit_schedule_matches_the_numpy_reference(lw_b):
         assert a.shape == b.shape == (2, 12, 1, params.n_age), name
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=0.0, err_msg=name)
     assert np.all(got[3][1, 1:] < got[3][0, 1:])    # fishing lowers survival wherever F > 0
+
+
+@pytest.mark.parametrize("recruitment", ["beverton_holt", "ricker"])
+def test_the_compiled_equilibrium_matches_the_numpy_reference(recruitment):
+    # windows 1-3, c 0/1/0.6, F from 0 to 3 (the last rows fished out: zeros in both), and a row
+    # without density dependence (γ = 0: no root to solve); observed <= 1e-14 relative
+    params, _ = _case(n_rows=12)
+    gamma = np.asarray(params.dd_strength).copy()
+    gamma[4] = 0.0
+    params = params.replace(recruitment=recruitment, dd_strength=gamma)
+    f = np.linspace(0.0, 3.0, 12)
+    numbers, length = equilibrium_state(params, f)
+    expected_numbers, expected_length = reference_equilibrium_state(params, f)
+    assert numbers.shape == expected_numbers.shape == (12, 2, params.n_age)
+    scale = np.max(expected_numbers, axis=(-2, -1), keepdims=True)
+    np.testing.assert_allclose(numbers, expected_numbers, rtol=1e-12, atol=1e-12 * np.max(scale))
+    np.testing.assert_allclose(length, expected_length, rtol=1e-13)
+    assert np.all(numbers[:, 1] == 0.0) and np.all(numbers[:3, 0, 1] > 0.0)
 
 
 def test_kernel_matches_the_reference_with_f_given_ricker_and_a_policy():

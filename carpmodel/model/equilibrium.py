@@ -24,22 +24,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from carpmodel.model.kernel_cells import (
+    EQUILIBRIUM_FIELDS,
     NODES,
     SCHEDULE_FIELDS,
     SCHEDULE_OUTPUTS,
     WEIGHTS,
+    equilibrium_rows,
     per_recruit_rows,
 )
 from carpmodel.model.mortality import (
     dd_survival,
-    juveniles_at_dd_survival,
     window_mask,
 )
 from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
 from carpmodel.model.recruitment import (
     compensation_ratio,
     eggs_per_tonne,
-    equilibrium_recruits,
     steepness,
     stock_recruit_coefficients,
 )
@@ -179,41 +179,28 @@ def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0, *,
     Wild fish only (no releases). Solves for the density-dependent survival factor ``x`` of
     the juvenile window on ``(0, 1]`` (bisection, then regula falsi): recruitment implied by the
     window (``J = J0·(1/x − 1)/γ`` juveniles) must equal the stock–recruit equilibrium at the
-    eggs per recruit that ``x`` and F imply. Returns ``(numbers, length_state_cm)``, each
+    eggs per recruit that ``x`` and F imply (each row on its own, in compiled code:
+    :func:`carpmodel.model.kernel_cells.equilibrium_rows`; it stops at
+    ``|relative excess| ≤ 1e-14`` or a bracket of 4e-16). Returns ``(numbers, length_state_cm)``, each
     ``(*batch, origin, age)``; a stock that cannot persist under F returns zeros.
     ``reference`` saves recomputing :func:`reference_points` when the caller has them.
     """
     ref = reference_points(params) if reference is None else reference
     length_state, w, mat, survival, _, _ = per_recruit_schedule(params, f_per_yr)
-    window = window_mask(params.dd_window_end_age_yr, params.n_age)
-    gamma = np.asarray(params.dd_strength)[..., None, None]
-    j0 = ref.juveniles0[..., None, None]
-    alpha = ref.alpha[..., None, None]
-    beta = ref.beta[..., None, None]
     eggs_per_fish = w * mat * eggs_per_tonne(params.female_fraction, params.fecundity_eggs_per_g)[
         ..., None, None] / 1e6
-    safe_gamma = np.where(gamma > 0, gamma, 1.0)
-    in_window = np.where(window, 1.0, 0.0)
-
-    def recruits_both_ways(x: NDArray) -> tuple[NDArray, NDArray]:
-        """(stock-recruit equilibrium, recruitment the window's density implies) at factor x."""
-        n = _numbers_per_recruit(survival, window, x)
-        phi = age_dot(n, eggs_per_fish)[..., None]
-        from_sr = equilibrium_recruits(phi, alpha, beta, params.recruitment)
-        per_recruit = age_dot(n, in_window)[..., None]
-        from_window = juveniles_at_dd_survival(x, j0, safe_gamma) / per_recruit
-        return from_sr, from_window
-
-    def excess(x: NDArray) -> NDArray:
-        """Relative excess of the window's recruitment over the stock–recruit one (decreasing)."""
-        from_sr, from_window = recruits_both_ways(x)
-        total = from_window + from_sr
-        return np.divide(from_window - from_sr, total, out=np.zeros_like(total), where=total > 0)
-
-    shape = np.broadcast_shapes(survival.shape[:-1] + (1,), gamma.shape)
-    x = np.where(gamma > 0, _decreasing_root(excess, np.full(shape, 1e-12), np.ones(shape)), 1.0)
-    recruits = recruits_both_ways(x)[0]
-    wild = recruits * _numbers_per_recruit(survival, window, x)
+    values = {"dd_strength": params.dd_strength, "dd_window_end_age_yr": params.dd_window_end_age_yr,
+              "juveniles0": ref.juveniles0, "alpha": ref.alpha, "beta": ref.beta}
+    columns = [np.asarray(values[name], dtype=float) for name in EQUILIBRIUM_FIELDS]
+    batch = np.broadcast_shapes(survival.shape[:-2], eggs_per_fish.shape[:-2], *(c.shape for c in columns))
+    n_rows, n_age = int(np.prod(batch)), params.n_age
+    table = np.stack([np.broadcast_to(c, batch).ravel() for c in columns], axis=-1)
+    by_row = [np.ascontiguousarray(np.broadcast_to(a[..., 0, :], batch + (n_age,)).reshape(n_rows, n_age))
+              for a in (survival, eggs_per_fish)]
+    wild = np.empty((n_rows, n_age))
+    equilibrium_rows(*by_row, table, params.recruitment == "ricker",
+                     EQUILIBRIUM_BISECTIONS, EQUILIBRIUM_ITERATIONS, wild)
+    wild = wild.reshape(batch + (1, n_age))
     numbers = np.concatenate([wild, np.zeros_like(wild)], axis=-2)
     length = np.concatenate([length_state, length_state], axis=-2)
     return numbers, np.broadcast_to(length, numbers.shape).copy()
@@ -253,41 +240,3 @@ def effective_compensation_ratio(reference: ReferencePoints, dd_strength: Any) -
     """Compensation of the egg-to-recruit curve and a one-age window combined,
     ``CR_SR·(1 + γ)`` (exact for a window of one age; see the module notes)."""
     return reference.compensation_ratio * (1.0 + np.asarray(dd_strength))
-
-
-def _decreasing_root(g: Any, lo: NDArray, hi: NDArray) -> NDArray:
-    """Root of a decreasing function with ``g(lo) > 0 ≥ g(hi)``, elementwise; ``|g| ≤ 1``.
-
-    :data:`EQUILIBRIUM_BISECTIONS` bisection steps narrow the bracket to 1/256 of its width, then
-    Illinois-modified regula falsi (superlinear, and the bracket is kept) runs on each element
-    until its ``|g| ≤ 1e-14`` or its bracket is narrower than 4e-16 of its upper end (at most
-    :data:`EQUILIBRIUM_ITERATIONS` steps); converged elements stop, so the result of an element
-    never depends on the others in the batch.
-    """
-    for _ in range(EQUILIBRIUM_BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        above = g(mid) > 0
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    g_lo, g_hi = g(lo), g(hi)
-    best, g_best = np.where(g_lo < -g_hi, lo, hi), np.minimum(g_lo, -g_hi)
-    last = np.zeros(lo.shape)
-    for _ in range(EQUILIBRIUM_ITERATIONS):
-        # a converged element stops moving, so its root does not depend on the rest of the batch
-        active = (g_best > 1e-14) & (hi - lo > 4e-16 * hi)
-        if not np.any(active):
-            break
-        with np.errstate(invalid="ignore", divide="ignore"):
-            x = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
-        x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
-        g_x = g(x)
-        better = active & (np.abs(g_x) < g_best)
-        best, g_best = np.where(better, x, best), np.where(better, np.abs(g_x), g_best)
-        above = g_x > 0
-        # Illinois: an end kept twice in a row has its value halved, so both ends move
-        g_lo = np.where(active & ~above & (last < 0), 0.5 * g_lo, g_lo)
-        g_hi = np.where(active & above & (last > 0), 0.5 * g_hi, g_hi)
-        move_lo, move_hi = active & above, active & ~above
-        lo, g_lo = np.where(move_lo, x, lo), np.where(move_lo, g_x, g_lo)
-        hi, g_hi = np.where(move_hi, x, hi), np.where(move_hi, g_x, g_hi)
-        last = np.where(active, np.where(above, 1.0, -1.0), last)
-    return np.where(np.isnan(g_best), np.nan, best)

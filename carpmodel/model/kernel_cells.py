@@ -1,14 +1,17 @@
 """The model's per-cell formulas as compiled scalar functions (numba), and the per-recruit
-schedule built from them.
+computations built from them.
 
 The engine's year step (:mod:`carpmodel.model.kernel`) calls the cell formulas for every
 (origin, age, row); :func:`per_recruit_rows` runs the per-recruit schedule of
 :func:`carpmodel.model.equilibrium.per_recruit_schedule` (lengths, weights, maturity, survival
-under a constant F, with the plus group's length a fixed point) row by row, so a fit's reference
-points cost microseconds rather than a hundred numpy calls. The numpy functions of
+under a constant F, with the plus group's length a fixed point) and :func:`equilibrium_rows` the
+equilibrium root of :func:`~carpmodel.model.equilibrium.equilibrium_state`, so a fit's
+reference points and a projection's start cost microseconds per row rather than a hundred numpy
+calls per batch. The numpy functions of
 :mod:`carpmodel.model.growth`, :mod:`~carpmodel.model.mortality` and
 :mod:`~carpmodel.model.maturity` remain the documented definitions; ``tests/reference_engine.py``
-holds the schedule written with them, and the tests check the compiled one against it.
+holds the schedule and the equilibrium written with them, and the tests check the compiled ones
+against it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from numba import njit
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow, like
 from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
 
-__all__ = ["NODES", "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS", "logistic_cell",
-           "lorenzen_below_hatch", "lorenzen_cell", "lorenzen_inverse_length", "per_recruit_rows",
-           "weight_cell"]
+__all__ = ["EQUILIBRIUM_FIELDS", "NODES", "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS",
+           "equilibrium_rows", "logistic_cell", "lorenzen_below_hatch", "lorenzen_cell",
+           "lorenzen_inverse_length", "per_recruit_rows", "weight_cell"]
 
 #: Gauss–Legendre nodes on [0, 1] and their weights (:data:`carpmodel.model.mortality.TIME_NODES`)
 NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
@@ -176,3 +179,101 @@ def per_recruit_rows(table: np.ndarray, passes: int, tolerance_cm: float, nodes:
             grown = max(length[a, r] + (p[_L_INF, r] - length[a, r]) * (1.0 - decay[r]), p[_HATCH_L, r])
             out[4, a, r] = weight_cell(grown, p[_LW_A, r], p[_LW_B, r])
             out[5, a, r] = logistic_cell(grown, p[_SUR_L50, r], p[_SUR_SLOPE, r])
+
+
+#: columns of :func:`equilibrium_rows`'s per-row table
+EQUILIBRIUM_FIELDS = ("dd_strength", "dd_window_end_age_yr", "juveniles0", "alpha", "beta")
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _recruits_both_ways(x: float, survival: np.ndarray, eggs_per_fish: np.ndarray, row: np.ndarray,
+                        ricker: bool, n: np.ndarray) -> tuple[float, float]:
+    """Numbers per recruit at window survival factor ``x`` into ``n (age)``, and the recruits
+    (stock–recruit equilibrium at their eggs per recruit, recruitment the window's density
+    implies) of :func:`carpmodel.model.equilibrium.equilibrium_state`."""
+    n_age = n.shape[0]
+    gamma, window, j0, alpha, beta = row[0], row[1], row[2], row[3], row[4]
+    n[0] = 0.0
+    n[1] = 1.0
+    for a in range(2, n_age):
+        n[a] = n[a - 1] * (survival[a - 1] * (x if a - 1 <= window else 1.0))
+    n[n_age - 1] /= 1.0 - survival[n_age - 1] * (x if n_age - 1 <= window else 1.0)
+    phi, per_recruit = 0.0, 0.0
+    for a in range(n_age):
+        phi += n[a] * eggs_per_fish[a]
+        per_recruit += n[a] if a <= window else 0.0
+    ap, bp = alpha * phi, beta * phi
+    from_sr = 0.0
+    if ap > 1.0:
+        r = (ap - 1.0) / bp if not ricker else math.log(ap) / bp
+        from_sr = 0.0 if r < 0.0 else r
+    safe_gamma = gamma if gamma > 0.0 else 1.0
+    return from_sr, j0 * (1.0 / x - 1.0) / safe_gamma / per_recruit
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _excess(x: float, survival: np.ndarray, eggs_per_fish: np.ndarray, row: np.ndarray, ricker: bool,
+            n: np.ndarray) -> float:
+    """Relative excess of the window's recruitment over the stock–recruit one (decreasing in x)."""
+    from_sr, from_window = _recruits_both_ways(x, survival, eggs_per_fish, row, ricker, n)
+    total = from_window + from_sr
+    return (from_window - from_sr) / total if total > 0.0 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def _decreasing_root(survival: np.ndarray, eggs_per_fish: np.ndarray, row: np.ndarray, ricker: bool,
+                     n: np.ndarray, bisections: int, iterations: int) -> float:
+    """Root in (1e-12, 1] of :func:`_excess` for one row: bisections, then Illinois regula falsi
+    (:func:`carpmodel.model.equilibrium._decreasing_root`, element by element)."""
+    lo, hi = 1e-12, 1.0
+    for _ in range(bisections):
+        mid = 0.5 * (lo + hi)
+        if _excess(mid, survival, eggs_per_fish, row, ricker, n) > 0.0:
+            lo = mid
+        else:
+            hi = mid
+    g_lo = _excess(lo, survival, eggs_per_fish, row, ricker, n)
+    g_hi = _excess(hi, survival, eggs_per_fish, row, ricker, n)
+    best = lo if g_lo < -g_hi else hi
+    g_best = math.nan if math.isnan(g_lo) or math.isnan(g_hi) else min(g_lo, -g_hi)
+    last = 0.0
+    for _ in range(iterations):
+        if not (g_best > 1e-14 and hi - lo > 4e-16 * hi):
+            break
+        x = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
+        if not (math.isfinite(x) and lo < x < hi):
+            x = 0.5 * (lo + hi)
+        g_x = _excess(x, survival, eggs_per_fish, row, ricker, n)
+        if abs(g_x) < g_best:
+            best, g_best = x, abs(g_x)
+        above = g_x > 0.0
+        # Illinois: an end kept twice in a row has its value halved, so both ends move
+        if not above and last < 0.0:
+            g_lo *= 0.5
+        if above and last > 0.0:
+            g_hi *= 0.5
+        if above:
+            lo, g_lo = x, g_x
+        else:
+            hi, g_hi = x, g_x
+        last = 1.0 if above else -1.0
+    return math.nan if math.isnan(g_best) else best
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def equilibrium_rows(survival: np.ndarray, eggs_per_fish: np.ndarray, table: np.ndarray, ricker: bool,
+                     bisections: int, iterations: int, wild: np.ndarray) -> None:
+    """Wild 1 January numbers at age in equilibrium, ``wild (row, age)``, from each row's survival
+    and eggs per fish at age ``(row, age)`` and its ``table (row, len(EQUILIBRIUM_FIELDS))``: the
+    window's survival factor solved where the window's recruitment equals the stock–recruit
+    equilibrium's (1 where there is no density dependence), see
+    :func:`carpmodel.model.equilibrium.equilibrium_state`."""
+    n = np.empty(survival.shape[1])
+    for r in range(survival.shape[0]):
+        row = table[r]
+        x = 1.0
+        if row[0] > 0.0:
+            x = _decreasing_root(survival[r], eggs_per_fish[r], row, ricker, n, bisections, iterations)
+        recruits, _ = _recruits_both_ways(x, survival[r], eggs_per_fish[r], row, ricker, n)
+        for a in range(n.shape[0]):
+            wild[r, a] = recruits * n[a]
