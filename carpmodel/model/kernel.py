@@ -38,9 +38,8 @@ from carpmodel.model.kernel_cells import (
     NODES,
     WEIGHTS,
     logistic_cell,
-    lorenzen_below_hatch,
-    lorenzen_cell,
-    lorenzen_inverse_length,
+    lorenzen_lanes,
+    lorenzen_mode,
     weight_cell,
 )
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p
@@ -317,15 +316,10 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     m_dd, f, shortfall, growth, total_biomass = lanes[10], lanes[11], lanes[12], lanes[13], lanes[14]
     catch, hatchery_share_ssb = lanes[15], lanes[16]
     cube = True
-    all_c0 = True
-    all_c1 = True
     for lane in range(width):
-        b = start + lane
-        cube = cube and p[LW_B, b] == 3.0
-        all_c0 = all_c0 and p[LOR_C, b] == 0.0
-        all_c1 = all_c1 and p[LOR_C, b] == 1.0
+        cube = cube and p[LW_B, start + lane] == 3.0
     # Lorenzen M for the whole block: constant (c = 0), closed form (c = 1) or row by row
-    c_mode = 0 if all_c0 else (1 if all_c1 else 2)
+    c_mode = lorenzen_mode(p[LOR_C, start:start + width])
 
     # the block's rows copied lane-innermost into its own arrays (contiguous copies)
     n_l = np.empty((n_origin, n_age, BLOCK), dtype)
@@ -396,30 +390,14 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                     weight[1, a, lane] = weight_cell(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
 
     # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
-    below_hatch = False
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
                 total_biomass[lane] += n_l[o, a, lane] * weight[o, a, lane]
                 juveniles[lane] += n_l[o, a, lane] if a <= pl[WINDOW, lane] else zero
-            for lane in range(width):
-                below_hatch |= len_l[o, a, lane] < pl[HATCH_L, lane]
-            if c_mode == 0:
-                for lane in range(width):
-                    m[o, a, lane] = scale[lane]
-            elif c_mode == 1:
-                for lane in range(width):
-                    m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * lorenzen_inverse_length(
-                        len_l[o, a, lane], growth_span[lane], rate[lane], pl[L_INF, lane])
-                for lane in range(width if below_hatch else 0):
-                    if len_l[o, a, lane] < pl[HATCH_L, lane]:
-                        m[o, a, lane] = scale[lane] * pl[M_REF_L, lane] * lorenzen_below_hatch(
-                            len_l[o, a, lane], pl[HATCH_L, lane], rate[lane], pl[L_INF, lane])
-            else:
-                for lane in range(width):
-                    m[o, a, lane] = lorenzen_cell(
-                        len_l[o, a, lane], pl[LOR_C, lane], pl[HATCH_L, lane], pl[L_INF, lane],
-                        pl[M_REF_L, lane], rate[lane], scale[lane], growth_span[lane], nodes, weights)
+            lorenzen_lanes(c_mode, len_l[o, a, :width], pl[LOR_C, :width], pl[HATCH_L, :width],
+                           pl[L_INF, :width], pl[M_REF_L, :width], rate[:width], scale[:width],
+                           growth_span[:width], nodes, weights, m[o, a, :width])
     for lane in range(width):
         relative[lane] = pl[GAMMA, lane] * juveniles[lane] / pl[J0, lane]
         m_dd[lane] = fast_log1p(relative[lane])

@@ -24,9 +24,10 @@ from numba import njit
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow, like
 from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
 
-__all__ = ["EQUILIBRIUM_FIELDS", "NODES", "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS",
-           "equilibrium_rows", "logistic_cell", "lorenzen_below_hatch", "lorenzen_cell",
-           "lorenzen_inverse_length", "per_recruit_rows", "weight_cell"]
+__all__ = ["ANY_EXPONENT_M", "CLOSED_FORM_M", "CONSTANT_M", "EQUILIBRIUM_FIELDS", "NODES",
+           "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS", "equilibrium_rows", "logistic_cell",
+           "lorenzen_below_hatch", "lorenzen_cell", "lorenzen_inverse_length", "lorenzen_lanes",
+           "lorenzen_mode", "per_recruit_rows", "weight_cell"]
 
 #: Gauss–Legendre nodes on [0, 1] and their weights (:data:`carpmodel.model.mortality.TIME_NODES`)
 NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
@@ -96,34 +97,56 @@ def lorenzen_cell(length: float, c: float, hatch: float, l_inf: float, m_ref_len
     return scale * total
 
 
-@njit(cache=True, error_model="numpy")
-def _natural_mortality(length: np.ndarray, p: np.ndarray, growth_span: np.ndarray, closed_form: bool,
-                       nodes: np.ndarray, weights: np.ndarray, m: np.ndarray) -> None:
-    """Lorenzen M (1/yr) of every row at length states ``length (row)`` into ``m (row)``: the
-    closed form in one vectorisable loop when every row has c = 1 (rows below the hatch length
-    redone with their own formula), else row by row (:func:`lorenzen_cell`)."""
-    if not closed_form:
-        for r in range(length.shape[0]):
-            m[r] = lorenzen_cell(length[r], p[_LOR_C, r], p[_HATCH_L, r], p[_L_INF, r], p[_M_REF_L, r],
-                                 p[_K, r], p[_M_REF, r], growth_span[r], nodes, weights)
-        return
-    below_hatch = False
-    for r in range(length.shape[0]):
-        m[r] = p[_M_REF, r] * p[_M_REF_L, r] * lorenzen_inverse_length(length[r], growth_span[r], p[_K, r],
-                                                                       p[_L_INF, r])
-        below_hatch |= length[r] < p[_HATCH_L, r]
-    for r in range(length.shape[0] if below_hatch else 0):
-        if length[r] < p[_HATCH_L, r]:
-            m[r] = p[_M_REF, r] * p[_M_REF_L, r] * lorenzen_below_hatch(length[r], p[_HATCH_L, r], p[_K, r],
-                                                                       p[_L_INF, r])
+#: how :func:`lorenzen_lanes` computes M for a set of lanes: every lane c = 0 (constant M), every
+#: lane c = 1 (closed form, in one vectorisable loop) or lane by lane (:func:`lorenzen_cell`)
+CONSTANT_M, CLOSED_FORM_M, ANY_EXPONENT_M = 0, 1, 2
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def lorenzen_lanes(mode: int, length: np.ndarray, c: np.ndarray, hatch: np.ndarray, l_inf: np.ndarray,
+                   m_ref_length: np.ndarray, rate: np.ndarray, scale: np.ndarray, growth_span: np.ndarray,
+                   nodes: np.ndarray, weights: np.ndarray, m: np.ndarray) -> None:
+    """Lorenzen M (1/yr) of lanes ``0..len(m)`` at length states ``length`` into ``m``, computed as
+    ``mode`` says (:data:`CONSTANT_M`, :data:`CLOSED_FORM_M`: lanes below the hatch length redone
+    with their own formula, :data:`ANY_EXPONENT_M`); the other arrays hold each lane's parameters,
+    ``rate`` its K (1/yr), ``scale`` its M_ref (1/yr) and ``growth_span`` ``L∞·(e^K − 1)``."""
+    width = m.shape[0]
+    if mode == CONSTANT_M:
+        for lane in range(width):
+            m[lane] = scale[lane]
+    elif mode == CLOSED_FORM_M:
+        below_hatch = False
+        for lane in range(width):
+            m[lane] = scale[lane] * m_ref_length[lane] * lorenzen_inverse_length(
+                length[lane], growth_span[lane], rate[lane], l_inf[lane])
+            below_hatch |= length[lane] < hatch[lane]
+        for lane in range(width if below_hatch else 0):
+            if length[lane] < hatch[lane]:
+                m[lane] = scale[lane] * m_ref_length[lane] * lorenzen_below_hatch(
+                    length[lane], hatch[lane], rate[lane], l_inf[lane])
+    else:
+        for lane in range(width):
+            m[lane] = lorenzen_cell(length[lane], c[lane], hatch[lane], l_inf[lane], m_ref_length[lane],
+                                    rate[lane], scale[lane], growth_span[lane], nodes, weights)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def lorenzen_mode(c: np.ndarray) -> int:
+    """The :func:`lorenzen_lanes` mode of lanes with exponents ``c``."""
+    all_c0, all_c1 = True, True
+    for lane in range(c.shape[0]):
+        all_c0 &= c[lane] == 0.0
+        all_c1 &= c[lane] == 1.0
+    return CONSTANT_M if all_c0 else (CLOSED_FORM_M if all_c1 else ANY_EXPONENT_M)
 
 
 @njit(cache=True, error_model="numpy")
-def _survival(length: np.ndarray, p: np.ndarray, growth_span: np.ndarray, closed_form: bool,
+def _survival(length: np.ndarray, p: np.ndarray, growth_span: np.ndarray, mode: int,
               nodes: np.ndarray, weights: np.ndarray, m: np.ndarray, survival: np.ndarray) -> None:
     """``exp(−M(L) − F·sel(L))`` over one year of every row at length states ``length (row)``
     into ``survival (row)``; ``m (row)`` is work space."""
-    _natural_mortality(length, p, growth_span, closed_form, nodes, weights, m)
+    lorenzen_lanes(mode, length, p[_LOR_C], p[_HATCH_L], p[_L_INF], p[_M_REF_L], p[_K], p[_M_REF],
+                   growth_span, nodes, weights, m)
     for r in range(length.shape[0]):
         body = max(length[r], p[_HATCH_L, r])
         fished = p[_F, r] * logistic_cell(body, p[_SEL_L50, r], p[_SEL_SLOPE, r])
@@ -142,10 +165,9 @@ def per_recruit_rows(table: np.ndarray, passes: int, tolerance_cm: float, nodes:
     so the loops over them run in SIMD lanes; a row's values never depend on the others."""
     n_rows, n_age = table.shape[1], out.shape[1]
     p = table
-    closed_form = True
+    mode = lorenzen_mode(p[_LOR_C])
     decay, growth_span, m = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
     for r in range(n_rows):
-        closed_form &= p[_LOR_C, r] == 1.0
         decay[r] = math.exp(-p[_K, r])
         growth_span[r] = p[_L_INF, r] * math.expm1(p[_K, r])
     length, survival = out[0], out[3]
@@ -153,7 +175,7 @@ def per_recruit_rows(table: np.ndarray, passes: int, tolerance_cm: float, nodes:
         for r in range(n_rows):
             lived = max(a - p[_HATCH_T, r], 0.0)
             length[a, r] = p[_L_INF, r] - (p[_L_INF, r] - p[_HATCH_L, r]) * fast_exp(-p[_K, r] * lived)
-        _survival(length[a], p, growth_span, closed_form, nodes, weights, m, survival[a])
+        _survival(length[a], p, growth_span, mode, nodes, weights, m, survival[a])
     plus = n_age - 1
     grown_prev = np.empty(n_rows)
     done = np.zeros(n_rows, np.bool_)
@@ -168,7 +190,7 @@ def per_recruit_rows(table: np.ndarray, passes: int, tolerance_cm: float, nodes:
             done[r] |= abs(fixed - length[plus, r]) <= tolerance_cm
             all_done &= done[r]
             length[plus, r] = fixed
-        _survival(length[plus], p, growth_span, closed_form, nodes, weights, m, survival[plus])
+        _survival(length[plus], p, growth_span, mode, nodes, weights, m, survival[plus])
         if all_done:
             break
     for a in range(n_age):
