@@ -381,16 +381,15 @@ def project_stage(loaded: LoadedFit, config: RunConfig, log: RunLog,
                   progress: Progress) -> ProjectionArtifacts:
     """Project every strategy × scenario, summarise into metrics, draw the figures."""
     from carpmodel.management.metrics import metrics_table, strategy_metrics
-    from carpmodel.management.projection import project
+    from carpmodel.management.projection import load_projection, project
     from carpmodel.report import figures as plots
     from carpmodel.report.captions import band_strategies
 
     settings = config.projection
     with log.stage("projection", progress):
         setup = projection_setup(loaded, config)
-        dataset = project(loaded.result, setup)
-        if dataset.chunks:   # chunked (dask): run every chunk once, not once per metric and figure
-            dataset = dataset.compute()
+        # chunked (dask): every chunk runs once, not once per metric and figure
+        dataset = load_projection(project(loaded.result, setup))
         check_finite(dataset, "projection")
         dataset.attrs.update(config_toml=to_toml(config), config_sha256=config_sha256(config),
                              data_sha256=loaded.data.sha256, effects=settings.effects,

@@ -11,7 +11,7 @@ from carpmodel.inference.build import build_spec
 from carpmodel.inference.fitting import fit
 from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
-from carpmodel.management.projection import ProjectionSetup, draw_randomness, project
+from carpmodel.management.projection import ProjectionSetup, draw_randomness, load_projection, project
 from carpmodel.model.dynamics import YearControl
 
 
@@ -55,6 +55,26 @@ def test_chunked_equals_unchunked_and_seed_reproduces(fitted):
     np.testing.assert_array_equal(a["biomass_t"].values, c["biomass_t"].values)
 
 
+def test_a_chunked_projection_loads_into_memory_running_each_chunk_once(fitted, monkeypatch):
+    from carpmodel.management import projection
+
+    calls = []
+    chunk_arrays = projection._chunk_arrays
+    monkeypatch.setattr(projection, "_chunk_arrays", lambda *args: calls.append(1) or chunk_arrays(*args))
+    setup = ProjectionSetup(strategy_names=("no_releases", "status_quo"),
+                            build_policy=fixed_policy([0.0, 2e7]), n_draws=7, last_year=2032)
+    eager = project(fitted, setup)
+    lazy = project(fitted, ProjectionSetup(**{**setup.__dict__, "chunk_draws": 3}))
+    calls.clear()                                          # the template run of project() aside
+    loaded = load_projection(lazy)
+    assert len(calls) == 3                                 # chunks of 3, 3 and 1 draws, each run once
+    assert not loaded.chunks and set(loaded.data_vars) == set(eager.data_vars)
+    for name, variable in eager.data_vars.items():
+        np.testing.assert_array_equal(loaded[name].values, variable.values, err_msg=name)
+        assert loaded[name].dims == variable.dims and loaded[name].attrs == variable.attrs, name
+    assert load_projection(eager) is eager      # in memory already: as it is
+
+
 def test_zero_release_strategy_equals_no_releases_exactly(fitted):
     setup = ProjectionSetup(strategy_names=("no_releases", "zero"),
                             build_policy=fixed_policy([0.0, 0.0]), n_draws=4, last_year=2035)
@@ -89,11 +109,13 @@ def test_chunked_projection_is_dask_backed_and_runs_on_a_local_cluster(fitted):
     client = connect("local")
     try:
         computed = lazy.compute()                          # runs on the 2-worker LocalCluster
+        loaded = load_projection(lazy)                     # falls back to compute() there
     finally:
         client.close()
         client.cluster.close()
     for name in ("biomass_t", "recruits", "dynamic_ssb0_t"):
         np.testing.assert_array_equal(eager[name].values, computed[name].values, err_msg=name)
+        np.testing.assert_array_equal(eager[name].values, loaded[name].values, err_msg=name)
 
 
 def test_process_deviates_do_not_depend_on_the_number_of_parameters_or_the_horizon():

@@ -425,6 +425,37 @@ def _chunk_arrays(result: Any, setup: ProjectionSetup, years: NDArray, draws: ND
     return {name: variable.values for name, variable in ds.data_vars.items()}
 
 
+def load_projection(dataset: xr.Dataset) -> xr.Dataset:
+    """A chunked projection (:func:`project` with ``chunk_draws``) computed into memory; an
+    in-memory one is returned as it is.
+
+    On dask's local schedulers (threads, the default, or synchronous) every chunk runs once and
+    its arrays are written into their slices of the result as the chunk finishes
+    (``dask.array.store``), so the peak memory is the result plus the chunks in flight;
+    ``Dataset.compute()`` gives the same values but keeps every chunk's arrays until it
+    concatenates them, twice the result at its peak. On other schedulers (a dask.distributed
+    cluster, processes), whose workers cannot write into this process's arrays, it is
+    ``Dataset.compute()``.
+    """
+    if not dataset.chunks:
+        return dataset
+    import dask
+    import dask.array as da
+    import dask.local
+    import dask.threaded
+
+    if dask.base.get_scheduler(collections=[dataset]) not in (dask.threaded.get, dask.local.get_sync):
+        return dataset.compute()
+    lazy = [name for name, variable in dataset.data_vars.items() if variable.chunks is not None]
+    targets = [np.empty(dataset[name].shape, dataset[name].dtype) for name in lazy]
+    # one graph for every variable, so each chunk's task runs once; each block has its own
+    # slice of its target, so no lock is needed
+    da.store([dataset[name].data for name in lazy], targets, lock=False)
+    loaded = dict(zip(lazy, targets, strict=True))
+    return dataset.copy(data={name: loaded[name] if name in loaded else variable.values
+                              for name, variable in dataset.data_vars.items()})
+
+
 def _lead_multipliers(multipliers: ProcessMultipliers, n_lead: int) -> ProcessMultipliers:
     changes = {}
     for f in fields(multipliers):

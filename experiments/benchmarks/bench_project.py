@@ -32,7 +32,7 @@ from carpmodel.io.config import default_config
 from carpmodel.io.inputs import load_data
 from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies
 from carpmodel.management.climate import ClimateForcing
-from carpmodel.management.projection import project, strategy_setup
+from carpmodel.management.projection import load_projection, project, strategy_setup
 from carpmodel.management.strategies import StrategySet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +60,7 @@ def main() -> None:
                            build_multipliers=ClimateForcing.from_data(data, scenario_names=SCENARIOS))
     before = peak_rss_gib()
     start, start_cpu = time.perf_counter(), time.process_time()
-    ds = project(result, setup)
-    if args.chunk_draws:
-        ds = ds.compute()
+    ds = load_projection(project(result, setup))   # as `carpmodel run` does
     elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     n_traj = len(strategies.strategies) * len(SCENARIOS) * args.draws
     cells = n_traj * ds.sizes["year"] * result.spec.base.n_age * 2
