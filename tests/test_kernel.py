@@ -9,6 +9,9 @@ orders of operations; observed ≤ 1e-6 of the largest value over 40 years).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import numba
 import numpy as np
 import pytest
@@ -216,10 +219,11 @@ def test_kernel_math_is_within_two_ulp_of_numpy(dtype):
 @pytest.mark.parametrize("n_rows", [12, 89, kernel.PARALLEL_ROWS + 100])
 def test_a_run_without_policy_in_one_call_equals_the_year_by_year_run(dtype, n_rows):
     # releases the same for every row and no policy: kernel.run_years runs every year in one
-    # call (block by block: 12 rows on the calling thread, 89 rows (a fit's gradient) in two
-    # blocks of 48 and 41 rows on numba's threads, 612 in blocks of BLOCK); the same releases
-    # laid out per row take the year-by-year path
+    # call (block by block: 12 rows, 16 padded, on the calling thread; 89 rows (a fit's
+    # gradient) in two blocks of 48 and 41 rows on numba's threads; 612 in blocks of BLOCK); the
+    # same releases laid out per row take the year-by-year path
     assert kernel.run_block_rows(89, 2) == 48 and kernel.run_block_rows(10_000, 2) == kernel.BLOCK
+    assert not kernel._on_threads(kernel.padded_rows(12), kernel.PARALLEL_RUN_ROWS)
     params, kwargs = _case(n_rows=n_rows)
     release = np.zeros((N_YEARS, params.n_age))
     release[3:20, 0], release[5:30, 1], release[10:, 3] = 2e4, 3e4, 3e3
@@ -248,3 +252,24 @@ def test_the_compile_notice_looks_for_the_cached_entry_point_it_will_run(whole_r
     (tmp_path / f"kernel.{entry.__name__}-100.py311.nbi").write_bytes(b"")   # now this one too
     kernel.announce_compile(np.dtype(np.float64), whole_run)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_after_the_threads_started_runs_on_its_calling_thread():
+    # GNU OpenMP cannot be used in a child forked after it started its threads (numba stops the
+    # child); fit, then a multiprocessing Pool (fork: Linux's default) must still work
+    params, kwargs = _case(n_rows=89)
+    release = np.zeros((N_YEARS, params.n_age))
+    release[3:20, 0] = 2e4
+    kwargs = dict(kwargs, release_fish=release, release_length_cm=np.full_like(release, 2.0))
+    parent = simulate(params, **kwargs).biomass_t       # on numba's threads (89 rows)
+    assert kernel._threads_pid == os.getpid()
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_biomass_in_child, (params, kwargs)).get(timeout=300)
+    np.testing.assert_array_equal(child[0], parent)
+    assert child[1] != os.getpid() and not child[2]      # the child ran on its calling thread
+
+
+def _biomass_in_child(params, kwargs):
+    return (simulate(params, **kwargs).biomass_t, os.getpid(),
+            kernel._on_threads(kernel.PARALLEL_ROWS, kernel.PARALLEL_RUN_ROWS))

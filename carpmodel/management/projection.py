@@ -452,8 +452,9 @@ def load_projection(dataset: xr.Dataset) -> xr.Dataset:
     # slice of its target, so no lock is needed
     da.store([dataset[name].data for name in lazy], targets, lock=False)
     loaded = dict(zip(lazy, targets, strict=True))
-    return dataset.copy(data={name: loaded[name] if name in loaded else variable.values
-                              for name, variable in dataset.data_vars.items()})
+    result = dataset.copy(data={name: loaded[name] if name in loaded else variable.values
+                                for name, variable in dataset.data_vars.items()})
+    return result.compute() if result.chunks else result   # coordinates backed by dask, if any
 
 
 def _lead_multipliers(multipliers: ProcessMultipliers, n_lead: int) -> ProcessMultipliers:

@@ -50,18 +50,20 @@ __all__ = ["BLOCK", "LANES", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "anno
 #: numba's OpenMP threads sleep between parallel calls rather than spin (GNU OpenMP spins for
 #: ~0.1-1 ms by default, so an idle thread burned a core while the main thread ran the Python
 #: between calls: a fit took twice its CPU time); an ``OMP_WAIT_POLICY`` already set is kept.
-#: Read by libgomp once it loads, at the first parallel call.
+#: GNU OpenMP reads it once, when it loads: at the engine's first parallel call, unless another
+#: library loaded it earlier (then this does nothing). Child processes inherit the variable.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: rows per parallel block
 BLOCK = 256
 #: rows are padded to a multiple of this (a SIMD register of float64)
 LANES = 8
-#: batches with at least this many rows run on numba's threads
+#: batches with at least this many kernel rows (padded to :data:`LANES`) run on numba's threads
 PARALLEL_ROWS = 512
-#: whole runs (:func:`run_years`) with at least this many rows run on numba's threads: their work
-#: is every year of every row, so a fit's 89-row gradient already outweighs a thread launch
-PARALLEL_RUN_ROWS = 2 * LANES
+#: whole runs (:func:`run_years`) with at least this many kernel rows (17 or more rows, padded)
+#: run on numba's threads: their work is every year of every row, so a fit's 89-row gradient
+#: already outweighs a thread launch
+PARALLEL_RUN_ROWS = 3 * LANES
 
 #: columns of the per-row parameter table (float64)
 ROW_FIELDS = (
@@ -181,10 +183,22 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
         _year_serial(*args)
 
 
+#: the process whose calls started numba's threads (None: not yet)
+_threads_pid: int | None = None
+
+
 def _on_threads(n_rows: int, threshold: int = PARALLEL_ROWS) -> bool:
-    """Whether a call runs its blocks on numba's threads: at least ``threshold`` rows and called
-    from the main thread (see :func:`year_step`)."""
-    return n_rows >= threshold and threading.current_thread() is threading.main_thread()
+    """Whether a call runs its blocks on numba's threads: at least ``threshold`` kernel rows,
+    called from the main thread (see :func:`year_step`), in the process that started the threads
+    or before any did. A process forked after GNU OpenMP started its threads cannot use them
+    (numba stops it: "fork() called from a process already using GNU OpenMP"), so a forked
+    child (``multiprocessing``'s default on Linux) runs on its calling thread."""
+    global _threads_pid
+    if n_rows < threshold or threading.current_thread() is not threading.main_thread():
+        return False
+    if _threads_pid is None:
+        _threads_pid = os.getpid()
+    return _threads_pid == os.getpid()
 
 
 def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_table: np.ndarray,
