@@ -273,3 +273,39 @@ def test_a_process_forked_after_the_threads_started_runs_on_its_calling_thread()
 def _biomass_in_child(params, kwargs):
     return (simulate(params, **kwargs).biomass_t, os.getpid(),
             kernel._on_threads(kernel.PARALLEL_ROWS, kernel.PARALLEL_RUN_ROWS))
+
+
+def test_the_engine_cache_is_cleared_when_any_engine_source_changes(tmp_path):
+    # numba keys a cached function on its own file only: kernel.py's machine code inlines
+    # kernel_cells' and kernel_math's functions, so a change in either must clear it too
+    from carpmodel.model.kernel_cells import (
+        ENGINE_CACHE_MARKER,
+        clear_stale_engine_cache,
+        engine_sources_digest,
+    )
+
+    sources, cache = tmp_path / "src", tmp_path / "cache"
+    sources.mkdir()
+    cache.mkdir()
+    for name in ("kernel", "kernel_cells", "kernel_math"):
+        (sources / f"{name}.py").write_text(f"# {name}\n")
+    entries = ("kernel._advance_rows-10.py311.nbi", "kernel._advance_rows-10.py311.1.nbc",
+               "kernel_cells.per_recruit_rows-5.py311.nbi", "kernel_math._exp64-3.py311.1.nbc")
+    other = cache / "growth.other-1.py311.nbi"          # another module's entry stays
+
+    def fill() -> None:
+        for entry in (*entries, other.name):
+            (cache / entry).write_bytes(b"")
+
+    fill()
+    first = engine_sources_digest(sources)
+    assert clear_stale_engine_cache(cache, first)        # no record yet: cleared, recorded
+    assert sorted(p.name for p in cache.iterdir()) == sorted([ENGINE_CACHE_MARKER, other.name])
+    fill()
+    assert not clear_stale_engine_cache(cache, first)    # same sources: kept
+    assert all((cache / entry).exists() for entry in entries)
+    (sources / "kernel_math.py").write_text("# kernel_math, edited\n")   # only a callee changes
+    second = engine_sources_digest(sources)
+    assert second != first and clear_stale_engine_cache(cache, second)
+    assert not any((cache / entry).exists() for entry in entries) and other.exists()
+    assert (cache / ENGINE_CACHE_MARKER).read_text() == second

@@ -19,7 +19,8 @@ precision (float64 for fits, float32 for projections: twice the SIMD lanes); per
 Compilation: the first call of a process compiles or loads the kernel from numba's cache
 (``__pycache__`` beside this file, or the directory in ``NUMBA_CACHE_DIR`` where the package
 directory is not writable). A cold compile takes ~10-40 s CPU once per installation and
-dtype; :func:`announce_compile` says so on stderr.
+dtype; :func:`announce_compile` says so on stderr. The cache entries of the engine's modules are
+cleared whenever one of their sources changes (:func:`carpmodel.model.kernel_cells.clear_stale_engine_cache`).
 """
 
 from __future__ import annotations

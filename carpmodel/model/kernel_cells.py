@@ -16,7 +16,10 @@ against it.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 from numba import njit
@@ -24,8 +27,9 @@ from numba import njit
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow, like
 from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
 
-__all__ = ["ANY_EXPONENT_M", "CLOSED_FORM_M", "CONSTANT_M", "EQUILIBRIUM_FIELDS", "NODES",
-           "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS", "equilibrium_rows", "logistic_cell",
+__all__ = ["ANY_EXPONENT_M", "CLOSED_FORM_M", "CONSTANT_M", "ENGINE_CACHE_MARKER", "ENGINE_MODULES",
+           "EQUILIBRIUM_FIELDS", "NODES", "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS",
+           "clear_stale_engine_cache", "engine_sources_digest", "equilibrium_rows", "logistic_cell",
            "lorenzen_below_hatch", "lorenzen_cell", "lorenzen_inverse_length", "lorenzen_lanes",
            "lorenzen_mode", "per_recruit_rows", "weight_cell"]
 
@@ -299,3 +303,51 @@ def equilibrium_rows(survival: np.ndarray, eggs_per_fish: np.ndarray, table: np.
         recruits, _ = _recruits_both_ways(x, survival[r], eggs_per_fish[r], row, ricker, n)
         for a in range(n.shape[0]):
             wild[r, a] = recruits * n[a]
+
+
+#: the engine's compiled modules. numba keys a cached function on its own source file only, so
+#: an edit of a module it calls (kernel.py inlines this module's and kernel_math's functions)
+#: would leave stale machine code in the cache (a documented limitation of numba's caching): an
+#: editable install updated by ``git pull`` could then run old formulas. Their cache entries are
+#: cleared together whenever any of them changes (:func:`clear_stale_engine_cache`).
+ENGINE_MODULES = ("kernel", "kernel_cells", "kernel_math")
+#: the file beside the cache entries that records the sources they were compiled from
+ENGINE_CACHE_MARKER = "carpmodel_engine.sha256"
+
+
+def engine_sources_digest(directory: Path) -> str:
+    """SHA-256 of the source files of :data:`ENGINE_MODULES` in ``directory``."""
+    digest = hashlib.sha256()
+    for name in ENGINE_MODULES:
+        digest.update((directory / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def clear_stale_engine_cache(cache_dir: Path, digest: str) -> bool:
+    """Delete the cached functions of :data:`ENGINE_MODULES` in ``cache_dir`` unless its marker
+    records ``digest``, then record it; True when entries were cleared. Other modules' entries
+    are left alone; a directory that cannot be read or written is left as it is (numba then
+    compiles or loads as usual)."""
+    marker = cache_dir / ENGINE_CACHE_MARKER
+    try:
+        if marker.read_text() == digest:
+            return False
+    except OSError:
+        pass
+    try:
+        for name in ENGINE_MODULES:
+            for entry in cache_dir.glob(f"{name}.*.nb[ic]"):
+                entry.unlink(missing_ok=True)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cache_dir / f"{ENGINE_CACHE_MARKER}.{os.getpid()}.tmp"
+        partial.write_text(digest)
+        os.replace(partial, marker)
+    except OSError:
+        return False
+    return True
+
+
+# before any compiled function of the engine loads from the cache (this module is imported by
+# both kernel.py and equilibrium.py, before either calls one)
+clear_stale_engine_cache(Path(per_recruit_rows._cache._cache_path),
+                         engine_sources_digest(Path(__file__).parent))
