@@ -51,6 +51,7 @@ from carpmodel.model.equilibrium import (
     reference_points,
 )
 from carpmodel.model.growth import body_length_cm, weight_g
+from carpmodel.model.kernel_cells import row_table
 from carpmodel.model.mortality import logistic_selectivity
 from carpmodel.model.params import Parameters
 from carpmodel.model.recruitment import eggs_per_tonne
@@ -431,12 +432,8 @@ def _row_table(params: Parameters, ref: ReferencePoints, batch: tuple[int, ...])
         "eggs_per_t": eggs_per_tonne(params.female_fraction, params.fecundity_eggs_per_g),
         "juveniles0": ref.juveniles0, "alpha": ref.alpha, "beta": ref.beta,
     }
-    n_rows = int(np.prod(batch, dtype=np.int64))
-    rows = np.empty((n_rows, len(kernel.ROW_FIELDS)))
-    for i, name in enumerate(kernel.ROW_FIELDS):
-        value = derived[name] if name in derived else getattr(params, name)
-        rows[:, i] = np.broadcast_to(np.asarray(value, dtype=float), batch).reshape(n_rows)
-    return rows
+    return row_table([derived[name] if name in derived else getattr(params, name)
+                      for name in kernel.ROW_FIELDS], batch)
 
 
 def _release_sets(batch: tuple[int, ...], n_rows: int, lanes: int, n_age: int,

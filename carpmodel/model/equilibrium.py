@@ -31,6 +31,7 @@ from carpmodel.model.kernel_cells import (
     WEIGHTS,
     equilibrium_rows,
     per_recruit_rows,
+    row_table,
 )
 from carpmodel.model.mortality import (
     dd_survival,
@@ -109,13 +110,9 @@ def per_recruit_schedule(params: Parameters, f_per_yr: Any) -> tuple[NDArray, ..
     (:func:`carpmodel.model.kernel_cells.per_recruit_rows`).
     """
     f = np.asarray(f_per_yr, dtype=float)
-    values = [f if name == "f_per_yr" else np.asarray(getattr(params, name), dtype=float)
-              for name in SCHEDULE_FIELDS]
     batch = np.broadcast_shapes(params.batch_shape, f.shape)   # every field's batch, as the callers expect
-    table = np.empty((len(values), int(np.prod(batch))))
-    columns = table.reshape(len(values), *batch)
-    for column, value in enumerate(values):
-        columns[column] = value
+    table = np.ascontiguousarray(row_table([f if name == "f_per_yr" else getattr(params, name)
+                                            for name in SCHEDULE_FIELDS], batch).T)   # rows innermost
     out = np.empty((len(SCHEDULE_OUTPUTS), params.n_age, table.shape[1]))
     per_recruit_rows(table, PLUS_GROUP_PASSES, PLUS_GROUP_TOLERANCE_CM, NODES, WEIGHTS, out)
     by_row = np.ascontiguousarray(np.moveaxis(out, 1, -1))     # (output, row, age)
@@ -194,7 +191,7 @@ def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0, *,
     columns = [np.asarray(values[name], dtype=float) for name in EQUILIBRIUM_FIELDS]
     batch = np.broadcast_shapes(survival.shape[:-2], eggs_per_fish.shape[:-2], *(c.shape for c in columns))
     n_rows, n_age = int(np.prod(batch)), params.n_age
-    table = np.stack([np.broadcast_to(c, batch).ravel() for c in columns], axis=-1)
+    table = row_table(columns, batch)
     by_row = [np.ascontiguousarray(np.broadcast_to(a[..., 0, :], batch + (n_age,)).reshape(n_rows, n_age))
               for a in (survival, eggs_per_fish)]
     wild = np.empty((n_rows, n_age))

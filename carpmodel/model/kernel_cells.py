@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -31,7 +33,7 @@ __all__ = ["ANY_EXPONENT_M", "CLOSED_FORM_M", "CONSTANT_M", "ENGINE_CACHE_MARKER
            "EQUILIBRIUM_FIELDS", "NODES", "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS",
            "clear_stale_engine_cache", "engine_sources_digest", "equilibrium_rows", "logistic_cell",
            "lorenzen_below_hatch", "lorenzen_cell", "lorenzen_inverse_length", "lorenzen_lanes",
-           "lorenzen_mode", "per_recruit_rows", "weight_cell"]
+           "lorenzen_mode", "per_recruit_rows", "row_table", "weight_cell"]
 
 #: Gauss–Legendre nodes on [0, 1] and their weights (:data:`carpmodel.model.mortality.TIME_NODES`)
 NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
@@ -48,6 +50,15 @@ SCHEDULE_FIELDS = (
 #: what :func:`per_recruit_rows` writes, in the order of its ``out`` array's first axis
 SCHEDULE_OUTPUTS = ("length_state_cm", "weight_g", "maturity", "survival", "end_weight_g",
                     "end_survey_selectivity")
+
+
+def row_table(values: Sequence[Any], batch: tuple[int, ...]) -> np.ndarray:
+    """The per-row inputs of a compiled function, ``(row, len(values))`` float64: each value
+    broadcast to ``batch`` and flattened (C order) into its column."""
+    table = np.empty((int(np.prod(batch, dtype=np.int64)), len(values)))
+    for column, value in enumerate(values):
+        table[:, column] = np.broadcast_to(np.asarray(value, dtype=float), batch).reshape(-1)
+    return table
 
 
 @njit(cache=True, inline="always", error_model="numpy")
