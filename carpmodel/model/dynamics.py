@@ -360,15 +360,8 @@ def simulate(
 
 
 def _put_rows(target: NDArray, value: Any, batch: tuple[int, ...]) -> None:
-    """One kernel input row ``(lanes,)`` from a value broadcast to ``batch`` (padding: the first
-    row's value)."""
-    value = np.asarray(value, dtype=float)
-    if value.ndim == 0:
-        target[:] = value
-        return
-    flat = np.broadcast_to(value, batch).reshape(-1)
-    target[: flat.size] = flat
-    target[flat.size:] = flat[0]
+    """One kernel input row ``(lanes,)`` from a value broadcast to ``batch`` (:func:`_to_lanes`)."""
+    target[:] = _to_lanes(np.broadcast_to(np.asarray(value, dtype=float), batch).reshape(-1), target.size)
 
 
 def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
@@ -388,10 +381,8 @@ def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
         if value.ndim == 0:
             table[:, column, :] = value
             continue
-        value = value[..., :n_years]
-        by_year = np.broadcast_to(value, batch + (n_years,)).reshape(-1, n_years).T
-        table[:, column, : by_year.shape[1]] = by_year
-        table[:, column, by_year.shape[1]:] = by_year[:, :1]
+        by_year = np.broadcast_to(value[..., :n_years], batch + (n_years,)).reshape(-1, n_years)
+        table[:, column, :] = _to_lanes(by_year, lanes)
     return table
 
 

@@ -532,7 +532,6 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
             -(rate[lane] * (1.0 - p[HATCH_T, b])))
 
 
-
 _announced: set[tuple[str, bool]] = set()
 
 
