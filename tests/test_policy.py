@@ -237,3 +237,52 @@ def test_engine_runs_the_policy_over_a_strategy_axis_and_releases_what_was_plann
     np.testing.assert_array_equal(out.f_per_yr[3], np.broadcast_to(np.where(YEARS > 2030, 0.2, 0.0), (2, 16)))
     np.testing.assert_allclose(release_cost(policy, out.released_fish)[1], 2e5, rtol=1e-14)
     assert out.biomass_t[1, 0, -1] > out.biomass_t[0, 0, -1]  # releases of an unfished stock add biomass
+
+
+class _YearByYear:
+    """The same policy without its tables: simulate calls it between years (the Python path)."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __call__(self, year_index, survey_estimate_t):
+        return self.policy(year_index, survey_estimate_t)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_compiled_rule_gives_the_year_by_year_policy_bit_for_bit(dtype):
+    # Triggers and a ramp set between the stock's biomass values (so decisions switch during
+    # the run, driven by random survey errors), constant F, two release sizes at one age, a
+    # length-weight exponent that varies by draw (one release program per strategy and draw),
+    # and the strategies on the middle axis of the batch.
+    p = Parameters(r0=1e9, max_egg_survival=0.01, l_inf_cm=55.0, k_per_yr=0.12, hatch_time_yr=0.45,
+                   hatch_length_cm=0.9, lw_a=LW_A, lw_b=np.array([2.95, 3.0, 3.05])[:, None, None],
+                   maturity_l50_cm=25.0, maturity_slope_cm=2.0, fecundity_eggs_per_g=25.0,
+                   female_fraction=0.5, m_ref_per_yr=0.3, m_ref_length_cm=30.0, lorenzen_c=1.0,
+                   dd_strength=0.5, dd_window_end_age_yr=1, release_survival=0.4,
+                   relative_reproductive_success=0.8, selectivity_l50_cm=20.0, selectivity_slope_cm=2.0,
+                   survey_l50_cm=3.0, survey_slope_cm=0.85, max_age_yr=N_AGE - 1)
+    errors = 0.3 * np.random.default_rng(5).standard_normal((3, 1, 4, YEARS.size))
+    level = float(np.median(simulate(p, n_years=YEARS.size, keep_numbers=False).biomass_t))
+    strategies = (
+        Strategy("triggered", (ConstantReleases(2e5, age_yr=1, weight_g=10.0),
+                               ConstantReleases(1e5, age_yr=1, weight_g=40.0)), biomass_trigger_t=level),
+        Strategy("ramp", (PulseReleases(3e5, every_years=3, first_year=2026, age_yr=2),),
+                 harvest=RampHCR(f_target_per_yr=0.4, b_trigger_t=1.2 * level, b_limit_t=0.8 * level)),
+        Strategy("constant_f", harvest=ConstantF(0.2, from_year=2033)),
+        REFERENCE,
+    )
+    policy = build_policy(StrategySet(strategies, COSTS), None, YEARS, p.n_age, p.lw_a, p.lw_b, (3, 4, 4),
+                          strategy_axis=1)
+    kwargs = dict(n_years=YEARS.size, survey_log_errors=errors, keep_numbers=True, keep_flows=True,
+                  batch_shape=(3, 4, 4), dtype=dtype)
+    compiled = simulate(p, policy=policy, **kwargs)
+    year_by_year = simulate(p, policy=_YearByYear(policy), **kwargs)
+    for name in ("biomass_t", "released_fish", "f_per_yr", "catch_t", "numbers", "length_cm",
+                 "catch_numbers"):
+        np.testing.assert_array_equal(getattr(compiled, name), getattr(year_by_year, name), err_msg=name)
+    # the decisions did switch: some strategy-years released, some not; some fished under the ramp
+    released = compiled.released_fish[:, 0]
+    assert 0 < np.count_nonzero(released) < released.size
+    ramp_f = compiled.f_per_yr[:, 1]
+    assert np.any((ramp_f > 0) & (ramp_f < 0.4)) and np.any(ramp_f == 0.4)

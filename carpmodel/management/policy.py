@@ -30,7 +30,7 @@ from carpmodel.management.strategies import (
     Strategy,
     StrategySet,
 )
-from carpmodel.model.dynamics import YearControl
+from carpmodel.model.dynamics import PolicyTables, YearControl
 from carpmodel.model.growth import length_at_weight_cm
 
 __all__ = ["ReleasePlan", "StrategyPolicy", "build_plan", "build_policy", "component_age_max", "release_cost"]
@@ -225,12 +225,37 @@ class StrategyPolicy:
 
     def release_length_cm(self, year_index: int) -> NDArray:
         """(batch, age) numbers-weighted mean release length at each age in that year."""
+        return np.broadcast_to(self._release_length(year_index), self.batch_shape + (self.plan.n_age,))
+
+    def _release_length(self, year_index: int) -> NDArray:
+        """:meth:`release_length_cm` before broadcasting: (S·, age), with axes of length 1 where
+        the lengths do not vary (every axis but the strategies' unless lw varies)."""
         ndim = len(self.batch_shape)
         by_age = _on_axis(self._class_by_age[:, :, year_index, :], ndim, self.strategy_axis)  # (S·, C, age)
         total = by_age.sum(axis=-2)
         weighted = np.sum(self._class_length[..., None] * by_age, axis=-2)
-        length = np.where(total > 0, weighted / np.where(total > 0, total, 1.0), self._fallback_length)
-        return np.broadcast_to(length, self.batch_shape + (self.plan.n_age,))
+        return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), self._fallback_length)
+
+    def tables(self) -> PolicyTables:
+        """The rule as the compiled engine's tables (:class:`carpmodel.model.dynamics.PolicyTables`):
+        :func:`carpmodel.model.dynamics.simulate` then runs every year in one kernel call, with the
+        results of calling this policy year by year bit for bit. One release program per
+        combination of the batch axes the planned fish and release lengths vary along (the
+        strategies; also the draws where the length–weight coefficients vary by draw)."""
+        ndim, axis = len(self.batch_shape), self.strategy_axis
+        years = self.plan.years
+        lengths = np.stack([self._release_length(y) for y in range(years.size)], axis=-2)  # (S·, Y, age)
+        fish = _on_axis(self._planned, ndim, axis)                                         # (S·, Y, age)
+        shape = np.broadcast_shapes(fish.shape[:-2], lengths.shape[:-2])
+        n_programs = int(np.prod(shape, dtype=np.int64))
+        tail = (years.size, self.plan.n_age)
+        fishing_from = np.maximum(self.plan.f_from_year, CLOSURE_LAST_YEAR + 1)   # F in years > closure
+        return PolicyTables(
+            years=years, trigger_t=self._trigger, f_target_per_yr=self._f_target, b_limit_t=self._b_limit,
+            b_span_t=self._b_span, ramp=self._ramp, fishing_from_year=_on_axis(fishing_from, ndim, axis),
+            program=np.arange(n_programs).reshape(shape),
+            release_fish=np.broadcast_to(fish, shape + tail).reshape((n_programs,) + tail),
+            release_length_cm=np.broadcast_to(lengths, shape + tail).reshape((n_programs,) + tail))
 
     def __call__(self, year_index: int, survey_estimate_t: ArrayLike) -> YearControl:
         ndim = len(self.batch_shape)

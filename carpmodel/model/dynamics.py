@@ -62,6 +62,7 @@ __all__ = [
     "WILD",
     "PopulationState",
     "Policy",
+    "PolicyTables",
     "ProcessMultipliers",
     "ReferencePoints",
     "YearControl",
@@ -119,10 +120,42 @@ class Policy(Protocol):
 
     Called at the start of year index ``y`` with the survey estimate of the previous year's
     biomass (t, shape ``(*batch)``): true end-of-year biomass × q × exp(survey error), so a rule
-    never reads the true biomass and acts with a one-year lag.
+    never reads the true biomass and acts with a one-year lag. :func:`simulate` then calls the
+    compiled kernel once a year. A policy whose rule is the one :class:`PolicyTables` describes
+    may also offer ``tables()`` returning it: :func:`simulate` then applies the rule inside the
+    kernel and runs every year in one call, with the same results bit for bit.
     """
 
     def __call__(self, year_index: int, survey_estimate_t: NDArray) -> YearControl: ...
+
+
+@dataclass(frozen=True)
+class PolicyTables:
+    """A policy's rule as data, which the compiled kernel applies inside a whole run.
+
+    At the start of year index ``y`` each batch member reads the survey estimate ``e`` of year
+    ``y − 1`` (as :class:`Policy` does); it releases ``release_fish[program, y, age]`` fish at
+    ``release_length_cm[program, y, age]`` when ``trigger_t`` is infinite or ``e < trigger_t``
+    (else none), and fishes at ``F = f_target_per_yr × fraction`` in years with
+    ``years[y] >= fishing_from_year`` (else F = 0), with ``fraction = clip((e − b_limit_t)/b_span_t,
+    0, 1)`` where ``ramp`` and 1 elsewhere; F replaces the catch or F given to :func:`simulate`
+    and the releases add to its ``release_fish``.
+
+    ``years`` is ``(Y,)`` calendar years (at least the simulated years); ``release_fish`` and
+    ``release_length_cm`` are ``(program, Y, age)`` float64 (fish before acute survival, cm); the
+    other fields broadcast to the batch, ``program`` (int) indexing the release arrays.
+    """
+
+    years: NDArray
+    trigger_t: Any
+    f_target_per_yr: Any
+    b_limit_t: Any
+    b_span_t: Any
+    ramp: Any
+    fishing_from_year: Any
+    program: Any
+    release_fish: NDArray
+    release_length_cm: NDArray
 
 
 @dataclass(frozen=True)
@@ -315,12 +348,15 @@ def simulate(
     end_index = np.full(n_years, -1, dtype=np.int64)   # the slot of `end` each year fills, or -1
     for slot, year in enumerate(keep_end):
         end_index[year] = slot
-    whole_run = policy is None and given is not None
+    tables = getattr(policy, "tables", None)
+    whole_run = (policy is None or tables is not None) and given is not None
     kernel.announce_compile(dtype, whole_run)
     if whole_run:
-        # nothing to decide between years: every year in one kernel call
+        # nothing decided in Python between years: every year in one kernel call
+        rule = () if policy is None else _rule(tables(), batch, n_rows, lanes, n_years, q,
+                                                initial_survey_estimate_t, survey_log_errors)
         kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, kept, flows, end,
-                         end_index)
+                         end_index, rule)
     for y in range(0 if whole_run else n_years):
         year_in, year_mode = year_table[y], mode
         control = YearControl()
@@ -357,6 +393,29 @@ def simulate(
         end_length_cm=from_lanes(end[1], kept_years) if keep_end else None,
         final_numbers=from_lanes(numbers, (2, n_age)),
         final_length_state_cm=from_lanes(length, (2, n_age)), reference=ref)
+
+
+def _rule(tables: PolicyTables, batch: tuple[int, ...], n_rows: int, lanes: int, n_years: int,
+          q: Any, initial_estimate_t: Any, survey_log_errors: Any) -> tuple:
+    """A policy's tables as the kernel's ``rule`` (:func:`carpmodel.model.kernel.run_years`):
+    per-row columns, the survey's error factors ``exp(error)`` of every year (computed here, as
+    the year loop does, so both paths read the same estimates), and the releases at the ages
+    any program releases into."""
+    years = np.asarray(tables.years, dtype=float)
+    if years.shape[0] < n_years:
+        raise ValueError(f"policy tables: expected at least {n_years} years, got {years.shape[0]}")
+    columns = {"trigger_t": tables.trigger_t, "f_target_per_yr": tables.f_target_per_yr,
+               "b_limit_t": tables.b_limit_t, "b_span_t": tables.b_span_t, "ramp": tables.ramp,
+               "fishing_from_year": tables.fishing_from_year, "program": tables.program,
+               "survey_q": q, "initial_estimate_t": initial_estimate_t}
+    table = _to_lanes(row_table([columns[name] for name in kernel.RULE_FIELDS], batch), lanes)
+    errors = np.zeros(n_years) if survey_log_errors is None else np.asarray(survey_log_errors, dtype=float)
+    factor = np.broadcast_to(np.exp(errors[..., :n_years]), batch + (n_years,)).reshape(n_rows, n_years)
+    fish = np.asarray(tables.release_fish, dtype=float)[:, :n_years]
+    lengths = np.asarray(tables.release_length_cm, dtype=float)[:, :n_years]
+    ages = np.flatnonzero(np.any(fish != 0, axis=(0, 1)))
+    releases = np.ascontiguousarray(np.stack([fish[..., ages], lengths[..., ages]], axis=2))
+    return table, _to_lanes(factor, lanes), releases, ages.astype(np.int64), years[:n_years].copy()
 
 
 def _put_rows(target: NDArray, value: Any, batch: tuple[int, ...]) -> None:

@@ -2,10 +2,11 @@
 
 :func:`carpmodel.model.dynamics.simulate` prepares flat arrays — the state ``(row, origin, age)``,
 one row of parameters per batch row (:data:`ROW_FIELDS`), each year's inputs (:data:`YEAR_FIELDS`)
-and releases — and calls :func:`year_step` once per simulated year, or :func:`run_years` once for
-a run without a policy (each block of rows then runs all its years in turn). The kernel follows the
-order of events documented in :mod:`carpmodel.model.dynamics`, cell by cell, with the same
-formulas as :mod:`carpmodel.model.growth`, :mod:`~carpmodel.model.mortality`,
+and releases — and calls :func:`run_years` once for a run whose policy, if any, is compiled (a
+:class:`carpmodel.model.dynamics.PolicyTables`; each block of rows then runs all its years in
+turn), or :func:`year_step` once per simulated year when a Python policy decides between years.
+The kernel follows the order of events documented in :mod:`carpmodel.model.dynamics`, cell by
+cell, with the same formulas as :mod:`carpmodel.model.growth`, :mod:`~carpmodel.model.mortality`,
 :mod:`~carpmodel.model.recruitment` and :mod:`~carpmodel.model.stocking` (the numpy functions
 there remain the documented definitions; ``tests/reference_engine.py`` runs them year by year to
 check the kernel).
@@ -45,8 +46,8 @@ from carpmodel.model.kernel_cells import (
 )
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p
 
-__all__ = ["BLOCK", "LANES", "OUTPUT_FIELDS", "ROW_FIELDS", "YEAR_FIELDS", "announce_compile",
-           "padded_rows", "run_years", "year_step"]
+__all__ = ["BLOCK", "LANES", "NO_RULE", "OUTPUT_FIELDS", "ROW_FIELDS", "RULE_FIELDS", "YEAR_FIELDS",
+           "announce_compile", "padded_rows", "run_years", "year_step"]
 
 #: numba's OpenMP threads sleep between parallel calls rather than spin (GNU OpenMP spins for
 #: ~0.1-1 ms by default, so an idle thread burned a core while the main thread ran the Python
@@ -84,8 +85,21 @@ ROW_FIELDS = (
 YEAR_FIELDS = ("growth_k", "natural_mortality", "maturity_l50", "logit_deviation", "fishing")
 Y_KMULT, Y_MMULT, Y_MATMULT, Y_DEV, Y_FISHING = range(len(YEAR_FIELDS))
 
+#: columns of a compiled policy's per-row table (float64; :class:`carpmodel.model.dynamics.PolicyTables`):
+#: the release trigger (t, inf: none), the harvest rule's target F (1/yr), ramp limit (t) and
+#: span (t), whether F ramps (1) or is constant (0), the first calendar year F may be nonzero,
+#: the row's release program, the survey q and the survey estimate read in the first year (t)
+RULE_FIELDS = ("trigger_t", "f_target_per_yr", "b_limit_t", "b_span_t", "ramp", "fishing_from_year",
+               "program", "survey_q", "initial_estimate_t")
+(R_TRIGGER, R_F_TARGET, R_B_LIMIT, R_B_SPAN, R_RAMP, R_FROM_YEAR, R_PROGRAM, R_Q,
+ R_ESTIMATE0) = range(len(RULE_FIELDS))
+
 #: fishing modes of a year: none, F given (``fishing`` column, 1/yr), catch given (t, F solved)
 NO_FISHING, F_GIVEN, CATCH_GIVEN = 0, 1, 2
+
+#: the ``rule`` of a run without a compiled policy (see :func:`run_years`)
+NO_RULE = (np.zeros((len(RULE_FIELDS), 0)), np.zeros((0, 0)), np.zeros((0, 0, 2, 0)),
+           np.zeros(0, dtype=np.int64), np.zeros(0))
 
 #: the kernel's scalar outputs per row and year, in the order of its ``out`` array
 OUTPUT_FIELDS = (
@@ -176,8 +190,8 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     from other threads (dask's workers, which already run chunks in parallel), run on the
     calling thread without the GIL. The results are the same bit for bit.
     """
-    args = (numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, NODES, WEIGHTS,
-            out, y, kept, flows, end, end_index)
+    args = (numbers, length, rows, year_in, fishing_mode, releases, release_ages, NO_RULE, ricker, NODES,
+            WEIGHTS, out, y, kept, flows, end, end_index)
     if _on_threads(numbers.shape[2]):
         _year_parallel(*args)
     else:
@@ -205,17 +219,23 @@ def _on_threads(n_rows: int, threshold: int = PARALLEL_ROWS) -> bool:
 def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_table: np.ndarray,
               fishing_mode: int, releases: np.ndarray, release_ages: np.ndarray, ricker: bool,
               out: np.ndarray, kept: np.ndarray, flows: np.ndarray, end: np.ndarray,
-              end_index: np.ndarray) -> None:
-    """Every year of a run without a policy in one call: each block of rows runs all its years
-    before the next block starts (its state stays in the CPU's caches, and one thread launch
-    serves the run). The same arithmetic, row by row, as :func:`year_step` once a year.
+              end_index: np.ndarray, rule: tuple = ()) -> None:
+    """Every year of a run in one call: each block of rows runs all its years before the next
+    block starts (its state stays in the CPU's caches, and one thread launch serves the run).
+    The same arithmetic, row by row, as :func:`year_step` once a year.
 
     year_table : (year, len(YEAR_FIELDS), R) each year's inputs; releases : (year, set, 2, k, 1)
     float64 the same for every row, at the ages ``release_ages``; end_index : (year,) int64, the
     slot of ``end`` written in that year or -1; the other arrays as in :func:`year_step`.
+    rule : a compiled policy, applied at the start of every year (default: none):
+    ``(table, survey_factor, rule_releases, rule_ages, calendar_years)`` with ``table``
+    ``(len(RULE_FIELDS), R)`` float64, ``survey_factor (year, R)`` float64 the multiplicative
+    error of the survey estimate each year, ``rule_releases (program, year, 2, k)`` float64 fish
+    and their length at the ages ``rule_ages`` (int64), and ``calendar_years (year,)`` float64;
+    see :func:`_apply_rule`. Its releases follow the ``releases`` of the year.
     """
-    args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, NODES,
-            WEIGHTS, out, kept, flows, end, end_index)
+    args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule or NO_RULE,
+            ricker, NODES, WEIGHTS, out, kept, flows, end, end_index)
     n_rows = numbers.shape[2]
     if _on_threads(n_rows, PARALLEL_RUN_ROWS):
         _years_parallel(*args, run_block_rows(n_rows, numba.get_num_threads()))
@@ -231,30 +251,30 @@ def run_block_rows(n_rows: int, n_threads: int) -> int:
 
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker,
+def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker,
                     nodes, weights, out, kept, flows, end, end_index, width):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     n_blocks = (n_rows + width - 1) // width
     for block in prange(n_blocks):
         for y in range(year_table.shape[0]):
             _advance_rows(block * width, min((block + 1) * width, n_rows), numbers, length, rows,
-                          year_table[y], fishing_mode, releases[y], release_ages, ricker, nodes,
+                          year_table[y], fishing_mode, releases[y], release_ages, rule, ricker, nodes,
                           weights, out, y, kept, flows, end, end_index[y])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _years_serial(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker,
+def _years_serial(numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker,
                   nodes, weights, out, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     for start in range(0, n_rows, BLOCK):
         for y in range(year_table.shape[0]):
             _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_table[y],
-                          fishing_mode, releases[y], release_ages, ricker, nodes, weights, out, y,
+                          fishing_mode, releases[y], release_ages, rule, ricker, nodes, weights, out, y,
                           kept, flows, end, end_index[y])
 
 
 #: per-row scalars of a block's work space (see :func:`_advance_rows`)
-N_ROW_SCRATCH = 17
+N_ROW_SCRATCH = 18
 
 
 def padded_rows(n_rows: int) -> int:
@@ -263,24 +283,24 @@ def padded_rows(n_rows: int) -> int:
 
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, nodes,
-                   weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
+def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, release_ages, rule, ricker,
+                   nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     n_blocks = (n_rows + BLOCK - 1) // BLOCK
     for block in prange(n_blocks):
         _advance_rows(block * BLOCK, min((block + 1) * BLOCK, n_rows), numbers, length, rows,
-                      year_in, fishing_mode, releases, release_ages, ricker, nodes, weights, out, y, kept,
-                      flows, end, end_index)
+                      year_in, fishing_mode, releases, release_ages, rule, ricker, nodes, weights, out, y,
+                      kept, flows, end, end_index)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, release_ages, ricker, nodes,
-                 weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
+def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, release_ages, rule, ricker,
+                 nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     for start in range(0, n_rows, BLOCK):
         _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_in,
-                      fishing_mode, releases, release_ages, ricker, nodes, weights, out, y, kept, flows, end,
-                      end_index)
+                      fishing_mode, releases, release_ages, rule, ricker, nodes, weights, out, y, kept,
+                      flows, end, end_index)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -306,8 +326,55 @@ def _fill_body_weight(body, weight, length_state, first, p, cube, start, width):
                     weight[o, a, lane] = weight_cell(body[o, a, lane], p[LW_A, b], p[LW_B, b])
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _release(n_l, len_l, body, weight, pl, lane, a, fish, release_length):  # noqa: ANN001, ANN202
+    """``fish`` released at age ``a`` and length ``release_length`` (cm) into lane ``lane`` of a
+    block: the survivors of the release join the hatchery cell at its numbers-weighted mean
+    length, and the cell's body length and weight follow."""
+    entering = fish * _release_survival(pl[:, lane], release_length)
+    if entering > 0.0:
+        before = n_l[1, a, lane]
+        total = before + entering
+        mixed = (before * len_l[1, a, lane] + entering * release_length) / total
+        len_l[1, a, lane] = mixed
+        n_l[1, a, lane] = total
+        body[1, a, lane] = max(mixed, pl[HATCH_L, lane])
+        weight[1, a, lane] = weight_cell(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
+    """A compiled policy's decisions for year ``y`` in lanes ``0..width`` of a block (rows
+    ``start..``), from the survey estimate of the year before (``q·B_{y−1}·survey_factor_{y−1}``,
+    float64; the table's initial estimate in the first year): ``active`` 1 where the rule
+    releases (no trigger, or the estimate below it), else 0; the year's F into ``yl``: the
+    target F, times the ramp ``clip((estimate − limit)/span, 0, 1)`` where it ramps, in years
+    from ``fishing_from_year`` on, else 0. The same arithmetic as
+    :class:`carpmodel.management.policy.StrategyPolicy` in numpy."""
+    table, survey_factor, calendar_year = rule[0], rule[1], rule[4][y]
+    for lane in range(width):
+        b = start + lane
+        if y == 0:
+            estimate = table[R_ESTIMATE0, b]
+        else:
+            estimate = table[R_Q, b] * np.float64(out[0, y - 1, b]) * survey_factor[y - 1, b]
+        trigger = table[R_TRIGGER, b]
+        active[lane] = 1.0 if (math.isinf(trigger) or estimate < trigger) else 0.0
+        f = 0.0
+        if calendar_year >= table[R_FROM_YEAR, b]:
+            fraction = 1.0
+            if table[R_RAMP, b] != 0.0:
+                fraction = (estimate - table[R_B_LIMIT, b]) / table[R_B_SPAN, b]
+                if fraction < 0.0:
+                    fraction = 0.0
+                elif fraction > 1.0:
+                    fraction = 1.0
+            f = table[R_F_TARGET, b] * fraction
+        yl[Y_FISHING, lane] = f
+
+
 @njit(cache=True, error_model="numpy")
-def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, release_ages, ricker,
+def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, release_ages, rule, ricker,
                   nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202, C901
     """Rows ``start..stop`` (at most :data:`BLOCK`) of :func:`year_step`: loops over rows are
     innermost, so they run as SIMD; every row follows the same arithmetic either way."""
@@ -329,7 +396,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     ssb, spawning, eggs, recruits, released = lanes[0], lanes[1], lanes[2], lanes[3], lanes[4]
     rate, scale, growth_span, juveniles, relative = lanes[5], lanes[6], lanes[7], lanes[8], lanes[9]
     m_dd, f, shortfall, growth, total_biomass = lanes[10], lanes[11], lanes[12], lanes[13], lanes[14]
-    catch, hatchery_share_ssb = lanes[15], lanes[16]
+    catch, hatchery_share_ssb, active = lanes[15], lanes[16], lanes[17]
     cube = True
     for lane in range(width):
         cube = cube and p[LW_B, start + lane] == 3.0
@@ -352,6 +419,10 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
             for lane in range(width):
                 n_l[o, a, lane] = numbers[o, a, start + lane]
                 len_l[o, a, lane] = length[o, a, start + lane]
+    has_rule = rule[0].shape[1] > 0
+    if has_rule:
+        _apply_rule(rule, out, y, start, width, yl, active)
+        fishing_mode = F_GIVEN
 
     # 1. spawning from 1 January numbers
     _fill_body_weight(body, weight, len_l, 0, pl, cube, 0, width)
@@ -381,28 +452,26 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         decay = fast_exp(-rate[lane])
         growth_span[lane] = pl[L_INF, lane] * (fast_exp(rate[lane]) - 1.0)
         growth[lane] = 1.0 - decay
-    # 3. releases into the hatchery origin (numbers-weighted mean length)
+    # 3. releases into the hatchery origin (numbers-weighted mean length): the year's, then the rule's
     for s in range(releases.shape[0]):
         for j in range(release_ages.shape[0]):
-            a = release_ages[j]
             for lane in range(width):
-                b = start + lane
-                column = b if releases.shape[3] > 1 else 0
+                column = start + lane if releases.shape[3] > 1 else 0
                 fish = releases[s, 0, j, column]
                 released[lane] += fish
-                if fish == 0.0:
-                    continue
-                release_length = releases[s, 1, j, column]
-                entering = fish * _release_survival(pl[:, lane], release_length)
-                if entering > 0.0:
-                    before = n_l[1, a, lane]
-                    total = before + entering
-                    mixed = (before * len_l[1, a, lane] + entering * release_length) / total
-                    len_l[1, a, lane] = mixed
-                    n_l[1, a, lane] = total
-                    # the cell's body length and weight follow its new length
-                    body[1, a, lane] = max(mixed, pl[HATCH_L, lane])
-                    weight[1, a, lane] = weight_cell(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
+                if fish != 0.0:
+                    _release(n_l, len_l, body, weight, pl, lane, release_ages[j], fish,
+                             releases[s, 1, j, column])
+    if has_rule:
+        rule_releases, rule_ages = rule[2], rule[3]
+        for j in range(rule_ages.shape[0]):
+            for lane in range(width):
+                program = int(rule[0][R_PROGRAM, start + lane])
+                fish = rule_releases[program, y, 0, j] if active[lane] > zero else 0.0
+                released[lane] += fish
+                if fish != 0.0:
+                    _release(n_l, len_l, body, weight, pl, lane, rule_ages[j], fish,
+                             rule_releases[program, y, 1, j])
 
     # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
     for o in range(n_origin):
