@@ -252,18 +252,19 @@ class _YearByYear:
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_the_compiled_rule_gives_the_year_by_year_policy_bit_for_bit(dtype):
     # Triggers and a ramp set between the stock's biomass values (so decisions switch during
-    # the run, driven by random survey errors), constant F, two release sizes at one age, a
-    # length-weight exponent that varies by draw (one release program per strategy and draw),
-    # and the strategies on the middle axis of the batch.
+    # the run, driven by random survey errors in the state's precision), constant F, two release
+    # sizes at one age, a length-weight exponent that varies by draw (one release program per
+    # strategy and draw), a survey q that is not 1, and the strategies on the middle axis of the
+    # batch. The survey errors stop a year short: the last year's estimate is never read.
     p = Parameters(r0=1e9, max_egg_survival=0.01, l_inf_cm=55.0, k_per_yr=0.12, hatch_time_yr=0.45,
                    hatch_length_cm=0.9, lw_a=LW_A, lw_b=np.array([2.95, 3.0, 3.05])[:, None, None],
                    maturity_l50_cm=25.0, maturity_slope_cm=2.0, fecundity_eggs_per_g=25.0,
                    female_fraction=0.5, m_ref_per_yr=0.3, m_ref_length_cm=30.0, lorenzen_c=1.0,
                    dd_strength=0.5, dd_window_end_age_yr=1, release_survival=0.4,
                    relative_reproductive_success=0.8, selectivity_l50_cm=20.0, selectivity_slope_cm=2.0,
-                   survey_l50_cm=3.0, survey_slope_cm=0.85, max_age_yr=N_AGE - 1)
-    errors = 0.3 * np.random.default_rng(5).standard_normal((3, 1, 4, YEARS.size))
-    level = float(np.median(simulate(p, n_years=YEARS.size, keep_numbers=False).biomass_t))
+                   survey_l50_cm=3.0, survey_slope_cm=0.85, survey_q=0.7, max_age_yr=N_AGE - 1)
+    errors = (0.3 * np.random.default_rng(5).standard_normal((3, 1, 4, YEARS.size - 1))).astype(dtype)
+    level = 0.7 * float(np.median(simulate(p, n_years=YEARS.size, keep_numbers=False).biomass_t))
     strategies = (
         Strategy("triggered", (ConstantReleases(2e5, age_yr=1, weight_g=10.0),
                                ConstantReleases(1e5, age_yr=1, weight_g=40.0)), biomass_trigger_t=level),

@@ -3,9 +3,11 @@
 :func:`build_plan` precomputes, once, per-strategy arrays of a
 :class:`~carpmodel.management.strategies.StrategySet` over the projection years
 (:class:`ReleasePlan`); :func:`build_policy` wraps them in a :class:`StrategyPolicy`, the
-:class:`carpmodel.model.dynamics.Policy` that :func:`carpmodel.model.dynamics.simulate` calls
-inside its year loop, vectorised over the strategy axis of the batch ``(strategy, scenario,
-draw)``; :func:`release_cost` prices the releases that happened. What released fish then do in
+:class:`carpmodel.model.dynamics.Policy` of :func:`carpmodel.model.dynamics.simulate`,
+vectorised over the strategy axis of the batch ``(strategy, scenario, draw)``, which hands the
+compiled engine its rule as tables (:meth:`StrategyPolicy.tables`: the engine applies it inside
+the kernel, every year in one call; calling the policy year by year gives the same results bit
+for bit); :func:`release_cost` prices the releases that happened. What released fish then do in
 the engine is :mod:`carpmodel.model.stocking`.
 """
 

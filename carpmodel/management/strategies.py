@@ -8,12 +8,13 @@ them; elsewhere:
 * :mod:`carpmodel.io.strategies_file` reads them from a strategies TOML file (the file's keys
   are documented there; the bundled file is ``carpmodel/management/default_strategies.toml``);
 * :mod:`carpmodel.management.policy` turns a strategy set into the arrays and the policy that
-  :func:`carpmodel.model.dynamics.simulate` calls inside its year loop, and prices releases;
+  :func:`carpmodel.model.dynamics.simulate` applies each year (inside the compiled kernel), and
+  prices releases;
 * :mod:`carpmodel.management.budget` asks how best to spend a release budget;
 * :mod:`carpmodel.model.stocking` is what happens to released fish in the engine (entry, acute
   survival, release length; Lorenzen 2005).
 
-Decision timing: the policy is called at the start of projection year index ``y`` with the
+Decision timing: the policy is applied at the start of projection year index ``y`` with the
 *simulated survey estimate* of the previous year's biomass (true biomass × q × exp(survey
 error)), never the true biomass, so triggers and harvest rules act on what a manager could
 know, one year late. The lake is closed to fishing through :data:`CLOSURE_LAST_YEAR` (2030):

@@ -3,9 +3,11 @@
 Arrays are ``(*batch, origin, age)`` with ``origin = (wild, hatchery)`` and ages ``0..A``
 (``A`` a plus group). Any number of leading batch axes run at once (a fit, a batch of
 gradient perturbations, projection draws × strategies × scenarios); :func:`simulate` flattens
-them to rows and prepares every year's inputs. Without a policy, and with releases the same for
-every row, one call of :func:`carpmodel.model.kernel.run_years` runs every year; otherwise the
-year loop is the only Python loop: each year it reads a policy's decision and calls
+them to rows and prepares every year's inputs. With releases the same for every row and no
+policy, or a policy that hands the kernel its rule as tables (:class:`PolicyTables`: the
+strategy policies of :mod:`carpmodel.management.policy`), one call of
+:func:`carpmodel.model.kernel.run_years` runs every year; otherwise the year loop is the only
+Python loop: each year it reads a policy's decision and calls
 :func:`carpmodel.model.kernel.year_step`. Either way every row follows the same arithmetic
 (rows are independent: a row's result never depends on its batch or on the path). Wild fish
 join at age 1 (the age-0 slot holds only hatchery fish released in their first year).
@@ -123,7 +125,8 @@ class Policy(Protocol):
     never reads the true biomass and acts with a one-year lag. :func:`simulate` then calls the
     compiled kernel once a year. A policy whose rule is the one :class:`PolicyTables` describes
     may also offer ``tables()`` returning it: :func:`simulate` then applies the rule inside the
-    kernel and runs every year in one call, with the same results bit for bit.
+    kernel and runs every year in one call, and never calls the policy (so ``tables()`` must
+    describe exactly what ``__call__`` decides; a subclass that changes one must change both).
     """
 
     def __call__(self, year_index: int, survey_estimate_t: NDArray) -> YearControl: ...
@@ -267,8 +270,11 @@ def simulate(
     keep_flows : bool
         Store natural deaths and catch in numbers by (year, origin, age).
     policy : Policy, optional
-        Management rule called each year with the previous year's survey estimate; its
-        releases add to ``release_fish`` and its F replaces the catch or F of that year.
+        Management rule applied each year from the previous year's survey estimate (float64:
+        ``q × biomass × exp(error)``); its releases add to ``release_fish`` and its F replaces
+        the catch or F of that year. A policy with ``tables()`` runs inside the kernel (one call
+        for every year, when ``release_fish`` is the same for every row); any other is called
+        between years.
     survey_log_errors : array (*batch, year), optional
         Log-normal errors of the simulated survey the policy reads (0 if not given).
     initial_survey_estimate_t : array (*batch), optional
@@ -328,7 +334,7 @@ def simulate(
         copy (a transposing copy of the outputs cost a quarter of a large projection's time)."""
         return np.moveaxis(values[..., :n_rows], -1, 0).reshape(batch + trailing)
 
-    q = np.asarray(params.survey_q)
+    q = np.asarray(params.survey_q, dtype=float)
     if policy is not None and initial_survey_estimate_t is None:
         p = expand(params, dtype)
         start_numbers = from_lanes(numbers, (2, n_age))
@@ -364,8 +370,10 @@ def simulate(
             if y == 0:
                 estimate = np.broadcast_to(np.asarray(initial_survey_estimate_t, dtype=float), batch)
             else:
-                error = 0.0 if survey_log_errors is None else np.asarray(survey_log_errors)[..., y - 1]
-                estimate = q * out[0, y - 1, :n_rows].reshape(batch) * np.exp(error)
+                error = 0.0 if survey_log_errors is None else \
+                    np.asarray(survey_log_errors, dtype=float)[..., y - 1]
+                # in float64 whatever the state's precision (as the kernel's rule reads it)
+                estimate = q * out[0, y - 1, :n_rows].astype(float).reshape(batch) * np.exp(error)
             control = policy(y, estimate)
             if control.f_per_yr is not None:
                 year_mode = kernel.F_GIVEN
@@ -409,8 +417,10 @@ def _rule(tables: PolicyTables, batch: tuple[int, ...], n_rows: int, lanes: int,
                "fishing_from_year": tables.fishing_from_year, "program": tables.program,
                "survey_q": q, "initial_estimate_t": initial_estimate_t}
     table = _to_lanes(row_table([columns[name] for name in kernel.RULE_FIELDS], batch), lanes)
-    errors = np.zeros(n_years) if survey_log_errors is None else np.asarray(survey_log_errors, dtype=float)
-    factor = np.broadcast_to(np.exp(errors[..., :n_years]), batch + (n_years,)).reshape(n_rows, n_years)
+    # the estimate of year y − 1 is read in year y: the errors of the first n_years − 1 years
+    n_read = max(n_years - 1, 0)
+    errors = np.zeros(n_read) if survey_log_errors is None else np.asarray(survey_log_errors, dtype=float)
+    factor = np.broadcast_to(np.exp(errors[..., :n_read]), batch + (n_read,)).reshape(n_rows, n_read)
     fish = np.asarray(tables.release_fish, dtype=float)[:, :n_years]
     lengths = np.asarray(tables.release_length_cm, dtype=float)[:, :n_years]
     ages = np.flatnonzero(np.any(fish != 0, axis=(0, 1)))

@@ -39,7 +39,8 @@ from numba import njit, prange
 from carpmodel.model.kernel_cells import (
     NODES,
     WEIGHTS,
-    logistic_cell,
+    logistic_rate_cell,
+    lorenzen_coefficient,
     lorenzen_lanes,
     lorenzen_mode,
     weight_cell,
@@ -116,37 +117,39 @@ F_TOLERANCE = 1e-14
 
 
 @njit(cache=True, error_model="numpy")
-def _release_survival(p: np.ndarray, length: float) -> float:
-    """Acute survival of fish released at ``length`` (cm) (:func:`release_survival_at_weight`)."""
-    s_ref = p[REL_S]
-    slope = p[REL_SLOPE]
+def _release_survival(s_ref: float, slope: float, lw_a: float, lw_b: float, reference_weight: float,
+                      length: float) -> float:
+    """Acute survival of fish released at ``length`` (cm) (:func:`release_survival_at_weight`).
+    Scalars only: an array passed to a compiled function that is not inlined costs two atomic
+    reference-count updates per call."""
     if slope == 0.0 or s_ref <= 0.0 or s_ref >= 1.0:
         return s_ref
-    weight = p[LW_A] * length ** p[LW_B]
-    shift = slope * math.log(weight / p[REL_WREF])
+    weight = lw_a * length ** lw_b
+    shift = slope * math.log(weight / reference_weight)
     if not math.isfinite(shift):
         return s_ref
     return 1.0 / (1.0 + math.exp(-((math.log(s_ref) - math.log1p(-s_ref)) + shift)))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _f_from_catch(catch: float, numbers: np.ndarray, weight: np.ndarray, sel: np.ndarray,
-                  m: np.ndarray, f_max: float) -> tuple[float, float]:
-    """F taking ``catch`` (t) by Newton from 0, capped at ``f_max``; and the shortfall (t)."""
+                  m: np.ndarray, lane: int, f_max: float) -> tuple[float, float]:
+    """F taking ``catch`` (t) from lane ``lane`` of a block's ``(origin, age, lane)`` arrays by
+    Newton from 0, capped at ``f_max``; and the shortfall (t)."""
     if not catch > 0.0:
         return 0.0, 0.0
-    n_origin, n_age = numbers.shape
+    n_origin, n_age = numbers.shape[0], numbers.shape[1]
     f = 0.0
     for _ in range(F_NEWTON_ITERATIONS):
         predicted = 0.0
         slope = 0.0
         for o in range(n_origin):
             for a in range(n_age):
-                vuln = numbers[o, a] * weight[o, a] * sel[o, a] / 1e6
-                z = m[o, a] + f * sel[o, a]
+                vuln = numbers[o, a, lane] * weight[o, a, lane] * sel[o, a, lane] / 1e6
+                z = m[o, a, lane] + f * sel[o, a, lane]
                 survive = math.exp(-z)
                 predicted += vuln * f / z * (1.0 - survive)
-                slope += vuln * (m[o, a] / z ** 2 * (1.0 - survive) + f * sel[o, a] / z * survive)
+                slope += vuln * (m[o, a, lane] / z ** 2 * (1.0 - survive) + f * sel[o, a, lane] / z * survive)
         step = (catch - predicted) / slope if slope > 0.0 else 0.0
         f_next = min(max(f + step, 0.0), f_max)
         done = abs(f_next - f) <= F_TOLERANCE * f_next
@@ -156,10 +159,10 @@ def _f_from_catch(catch: float, numbers: np.ndarray, weight: np.ndarray, sel: np
     taken = 0.0
     for o in range(n_origin):
         for a in range(n_age):
-            f_sel = f * sel[o, a]
-            z = m[o, a] + f_sel
+            f_sel = f * sel[o, a, lane]
+            z = m[o, a, lane] + f_sel
             fraction = f_sel / z * (1.0 - math.exp(-z)) if z > 0.0 else 0.0
-            taken += numbers[o, a] * weight[o, a] * sel[o, a] / 1e6 * fraction
+            taken += numbers[o, a, lane] * weight[o, a, lane] * sel[o, a, lane] / 1e6 * fraction
     shortfall = max(catch - taken, 0.0) if f >= f_max * (1.0 - 1e-12) else 0.0
     return f, shortfall
 
@@ -274,7 +277,7 @@ def _years_serial(numbers, length, rows, year_table, fishing_mode, releases, rel
 
 
 #: per-row scalars of a block's work space (see :func:`_advance_rows`)
-N_ROW_SCRATCH = 18
+N_ROW_SCRATCH = 23
 
 
 def padded_rows(n_rows: int) -> int:
@@ -324,22 +327,6 @@ def _fill_body_weight(body, weight, length_state, first, p, cube, start, width):
                 for lane in range(width):
                     b = start + lane
                     weight[o, a, lane] = weight_cell(body[o, a, lane], p[LW_A, b], p[LW_B, b])
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _release(n_l, len_l, body, weight, pl, lane, a, fish, release_length):  # noqa: ANN001, ANN202
-    """``fish`` released at age ``a`` and length ``release_length`` (cm) into lane ``lane`` of a
-    block: the survivors of the release join the hatchery cell at its numbers-weighted mean
-    length, and the cell's body length and weight follow."""
-    entering = fish * _release_survival(pl[:, lane], release_length)
-    if entering > 0.0:
-        before = n_l[1, a, lane]
-        total = before + entering
-        mixed = (before * len_l[1, a, lane] + entering * release_length) / total
-        len_l[1, a, lane] = mixed
-        n_l[1, a, lane] = total
-        body[1, a, lane] = max(mixed, pl[HATCH_L, lane])
-        weight[1, a, lane] = weight_cell(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -397,6 +384,9 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     rate, scale, growth_span, juveniles, relative = lanes[5], lanes[6], lanes[7], lanes[8], lanes[9]
     m_dd, f, shortfall, growth, total_biomass = lanes[10], lanes[11], lanes[12], lanes[13], lanes[14]
     catch, hatchery_share_ssb, active = lanes[15], lanes[16], lanes[17]
+    # per-row factors of the cell formulas, once per block: maturity L50 this year, the logistic
+    # curves' 1/slope, Lorenzen's M coefficient (one division per row rather than per cell)
+    mat_l50, inv_mat, inv_sel, inv_sur, m_coef = lanes[18], lanes[19], lanes[20], lanes[21], lanes[22]
     cube = True
     for lane in range(width):
         cube = cube and p[LW_B, start + lane] == 3.0
@@ -424,14 +414,19 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         _apply_rule(rule, out, y, start, width, yl, active)
         fishing_mode = F_GIVEN
 
+    for lane in range(width):
+        mat_l50[lane] = pl[MAT_L50, lane] * yl[Y_MATMULT, lane]
+        inv_mat[lane] = one / pl[MAT_SLOPE, lane]
+        inv_sel[lane] = one / pl[SEL_SLOPE, lane]
+        inv_sur[lane] = one / pl[SUR_SLOPE, lane]
+
     # 1. spawning from 1 January numbers
     _fill_body_weight(body, weight, len_l, 0, pl, cube, 0, width)
     ssb_by_origin = np.zeros((n_origin, BLOCK), dtype)
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                mature = logistic_cell(body[o, a, lane], pl[MAT_L50, lane] * yl[Y_MATMULT, lane],
-                                   pl[MAT_SLOPE, lane])
+                mature = logistic_rate_cell(body[o, a, lane], mat_l50[lane], inv_mat[lane])
                 ssb_by_origin[o, lane] += n_l[o, a, lane] * weight[o, a, lane] * mature
     for lane in range(width):
         ssb_w = ssb_by_origin[0, lane] / 1e6
@@ -452,26 +447,38 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         decay = fast_exp(-rate[lane])
         growth_span[lane] = pl[L_INF, lane] * (fast_exp(rate[lane]) - 1.0)
         growth[lane] = 1.0 - decay
-    # 3. releases into the hatchery origin (numbers-weighted mean length): the year's, then the rule's
-    for s in range(releases.shape[0]):
-        for j in range(release_ages.shape[0]):
+        m_coef[lane] = lorenzen_coefficient(scale[lane], pl[M_REF_L, lane], rate[lane], pl[L_INF, lane])
+    # 3. releases into the hatchery origin (numbers-weighted mean length): the year's sets, then
+    # the rule's releases (a last set, per program, where the rule is active)
+    rule_table, rule_releases, rule_ages = rule[0], rule[2], rule[3]
+    n_given = releases.shape[0]
+    for s in range(n_given + (1 if has_rule else 0)):
+        ages = release_ages if s < n_given else rule_ages
+        for j in range(ages.shape[0]):
+            a = ages[j]
             for lane in range(width):
-                column = start + lane if releases.shape[3] > 1 else 0
-                fish = releases[s, 0, j, column]
+                if s < n_given:
+                    column = start + lane if releases.shape[3] > 1 else 0
+                    fish = releases[s, 0, j, column]
+                    release_length = releases[s, 1, j, column]
+                else:
+                    program = int(rule_table[R_PROGRAM, start + lane])
+                    fish = rule_releases[program, y, 0, j] if active[lane] > zero else 0.0
+                    release_length = rule_releases[program, y, 1, j]
                 released[lane] += fish
-                if fish != 0.0:
-                    _release(n_l, len_l, body, weight, pl, lane, release_ages[j], fish,
-                             releases[s, 1, j, column])
-    if has_rule:
-        rule_releases, rule_ages = rule[2], rule[3]
-        for j in range(rule_ages.shape[0]):
-            for lane in range(width):
-                program = int(rule[0][R_PROGRAM, start + lane])
-                fish = rule_releases[program, y, 0, j] if active[lane] > zero else 0.0
-                released[lane] += fish
-                if fish != 0.0:
-                    _release(n_l, len_l, body, weight, pl, lane, rule_ages[j], fish,
-                             rule_releases[program, y, 1, j])
+                if fish == 0.0:
+                    continue
+                entering = fish * _release_survival(pl[REL_S, lane], pl[REL_SLOPE, lane], pl[LW_A, lane],
+                                                    pl[LW_B, lane], pl[REL_WREF, lane], release_length)
+                if entering > 0.0:
+                    before = n_l[1, a, lane]
+                    total = before + entering
+                    mixed = (before * len_l[1, a, lane] + entering * release_length) / total
+                    len_l[1, a, lane] = mixed
+                    n_l[1, a, lane] = total
+                    # the cell's body length and weight follow its new length
+                    body[1, a, lane] = max(mixed, pl[HATCH_L, lane])
+                    weight[1, a, lane] = weight_cell(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
 
     # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
     for o in range(n_origin):
@@ -479,9 +486,10 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
             for lane in range(width):
                 total_biomass[lane] += n_l[o, a, lane] * weight[o, a, lane]
                 juveniles[lane] += n_l[o, a, lane] if a <= pl[WINDOW, lane] else zero
-            lorenzen_lanes(c_mode, len_l[o, a, :width], pl[LOR_C, :width], pl[HATCH_L, :width],
-                           pl[L_INF, :width], pl[M_REF_L, :width], rate[:width], scale[:width],
-                           growth_span[:width], nodes, weights, m[o, a, :width])
+    n_cells = n_origin * n_age
+    lorenzen_lanes(c_mode, width, len_l.reshape(n_cells, BLOCK), 0, n_cells, pl[LOR_C], pl[HATCH_L],
+                   pl[L_INF], pl[M_REF_L], rate, scale, growth_span, m_coef, nodes, weights,
+                   m.reshape(n_cells, BLOCK))
     for lane in range(width):
         relative[lane] = pl[GAMMA, lane] * juveniles[lane] / pl[J0, lane]
         m_dd[lane] = fast_log1p(relative[lane])
@@ -498,14 +506,13 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         for o in range(n_origin):
             for a in range(n_age):
                 for lane in range(width):
-                    sel[o, a, lane] = logistic_cell(body[o, a, lane], pl[SEL_L50, lane], pl[SEL_SLOPE, lane])
+                    sel[o, a, lane] = logistic_rate_cell(body[o, a, lane], pl[SEL_L50, lane], inv_sel[lane])
         for lane in range(width):
             if fishing_mode == F_GIVEN:
                 f[lane] = yl[Y_FISHING, lane]
             else:
                 f[lane], shortfall[lane] = _f_from_catch(
-                    yl[Y_FISHING, lane], n_l[:, :, lane], weight[:, :, lane], sel[:, :, lane],
-                    m[:, :, lane], pl[F_MAX, lane])
+                    yl[Y_FISHING, lane], n_l, weight, sel, m, lane, pl[F_MAX, lane])
 
     # 5. survival and catch, growth, the survey's end-of-year biomass
     for o in range(n_origin):
@@ -530,8 +537,8 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
-                seen = alive[o, a, lane] * logistic_cell(grown_body[o, a, lane], pl[SUR_L50, lane],
-                                                     pl[SUR_SLOPE, lane])
+                seen = alive[o, a, lane] * logistic_rate_cell(grown_body[o, a, lane], pl[SUR_L50, lane],
+                                                              inv_sur[lane])
                 survey_by_origin[o, lane] += seen * end_weight[o, a, lane]
                 seen_by_origin[o, lane] += seen
     if kept.size > 0 or flows.size > 0 or end_index >= 0:

@@ -32,8 +32,8 @@ from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
 __all__ = ["ANY_EXPONENT_M", "CLOSED_FORM_M", "CONSTANT_M", "ENGINE_CACHE_MARKER", "ENGINE_MODULES",
            "EQUILIBRIUM_FIELDS", "NODES", "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS",
            "clear_stale_engine_cache", "engine_sources_digest", "equilibrium_rows", "logistic_cell",
-           "lorenzen_below_hatch", "lorenzen_cell", "lorenzen_inverse_length", "lorenzen_lanes",
-           "lorenzen_mode", "per_recruit_rows", "row_table", "weight_cell"]
+           "logistic_rate_cell", "lorenzen_below_hatch", "lorenzen_cell", "lorenzen_coefficient",
+           "lorenzen_lanes", "lorenzen_mode", "per_recruit_rows", "row_table", "weight_cell"]
 
 #: Gauss–Legendre nodes on [0, 1] and their weights (:data:`carpmodel.model.mortality.TIME_NODES`)
 NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
@@ -77,10 +77,19 @@ def logistic_cell(x: float, l50: float, slope: float) -> float:
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def lorenzen_inverse_length(length: float, growth_span: float, rate: float, l_inf: float) -> float:
-    """``∫₀¹ dt/L(t)`` from a start at or above the hatch length (1/cm); ``growth_span`` is
-    ``L∞·(e^κ − 1)``, the same for every cell of a row."""
-    return fast_log1p(growth_span / length) / (rate * l_inf)
+def logistic_rate_cell(x: float, l50: float, inverse_slope: float) -> float:
+    """:func:`logistic_cell` given ``1/slope`` (a row's reciprocal, computed once: one division
+    fewer per cell)."""
+    one = like(1.0, x)
+    return one / (one + fast_exp(-(x - l50) * inverse_slope))
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def lorenzen_coefficient(scale: float, m_ref_length: float, rate: float, l_inf: float) -> float:
+    """``M_ref·L_ref/(κ·L∞)`` (1/yr): Lorenzen M with c = 1 over a year from a length ``L`` at or
+    above the hatch length is this times ``ln(1 + growth_span/L)`` (``∫₀¹ dt/L(t)`` in closed
+    form, ``growth_span = L∞·(e^κ − 1)``); once per row."""
+    return scale * m_ref_length / (rate * l_inf)
 
 
 @njit(cache=True, error_model="numpy")
@@ -93,7 +102,7 @@ def lorenzen_below_hatch(length: float, hatch: float, rate: float, l_inf: float)
     return t_a / hatch + fast_log1p(span / max(length, hatch)) / (rate * l_inf)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def lorenzen_cell(length: float, c: float, hatch: float, l_inf: float, m_ref_length: float, rate: float,
                   scale: float, growth_span: float, nodes: np.ndarray, weights: np.ndarray) -> float:
     """Lorenzen M integrated over the year along the growth path (1/yr), any exponent ``c``
@@ -103,7 +112,7 @@ def lorenzen_cell(length: float, c: float, hatch: float, l_inf: float, m_ref_len
         return scale
     if c == 1.0:
         if length >= hatch:
-            return scale * m_ref_length * lorenzen_inverse_length(length, growth_span, rate, l_inf)
+            return lorenzen_coefficient(scale, m_ref_length, rate, l_inf) * fast_log1p(growth_span / length)
         return scale * m_ref_length * lorenzen_below_hatch(length, hatch, rate, l_inf)
     total = 0.0
     for j in range(nodes.shape[0]):
@@ -118,31 +127,35 @@ CONSTANT_M, CLOSED_FORM_M, ANY_EXPONENT_M = 0, 1, 2
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def lorenzen_lanes(mode: int, length: np.ndarray, c: np.ndarray, hatch: np.ndarray, l_inf: np.ndarray,
-                   m_ref_length: np.ndarray, rate: np.ndarray, scale: np.ndarray, growth_span: np.ndarray,
-                   nodes: np.ndarray, weights: np.ndarray, m: np.ndarray) -> None:
-    """Lorenzen M (1/yr) of lanes ``0..len(m)`` at length states ``length`` into ``m``, computed as
-    ``mode`` says (:data:`CONSTANT_M`, :data:`CLOSED_FORM_M`: lanes below the hatch length redone
-    with their own formula, :data:`ANY_EXPONENT_M`); the other arrays hold each lane's parameters,
-    ``rate`` its K (1/yr), ``scale`` its M_ref (1/yr) and ``growth_span`` ``L∞·(e^K − 1)``."""
-    width = m.shape[0]
-    if mode == CONSTANT_M:
-        for lane in range(width):
-            m[lane] = scale[lane]
-    elif mode == CLOSED_FORM_M:
-        below_hatch = False
-        for lane in range(width):
-            m[lane] = scale[lane] * m_ref_length[lane] * lorenzen_inverse_length(
-                length[lane], growth_span[lane], rate[lane], l_inf[lane])
-            below_hatch |= length[lane] < hatch[lane]
-        for lane in range(width if below_hatch else 0):
-            if length[lane] < hatch[lane]:
-                m[lane] = scale[lane] * m_ref_length[lane] * lorenzen_below_hatch(
-                    length[lane], hatch[lane], rate[lane], l_inf[lane])
-    else:
-        for lane in range(width):
-            m[lane] = lorenzen_cell(length[lane], c[lane], hatch[lane], l_inf[lane], m_ref_length[lane],
-                                    rate[lane], scale[lane], growth_span[lane], nodes, weights)
+def lorenzen_lanes(mode: int, width: int, length: np.ndarray, first: int, last: int, c: np.ndarray,
+                   hatch: np.ndarray, l_inf: np.ndarray, m_ref_length: np.ndarray, rate: np.ndarray,
+                   scale: np.ndarray, growth_span: np.ndarray, coefficient: np.ndarray, nodes: np.ndarray,
+                   weights: np.ndarray, m: np.ndarray) -> None:
+    """Lorenzen M (1/yr) of cells ``first..last`` and lanes ``0..width`` at length states
+    ``length (cell, lane)`` into ``m (cell, lane)``, computed as ``mode`` says
+    (:data:`CONSTANT_M`, :data:`CLOSED_FORM_M`: lanes below the hatch length redone with their own
+    formula, :data:`ANY_EXPONENT_M`); the other arrays hold each lane's parameters, ``rate`` its
+    K (1/yr), ``scale`` its M_ref (1/yr), ``growth_span`` ``L∞·(e^K − 1)`` and ``coefficient`` its
+    :func:`lorenzen_coefficient`. One call serves many cells: each call of a compiled function
+    with array arguments, inlined or not, costs atomic reference-count updates per array."""
+    for cell in range(first, last):
+        if mode == CONSTANT_M:
+            for lane in range(width):
+                m[cell, lane] = scale[lane]
+        elif mode == CLOSED_FORM_M:
+            below_hatch = False
+            for lane in range(width):
+                m[cell, lane] = coefficient[lane] * fast_log1p(growth_span[lane] / length[cell, lane])
+                below_hatch |= length[cell, lane] < hatch[lane]
+            for lane in range(width if below_hatch else 0):
+                if length[cell, lane] < hatch[lane]:
+                    m[cell, lane] = scale[lane] * m_ref_length[lane] * lorenzen_below_hatch(
+                        length[cell, lane], hatch[lane], rate[lane], l_inf[lane])
+        else:
+            for lane in range(width):
+                m[cell, lane] = lorenzen_cell(length[cell, lane], c[lane], hatch[lane], l_inf[lane],
+                                              m_ref_length[lane], rate[lane], scale[lane], growth_span[lane],
+                                              nodes, weights)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -156,16 +169,17 @@ def lorenzen_mode(c: np.ndarray) -> int:
 
 
 @njit(cache=True, error_model="numpy")
-def _survival(length: np.ndarray, p: np.ndarray, growth_span: np.ndarray, mode: int,
-              nodes: np.ndarray, weights: np.ndarray, m: np.ndarray, survival: np.ndarray) -> None:
-    """``exp(−M(L) − F·sel(L))`` over one year of every row at length states ``length (row)``
-    into ``survival (row)``; ``m (row)`` is work space."""
-    lorenzen_lanes(mode, length, p[_LOR_C], p[_HATCH_L], p[_L_INF], p[_M_REF_L], p[_K], p[_M_REF],
-                   growth_span, nodes, weights, m)
-    for r in range(length.shape[0]):
-        body = max(length[r], p[_HATCH_L, r])
+def _survival(length: np.ndarray, a: int, p: np.ndarray, growth_span: np.ndarray, coefficient: np.ndarray,
+              mode: int, nodes: np.ndarray, weights: np.ndarray, m: np.ndarray, survival: np.ndarray) -> None:
+    """``exp(−M(L) − F·sel(L))`` over one year of every row at age ``a`` from length states
+    ``length (age, row)`` into ``survival (age, row)``; ``m (age, row)`` is work space."""
+    n_rows = length.shape[1]
+    lorenzen_lanes(mode, n_rows, length, a, a + 1, p[_LOR_C], p[_HATCH_L], p[_L_INF], p[_M_REF_L], p[_K],
+                   p[_M_REF], growth_span, coefficient, nodes, weights, m)
+    for r in range(n_rows):
+        body = max(length[a, r], p[_HATCH_L, r])
         fished = p[_F, r] * logistic_cell(body, p[_SEL_L50, r], p[_SEL_SLOPE, r])
-        survival[r] = fast_exp(-(m[r] + fished))
+        survival[a, r] = fast_exp(-(m[a, r] + fished))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -181,16 +195,18 @@ def per_recruit_rows(table: np.ndarray, passes: int, tolerance_cm: float, nodes:
     n_rows, n_age = table.shape[1], out.shape[1]
     p = table
     mode = lorenzen_mode(p[_LOR_C])
-    decay, growth_span, m = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
+    decay, growth_span, m = np.empty(n_rows), np.empty(n_rows), np.empty((n_age, n_rows))
+    coefficient = np.empty(n_rows)
     for r in range(n_rows):
         decay[r] = math.exp(-p[_K, r])
         growth_span[r] = p[_L_INF, r] * math.expm1(p[_K, r])
+        coefficient[r] = lorenzen_coefficient(p[_M_REF, r], p[_M_REF_L, r], p[_K, r], p[_L_INF, r])
     length, survival = out[0], out[3]
     for a in range(n_age):
         for r in range(n_rows):
             lived = max(a - p[_HATCH_T, r], 0.0)
             length[a, r] = p[_L_INF, r] - (p[_L_INF, r] - p[_HATCH_L, r]) * fast_exp(-p[_K, r] * lived)
-        _survival(length[a], p, growth_span, mode, nodes, weights, m, survival[a])
+        _survival(length, a, p, growth_span, coefficient, mode, nodes, weights, m, survival)
     plus = n_age - 1
     grown_prev = np.empty(n_rows)
     done = np.zeros(n_rows, np.bool_)
@@ -205,7 +221,7 @@ def per_recruit_rows(table: np.ndarray, passes: int, tolerance_cm: float, nodes:
             done[r] |= abs(fixed - length[plus, r]) <= tolerance_cm
             all_done &= done[r]
             length[plus, r] = fixed
-        _survival(length[plus], p, growth_span, mode, nodes, weights, m, survival[plus])
+        _survival(length, plus, p, growth_span, coefficient, mode, nodes, weights, m, survival)
         if all_done:
             break
     for a in range(n_age):
