@@ -258,22 +258,25 @@ def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, r
                     nodes, weights, out, kept, flows, end, end_index, width):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     n_blocks = (n_rows + width - 1) // width
+    n_years = year_table.shape[0]
     for block in prange(n_blocks):
-        for y in range(year_table.shape[0]):
+        work = _block_arrays(numbers, rows.shape[0], year_table.shape[1])
+        for y in range(n_years):
             _advance_rows(block * width, min((block + 1) * width, n_rows), numbers, length, rows,
                           year_table[y], fishing_mode, releases[y], release_ages, rule, ricker, nodes,
-                          weights, out, y, kept, flows, end, end_index[y])
+                          weights, out, y, kept, flows, end, end_index[y], work, y == 0, y == n_years - 1)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _years_serial(numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker,
                   nodes, weights, out, kept, flows, end, end_index):  # noqa: ANN001, ANN202
-    n_rows = numbers.shape[2]
+    n_rows, n_years = numbers.shape[2], year_table.shape[0]
+    work = _block_arrays(numbers, rows.shape[0], year_table.shape[1])
     for start in range(0, n_rows, BLOCK):
-        for y in range(year_table.shape[0]):
+        for y in range(n_years):
             _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_table[y],
                           fishing_mode, releases[y], release_ages, rule, ricker, nodes, weights, out, y,
-                          kept, flows, end, end_index[y])
+                          kept, flows, end, end_index[y], work, y == 0, y == n_years - 1)
 
 
 #: per-row scalars of a block's work space (see :func:`_advance_rows`)
@@ -293,17 +296,19 @@ def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, relea
     for block in prange(n_blocks):
         _advance_rows(block * BLOCK, min((block + 1) * BLOCK, n_rows), numbers, length, rows,
                       year_in, fishing_mode, releases, release_ages, rule, ricker, nodes, weights, out, y,
-                      kept, flows, end, end_index)
+                      kept, flows, end, end_index, _block_arrays(numbers, rows.shape[0], year_in.shape[0]),
+                      True, True)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, release_ages, rule, ricker,
                  nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
+    work = _block_arrays(numbers, rows.shape[0], year_in.shape[0])
     for start in range(0, n_rows, BLOCK):
         _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_in,
                       fishing_mode, releases, release_ages, rule, ricker, nodes, weights, out, y, kept,
-                      flows, end, end_index)
+                      flows, end, end_index, work, True, True)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -339,8 +344,9 @@ def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
     from ``fishing_from_year`` on, else 0. The same arithmetic as
     :class:`carpmodel.management.policy.StrategyPolicy` in numpy."""
     table, survey_factor, calendar_year = rule[0], rule[1], rule[4][y]
+    ustart = np.uint64(start)
     for lane in range(width):
-        b = start + lane
+        b = ustart + np.uint64(lane)
         if y == 0:
             estimate = table[R_ESTIMATE0, b]
         else:
@@ -361,25 +367,44 @@ def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, error_model="numpy")
+def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
+    """A block's work space (see :func:`_advance_rows`), in the state's precision: its state and
+    parameters lane-innermost, nine per-cell arrays, the per-row scalars and three per-origin sums."""
+    n_origin, n_age = numbers.shape[0], numbers.shape[1]
+    dtype = numbers.dtype
+    cells = (n_origin, n_age, BLOCK)
+    return (np.empty(cells, dtype), np.empty(cells, dtype), np.empty((n_fields, BLOCK), dtype),
+            np.empty((n_year_fields, BLOCK), dtype),
+            np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype),
+            np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype),
+            np.empty(cells, dtype), np.empty((N_ROW_SCRATCH, BLOCK), dtype),
+            np.empty((3, n_origin, BLOCK), dtype))
+
+
+@njit(cache=True, error_model="numpy")
 def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, release_ages, rule, ricker,
-                  nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202, C901
+                  nodes, weights, out, y, kept, flows, end, end_index, work, load,
+                  store):  # noqa: ANN001, ANN202, C901
     """Rows ``start..stop`` (at most :data:`BLOCK`) of :func:`year_step`: loops over rows are
-    innermost, so they run as SIMD; every row follows the same arithmetic either way."""
+    innermost, so they run as SIMD; every row follows the same arithmetic either way.
+
+    ``work`` is the block's :func:`_block_arrays`; its state (numbers, lengths, parameters) is
+    read from ``numbers``, ``length`` and ``p`` when ``load``, and written back to ``numbers``
+    and ``length`` when ``store`` (a whole run loads once, in its first year, and stores once, in
+    its last; the year between stay in the block's own arrays)."""
     n_origin, n_age, n_rows = numbers.shape
     dtype = numbers.dtype   # the precision of the state is the precision of the arithmetic
     zero = dtype.type(0.0)
     one = dtype.type(1.0)
     width = stop - start
-    body = np.empty((n_origin, n_age, BLOCK), dtype)
-    weight = np.empty((n_origin, n_age, BLOCK), dtype)
-    m = np.empty((n_origin, n_age, BLOCK), dtype)
-    sel = np.empty((n_origin, n_age, BLOCK), dtype)
-    z = np.empty((n_origin, n_age, BLOCK), dtype)
-    alive = np.empty((n_origin, n_age, BLOCK), dtype)
-    grown = np.empty((n_origin, n_age, BLOCK), dtype)
-    grown_body = np.empty((n_origin, n_age, BLOCK), dtype)
-    end_weight = np.empty((n_origin, n_age, BLOCK), dtype)
-    lanes = np.zeros((N_ROW_SCRATCH, BLOCK), dtype)
+    # unsigned global row indices: numba corrects a negative signed index at every access, which
+    # kept LLVM from vectorising the loops that read or write the global arrays
+    ustart = np.uint64(start)
+    (n_l, len_l, pl, yl, body, weight, m, sel, z, alive, grown, grown_body, end_weight, lanes,
+     sums) = work
+    lanes[:] = 0.0
+    sums[:] = 0.0
+    ssb_by_origin, survey_by_origin, seen_by_origin = sums[0], sums[1], sums[2]
     ssb, spawning, eggs, recruits, released = lanes[0], lanes[1], lanes[2], lanes[3], lanes[4]
     rate, scale, growth_span, juveniles, relative = lanes[5], lanes[6], lanes[7], lanes[8], lanes[9]
     m_dd, f, shortfall, growth, total_biomass = lanes[10], lanes[11], lanes[12], lanes[13], lanes[14]
@@ -387,28 +412,24 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     # per-row factors of the cell formulas, once per block: maturity L50 this year, the logistic
     # curves' 1/slope, Lorenzen's M coefficient (one division per row rather than per cell)
     mat_l50, inv_mat, inv_sel, inv_sur, m_coef = lanes[18], lanes[19], lanes[20], lanes[21], lanes[22]
-    cube = True
-    for lane in range(width):
-        cube = cube and p[LW_B, start + lane] == 3.0
-    # Lorenzen M for the whole block: constant (c = 0), closed form (c = 1) or row by row
-    c_mode = lorenzen_mode(p[LOR_C, start:start + width])
-
     # the block's rows copied lane-innermost into its own arrays (contiguous copies)
-    n_l = np.empty((n_origin, n_age, BLOCK), dtype)
-    len_l = np.empty((n_origin, n_age, BLOCK), dtype)
-    pl = np.empty((p.shape[0], BLOCK), dtype)
-    yl = np.empty((yr.shape[0], BLOCK), dtype)
-    for i in range(p.shape[0]):
-        for lane in range(width):
-            pl[i, lane] = p[i, start + lane]
+    if load:
+        for i in range(p.shape[0]):
+            for lane in range(width):
+                pl[i, lane] = p[i, ustart + np.uint64(lane)]
+        for o in range(n_origin):
+            for a in range(n_age):
+                for lane in range(width):
+                    n_l[o, a, lane] = numbers[o, a, ustart + np.uint64(lane)]
+                    len_l[o, a, lane] = length[o, a, ustart + np.uint64(lane)]
     for i in range(yr.shape[0]):
         for lane in range(width):
-            yl[i, lane] = yr[i, start + lane]
-    for o in range(n_origin):
-        for a in range(n_age):
-            for lane in range(width):
-                n_l[o, a, lane] = numbers[o, a, start + lane]
-                len_l[o, a, lane] = length[o, a, start + lane]
+            yl[i, lane] = yr[i, ustart + np.uint64(lane)]
+    cube = True
+    for lane in range(width):
+        cube = cube and pl[LW_B, lane] == 3.0
+    # Lorenzen M for the whole block: constant (c = 0), closed form (c = 1) or row by row
+    c_mode = lorenzen_mode(pl[LOR_C, :width])
     has_rule = rule[0].shape[1] > 0
     if has_rule:
         _apply_rule(rule, out, y, start, width, yl, active)
@@ -422,7 +443,6 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
 
     # 1. spawning from 1 January numbers
     _fill_body_weight(body, weight, len_l, 0, pl, cube, 0, width)
-    ssb_by_origin = np.zeros((n_origin, BLOCK), dtype)
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
@@ -458,11 +478,11 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
             a = ages[j]
             for lane in range(width):
                 if s < n_given:
-                    column = start + lane if releases.shape[3] > 1 else 0
+                    column = ustart + np.uint64(lane) if releases.shape[3] > 1 else np.uint64(0)
                     fish = releases[s, 0, j, column]
                     release_length = releases[s, 1, j, column]
                 else:
-                    program = int(rule_table[R_PROGRAM, start + lane])
+                    program = int(rule_table[R_PROGRAM, ustart + np.uint64(lane)])
                     fish = rule_releases[program, y, 0, j] if active[lane] > zero else 0.0
                     release_length = rule_releases[program, y, 1, j]
                 released[lane] += fish
@@ -532,8 +552,6 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                 alive[o, a, lane] = n_l[o, a, lane] * fast_exp(-z[o, a, lane])
                 grown[o, a, lane] = len_l[o, a, lane] + (pl[L_INF, lane] - len_l[o, a, lane]) * growth[lane]
     _fill_body_weight(grown_body, end_weight, grown, 0, pl, cube, 0, width)
-    survey_by_origin = np.zeros((n_origin, BLOCK), dtype)
-    seen_by_origin = np.zeros((n_origin, BLOCK), dtype)
     for o in range(n_origin):
         for a in range(n_age):
             for lane in range(width):
@@ -545,7 +563,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         for o in range(n_origin):
             for a in range(n_age):
                 for lane in range(width):
-                    b = start + lane
+                    b = ustart + np.uint64(lane)
                     if kept.size > 0:
                         kept[0, y, o, a, b] = n_l[o, a, lane]
                         kept[1, y, o, a, b] = body[o, a, lane]
@@ -560,7 +578,7 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                         end[0, end_index, o, a, b] = alive[o, a, lane]
                         end[1, end_index, o, a, b] = grown_body[o, a, lane]
     for lane in range(width):
-        b = start + lane
+        b = ustart + np.uint64(lane)
         survey_w = survey_by_origin[0, lane] / 1e6
         survey_h = survey_by_origin[1, lane] / 1e6
         biomass = survey_w + survey_h
@@ -586,26 +604,28 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
     last = n_age - 1
     for o in range(n_origin):
         for lane in range(width):
-            b = start + lane
             plus = alive[o, last - 1, lane] + alive[o, last, lane]
-            numbers[o, last, b] = plus
-            length[o, last, b] = ((alive[o, last - 1, lane] * grown[o, last - 1, lane]
-                                   + alive[o, last, lane] * grown[o, last, lane]) / plus
-                                  if plus > zero else grown[o, last, lane])
+            n_l[o, last, lane] = plus
+            len_l[o, last, lane] = ((alive[o, last - 1, lane] * grown[o, last - 1, lane]
+                                     + alive[o, last, lane] * grown[o, last, lane]) / plus
+                                    if plus > zero else grown[o, last, lane])
         for a in range(last - 1, 0, -1):
             for lane in range(width):
-                b = start + lane
-                numbers[o, a, b] = alive[o, a - 1, lane]
-                length[o, a, b] = grown[o, a - 1, lane]
+                n_l[o, a, lane] = alive[o, a - 1, lane]
+                len_l[o, a, lane] = grown[o, a - 1, lane]
         for lane in range(width):
-            b = start + lane
-            numbers[o, 0, b] = zero
-            length[o, 0, b] = p[HATCH_L, b]
+            n_l[o, 0, lane] = zero
+            len_l[o, 0, lane] = pl[HATCH_L, lane]
     for lane in range(width):
-        b = start + lane
-        numbers[0, 1, b] += recruits[lane]
-        length[0, 1, b] = p[L_INF, b] - (p[L_INF, b] - p[HATCH_L, b]) * math.exp(
-            -(rate[lane] * (1.0 - p[HATCH_T, b])))
+        n_l[0, 1, lane] += recruits[lane]
+        len_l[0, 1, lane] = pl[L_INF, lane] - (pl[L_INF, lane] - pl[HATCH_L, lane]) * math.exp(
+            -(rate[lane] * (1.0 - pl[HATCH_T, lane])))
+    if store:
+        for o in range(n_origin):
+            for a in range(n_age):
+                for lane in range(width):
+                    numbers[o, a, ustart + np.uint64(lane)] = n_l[o, a, lane]
+                    length[o, a, ustart + np.uint64(lane)] = len_l[o, a, lane]
 
 
 _announced: set[tuple[str, bool]] = set()
