@@ -238,20 +238,38 @@ def test_a_run_without_policy_in_one_call_equals_the_year_by_year_run(dtype, n_r
     assert np.all(at_once.released_fish[:, 5] == 2e4 + 3e4)
 
 
-@pytest.mark.parametrize("whole_run", [True, False])
-def test_the_compile_notice_looks_for_the_cached_entry_point_it_will_run(whole_run, tmp_path, monkeypatch,
-                                                                         capsys):
-    entry = kernel._years_serial if whole_run else kernel._year_serial
-    other = kernel._year_serial if whole_run else kernel._years_serial
+ENTRY_POINTS = ("_years_serial", "_years_parallel", "_year_serial", "_year_parallel")
+
+
+@pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_the_compile_notice_looks_for_the_cached_entry_point_it_will_run(name, tmp_path, monkeypatch, capsys):
+    entry = getattr(kernel, name)
     monkeypatch.setattr(entry._cache, "_cache_path", str(tmp_path))
     monkeypatch.setattr(kernel, "_announced", set())
-    (tmp_path / f"kernel.{other.__name__}-100.py311.nbi").write_bytes(b"")   # the other one cached
-    kernel.announce_compile(np.dtype(np.float64), whole_run)
+    for other in ENTRY_POINTS:   # every other entry point cached
+        if other != name:
+            (tmp_path / f"kernel.{other}-100.py311.nbi").write_bytes(b"")
+    kernel.announce_compile(np.dtype(np.float64), entry)
     assert "compiling the engine for float64" in capsys.readouterr().err
     monkeypatch.setattr(kernel, "_announced", set())
-    (tmp_path / f"kernel.{entry.__name__}-100.py311.nbi").write_bytes(b"")   # now this one too
-    kernel.announce_compile(np.dtype(np.float64), whole_run)
+    (tmp_path / f"kernel.{name}-100.py311.nbi").write_bytes(b"")   # now this one too
+    kernel.announce_compile(np.dtype(np.float64), entry)
     assert capsys.readouterr().err == ""
+
+
+def test_a_run_announces_the_entry_point_it_runs(monkeypatch):
+    # releases the same for every row: a whole run, threaded from 17 rows on the main thread;
+    # releases that differ across rows: year by year, threaded from 512 rows
+    announced = []
+    monkeypatch.setattr(kernel, "announce_compile", lambda dtype, entry: announced.append(entry.__name__))
+    for n_rows, same_releases, expected in ((89, True, "_years_parallel"), (12, True, "_years_serial"),
+                                             (12, False, "_year_serial"), (600, False, "_year_parallel")):
+        params, kwargs = _case(n_rows=n_rows)
+        if same_releases:
+            kwargs.update(release_fish=kwargs["release_fish"][0],
+                          release_length_cm=kwargs["release_length_cm"][0])
+        simulate(params, **kwargs)
+        assert announced[-1] == expected, (n_rows, same_releases)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -356,7 +356,6 @@ def simulate(
         end_index[year] = slot
     tables = getattr(policy, "tables", None)
     whole_run = (policy is None or tables is not None) and given is not None
-    kernel.announce_compile(dtype, whole_run)
     if whole_run:
         # nothing decided in Python between years: every year in one kernel call
         rule = () if policy is None else _rule(tables(), batch, n_rows, lanes, n_years, q,

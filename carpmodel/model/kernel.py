@@ -31,6 +31,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -195,10 +196,9 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     """
     args = (numbers, length, rows, year_in, fishing_mode, releases, release_ages, NO_RULE, ricker, NODES,
             WEIGHTS, out, y, kept, flows, end, end_index)
-    if _on_threads(numbers.shape[2]):
-        _year_parallel(*args)
-    else:
-        _year_serial(*args)
+    entry = _year_parallel if _on_threads(numbers.shape[2]) else _year_serial
+    announce_compile(numbers.dtype, entry)
+    entry(*args)
 
 
 #: the process whose calls started numba's threads (None: not yet)
@@ -241,8 +241,10 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
             ricker, NODES, WEIGHTS, out, kept, flows, end, end_index)
     n_rows = numbers.shape[2]
     if _on_threads(n_rows, PARALLEL_RUN_ROWS):
+        announce_compile(numbers.dtype, _years_parallel)
         _years_parallel(*args, run_block_rows(n_rows, numba.get_num_threads()))
     else:
+        announce_compile(numbers.dtype, _years_serial)
         _years_serial(*args)
 
 
@@ -628,15 +630,14 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                     length[o, a, ustart + np.uint64(lane)] = len_l[o, a, lane]
 
 
-_announced: set[tuple[str, bool]] = set()
+_announced: set[tuple[str, str]] = set()
 
 
-def announce_compile(dtype: np.dtype, whole_run: bool = False) -> None:
-    """Say on stderr, once per process, dtype and entry point (:func:`run_years` when
-    ``whole_run``, else :func:`year_step`), that the kernel is being compiled when numba's cache
-    holds no compiled version of that entry point yet (a fresh installation)."""
-    entry = _years_serial if whole_run else _year_serial
-    key = (dtype.name, whole_run)
+def announce_compile(dtype: np.dtype, entry: Any) -> None:
+    """Say on stderr, once per process, dtype and entry point (the compiled function a call is
+    about to run: serial or threaded, one year or whole runs), that the kernel is being compiled
+    when numba's cache holds no compiled version of that entry point yet (a fresh installation)."""
+    key = (dtype.name, entry.__name__)
     if key in _announced:
         return
     _announced.add(key)
