@@ -19,7 +19,7 @@ precision (float64 for fits, float32 for projections: twice the SIMD lanes); per
 
 Compilation: the first call of a process compiles or loads the kernel from numba's cache
 (``__pycache__`` beside this file, or the directory in ``NUMBA_CACHE_DIR`` where the package
-directory is not writable). A cold compile takes ~10-40 s CPU once per installation and
+directory is not writable). A cold compile takes ~20-60 s CPU once per installation and
 dtype; :func:`announce_compile` says so on stderr. The cache entries of the engine's modules are
 cleared whenever one of their sources changes (:func:`carpmodel.model.kernel_cells.clear_stale_engine_cache`).
 """
@@ -132,7 +132,7 @@ def _release_survival(s_ref: float, slope: float, lw_a: float, lw_b: float, refe
     return 1.0 / (1.0 + math.exp(-((math.log(s_ref) - math.log1p(-s_ref)) + shift)))
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _f_from_catch(catch: float, numbers: np.ndarray, weight: np.ndarray, sel: np.ndarray,
                   m: np.ndarray, lane: int, f_max: float) -> tuple[float, float]:
     """F taking ``catch`` (t) from lane ``lane`` of a block's ``(origin, age, lane)`` arrays by
@@ -634,14 +634,17 @@ _announced: set[tuple[str, str]] = set()
 
 
 def announce_compile(dtype: np.dtype, entry: Any) -> None:
-    """Say on stderr, once per process, dtype and entry point (the compiled function a call is
-    about to run: serial or threaded, one year or whole runs), that the kernel is being compiled
-    when numba's cache holds no compiled version of that entry point yet (a fresh installation)."""
+    """Say on stderr, at most once per process and dtype, that the kernel is being compiled when
+    numba's cache holds no compiled version of ``entry`` yet (a fresh installation): the compiled
+    function a call is about to run (serial or threaded, one year or whole runs)."""
     key = (dtype.name, entry.__name__)
     if key in _announced:
         return
     _announced.add(key)
     path = getattr(getattr(entry, "_cache", None), "_cache_path", None)
-    if path is None or not any(Path(path).glob(f"kernel.{entry.__name__}-*.nbi")):
-        print(f"carpmodel: compiling the engine for {dtype.name} (once per installation, ~10-40 s)",
+    said = (dtype.name, "said")   # one notice per dtype, however many entry points compile
+    cached = path is not None and any(Path(path).glob(f"kernel.{entry.__name__}-*.nbi"))
+    if not cached and said not in _announced:
+        _announced.add(said)
+        print(f"carpmodel: compiling the engine for {dtype.name} (once per installation, ~20-60 s)",
               file=sys.stderr, flush=True)

@@ -102,7 +102,7 @@ def lorenzen_below_hatch(length: float, hatch: float, rate: float, l_inf: float)
     return t_a / hatch + fast_log1p(span / max(length, hatch)) / (rate * l_inf)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def lorenzen_cell(length: float, c: float, hatch: float, l_inf: float, m_ref_length: float, rate: float,
                   scale: float, growth_span: float, nodes: np.ndarray, weights: np.ndarray) -> float:
     """Lorenzen M integrated over the year along the growth path (1/yr), any exponent ``c``
