@@ -12,6 +12,7 @@ from carpmodel.model.dynamics import (
     HATCHERY,
     WILD,
     ProcessMultipliers,
+    YearControl,
     equilibrium_state,
     reference_points,
     simulate,
@@ -473,3 +474,47 @@ def test_replace_checks_the_fields_it_changes(change, message):
     assert q.max_egg_survival is p.max_egg_survival     # unchanged fields are shared, not copied
     with pytest.raises(ConfigError, match=re.escape("expected integers in 1..3")):  # window vs new A
         make_params(dd_window_end_age_yr=5).replace(max_age_yr=4)
+
+
+def test_the_first_survey_estimate_a_policy_reads_does_not_depend_on_the_batch():
+    # Computed by simulate from the start state when not given: each row's cells are summed in
+    # the same order whatever the batch (a sum over a strided view of the batch added them in
+    # another order for 10 of 23 rows: last-bit differences that a trigger or ramp can act on).
+    rng = np.random.default_rng(7)
+    n = 23
+    steep, m, f0 = rng.uniform(0.003, 0.049, n), rng.uniform(0.1, 0.5, n), rng.uniform(0.0, 1.5, n)
+
+    class Recorder:
+        def __init__(self):
+            self.first = None
+
+        def __call__(self, year_index, survey_estimate_t):
+            if year_index == 0:
+                self.first = np.array(survey_estimate_t)
+            return YearControl()
+
+    for dtype in (np.float64, np.float32):
+        def first_estimate(rows: slice, dtype=dtype):
+            policy = Recorder()
+            simulate(make_params(max_egg_survival=steep[rows], m_ref_per_yr=m[rows], lorenzen_c=1.0,
+                                 initial_f_per_yr=f0[rows]), n_years=2, policy=policy, dtype=dtype)
+            return policy.first
+
+        full = first_estimate(slice(None))
+        alone = np.concatenate([first_estimate(slice(i, i + 1)) for i in range(n)])
+        np.testing.assert_array_equal(full, alone)
+
+
+def test_zero_years_and_forcing_longer_than_the_run_with_deviations():
+    # per-year inputs are cut to the simulated years before they are combined: recruitment
+    # multipliers for 30 years and deviations for 5, 4 years run; and a run of no years at all
+    p = make_params(max_egg_survival=np.array([0.006, 0.02]))
+    forcing = ProcessMultipliers(recruitment=np.linspace(0.9, 1.1, 30), growth_k=np.linspace(0.9, 1.1, 30))
+    devs = np.zeros((2, 5))
+    short = simulate(p, n_years=4, multipliers=forcing, log_rec_devs=devs)
+    same = simulate(p, n_years=4, multipliers=ProcessMultipliers(recruitment=forcing.recruitment[:4],
+                                                                 growth_k=forcing.growth_k[:4]))
+    np.testing.assert_array_equal(short.biomass_t, same.biomass_t)
+    none = simulate(p, n_years=0, multipliers=forcing, log_rec_devs=devs, catch_t=np.ones(30))
+    assert none.biomass_t.shape == (2, 0)
+    np.testing.assert_array_equal(none.final_numbers, simulate(p, n_years=0).final_numbers)

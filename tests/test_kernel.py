@@ -242,19 +242,25 @@ ENTRY_POINTS = ("_years_serial", "_years_parallel", "_year_serial", "_year_paral
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)
-def test_the_compile_notice_looks_for_the_cached_entry_point_it_will_run(name, tmp_path, monkeypatch, capsys):
+def test_the_compile_notice_is_said_once_per_dtype_when_the_entry_point_lacks_that_dtype(name, monkeypatch,
+                                                                                          capsys):
     entry = getattr(kernel, name)
-    monkeypatch.setattr(entry._cache, "_cache_path", str(tmp_path))
+    cached = {"float32"}   # the entry point compiled for float32 only
+    monkeypatch.setattr(kernel, "cached_dtypes", lambda e: cached if e is entry else {"float32", "float64"})
     monkeypatch.setattr(kernel, "_announced", set())
-    for other in ENTRY_POINTS:   # every other entry point cached
-        if other != name:
-            (tmp_path / f"kernel.{other}-100.py311.nbi").write_bytes(b"")
+    kernel.announce_compile(np.dtype(np.float32), entry)
+    assert capsys.readouterr().err == ""
     kernel.announce_compile(np.dtype(np.float64), entry)
     assert "compiling the engine for float64" in capsys.readouterr().err
-    monkeypatch.setattr(kernel, "_announced", set())
-    (tmp_path / f"kernel.{name}-100.py311.nbi").write_bytes(b"")   # now this one too
-    kernel.announce_compile(np.dtype(np.float64), entry)
+    kernel.announce_compile(np.dtype(np.float64), kernel._years_serial)   # once per dtype and process
     assert capsys.readouterr().err == ""
+
+
+def test_the_compile_cache_index_names_the_dtypes_compiled():
+    params, kwargs = _case(n_rows=12)
+    kwargs.update(release_fish=kwargs["release_fish"][0], release_length_cm=kwargs["release_length_cm"][0])
+    simulate(params, **kwargs)   # float64, whole run, serial: compiled or loaded, so in the cache
+    assert "float64" in kernel.cached_dtypes(kernel._years_serial)
 
 
 def test_a_run_announces_the_entry_point_it_runs(monkeypatch):

@@ -341,7 +341,10 @@ def simulate(
         body0 = body_length_cm(from_lanes(length, (2, n_age)), p["hatch_length_cm"])
         w0 = weight_g(body0, p["lw_a"], p["lw_b"])
         seen = logistic_selectivity(body0, p["survey_l50_cm"], p["survey_slope_cm"])
-        initial_survey_estimate_t = q * np.sum(start_numbers * w0 * seen, axis=(-2, -1)) / 1e6
+        # each row's cells summed as one contiguous row, so the order of the additions (numpy's
+        # pairwise sum) is the same whatever the batch
+        seen_biomass = np.ascontiguousarray(start_numbers * w0 * seen).reshape(batch + (2 * n_age,))
+        initial_survey_estimate_t = q * np.sum(seen_biomass, axis=-1) / 1e6
     if catch_t is not None:
         mode, fishing = kernel.CATCH_GIVEN, catch_t
     elif f_per_yr is not None:
@@ -438,18 +441,25 @@ def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
     dtype: the forcing multipliers, the logit deviation of egg survival (``ln g_R + ε``) and the
     catch or F (a policy may overwrite a year's F)."""
     table = np.empty((n_years, len(kernel.YEAR_FIELDS), lanes), dtype)
-    deviation = np.log(np.asarray(multipliers.recruitment, dtype=float))
+
+    def simulated_years(value: Any) -> NDArray:
+        """A scalar, or a per-year array cut to the simulated years (it may run past them)."""
+        value = np.asarray(value, dtype=float)
+        return value if value.ndim == 0 else value[..., :n_years]
+
+    deviation = np.log(simulated_years(multipliers.recruitment))
     if log_rec_devs is not None:
-        deviation = deviation + np.asarray(log_rec_devs)[..., :n_years]
+        deviation = deviation + simulated_years(log_rec_devs)
     columns = {kernel.Y_KMULT: multipliers.growth_k, kernel.Y_MMULT: multipliers.natural_mortality,
                kernel.Y_MATMULT: multipliers.maturity_l50, kernel.Y_DEV: deviation,
                kernel.Y_FISHING: fishing}
+    n_rows = int(np.prod(batch, dtype=np.int64))
     for column, value in columns.items():
-        value = np.asarray(value, dtype=float)
+        value = simulated_years(value)
         if value.ndim == 0:
             table[:, column, :] = value
             continue
-        by_year = np.broadcast_to(value[..., :n_years], batch + (n_years,)).reshape(-1, n_years)
+        by_year = np.broadcast_to(value, batch + (n_years,)).reshape(n_rows, n_years)
         table[:, column, :] = _to_lanes(by_year, lanes)
     return table
 

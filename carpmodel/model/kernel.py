@@ -30,7 +30,6 @@ import math
 import os
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import numba
@@ -635,16 +634,25 @@ _announced: set[tuple[str, str]] = set()
 
 def announce_compile(dtype: np.dtype, entry: Any) -> None:
     """Say on stderr, at most once per process and dtype, that the kernel is being compiled when
-    numba's cache holds no compiled version of ``entry`` yet (a fresh installation): the compiled
-    function a call is about to run (serial or threaded, one year or whole runs)."""
+    numba's cache holds no version of ``entry`` for ``dtype`` yet (a fresh installation): the
+    compiled function a call is about to run (serial or threaded, one year or whole runs)."""
     key = (dtype.name, entry.__name__)
     if key in _announced:
         return
     _announced.add(key)
-    path = getattr(getattr(entry, "_cache", None), "_cache_path", None)
     said = (dtype.name, "said")   # one notice per dtype, however many entry points compile
-    cached = path is not None and any(Path(path).glob(f"kernel.{entry.__name__}-*.nbi"))
-    if not cached and said not in _announced:
+    if dtype.name not in cached_dtypes(entry) and said not in _announced:
         _announced.add(said)
         print(f"carpmodel: compiling the engine for {dtype.name} (once per installation, ~20-60 s)",
               file=sys.stderr, flush=True)
+
+
+def cached_dtypes(entry: Any) -> set[str]:
+    """The state precisions (``"float32"``, ``"float64"``) numba's cache holds compiled versions of
+    ``entry`` for, read from the cache's index (each version's key starts with its argument types,
+    the first the state array's)."""
+    try:
+        index = entry._cache._cache_file._load_index()
+    except Exception:   # no cache, or numba's internals changed: nothing known to be cached
+        return set()
+    return {str(getattr(signature[0][0], "dtype", "")) for signature in index if signature and signature[0]}
