@@ -238,7 +238,7 @@ def test_a_run_without_policy_in_one_call_equals_the_year_by_year_run(dtype, n_r
     assert np.all(at_once.released_fish[:, 5] == 2e4 + 3e4)
 
 
-ENTRY_POINTS = ("_years_serial", "_years_parallel", "_year_serial", "_year_parallel")
+ENTRY_POINTS = ("_years_serial", "_years_parallel")
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)
@@ -265,11 +265,12 @@ def test_the_compile_cache_index_names_the_dtypes_compiled():
 
 def test_a_run_announces_the_entry_point_it_runs(monkeypatch):
     # releases the same for every row: a whole run, threaded from 17 rows on the main thread;
-    # releases that differ across rows: year by year, threaded from 512 rows
+    # releases that differ across rows: year by year (one-year runs), threaded from 512 rows
     announced = []
     monkeypatch.setattr(kernel, "announce_compile", lambda dtype, entry: announced.append(entry.__name__))
     for n_rows, same_releases, expected in ((89, True, "_years_parallel"), (12, True, "_years_serial"),
-                                             (12, False, "_year_serial"), (600, False, "_year_parallel")):
+                                             (12, False, "_years_serial"), (200, False, "_years_serial"),
+                                             (600, False, "_years_parallel")):
         params, kwargs = _case(n_rows=n_rows)
         if same_releases:
             kwargs.update(release_fish=kwargs["release_fish"][0],

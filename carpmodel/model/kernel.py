@@ -193,11 +193,10 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     from other threads (dask's workers, which already run chunks in parallel), run on the
     calling thread without the GIL. The results are the same bit for bit.
     """
-    args = (numbers, length, rows, year_in, fishing_mode, releases, release_ages, NO_RULE, ricker, NODES,
-            WEIGHTS, out, y, kept, flows, end, end_index)
-    entry = _year_parallel if _on_threads(numbers.shape[2]) else _year_serial
-    announce_compile(numbers.dtype, entry)
-    entry(*args)
+    # one year of a whole run, at year ``y`` of the outputs: the same compiled code (two entry
+    # points per precision rather than four: each compiles its own copy of the year step)
+    _run(numbers, length, rows, year_in[None], fishing_mode, releases[None], release_ages, ricker, out, kept,
+         flows, end, np.array([end_index], dtype=np.int64), NO_RULE, y, PARALLEL_ROWS, BLOCK)
 
 
 #: the process whose calls started numba's threads (None: not yet)
@@ -236,12 +235,21 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
     and their length at the ages ``rule_ages`` (int64), and ``calendar_years (year,)`` float64;
     see :func:`_apply_rule`. Its releases follow the ``releases`` of the year.
     """
-    args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule or NO_RULE,
-            ricker, NODES, WEIGHTS, out, kept, flows, end, end_index)
     n_rows = numbers.shape[2]
-    if _on_threads(n_rows, PARALLEL_RUN_ROWS):
+    _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, kept, flows,
+         end, end_index, rule or NO_RULE, 0, PARALLEL_RUN_ROWS,
+         run_block_rows(n_rows, numba.get_num_threads()))
+
+
+def _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, kept,  # noqa: ANN001
+         flows, end, end_index, rule, first_year: int, threshold: int, width: int) -> None:
+    """Years ``first_year..`` (one per entry of ``year_table``) of every row, threaded in blocks of
+    ``width`` rows from ``threshold`` kernel rows (see :func:`_on_threads`), else serial."""
+    args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker, NODES,
+            WEIGHTS, out, kept, flows, end, end_index, first_year)
+    if _on_threads(numbers.shape[2], threshold):
         announce_compile(numbers.dtype, _years_parallel)
-        _years_parallel(*args, run_block_rows(n_rows, numba.get_num_threads()))
+        _years_parallel(*args, width)
     else:
         announce_compile(numbers.dtype, _years_serial)
         _years_serial(*args)
@@ -256,28 +264,30 @@ def run_block_rows(n_rows: int, n_threads: int) -> int:
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker,
-                    nodes, weights, out, kept, flows, end, end_index, width):  # noqa: ANN001, ANN202
+                    nodes, weights, out, kept, flows, end, end_index, first_year,
+                    width):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     n_blocks = (n_rows + width - 1) // width
     n_years = year_table.shape[0]
     for block in prange(n_blocks):
         work = _block_arrays(numbers, rows.shape[0], year_table.shape[1])
-        for y in range(n_years):
+        for i in range(n_years):
             _advance_rows(block * width, min((block + 1) * width, n_rows), numbers, length, rows,
-                          year_table[y], fishing_mode, releases[y], release_ages, rule, ricker, nodes,
-                          weights, out, y, kept, flows, end, end_index[y], work, y == 0, y == n_years - 1)
+                          year_table[i], fishing_mode, releases[i], release_ages, rule, ricker, nodes,
+                          weights, out, first_year + i, kept, flows, end, end_index[i], work, i == 0,
+                          i == n_years - 1)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _years_serial(numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker,
-                  nodes, weights, out, kept, flows, end, end_index):  # noqa: ANN001, ANN202
+                  nodes, weights, out, kept, flows, end, end_index, first_year):  # noqa: ANN001, ANN202
     n_rows, n_years = numbers.shape[2], year_table.shape[0]
     work = _block_arrays(numbers, rows.shape[0], year_table.shape[1])
     for start in range(0, n_rows, BLOCK):
-        for y in range(n_years):
-            _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_table[y],
-                          fishing_mode, releases[y], release_ages, rule, ricker, nodes, weights, out, y,
-                          kept, flows, end, end_index[y], work, y == 0, y == n_years - 1)
+        for i in range(n_years):
+            _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_table[i],
+                          fishing_mode, releases[i], release_ages, rule, ricker, nodes, weights, out,
+                          first_year + i, kept, flows, end, end_index[i], work, i == 0, i == n_years - 1)
 
 
 #: per-row scalars of a block's work space (see :func:`_advance_rows`)
@@ -287,29 +297,6 @@ N_ROW_SCRATCH = 23
 def padded_rows(n_rows: int) -> int:
     """Rows rounded up to a multiple of :data:`LANES`."""
     return -(-n_rows // LANES) * LANES
-
-
-@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _year_parallel(numbers, length, rows, year_in, fishing_mode, releases, release_ages, rule, ricker,
-                   nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
-    n_rows = numbers.shape[2]
-    n_blocks = (n_rows + BLOCK - 1) // BLOCK
-    for block in prange(n_blocks):
-        _advance_rows(block * BLOCK, min((block + 1) * BLOCK, n_rows), numbers, length, rows,
-                      year_in, fishing_mode, releases, release_ages, rule, ricker, nodes, weights, out, y,
-                      kept, flows, end, end_index, _block_arrays(numbers, rows.shape[0], year_in.shape[0]),
-                      True, True)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _year_serial(numbers, length, rows, year_in, fishing_mode, releases, release_ages, rule, ricker,
-                 nodes, weights, out, y, kept, flows, end, end_index):  # noqa: ANN001, ANN202
-    n_rows = numbers.shape[2]
-    work = _block_arrays(numbers, rows.shape[0], year_in.shape[0])
-    for start in range(0, n_rows, BLOCK):
-        _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_in,
-                      fishing_mode, releases, release_ages, rule, ricker, nodes, weights, out, y, kept,
-                      flows, end, end_index, work, True, True)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
