@@ -518,3 +518,20 @@ def test_zero_years_and_forcing_longer_than_the_run_with_deviations():
     none = simulate(p, n_years=0, multipliers=forcing, log_rec_devs=devs, catch_t=np.ones(30))
     assert none.biomass_t.shape == (2, 0)
     np.testing.assert_array_equal(none.final_numbers, simulate(p, n_years=0).final_numbers)
+
+
+def test_releases_given_by_age_only_are_the_same_every_year_with_a_python_policy():
+    # release_fish of shape (age,) means every year; the year loop of a policy written in Python
+    # (called between years) reads it as the whole run does
+    p = make_params()
+    fish, length = np.zeros(p.n_age), np.zeros(p.n_age)
+    fish[1], length[1] = 2e5, 8.0
+    every_year = dict(release_fish=np.tile(fish, (5, 1)), release_length_cm=np.tile(length, (5, 1)))
+
+    def no_decision(year_index, survey_estimate_t):
+        return YearControl()
+
+    by_age = simulate(p, n_years=5, release_fish=fish, release_length_cm=length, policy=no_decision)
+    by_year = simulate(p, n_years=5, policy=no_decision, **every_year)
+    np.testing.assert_array_equal(by_age.biomass_t, by_year.biomass_t)
+    np.testing.assert_array_equal(by_age.released_fish, 2e5)

@@ -386,7 +386,7 @@ def simulate(
             releases = _release_sets(
                 batch, n_rows, lanes, n_age,
                 (None, None) if release_fish is None else
-                (np.asarray(release_fish)[..., y, :], np.asarray(release_length_cm)[..., y, :]),
+                (_in_year(release_fish, y), _in_year(release_length_cm, y)),
                 (control.release_fish, control.release_length_cm))
         kernel.year_step(numbers, length, rows, year_in, year_mode, *releases, ricker, out, y, kept,
                          flows, end, int(end_index[y]))
@@ -428,6 +428,13 @@ def _rule(tables: PolicyTables, batch: tuple[int, ...], n_rows: int, lanes: int,
     ages = np.flatnonzero(np.any(fish != 0, axis=(0, 1)))
     releases = np.ascontiguousarray(np.stack([fish[..., ages], lengths[..., ages]], axis=2))
     return table, _to_lanes(factor, lanes), releases, ages.astype(np.int64), years[:n_years].copy()
+
+
+def _in_year(values: Any, y: int) -> NDArray:
+    """Year ``y`` of releases given as ``(*batch, year, age)``; an array of fewer than two axes
+    (a scalar or ``(age,)``) is the same every year, as :func:`_given_releases` reads it."""
+    values = np.asarray(values, dtype=float)
+    return values if values.ndim < 2 else values[..., y, :]
 
 
 def _put_rows(target: NDArray, value: Any, batch: tuple[int, ...]) -> None:
