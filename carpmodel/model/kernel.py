@@ -230,9 +230,10 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
     slot of ``end`` written in that year or -1; the other arrays as in :func:`year_step`.
     rule : a compiled policy, applied at the start of every year (default: none):
     ``(table, survey_factor, rule_releases, rule_ages, calendar_years)`` with ``table``
-    ``(len(RULE_FIELDS), R)`` float64, ``survey_factor (year, R)`` float64 the multiplicative
-    error of the survey estimate each year, ``rule_releases (program, year, 2, k)`` float64 fish
-    and their length at the ages ``rule_ages`` (int64), and ``calendar_years (year,)`` float64;
+    ``(len(RULE_FIELDS), R)`` float64, ``survey_factor (year − 1, R)`` float64 the multiplicative
+    error of each year's survey estimate (read the year after), ``rule_releases (program, year,
+    2, k)`` float64 fish and their length at the ages ``rule_ages`` (int64), and
+    ``calendar_years (year,)`` float64;
     see :func:`_apply_rule`. Its releases follow the ``releases`` of the year.
     """
     n_rows = numbers.shape[2]
