@@ -425,9 +425,8 @@ def _rule(tables: PolicyTables, batch: tuple[int, ...], n_rows: int, lanes: int,
     factor = np.broadcast_to(np.exp(errors[..., :n_read]), batch + (n_read,)).reshape(n_rows, n_read)
     fish = np.asarray(tables.release_fish, dtype=float)[:, :n_years]
     lengths = np.asarray(tables.release_length_cm, dtype=float)[:, :n_years]
-    ages = np.flatnonzero(np.any(fish != 0, axis=(0, 1)))
-    releases = np.ascontiguousarray(np.stack([fish[..., ages], lengths[..., ages]], axis=2))
-    return table, _to_lanes(factor, lanes), releases, ages.astype(np.int64), years[:n_years].copy()
+    releases, ages = _at_release_ages(fish, lengths)
+    return table, _to_lanes(factor, lanes), releases, ages, years[:n_years].copy()
 
 
 def _in_year(values: Any, y: int) -> NDArray:
@@ -487,9 +486,16 @@ def _given_releases(release_fish: Any, release_length_cm: Any, n_years: int,
     # a year axis may run past n_years (the years after are not simulated)
     fish = np.broadcast_to(fish[:n_years] if fish.ndim == 2 else fish, (n_years, n_age))
     lengths = np.broadcast_to(lengths[:n_years] if lengths.ndim == 2 else lengths, (n_years, n_age))
-    ages = np.flatnonzero(np.any(fish != 0, axis=0))
-    stacked = np.stack([fish[:, ages], lengths[:, ages]], axis=1)[:, None, :, :, None]
+    stacked, ages = _at_release_ages(fish, lengths)
+    stacked = stacked[:, None, :, :, None]
     return np.ascontiguousarray(stacked if ages.size else stacked[:, :0]), ages
+
+
+def _at_release_ages(fish: NDArray, lengths: NDArray) -> tuple[NDArray, NDArray]:
+    """Fish and their lengths ``(..., age)`` at the ``k`` ages released into anywhere in
+    ``fish``: ``(..., 2, k)`` float64, C-contiguous, and those ages (int64)."""
+    ages = np.flatnonzero(np.any(fish != 0, axis=tuple(range(fish.ndim - 1)))).astype(np.int64)
+    return np.ascontiguousarray(np.stack([fish[..., ages], lengths[..., ages]], axis=-2)), ages
 
 
 def _to_lanes(values: NDArray, lanes: int) -> NDArray:

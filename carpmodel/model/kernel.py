@@ -374,13 +374,14 @@ def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
 def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, release_ages, rule, ricker,
                   nodes, weights, out, y, kept, flows, end, end_index, work, load,
                   store):  # noqa: ANN001, ANN202, C901
-    """Rows ``start..stop`` (at most :data:`BLOCK`) of :func:`year_step`: loops over rows are
-    innermost, so they run as SIMD; every row follows the same arithmetic either way.
+    """One year ``y`` of rows ``start..stop`` (at most :data:`BLOCK`) of a run (:func:`run_years`,
+    :func:`year_step`): loops over rows are innermost, so they run as SIMD; every row follows the
+    same arithmetic either way.
 
     ``work`` is the block's :func:`_block_arrays`; its state (numbers, lengths, parameters) is
     read from ``numbers``, ``length`` and ``p`` when ``load``, and written back to ``numbers``
     and ``length`` when ``store`` (a whole run loads once, in its first year, and stores once, in
-    its last; the year between stay in the block's own arrays)."""
+    its last; the years between stay in the block's own arrays)."""
     n_origin, n_age, n_rows = numbers.shape
     dtype = numbers.dtype   # the precision of the state is the precision of the arithmetic
     zero = dtype.type(0.0)
