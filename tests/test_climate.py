@@ -16,6 +16,8 @@ from carpmodel.io.inputs import BUNDLED_DATA_DIRECTORY, load_data
 from carpmodel.management import climate
 from carpmodel.management.anomalies import ARMA_BURN_IN, AnomalyModel, sample_anomalies
 from carpmodel.management.climate import ClimateScenario, projected_covariates, scenario_warming_c
+from carpmodel.management.draw_streams import DrawStream, seed_key
+from carpmodel.management.projection import ANOMALY_STREAM
 from carpmodel.model.covariates import EnvSeries
 from carpmodel.model.forcing import CovariateEffect, Linear
 
@@ -296,11 +298,10 @@ def test_projected_covariates_refuse_gaps_and_bad_shapes(lake, scenarios):
 
 
 class _Randomness:
-    """Stand-in for projection.DrawRandomness: only the per-draw anomaly generators are read."""
+    """Stand-in for projection.DrawRandomness: only the draws' anomaly stream is read."""
 
     def __init__(self, seed: int, n_draws: int) -> None:
-        children = np.random.SeedSequence(seed).spawn(n_draws)
-        self.anomaly_rngs = tuple(np.random.default_rng(s) for s in children)
+        self.anomaly_normals = DrawStream(seed_key(seed), np.arange(n_draws), ANOMALY_STREAM)
 
 
 def test_climate_forcing_builds_scenario_draw_year_multipliers(bundled):

@@ -128,8 +128,8 @@ def test_process_deviates_do_not_depend_on_the_number_of_parameters_or_the_horiz
     np.testing.assert_array_equal(short.survey_z, long.survey_z[:, :26])
     np.testing.assert_array_equal(short.last_survey_z, long.last_survey_z)
     np.testing.assert_array_equal(short.parameter_z, long.parameter_z[:, :32])
-    for a, b in zip(short.anomaly_rngs, long.anomaly_rngs, strict=True):
-        np.testing.assert_array_equal(a.standard_normal(5), b.standard_normal(5))
+    np.testing.assert_array_equal(short.anomaly_normals.standard_normal(5),
+                                  long.anomaly_normals.standard_normal(5))
     # and they are not the parameter stream's numbers
     assert not np.array_equal(short.recruitment_z[:, :5], short.parameter_z[:, :5])
 

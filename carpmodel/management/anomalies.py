@@ -5,8 +5,9 @@
 is the ASSUMED AR(1) of the data directory's ``climate_scenarios.toml`` ``[anomalies]``
 (:meth:`AnomalyModel.from_climate_file`); :meth:`AnomalyModel.for_series` chooses.
 
-Simulation draws each path's innovations from its own generator (one generator per draw, as
-the projection's random streams require) and then filters every path at once with
+Simulation draws each path's innovations from its own random stream (a generator per path, or
+one row per draw of a :class:`~carpmodel.management.draw_streams.DrawStream`, as the
+projection's random streams require) and then filters every path at once with
 ``scipy.signal.lfilter`` (what statsmodels' ``arma_generate_sample`` does), so 5,000 paths cost
 one filter call instead of 5,000 Python recursions. :func:`sample_anomalies` gives the
 ``(draw, year)`` array :func:`carpmodel.management.climate.projected_covariates` adds.
@@ -26,6 +27,7 @@ from numpy.typing import NDArray
 from scipy.signal import lfilter, lfiltic
 
 from carpmodel.errors import ConfigError, DataError
+from carpmodel.management.draw_streams import DrawStream
 from carpmodel.model.checks import finite_float
 from carpmodel.model.covariates import BEYOND_SERIES, BeyondSeries, EnvSeries
 
@@ -35,6 +37,10 @@ __all__ = ["ARMA_BURN_IN", "DEFAULT_ARMA_ORDERS", "AnomalyModel", "sample_anomal
 DEFAULT_ARMA_ORDERS: tuple[tuple[int, int], ...] = ((0, 0), (1, 0), (2, 0), (0, 1), (1, 1))
 #: Burn-in steps for a stationary start of an ARMA process other than AR(1)/white noise.
 ARMA_BURN_IN = 500
+
+#: where anomaly paths get their standard normals: one generator per path, or a draw stream
+#: (one row per draw)
+Paths = Sequence[np.random.Generator] | DrawStream
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,6 @@ class AnomalyModel:
         return cls((phi,) if phi else (), (), sd * math.sqrt(1 - phi * phi), source, confidence,
                    (recent_anomaly,) if phi else ())
 
-    @classmethod
     @classmethod
     def from_climate_file(cls, data: Any, series: EnvSeries | None = None) -> AnomalyModel:
         """The ASSUMED AR(1) of ``[anomalies]`` (``ar1_phi`` 0.3, ``sd_c`` 0.3 °C marginal SD).
@@ -236,12 +241,13 @@ class AnomalyModel:
                          zi=np.broadcast_to(state, innovations.shape[:-1] + state.shape))
         return out
 
-    def sample_paths(self, rngs: Sequence[np.random.Generator], n_years: int, *,
-                     conditional: bool = False) -> NDArray:
-        """One anomaly path per generator, shape (len(rngs), n_years), covariate unit.
+    def sample_paths(self, rngs: Paths, n_years: int, *, conditional: bool = False) -> NDArray:
+        """One anomaly path per generator, or per draw of a
+        :class:`~carpmodel.management.draw_streams.DrawStream`: shape (len(rngs), n_years),
+        covariate unit.
 
-        Each path's standard normals come from its own generator, in the same number and order
-        whatever the other paths, so path d depends only on ``rngs[d]``.
+        Each path's standard normals come from its own generator (or its draw's stream), in the
+        same number and order whatever the other paths, so path d depends only on ``rngs[d]``.
         ``conditional=False`` (default): stationary start — exact for AR(1) and white noise
         (first value drawn from the stationary distribution), otherwise after
         :data:`ARMA_BURN_IN` burn-in steps from zero. ``conditional=True``: continues from the
@@ -254,6 +260,8 @@ class AnomalyModel:
         p, q = self.order
 
         def normals(n: int) -> NDArray:
+            if isinstance(rngs, DrawStream):
+                return rngs.standard_normal(n)
             return np.stack([rng.standard_normal(n) for rng in rngs]) if rngs else np.zeros((0, n))
 
         if conditional:
@@ -276,9 +284,10 @@ class AnomalyModel:
         return self._filter(np.zeros((1, int(n_years))), *self._history())[0]
 
 
-def sample_anomalies(model: AnomalyModel, rngs: Sequence[np.random.Generator], n_years: int, *,
+def sample_anomalies(model: AnomalyModel, rngs: Paths, n_years: int, *,
                      beyond_series: BeyondSeries = "hold_last") -> NDArray:
-    """Anomaly paths ``(draw, year)``, one per generator (one generator per draw).
+    """Anomaly paths ``(draw, year)``, one per generator (one generator per draw) or per draw of a
+    :class:`~carpmodel.management.draw_streams.DrawStream`.
 
     Conditional on the series' last state for ``continue_process``, stationary otherwise, so
     the array matches what :func:`~carpmodel.management.climate.projected_covariates` expects

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from carpmodel.errors import ConfigError
-from carpmodel.management.anomalies import AnomalyModel, sample_anomalies
+from carpmodel.management.anomalies import AnomalyModel, Paths, sample_anomalies
 from carpmodel.model.checks import finite_float, year_array
 from carpmodel.model.covariates import BEYOND_SERIES, BeyondSeries, EnvSeries, ProjectedCovariate
 from carpmodel.model.dynamics import ProcessMultipliers
@@ -291,8 +291,8 @@ class ClimateForcing:
     """Everything the projection needs to turn random generators into multipliers.
 
     Call it as ``forcing(randomness, years)`` — the ``build_multipliers`` hook of
-    ``projection.ProjectionSetup``: ``randomness.anomaly_rngs`` holds one generator per draw,
-    its own child stream (``SeedSequence(seed, spawn_key=(draw, 2))``). Returns
+    ``projection.ProjectionSetup``: ``randomness.anomaly_normals`` is the draws' anomaly stream
+    (:class:`~carpmodel.management.draw_streams.DrawStream`, one row per draw). Returns
     ``(ProcessMultipliers with arrays (scenario, draw, year), lake temperature (scenario, draw,
     year))`` over the projection ``years``, scenarios in the order of :attr:`scenario_names`.
     The anomalies of a draw are the same in every scenario (common random numbers), so
@@ -364,7 +364,7 @@ class ClimateForcing:
                    tuple(default_effects() if effects is None else effects),
                    AnomalyModel.for_series(lake, data), ratio, beyond_series, mean_years, spawning_offset_c)
 
-    def covariates(self, rngs: Sequence[np.random.Generator], years: ArrayLike) -> dict[str, Any]:
+    def covariates(self, rngs: Paths, years: ArrayLike) -> dict[str, Any]:
         """Projected covariates (lake and spawning season), history included, for these draws."""
         years = year_array(years, "ClimateForcing.years")
         future = np.arange(min(int(years[0]), self.lake.last_year + 1), int(years[-1]) + 1)
@@ -377,7 +377,7 @@ class ClimateForcing:
 
     def __call__(self, randomness: Any, years: ArrayLike) -> tuple[ProcessMultipliers, NDArray]:
         years = year_array(years, "ClimateForcing.years")
-        covariates = self.covariates(tuple(randomness.anomaly_rngs), years)
+        covariates = self.covariates(randomness.anomaly_normals, years)
         multipliers = effect_multipliers(self.effects, covariates, years)
         lake: ProjectedCovariate = covariates["temperature_c"]
         temperature = lake.values[..., np.searchsorted(lake.year, years)]

@@ -1,13 +1,15 @@
 """Stochastic projections over (strategy, scenario, draw, year).
 
-Each draw has its own random streams, all from one ``numpy.random.SeedSequence(seed)``:
-``SeedSequence(seed, spawn_key=(draw,))`` gives, in this order, the parameter deviate ``z``
-(θ = θ̂ + Σ^{1/2}·z, the fit's normal approximation on the estimation scale) and the uniform
-that picks a posterior draw; its children ``spawn_key=(draw, 0)``, ``(draw, 1)`` and
-``(draw, 2)`` give the recruitment deviates of the projection years (σ_R from the model), the
-errors of the simulated survey that management rules read, and the temperature anomalies;
-``(draw, 3)`` the error of the last fitted year's survey, which a rule reads in the first
-projection year.
+Each draw has its own random streams, all from one seed
+(:mod:`carpmodel.management.draw_streams`: a counter-based generator, every number a function of
+seed, draw, stream and position, so a chunk's numbers come from one vectorised call): stream
+:data:`PARAMETER_STREAM` gives the parameter deviate ``z`` (θ = θ̂ + Σ^{1/2}·z, the fit's normal
+approximation on the estimation scale), :data:`POSTERIOR_STREAM` the uniform that picks a
+posterior draw, :data:`RECRUITMENT_STREAM`, :data:`SURVEY_STREAM` and :data:`ANOMALY_STREAM`
+the recruitment deviates of the projection years (σ_R from the model), the errors of the
+simulated survey that management rules read, and the temperature anomalies;
+:data:`LAST_SURVEY_STREAM` the error of the last fitted year's survey, which a rule reads in the
+first projection year.
 Keeping the process deviates on their own streams makes them independent of how many
 parameters a model has (so every member of a structural ensemble sees the same recruitment,
 survey and temperature deviates, :mod:`carpmodel.management.ensemble`) and of the last projection year
@@ -35,6 +37,7 @@ from numpy.typing import NDArray
 from carpmodel.dims import DRAW, SCENARIO, STRATEGY, YEAR, with_attrs
 from carpmodel.errors import ConfigError
 from carpmodel.inference.likelihood import predict
+from carpmodel.management.draw_streams import DrawStream, seed_key
 from carpmodel.model.dynamics import Policy, PopulationState, ProcessMultipliers, simulate
 from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
 
@@ -56,40 +59,33 @@ class DrawRandomness:
     recruitment_z: NDArray  # (n, n_years) standard normals
     survey_z: NDArray       # (n, n_years) standard normals
     last_survey_z: NDArray  # (n,) standard normal: error of the last fitted year's survey
-    anomaly_rngs: tuple[np.random.Generator, ...]  # per-draw generators of the temperature anomalies
+    anomaly_normals: DrawStream  # the draws' stream of temperature-anomaly innovations
 
 
-#: spawn-key suffixes of a draw's process streams: children of the draw's SeedSequence
-RECRUITMENT_STREAM, SURVEY_STREAM, ANOMALY_STREAM, LAST_SURVEY_STREAM = 0, 1, 2, 3
-
-
-def _generator(seed: int, spawn_key: tuple[int, ...]) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=spawn_key)))
+#: the streams of a draw (:class:`carpmodel.management.draw_streams.DrawStream`)
+(PARAMETER_STREAM, POSTERIOR_STREAM, RECRUITMENT_STREAM, SURVEY_STREAM, ANOMALY_STREAM,
+ LAST_SURVEY_STREAM) = range(6)
 
 
 def draw_randomness(seed: int, draws: Sequence[int], n_parameters: int, n_years: int) -> DrawRandomness:
-    """Random numbers for ``draws`` from one SeedSequence: spawn key ``(draw,)`` for the parameter
-    deviates and the posterior pick, ``(draw, 0)``, ``(draw, 1)``, ``(draw, 2)``, ``(draw, 3)`` for
-    recruitment, survey errors, temperature anomalies and the error of the last fitted year's
-    survey (so these do not depend on ``n_parameters``, and the first k years do not depend on
-    ``n_years``)."""
+    """Random numbers for ``draws``, each draw's on its own streams of the seed (so a draw's numbers
+    do not depend on the other draws, the process deviates not on ``n_parameters``, and the
+    first k years not on ``n_years``)."""
     draws = np.asarray(draws, dtype=int)
-    parameter_z = np.empty((draws.size, n_parameters))
-    posterior_u = np.empty(draws.size)
-    recruitment_z = np.empty((draws.size, n_years))
-    survey_z = np.empty((draws.size, n_years))
-    last_survey_z = np.empty(draws.size)
-    rngs = []
-    for i, d in enumerate(draws):   # one generator per stream: only random numbers, no dynamics
-        rng = _generator(seed, (int(d),))
-        parameter_z[i] = rng.standard_normal(n_parameters)
-        posterior_u[i] = rng.uniform()
-        recruitment_z[i] = _generator(seed, (int(d), RECRUITMENT_STREAM)).standard_normal(n_years)
-        survey_z[i] = _generator(seed, (int(d), SURVEY_STREAM)).standard_normal(n_years)
-        last_survey_z[i] = _generator(seed, (int(d), LAST_SURVEY_STREAM)).standard_normal()
-        rngs.append(_generator(seed, (int(d), ANOMALY_STREAM)))
-    return DrawRandomness(draws, parameter_z, posterior_u, recruitment_z, survey_z, last_survey_z,
-                          tuple(rngs))
+    if draws.size and draws.min() < 0:
+        raise ConfigError(f"draws: expected non-negative draw indices, got {int(draws.min())}")
+    key = seed_key(seed)
+
+    def stream(name: int) -> DrawStream:
+        return DrawStream(key, draws, name)
+
+    return DrawRandomness(
+        draws, parameter_z=stream(PARAMETER_STREAM).standard_normal(n_parameters),
+        posterior_u=stream(POSTERIOR_STREAM).uniform(1)[:, 0],
+        recruitment_z=stream(RECRUITMENT_STREAM).standard_normal(n_years),
+        survey_z=stream(SURVEY_STREAM).standard_normal(n_years),
+        last_survey_z=stream(LAST_SURVEY_STREAM).standard_normal(1)[:, 0],
+        anomaly_normals=stream(ANOMALY_STREAM))
 
 
 def parameter_draws(result: Any, parameter_z: NDArray) -> NDArray:

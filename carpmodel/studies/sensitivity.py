@@ -103,7 +103,7 @@ class _SweepForcing:
     Scenario index ``c·W + w`` is combination ``c`` at warming level ``w``. The lake
     temperature of projection year y is ``base + level_w·(y − anchor)/(end − anchor) +
     anomaly_d(y)``: the same anomaly path for draw d in every scenario (drawn once from the
-    draw's own generator), so scenarios differ only by warming and effects.
+    draw's own stream), so scenarios differ only by warming and effects.
     """
 
     combinations: tuple[_Combination, ...]
@@ -122,8 +122,8 @@ class _SweepForcing:
 
     def lake_c(self, randomness: Any, years: NDArray) -> NDArray:
         """Lake temperature (level, draw, history + projection years), °C."""
-        rngs = tuple(randomness.anomaly_rngs)
-        anomalies = sample_anomalies(self.anomaly_model, rngs, years.size, beyond_series="hold_last")
+        anomalies = sample_anomalies(self.anomaly_model, randomness.anomaly_normals, years.size,
+                                     beyond_series="hold_last")
         base = float(self.history_c[-1])
         future = base + self.offsets_c(years)[:, None, :] + anomalies[None, :, :]
         history = np.broadcast_to(self.history_c, future.shape[:2] + self.history_c.shape)
