@@ -9,7 +9,10 @@ naive numpy loop over ages (one survival update ``N·exp(−(M + F·s))`` per ag
 batch) on the same cells in the same run, and ``engine/naive ratio`` (the engine does a whole
 year of the model per cell, the yardstick one multiply-exp); (3) on one thread, the CPU time per
 row and year at 26 ages, split into a per-cell and a per-row part (runs at 13 and 51 ages);
-(4) the median wall time of one single-batch simulation of 2000–2024 on the bundled data. Also
+(4) the share of the memory bandwidth the engine's state traffic reaches: each cell-update reads
+and writes the cell's numbers and length (4 values; the parameters and year inputs are per row,
+not per cell), against a one-thread copy of 512 MiB (bytes read plus bytes written per second);
+(5) the median wall time of one single-batch simulation of 2000–2024 on the bundled data. Also
 prints numba's thread count and the load average: on a shared machine compare CPU times or
 ratios from the same run. Timings are printed, never asserted.
 """
@@ -85,6 +88,15 @@ def per_row_cost(base, n_batch: int, dtype: type) -> tuple[float, float, float]:
     return per_row + per_cell * 2 * 26, per_cell, per_row
 
 
+def copy_bandwidth(n_bytes: int = 2**29, repeats: int = 5) -> float:
+    """Bytes read plus written per second by a one-thread copy of ``n_bytes`` (the best of
+    ``repeats``; the arrays are touched first, so page faults are not timed)."""
+    source = np.ones(n_bytes // 4, dtype=np.float32)
+    target = np.zeros_like(source)
+    best = min(timed(lambda: np.copyto(target, source), 1)[0] for _ in range(repeats))
+    return 2 * n_bytes / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=10_000)
@@ -100,6 +112,7 @@ def main() -> None:
     release[:, 1] = 2e7
     release_length = np.full((n_years, params.n_age), 9.4)
     cells = n_batch * n_years * params.n_age * 2
+    rates = {}
     print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for dtype in (np.float64, np.float32):
@@ -111,6 +124,7 @@ def main() -> None:
             keep_numbers=False, dtype=dtype), args.repeats)
         naive_wall, naive_cpu = timed(lambda dtype=dtype: naive_age_loop(
             n_batch, n_years, params.n_age, dtype), args.repeats)
+        rates[name] = cells / wall
         print(f"batch {n_batch:,} x {n_years} years x {params.n_age} ages x 2 origins, {name}: "
               f"engine {wall:.2f} s (CPU {cpu:.2f} s), {cells / wall:.3g} cell-updates/s; naive numpy "
               f"age loop {naive_wall:.2f} s (CPU {naive_cpu:.2f} s), {cells / naive_wall:.3g} "
@@ -120,6 +134,13 @@ def main() -> None:
         total, per_cell, per_row = per_row_cost(params, n_batch, dtype)
         print(f"one thread, {np.dtype(dtype).name}: {total:.0f} ns CPU per row and year at 26 ages "
               f"({per_cell:.1f} ns per cell, {per_row:.0f} ns per row)")
+
+    bandwidth = copy_bandwidth()
+    traffic = {name: rate * 4 * np.dtype(name).itemsize for name, rate in rates.items()}   # bytes/s
+    shares = ", ".join(f"{name} {moved / 1e9:.2f} GB/s = {moved / bandwidth:.0%}"
+                       for name, moved in traffic.items())
+    print(f"memory: a one-thread copy moves {bandwidth / 1e9:.1f} GB/s (read + written); the engine's "
+          f"state traffic (4 values per cell-update): {shares} of it")
 
     times = []
     for _ in range(20):
