@@ -295,6 +295,30 @@ def test_weighted_draws_by_hand():
         strategy_metrics(ds, years=(2050,), weights=xr.DataArray([1.0, 1.0], dims="draw"))
 
 
+def test_every_probability_carries_its_monte_carlo_standard_error(metrics):
+    # binomial: sqrt(p (1 - p) / n) over the 4 draws; p = 0.5 → 0.25, p = 0.25 → sqrt(3)/8, p = 0 → 0
+    assert cell(metrics, "p_ssb_below_limit_static_any_mc_se", "no_releases") == pytest.approx(0.25, rel=REL)
+    assert cell(metrics, "p_ssb_below_limit_static_last_mc_se", "no_releases") == pytest.approx(
+        np.sqrt(3) / 8, rel=REL)
+    assert cell(metrics, "p_ssb_below_limit_dynamic_any_mc_se") == 0.0
+    probabilities = [n for n in metrics.data_vars if n.startswith("p_") and not n.endswith("_mc_se")]
+    names = list(metrics.data_vars)
+    for name in probabilities:   # each right after its probability, in the same units and shape
+        assert names[names.index(name) + 1] == f"{name}_mc_se"
+        assert metrics[f"{name}_mc_se"].dims == metrics[name].dims
+        assert metrics[f"{name}_mc_se"].attrs["units"] == "1"
+    assert metrics.attrs["effective_draws"] == 4.0
+    # weighted draws 3:1:1:2 count as (Σw)²/Σw² = 49/15 draws
+    weights = xr.DataArray([3.0, 1.0, 1.0, 2.0], dims="draw")
+    m = strategy_metrics(tiny_dataset(), years=(2050,), weights=weights)
+    p = float(m["p_ssb_below_limit_static_any"].sel(strategy="no_releases", scenario="base"))
+    se = float(m["p_ssb_below_limit_static_any_mc_se"].sel(strategy="no_releases", scenario="base"))
+    assert m.attrs["effective_draws"] == pytest.approx(49 / 15, rel=REL)
+    assert se == pytest.approx(np.sqrt(p * (1 - p) * 15 / 49), rel=REL)
+    # NaN where the probability is NaN (the status quo against itself)
+    assert np.isnan(cell(metrics, "p_beats_status_quo_mc_se", metric_year=2050))
+
+
 def test_metrics_table_has_a_structure_column_for_ensemble_metrics():
     m = strategy_metrics(tiny_dataset(), years=(2050,))
     stacked = xr.concat([m, m], dim="structure").assign_coords(structure=["a", "pooled"])

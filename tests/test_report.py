@@ -314,3 +314,14 @@ def test_strategy_table_leads_with_gain_per_cost_and_shows_static_then_dynamic_r
     assert "<td>520</td>" in html and "1,500" not in html        # 5.2e8 fish up to 2050, not the total
     assert "97 %" in html and "<td>−154</td>" in html
     assert "Static: the chance" in html and "is the stock in danger" in html and "Dynamic: the same" in html
+
+
+def test_strategy_table_gives_p_beats_with_its_monte_carlo_error():
+    """Old behaviour: a bare probability, with no sign of how far another seed could move it."""
+    rows = [{"strategy": name, "scenario": "ssp245", "biomass_median_t_2050": 1e5,
+             "biomass_gain_median_t_2050": 10.0, "p_beats_status_quo_2050": p,
+             "p_beats_status_quo_mc_se_2050": se}
+            for name, p, se in (("age2_large", 0.53, 0.0158), ("status_quo", float("nan"), float("nan")))]
+    html = str(strategy_table(rows, "ssp245"))
+    assert "53 %" in html and "± 1.6 % (Monte Carlo)" in html
+    assert html.count("(Monte Carlo)") == 1                  # none for the status quo itself

@@ -34,6 +34,12 @@ Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the centr
 * ``p_ssb_below_limit_dynamic_{any,last}``: the same against the dynamic SSB0 (no fishing,
   no releases, same environment and recruitment deviations), which moves with the climate.
 * ``p_biomass_below_2002_{any,last}``: P(biomass < the fitted 2002 biomass, the collapse level).
+* ``P_mc_se`` after every probability ``P`` above: its Monte Carlo standard error,
+  ``√(p(1 − p)/n)`` over the ``n`` draws (weighted draws: Kish's effective number
+  ``(Σw)²/Σw²``). It says how far another seed could move the estimate (two strategies whose
+  ``p_beats_status_quo`` differ by less than ~2 standard errors are not told apart by the
+  draws), not how uncertain the stock is. It is 0 at p = 0 or 1: the probability is then below
+  (above) about 3/n (95 %, the rule of three).
 * ``hatchery_fraction_ssb_median`` (metric_year) and ``hatchery_fraction_ssb_last_median``.
 * ``released_fish_total_median``, ``cost_total_median``: sums over all projection years.
 * ``released_fish_through_cost_year_median``, ``cost_through_cost_year_median``: the same up to
@@ -124,6 +130,9 @@ _ATTRS: dict[str, tuple[str, str]] = {
     "total_catch_lower_t": ("t", "lower bound of total catch over the projection"),
     "total_catch_upper_t": ("t", "upper bound of total catch over the projection"),
 }
+_ATTRS.update({f"{name}_mc_se": ("1", f"Monte Carlo standard error of {name}: "
+                                      "sqrt(p (1 - p) / effective_draws)")
+               for name in list(_ATTRS) if name.startswith("p_")})
 
 
 def _check(ds: xr.Dataset, reference: str, years: Sequence[int], limit_fraction: float, interval: float,
@@ -343,6 +352,8 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     out["total_catch_median_t"], out["total_catch_lower_t"], out["total_catch_upper_t"] = _quantiles(
         ds["catch_t"].sum("year"), interval, w)
 
+    n_effective = _effective_draws(ds.sizes["draw"], w)
+    out = _with_mc_errors(out, n_effective)
     result = xr.Dataset(out).rename({"year": "metric_year"})
     result = result.transpose("strategy", "scenario", ...)
     for name, (units, long_name) in _ATTRS.items():
@@ -370,8 +381,29 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         "nan_meaning": "cost_per_t_gained is NaN when the median gain in cost_year is <= 0; per-release "
                        "ratios are NaN when nothing was released",
         "draw_weights": "equal" if _equal(w) else "weighted (weighted means and weighted_quantile)",
+        "effective_draws": n_effective,
+        "mc_se": "Monte Carlo standard error of a probability: sqrt(p (1 - p) / effective_draws); "
+                 "0 at p = 0 or 1 (then p is within about 3 / effective_draws of it)",
     })
     return result
+
+
+def _effective_draws(n_draws: int, weights: xr.DataArray | None) -> float:
+    """The number of draws (Kish's effective number ``(Σw)²/Σw²`` for weighted draws)."""
+    if _equal(weights):
+        return float(n_draws)
+    w = weights.values
+    return float(w.sum() ** 2 / np.sum(w**2))
+
+
+def _with_mc_errors(metrics: dict[str, xr.DataArray], n_effective: float) -> dict[str, xr.DataArray]:
+    """``metrics`` with each probability (``p_*``) followed by its Monte Carlo standard error."""
+    out: dict[str, xr.DataArray] = {}
+    for name, value in metrics.items():
+        out[name] = value
+        if name.startswith("p_"):
+            out[f"{name}_mc_se"] = np.sqrt(value * (1.0 - value) / n_effective)
+    return out
 
 
 def metrics_table(ds: xr.Dataset, **kwargs: Any) -> list[dict[str, Any]]:

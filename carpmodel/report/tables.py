@@ -7,6 +7,7 @@ cell; :class:`Cell` sets a name in ``<code>`` or a 90 % interval under its media
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -280,6 +281,12 @@ def strategy_table(rows: Sequence[Mapping[str, Any]], scenario: str, *, limit_fr
         band = interval(r.get(f"{stem}_lower_t_{year}"), r.get(f"{stem}_upper_t_{year}"), 1e3, digits)
         return Cell(text=scaled(r, f"{stem}_median_t_{year}", 1e3, digits), interval=band)
 
+    def with_mc_se(r: Mapping[str, Any], stem: str, year: int) -> Cell:
+        """A probability of ``year``, with its Monte Carlo standard error on the second line."""
+        p, se = r.get(f"{stem}_{year}"), r.get(f"{stem}_mc_se_{year}")
+        shown = p is not None and se is not None and math.isfinite(p) and math.isfinite(se)
+        return Cell(text=pct(p), interval=f"± {pct(se)} (Monte Carlo)" if shown else "")
+
     # fish released over the same years as the cost (0.1 files have only the total)
     released = "released_fish_through_cost_year_median"
     released = released if any(released in r for r in rows) else "released_fish_total_median"
@@ -296,7 +303,7 @@ def strategy_table(rows: Sequence[Mapping[str, Any]], scenario: str, *, limit_fr
             "released": scaled(r, released, 1e6),
             "biomass": with_interval(r, "biomass"),
             "biomass_last": scaled(r, f"biomass_median_t_{last}", 1e3),
-            "p_beats": pct(r.get(f"p_beats_status_quo_{year}")),
+            "p_beats": with_mc_se(r, "p_beats_status_quo", year),
             "hatchery": pct(r.get(f"hatchery_fraction_ssb_median_{year}")),
             "risk_static": pct(r.get("p_ssb_below_limit_static_any")),
             "risk_dynamic": pct(r.get("p_ssb_below_limit_dynamic_any")),
