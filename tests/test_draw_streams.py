@@ -10,7 +10,7 @@ from scipy import stats
 from carpmodel.errors import ConfigError
 from carpmodel.management.anomalies import AnomalyModel, sample_anomalies
 from carpmodel.management.draw_streams import DrawStream, philox4x64, seed_key
-from carpmodel.management.projection import draw_randomness
+from carpmodel.management.projection import ProjectionSetup, draw_randomness
 
 
 def _numpy_philox(key, counter):
@@ -35,8 +35,9 @@ def test_philox_rounds_carry_across_64_bits():
     key = (2**64 - 1, 2**63 + 11)
     blocks = philox4x64(counter, key)
     for block, c in zip(blocks, counter, strict=True):
-        # numpy adds one to the counter before a block: start one below (wrapping)
-        start = [int(c[0]) - 1 if c[0] else 2**64 - 1, int(c[1]) - (0 if c[0] else 1), int(c[2]), int(c[3])]
+        # numpy adds one to the 256-bit counter before a block: start one below (with the borrow)
+        value = sum(int(word) << (64 * i) for i, word in enumerate(c)) - 1
+        start = [(value >> (64 * i)) & (2**64 - 1) for i in range(4)]
         np.testing.assert_array_equal(block, _numpy_philox(key, start).random_raw(4))
 
 
@@ -76,6 +77,44 @@ def test_anomaly_paths_from_a_draw_stream_are_the_paths_of_its_rows():
     np.testing.assert_allclose(paths, expected, rtol=1e-12, atol=1e-15)
 
 
-def test_negative_draw_indices_are_refused():
+def test_the_extreme_words_give_uniforms_inside_the_interval_and_finite_normals(monkeypatch):
+    extremes = np.array([[0, 2**11 - 1, 2**63, 2**64 - 2**11, 2**64 - 1]], dtype=np.uint64)
+    monkeypatch.setattr(DrawStream, "words", lambda self, n: extremes[:, :n])
+    stream = DrawStream(seed_key(1), np.array([0]), 0)
+    u = stream.uniform(5)
+    assert np.all((u > 0.0) & (u < 1.0))
+    assert u[0, 0] == 2.0**-54 and u[0, -1] == 1.0 - 2.0**-53
+    z = stream.standard_normal(5)
+    assert np.all(np.isfinite(z)) and z[0, 0] < -8.2 and z[0, -1] > 8.1
+
+
+@pytest.mark.parametrize("model", [AnomalyModel((), (), 0.3), AnomalyModel((0.5, -0.2), (0.3,), 0.2),
+                                   AnomalyModel.ar1(0.4, 0.3, recent_anomaly=0.5)])
+@pytest.mark.parametrize("beyond", ["hold_last", "continue_process"])
+def test_anomaly_paths_of_every_order_are_those_of_each_draw_alone(model, beyond):
+    stream = DrawStream(seed_key(9), np.arange(5), 4)
+    together = sample_anomalies(model, stream, 12, beyond_series=beyond)
+    for draw in range(5):
+        single = DrawStream(seed_key(9), np.array([draw]), 4)
+        alone = sample_anomalies(model, single, 12, beyond_series=beyond)
+        np.testing.assert_array_equal(together[draw], alone[0])
+
+
+@pytest.mark.parametrize("draws", [np.array([-1, 0]), np.array([1.5]), np.array([True]), np.array([[0, 1]]),
+                                   np.array([2**63], dtype=np.uint64)])
+def test_bad_draw_indices_are_refused_naming_them(draws):
     with pytest.raises(ConfigError, match="draws"):
-        draw_randomness(1, [-1, 0], 3, 4)
+        draw_randomness(1, draws, 3, 4)
+
+
+def test_a_bad_stream_or_count_is_refused():
+    with pytest.raises(ConfigError, match="stream"):
+        DrawStream(seed_key(1), np.arange(2), -1)
+    with pytest.raises(ConfigError, match="non-negative integer"):
+        DrawStream(seed_key(1), np.arange(2), 0).words(-1)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 1.5, "7", True, None])
+def test_a_projection_refuses_a_seed_that_is_not_a_64_bit_index(seed):
+    with pytest.raises(ConfigError, match="seed"):
+        ProjectionSetup(strategy_names=("a",), build_policy=lambda *args: None, seed=seed)

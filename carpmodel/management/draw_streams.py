@@ -11,29 +11,53 @@ generator (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3", SC
 derived once from the seed, and each 256-bit block gives four 64-bit words. One vectorised
 call serves every draw of a chunk. Streams of different draws, or of different names, never
 overlap (Philox is a bijection of the counter for a given key), and the first ``k`` numbers of
-a stream do not depend on how many are drawn. Uniforms take a word's top 53 bits, centred in
-their interval, so they lie strictly in (0, 1); standard normals are their inverse normal CDF
-(:func:`scipy.special.ndtri`).
+a stream do not depend on how many are drawn. Uniforms take a word's top 53 bits plus half a
+step, at most ``1 − 2⁻⁵³``, so they lie strictly in (0, 1) and their normals are finite (|z| <
+8.3); standard normals are their inverse normal CDF (:func:`scipy.special.ndtri`).
 
-A draw's stream is the output of ``numpy.random.Philox(key=seed_key(seed), counter=(0, draw,
-stream, 0))`` (numpy advances the counter before each block: blocks 1, 2, …), so it can be
-reproduced with numpy alone; tests/test_draw_streams.py checks this bit for bit.
+A draw's stream is the output of ``numpy.random.Philox(key=np.array(seed_key(seed),
+dtype=np.uint64), counter=np.array([0, draw, stream, 0], dtype=np.uint64))`` (numpy advances the
+counter before each block: blocks 1, 2, …; give it uint64 arrays, as it converts Python integers
+of 2⁶³ and more through float64), so it can be reproduced with numpy alone;
+tests/test_draw_streams.py checks this bit for bit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtri
 
-__all__ = ["DrawStream", "philox4x64", "seed_key"]
+from carpmodel.errors import ConfigError
+
+__all__ = ["MAX_DRAW", "DrawStream", "draw_indices", "philox4x64", "seed_key"]
 
 _M0, _M1 = np.uint64(0xD2E7470EE14C6C93), np.uint64(0xCA5A826395121157)   # round multipliers
 _W0, _W1 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBB67AE8584CAA73B)   # key increments
 _LOW32, _SHIFT32 = np.uint64(0xFFFFFFFF), np.uint64(32)
 ROUNDS = 10
+#: draw indices run from 0 to this (they are stored as 64-bit integers in every output)
+MAX_DRAW = 2**63 - 1
+#: the largest uniform (the top 53-bit value plus half a step rounds to 1.0)
+_BELOW_ONE = 1.0 - 2.0**-53
+
+
+def draw_indices(draws: Any, name: str = "draws") -> NDArray:
+    """``draws`` as a 1-D int64 array of indices 0..:data:`MAX_DRAW`; a :class:`ConfigError`
+    naming ``name`` otherwise."""
+    values = np.asarray(draws)
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if values.ndim != 1 or values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+        raise ConfigError(f"{name}: expected a 1-D array of integer draw indices, got {values.dtype} "
+                          f"of shape {values.shape}")
+    if values.min() < 0 or values.max() > MAX_DRAW:
+        raise ConfigError(f"{name}: expected draw indices from 0 to {MAX_DRAW}, got "
+                          f"{int(values.min())}..{int(values.max())}")
+    return values.astype(np.int64)
 
 
 def seed_key(seed: int) -> tuple[int, int]:
@@ -67,7 +91,7 @@ def philox4x64(counter: NDArray, key: tuple[int, int]) -> NDArray:
     return np.stack([x0, x1, x2, x3], axis=-1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DrawStream:
     """One named stream of every draw in ``draws``: ``standard_normal(n)`` and ``uniform(n)``
     give ``(draw, n)`` arrays, row ``i`` a function of ``(key, draws[i], stream)`` only."""
@@ -76,12 +100,21 @@ class DrawStream:
     draws: NDArray
     stream: int
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "draws", draw_indices(self.draws, "DrawStream.draws"))
+        if isinstance(self.stream, bool) or not isinstance(self.stream, int | np.integer) \
+                or not 0 <= self.stream < 2**64:
+            raise ConfigError(f"DrawStream.stream: expected an integer from 0 to 2**64 - 1, "
+                              f"got {self.stream!r}")
+
     def __len__(self) -> int:
-        return int(np.asarray(self.draws).size)
+        return int(self.draws.size)
 
     def words(self, n: int) -> NDArray:
         """The stream's first ``n`` 64-bit words of each draw, ``(draw, n)`` uint64."""
-        draws = np.asarray(self.draws, dtype=np.uint64).reshape(-1)
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ConfigError(f"DrawStream: expected a non-negative integer count of numbers, got {n!r}")
+        draws = self.draws.astype(np.uint64)
         n_blocks = -(-int(n) // 4)
         counter = np.zeros((draws.size, n_blocks, 4), dtype=np.uint64)
         counter[..., 0] = np.arange(n_blocks, dtype=np.uint64) + np.uint64(1)
@@ -91,8 +124,9 @@ class DrawStream:
 
     def uniform(self, n: int) -> NDArray:
         """Uniforms strictly inside (0, 1), ``(draw, n)``: the top 53 bits of each word, plus half
-        a step."""
-        return ((self.words(n) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        a step (the top value, which rounds to 1, is the largest double below 1)."""
+        u = ((self.words(n) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        return np.minimum(u, _BELOW_ONE)
 
     def standard_normal(self, n: int) -> NDArray:
         """Standard normals, ``(draw, n)``: the inverse normal CDF of :meth:`uniform`."""

@@ -37,7 +37,8 @@ from numpy.typing import NDArray
 from carpmodel.dims import DRAW, SCENARIO, STRATEGY, YEAR, with_attrs
 from carpmodel.errors import ConfigError
 from carpmodel.inference.likelihood import predict
-from carpmodel.management.draw_streams import DrawStream, seed_key
+from carpmodel.io.config import SEED_MAX
+from carpmodel.management.draw_streams import DrawStream, draw_indices, seed_key
 from carpmodel.model.dynamics import Policy, PopulationState, ProcessMultipliers, simulate
 from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
 
@@ -71,9 +72,7 @@ def draw_randomness(seed: int, draws: Sequence[int], n_parameters: int, n_years:
     """Random numbers for ``draws``, each draw's on its own streams of the seed (so a draw's numbers
     do not depend on the other draws, the process deviates not on ``n_parameters``, and the
     first k years not on ``n_years``)."""
-    draws = np.asarray(draws, dtype=int)
-    if draws.size and draws.min() < 0:
-        raise ConfigError(f"draws: expected non-negative draw indices, got {int(draws.min())}")
+    draws = draw_indices(draws)
     key = seed_key(seed)
 
     def stream(name: int) -> DrawStream:
@@ -179,6 +178,9 @@ class ProjectionSetup:
             raise ConfigError(f"projection: last_year {self.last_year} < first_year {self.first_year}")
         if self.n_draws < 1:
             raise ConfigError(f"projection: draws must be >= 1, got {self.n_draws}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) \
+                or not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"projection: seed must be an integer from 0 to {SEED_MAX}, got {self.seed!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"projection: dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
