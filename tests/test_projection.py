@@ -209,3 +209,46 @@ def test_projected_cost_carries_the_strategies_currency(bundled_fit):
     ds = project(bundled_fit, setup)
     assert ds["cost"].attrs["units"] == strategies.costs.currency
     assert "illustrative" in ds["cost"].attrs["long_name"]
+
+
+def test_the_dynamic_ssb0_of_an_idle_strategy_is_the_separate_run_bit_for_bit(bundled_fit, monkeypatch):
+    """A strategy that neither releases nor fishes (no_releases, closure continued) stands for the
+    run without fishing and releases; it must give that run's SSB exactly, with strategies that
+    release, trigger and fish in the same batch, and in float64 as in float32."""
+    from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies
+    from carpmodel.management import projection
+    from carpmodel.management.strategies import Strategy, StrategySet
+
+    full = load_strategies(DEFAULT_STRATEGIES_FILE)
+    fishing = [s for s in full.strategies if s.name == "reopen_fishing"]
+    assert fishing, "the bundled strategies should include a fishing strategy"
+    chosen = StrategySet(tuple([fishing[0]] + [s for s in full.strategies if s.name != "reopen_fishing"][:6]),
+                         full.costs)
+    assert isinstance(chosen.strategies[0], Strategy) and chosen.names[0] == "reopen_fishing"
+    for dtype in ("float32", "float64"):
+        setup = projection.strategy_setup(chosen, bundled_fit.spec.base.n_age, n_draws=5, last_year=2060,
+                                          seed=11, scenario_names=("baseline",), dtype=dtype)
+        batch = (len(chosen.names), 1, 5)
+        policy = setup.build_policy(batch, np.arange(2025, 2061), bundled_fit.spec.base)
+        assert projection.idle_strategy(policy, batch, 36) == chosen.names.index("no_releases")
+        shared = project(bundled_fit, setup)
+        monkeypatch.setattr(projection, "idle_strategy", lambda *args: None)
+        separate = project(bundled_fit, setup)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(shared["dynamic_ssb0_t"].values, separate["dynamic_ssb0_t"].values)
+        assert float(shared["catch_t"].sel(strategy="reopen_fishing").sum()) > 0   # fishing in the batch
+
+
+def test_a_policy_that_always_releases_or_fishes_has_no_idle_strategy(bundled_fit):
+    from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies
+    from carpmodel.management.policy import build_policy
+    from carpmodel.management.projection import idle_strategy
+
+    full = load_strategies(DEFAULT_STRATEGIES_FILE)
+    busy = [s for s in full.strategies if s.name in ("status_quo", "reopen_fishing")]
+    base = bundled_fit.spec.base
+    years = np.arange(2025, 2041)
+    policy = build_policy(busy, full.costs, years, base.n_age, base.lw_a, base.lw_b, (2, 1, 2))
+    assert idle_strategy(policy, (2, 1, 2), 16) is None
+    python_policy = fixed_policy([0.0, 0.0])((2, 1, 2), years, base)   # not compiled: no tables
+    assert idle_strategy(python_policy, (2, 1, 2), 16) is None

@@ -316,12 +316,17 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
     params, history = prepared.params, prepared.history
     n_strategy, n_scenario = len(setup.strategy_names), len(setup.scenario_names)
     batch = (n_strategy, n_scenario, draws.size)
-    state = simulate_strategies(prepared, setup.build_policy(batch, years, params), n_strategy)
-    unfished = simulate(
-        _lead(params, 1), n_years=years.size, log_rec_devs=prepared.log_rec_devs[None],
-        multipliers=prepared.multipliers, initial_numbers=history.final_numbers[None],
-        initial_length_state_cm=history.final_length_state_cm[None], keep_numbers=False,
-        dtype=np.dtype(prepared.dtype))
+    policy = setup.build_policy(batch, years, params)
+    state = simulate_strategies(prepared, policy, n_strategy)
+    idle = idle_strategy(policy, batch, years.size)
+    if idle is not None:   # its rows are the run without fishing or releases, bit for bit
+        unfished_ssb = state.ssb_t[idle]
+    else:
+        unfished_ssb = simulate(
+            _lead(params, 1), n_years=years.size, log_rec_devs=prepared.log_rec_devs[None],
+            multipliers=prepared.multipliers, initial_numbers=history.final_numbers[None],
+            initial_length_state_cm=history.final_length_state_cm[None], keep_numbers=False,
+            dtype=np.dtype(prepared.dtype)).ssb_t
     coords = {STRATEGY: list(setup.strategy_names), SCENARIO: list(setup.scenario_names),
               DRAW: draws, YEAR: years}
     dims = (STRATEGY, SCENARIO, DRAW, YEAR)
@@ -332,7 +337,7 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
     data["release_survival"] = ((DRAW,), np.broadcast_to(np.asarray(params.release_survival), (draws.size,)))
     # a compact copy: the engine's series are views of its whole output buffer
     data["dynamic_ssb0_t"] = ((SCENARIO, DRAW, YEAR), np.broadcast_to(
-        np.ascontiguousarray(unfished.ssb_t), (n_scenario, draws.size, years.size)))
+        np.ascontiguousarray(unfished_ssb), (n_scenario, draws.size, years.size)))
     data["ssb0_t"] = ((DRAW,), np.broadcast_to(history.reference.ssb0_t, (draws.size,)))
     data["biomass0_t"] = ((DRAW,), np.broadcast_to(history.reference.biomass0_t, (draws.size,)))
     if prepared.temperature_c is not None:
@@ -346,6 +351,28 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
     if "cost" in ds:
         ds["cost"].attrs.update(dict(setup.cost_attrs))
     return ds
+
+
+def idle_strategy(policy: Policy, batch: tuple[int, ...], n_years: int) -> int | None:
+    """The first strategy (axis 0 of ``batch``) whose compiled rule neither releases fish nor
+    fishes in any of the ``n_years`` years (a closure without releases, like ``no_releases``),
+    or None (also for a policy without :meth:`~carpmodel.model.dynamics.Policy.tables`).
+
+    Its rows are the dynamic-SSB0 run (no fishing, no releases; the same parameters, deviations,
+    forcing and start) year by year: a zero F or release takes the same arithmetic path in the
+    engine as none, so their SSB is the same bit for bit and that run need not be made."""
+    tables = policy.tables() if hasattr(policy, "tables") else None
+    if tables is None:
+        return None
+    f_target = np.broadcast_to(tables.f_target_per_yr, batch)
+    ramp = np.broadcast_to(tables.ramp, batch)
+    program = np.broadcast_to(tables.program, batch)
+    for s in range(batch[0]):
+        programs = np.unique(program[s])
+        if np.all(f_target[s] == 0.0) and np.all(ramp[s] == 0) and \
+                not np.any(tables.release_fish[programs, :n_years] != 0.0):
+            return s
+    return None
 
 
 def _float32(values: NDArray, shape: tuple[int, ...]) -> NDArray:
