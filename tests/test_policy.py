@@ -287,3 +287,41 @@ def test_the_compiled_rule_gives_the_year_by_year_policy_bit_for_bit(dtype):
     assert 0 < np.count_nonzero(released) < released.size
     ramp_f = compiled.f_per_yr[:, 1]
     assert np.any((ramp_f > 0) & (ramp_f < 0.4)) and np.any(ramp_f == 0.4)
+
+
+def test_a_subclass_that_decides_otherwise_is_called_year_by_year():
+    """A StrategyPolicy subclass that changes a decision method but not tables() must not run
+    its parent's compiled rule: tables() says so (None) and simulate calls it between years."""
+    from carpmodel.management.policy import StrategyPolicy
+
+    class Doubled(StrategyPolicy):
+        calls = 0
+
+        def __call__(self, year_index, survey_estimate_t):
+            Doubled.calls += 1
+            control = super().__call__(year_index, survey_estimate_t)
+            return type(control)(release_fish=2 * control.release_fish,
+                                 release_length_cm=control.release_length_cm, f_per_yr=control.f_per_yr)
+
+    class NeverActive(StrategyPolicy):
+        def active(self, survey_estimate_t):
+            return np.zeros(np.shape(survey_estimate_t))
+
+    strategies = StrategySet((REFERENCE, Strategy("s", (ConstantReleases(2e5),))), COSTS)
+    plan = build_plan(strategies, None, YEARS, N_AGE)
+    p = Parameters(r0=1e9, max_egg_survival=0.01, l_inf_cm=55.0, k_per_yr=0.12, hatch_time_yr=0.45,
+                   hatch_length_cm=0.9, lw_a=LW_A, lw_b=LW_B, maturity_l50_cm=25.0, maturity_slope_cm=2.0,
+                   fecundity_eggs_per_g=25.0, female_fraction=0.5, m_ref_per_yr=0.3,
+                   m_ref_length_cm=30.0, lorenzen_c=1.0, dd_strength=0.5, dd_window_end_age_yr=1,
+                   release_survival=0.4, relative_reproductive_success=0.8, selectivity_l50_cm=20.0,
+                   selectivity_slope_cm=2.0, survey_l50_cm=3.0, survey_slope_cm=0.85, max_age_yr=N_AGE - 1)
+    kwargs = dict(n_years=YEARS.size, keep_numbers=False, batch_shape=(2,))
+    assert StrategyPolicy(plan, lw_a=LW_A, lw_b=LW_B, batch_shape=(2,)).tables() is not None
+    doubled = Doubled(plan, lw_a=LW_A, lw_b=LW_B, batch_shape=(2,))
+    assert doubled.tables() is None
+    out = simulate(p, policy=doubled, **kwargs)
+    assert Doubled.calls == YEARS.size
+    np.testing.assert_array_equal(out.released_fish[1], 4e5)
+    never = NeverActive(plan, lw_a=LW_A, lw_b=LW_B, batch_shape=(2,))
+    assert never.tables() is None
+    np.testing.assert_array_equal(simulate(p, policy=never, **kwargs).released_fish, 0.0)

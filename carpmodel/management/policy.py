@@ -172,6 +172,10 @@ def _on_axis(values: NDArray, ndim: int, axis: int) -> NDArray:
     return values.reshape(tuple(shape) + values.shape[1:])
 
 
+#: the methods of :class:`StrategyPolicy` whose decisions :meth:`StrategyPolicy.tables` describes
+_DECISION = ("__call__", "active", "f_per_yr", "release_length_cm")
+
+
 class StrategyPolicy:
     """The :class:`carpmodel.model.dynamics.Policy` of a strategy set, vectorised over strategies.
 
@@ -238,12 +242,16 @@ class StrategyPolicy:
         weighted = np.sum(self._class_length[..., None] * by_age, axis=-2)
         return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), self._fallback_length)
 
-    def tables(self) -> PolicyTables:
+    def tables(self) -> PolicyTables | None:
         """The rule as the compiled engine's tables (:class:`carpmodel.model.dynamics.PolicyTables`):
         :func:`carpmodel.model.dynamics.simulate` then runs every year in one kernel call, with the
         results of calling this policy year by year bit for bit. One release program per
         combination of the batch axes the planned fish and release lengths vary along (the
-        strategies; also the draws where the length–weight coefficients vary by draw)."""
+        strategies; also the draws where the length–weight coefficients vary by draw). None for
+        a subclass that decides otherwise (it overrides a method of the decision and not this
+        one): it is then called year by year."""
+        if any(getattr(type(self), name) is not getattr(StrategyPolicy, name) for name in _DECISION):
+            return None
         ndim, axis = len(self.batch_shape), self.strategy_axis
         years = self.plan.years
         lengths = np.stack([self._release_length(y) for y in range(years.size)], axis=-2)  # (S·, Y, age)

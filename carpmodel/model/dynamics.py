@@ -126,7 +126,8 @@ class Policy(Protocol):
     compiled kernel once a year. A policy whose rule is the one :class:`PolicyTables` describes
     may also offer ``tables()`` returning it: :func:`simulate` then applies the rule inside the
     kernel and runs every year in one call, and never calls the policy (so ``tables()`` must
-    describe exactly what ``__call__`` decides; a subclass that changes one must change both).
+    describe exactly what ``__call__`` decides); ``tables()`` returning None says the policy is
+    to be called year by year.
     """
 
     def __call__(self, year_index: int, survey_estimate_t: NDArray) -> YearControl: ...
@@ -272,9 +273,9 @@ def simulate(
     policy : Policy, optional
         Management rule applied each year from the previous year's survey estimate (float64:
         ``q × biomass × exp(error)``); its releases add to ``release_fish`` and its F replaces
-        the catch or F of that year. A policy with ``tables()`` runs inside the kernel (one call
-        for every year, when ``release_fish`` is the same for every row); any other is called
-        between years.
+        the catch or F of that year. A policy whose ``tables()`` gives its rule runs inside the
+        kernel (one call for every year, when ``release_fish`` is the same for every row); any
+        other is called between years.
     survey_log_errors : array (*batch, year), optional
         Log-normal errors of the simulated survey the policy reads (0 if not given).
     initial_survey_estimate_t : array (*batch), optional
@@ -357,11 +358,12 @@ def simulate(
     end_index = np.full(n_years, -1, dtype=np.int64)   # the slot of `end` each year fills, or -1
     for slot, year in enumerate(keep_end):
         end_index[year] = slot
-    tables = getattr(policy, "tables", None)
+    offered = getattr(policy, "tables", None)
+    tables = offered() if offered is not None and given is not None else None
     whole_run = (policy is None or tables is not None) and given is not None
     if whole_run:
         # nothing decided in Python between years: every year in one kernel call
-        rule = () if policy is None else _rule(tables(), batch, n_rows, lanes, n_years, q,
+        rule = () if policy is None else _rule(tables, batch, n_rows, lanes, n_years, q,
                                                 initial_survey_estimate_t, survey_log_errors)
         kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, kept, flows, end,
                          end_index, rule)
