@@ -69,7 +69,7 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
             row["unit"] = (data.life_history[name].unit if name in data.life_history else None) or "1"
         summary["posterior"] = {
             "method": sample.method, "n_samples": sample.n_samples, "sir_ess": sample.ess,
-            "warning": sample.warning, "runtime_s": sample.runtime_s,
+            "warning": sample.warning, "failure": sample.failure, "runtime_s": sample.runtime_s,
             "prior_posterior": rows}
         priors = {f.field: f.prior for f in result.spec.estimated if f.prior is not None}
         units = {name: data.life_history[name].unit for name in sample.natural if name in data.life_history}

@@ -292,6 +292,28 @@ def test_a_flat_prior_member_on_its_bound_is_included_with_posterior_draws(data,
     assert "logit_release_survival on the bound of a flat prior" in excluded.reason
 
 
+def test_a_member_whose_posterior_draws_are_not_a_posterior_sample_is_excluded(data, flat_fit, monkeypatch):
+    """Old behaviour: a member was projected from whatever particles the sampler returned, even a
+    cloud it said had not spread over the posterior (intervals a few hundredths wide)."""
+    from carpmodel.inference import posterior
+
+    monkeypatch.setattr(carpmodel.inference.fitting, "fit", lambda spec, **kwargs: flat_fit)
+    real = posterior.sample_posterior
+
+    def failed(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), failure="final Metropolis acceptance 0.99: "
+                                   "the particles have not spread over the target (a collapsed cloud)")
+
+    monkeypatch.setattr(posterior, "sample_posterior", failed)
+    definition = EnsembleDefinition(dd_windows=(1,), release_survival_priors=("flat",), mortality=(C1,),
+                                    initial_states=("depletion",), **SMALL_POSTERIOR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        member = fit_member(data, FLAT, default_config(), definition, seed=3)
+    assert not member.included and member.posterior_theta is None
+    assert member.reason.startswith("posterior sampling did not reach the posterior: final Metropolis")
+
+
 def test_proposal_scale_from_a_hessian_that_is_not_positive_definite():
     # where the posterior mode search ends on a curved ridge (flat prior, c = 1.5) its Hessian
     # has a negative eigenvalue; the proposal then takes |H|^-1: same eigenvectors, absolute

@@ -204,6 +204,9 @@ class PosteriorSample:
     smc_betas: tuple[float, ...] = ()
     smc_acceptance: tuple[float, ...] = ()
     n_evaluations: int = 0
+    #: why the draws are not a sample of the posterior (tempering that stopped short, moves that
+    #: barely mix or a cloud that did not spread), None when nothing says so
+    failure: str | None = None
 
     @property
     def ess_fraction(self) -> float:
@@ -316,6 +319,7 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
     theta, warning, used = out.theta, out.warning, "sir"
     betas: tuple[float, ...] = ()
     rates: tuple[float, ...] = ()
+    failure = None
     evaluations = n_proposals
     n_distinct = out.n_distinct
     if method == "smc" or (method == "auto" and out.ess < AUTO_SMC_FRACTION * n_samples):
@@ -330,6 +334,7 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
                  f"{smc.acceptance[-1]:.2f})"]
         if smc.warning:
             notes.append(smc.warning)
+            failure = smc.warning
         warning = "; ".join(notes) if (out.warning or smc.warning) else None
     elif out.warning is not None:
         warning = out.warning + "; draws are this SIR resample (method='sir')"
@@ -343,6 +348,6 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
                            seed=int(seed), proposal=out.proposal, centre=centre_text,
                            jacobian=jacobian, method=used, runtime_s=time.perf_counter() - started,
                            warning=warning, smc_betas=betas, smc_acceptance=rates,
-                           n_evaluations=evaluations)
+                           n_evaluations=evaluations, failure=failure)
 
 

@@ -182,6 +182,27 @@ def sir(log_target: LogTarget, centre: Any, covariance: Any, *, n_proposals: int
 
 # --------------------------------------------------------------------------- tempering + moves
 
+#: a final Metropolis acceptance outside these bounds means the particles are not a sample of the
+#: target: below, the moves barely mix (particles repeat); above, the moves are far smaller than
+#: the target's spread (the cloud has not spread out)
+MIN_ACCEPTANCE, MAX_ACCEPTANCE = 0.05, 0.9
+#: the move scale (times the particles' covariance, over √n) adapts up to this: far above the
+#: optimal 2.38, so a cloud much narrower than its target can still spread out (with a cap of 5
+#: a cloud a hundred times too narrow kept an acceptance of ~1 and stayed narrow)
+MAX_MOVE_SCALE = 500.0
+
+
+def _move_covariance(x: NDArray, proposal: Any) -> NDArray:
+    """Covariance that scales the random-walk moves: the particles' own, or the SIR proposal's
+    when the particles are too few distinct points to span every direction (after resampling
+    from weights dominated by one proposal the cloud is a single point, and moves scaled by its
+    covariance could never spread it)."""
+    n = x.shape[1]
+    if np.unique(x, axis=0).shape[0] <= n:
+        scale = proposal.shape if hasattr(proposal, "shape") else proposal.cov
+        return np.asarray(scale, dtype=float).reshape(n, n)
+    return np.cov(x.T).reshape(n, n)
+
 
 @dataclass(frozen=True)
 class SMCResult:
@@ -232,7 +253,9 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
     the next β so that the incremental weights ``(π/q)^(Δβ)`` keep an ESS of ``ess_fraction``
     of the particles, resamples, then moves every particle by ``moves_per_stage`` random-walk
     Metropolis steps targeting ``π_β`` with covariance ``c²·Cov(particles)`` (``c`` starts at
-    ``2.38/√n`` and adapts to an acceptance of about 0.25). The first step weights all SIR
+    ``2.38/√n`` and adapts to an acceptance of about 0.25, up to :data:`MAX_MOVE_SCALE`/√n; the
+    proposal's covariance while the particles are too few distinct points to span every
+    direction). The first step weights all SIR
     proposals and resamples ``n_particles`` of them; at β = 1 ``final_moves`` sweeps follow, so
     the particles are distinct. All evaluations are batched over particles.
     """
@@ -251,7 +274,7 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
     evaluations = 0
     for _stage in range(max_stages):
         sweeps = final_moves if beta >= 1.0 else moves_per_stage
-        cov = np.cov(x.T).reshape(n, n)
+        cov = _move_covariance(x, q)
         chol = np.linalg.cholesky(cov + 1e-12 * np.trace(cov) / n * np.eye(n))
         rates = []
         for _ in range(sweeps):
@@ -266,7 +289,8 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
             x[accept], lp[accept], lq[accept] = proposal_x[accept], lp_new[accept], lq_new[accept]
             rate = float(accept.mean())
             rates.append(rate)
-            scale = float(np.clip(scale * np.exp(rate - 0.25), 0.02 / np.sqrt(n), 5.0 / np.sqrt(n)))
+            scale = float(np.clip(scale * np.exp(rate - 0.25), 0.02 / np.sqrt(n),
+                                  MAX_MOVE_SCALE / np.sqrt(n)))
         acceptance.append(float(np.mean(rates)))
         if beta >= 1.0:
             break
@@ -282,8 +306,12 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
     if betas[-1] < 1.0:
         warning = (f"tempering stopped at beta = {betas[-1]:.3g} after {max_stages} stages: "
                    "the particles are not from the target")
-    elif acceptance[-1] < 0.05:
+    elif acceptance[-1] < MIN_ACCEPTANCE:
         warning = (f"final Metropolis acceptance {acceptance[-1]:.2f}: the moves barely mix; "
                    "particles may repeat")
+    elif acceptance[-1] > MAX_ACCEPTANCE:
+        warning = (f"final Metropolis acceptance {acceptance[-1]:.2f}: the moves are accepted almost "
+                   "always, so they are far smaller than the target's spread; the particles have not "
+                   "spread over the target (a collapsed cloud)")
     return SMCResult(theta=x, betas=tuple(betas), stage_ess=tuple(stage_ess),
                      acceptance=tuple(acceptance), n_evaluations=evaluations, warning=warning)

@@ -60,7 +60,9 @@ model's), and the rest of the fit converged (``FitResult.interior_converged``: g
 Hessian criteria on the parameters inside their range). Its ``parameter_draws`` is
 ``"posterior"`` and its ``note`` gives the bound estimate and the posterior median and 90 %
 interval of the parameter beside the flat prior's. ``on_bound = "exclude"`` keeps such members
-out (with that in the reason).
+out (with that in the reason). A member whose posterior draws are not a sample of its posterior
+(:attr:`carpmodel.inference.posterior.PosteriorSample.failure`: tempering that stopped short, or
+final moves that barely mix or do not spread the particles) is excluded with that reason.
 
 **Weights.** ``weights = "equal"`` (default): every included member the same weight; or a table
 ``{member name = weight}`` (unlisted members weigh 0), renormalised over the included members.
@@ -295,6 +297,10 @@ def fit_member(data: Any, structure: Structure, base: Any, definition: EnsembleD
         except (CarpmodelError, ValueError, ArithmeticError) as error:
             return MemberFit(structure, result, False,
                              _one_line(f"posterior sampling failed: {type(error).__name__}: {error}"),
+                             runtime_s=time.perf_counter() - started)
+        if sample.failure is not None:
+            return MemberFit(structure, result, False,
+                             _one_line(f"posterior sampling did not reach the posterior: {sample.failure}"),
                              runtime_s=time.perf_counter() - started)
         posterior = sample.theta
         if on_flat_bound:
