@@ -63,6 +63,8 @@ def fit_stage(data: Any, config: RunConfig, log: RunLog, progress: Progress) -> 
     with log.stage("posterior", progress):
         sample = posterior.sample_posterior(result, n_proposals=settings.posterior_proposals,
                                             n_samples=settings.posterior_samples, seed=config.seed)
+        if sample.failure is not None:
+            log.warnings.append(f"posterior draws are not a sample of the posterior: {sample.failure}")
         rows = prior_posterior.prior_posterior_table(result, sample)
         for row in rows:
             name = row["parameter"]

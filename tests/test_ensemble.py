@@ -155,6 +155,14 @@ def test_pooled_quantiles_and_probabilities_match_a_hand_computation():
     p = float(m["p_biomass_below_2002_any"].sel(structure="pooled", strategy=REFERENCE_STRATEGY,
                                                  scenario="base"))
     assert p == pytest.approx(0.0625, rel=1e-12)
+    # its Monte Carlo error over Kish's effective number of the pooled draws, (Σw)²/Σw² = 6.4,
+    # each member over its own 4
+    effective = m["effective_draws"].sel(strategy=REFERENCE_STRATEGY, scenario="base")
+    kish = 1.0 / (4 * 0.1875**2 + 4 * 0.0625**2)
+    np.testing.assert_allclose(effective.values, [4.0, 4.0, kish], rtol=1e-12)
+    se = float(m["p_biomass_below_2002_any_mc_se"].sel(structure="pooled", strategy=REFERENCE_STRATEGY,
+                                                       scenario="base"))
+    assert se == pytest.approx(np.sqrt(0.0625 * 0.9375 / 6.4), rel=1e-12)
     assert list(m["structure"].values) == ["a", "b", "pooled"]
     np.testing.assert_allclose(m["structure_weight"].values, [0.75, 0.25, 1.0])
 

@@ -307,13 +307,13 @@ def test_every_probability_carries_its_monte_carlo_standard_error(metrics):
         assert names[names.index(name) + 1] == f"{name}_mc_se"
         assert metrics[f"{name}_mc_se"].dims == metrics[name].dims
         assert metrics[f"{name}_mc_se"].attrs["units"] == "1"
-    assert metrics.attrs["effective_draws"] == 4.0
+    np.testing.assert_array_equal(metrics["effective_draws"], 4.0)
     # weighted draws 3:1:1:2 count as (Σw)²/Σw² = 49/15 draws
     weights = xr.DataArray([3.0, 1.0, 1.0, 2.0], dims="draw")
     m = strategy_metrics(tiny_dataset(), years=(2050,), weights=weights)
     p = float(m["p_ssb_below_limit_static_any"].sel(strategy="no_releases", scenario="base"))
     se = float(m["p_ssb_below_limit_static_any_mc_se"].sel(strategy="no_releases", scenario="base"))
-    assert m.attrs["effective_draws"] == pytest.approx(49 / 15, rel=REL)
+    np.testing.assert_allclose(m["effective_draws"], 49 / 15, rtol=REL)
     assert se == pytest.approx(np.sqrt(p * (1 - p) * 15 / 49), rel=REL)
     # NaN where the probability is NaN (the status quo against itself)
     assert np.isnan(cell(metrics, "p_beats_status_quo_mc_se", metric_year=2050))

@@ -103,14 +103,39 @@ def test_resample_move_spreads_a_cloud_far_narrower_than_its_target():
     np.testing.assert_allclose(out.theta.std(axis=0), 1.0, rtol=0.08)
 
 
-def test_resample_move_says_when_its_moves_do_not_spread_the_particles():
-    # an improper flat target: however far the moves reach they are all accepted
+def test_resample_move_says_when_the_particles_keep_spreading():
+    # an improper flat target: the cloud widens with every block of sweeps and never settles
     def flat(theta: np.ndarray) -> np.ndarray:
         return np.zeros(theta.shape[0])
 
     start = sir(flat, np.zeros(2), np.eye(2), n_proposals=2000, n_samples=500, seed=1)
-    out = resample_move(flat, start, n_particles=500, seed=2, final_moves=5)
-    assert out.warning is not None and "collapsed cloud" in out.warning
+    out = resample_move(flat, start, n_particles=500, seed=2, final_moves=5, settle_blocks=3)
+    assert out.settle_blocks == 3
+    assert out.warning is not None and "still spreading after 3 more blocks" in out.warning
+
+
+@pytest.mark.parametrize("n", [10, 44])
+def test_resample_move_reaches_the_spread_of_a_target_in_many_dimensions(n):
+    """Review of the first fix: in 44 dimensions a cloud started 10⁵ times too narrow ended at
+    half the target's SD after the final sweeps, with a normal acceptance and no warning."""
+    def target(theta: np.ndarray) -> np.ndarray:
+        return -0.5 * np.sum(theta**2, axis=1)
+
+    start = sir(target, np.zeros(n), 1e-10 * np.eye(n), n_proposals=2000, n_samples=500, seed=3)
+    out = resample_move(target, start, n_particles=500, seed=4)
+    assert out.warning is None, out.warning
+    assert out.settle_blocks >= 2                     # it did have to spread further
+    np.testing.assert_allclose(np.median(out.theta.std(axis=0)), 1.0, rtol=0.15)
+
+
+def test_a_cloud_of_one_point_moves_on_the_proposals_scale():
+    from carpmodel.inference.samplers import _move_covariance
+
+    proposal = stats.multivariate_t(loc=np.zeros(3), shape=np.diag([1.0, 4.0, 9.0]), df=5)
+    one_point = np.ones((50, 3))
+    np.testing.assert_array_equal(_move_covariance(one_point, proposal), np.diag([1.0, 4.0, 9.0]))
+    spread = np.random.default_rng(0).standard_normal((50, 3))
+    np.testing.assert_allclose(_move_covariance(spread, proposal), np.cov(spread.T))
 
 
 def test_effective_prior_of_flat_parameters():

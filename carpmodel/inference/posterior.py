@@ -338,6 +338,7 @@ def sample_posterior(result: Any, n_proposals: int = 20000, n_samples: int = 200
         warning = "; ".join(notes) if (out.warning or smc.warning) else None
     elif out.warning is not None:
         warning = out.warning + "; draws are this SIR resample (method='sir')"
+        failure = warning
     if proposal_note is not None:
         warning = proposal_note + (f"; {warning}" if warning else "")
     natural = {free.field: np.asarray(free.from_theta(theta[:, i]), dtype=float)

@@ -190,18 +190,30 @@ MIN_ACCEPTANCE, MAX_ACCEPTANCE = 0.05, 0.9
 #: optimal 2.38, so a cloud much narrower than its target can still spread out (with a cap of 5
 #: a cloud a hundred times too narrow kept an acceptance of ~1 and stayed narrow)
 MAX_MOVE_SCALE = 500.0
+#: blocks of final sweeps run at most to check that the particles' spread has settled
+SETTLE_BLOCKS = 10
+#: a block that changes the per-parameter SDs by a median factor within exp(±this) has settled
+#: (the SD of 500 particles is uncertain by ~3 %; the median over many parameters far less)
+SETTLED_SPREAD = 0.02
+#: ... and no parameter's SD by a factor outside exp(±this) (the SDs of 500 particles move by
+#: ~4.5 % each between blocks, the largest of 44 by ~11 %)
+SETTLED_SPREAD_ANY = 0.25
+#: the checking blocks add this fraction of the proposal's variances to the particles'
+#: covariance, so a direction in which the cloud collapsed is crossed in a few blocks
+SETTLE_COVARIANCE_FLOOR = 0.01
 
 
-def _move_covariance(x: NDArray, proposal: Any) -> NDArray:
+def _move_covariance(x: NDArray, proposal: Any, floor: float = 0.0) -> NDArray:
     """Covariance that scales the random-walk moves: the particles' own, or the SIR proposal's
-    when the particles are too few distinct points to span every direction (after resampling
+    shape matrix when the particles are too few distinct points to span every direction (after resampling
     from weights dominated by one proposal the cloud is a single point, and moves scaled by its
     covariance could never spread it)."""
     n = x.shape[1]
+    shape = proposal.shape if hasattr(proposal, "shape") else proposal.cov
+    shape = np.asarray(shape, dtype=float).reshape(n, n)
     if np.unique(x, axis=0).shape[0] <= n:
-        scale = proposal.shape if hasattr(proposal, "shape") else proposal.cov
-        return np.asarray(scale, dtype=float).reshape(n, n)
-    return np.cov(x.T).reshape(n, n)
+        return shape
+    return np.cov(x.T).reshape(n, n) + floor * np.diag(np.diag(shape))
 
 
 @dataclass(frozen=True)
@@ -219,6 +231,7 @@ class SMCResult:
     acceptance: tuple[float, ...]
     n_evaluations: int
     warning: str | None
+    settle_blocks: int = 0   # blocks of sweeps run after tempering to check the spread
 
     @property
     def n_stages(self) -> int:
@@ -242,10 +255,49 @@ def _next_beta(log_w: NDArray, beta: float, target_ess: float) -> float:
     return max(lo, beta + 1e-6)
 
 
+def _sweeps(log_target: LogTarget, q: Any, cloud: list[NDArray], beta: float, scale: float, sweeps: int,
+            rng: np.random.Generator, chunk_size: int, floor: float = 0.0) -> tuple[float, list[float]]:
+    """``sweeps`` random-walk Metropolis sweeps of every particle targeting ``π_β``, moves scaled by
+    ``scale`` times the Cholesky factor of :func:`_move_covariance` (computed once); ``cloud`` =
+    ``[x, log π, log q]`` is updated in place. Returns the adapted scale and each sweep's
+    acceptance rate."""
+    x, lp, lq = cloud
+    n_particles, n = x.shape
+    cov = _move_covariance(x, q, floor)
+    chol = np.linalg.cholesky(cov + 1e-12 * np.trace(cov) / n * np.eye(n))
+    rates = []
+    for _ in range(sweeps):
+        proposal_x = x + scale * rng.standard_normal(x.shape) @ chol.T
+        lp_new = _evaluate(log_target, proposal_x, chunk_size)
+        lq_new = _logpdf(q, proposal_x)
+        with np.errstate(invalid="ignore"):
+            log_ratio = beta * (lp_new - lp) + (1.0 - beta) * (lq_new - lq)
+        log_ratio = np.where(np.isfinite(lp_new), log_ratio, -np.inf)
+        accept = np.log(rng.uniform(size=n_particles)) < log_ratio
+        x[accept], lp[accept], lq[accept] = proposal_x[accept], lp_new[accept], lq_new[accept]
+        rate = float(accept.mean())
+        rates.append(rate)
+        scale = float(np.clip(scale * np.exp(rate - 0.25), 0.02 / np.sqrt(n), MAX_MOVE_SCALE / np.sqrt(n)))
+    return scale, rates
+
+
+def _settled(before: NDArray, after: NDArray) -> bool:
+    """Whether a block of sweeps left the particles' spread as it was: the per-parameter SDs
+    moved by a median factor within exp(±:data:`SETTLED_SPREAD`) (a cloud still widening moves
+    them all the same way; noise moves them either way and cancels in the median) and none by
+    more than exp(±:data:`SETTLED_SPREAD_ANY`) (one direction still opening up)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.log(after.std(axis=0) / before.std(axis=0))
+    if not np.all(np.isfinite(ratio)):
+        return False
+    return (abs(float(np.median(ratio))) <= SETTLED_SPREAD
+            and float(np.max(np.abs(ratio))) <= SETTLED_SPREAD_ANY)
+
+
 def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
                   seed: int | np.random.SeedSequence = 20260601, ess_fraction: float = 0.5,
                   moves_per_stage: int = 10, final_moves: int = 30, max_stages: int = 60,
-                  chunk_size: int = CHUNK_SIZE) -> SMCResult:
+                  chunk_size: int = CHUNK_SIZE, settle_blocks: int = SETTLE_BLOCKS) -> SMCResult:
     """Continue an SIR whose weights are too uneven: tempering with Metropolis moves (SMC).
 
     The target path is ``π_β ∝ q^(1−β)·π^β`` from the SIR proposal ``q`` (β = 0) to the target
@@ -254,10 +306,19 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
     of the particles, resamples, then moves every particle by ``moves_per_stage`` random-walk
     Metropolis steps targeting ``π_β`` with covariance ``c²·Cov(particles)`` (``c`` starts at
     ``2.38/√n`` and adapts to an acceptance of about 0.25, up to :data:`MAX_MOVE_SCALE`/√n; the
-    proposal's covariance while the particles are too few distinct points to span every
-    direction). The first step weights all SIR
-    proposals and resamples ``n_particles`` of them; at β = 1 ``final_moves`` sweeps follow, so
-    the particles are distinct. All evaluations are batched over particles.
+    proposal's shape matrix while the particles are too few distinct points to span every
+    direction). The first step weights all SIR proposals and resamples ``n_particles`` of them;
+    at β = 1 ``final_moves`` sweeps follow, so the particles are distinct.
+
+    Then the spread is checked: blocks of ``max(final_moves, n)`` more sweeps (covariance
+    recomputed plus :data:`SETTLE_COVARIANCE_FLOOR` of the proposal's variances, scale restarted
+    at ``2.38/√n``) run until one leaves the particles' spread as it was (:func:`_settled`), at
+    most ``settle_blocks`` blocks; the particles returned are those before that last block (so a
+    cloud already spread out is returned as the final sweeps left it). A cloud still spreading
+    after them is reported (``warning``): tempering can leave the particles far narrower than the
+    target, in every direction or in one, and a random walk scaled by their own covariance widens
+    them only slowly. All evaluations are batched
+    over particles.
     """
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     rng = np.random.default_rng(ss)
@@ -267,33 +328,19 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
     w = normalised_weights(beta * log_w_all)
     betas, stage_ess, acceptance = [beta], [kish_ess(w)], []
     idx = rng.choice(start.n_proposals, size=n_particles, replace=True, p=w)
-    x = start.proposals[idx].copy()
-    lp, lq = start.log_target_values[idx].copy(), start.log_proposal_values[idx].copy()
-    n = x.shape[1]
+    cloud = [start.proposals[idx].copy(), start.log_target_values[idx].copy(),
+             start.log_proposal_values[idx].copy()]
+    n = cloud[0].shape[1]
     scale = 2.38 / np.sqrt(n)
     evaluations = 0
     for _stage in range(max_stages):
         sweeps = final_moves if beta >= 1.0 else moves_per_stage
-        cov = _move_covariance(x, q)
-        chol = np.linalg.cholesky(cov + 1e-12 * np.trace(cov) / n * np.eye(n))
-        rates = []
-        for _ in range(sweeps):
-            proposal_x = x + scale * rng.standard_normal(x.shape) @ chol.T
-            lp_new = _evaluate(log_target, proposal_x, chunk_size)
-            lq_new = _logpdf(q, proposal_x)
-            evaluations += n_particles
-            with np.errstate(invalid="ignore"):
-                log_ratio = beta * (lp_new - lp) + (1.0 - beta) * (lq_new - lq)
-            log_ratio = np.where(np.isfinite(lp_new), log_ratio, -np.inf)
-            accept = np.log(rng.uniform(size=n_particles)) < log_ratio
-            x[accept], lp[accept], lq[accept] = proposal_x[accept], lp_new[accept], lq_new[accept]
-            rate = float(accept.mean())
-            rates.append(rate)
-            scale = float(np.clip(scale * np.exp(rate - 0.25), 0.02 / np.sqrt(n),
-                                  MAX_MOVE_SCALE / np.sqrt(n)))
+        scale, rates = _sweeps(log_target, q, cloud, beta, scale, sweeps, rng, chunk_size)
+        evaluations += sweeps * n_particles
         acceptance.append(float(np.mean(rates)))
         if beta >= 1.0:
             break
+        x, lp, lq = cloud
         log_w = lp - lq
         new_beta = _next_beta(log_w, beta, ess_fraction * n_particles)
         w = normalised_weights((new_beta - beta) * log_w)
@@ -301,11 +348,25 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
         betas.append(new_beta)
         beta = new_beta
         idx = rng.choice(n_particles, size=n_particles, replace=True, p=w)
-        x, lp, lq = x[idx], lp[idx], lq[idx]
+        cloud = [x[idx], lp[idx], lq[idx]]
+    settled, blocks = betas[-1] < 1.0, 0
+    block = max(final_moves, n)   # a random walk needs ~n sweeps to cross its target once
+    while not settled and blocks < settle_blocks:
+        before = [a.copy() for a in cloud]
+        _, rates = _sweeps(log_target, q, cloud, 1.0, 2.38 / np.sqrt(n), block, rng, chunk_size,
+                           floor=SETTLE_COVARIANCE_FLOOR)
+        evaluations += block * n_particles
+        blocks += 1
+        if _settled(before[0], cloud[0]):
+            settled, cloud = True, before
+    x = cloud[0]
     warning = None
     if betas[-1] < 1.0:
         warning = (f"tempering stopped at beta = {betas[-1]:.3g} after {max_stages} stages: "
                    "the particles are not from the target")
+    elif not settled:
+        warning = (f"the particles were still spreading after {blocks} more blocks of {block} "
+                   "sweeps at beta = 1: they are narrower than the target")
     elif acceptance[-1] < MIN_ACCEPTANCE:
         warning = (f"final Metropolis acceptance {acceptance[-1]:.2f}: the moves barely mix; "
                    "particles may repeat")
@@ -314,4 +375,5 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
                    "always, so they are far smaller than the target's spread; the particles have not "
                    "spread over the target (a collapsed cloud)")
     return SMCResult(theta=x, betas=tuple(betas), stage_ess=tuple(stage_ess),
-                     acceptance=tuple(acceptance), n_evaluations=evaluations, warning=warning)
+                     acceptance=tuple(acceptance), n_evaluations=evaluations, warning=warning,
+                     settle_blocks=blocks)

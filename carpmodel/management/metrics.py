@@ -34,9 +34,10 @@ Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the centr
 * ``p_ssb_below_limit_dynamic_{any,last}``: the same against the dynamic SSB0 (no fishing,
   no releases, same environment and recruitment deviations), which moves with the climate.
 * ``p_biomass_below_2002_{any,last}``: P(biomass < the fitted 2002 biomass, the collapse level).
-* ``P_mc_se`` after every probability ``P`` above: its Monte Carlo standard error,
+* ``P_mc_se`` for every probability ``P`` above: its Monte Carlo standard error,
   ``√(p(1 − p)/n)`` over the ``n`` draws (weighted draws: Kish's effective number
-  ``(Σw)²/Σw²``). It says how far another seed could move the estimate (two strategies whose
+  ``(Σw)²/Σw²``, an upper bound for members pooled with shared random numbers), and
+  ``effective_draws``, that ``n``. It says how far another seed could move the estimate (two strategies whose
   ``p_beats_status_quo`` differ by less than ~2 standard errors are not told apart by the
   draws), not how uncertain the stock is. It is 0 at p = 0 or 1: the probability is then below
   (above) about 3/n (95 %, the rule of three).
@@ -129,6 +130,8 @@ _ATTRS: dict[str, tuple[str, str]] = {
     "total_catch_median_t": ("t", "median total catch over the projection"),
     "total_catch_lower_t": ("t", "lower bound of total catch over the projection"),
     "total_catch_upper_t": ("t", "upper bound of total catch over the projection"),
+    "effective_draws": ("draws", "number of draws the probabilities are over (Kish's effective number "
+                                 "(sum w)^2 / sum w^2 for weighted draws)"),
 }
 _ATTRS.update({f"{name}_mc_se": ("1", f"Monte Carlo standard error of {name}: "
                                       "sqrt(p (1 - p) / effective_draws)")
@@ -354,6 +357,7 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
 
     n_effective = _effective_draws(ds.sizes["draw"], w)
     out = _with_mc_errors(out, n_effective)
+    out["effective_draws"] = xr.full_like(out["p_ssb_below_limit_static_last"], n_effective)
     result = xr.Dataset(out).rename({"year": "metric_year"})
     result = result.transpose("strategy", "scenario", ...)
     for name, (units, long_name) in _ATTRS.items():
@@ -381,9 +385,9 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         "nan_meaning": "cost_per_t_gained is NaN when the median gain in cost_year is <= 0; per-release "
                        "ratios are NaN when nothing was released",
         "draw_weights": "equal" if _equal(w) else "weighted (weighted means and weighted_quantile)",
-        "effective_draws": n_effective,
         "mc_se": "Monte Carlo standard error of a probability: sqrt(p (1 - p) / effective_draws); "
-                 "0 at p = 0 or 1 (then p is within about 3 / effective_draws of it)",
+                 "0 at p = 0 or 1 (then p is within about 3 / effective_draws of it); for weighted "
+                 "draws pooled over members that share their random numbers, an upper bound",
     })
     return result
 
