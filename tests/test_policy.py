@@ -325,3 +325,11 @@ def test_a_subclass_that_decides_otherwise_is_called_year_by_year():
     never = NeverActive(plan, lw_a=LW_A, lw_b=LW_B, batch_shape=(2,))
     assert never.tables() is None
     np.testing.assert_array_equal(simulate(p, policy=never, **kwargs).released_fish, 0.0)
+    # a decision method replaced on one instance (found by a review) counts the same
+    patched = StrategyPolicy(plan, lw_a=LW_A, lw_b=LW_B, batch_shape=(2,))
+    patched.active = lambda survey_estimate_t: np.zeros(np.shape(survey_estimate_t))
+    assert patched.tables() is None
+    np.testing.assert_array_equal(simulate(p, policy=patched, **kwargs).released_fish, 0.0)
+    # the tables of a policy are computed once
+    plain = StrategyPolicy(plan, lw_a=LW_A, lw_b=LW_B, batch_shape=(2,))
+    assert plain.tables() is plain.tables()

@@ -325,3 +325,6 @@ def test_strategy_table_gives_p_beats_with_its_monte_carlo_error():
     html = str(strategy_table(rows, "ssp245"))
     assert "53 %" in html and "± 1.6 % (Monte Carlo)" in html
     assert html.count("(Monte Carlo)") == 1                  # none for the status quo itself
+    # at p = 0 the standard error is 0: the rule of three bounds it instead, 3/n over n draws
+    rows[0].update(p_beats_status_quo_2050=0.0, p_beats_status_quo_mc_se_2050=0.0, effective_draws=200.0)
+    assert "below 1.5 % (95 %, 200 draws)" in str(strategy_table(rows, "ssp245"))

@@ -215,6 +215,7 @@ class StrategyPolicy:
         self._b_span = _on_axis(np.where(plan.ramp, plan.b_trigger_t - plan.b_limit_t, 1.0), ndim, axis)
         self._ramp = _on_axis(plan.ramp, ndim, axis)
         self._from_year = _on_axis(plan.f_from_year, ndim, axis)
+        self._tables: PolicyTables | None = None
 
     def active(self, survey_estimate_t: ArrayLike) -> NDArray:
         """(batch) bool: releases happen (no trigger, or estimate below the trigger)."""
@@ -248,10 +249,19 @@ class StrategyPolicy:
         results of calling this policy year by year bit for bit. One release program per
         combination of the batch axes the planned fish and release lengths vary along (the
         strategies; also the draws where the length–weight coefficients vary by draw). None for
-        a subclass that decides otherwise (it overrides a method of the decision and not this
-        one): it is then called year by year."""
-        if any(getattr(type(self), name) is not getattr(StrategyPolicy, name) for name in _DECISION):
+        a policy that decides otherwise (a subclass, or an instance, with its own version of a
+        decision method: ``__call__``, ``active``, ``f_per_yr``, ``release_length_cm``): it is
+        then called year by year (a subclass that describes its own rule as tables overrides this
+        method without calling it). Computed once per policy."""
+        if any(getattr(type(self), name) is not getattr(StrategyPolicy, name) or name in vars(self)
+               for name in _DECISION):
             return None
+        if getattr(self, "_tables", None) is None:
+            self._tables = self._build_tables()
+        return self._tables
+
+    def _build_tables(self) -> PolicyTables:
+        """:meth:`tables`, computed."""
         ndim, axis = len(self.batch_shape), self.strategy_axis
         years = self.plan.years
         lengths = np.stack([self._release_length(y) for y in range(years.size)], axis=-2)  # (S·, Y, age)

@@ -282,10 +282,15 @@ def strategy_table(rows: Sequence[Mapping[str, Any]], scenario: str, *, limit_fr
         return Cell(text=scaled(r, f"{stem}_median_t_{year}", 1e3, digits), interval=band)
 
     def with_mc_se(r: Mapping[str, Any], stem: str, year: int) -> Cell:
-        """A probability of ``year``, with its Monte Carlo standard error on the second line."""
-        p, se = r.get(f"{stem}_{year}"), r.get(f"{stem}_mc_se_{year}")
-        shown = p is not None and se is not None and math.isfinite(p) and math.isfinite(se)
-        return Cell(text=pct(p), interval=f"± {pct(se)} (Monte Carlo)" if shown else "")
+        """A probability of ``year``, with its Monte Carlo standard error on the second line (at
+        p = 0 or 1, where it is 0: the rule of three's 95 % bound, 3/n over the n draws)."""
+        p, se, n = r.get(f"{stem}_{year}"), r.get(f"{stem}_mc_se_{year}"), r.get("effective_draws")
+        if p is None or se is None or not (math.isfinite(p) and math.isfinite(se)):
+            return Cell(text=pct(p))
+        if se == 0.0 and n:
+            bound = f"below {pct(3.0 / n)}" if p == 0.0 else f"above {pct(1.0 - 3.0 / n)}"
+            return Cell(text=pct(p), interval=f"{bound} (95 %, {n:.0f} draws)")
+        return Cell(text=pct(p), interval=f"± {pct(se)} (Monte Carlo)")
 
     # fish released over the same years as the cost (0.1 files have only the total)
     released = "released_fish_through_cost_year_median"
