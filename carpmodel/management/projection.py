@@ -359,8 +359,9 @@ def idle_strategy(policy: Policy, batch: tuple[int, ...], n_years: int) -> int |
     or None (also for a policy without :meth:`~carpmodel.model.dynamics.Policy.tables`).
 
     Its rows are the dynamic-SSB0 run (no fishing, no releases; the same parameters, deviations,
-    forcing and start) year by year: a zero F or release takes the same arithmetic path in the
-    engine as none, so their SSB is the same bit for bit and that run need not be made."""
+    forcing and start) year by year: a zero F or release gives the engine's arithmetic the same
+    values as none (0·selectivity = 0, M + 0 = M, nothing added to a cell), so their SSB is the
+    same bit for bit and that run need not be made."""
     tables = policy.tables() if hasattr(policy, "tables") else None
     if tables is None:
         return None
