@@ -204,10 +204,11 @@ SETTLE_COVARIANCE_FLOOR = 0.01
 
 
 def _move_covariance(x: NDArray, proposal: Any, floor: float = 0.0) -> NDArray:
-    """Covariance that scales the random-walk moves: the particles' own, or the SIR proposal's
-    shape matrix when the particles are too few distinct points to span every direction (after resampling
-    from weights dominated by one proposal the cloud is a single point, and moves scaled by its
-    covariance could never spread it)."""
+    """Covariance that scales the random-walk moves: the particles' own plus ``floor`` times the
+    SIR proposal's variances, or the proposal's shape matrix when the particles are too few
+    distinct points to span every direction (after resampling from weights dominated by one
+    proposal the cloud is a single point, and moves scaled by its covariance could never spread
+    it)."""
     n = x.shape[1]
     shape = proposal.shape if hasattr(proposal, "shape") else proposal.cov
     shape = np.asarray(shape, dtype=float).reshape(n, n)
@@ -317,8 +318,7 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
     cloud already spread out is returned as the final sweeps left it). A cloud still spreading
     after them is reported (``warning``): tempering can leave the particles far narrower than the
     target, in every direction or in one, and a random walk scaled by their own covariance widens
-    them only slowly. All evaluations are batched
-    over particles.
+    them only slowly. All evaluations are batched over particles.
     """
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     rng = np.random.default_rng(ss)
@@ -349,12 +349,12 @@ def resample_move(log_target: LogTarget, start: SIRResult, *, n_particles: int,
         beta = new_beta
         idx = rng.choice(n_particles, size=n_particles, replace=True, p=w)
         cloud = [x[idx], lp[idx], lq[idx]]
-    settled, blocks = betas[-1] < 1.0, 0
+    settled, blocks = False, 0
     block = max(final_moves, n)   # a random walk needs ~n sweeps to cross its target once
-    while not settled and blocks < settle_blocks:
+    while betas[-1] >= 1.0 and not settled and blocks < settle_blocks:
         before = [a.copy() for a in cloud]
-        _, rates = _sweeps(log_target, q, cloud, 1.0, 2.38 / np.sqrt(n), block, rng, chunk_size,
-                           floor=SETTLE_COVARIANCE_FLOOR)
+        _sweeps(log_target, q, cloud, 1.0, 2.38 / np.sqrt(n), block, rng, chunk_size,
+                floor=SETTLE_COVARIANCE_FLOOR)
         evaluations += block * n_particles
         blocks += 1
         if _settled(before[0], cloud[0]):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = [
     "check_choices",
     "config_sha256",
     "default_config",
+    "check_seed",
     "from_mapping",
     "load_config",
     "to_toml",
@@ -60,6 +62,17 @@ __all__ = [
 YEAR_MIN, YEAR_MAX = 1900, 2100
 #: seeds are stored as 64-bit integers in every output file
 SEED_MAX = 2**63 - 1
+
+
+def check_seed(value: Any, key: str = "seed") -> int:
+    """``value`` as a seed, an integer from 0 to :data:`SEED_MAX`; a :class:`ConfigError` naming
+    ``key`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ConfigError(f"{key}: expected a non-negative integer, got {value!r}")
+    if value > SEED_MAX:
+        raise ConfigError(f"{key}: expected at most {SEED_MAX} (2**63 - 1: seeds are stored as 64-bit "
+                          f"integers in every output), got {value!r}")
+    return int(value)
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -432,11 +445,7 @@ class RunConfig:
     simulate: SimulateOptions = field(default_factory=SimulateOptions)
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ConfigError(f"seed: expected a non-negative integer, got {self.seed!r}")
-        if self.seed > SEED_MAX:
-            raise ConfigError(f"seed: expected at most {SEED_MAX} (2**63 - 1: seeds are stored as 64-bit "
-                              f"integers in every output), got {self.seed!r}")
+        check_seed(self.seed)
 
     def with_fit(self, **changes: Any) -> RunConfig:
         """A copy with keys of ``[model]`` and ``[fit]`` (and ``seed``) changed, each in the section

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from carpmodel.dims import DRAW, SCENARIO, STRATEGY, YEAR, with_attrs
 from carpmodel.errors import ConfigError
 from carpmodel.inference.likelihood import predict
-from carpmodel.io.config import SEED_MAX
+from carpmodel.io.config import check_seed
 from carpmodel.management.draw_streams import DrawStream, draw_indices, seed_key
 from carpmodel.model.dynamics import Policy, PopulationState, ProcessMultipliers, simulate
 from carpmodel.model.params import STRUCTURAL_FIELDS, Parameters
@@ -178,9 +178,7 @@ class ProjectionSetup:
             raise ConfigError(f"projection: last_year {self.last_year} < first_year {self.first_year}")
         if self.n_draws < 1:
             raise ConfigError(f"projection: draws must be >= 1, got {self.n_draws}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) \
-                or not 0 <= self.seed <= SEED_MAX:
-            raise ConfigError(f"projection: seed must be an integer from 0 to {SEED_MAX}, got {self.seed!r}")
+        check_seed(self.seed, "projection.seed")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"projection: dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
