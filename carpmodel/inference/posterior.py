@@ -204,8 +204,9 @@ class PosteriorSample:
     smc_betas: tuple[float, ...] = ()
     smc_acceptance: tuple[float, ...] = ()
     n_evaluations: int = 0
-    #: why the draws are not a sample of the posterior (tempering that stopped short, moves that
-    #: barely mix or a cloud that did not spread), None when nothing says so
+    #: why the draws are not a sample of the posterior (tempering that stopped short, a cloud
+    #: still spreading, moves that barely mix or are almost always accepted; with method="sir",
+    #: a resample with too few effective draws), None when nothing says so
     failure: str | None = None
 
     @property
