@@ -226,7 +226,9 @@ class SMCResult:
 
     ``betas`` are the tempering exponents reached (the last is 1), ``stage_ess`` the ESS of the
     incremental weights at each step (as a count out of the particles or proposals weighted),
-    ``acceptance`` the mean Metropolis acceptance rate of each stage's moves.
+    ``acceptance`` the mean Metropolis acceptance rate of each stage's moves (the settling
+    blocks not included), ``settle_blocks`` the blocks of sweeps run after tempering to check the
+    particles' spread.
     """
 
     theta: NDArray
@@ -235,7 +237,7 @@ class SMCResult:
     acceptance: tuple[float, ...]
     n_evaluations: int
     warning: str | None
-    settle_blocks: int = 0   # blocks of sweeps run after tempering to check the spread
+    settle_blocks: int = 0
 
     @property
     def n_stages(self) -> int:

@@ -61,8 +61,9 @@ Hessian criteria on the parameters inside their range). Its ``parameter_draws`` 
 ``"posterior"`` and its ``note`` gives the bound estimate and the posterior median and 90 %
 interval of the parameter beside the flat prior's. ``on_bound = "exclude"`` keeps such members
 out (with that in the reason). A member whose posterior draws are not a sample of its posterior
-(:attr:`carpmodel.inference.posterior.PosteriorSample.failure`: tempering that stopped short, or
-final moves that barely mix or do not spread the particles) is excluded with that reason.
+(:attr:`carpmodel.inference.posterior.PosteriorSample.failure`: tempering that stopped short,
+particles still spreading after the sampler's checks, or final moves that barely mix or are
+almost always accepted) is excluded with that reason.
 
 **Weights.** ``weights = "equal"`` (default): every included member the same weight; or a table
 ``{member name = weight}`` (unlisted members weigh 0), renormalised over the included members.
