@@ -45,6 +45,17 @@ def policy_for(*strategies: Strategy, batch: tuple[int, ...] | None = None, cost
 REFERENCE = Strategy("no_releases")
 
 
+def engine_params() -> Parameters:
+    """A stock of N_AGE ages the policy tests run the engine on (~100 t, Lorenzen c = 1)."""
+    return Parameters(r0=1e9, max_egg_survival=0.01, l_inf_cm=55.0, k_per_yr=0.12, hatch_time_yr=0.45,
+                      hatch_length_cm=0.9, lw_a=LW_A, lw_b=LW_B, maturity_l50_cm=25.0, maturity_slope_cm=2.0,
+                      fecundity_eggs_per_g=25.0, female_fraction=0.5, m_ref_per_yr=0.3,
+                      m_ref_length_cm=30.0, lorenzen_c=1.0, dd_strength=0.5, dd_window_end_age_yr=1,
+                      release_survival=0.4, relative_reproductive_success=0.8, selectivity_l50_cm=20.0,
+                      selectivity_slope_cm=2.0, survey_l50_cm=3.0, survey_slope_cm=0.85,
+                      max_age_yr=N_AGE - 1)
+
+
 def test_release_age_beyond_the_model_ages_is_refused_naming_the_component():
     s = Strategy("old", (ConstantReleases(1.0), ConstantReleases(1.0, age_yr=N_AGE)))
     with pytest.raises(ConfigError, match=r"strategies\.old\.releases\[1\]\.age_yr"):
@@ -219,12 +230,7 @@ def test_engine_runs_the_policy_over_a_strategy_axis_and_releases_what_was_plann
     # A trigger far above any biomass releases every year; one at 1 t (the stock holds ~100 t)
     # never releases; the
     # engine's released_fish (fish before acute survival) equals the plan exactly.
-    p = Parameters(r0=1e9, max_egg_survival=0.01, l_inf_cm=55.0, k_per_yr=0.12, hatch_time_yr=0.45,
-                   hatch_length_cm=0.9, lw_a=LW_A, lw_b=LW_B, maturity_l50_cm=25.0, maturity_slope_cm=2.0,
-                   fecundity_eggs_per_g=25.0, female_fraction=0.5, m_ref_per_yr=0.3,
-                   m_ref_length_cm=30.0, lorenzen_c=1.0, dd_strength=0.5, dd_window_end_age_yr=1,
-                   release_survival=0.4, relative_reproductive_success=0.8, selectivity_l50_cm=20.0,
-                   selectivity_slope_cm=2.0, survey_l50_cm=3.0, survey_slope_cm=0.85, max_age_yr=N_AGE - 1)
+    p = engine_params()
     strategies = (REFERENCE, Strategy("always", (ConstantReleases(2e5),), biomass_trigger_t=1e12),
                   Strategy("never", (ConstantReleases(2e5),), biomass_trigger_t=1.0),
                   Strategy("fished", harvest=ConstantF(0.2)))
@@ -309,12 +315,7 @@ def test_a_subclass_that_decides_otherwise_is_called_year_by_year():
 
     strategies = StrategySet((REFERENCE, Strategy("s", (ConstantReleases(2e5),))), COSTS)
     plan = build_plan(strategies, None, YEARS, N_AGE)
-    p = Parameters(r0=1e9, max_egg_survival=0.01, l_inf_cm=55.0, k_per_yr=0.12, hatch_time_yr=0.45,
-                   hatch_length_cm=0.9, lw_a=LW_A, lw_b=LW_B, maturity_l50_cm=25.0, maturity_slope_cm=2.0,
-                   fecundity_eggs_per_g=25.0, female_fraction=0.5, m_ref_per_yr=0.3,
-                   m_ref_length_cm=30.0, lorenzen_c=1.0, dd_strength=0.5, dd_window_end_age_yr=1,
-                   release_survival=0.4, relative_reproductive_success=0.8, selectivity_l50_cm=20.0,
-                   selectivity_slope_cm=2.0, survey_l50_cm=3.0, survey_slope_cm=0.85, max_age_yr=N_AGE - 1)
+    p = engine_params()
     kwargs = dict(n_years=YEARS.size, keep_numbers=False, batch_shape=(2,))
     assert StrategyPolicy(plan, lw_a=LW_A, lw_b=LW_B, batch_shape=(2,)).tables() is not None
     doubled = Doubled(plan, lw_a=LW_A, lw_b=LW_B, batch_shape=(2,))
