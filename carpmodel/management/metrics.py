@@ -77,6 +77,7 @@ import numpy as np
 import xarray as xr
 
 from carpmodel.errors import ConfigError
+from carpmodel.inference.samplers import kish_ess
 from carpmodel.management.strategies import REFERENCE_STRATEGY
 
 #: the strategy ``p_beats_status_quo`` compares with
@@ -394,10 +395,7 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
 
 def _effective_draws(n_draws: int, weights: xr.DataArray | None) -> float:
     """The number of draws (Kish's effective number ``(Σw)²/Σw²`` for weighted draws)."""
-    if _equal(weights):
-        return float(n_draws)
-    w = weights.values
-    return float(w.sum() ** 2 / np.sum(w**2))
+    return float(n_draws) if _equal(weights) else kish_ess(weights.values)
 
 
 def _with_mc_errors(metrics: dict[str, xr.DataArray], n_effective: float) -> dict[str, xr.DataArray]:
