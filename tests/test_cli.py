@@ -588,6 +588,36 @@ def test_run_record_says_how_a_command_ended_and_keeps_its_error(tmp_path, monke
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "running"   # the last one written
 
 
+def test_commands_run_numpy_on_small_pages_unless_the_environment_sets_it(monkeypatch):
+    setter = cli._hugepage_setter()
+    if setter is None:
+        pytest.skip("this numpy has no huge-page switch")
+
+    def hugepages() -> bool:
+        current = setter(False)
+        setter(current)
+        return bool(current)
+
+    seen = []
+
+    def handler(args: argparse.Namespace) -> int:
+        seen.append(hugepages())
+        return 0
+
+    monkeypatch.setattr(cli, "_check_data", handler)
+    monkeypatch.delenv(cli.HUGEPAGE_VARIABLE, raising=False)
+    previous = setter(True)
+    try:
+        assert cli.main(["check-data", str(BUNDLED_DATA_DIRECTORY)]) == 0
+        assert seen[-1] is False
+        assert hugepages() is True                # restored when the command ends
+        monkeypatch.setenv(cli.HUGEPAGE_VARIABLE, "1")
+        assert cli.main(["check-data", str(BUNDLED_DATA_DIRECTORY)]) == 0
+        assert seen[-1] is True                   # the environment's choice is kept
+    finally:
+        setter(previous)
+
+
 def test_commands_run_blas_on_one_thread_unless_the_environment_sets_it(monkeypatch):
     from threadpoolctl import threadpool_info
 

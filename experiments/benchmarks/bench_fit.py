@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from carpmodel.cli import blas_on_one_thread
+from carpmodel.cli import command_settings
 from carpmodel.inference.build import build_spec
 from carpmodel.inference.fitting import fit, fit_model
 from carpmodel.io.config import default_config
@@ -58,5 +58,5 @@ def main(runs: int = 5) -> None:
 
 
 if __name__ == "__main__":
-    with blas_on_one_thread():   # as every carpmodel command runs
+    with command_settings():   # as every carpmodel command runs
         main()

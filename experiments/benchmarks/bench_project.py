@@ -25,7 +25,7 @@ import time
 import warnings
 from pathlib import Path
 
-from carpmodel.cli import blas_on_one_thread
+from carpmodel.cli import command_settings
 from carpmodel.inference.build import build_spec
 from carpmodel.inference.fitting import fit
 from carpmodel.io.config import default_config
@@ -72,5 +72,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with blas_on_one_thread():   # as every carpmodel command runs
+    with command_settings():   # as every carpmodel command runs
         main()

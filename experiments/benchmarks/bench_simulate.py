@@ -28,7 +28,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from carpmodel.cli import blas_on_one_thread
+from carpmodel.cli import command_settings
 from carpmodel.io.inputs import load_data
 from carpmodel.model.dynamics import simulate
 from carpmodel.model.simulation import default_parameters, simulate_default
@@ -152,5 +152,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with blas_on_one_thread():   # as every carpmodel command runs
+    with command_settings():   # as every carpmodel command runs
         main()
