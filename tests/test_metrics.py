@@ -133,6 +133,24 @@ def test_limit_probabilities_by_hand(metrics):
     assert cell(metrics, "p_biomass_below_2002_last") == 0.25
 
 
+def test_a_draw_with_nan_biomass_is_left_out_of_probabilities_with_a_warning():
+    ds = tiny_dataset()
+    biomass, ssb = ds["biomass_t"].values.copy(), ds["ssb_t"].values.copy()
+    biomass[:, :, 2, 1] = np.nan        # draw 2 (below the limit in 2100) has no 2050 values
+    ssb[:, :, 2, 1] = np.nan
+    ds["biomass_t"].values, ds["ssb_t"].values = biomass, ssb
+    with pytest.warns(RuntimeWarning, match=r"2 strategy-scenario draws have NaN biomass or SSB.*at "
+                                            r"most 1 of 4 draws.*left out of the probabilities"):
+        m = strategy_metrics(ds, years=(2050, 2100))
+    # any year: draws 0, 1 and 3 remain; of them only draw 1 dips below (in 2025), not 1/4 of 4
+    assert cell(m, "p_ssb_below_limit_static_any", "no_releases") == pytest.approx(1 / 3)
+    # the last year is defined for every draw: draw 2 counts there
+    assert cell(m, "p_ssb_below_limit_static_last", "no_releases") == 0.25
+    # beats in 2050 over the three draws with values; all four in 2100
+    assert cell(m, "p_beats_status_quo", "no_releases", metric_year=2050) == 0.0
+    assert np.isnan(cell(m, "p_beats_status_quo", "status_quo", metric_year=2050))
+
+
 def test_any_year_counts_only_years_after_after_year():
     m = strategy_metrics(tiny_dataset(), years=(2050,), after_year=2025)
     # the reference's 2025 dip no longer counts: only draw 2 in 2100

@@ -41,6 +41,9 @@ Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the centr
   ``p_beats_status_quo`` differ by less than ~2 standard errors are not told apart by the
   draws), not how uncertain the stock is. It is 0 at p = 0 or 1: the probability is then below
   (above) about 3/n (95 %, the rule of three).
+  A draw whose biomass or SSB (or the limit it is compared with) is NaN is left out of a
+  probability, with a warning, rather than counted as the event not happening (the projection's
+  own draws are finite: draws the model cannot run are moved back into it).
 * ``hatchery_fraction_ssb_median`` (metric_year) and ``hatchery_fraction_ssb_last_median``.
 * ``released_fish_total_median``, ``cost_total_median``: sums over all projection years.
 * ``released_fish_through_cost_year_median``, ``cost_through_cost_year_median``: the same up to
@@ -244,6 +247,27 @@ def _mean(x: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
     return x.mean("draw") if _equal(weights) else _over_draws(weighted_mean, x, weights)
 
 
+def _probability(event: xr.DataArray, defined: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
+    """P(``event``) over the draws where it is ``defined`` (its inputs not NaN): a draw with a NaN
+    biomass or SSB is left out, not counted as the event not happening (NaN when none is left)."""
+    with warnings.catch_warnings():   # a cell without any defined draw stays NaN
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        return _mean(event.astype(float).where(defined), weights)
+
+
+def _warn_undefined_draws(*series: xr.DataArray) -> None:
+    """Warn when some draws' projected ``series`` hold NaN (they are left out of the probabilities)."""
+    undefined = sum(x.isnull().any("year") for x in series).astype(bool)
+    counts = undefined.sum("draw")
+    if int(counts.max()) > 0:
+        worst = counts.where(counts == counts.max(), drop=True)
+        where = ", ".join(f"{k}={v.values.flat[0]}" for k, v in worst.coords.items() if v.size)
+        warnings.warn(f"{int(counts.sum())} strategy-scenario draws have NaN biomass or SSB in the "
+                      f"projection years (at most {int(counts.max())} of {undefined.sizes['draw']} "
+                      f"draws, e.g. {where}): they are left out of the probabilities", RuntimeWarning,
+                      stacklevel=3)
+
+
 def _median(x: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
     if _equal(weights):
         return x.median("draw")
@@ -311,8 +335,9 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
 
     strategies = [str(x) for x in ds["strategy"].values]
     if status_quo in strategies:
-        beats = biomass.sel(by_metric_year) > biomass.sel(by_metric_year).sel(strategy=status_quo, drop=True)
-        p_beats = _mean(beats, w)
+        at_years = biomass.sel(by_metric_year)
+        versus = at_years.sel(strategy=status_quo, drop=True)
+        p_beats = _probability(at_years > versus, at_years.notnull() & versus.notnull(), w)
         out["p_beats_status_quo"] = p_beats.where(p_beats["strategy"] != status_quo)
     else:
         out["p_beats_status_quo"] = xr.full_like(out["biomass_median_t"], np.nan)
@@ -322,11 +347,18 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     ssb = ds["ssb_t"]
     for label, limit in (("static", ds["ssb0_t"]), ("dynamic", ds["dynamic_ssb0_t"])):
         below = ssb < limit_fraction * limit
-        out[f"p_ssb_below_limit_{label}_any"] = _mean(below.where(later, False).any("year"), w)
-        out[f"p_ssb_below_limit_{label}_last"] = _mean(below.sel(last, drop=True), w)
+        defined = ssb.notnull() & limit.notnull()
+        out[f"p_ssb_below_limit_{label}_any"] = _probability(
+            below.where(later, False).any("year"), defined.where(later, True).all("year"), w)
+        out[f"p_ssb_below_limit_{label}_last"] = _probability(
+            below.sel(last, drop=True), defined.sel(last, drop=True), w)
     below_2002 = biomass < ds["biomass_2002_t"]
-    out["p_biomass_below_2002_any"] = _mean(below_2002.where(later, False).any("year"), w)
-    out["p_biomass_below_2002_last"] = _mean(below_2002.sel(last, drop=True), w)
+    defined = biomass.notnull() & ds["biomass_2002_t"].notnull()
+    out["p_biomass_below_2002_any"] = _probability(
+        below_2002.where(later, False).any("year"), defined.where(later, True).all("year"), w)
+    out["p_biomass_below_2002_last"] = _probability(
+        below_2002.sel(last, drop=True), defined.sel(last, drop=True), w)
+    _warn_undefined_draws(biomass.sel(year=later), ssb.sel(year=later))
 
     fraction = ds["hatchery_fraction_ssb"]
     out["hatchery_fraction_ssb_median"] = _median(fraction.sel(by_metric_year), w)
