@@ -218,6 +218,32 @@ def test_budget_reports_p_beats_status_quo_and_agreement_across_structures(two_f
     assert row["robust_across_structures"] is (agreement >= 0.8) and "p_beats_status_quo" in row
 
 
+def test_budget_evaluates_the_chosen_split_on_draws_the_optimiser_did_not_see(two_fits, strategies):
+    # held out: draws 20-39 of the same seed, i.e. the last 20 of a 40-draw projection (a draw's
+    # random numbers depend only on the seed and its index); in-sample: the first 20
+    problem = BudgetProblem(2e7, options=((1, 10.0), (2, 50.0)), year=2035, scenario="baseline")
+    setup = small_setup(strategies, 26, n_draws=20, last_year=2045)
+    status_quo = strategies.strategies[1]
+    result = optimise_release_budget(two_fits, setup, problem, strategies.costs, status_quo=status_quo)
+    member = two_fits.included[0]
+    chosen = problem.strategy(result["share"].values[0])
+    three = StrategySet((Strategy(REFERENCE_STRATEGY), status_quo, chosen), strategies.costs)
+    full = project(member.result, strategy_setup(three, 26, n_draws=40, last_year=2045, seed=11))
+    b = full["biomass_t"].sel(year=2035, scenario="baseline").astype(float)
+    gain = b.sel(strategy=chosen.name) - b.sel(strategy=REFERENCE_STRATEGY)
+    cell = result.isel(structure=0)
+    for key, draws in (("gain_median_t", slice(0, 20)), ("holdout_gain_median_t", slice(20, 40))):
+        assert float(cell[key]) == pytest.approx(float(np.median(gain.values[draws])), rel=1e-4)
+    assert float(cell["holdout_gain_median_t"]) != pytest.approx(float(cell["gain_median_t"]), rel=1e-3)
+    beats = (b.sel(strategy=chosen.name) > b.sel(strategy=status_quo.name)).values[20:]
+    p = float(cell["holdout_p_beats_status_quo"])
+    assert p == pytest.approx(beats.mean(), abs=1 / 20 + 1e-12)   # float32 there: a near tie may flip
+    assert float(cell["holdout_p_beats_status_quo_mc_se"]) == pytest.approx(np.sqrt(p * (1 - p) / 20))
+    row = budget_table(result)[0]
+    assert {"holdout_gain_median_t", "holdout_p_beats_status_quo",
+            "holdout_p_beats_status_quo_mc_se"} <= set(row)
+
+
 def test_budget_refuses_an_option_outside_the_cost_table_and_an_unprojected_scenario(two_fits, strategies):
     setup = small_setup(strategies, 26, n_draws=2)
     with pytest.raises(ConfigError, match=r"budget.options\[1\].weight_g"):

@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from carpmodel import __version__
 from carpmodel.errors import ConfigError
+from carpmodel.inference.samplers import kish_ess
 from carpmodel.management.ensemble import POOLED, STRUCTURE, EnsembleFits, Progress, ensemble_attrs
 from carpmodel.management.metrics import weighted_mean, weighted_quantile
 from carpmodel.management.policy import build_policy
@@ -352,6 +353,11 @@ def _statistic(values: NDArray, weights: NDArray, objective: str, interval: floa
     return float(weighted_quantile(values, weights, [q])[0])
 
 
+#: the chosen split evaluated on held-out draws (:func:`optimise_release_budget`)
+HOLDOUT_FIELDS = ("holdout_gain_median_t", "holdout_gain_lower_t", "holdout_gain_upper_t",
+                  "holdout_gain_mean_t", "holdout_p_beats_status_quo", "holdout_p_beats_status_quo_mc_se")
+
+
 def _summary(values: NDArray, weights: NDArray, interval: float) -> dict[str, float]:
     lower, upper = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
     if np.all(weights == weights[0]):
@@ -407,7 +413,12 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
         budget on that option); per structure ``gain_{median,lower,upper,mean}_t`` at the chosen
         shares (interval over draws, pooled by weight), ``objective_value``,
         ``cost_through_year`` and ``cost_per_t_gained`` (NaN when the median gain <= 0),
-        ``n_evaluations``, ``converged``, ``corner``, ``structure_weight``; robustness:
+        ``n_evaluations``, ``converged``, ``corner``, ``structure_weight``; the chosen shares
+        evaluated on held-out draws (the draw indices ``n_draws..2·n_draws − 1`` of the same seed,
+        which the optimiser never saw): ``holdout_gain_{median,lower,upper,mean}_t`` and
+        ``holdout_p_beats_status_quo`` with its Monte Carlo standard error (the in-sample gain and
+        probability are measured on the draws the split was chosen with, so they flatter it:
+        the winner's curse); robustness:
         ``p_beats_status_quo`` (P, paired by draw, that the chosen split beats ``status_quo`` in
         ``problem.variable`` in ``problem.year``; NaN when no status quo is given),
         ``dominant_option`` (the option with the largest share), ``member_agreement`` (scalar:
@@ -422,22 +433,35 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
                   last_year=setup.last_year)
     short = dataclasses.replace(setup, last_year=problem.year, chunk_draws=None)
     reference = Strategy(REFERENCE_STRATEGY)
-    members = []
-    for m in included:
+    n_draw = setup.n_draws
+
+    def member_draws(m: Any, draws: NDArray) -> _BudgetMember:
         prepared = prepare_draws(m.result, dataclasses.replace(short, posterior_theta=m.posterior_theta),
-                                 scenarios=(problem.scenario,))
+                                 draws, scenarios=(problem.scenario,))
         member = _BudgetMember(m.name, prepared, np.zeros(prepared.draws.size))
         member.reference = _run(member, reference, costs, problem.variable).copy()
-        members.append(member)
-    # the status quo's gain over no_releases in the same draws (NaN: none given)
-    sq_gain = {m.name: (_run(m, status_quo, costs, problem.variable) - m.reference if status_quo is not None
-                        else np.full(m.reference.shape, np.nan)) for m in members}
-    n_draw = members[0].prepared.draws.size
+        return member
+
+    # the optimiser's draws, and as many held-out ones (the next draw indices of the same seed)
+    members = [member_draws(m, np.arange(n_draw)) for m in included]
+    held_out = {m.name: member_draws(m, np.arange(n_draw, 2 * n_draw)) for m in included}
+
+    def sq_gain(m: _BudgetMember) -> NDArray:
+        """The status quo's gain over no_releases in the same draws (NaN: none given)."""
+        return (_run(m, status_quo, costs, problem.variable) - m.reference if status_quo is not None
+                else np.full(m.reference.shape, np.nan))
+
     n_options = len(problem.options)
 
     def gains(group: Sequence[_BudgetMember], shares: NDArray) -> NDArray:
         strategy = problem.strategy(shares)
         return np.concatenate([_run(m, strategy, costs, problem.variable) - m.reference for m in group])
+
+    def beats(chosen: NDArray, group: Sequence[_BudgetMember], w: NDArray) -> float:
+        if status_quo is None:
+            return np.nan
+        versus = np.concatenate([sq_gain(m) for m in group])
+        return float(weighted_mean((chosen > versus).astype(float), w))
 
     def draw_weights(group: Sequence[_BudgetMember], pooled: bool) -> NDArray:
         if not pooled:
@@ -456,9 +480,16 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
                                  value_tolerance=BUDGET_VALUE_TOLERANCE_T)
         chosen = gains(group, result.shares)
         summary = _summary(chosen, w, problem.interval)
-        versus = np.concatenate([sq_gain[m.name] for m in group])
-        summary["p_beats_status_quo"] = (float(weighted_mean((chosen > versus).astype(float), w))
-                                         if status_quo is not None else np.nan)
+        summary["p_beats_status_quo"] = beats(chosen, group, w)
+        # the chosen shares on draws the optimiser never saw: its own draws flatter the split it
+        # picked (the winner's curse), these do not
+        fresh = [held_out[m.name] for m in group]
+        fresh_gain = gains(fresh, result.shares)
+        summary.update({f"holdout_{k}": v for k, v in _summary(fresh_gain, w, problem.interval).items()})
+        p_fresh = beats(fresh_gain, fresh, w)
+        summary["holdout_p_beats_status_quo"] = p_fresh
+        summary["holdout_p_beats_status_quo_mc_se"] = math.sqrt(p_fresh * (1.0 - p_fresh) / kish_ess(w)) \
+            if status_quo is not None else np.nan
         corners = [_summary(gains(group, np.eye(n_options)[k]), w, problem.interval)["gain_median_t"]
                    for k in range(n_options)]
         rows.append((POOLED if pooled else group[0].name, result, summary, corners))
@@ -512,8 +543,8 @@ def _budget_dataset(rows: list[tuple[str, Any, dict[str, float], list[float]]], 
          "fish_per_year": ((STRUCTURE, "release_option"), problem.budget_per_year * shares / cost_per_fish),
          "corner_gain_median_t": ((STRUCTURE, "release_option"), np.array([r[3] for r in rows])),
          **{key: (STRUCTURE, np.array([r[2][key] for r in rows]))
-            for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t",
-                        "p_beats_status_quo")},
+            for key in HOLDOUT_FIELDS + ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t",
+                                         "p_beats_status_quo")},
          "objective_value": (STRUCTURE, np.array([r[1].value for r in rows])),
          "cost_through_year": (STRUCTURE, np.full(len(rows), cost_through)),
          "cost_per_t_gained": (STRUCTURE, np.where(median > 0,
@@ -532,6 +563,15 @@ def _budget_dataset(rows: list[tuple[str, Any, dict[str, float], list[float]]], 
              "gain_lower_t": ("t", "lower bound of the gain's central interval"),
              "gain_upper_t": ("t", "upper bound of the gain's central interval"),
              "gain_mean_t": ("t", "mean gain over no_releases at the chosen shares"),
+             "holdout_gain_median_t": ("t", "median gain at the chosen shares on held-out draws (not "
+                                            "those the optimiser chose with)"),
+             "holdout_gain_lower_t": ("t", "lower bound of the held-out gain's central interval"),
+             "holdout_gain_upper_t": ("t", "upper bound of the held-out gain's central interval"),
+             "holdout_gain_mean_t": ("t", "mean gain at the chosen shares on held-out draws"),
+             "holdout_p_beats_status_quo": ("1", "P(the chosen split beats the status quo in the same "
+                                                 "held-out draw)"),
+             "holdout_p_beats_status_quo_mc_se": ("1", "Monte Carlo standard error of "
+                                                       "holdout_p_beats_status_quo"),
              "objective_value": ("t", f"maximised {problem.objective} of the gain"),
              "cost_through_year": (costs.currency, f"release cost {setup.first_year}-{problem.year}"),
              "cost_per_t_gained": (f"{costs.currency} per t",
@@ -548,6 +588,8 @@ def _budget_dataset(rows: list[tuple[str, Any, dict[str, float], list[float]]], 
         method=problem.method, seed=setup.seed, n_draws=setup.n_draws, currency=costs.currency,
         costs_assumed=int(costs.assumed),
         reference_strategy="no_releases (gains paired by draw, common random numbers)",
+        holdout_draws=f"draws {setup.n_draws}-{2 * setup.n_draws - 1} of seed {setup.seed}: the chosen "
+                      "shares evaluated on draws the optimiser did not see (holdout_*)",
         interval_note="the interval is over draws (pooled by member weight) of the gain at the chosen "
                       "shares; the spread of the members' optimal shares is the structural uncertainty of "
                       "the allocation",
@@ -570,7 +612,7 @@ def budget_table(ds: xr.Dataset) -> list[dict[str, Any]]:
         for option in ds["release_option"].values:
             row[f"fish_per_year_{option}"] = float(cell["fish_per_year"].sel(release_option=option))
         for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t", "objective_value",
-                    "cost_through_year", "cost_per_t_gained"):
+                    "cost_through_year", "cost_per_t_gained", *HOLDOUT_FIELDS[:4]):
             row[key] = float(cell[key])
         for option in ds["release_option"].values:
             corner = cell["corner_gain_median_t"].sel(release_option=option)
@@ -580,6 +622,8 @@ def budget_table(ds: xr.Dataset) -> list[dict[str, Any]]:
         row["corner"] = bool(cell["corner"])
         if "dominant_option" in ds:
             row["p_beats_status_quo"] = float(cell["p_beats_status_quo"])
+            row["holdout_p_beats_status_quo"] = float(cell["holdout_p_beats_status_quo"])
+            row["holdout_p_beats_status_quo_mc_se"] = float(cell["holdout_p_beats_status_quo_mc_se"])
             row["dominant_option"] = str(cell["dominant_option"].values)
             agreement = float(ds["member_agreement"])
             row["member_agreement"] = agreement
