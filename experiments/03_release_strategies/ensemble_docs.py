@@ -77,7 +77,8 @@ def read_run(directory: Path, log: Path | None = None) -> dict:
     scenario = timings.get("scenario", "ssp245")
     metrics = [r for r in _rows(directory / "ensemble_metrics.csv", METRIC_KEYS) if r["scenario"] == scenario]
     budget = _rows(directory / "budget.csv")
-    kept = ("structure", "gain_median_t", "gain_lower_t", "gain_upper_t", "cost_per_t_gained")
+    kept = ("structure", "gain_median_t", "gain_lower_t", "gain_upper_t", "cost_per_t_gained",
+            "holdout_gain_median_t", "holdout_gain_lower_t", "holdout_gain_upper_t")
     budget = [{k: v for k, v in r.items() if k in kept or k.startswith(("share_", "corner_gain_median_t_"))}
               for r in budget]
     from carpmodel.io.strategies_file import DEFAULT_STRATEGIES_FILE, load_strategies

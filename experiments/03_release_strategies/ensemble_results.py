@@ -99,16 +99,26 @@ def strategy_lines(rows: list[dict], scenario: str, structures: list[str]) -> li
     return lines
 
 
+def _held_out(row: dict) -> str:
+    """The chosen split's median gain [90 %] on held-out draws (kt), "-" for a run without them."""
+    if row.get("holdout_gain_median_t") is None:
+        return "-"
+    return (f"{_kt(row['holdout_gain_median_t'])} [{_kt(row['holdout_gain_lower_t'])}, "
+            f"{_kt(row['holdout_gain_upper_t'])}]")
+
+
 def budget_lines(rows: list[dict]) -> list[str]:
     options = [k.removeprefix("share_") for k in rows[0] if k.startswith("share_")]
     lines = ["| structure | " + " | ".join(f"share {o}" for o in options)
-             + " | gain 2050, kt (median [90 %]) | cost per t | best single size (median gain, kt) |",
-             "|---|" + "---|" * (len(options) + 3)]
+             + " | gain 2050, kt (median [90 %]) | on held-out draws | cost per t "
+             "| best single size (median gain, kt) |",
+             "|---|" + "---|" * (len(options) + 4)]
     for r in rows:
         corners = {o: r[f"corner_gain_median_t_{o}"] for o in options}
         best = max(corners, key=corners.get)
         lines.append(f"| {r['structure']} | " + " | ".join(f"{r[f'share_{o}']:.2f}" for o in options)
                      + f" | {_kt(r['gain_median_t'])} [{_kt(r['gain_lower_t'])}, {_kt(r['gain_upper_t'])}]"
+                     + f" | {_held_out(r)}"
                      + f" | {_cost(r['cost_per_t_gained'])} | {best}: {_kt(corners[best])} |")
     return lines
 
