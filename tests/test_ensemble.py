@@ -155,16 +155,33 @@ def test_pooled_quantiles_and_probabilities_match_a_hand_computation():
     p = float(m["p_biomass_below_2002_any"].sel(structure="pooled", strategy=REFERENCE_STRATEGY,
                                                  scenario="base"))
     assert p == pytest.approx(0.0625, rel=1e-12)
-    # its Monte Carlo error over Kish's effective number of the pooled draws, (Σw)²/Σw² = 6.4,
-    # each member over its own 4
+    # its Monte Carlo error over the 4 draw indices the members share: the residuals
+    # w·(e − p) summed per index, a's draws 0.1875·(0 − 0.0625), b's 0.0625·(e − 0.0625):
+    # −0.015625 at indices 0, 1, 3 and 0.046875 at index 2 (each member over its own 4 draws)
     effective = m["effective_draws"].sel(strategy=REFERENCE_STRATEGY, scenario="base")
-    kish = 1.0 / (4 * 0.1875**2 + 4 * 0.0625**2)
-    np.testing.assert_allclose(effective.values, [4.0, 4.0, kish], rtol=1e-12)
+    np.testing.assert_allclose(effective.values, [4.0, 4.0, 4.0], rtol=1e-12)
     se = float(m["p_biomass_below_2002_any_mc_se"].sel(structure="pooled", strategy=REFERENCE_STRATEGY,
                                                        scenario="base"))
-    assert se == pytest.approx(np.sqrt(0.0625 * 0.9375 / 6.4), rel=1e-12)
+    assert se == pytest.approx(np.sqrt(3 * 0.015625**2 + 0.046875**2), rel=1e-12)
     assert list(m["structure"].values) == ["a", "b", "pooled"]
     np.testing.assert_allclose(m["structure_weight"].values, [0.75, 0.25, 1.0])
+
+
+def test_pooled_monte_carlo_error_counts_members_that_share_draws_once():
+    # two members with the same outcomes in every draw (they share each draw's random numbers):
+    # the pooled probability is no better known than one member's, sqrt(p(1 − p)/4), not
+    # sqrt(p(1 − p)/8) as for 8 independent draws
+    ds = two_member_dataset(weights=(0.5, 0.5))
+    same = ds.copy(deep=True)
+    for name in ("biomass_t", "ssb_t"):
+        same[name].values[1] = same[name].values[0]
+    same["biomass_2002_t"].values[:] = 160.0   # a's draws 1 and 2 fall below it in 2050
+    m = ensemble_metrics(same, years=(2050,), cost_year=2050, after_year=2030)
+    cell = {"strategy": REFERENCE_STRATEGY, "scenario": "base"}
+    p = m["p_biomass_below_2002_any"].sel(**cell).values
+    np.testing.assert_allclose(p, [0.5, 0.5, 0.5], rtol=1e-12)
+    se = m["p_biomass_below_2002_any_mc_se"].sel(**cell).values
+    np.testing.assert_allclose(se, [np.sqrt(0.25 / 4)] * 3, rtol=1e-12)
 
 
 def test_equal_member_weights_pool_like_concatenated_draws():

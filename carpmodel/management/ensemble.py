@@ -131,6 +131,7 @@ __all__ = [
     "flat_prior_bounds",
     "members_table",
     "pool_draws",
+    "shared_draws",
     "project_ensemble",
     "single_member",
 ]
@@ -474,6 +475,13 @@ def pool_draws(ds: xr.Dataset) -> tuple[xr.Dataset, xr.DataArray]:
     return stacked.drop_vars("_weight"), weights
 
 
+def shared_draws(ds: xr.Dataset) -> xr.DataArray:
+    """The member draw index of each draw of :func:`pool_draws` (members in turn, draws in order
+    within each): the pooled draws with the same value share their random numbers."""
+    index = np.tile(np.arange(ds.sizes["draw"]), ds.sizes[STRUCTURE])
+    return xr.DataArray(index, dims="draw", coords={"draw": np.arange(index.size)}, name="shared_draw")
+
+
 #: a strategy is robust across structures when it wins in at least this fraction of the members
 ROBUST_FRACTION = 0.8
 
@@ -514,7 +522,8 @@ def ensemble_metrics(ds: xr.Dataset, **kwargs: Any) -> xr.Dataset:
     tables = [strategy_metrics(plain.sel({STRUCTURE: name}, drop=True).drop_vars("structure_weight"),
                                **kwargs) for name in ds[STRUCTURE].values]
     pooled, weights = pool_draws(ds)
-    tables.append(strategy_metrics(pooled, weights=weights, **kwargs))
+    # the members share each draw index's random numbers: Monte Carlo errors over draw indices
+    tables.append(strategy_metrics(pooled, weights=weights, draw_clusters=shared_draws(ds), **kwargs))
     names = [str(n) for n in ds[STRUCTURE].values] + [POOLED]
     out = xr.concat(tables, dim=STRUCTURE, combine_attrs="override").assign_coords({STRUCTURE: names})
     out["structure_weight"] = (STRUCTURE, [*ds["structure_weight"].values.tolist(), 1.0])

@@ -36,8 +36,11 @@ Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the centr
 * ``p_biomass_below_2002_{any,last}``: P(biomass < the fitted 2002 biomass, the collapse level).
 * ``P_mc_se`` for every probability ``P`` above: its Monte Carlo standard error,
   ``√(p(1 − p)/n)`` over the ``n`` draws (weighted draws: Kish's effective number
-  ``(Σw)²/Σw²``, an upper bound for members pooled with shared random numbers), and
-  ``effective_draws``, that ``n``. It says how far another seed could move the estimate (two strategies whose
+  ``(Σw)²/Σw²``, which assumes independent draws), and ``effective_draws``, that ``n``. Draws
+  that share their random numbers (``draw_clusters``: the members of a pooled ensemble share
+  each draw index's deviates, so their outcomes move together) count once per cluster: the
+  error is that of a mean over independent clusters (:func:`clustered_mc_se`) and ``n`` the
+  number of clusters. It says how far another seed could move the estimate (two strategies whose
   ``p_beats_status_quo`` differ by less than ~2 standard errors are not told apart by the
   draws), not how uncertain the stock is. It is 0 at p = 0 or 1: the probability is then below
   (above) about 3/n (95 %, the rule of three).
@@ -244,15 +247,17 @@ def _quantiles(x: xr.DataArray, interval: float,
 
 
 def _mean(x: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
-    return x.mean("draw") if _equal(weights) else _over_draws(weighted_mean, x, weights)
-
-
-def _probability(event: xr.DataArray, defined: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
-    """P(``event``) over the draws where it is ``defined`` (its inputs not NaN): a draw with a NaN
-    biomass or SSB is left out, not counted as the event not happening (NaN when none is left)."""
-    with warnings.catch_warnings():   # a cell without any defined draw stays NaN
+    """Mean over draws, skipping NaN (NaN where none is left)."""
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-        return _mean(event.astype(float).where(defined), weights)
+        return x.mean("draw") if _equal(weights) else _over_draws(weighted_mean, x, weights)
+
+
+def _event(event: xr.DataArray, defined: xr.DataArray) -> xr.DataArray:
+    """``event`` per draw as 1.0 or 0.0, NaN where it is not ``defined`` (its inputs NaN): a draw
+    with a NaN biomass or SSB is left out of a probability, not counted as the event not
+    happening."""
+    return event.astype(float).where(defined)
 
 
 def _warn_undefined_draws(*series: xr.DataArray) -> None:
@@ -278,7 +283,8 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
                      years: Sequence[int] = (2035, 2050, 2100), limit_fraction: float = 0.2,
                      interval: float = 0.9, after_year: int = 2024, cost_year: int = 2050,
                      weights: xr.DataArray | None = None,
-                     status_quo: str = STATUS_QUO_STRATEGY) -> xr.Dataset:
+                     status_quo: str = STATUS_QUO_STRATEGY,
+                     draw_clusters: xr.DataArray | None = None) -> xr.Dataset:
     """Decision-table metrics per strategy and scenario (see the module docstring for each).
 
     Parameters
@@ -301,6 +307,11 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         Sample weights (any positive scale): weighted means and quantiles (module docstring).
     status_quo : str
         Strategy ``p_beats_status_quo`` compares with (NaN throughout when absent).
+    draw_clusters : xarray.DataArray over ``draw``, optional
+        Draws with the same value share their random numbers (the members of a pooled ensemble
+        share each draw index's deviates): a probability's Monte Carlo error is then that of a
+        mean over independent clusters (:func:`clustered_mc_se`), and ``effective_draws`` the
+        number of clusters.
 
     Returns
     -------
@@ -334,13 +345,19 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         gain.sel(by_metric_year), interval, w)
 
     strategies = [str(x) for x in ds["strategy"].values]
+    events: dict[str, xr.DataArray] = {}   # each probability's event per draw (NaN: undefined)
+
+    def probability(name: str, event: xr.DataArray) -> None:
+        events[name] = event
+        out[name] = _mean(event, w)
+
     if status_quo in strategies:
         at_years = biomass.sel(by_metric_year)
         versus = at_years.sel(strategy=status_quo, drop=True)
-        p_beats = _probability(at_years > versus, at_years.notnull() & versus.notnull(), w)
-        out["p_beats_status_quo"] = p_beats.where(p_beats["strategy"] != status_quo)
+        beats = _event(at_years > versus, at_years.notnull() & versus.notnull())
+        probability("p_beats_status_quo", beats.where(beats["strategy"] != status_quo))
     else:
-        out["p_beats_status_quo"] = xr.full_like(out["biomass_median_t"], np.nan)
+        probability("p_beats_status_quo", xr.full_like(biomass.sel(by_metric_year), np.nan))
 
     later = ds["year"] > after_year
     last = {"year": ds["year"].values[-1]}
@@ -348,16 +365,16 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     for label, limit in (("static", ds["ssb0_t"]), ("dynamic", ds["dynamic_ssb0_t"])):
         below = ssb < limit_fraction * limit
         defined = ssb.notnull() & limit.notnull()
-        out[f"p_ssb_below_limit_{label}_any"] = _probability(
-            below.where(later, False).any("year"), defined.where(later, True).all("year"), w)
-        out[f"p_ssb_below_limit_{label}_last"] = _probability(
-            below.sel(last, drop=True), defined.sel(last, drop=True), w)
+        probability(f"p_ssb_below_limit_{label}_any",
+                    _event(below.where(later, False).any("year"), defined.where(later, True).all("year")))
+        probability(f"p_ssb_below_limit_{label}_last",
+                    _event(below.sel(last, drop=True), defined.sel(last, drop=True)))
     below_2002 = biomass < ds["biomass_2002_t"]
     defined = biomass.notnull() & ds["biomass_2002_t"].notnull()
-    out["p_biomass_below_2002_any"] = _probability(
-        below_2002.where(later, False).any("year"), defined.where(later, True).all("year"), w)
-    out["p_biomass_below_2002_last"] = _probability(
-        below_2002.sel(last, drop=True), defined.sel(last, drop=True), w)
+    probability("p_biomass_below_2002_any",
+                _event(below_2002.where(later, False).any("year"), defined.where(later, True).all("year")))
+    probability("p_biomass_below_2002_last",
+                _event(below_2002.sel(last, drop=True), defined.sel(last, drop=True)))
     _warn_undefined_draws(biomass.sel(year=later), ssb.sel(year=later))
 
     fraction = ds["hatchery_fraction_ssb"]
@@ -388,8 +405,16 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     out["total_catch_median_t"], out["total_catch_lower_t"], out["total_catch_upper_t"] = _quantiles(
         ds["catch_t"].sum("year"), interval, w)
 
-    n_effective = _effective_draws(ds.sizes["draw"], w)
-    out = _with_mc_errors(out, n_effective)
+    if draw_clusters is None:
+        n_effective = _effective_draws(ds.sizes["draw"], w)
+        errors = {name: np.sqrt(out[name] * (1.0 - out[name]) / n_effective) for name in events}
+    else:
+        clusters = _check_clusters(draw_clusters, ds)
+        n_effective = float(np.unique(clusters.values).size)
+        weights_or_equal = w if w is not None else xr.ones_like(clusters, dtype=float)
+        errors = {name: clustered_mc_se(event, out[name], weights_or_equal, clusters)
+                  for name, event in events.items()}
+    out = _with_mc_errors(out, errors)
     out["effective_draws"] = xr.full_like(out["p_ssb_below_limit_static_last"], n_effective)
     result = xr.Dataset(out).rename({"year": "metric_year"})
     result = result.transpose("strategy", "scenario", ...)
@@ -418,9 +443,10 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         "nan_meaning": "cost_per_t_gained is NaN when the median gain in cost_year is <= 0; per-release "
                        "ratios are NaN when nothing was released",
         "draw_weights": "equal" if _equal(w) else "weighted (weighted means and weighted_quantile)",
-        "mc_se": "Monte Carlo standard error of a probability: sqrt(p (1 - p) / effective_draws); "
-                 "0 at p = 0 or 1 (then p is within about 3 / effective_draws of it); for weighted "
-                 "draws pooled over members that share their random numbers, an upper bound",
+        "mc_se": "Monte Carlo standard error of a probability: sqrt(p (1 - p) / effective_draws)"
+                 + ("" if draw_clusters is None else " for independent draws; here over clusters of draws "
+                    "that share their random numbers (clustered_mc_se), effective_draws the number of "
+                    "clusters") + "; 0 at p = 0 or 1 (then p is within about 3 / effective_draws of it)",
     })
     return result
 
@@ -430,14 +456,37 @@ def _effective_draws(n_draws: int, weights: xr.DataArray | None) -> float:
     return float(n_draws) if _equal(weights) else kish_ess(weights.values)
 
 
-def _with_mc_errors(metrics: dict[str, xr.DataArray], n_effective: float) -> dict[str, xr.DataArray]:
+def _with_mc_errors(metrics: dict[str, xr.DataArray],
+                    errors: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
     """``metrics`` with each probability (``p_*``) followed by its Monte Carlo standard error."""
     out: dict[str, xr.DataArray] = {}
     for name, value in metrics.items():
         out[name] = value
-        if name.startswith("p_"):
-            out[f"{name}_mc_se"] = np.sqrt(value * (1.0 - value) / n_effective)
+        if name in errors:
+            out[f"{name}_mc_se"] = errors[name]
     return out
+
+
+def clustered_mc_se(event: xr.DataArray, p: xr.DataArray, weights: xr.DataArray,
+                    clusters: xr.DataArray) -> xr.DataArray:
+    """Monte Carlo standard error of the weighted probability ``p`` of ``event`` (1, 0 or NaN per
+    draw) when the draws of a cluster share their random numbers and clusters are independent:
+    ``√(Σ_k (Σ_{d∈k} w_d (e_d − p))²) / Σ_d w_d`` over the draws where the event is defined (the
+    linearised variance of a ratio estimator with clusters). With one draw per cluster and equal
+    weights it is ``√(p(1 − p)/n)``; members that share a draw's deviates and move together make
+    it up to √(members) times the error of as many independent draws."""
+    defined = event.notnull()
+    w = weights.where(defined, 0.0)
+    residual = (w * (event - p)).fillna(0.0)
+    per_cluster = residual.groupby(clusters.rename("cluster")).sum("draw")
+    return np.sqrt((per_cluster**2).sum("cluster")) / w.sum("draw")
+
+
+def _check_clusters(clusters: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
+    if tuple(clusters.dims) != ("draw",) or clusters.sizes["draw"] != ds.sizes["draw"]:
+        raise ConfigError(f"draw_clusters: expected a DataArray over the {ds.sizes['draw']} draws, "
+                          f"got dims {clusters.dims} and shape {clusters.shape}")
+    return clusters.assign_coords(draw=ds["draw"].values)
 
 
 def metrics_table(ds: xr.Dataset, **kwargs: Any) -> list[dict[str, Any]]:
