@@ -34,9 +34,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from carpmodel import __version__
 from carpmodel.errors import ConfigError
-from carpmodel.inference.samplers import kish_ess
 from carpmodel.management.ensemble import POOLED, STRUCTURE, EnsembleFits, Progress, ensemble_attrs
-from carpmodel.management.metrics import weighted_mean, weighted_quantile
+from carpmodel.management.metrics import clustered_mc_se, weighted_mean, weighted_quantile
 from carpmodel.management.policy import build_policy
 from carpmodel.management.projection import prepare_draws, simulate_strategies
 from carpmodel.management.strategies import (
@@ -457,11 +456,16 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
         strategy = problem.strategy(shares)
         return np.concatenate([_run(m, strategy, costs, problem.variable) - m.reference for m in group])
 
-    def beats(chosen: NDArray, group: Sequence[_BudgetMember], w: NDArray) -> float:
+    def beats(chosen: NDArray, group: Sequence[_BudgetMember], w: NDArray) -> tuple[float, float]:
+        """P(the chosen split beats the status quo in the same draw) and its Monte Carlo error
+        (the members of a group share each draw index's random numbers: clustered by index)."""
         if status_quo is None:
-            return np.nan
+            return np.nan, np.nan
         versus = np.concatenate([sq_gain(m) for m in group])
-        return float(weighted_mean((chosen > versus).astype(float), w))
+        event = xr.DataArray((chosen > versus).astype(float), dims="draw")
+        p = float(weighted_mean(event.values, w))
+        clusters = xr.DataArray(np.tile(np.arange(n_draw), len(group)), dims="draw")
+        return p, float(clustered_mc_se(event, xr.DataArray(p), xr.DataArray(w, dims="draw"), clusters))
 
     def draw_weights(group: Sequence[_BudgetMember], pooled: bool) -> NDArray:
         if not pooled:
@@ -480,16 +484,14 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
                                  value_tolerance=BUDGET_VALUE_TOLERANCE_T)
         chosen = gains(group, result.shares)
         summary = _summary(chosen, w, problem.interval)
-        summary["p_beats_status_quo"] = beats(chosen, group, w)
+        summary["p_beats_status_quo"] = beats(chosen, group, w)[0]
         # the chosen shares on draws the optimiser never saw: its own draws flatter the split it
         # picked (the winner's curse), these do not
         fresh = [held_out[m.name] for m in group]
         fresh_gain = gains(fresh, result.shares)
         summary.update({f"holdout_{k}": v for k, v in _summary(fresh_gain, w, problem.interval).items()})
-        p_fresh = beats(fresh_gain, fresh, w)
-        summary["holdout_p_beats_status_quo"] = p_fresh
-        summary["holdout_p_beats_status_quo_mc_se"] = math.sqrt(p_fresh * (1.0 - p_fresh) / kish_ess(w)) \
-            if status_quo is not None else np.nan
+        summary["holdout_p_beats_status_quo"], summary["holdout_p_beats_status_quo_mc_se"] = beats(
+            fresh_gain, fresh, w)
         corners = [_summary(gains(group, np.eye(n_options)[k]), w, problem.interval)["gain_median_t"]
                    for k in range(n_options)]
         rows.append((POOLED if pooled else group[0].name, result, summary, corners))
