@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import statistics
 from pathlib import Path
 
 from carpmodel.report.doc_blocks import docs_script, machine_record
@@ -123,7 +124,22 @@ def figures(record: dict) -> dict:
             "status_quo": _gain(record, "status_quo"), "double_releases": _gain(record, "double_releases"),
             "reopen_fishing": _gain(record, "reopen_fishing"),
             "status_quo_member_range": (min(member_gains), max(member_gains)),
-            "budget_best_single_size": {k: sorted(v) for k, v in winners.items()}}
+            "budget_best_single_size": {k: sorted(v) for k, v in winners.items()},
+            "budget_holdout": _holdout(record["budget"])}
+
+
+def _holdout(rows: list[dict]) -> dict:
+    """The chosen splits' median gains on their own draws and on held-out ones: the pooled pair
+    (kt), how many members lose on held-out draws, and the members' median ratio."""
+    members = [r for r in rows if r["structure"] != "pooled" and r.get("holdout_gain_median_t") is not None]
+    if not members:
+        return {}
+    pooled = next(r for r in rows if r["structure"] == "pooled")
+    ratios = [r["holdout_gain_median_t"] / r["gain_median_t"] for r in members]
+    return {"pooled_kt": (pooled["gain_median_t"] / 1e3, pooled["holdout_gain_median_t"] / 1e3),
+            "members_lower": sum(r["holdout_gain_median_t"] < r["gain_median_t"] for r in members),
+            "n_members": len(members),
+            "median_ratio": statistics.median(ratios)}
 
 
 def quoted(record: dict) -> list[str]:
@@ -134,11 +150,19 @@ def quoted(record: dict) -> list[str]:
     wins = f["budget_best_single_size"]
     top = max(wins, key=lambda k: len(wins[k]))
     share = len(wins[top]) / f["n_included"]
-    return [f"+{sq[0]:.1f} kt by {YEAR} (90 % {sq[1]:.1f}–{sq[2]:.1f})",
+    quotes = [f"+{sq[0]:.1f} kt by {YEAR} (90 % {sq[1]:.1f}–{sq[2]:.1f})",
             f"{f['n_included']} converged members",
             f"+{dbl[0]:.1f} kt", f"−{-reopen[0]:.0f} kt (−{-reopen[1]:.0f} to −{-reopen[2]:.0f})",
             f"spans {lo:.1f}–{hi:.1f} kt",
             f"in {len(wins[top])} of {f['n_included']} members ({100 * share:.0f} %"]
+    held = f["budget_holdout"]
+    if held:
+        chosen_with, held_out = held["pooled_kt"]
+        change = f"{100 * (held['median_ratio'] - 1):+.0f}".replace("-", "−")
+        quotes += [f"+{chosen_with:.1f} kt on the draws it was chosen with, +{held_out:.1f} kt on as many "
+                   "held-out draws",
+                   f"lower in {held['members_lower']} of {held['n_members']} members (median {change} %)"]
+    return quotes
 
 
 def markdown(record: dict) -> str:
