@@ -467,10 +467,13 @@ def numpy_on_small_pages() -> Iterator[None]:
     process took ×0.89 the wall time and ×0.89 the CPU time, user time unchanged (paired, 4 runs,
     2026-12-04). Every command runs in it."""
     setter = None if os.environ.get(HUGEPAGE_VARIABLE) else _hugepage_setter()
-    if setter is None:
+    try:
+        previous = None if setter is None else setter(False)
+    except Exception:   # noqa: BLE001 - a private numpy switch that changed: leave numpy as it is
+        previous = None
+    if previous is None:
         yield
         return
-    previous = setter(False)
     try:
         yield
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from carpmodel.errors import ConfigError
@@ -26,8 +27,13 @@ def connect(scheduler: str, *, n_workers: int = LOCAL_WORKERS) -> Any:
 
         # dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes glibc hand every
         # freed state-sized temporary back to the OS: the engine then page-faults on each of
-        # its array operations and runs ~4x slower. Unset it (glibc's adaptive default).
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        # its array operations and runs ~4x slower. Unset it (glibc's adaptive default). The
+        # workers also run numpy on ordinary pages, as commands do
+        # (:func:`carpmodel.cli.numpy_on_small_pages`), unless the environment says otherwise.
+        environ = "distributed.nanny.pre-spawn-environ."
+        hugepages = os.environ.get("NUMPY_MADVISE_HUGEPAGE", "0")
+        with dask.config.set({environ + "MALLOC_TRIM_THRESHOLD_": None,
+                              environ + "NUMPY_MADVISE_HUGEPAGE": hugepages}):
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
         return Client(cluster)

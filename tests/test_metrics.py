@@ -136,19 +136,41 @@ def test_limit_probabilities_by_hand(metrics):
 def test_a_draw_with_nan_biomass_is_left_out_of_probabilities_with_a_warning():
     ds = tiny_dataset()
     biomass, ssb = ds["biomass_t"].values.copy(), ds["ssb_t"].values.copy()
-    biomass[:, :, 2, 1] = np.nan        # draw 2 (below the limit in 2100) has no 2050 values
-    ssb[:, :, 2, 1] = np.nan
+    biomass[:, :, 2:, 1] = np.nan       # draws 2 (below the limit in 2100) and 3 have no 2050 values
+    ssb[:, :, 2:, 1] = np.nan
     ds["biomass_t"].values, ds["ssb_t"].values = biomass, ssb
-    with pytest.warns(RuntimeWarning, match=r"2 strategy-scenario draws have NaN biomass or SSB.*at "
-                                            r"most 1 of 4 draws.*left out of the probabilities"):
+    with pytest.warns(RuntimeWarning, match=r"4 strategy-scenario draws have NaN biomass, SSB or reference "
+                                            r"values \(at most 2 of 4 draws, at strategy=no_releases, "
+                                            r"scenario=base\): they are left out of the probabilities"):
         m = strategy_metrics(ds, years=(2050, 2100))
-    # any year: draws 0, 1 and 3 remain; of them only draw 1 dips below (in 2025), not 1/4 of 4
-    assert cell(m, "p_ssb_below_limit_static_any", "no_releases") == pytest.approx(1 / 3)
-    # the last year is defined for every draw: draw 2 counts there
+    # any year: draw 2 is known to fall below (in 2100) whatever its 2050; draw 3 is not known
+    # either way and is left out: 2 of draws 0-2 (draws 1 and 2), not 2 of 4
+    p = cell(m, "p_ssb_below_limit_static_any", "no_releases")
+    assert p == pytest.approx(2 / 3)
+    se = cell(m, "p_ssb_below_limit_static_any_mc_se", "no_releases")
+    assert se == pytest.approx(np.sqrt(p * (1 - p) / 3))
+    # the last year is defined for every draw: draw 2 counts there, over all 4
     assert cell(m, "p_ssb_below_limit_static_last", "no_releases") == 0.25
-    # beats in 2050 over the three draws with values; all four in 2100
+    se = cell(m, "p_ssb_below_limit_static_last_mc_se", "no_releases")
+    assert se == pytest.approx(np.sqrt(0.25 * 0.75 / 4))
     assert cell(m, "p_beats_status_quo", "no_releases", metric_year=2050) == 0.0
     assert np.isnan(cell(m, "p_beats_status_quo", "status_quo", metric_year=2050))
+
+
+def test_an_event_seen_in_one_year_counts_whatever_the_other_years_hold():
+    # the review's case: NaN SSB in 2050 only, below the limit in 2100 (draw 2): P(any) must not
+    # fall below P(last)
+    ds = tiny_dataset()
+    ssb = ds["ssb_t"].values.copy()
+    ssb[:, :, 2, 1] = np.nan
+    ds["ssb_t"].values = ssb
+    # only the status quo's draw 2 is left out: above the dynamic limit in 2100 (130 > 120), so
+    # not known either way for its dynamic "any year"
+    with pytest.warns(RuntimeWarning, match=r"^1 strategy-scenario draws .* at strategy=status_quo, "):
+        m = strategy_metrics(ds, years=(2050, 2100), after_year=2025)
+    assert cell(m, "p_ssb_below_limit_static_any", "no_releases") == 0.25
+    assert cell(m, "p_ssb_below_limit_static_last", "no_releases") == 0.25
+    assert cell(m, "p_ssb_below_limit_dynamic_any", "status_quo") == 0.0   # 3 defined draws, none below
 
 
 def test_any_year_counts_only_years_after_after_year():

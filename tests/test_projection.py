@@ -97,9 +97,11 @@ def test_strategies_identical_before_their_first_difference(fitted):
     assert np.all(later.sel(strategy="late").values > later.sel(strategy="no_releases").values)
 
 
-def test_chunked_projection_is_dask_backed_and_runs_on_a_local_cluster(fitted):
+def test_chunked_projection_is_dask_backed_and_runs_on_a_local_cluster(fitted, monkeypatch):
     pytest.importorskip("distributed")
     from carpmodel.cluster import connect
+
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
 
     setup = ProjectionSetup(strategy_names=("no_releases", "status_quo"),
                             build_policy=fixed_policy([0.0, 2e7]), n_draws=5, last_year=2032)
@@ -109,6 +111,9 @@ def test_chunked_projection_is_dask_backed_and_runs_on_a_local_cluster(fitted):
     client = connect("local")
     try:
         computed = lazy.compute()                          # runs on the 2-worker LocalCluster
+        # its workers run numpy on ordinary pages, as commands do
+        settings = client.run(lambda: __import__("os").environ.get("NUMPY_MADVISE_HUGEPAGE"))
+        assert set(settings.values()) == {"0"}
         loaded = load_projection(lazy)                     # falls back to compute() there
     finally:
         client.close()

@@ -417,7 +417,9 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
         which the optimiser never saw): ``holdout_gain_{median,lower,upper,mean}_t`` and
         ``holdout_p_beats_status_quo`` with its Monte Carlo standard error (the in-sample gain and
         probability are measured on the draws the split was chosen with, so they flatter it:
-        the winner's curse); robustness:
+        the winner's curse; with a posterior sample, held-out draws pick their parameter vectors
+        from the same finite sample, so only the process and observation part of that flattery
+        is removed where the sample is small); robustness:
         ``p_beats_status_quo`` (P, paired by draw, that the chosen split beats ``status_quo`` in
         ``problem.variable`` in ``problem.year``; NaN when no status quo is given),
         ``dominant_option`` (the option with the largest share), ``member_agreement`` (scalar:
@@ -445,10 +447,9 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
     members = [member_draws(m, np.arange(n_draw)) for m in included]
     held_out = {m.name: member_draws(m, np.arange(n_draw, 2 * n_draw)) for m in included}
 
-    def sq_gain(m: _BudgetMember) -> NDArray:
-        """The status quo's gain over no_releases in the same draws (NaN: none given)."""
-        return (_run(m, status_quo, costs, problem.variable) - m.reference if status_quo is not None
-                else np.full(m.reference.shape, np.nan))
+    # the status quo's gain over no_releases in the same draws (NaN: none given), by draw set
+    sq_gain = {id(m): (_run(m, status_quo, costs, problem.variable) - m.reference if status_quo is not None
+                       else np.full(m.reference.shape, np.nan)) for m in [*members, *held_out.values()]}
 
     n_options = len(problem.options)
 
@@ -461,8 +462,10 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
         (the members of a group share each draw index's random numbers: clustered by index)."""
         if status_quo is None:
             return np.nan, np.nan
-        versus = np.concatenate([sq_gain(m) for m in group])
-        event = xr.DataArray((chosen > versus).astype(float), dims="draw")
+        versus = np.concatenate([sq_gain[id(m)] for m in group])
+        # a draw with a NaN gain is left out (not counted as "does not beat"), as in metrics.csv
+        event = xr.DataArray(np.where(np.isnan(chosen) | np.isnan(versus), np.nan,
+                                      (chosen > versus).astype(float)), dims="draw")
         p = float(weighted_mean(event.values, w))
         clusters = xr.DataArray(np.tile(np.arange(n_draw), len(group)), dims="draw")
         return p, float(clustered_mc_se(event, xr.DataArray(p), xr.DataArray(w, dims="draw"), clusters))
@@ -545,8 +548,8 @@ def _budget_dataset(rows: list[tuple[str, Any, dict[str, float], list[float]]], 
          "fish_per_year": ((STRUCTURE, "release_option"), problem.budget_per_year * shares / cost_per_fish),
          "corner_gain_median_t": ((STRUCTURE, "release_option"), np.array([r[3] for r in rows])),
          **{key: (STRUCTURE, np.array([r[2][key] for r in rows]))
-            for key in HOLDOUT_FIELDS + ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t",
-                                         "p_beats_status_quo")},
+            for key in ("gain_median_t", "gain_lower_t", "gain_upper_t", "gain_mean_t",
+                        "p_beats_status_quo", *HOLDOUT_FIELDS)},
          "objective_value": (STRUCTURE, np.array([r[1].value for r in rows])),
          "cost_through_year": (STRUCTURE, np.full(len(rows), cost_through)),
          "cost_per_t_gained": (STRUCTURE, np.where(median > 0,

@@ -260,17 +260,30 @@ def _event(event: xr.DataArray, defined: xr.DataArray) -> xr.DataArray:
     return event.astype(float).where(defined)
 
 
-def _warn_undefined_draws(*series: xr.DataArray) -> None:
-    """Warn when some draws' projected ``series`` hold NaN (they are left out of the probabilities)."""
-    undefined = sum(x.isnull().any("year") for x in series).astype(bool)
-    counts = undefined.sum("draw")
-    if int(counts.max()) > 0:
-        worst = counts.where(counts == counts.max(), drop=True)
-        where = ", ".join(f"{k}={v.values.flat[0]}" for k, v in worst.coords.items() if v.size)
-        warnings.warn(f"{int(counts.sum())} strategy-scenario draws have NaN biomass or SSB in the "
-                      f"projection years (at most {int(counts.max())} of {undefined.sizes['draw']} "
-                      f"draws, e.g. {where}): they are left out of the probabilities", RuntimeWarning,
-                      stacklevel=3)
+def _in_any_year(happened: xr.DataArray, defined: xr.DataArray,
+                 later: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """An event in any of the ``later`` years, and where that is known: every such year
+    defined, or the event seen in one (a NaN year cannot undo it; ``happened`` is False where
+    its inputs are NaN)."""
+    seen = happened.where(later, False).any("year")
+    return seen, defined.where(later, True).all("year") | seen
+
+
+def _warn_undefined_draws(undefined: list[xr.DataArray]) -> None:
+    """Warn when probabilities leave out draws (``undefined``: per probability, True where a
+    draw's inputs are NaN), naming how many and the strategy and scenario with the most."""
+    left_out = None
+    for mask in undefined:
+        mask = mask.any([d for d in mask.dims if d not in ("strategy", "scenario", "draw")])
+        left_out = mask if left_out is None else (left_out | mask)
+    counts = left_out.sum("draw").transpose("strategy", "scenario")
+    if int(counts.max()) == 0:
+        return
+    worst = np.unravel_index(int(np.argmax(counts.values)), counts.shape)
+    cell = ", ".join(f"{dim}={counts[dim].values[i]}" for dim, i in zip(counts.dims, worst, strict=True))
+    warnings.warn(f"{int(counts.sum())} strategy-scenario draws have NaN biomass, SSB or reference values "
+                  f"(at most {int(counts.max())} of {left_out.sizes['draw']} draws, at {cell}): they are "
+                  "left out of the probabilities", RuntimeWarning, stacklevel=3)
 
 
 def _median(x: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
@@ -346,18 +359,23 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
 
     strategies = [str(x) for x in ds["strategy"].values]
     events: dict[str, xr.DataArray] = {}   # each probability's event per draw (NaN: undefined)
+    undefined: list[xr.DataArray] = []       # the draws each probability leaves out
 
-    def probability(name: str, event: xr.DataArray) -> None:
-        events[name] = event
-        out[name] = _mean(event, w)
+    def probability(name: str, happened: xr.DataArray, defined: xr.DataArray,
+                    keep: xr.DataArray | bool = True) -> None:
+        """P(``happened``) over the draws where it is ``defined``; NaN where not ``keep``."""
+        events[name] = _event(happened, defined).where(keep)
+        out[name] = _mean(events[name], w)
+        undefined.append(~defined & keep)
 
     if status_quo in strategies:
         at_years = biomass.sel(by_metric_year)
         versus = at_years.sel(strategy=status_quo, drop=True)
-        beats = _event(at_years > versus, at_years.notnull() & versus.notnull())
-        probability("p_beats_status_quo", beats.where(beats["strategy"] != status_quo))
+        probability("p_beats_status_quo", at_years > versus, at_years.notnull() & versus.notnull(),
+                    keep=at_years["strategy"] != status_quo)
     else:
-        probability("p_beats_status_quo", xr.full_like(biomass.sel(by_metric_year), np.nan))
+        nothing = xr.zeros_like(biomass.sel(by_metric_year), dtype=bool)
+        probability("p_beats_status_quo", nothing, ~nothing, keep=False)
 
     later = ds["year"] > after_year
     last = {"year": ds["year"].values[-1]}
@@ -365,17 +383,14 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     for label, limit in (("static", ds["ssb0_t"]), ("dynamic", ds["dynamic_ssb0_t"])):
         below = ssb < limit_fraction * limit
         defined = ssb.notnull() & limit.notnull()
-        probability(f"p_ssb_below_limit_{label}_any",
-                    _event(below.where(later, False).any("year"), defined.where(later, True).all("year")))
-        probability(f"p_ssb_below_limit_{label}_last",
-                    _event(below.sel(last, drop=True), defined.sel(last, drop=True)))
+        probability(f"p_ssb_below_limit_{label}_any", *_in_any_year(below, defined, later))
+        probability(f"p_ssb_below_limit_{label}_last", below.sel(last, drop=True),
+                    defined.sel(last, drop=True))
     below_2002 = biomass < ds["biomass_2002_t"]
     defined = biomass.notnull() & ds["biomass_2002_t"].notnull()
-    probability("p_biomass_below_2002_any",
-                _event(below_2002.where(later, False).any("year"), defined.where(later, True).all("year")))
-    probability("p_biomass_below_2002_last",
-                _event(below_2002.sel(last, drop=True), defined.sel(last, drop=True)))
-    _warn_undefined_draws(biomass.sel(year=later), ssb.sel(year=later))
+    probability("p_biomass_below_2002_any", *_in_any_year(below_2002, defined, later))
+    probability("p_biomass_below_2002_last", below_2002.sel(last, drop=True), defined.sel(last, drop=True))
+    _warn_undefined_draws(undefined)
 
     fraction = ds["hatchery_fraction_ssb"]
     out["hatchery_fraction_ssb_median"] = _median(fraction.sel(by_metric_year), w)
@@ -407,7 +422,7 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
 
     if draw_clusters is None:
         n_effective = _effective_draws(ds.sizes["draw"], w)
-        errors = {name: np.sqrt(out[name] * (1.0 - out[name]) / n_effective) for name in events}
+        errors = {name: _independent_mc_se(event, out[name], w) for name, event in events.items()}
     else:
         clusters = _check_clusters(draw_clusters, ds)
         n_effective = float(np.unique(clusters.values).size)
@@ -465,6 +480,19 @@ def _with_mc_errors(metrics: dict[str, xr.DataArray],
         if name in errors:
             out[f"{name}_mc_se"] = errors[name]
     return out
+
+
+def _independent_mc_se(event: xr.DataArray, p: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray:
+    """``√(p(1 − p)/n)`` over the draws where ``event`` is defined: ``n`` their number (equal
+    weights) or Kish's effective number ``(Σw)²/Σw²`` of their weights."""
+    defined = event.notnull()
+    if _equal(weights):
+        n = defined.sum("draw")
+    else:
+        w = weights.where(defined, 0.0)
+        n = w.sum("draw") ** 2 / (w**2).sum("draw")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(p * (1.0 - p) / n)
 
 
 def clustered_mc_se(event: xr.DataArray, p: xr.DataArray, weights: xr.DataArray,
