@@ -457,16 +457,19 @@ def _hugepage_setter() -> Any:
 
 @contextlib.contextmanager
 def numpy_on_small_pages() -> Iterator[None]:
-    """A context in which numpy does not ask Linux for transparent huge pages for its large arrays,
-    unless :data:`HUGEPAGE_VARIABLE` is set in the environment (the setting is restored after).
+    """A context in which numpy does not ask Linux for transparent huge pages for its large arrays
+    (the setting is restored after), unless :data:`HUGEPAGE_VARIABLE` asks for them (a value
+    other than ``0``).
 
     A projection allocates its result and each chunk's engine buffers fresh (hundreds of MB);
     where the kernel's huge-page policy compacts memory at the first touch of such a page
     (``defrag=madvise``, the default of common distributions), that cost half of
     ``bench_project``'s system time on the development machine: with 4 KiB pages its whole
     process took ×0.89 the wall time and ×0.89 the CPU time, user time unchanged (paired, 4 runs,
-    2026-12-04). Every command runs in it."""
-    setter = None if os.environ.get(HUGEPAGE_VARIABLE) else _hugepage_setter()
+    2026-12-04). Every command runs in it. The variable alone cannot say what numpy does: numpy
+    reads it once, at import (and dask's local workers set it in this process's environment too)."""
+    asked = os.environ.get(HUGEPAGE_VARIABLE, "0").strip() not in ("", "0")
+    setter = None if asked else _hugepage_setter()
     try:
         previous = None if setter is None else setter(False)
     except Exception:   # noqa: BLE001 - a private numpy switch that changed: leave numpy as it is
@@ -477,7 +480,8 @@ def numpy_on_small_pages() -> Iterator[None]:
     try:
         yield
     finally:
-        setter(previous)
+        with contextlib.suppress(Exception):
+            setter(previous)
 
 
 @contextlib.contextmanager

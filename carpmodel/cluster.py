@@ -31,11 +31,19 @@ def connect(scheduler: str, *, n_workers: int = LOCAL_WORKERS) -> Any:
         # workers also run numpy on ordinary pages, as commands do
         # (:func:`carpmodel.cli.numpy_on_small_pages`), unless the environment says otherwise.
         environ = "distributed.nanny.pre-spawn-environ."
-        hugepages = os.environ.get("NUMPY_MADVISE_HUGEPAGE", "0")
-        with dask.config.set({environ + "MALLOC_TRIM_THRESHOLD_": None,
-                              environ + "NUMPY_MADVISE_HUGEPAGE": hugepages}):
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+        hugepages = dask.config.get(environ + "NUMPY_MADVISE_HUGEPAGE", "0")   # os.environ wins
+        # the nannies write their workers' variables into this process's environment too: put
+        # it back as it was once the workers have started
+        saved = dict(os.environ)
+        try:
+            with dask.config.set({environ + "MALLOC_TRIM_THRESHOLD_": None,
+                                  environ + "NUMPY_MADVISE_HUGEPAGE": hugepages}):
+                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+        finally:
+            for key in set(os.environ) - set(saved):
+                del os.environ[key]
+            os.environ.update(saved)
         return Client(cluster)
     try:
         return Client(scheduler, timeout="10s")

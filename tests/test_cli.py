@@ -614,6 +614,9 @@ def test_commands_run_numpy_on_small_pages_unless_the_environment_sets_it(monkey
         monkeypatch.setenv(cli.HUGEPAGE_VARIABLE, "1")
         assert cli.main(["check-data", str(BUNDLED_DATA_DIRECTORY)]) == 0
         assert seen[-1] is True                   # the environment's choice is kept
+        monkeypatch.setenv(cli.HUGEPAGE_VARIABLE, "0")   # e.g. left by dask's local workers
+        assert cli.main(["check-data", str(BUNDLED_DATA_DIRECTORY)]) == 0
+        assert seen[-1] is False
     finally:
         setter(previous)
 

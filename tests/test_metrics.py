@@ -143,34 +143,39 @@ def test_a_draw_with_nan_biomass_is_left_out_of_probabilities_with_a_warning():
                                             r"values \(at most 2 of 4 draws, at strategy=no_releases, "
                                             r"scenario=base\): they are left out of the probabilities"):
         m = strategy_metrics(ds, years=(2050, 2100))
-    # any year: draw 2 is known to fall below (in 2100) whatever its 2050; draw 3 is not known
-    # either way and is left out: 2 of draws 0-2 (draws 1 and 2), not 2 of 4
+    # any year and last year, both over the complete draws 0 and 1 (not 4 draws with two
+    # counted as never below): draw 1 dips below in 2025, neither is below in 2100
     p = cell(m, "p_ssb_below_limit_static_any", "no_releases")
-    assert p == pytest.approx(2 / 3)
+    assert p == 0.5
     se = cell(m, "p_ssb_below_limit_static_any_mc_se", "no_releases")
-    assert se == pytest.approx(np.sqrt(p * (1 - p) / 3))
-    # the last year is defined for every draw: draw 2 counts there, over all 4
-    assert cell(m, "p_ssb_below_limit_static_last", "no_releases") == 0.25
-    se = cell(m, "p_ssb_below_limit_static_last_mc_se", "no_releases")
-    assert se == pytest.approx(np.sqrt(0.25 * 0.75 / 4))
+    assert se == pytest.approx(np.sqrt(0.25 / 2))
+    assert cell(m, "p_ssb_below_limit_static_last", "no_releases") == 0.0
     assert cell(m, "p_beats_status_quo", "no_releases", metric_year=2050) == 0.0
     assert np.isnan(cell(m, "p_beats_status_quo", "status_quo", metric_year=2050))
 
 
-def test_an_event_seen_in_one_year_counts_whatever_the_other_years_hold():
-    # the review's case: NaN SSB in 2050 only, below the limit in 2100 (draw 2): P(any) must not
-    # fall below P(last)
-    ds = tiny_dataset()
-    ssb = ds["ssb_t"].values.copy()
-    ssb[:, :, 2, 1] = np.nan
-    ds["ssb_t"].values = ssb
-    # only the status quo's draw 2 is left out: above the dynamic limit in 2100 (130 > 120), so
-    # not known either way for its dynamic "any year"
-    with pytest.warns(RuntimeWarning, match=r"^1 strategy-scenario draws .* at strategy=status_quo, "):
-        m = strategy_metrics(ds, years=(2050, 2100), after_year=2025)
-    assert cell(m, "p_ssb_below_limit_static_any", "no_releases") == 0.25
-    assert cell(m, "p_ssb_below_limit_static_last", "no_releases") == 0.25
-    assert cell(m, "p_ssb_below_limit_dynamic_any", "status_quo") == 0.0   # 3 defined draws, none below
+def test_nan_years_at_random_leave_the_any_year_probability_unbiased():
+    # a review's case: below the limit with probability 1/2 in each year independently, half the
+    # draws NaN in 2050 at random: the complete draws give the same P(any) as all draws would
+    rng = np.random.default_rng(3)
+    n = 4000
+    ssb = np.where(rng.random((n, 3)) < 0.5, 100.0, 500.0)
+    dims = ("strategy", "scenario", "draw", "year")
+    full = xr.Dataset({"ssb_t": (dims, np.stack([ssb, ssb])[:, None])},
+                      coords={"strategy": ["no_releases", "status_quo"], "scenario": ["base"],
+                              "draw": np.arange(n), "year": YEARS})
+    ds = tiny_dataset().isel(draw=[0] * n).assign_coords(draw=np.arange(n))
+    ds["ssb_t"] = full["ssb_t"]
+    holed = ds.copy(deep=True)
+    holed["ssb_t"].values[:, :, : n // 2, 1] = np.nan
+    with pytest.warns(RuntimeWarning, match="left out of the probabilities"):
+        m = strategy_metrics(holed, years=(2050, 2100), after_year=2025)
+    every = strategy_metrics(ds, years=(2050, 2100), after_year=2025)
+    for name in ("p_ssb_below_limit_static_any", "p_ssb_below_limit_static_last"):
+        got, truth = cell(m, name, "no_releases"), cell(every, name, "no_releases")
+        assert abs(got - truth) < 4 * cell(m, f"{name}_mc_se", "no_releases"), name
+    assert cell(m, "p_ssb_below_limit_static_any", "no_releases") >= cell(m, "p_ssb_below_limit_static_last",
+                                                                           "no_releases")
 
 
 def test_any_year_counts_only_years_after_after_year():
@@ -401,3 +406,11 @@ def test_robust_across_structures_by_hand():
     fraction, robust = robustness(gains, [0.2, 1.0, 1.0, 1.0, 1.0])
     assert float(fraction.sel(strategy="a")) == pytest.approx(3.2 / 4.2, abs=1e-12)
     assert not bool(robust.any())
+
+
+def test_cost_year_need_not_be_a_metric_year():
+    # a review found a KeyError when cost_year (default 2050) was not among the metric years
+    with_2050 = strategy_metrics(tiny_dataset(), years=(2050, 2100))
+    without = strategy_metrics(tiny_dataset(), years=(2025, 2100))
+    for name in ("cost_per_t_gained", "biomass_gain_per_million_cost_t"):
+        assert cell(without, name) == cell(with_2050, name)

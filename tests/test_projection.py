@@ -111,9 +111,11 @@ def test_chunked_projection_is_dask_backed_and_runs_on_a_local_cluster(fitted, m
     client = connect("local")
     try:
         computed = lazy.compute()                          # runs on the 2-worker LocalCluster
-        # its workers run numpy on ordinary pages, as commands do
-        settings = client.run(lambda: __import__("os").environ.get("NUMPY_MADVISE_HUGEPAGE"))
-        assert set(settings.values()) == {"0"}
+        # its workers run numpy on ordinary pages, as commands do (the switch returns the
+        # setting it replaces), and this process's environment is as it was
+        settings = client.run(lambda: __import__("carpmodel.cli", fromlist=["_"])._hugepage_setter()(False))
+        assert set(settings.values()) == {False}
+        assert "NUMPY_MADVISE_HUGEPAGE" not in __import__("os").environ
         loaded = load_projection(lazy)                     # falls back to compute() there
     finally:
         client.close()

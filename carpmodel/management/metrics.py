@@ -46,7 +46,9 @@ Metrics (names as in the returned Dataset; ``_lower``/``_upper`` bound the centr
   (above) about 3/n (95 %, the rule of three).
   A draw whose biomass or SSB (or the limit it is compared with) is NaN is left out of a
   probability, with a warning, rather than counted as the event not happening (the projection's
-  own draws are finite: draws the model cannot run are moved back into it).
+  own draws are finite: draws the model cannot run are moved back into it): a quantity's "any
+  year" and "last year" probabilities are both over the draws defined in every year after
+  ``after_year`` (complete cases), and its Monte Carlo error over those draws.
 * ``hatchery_fraction_ssb_median`` (metric_year) and ``hatchery_fraction_ssb_last_median``.
 * ``released_fish_total_median``, ``cost_total_median``: sums over all projection years.
 * ``released_fish_through_cost_year_median``, ``cost_through_cost_year_median``: the same up to
@@ -138,10 +140,13 @@ _ATTRS: dict[str, tuple[str, str]] = {
     "total_catch_lower_t": ("t", "lower bound of total catch over the projection"),
     "total_catch_upper_t": ("t", "upper bound of total catch over the projection"),
     "effective_draws": ("draws", "number of draws the probabilities are over (Kish's effective number "
-                                 "(sum w)^2 / sum w^2 for weighted draws)"),
+                                 "(sum w)^2 / sum w^2 for weighted draws; the number of clusters for draws "
+                                 "that share their random numbers; fewer for a probability that leaves out "
+                                 "NaN draws)"),
 }
 _ATTRS.update({f"{name}_mc_se": ("1", f"Monte Carlo standard error of {name}: "
-                                      "sqrt(p (1 - p) / effective_draws)")
+                                      "sqrt(p (1 - p) / n) over the n draws it keeps (clustered_mc_se for "
+                                      "draws that share their random numbers)")
                for name in list(_ATTRS) if name.startswith("p_")})
 
 
@@ -260,13 +265,12 @@ def _event(event: xr.DataArray, defined: xr.DataArray) -> xr.DataArray:
     return event.astype(float).where(defined)
 
 
-def _in_any_year(happened: xr.DataArray, defined: xr.DataArray,
-                 later: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
-    """An event in any of the ``later`` years, and where that is known: every such year
-    defined, or the event seen in one (a NaN year cannot undo it; ``happened`` is False where
-    its inputs are NaN)."""
-    seen = happened.where(later, False).any("year")
-    return seen, defined.where(later, True).all("year") | seen
+def _complete(defined: xr.DataArray, later: xr.DataArray) -> xr.DataArray:
+    """The draws defined in every ``later`` year: the "any year" and "last year" probabilities of a
+    quantity are both over them (complete cases: without bias when draws are NaN at random, and
+    P(any) >= P(last) always; a draw NaN because its stock collapsed is a different matter, which
+    the warning flags)."""
+    return defined.where(later, True).all("year")
 
 
 def _warn_undefined_draws(undefined: list[xr.DataArray]) -> None:
@@ -382,14 +386,13 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     ssb = ds["ssb_t"]
     for label, limit in (("static", ds["ssb0_t"]), ("dynamic", ds["dynamic_ssb0_t"])):
         below = ssb < limit_fraction * limit
-        defined = ssb.notnull() & limit.notnull()
-        probability(f"p_ssb_below_limit_{label}_any", *_in_any_year(below, defined, later))
-        probability(f"p_ssb_below_limit_{label}_last", below.sel(last, drop=True),
-                    defined.sel(last, drop=True))
+        complete = _complete(ssb.notnull() & limit.notnull(), later)
+        probability(f"p_ssb_below_limit_{label}_any", below.where(later, False).any("year"), complete)
+        probability(f"p_ssb_below_limit_{label}_last", below.sel(last, drop=True), complete)
     below_2002 = biomass < ds["biomass_2002_t"]
-    defined = biomass.notnull() & ds["biomass_2002_t"].notnull()
-    probability("p_biomass_below_2002_any", *_in_any_year(below_2002, defined, later))
-    probability("p_biomass_below_2002_last", below_2002.sel(last, drop=True), defined.sel(last, drop=True))
+    complete = _complete(biomass.notnull() & ds["biomass_2002_t"].notnull(), later)
+    probability("p_biomass_below_2002_any", below_2002.where(later, False).any("year"), complete)
+    probability("p_biomass_below_2002_last", below_2002.sel(last, drop=True), complete)
     _warn_undefined_draws(undefined)
 
     fraction = ds["hatchery_fraction_ssb"]
@@ -401,7 +404,8 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
     out["cost_total_median"] = _median(ds["cost"].sum("year"), w)
     cost_through = _median(ds["cost"].where(ds["year"] <= cost_year, 0.0).sum("year"), w)
     out["cost_through_cost_year_median"] = cost_through
-    gain_in_cost_year = out["biomass_gain_median_t"].sel(year=cost_year, drop=True)
+    # the median gain in cost_year, a metric year or not (the same computation as the metric years')
+    gain_in_cost_year = _quantiles(gain.sel(year=[cost_year]), interval, w)[0].sel(year=cost_year, drop=True)
     out["cost_per_t_gained"] = (cost_through / gain_in_cost_year.where(gain_in_cost_year > 0))
     out["released_fish_through_cost_year_median"] = _median(
         ds["released_fish"].where(ds["year"] <= cost_year, 0.0).sum("year"), w)
@@ -461,7 +465,8 @@ def strategy_metrics(ds: xr.Dataset, *, reference: str = REFERENCE_STRATEGY,
         "mc_se": "Monte Carlo standard error of a probability: sqrt(p (1 - p) / effective_draws)"
                  + ("" if draw_clusters is None else " for independent draws; here over clusters of draws "
                     "that share their random numbers (clustered_mc_se), effective_draws the number of "
-                    "clusters") + "; 0 at p = 0 or 1 (then p is within about 3 / effective_draws of it)",
+                    "clusters") + "; 0 at p = 0 or 1 (then p is within about 3 / effective_draws of it); "
+                 "a probability that leaves out NaN draws has its error over the draws it keeps",
     })
     return result
 
