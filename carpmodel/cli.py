@@ -440,7 +440,8 @@ def blas_on_one_thread() -> threadpool_limits:
     return threadpool_limits(limits=limit, user_api="blas")
 
 
-#: numpy's environment variable for its use of transparent huge pages; when set, ``main`` keeps it
+#: numpy's environment variable for its use of transparent huge pages; a value other than ``0``
+#: keeps numpy's huge pages in commands
 HUGEPAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
 
 
