@@ -369,11 +369,13 @@ def _summary(values: NDArray, weights: NDArray, interval: float) -> dict[str, fl
 
 @dataclass
 class _BudgetMember:
-    """A member ready for repeated budget evaluations: its prepared draws and reference."""
+    """A member ready for repeated budget evaluations: its prepared draws, the reference's value
+    per draw, and the status quo's gain over it per draw (NaN: no status quo given)."""
 
     name: str
     prepared: Any
     reference: NDArray
+    status_quo_gain: NDArray | None = None
 
 
 def _final(state: Any, variable: str) -> NDArray:
@@ -441,15 +443,13 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
                                  draws, scenarios=(problem.scenario,))
         member = _BudgetMember(m.name, prepared, np.zeros(prepared.draws.size))
         member.reference = _run(member, reference, costs, problem.variable).copy()
+        member.status_quo_gain = (_run(member, status_quo, costs, problem.variable) - member.reference
+                                  if status_quo is not None else np.full(member.reference.shape, np.nan))
         return member
 
     # the optimiser's draws, and as many held-out ones (the next draw indices of the same seed)
     members = [member_draws(m, np.arange(n_draw)) for m in included]
     held_out = {m.name: member_draws(m, np.arange(n_draw, 2 * n_draw)) for m in included}
-
-    # the status quo's gain over no_releases in the same draws (NaN: none given), by draw set
-    sq_gain = {id(m): (_run(m, status_quo, costs, problem.variable) - m.reference if status_quo is not None
-                       else np.full(m.reference.shape, np.nan)) for m in [*members, *held_out.values()]}
 
     n_options = len(problem.options)
 
@@ -462,7 +462,7 @@ def optimise_release_budget(fits: EnsembleFits, setup: Any, problem: BudgetProbl
         (the members of a group share each draw index's random numbers: clustered by index)."""
         if status_quo is None:
             return np.nan, np.nan
-        versus = np.concatenate([sq_gain[id(m)] for m in group])
+        versus = np.concatenate([m.status_quo_gain for m in group])
         # a draw with a NaN gain is left out (not counted as "does not beat"), as in metrics.csv
         event = xr.DataArray(np.where(np.isnan(chosen) | np.isnan(versus), np.nan,
                                       (chosen > versus).astype(float)), dims="draw")
