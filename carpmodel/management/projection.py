@@ -309,7 +309,11 @@ def simulate_strategies(prepared: PreparedDraws, policy: Policy, n_strategy: int
         batch_shape=batch, dtype=np.dtype(prepared.dtype))
 
 
-def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> xr.Dataset:
+def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray,
+                   compact: bool = True) -> xr.Dataset:
+    """The projection of ``draws``; ``compact``: its series copied out of the engine's buffer of
+    all its outputs (which the copies let go), else views of it (a chunk whose arrays are copied
+    into the result and dropped)."""
     prepared = prepare_draws(result, setup, draws)
     params, history = prepared.params, prepared.history
     n_strategy, n_scenario = len(setup.strategy_names), len(setup.scenario_names)
@@ -328,7 +332,8 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
     coords = {STRATEGY: list(setup.strategy_names), SCENARIO: list(setup.scenario_names),
               DRAW: draws, YEAR: years}
     dims = (STRATEGY, SCENARIO, DRAW, YEAR)
-    data = {name: (dims, _float32(getattr(state, name), batch + (years.size,))) for name in PROJECTED}
+    shape = batch + (years.size,)
+    data = {name: (dims, _float32(getattr(state, name), shape, compact)) for name in PROJECTED}
     if setup.cost is not None:
         released = np.broadcast_to(state.released_fish, batch + (years.size,))
         data["cost"] = (dims, setup.cost(released))
@@ -374,11 +379,11 @@ def idle_strategy(policy: Policy, batch: tuple[int, ...], n_years: int) -> int |
     return None
 
 
-def _float32(values: NDArray, shape: tuple[int, ...]) -> NDArray:
-    """``values`` broadcast to ``shape`` as float32, C-ordered: one copy (none when already so;
-    the engine's outputs are views of one buffer of all its series, which a copy lets go)."""
+def _float32(values: NDArray, shape: tuple[int, ...], copy: bool = True) -> NDArray:
+    """``values`` broadcast to ``shape`` as float32, C-ordered; a copy when ``copy`` or when they
+    are not so already."""
     values = np.asarray(values)
-    if values.shape == shape and values.dtype == np.float32 and values.flags.c_contiguous:
+    if values.shape == shape and values.dtype == np.float32 and values.flags.c_contiguous and not copy:
         return values
     out = np.empty(shape, dtype=np.float32)
     out[...] = values
@@ -445,7 +450,7 @@ def _lazy_projection(result: Any, setup: ProjectionSetup, years: NDArray) -> xr.
 
 
 def _chunk_arrays(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> dict[str, NDArray]:
-    ds = _project_draws(result, setup, years, draws)
+    ds = _project_draws(result, setup, years, draws, compact=False)
     return {name: variable.values for name, variable in ds.data_vars.items()}
 
 

@@ -325,7 +325,7 @@ def simulate(
     length = _to_lanes(length.reshape(n_rows, 2, n_age), lanes)
     rows = _to_lanes(_row_table(params, ref, batch), lanes).astype(dtype)
 
-    out = np.zeros((len(kernel.OUTPUT_FIELDS), n_years, lanes), dtype)
+    out = np.zeros((len(kernel.OUTPUT_FIELDS), lanes, n_years), dtype)
     kept = np.zeros((2, n_years, 2, n_age, lanes) if keep_numbers else (0,) * 5, dtype)
     flows = np.zeros((2, n_years, 2, n_age, lanes) if keep_flows else (0,) * 5, dtype)
     end = np.zeros((2, len(keep_end), 2, n_age, lanes) if keep_end else (0,) * 5, dtype)
@@ -368,7 +368,7 @@ def simulate(
         kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, kept, flows, end,
                          end_index, rule)
     for y in range(0 if whole_run else n_years):
-        year_in, year_mode = year_table[y], mode
+        year_in, year_mode = year_table[:, :, y], mode
         control = YearControl()
         if policy is not None:
             if y == 0:
@@ -377,7 +377,7 @@ def simulate(
                 error = 0.0 if survey_log_errors is None else \
                     np.asarray(survey_log_errors, dtype=float)[..., y - 1]
                 # in float64 whatever the state's precision (as the kernel's rule reads it)
-                estimate = q * out[0, y - 1, :n_rows].astype(float).reshape(batch) * np.exp(error)
+                estimate = q * out[0, :n_rows, y - 1].astype(float).reshape(batch) * np.exp(error)
             control = policy(y, estimate)
             if control.f_per_yr is not None:
                 year_mode = kernel.F_GIVEN
@@ -396,7 +396,8 @@ def simulate(
     years = (n_years, 2, n_age)
     kept_years = (len(keep_end), 2, n_age)
     return PopulationState(
-        **{name: from_lanes(out[i], (n_years,)) for i, name in enumerate(kernel.OUTPUT_FIELDS)},
+        # each row's years are contiguous in ``out``: a field's series are a view, not a copy
+        **{name: out[i, :n_rows].reshape(batch + (n_years,)) for i, name in enumerate(kernel.OUTPUT_FIELDS)},
         numbers=from_lanes(kept[0], years) if keep_numbers else None,
         length_cm=from_lanes(kept[1], years) if keep_numbers else None,
         natural_deaths=from_lanes(flows[0], years) if keep_flows else None,
@@ -424,11 +425,13 @@ def _rule(tables: PolicyTables, batch: tuple[int, ...], n_rows: int, lanes: int,
     # the estimate of year y − 1 is read in year y: the errors of the first n_years − 1 years
     n_read = max(n_years - 1, 0)
     errors = np.zeros(n_read) if survey_log_errors is None else np.asarray(survey_log_errors, dtype=float)
-    factor = np.broadcast_to(np.exp(errors[..., :n_read]), batch + (n_read,)).reshape(n_rows, n_read)
+    factor = np.empty((lanes, n_read))   # (row, year): each row's years contiguous, as the kernel reads them
+    factor[:n_rows].reshape(batch + (n_read,))[...] = np.exp(errors[..., :n_read])
+    factor[n_rows:] = factor[:1]
     fish = np.asarray(tables.release_fish, dtype=float)[:, :n_years]
     lengths = np.asarray(tables.release_length_cm, dtype=float)[:, :n_years]
     releases, ages = _at_release_ages(fish, lengths)
-    return table, _to_lanes(factor, lanes), releases, ages, years[:n_years].copy()
+    return table, factor, releases, ages, years[:n_years].copy()
 
 
 def _in_year(values: Any, y: int) -> NDArray:
@@ -445,10 +448,12 @@ def _put_rows(target: NDArray, value: Any, batch: tuple[int, ...]) -> None:
 
 def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
                 multipliers: ProcessMultipliers, log_rec_devs: Any, fishing: Any) -> NDArray:
-    """Every year's kernel inputs, ``(year, len(kernel.YEAR_FIELDS), lanes)`` in the state's
+    """Every year's kernel inputs, ``(len(kernel.YEAR_FIELDS), lanes, year)`` in the state's
     dtype: the forcing multipliers, the logit deviation of egg survival (``ln g_R + ε``) and the
-    catch or F (a policy may overwrite a year's F)."""
-    table = np.empty((n_years, len(kernel.YEAR_FIELDS), lanes), dtype)
+    catch or F (a policy may overwrite a year's F). Each row's years are contiguous, as the
+    inputs come (``(*batch, year)``), so a column is filled by broadcasting, without a
+    transposing copy."""
+    table = np.empty((len(kernel.YEAR_FIELDS), lanes, n_years), dtype)
 
     def simulated_years(value: Any) -> NDArray:
         """A scalar, or a per-year array cut to the simulated years (it may run past them)."""
@@ -465,10 +470,10 @@ def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
     for column, value in columns.items():
         value = simulated_years(value)
         if value.ndim == 0:
-            table[:, column, :] = value
+            table[column] = value
             continue
-        by_year = np.broadcast_to(value, batch + (n_years,)).reshape(n_rows, n_years)
-        table[:, column, :] = _to_lanes(by_year, lanes)
+        table[column, :n_rows].reshape(batch + (n_years,))[...] = value
+        table[column, n_rows:] = table[column, :1]   # padding: copies of the first row
     return table
 
 

@@ -179,14 +179,16 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
 
     numbers, length : (origin, age, R) fish and cm (1 January, updated to the next 1 January)
     rows : (len(ROW_FIELDS), R) parameters; year_in : (len(YEAR_FIELDS), R) the year's inputs
+        (any strides)
     fishing_mode : NO_FISHING, F_GIVEN or CATCH_GIVEN (the ``fishing`` column's meaning)
     releases : (set, 2, k, R or 1) float64 fish released (before acute survival) and their
         length, cm, at the ``k`` ages ``release_ages`` (int64; the ages any set releases into);
         a single column serves every row
-    out : (len(OUTPUT_FIELDS), year, R) outputs; kept : (2, year, origin, age, R) numbers and body
-    length after releases, or a size-0 array; flows : (2, year, origin, age, R) natural deaths
-    and catch in numbers, or size 0; end : (2, k, origin, age, R) end-of-year survivors and body
-    length, written at ``end_index`` when it is >= 0.
+    out : (len(OUTPUT_FIELDS), R, year) outputs, each row's years contiguous (a field's rows are
+    the batch's series as returned, without a transposing copy); kept : (2, year, origin, age, R)
+    numbers and body length after releases, or a size-0 array; flows : (2, year, origin, age, R)
+    natural deaths and catch in numbers, or size 0; end : (2, k, origin, age, R) end-of-year
+    survivors and body length, written at ``end_index`` when it is >= 0.
 
     Batches of at least :data:`PARALLEL_ROWS` rows called from the main thread run their blocks
     on numba's threads; smaller ones (a thread launch costs more than their work), and calls
@@ -195,7 +197,8 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     """
     # one year of a whole run, at year ``y`` of the outputs: the same compiled code (two entry
     # points per precision rather than four: each compiles its own copy of the year step)
-    _run(numbers, length, rows, year_in[None], fishing_mode, releases[None], release_ages, ricker, out, kept,
+    _run(numbers, length, rows, np.ascontiguousarray(year_in[:, :, None]), fishing_mode, releases[None],
+         release_ages, ricker, out, kept,
          flows, end, np.array([end_index], dtype=np.int64), NO_RULE, y, PARALLEL_ROWS, BLOCK)
 
 
@@ -225,12 +228,12 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
     block starts (its state stays in the CPU's caches, and one thread launch serves the run).
     The same arithmetic, row by row, as :func:`year_step` once a year.
 
-    year_table : (year, len(YEAR_FIELDS), R) each year's inputs; releases : (year, set, 2, k, 1)
+    year_table : (len(YEAR_FIELDS), R, year) each year's inputs; releases : (year, set, 2, k, 1)
     float64 the same for every row, at the ages ``release_ages``; end_index : (year,) int64, the
     slot of ``end`` written in that year or -1; the other arrays as in :func:`year_step`.
     rule : a compiled policy, applied at the start of every year (default: none):
     ``(table, survey_factor, rule_releases, rule_ages, calendar_years)`` with ``table``
-    ``(len(RULE_FIELDS), R)`` float64, ``survey_factor (year − 1, R)`` float64 the multiplicative
+    ``(len(RULE_FIELDS), R)`` float64, ``survey_factor (R, year − 1)`` float64 the multiplicative
     error of each year's survey estimate (read the year after), ``rule_releases (program, year,
     2, k)`` float64 fish and their length at the ages ``rule_ages`` (int64), and
     ``calendar_years (year,)`` float64;
@@ -269,12 +272,12 @@ def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, r
                     width):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     n_blocks = (n_rows + width - 1) // width
-    n_years = year_table.shape[0]
+    n_years = year_table.shape[2]
     for block in prange(n_blocks):
-        work = _block_arrays(numbers, rows.shape[0], year_table.shape[1])
+        work = _block_arrays(numbers, rows.shape[0], year_table.shape[0])
         for i in range(n_years):
             _advance_rows(block * width, min((block + 1) * width, n_rows), numbers, length, rows,
-                          year_table[i], fishing_mode, releases[i], release_ages, rule, ricker, nodes,
+                          year_table, i, fishing_mode, releases[i], release_ages, rule, ricker, nodes,
                           weights, out, first_year + i, kept, flows, end, end_index[i], work, i == 0,
                           i == n_years - 1)
 
@@ -282,11 +285,11 @@ def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, r
 @njit(cache=True, nogil=True, error_model="numpy")
 def _years_serial(numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker,
                   nodes, weights, out, kept, flows, end, end_index, first_year):  # noqa: ANN001, ANN202
-    n_rows, n_years = numbers.shape[2], year_table.shape[0]
-    work = _block_arrays(numbers, rows.shape[0], year_table.shape[1])
+    n_rows, n_years = numbers.shape[2], year_table.shape[2]
+    work = _block_arrays(numbers, rows.shape[0], year_table.shape[0])
     for start in range(0, n_rows, BLOCK):
         for i in range(n_years):
-            _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_table[i],
+            _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_table, i,
                           fishing_mode, releases[i], release_ages, rule, ricker, nodes, weights, out,
                           first_year + i, kept, flows, end, end_index[i], work, i == 0, i == n_years - 1)
 
@@ -339,7 +342,7 @@ def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
         if y == 0:
             estimate = table[R_ESTIMATE0, b]
         else:
-            estimate = table[R_Q, b] * np.float64(out[0, y - 1, b]) * survey_factor[y - 1, b]
+            estimate = table[R_Q, b] * np.float64(out[0, b, y - 1]) * survey_factor[b, y - 1]
         trigger = table[R_TRIGGER, b]
         active[lane] = 1.0 if (math.isinf(trigger) or estimate < trigger) else 0.0
         f = 0.0
@@ -371,9 +374,9 @@ def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, error_model="numpy")
-def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, release_ages, rule, ricker,
-                  nodes, weights, out, y, kept, flows, end, end_index, work, load,
-                  store):  # noqa: ANN001, ANN202, C901
+def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishing_mode, releases,
+                  release_ages, rule, ricker, nodes, weights, out, y, kept, flows, end, end_index, work,
+                  load, store):  # noqa: ANN001, ANN202, C901
     """One year ``y`` of rows ``start..stop`` (at most :data:`BLOCK`) of a run (:func:`run_years`,
     :func:`year_step`): loops over rows are innermost, so they run as SIMD; every row follows the
     same arithmetic either way.
@@ -412,9 +415,9 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
                 for lane in range(width):
                     n_l[o, a, lane] = numbers[o, a, ustart + np.uint64(lane)]
                     len_l[o, a, lane] = length[o, a, ustart + np.uint64(lane)]
-    for i in range(yr.shape[0]):
+    for i in range(year_table.shape[0]):
         for lane in range(width):
-            yl[i, lane] = yr[i, ustart + np.uint64(lane)]
+            yl[i, lane] = year_table[i, ustart + np.uint64(lane), year_index]
     cube = True
     for lane in range(width):
         cube = cube and pl[LW_B, lane] == 3.0
@@ -574,22 +577,22 @@ def _advance_rows(start, stop, numbers, length, p, yr, fishing_mode, releases, r
         biomass = survey_w + survey_h
         all_seen = seen_by_origin[0, lane] + seen_by_origin[1, lane]
         window = int(pl[WINDOW, lane])
-        out[0, y, b] = biomass
-        out[1, y, b] = total_biomass[lane] / 1e6
-        out[2, y, b] = ssb[lane]
-        out[3, y, b] = spawning[lane]
-        out[4, y, b] = eggs[lane]
-        out[5, y, b] = recruits[lane]
-        out[6, y, b] = catch[lane] / 1e6
-        out[7, y, b] = shortfall[lane]
-        out[8, y, b] = f[lane]
-        out[9, y, b] = released[lane]
-        out[10, y, b] = survey_h / biomass if biomass > 0.0 else 0.0
-        out[11, y, b] = hatchery_share_ssb[lane]
-        out[12, y, b] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
-        out[13, y, b] = 1.0 / (1.0 + relative[lane])
-        out[14, y, b] = alive[0, window, lane] + alive[1, window, lane]
-        out[15, y, b] = alive[0, window, lane]
+        out[0, b, y] = biomass
+        out[1, b, y] = total_biomass[lane] / 1e6
+        out[2, b, y] = ssb[lane]
+        out[3, b, y] = spawning[lane]
+        out[4, b, y] = eggs[lane]
+        out[5, b, y] = recruits[lane]
+        out[6, b, y] = catch[lane] / 1e6
+        out[7, b, y] = shortfall[lane]
+        out[8, b, y] = f[lane]
+        out[9, b, y] = released[lane]
+        out[10, b, y] = survey_h / biomass if biomass > 0.0 else 0.0
+        out[11, b, y] = hatchery_share_ssb[lane]
+        out[12, b, y] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
+        out[13, b, y] = 1.0 / (1.0 + relative[lane])
+        out[14, b, y] = alive[0, window, lane] + alive[1, window, lane]
+        out[15, b, y] = alive[0, window, lane]
     # ageing into the next 1 January; the plus group keeps a numbers-weighted length
     last = n_age - 1
     for o in range(n_origin):
