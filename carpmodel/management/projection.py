@@ -309,11 +309,7 @@ def simulate_strategies(prepared: PreparedDraws, policy: Policy, n_strategy: int
         batch_shape=batch, dtype=np.dtype(prepared.dtype))
 
 
-def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray,
-                   compact: bool = True) -> xr.Dataset:
-    """The projection of ``draws``; ``compact``: its series copied out of the engine's buffer of
-    all its outputs (which the copies let go), else views of it (a chunk whose arrays are copied
-    into the result and dropped)."""
+def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> xr.Dataset:
     prepared = prepare_draws(result, setup, draws)
     params, history = prepared.params, prepared.history
     n_strategy, n_scenario = len(setup.strategy_names), len(setup.scenario_names)
@@ -333,14 +329,14 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
               DRAW: draws, YEAR: years}
     dims = (STRATEGY, SCENARIO, DRAW, YEAR)
     shape = batch + (years.size,)
-    data = {name: (dims, _float32(getattr(state, name), shape, compact)) for name in PROJECTED}
+    data = {name: (dims, _float32(getattr(state, name), shape)) for name in PROJECTED}
     if setup.cost is not None:
         released = np.broadcast_to(state.released_fish, batch + (years.size,))
         data["cost"] = (dims, setup.cost(released))
     data["release_survival"] = ((DRAW,), np.broadcast_to(np.asarray(params.release_survival), (draws.size,)))
-    # a compact copy: the engine's series are views of its whole output buffer
+    # a copy: the engine's SSB series is a view of the SSB of every strategy
     data["dynamic_ssb0_t"] = ((SCENARIO, DRAW, YEAR), np.broadcast_to(
-        np.ascontiguousarray(unfished_ssb), (n_scenario, draws.size, years.size)))
+        np.array(unfished_ssb), (n_scenario, draws.size, years.size)))
     data["ssb0_t"] = ((DRAW,), np.broadcast_to(history.reference.ssb0_t, (draws.size,)))
     data["biomass0_t"] = ((DRAW,), np.broadcast_to(history.reference.biomass0_t, (draws.size,)))
     if prepared.temperature_c is not None:
@@ -379,11 +375,11 @@ def idle_strategy(policy: Policy, batch: tuple[int, ...], n_years: int) -> int |
     return None
 
 
-def _float32(values: NDArray, shape: tuple[int, ...], copy: bool = True) -> NDArray:
-    """``values`` broadcast to ``shape`` as float32, C-ordered; a copy when ``copy`` or when they
-    are not so already."""
+def _float32(values: NDArray, shape: tuple[int, ...]) -> NDArray:
+    """``values`` broadcast to ``shape`` as float32, C-ordered: itself when it is so already (the
+    engine's series: each a view of its own output array), else one copy."""
     values = np.asarray(values)
-    if values.shape == shape and values.dtype == np.float32 and values.flags.c_contiguous and not copy:
+    if values.shape == shape and values.dtype == np.float32 and values.flags.c_contiguous:
         return values
     out = np.empty(shape, dtype=np.float32)
     out[...] = values
@@ -450,7 +446,7 @@ def _lazy_projection(result: Any, setup: ProjectionSetup, years: NDArray) -> xr.
 
 
 def _chunk_arrays(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> dict[str, NDArray]:
-    ds = _project_draws(result, setup, years, draws, compact=False)
+    ds = _project_draws(result, setup, years, draws)
     return {name: variable.values for name, variable in ds.data_vars.items()}
 
 
