@@ -362,8 +362,7 @@ def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
 @njit(cache=True, error_model="numpy")
 def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
     """A block's work space (see :func:`_advance_rows`), in the state's precision: its state and
-    parameters lane-innermost, nine per-cell arrays, the per-row scalars, three per-origin sums and
-    which cells hold fish in any lane."""
+    parameters lane-innermost, nine per-cell arrays, the per-row scalars and three per-origin sums."""
     n_origin, n_age = numbers.shape[0], numbers.shape[1]
     dtype = numbers.dtype
     cells = (n_origin, n_age, BLOCK)
@@ -372,7 +371,7 @@ def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
             np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype),
             np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype),
             np.empty(cells, dtype), np.empty((N_ROW_SCRATCH, BLOCK), dtype),
-            np.empty((3, n_origin, BLOCK), dtype), np.empty((n_origin, n_age), np.bool_))
+            np.empty((3, n_origin, BLOCK), dtype))
 
 
 @njit(cache=True, error_model="numpy")
@@ -396,7 +395,7 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
     # kept LLVM from vectorising the loops that read or write the global arrays
     ustart = np.uint64(start)
     (n_l, len_l, pl, yl, body, weight, m, sel, z, alive, grown, grown_body, end_weight, lanes,
-     sums, occupied) = work
+     sums) = work
     lanes[:] = 0.0
     sums[:] = 0.0
     ssb_by_origin, survey_by_origin, seen_by_origin = sums[0], sums[1], sums[2]
@@ -436,22 +435,10 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
         inv_sel[lane] = one / pl[SEL_SLOPE, lane]
         inv_sur[lane] = one / pl[SUR_SLOPE, lane]
 
-    # cells without fish in any lane of the block (the wild age-0 cell always, hatchery cells of
-    # years without releases) skip the per-cell work whose value they multiply by their zero
-    # numbers (maturity, M, survival, survey): the same sums and outputs, bit for bit
-    for o in range(n_origin):
-        for a in range(n_age):
-            filled = False
-            for lane in range(width):
-                filled |= n_l[o, a, lane] != zero
-            occupied[o, a] = filled
-
     # 1. spawning from 1 January numbers
     _fill_body_weight(body, weight, len_l, 0, pl, cube, 0, width)
     for o in range(n_origin):
         for a in range(n_age):
-            if not occupied[o, a]:
-                continue
             for lane in range(width):
                 mature = logistic_rate_cell(body[o, a, lane], mat_l50[lane], inv_mat[lane])
                 ssb_by_origin[o, lane] += n_l[o, a, lane] * weight[o, a, lane] * mature
@@ -498,7 +485,6 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
                 entering = fish * _release_survival(pl[REL_S, lane], pl[REL_SLOPE, lane], pl[LW_A, lane],
                                                     pl[LW_B, lane], pl[REL_WREF, lane], release_length)
                 if entering > 0.0:
-                    occupied[1, a] = True
                     before = n_l[1, a, lane]
                     total = before + entering
                     mixed = (before * len_l[1, a, lane] + entering * release_length) / total
@@ -514,24 +500,10 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
             for lane in range(width):
                 total_biomass[lane] += n_l[o, a, lane] * weight[o, a, lane]
                 juveniles[lane] += n_l[o, a, lane] if a <= pl[WINDOW, lane] else zero
-    # Lorenzen M of the runs of cells with fish (every cell when F is solved from a catch: its
-    # Newton steps divide by each cell's Z); M = 0 in a cell without fish, whose deaths are 0
     n_cells = n_origin * n_age
-    m_cells, filled_cells = m.reshape(n_cells, BLOCK), occupied.reshape(n_cells)
-    every_cell = fishing_mode == CATCH_GIVEN
-    cell = 0
-    while cell < n_cells:
-        run_end = cell + 1
-        if every_cell or filled_cells[cell]:
-            while run_end < n_cells and (every_cell or filled_cells[run_end]):
-                run_end += 1
-            lorenzen_lanes(c_mode, width, len_l.reshape(n_cells, BLOCK), cell, run_end, pl[LOR_C],
-                           pl[HATCH_L], pl[L_INF], pl[M_REF_L], rate, scale, growth_span, m_coef, nodes,
-                           weights, m_cells)
-        else:
-            for lane in range(width):
-                m_cells[cell, lane] = zero
-        cell = run_end
+    lorenzen_lanes(c_mode, width, len_l.reshape(n_cells, BLOCK), 0, n_cells, pl[LOR_C], pl[HATCH_L],
+                   pl[L_INF], pl[M_REF_L], rate, scale, growth_span, m_coef, nodes, weights,
+                   m.reshape(n_cells, BLOCK))
     for lane in range(width):
         relative[lane] = pl[GAMMA, lane] * juveniles[lane] / pl[J0, lane]
         m_dd[lane] = fast_log1p(relative[lane])
@@ -570,19 +542,12 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
             else:
                 for lane in range(width):
                     z[o, a, lane] = m[o, a, lane]
-            if occupied[o, a]:
-                for lane in range(width):
-                    alive[o, a, lane] = n_l[o, a, lane] * fast_exp(-z[o, a, lane])
-            else:
-                for lane in range(width):
-                    alive[o, a, lane] = zero
             for lane in range(width):
+                alive[o, a, lane] = n_l[o, a, lane] * fast_exp(-z[o, a, lane])
                 grown[o, a, lane] = len_l[o, a, lane] + (pl[L_INF, lane] - len_l[o, a, lane]) * growth[lane]
     _fill_body_weight(grown_body, end_weight, grown, 0, pl, cube, 0, width)
     for o in range(n_origin):
         for a in range(n_age):
-            if not occupied[o, a]:
-                continue
             for lane in range(width):
                 seen = alive[o, a, lane] * logistic_rate_cell(grown_body[o, a, lane], pl[SUR_L50, lane],
                                                               inv_sur[lane])
