@@ -135,29 +135,32 @@ def test_kernel_matches_the_reference_with_f_given_ricker_and_a_policy():
     _assert_close(simulate(params, **kwargs), reference_simulate(params, **kwargs), rtol=1e-10)
 
 
+@pytest.mark.parametrize("releases", ["per row", "shared"])
 @pytest.mark.parametrize("fishing", ["catch", "f", "none"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_rows_are_bit_identical_whatever_the_chunking(dtype, fishing):
-    # BLOCK + 150 rows cross a block boundary: run whole, in chunks of 7 and 64, and row by row.
-    # Rows differ in the ages they release into, so a cell empty in every row of a small chunk
-    # (skipped by the kernel) holds fish in other rows of a larger one; under each fishing mode
-    # (catch: M of every cell for Newton's F; F given, then 0; none)
+def test_rows_are_bit_identical_whatever_the_chunking(dtype, fishing, releases):
+    # BLOCK + 150 rows cross a block boundary: run whole, in chunks of 7 and 64, and row by row,
+    # under each fishing mode (catch: F solved by Newton; F given, then 0; none); releases that
+    # differ across rows (run year by year) or the same for every row (every year in one call)
     n_rows = kernel.BLOCK + 150
     params, kwargs = _case(n_rows=n_rows)
     if fishing != "catch":
         f = np.zeros((n_rows, N_YEARS))
         f[:, :8] = np.linspace(0.05, 0.5, n_rows)[:, None]
         kwargs.update(catch_t=None, f_per_yr=f if fishing == "f" else None)
+    per_row = ["catch_t", "f_per_yr", "log_rec_devs"]
+    if releases == "shared":
+        kwargs.update(release_fish=kwargs["release_fish"][0],
+                      release_length_cm=kwargs["release_length_cm"][0])
+    else:
+        per_row += ["release_fish", "release_length_cm"]
     whole = simulate(params, dtype=dtype, **kwargs)
 
     def rows(sl: slice):
         p = params.replace(**{name: getattr(params, name)[sl] for name in (
             "max_egg_survival", "lorenzen_c", "dd_window_end_age_yr", "dd_strength",
             "m_ref_per_yr", "release_survival_size_slope", "initial_f_per_yr")})
-        by_row = {name: kwargs[name][sl] for name in ("catch_t", "f_per_yr") if kwargs.get(name) is not None}
-        kw = dict(kwargs, **by_row, release_fish=kwargs["release_fish"][sl],
-                  release_length_cm=kwargs["release_length_cm"][sl],
-                  log_rec_devs=kwargs["log_rec_devs"][sl])
+        kw = dict(kwargs, **{name: kwargs[name][sl] for name in per_row if kwargs.get(name) is not None})
         return simulate(p, dtype=dtype, **kw)
 
     for size in (7, 64, 1):

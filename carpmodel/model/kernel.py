@@ -248,8 +248,9 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
 
 def _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, kept,  # noqa: ANN001
          flows, end, end_index, rule, first_year: int, threshold: int, width: int) -> None:
-    """Years ``first_year..`` (one per entry of ``year_table``) of every row, threaded in blocks of
-    ``width`` rows from ``threshold`` kernel rows (see :func:`_on_threads`), else serial."""
+    """Years ``first_year..`` (one per position along ``year_table``'s last axis) of every row,
+    threaded in blocks of ``width`` rows from ``threshold`` kernel rows (see :func:`_on_threads`),
+    else serial."""
     args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker, NODES,
             WEIGHTS, out, kept, flows, end, end_index, first_year)
     if _on_threads(numbers.shape[2], threshold):
