@@ -55,6 +55,20 @@ def test_chunked_equals_unchunked_and_seed_reproduces(fitted):
     np.testing.assert_array_equal(a["biomass_t"].values, c["biomass_t"].values)
 
 
+def test_an_in_memory_projection_keeps_only_its_own_arrays(fitted):
+    # the engine's series are views of one buffer of all its outputs for every strategy: an
+    # unchunked projection copies them out (its result must not keep the buffer alive), and the
+    # dynamic SSB0, read from the idle strategy's SSB, is a copy, not a view of every strategy's
+    setup = ProjectionSetup(strategy_names=("no_releases", "status_quo"),
+                            build_policy=fixed_policy([0.0, 2e7]), n_draws=6, last_year=2040)
+    ds = project(fitted, setup)
+    for name, variable in ds.data_vars.items():
+        values = variable.values
+        owner = values if values.base is None else values.base
+        assert owner.nbytes <= values.nbytes, name
+    assert not np.shares_memory(ds["dynamic_ssb0_t"].values, ds["ssb_t"].values)
+
+
 def test_a_chunked_projection_loads_into_memory_running_each_chunk_once(fitted, monkeypatch):
     from carpmodel.management import projection
 

@@ -309,7 +309,11 @@ def simulate_strategies(prepared: PreparedDraws, policy: Policy, n_strategy: int
         batch_shape=batch, dtype=np.dtype(prepared.dtype))
 
 
-def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> xr.Dataset:
+def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray,
+                   compact: bool = True) -> xr.Dataset:
+    """The projection of ``draws``; ``compact``: its series copied out of the engine's buffer of
+    all its outputs (which the copies let go), else views of it (a chunk whose arrays are copied
+    into the result and dropped)."""
     prepared = prepare_draws(result, setup, draws)
     params, history = prepared.params, prepared.history
     n_strategy, n_scenario = len(setup.strategy_names), len(setup.scenario_names)
@@ -329,12 +333,12 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
               DRAW: draws, YEAR: years}
     dims = (STRATEGY, SCENARIO, DRAW, YEAR)
     shape = batch + (years.size,)
-    data = {name: (dims, _float32(getattr(state, name), shape)) for name in PROJECTED}
+    data = {name: (dims, _float32(getattr(state, name), shape, compact)) for name in PROJECTED}
     if setup.cost is not None:
         released = np.broadcast_to(state.released_fish, batch + (years.size,))
         data["cost"] = (dims, setup.cost(released))
     data["release_survival"] = ((DRAW,), np.broadcast_to(np.asarray(params.release_survival), (draws.size,)))
-    # a copy: the engine's SSB series is a view of the SSB of every strategy
+    # a copy: the engine's series are views of its buffer of every output of every strategy
     data["dynamic_ssb0_t"] = ((SCENARIO, DRAW, YEAR), np.broadcast_to(
         np.array(unfished_ssb), (n_scenario, draws.size, years.size)))
     data["ssb0_t"] = ((DRAW,), np.broadcast_to(history.reference.ssb0_t, (draws.size,)))
@@ -375,11 +379,11 @@ def idle_strategy(policy: Policy, batch: tuple[int, ...], n_years: int) -> int |
     return None
 
 
-def _float32(values: NDArray, shape: tuple[int, ...]) -> NDArray:
-    """``values`` broadcast to ``shape`` as float32, C-ordered: itself when it is so already (the
-    engine's series: each a view of its own output array), else one copy."""
+def _float32(values: NDArray, shape: tuple[int, ...], copy: bool = True) -> NDArray:
+    """``values`` broadcast to ``shape`` as float32, C-ordered; a copy when ``copy`` or when they
+    are not so already."""
     values = np.asarray(values)
-    if values.shape == shape and values.dtype == np.float32 and values.flags.c_contiguous:
+    if values.shape == shape and values.dtype == np.float32 and values.flags.c_contiguous and not copy:
         return values
     out = np.empty(shape, dtype=np.float32)
     out[...] = values
@@ -446,7 +450,11 @@ def _lazy_projection(result: Any, setup: ProjectionSetup, years: NDArray) -> xr.
 
 
 def _chunk_arrays(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> dict[str, NDArray]:
-    ds = _project_draws(result, setup, years, draws)
+    """A chunk's arrays: its series are views of the engine's buffer of all its outputs (not
+    copied: :func:`load_projection` copies them into the result and drops the chunk; a
+    dask.distributed worker sends only the views' data, but counts only their size while it
+    holds them)."""
+    ds = _project_draws(result, setup, years, draws, compact=False)
     return {name: variable.values for name, variable in ds.data_vars.items()}
 
 
@@ -458,9 +466,10 @@ def load_projection(dataset: xr.Dataset) -> xr.Dataset:
     its arrays are written into their slices of the result as the chunk finishes
     (``dask.array.store``), so the peak memory is the result plus the chunks in flight;
     ``Dataset.compute()`` gives the same values but keeps every chunk's arrays until it
-    concatenates them, twice the result at its peak. On other schedulers (a dask.distributed
-    cluster, processes), whose workers cannot write into this process's arrays, it is
-    ``Dataset.compute()``.
+    concatenates them, and on threads with them each chunk's engine buffer of all 16 outputs
+    (the projected series are views of it): about 2.8 times the result at its peak. On other
+    schedulers (a dask.distributed cluster, processes), whose workers cannot write into this
+    process's arrays, it is ``Dataset.compute()``.
     """
     if not dataset.chunks:
         return dataset

@@ -325,8 +325,7 @@ def simulate(
     length = _to_lanes(length.reshape(n_rows, 2, n_age), lanes)
     rows = _to_lanes(_row_table(params, ref, batch), lanes).astype(dtype)
 
-    # one array per output: a series returned is a view of its own array only
-    out = tuple(np.zeros((lanes, n_years), dtype) for _ in kernel.OUTPUT_FIELDS)
+    out = np.zeros((len(kernel.OUTPUT_FIELDS), lanes, n_years), dtype)
     kept = np.zeros((2, n_years, 2, n_age, lanes) if keep_numbers else (0,) * 5, dtype)
     flows = np.zeros((2, n_years, 2, n_age, lanes) if keep_flows else (0,) * 5, dtype)
     end = np.zeros((2, len(keep_end), 2, n_age, lanes) if keep_end else (0,) * 5, dtype)
@@ -378,7 +377,7 @@ def simulate(
                 error = 0.0 if survey_log_errors is None else \
                     np.asarray(survey_log_errors, dtype=float)[..., y - 1]
                 # in float64 whatever the state's precision (as the kernel's rule reads it)
-                estimate = q * out[0][:n_rows, y - 1].astype(float).reshape(batch) * np.exp(error)
+                estimate = q * out[0, :n_rows, y - 1].astype(float).reshape(batch) * np.exp(error)
             control = policy(y, estimate)
             if control.f_per_yr is not None:
                 year_mode = kernel.F_GIVEN
@@ -398,7 +397,7 @@ def simulate(
     kept_years = (len(keep_end), 2, n_age)
     return PopulationState(
         # each row's years are contiguous in ``out``: a field's series are a view, not a copy
-        **{name: out[i][:n_rows].reshape(batch + (n_years,)) for i, name in enumerate(kernel.OUTPUT_FIELDS)},
+        **{name: out[i, :n_rows].reshape(batch + (n_years,)) for i, name in enumerate(kernel.OUTPUT_FIELDS)},
         numbers=from_lanes(kept[0], years) if keep_numbers else None,
         length_cm=from_lanes(kept[1], years) if keep_numbers else None,
         natural_deaths=from_lanes(flows[0], years) if keep_flows else None,

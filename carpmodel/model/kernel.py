@@ -184,9 +184,8 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     releases : (set, 2, k, R or 1) float64 fish released (before acute survival) and their
         length, cm, at the ``k`` ages ``release_ages`` (int64; the ages any set releases into);
         a single column serves every row
-    out : a tuple of len(OUTPUT_FIELDS) arrays (R, year), one per output, each row's years
-    contiguous (a field's rows are the batch's series as returned, without a transposing copy,
-    and each series its own allocation); kept : (2, year, origin, age, R)
+    out : (len(OUTPUT_FIELDS), R, year) outputs, each row's years contiguous (a field's rows are
+    the batch's series as returned, without a transposing copy); kept : (2, year, origin, age, R)
     numbers and body length after releases, or a size-0 array; flows : (2, year, origin, age, R)
     natural deaths and catch in numbers, or size 0; end : (2, k, origin, age, R) end-of-year
     survivors and body length, written at ``end_index`` when it is >= 0.
@@ -344,7 +343,7 @@ def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
         if y == 0:
             estimate = table[R_ESTIMATE0, b]
         else:
-            estimate = table[R_Q, b] * np.float64(out[0][b, y - 1]) * survey_factor[b, y - 1]
+            estimate = table[R_Q, b] * np.float64(out[0, b, y - 1]) * survey_factor[b, y - 1]
         trigger = table[R_TRIGGER, b]
         active[lane] = 1.0 if (math.isinf(trigger) or estimate < trigger) else 0.0
         f = 0.0
@@ -579,22 +578,22 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
         biomass = survey_w + survey_h
         all_seen = seen_by_origin[0, lane] + seen_by_origin[1, lane]
         window = int(pl[WINDOW, lane])
-        out[0][b, y] = biomass
-        out[1][b, y] = total_biomass[lane] / 1e6
-        out[2][b, y] = ssb[lane]
-        out[3][b, y] = spawning[lane]
-        out[4][b, y] = eggs[lane]
-        out[5][b, y] = recruits[lane]
-        out[6][b, y] = catch[lane] / 1e6
-        out[7][b, y] = shortfall[lane]
-        out[8][b, y] = f[lane]
-        out[9][b, y] = released[lane]
-        out[10][b, y] = survey_h / biomass if biomass > 0.0 else 0.0
-        out[11][b, y] = hatchery_share_ssb[lane]
-        out[12][b, y] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
-        out[13][b, y] = 1.0 / (1.0 + relative[lane])
-        out[14][b, y] = alive[0, window, lane] + alive[1, window, lane]
-        out[15][b, y] = alive[0, window, lane]
+        out[0, b, y] = biomass
+        out[1, b, y] = total_biomass[lane] / 1e6
+        out[2, b, y] = ssb[lane]
+        out[3, b, y] = spawning[lane]
+        out[4, b, y] = eggs[lane]
+        out[5, b, y] = recruits[lane]
+        out[6, b, y] = catch[lane] / 1e6
+        out[7, b, y] = shortfall[lane]
+        out[8, b, y] = f[lane]
+        out[9, b, y] = released[lane]
+        out[10, b, y] = survey_h / biomass if biomass > 0.0 else 0.0
+        out[11, b, y] = hatchery_share_ssb[lane]
+        out[12, b, y] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
+        out[13, b, y] = 1.0 / (1.0 + relative[lane])
+        out[14, b, y] = alive[0, window, lane] + alive[1, window, lane]
+        out[15, b, y] = alive[0, window, lane]
     # ageing into the next 1 January; the plus group keeps a numbers-weighted length
     last = n_age - 1
     for o in range(n_origin):
