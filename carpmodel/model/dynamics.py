@@ -426,8 +426,7 @@ def _rule(tables: PolicyTables, batch: tuple[int, ...], n_rows: int, lanes: int,
     n_read = max(n_years - 1, 0)
     errors = np.zeros(n_read) if survey_log_errors is None else np.asarray(survey_log_errors, dtype=float)
     factor = np.empty((lanes, n_read))   # (row, year): each row's years contiguous, as the kernel reads them
-    factor[:n_rows].reshape(batch + (n_read,))[...] = np.exp(errors[..., :n_read])
-    factor[n_rows:] = factor[:1]
+    _put_rows(factor, np.exp(errors[..., :n_read]), batch)
     fish = np.asarray(tables.release_fish, dtype=float)[:, :n_years]
     lengths = np.asarray(tables.release_length_cm, dtype=float)[:, :n_years]
     releases, ages = _at_release_ages(fish, lengths)
@@ -442,8 +441,12 @@ def _in_year(values: Any, y: int) -> NDArray:
 
 
 def _put_rows(target: NDArray, value: Any, batch: tuple[int, ...]) -> None:
-    """One kernel input row ``(lanes,)`` from a value broadcast to ``batch`` (:func:`_to_lanes`)."""
-    target[:] = _to_lanes(np.broadcast_to(np.asarray(value, dtype=float), batch).reshape(-1), target.size)
+    """``value`` broadcast to ``(*batch, *target.shape[1:])`` into the kernel rows of ``target``
+    ``(lanes, ...)``, the padding rows copies of the first. ``target``'s rows are a leading
+    slice of a C-ordered array, or one axis of any strides: reshaped in place, never copied."""
+    n_rows = int(np.prod(batch, dtype=np.int64))
+    target[:n_rows].reshape(batch + target.shape[1:])[...] = value
+    target[n_rows:] = target[:1]
 
 
 def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
@@ -466,14 +469,8 @@ def _year_table(batch: tuple[int, ...], lanes: int, n_years: int, dtype: Any,
     columns = {kernel.Y_KMULT: multipliers.growth_k, kernel.Y_MMULT: multipliers.natural_mortality,
                kernel.Y_MATMULT: multipliers.maturity_l50, kernel.Y_DEV: deviation,
                kernel.Y_FISHING: fishing}
-    n_rows = int(np.prod(batch, dtype=np.int64))
     for column, value in columns.items():
-        value = simulated_years(value)
-        if value.ndim == 0:
-            table[column] = value
-            continue
-        table[column, :n_rows].reshape(batch + (n_years,))[...] = value
-        table[column, n_rows:] = table[column, :1]   # padding: copies of the first row
+        _put_rows(table[column], simulated_years(value), batch)
     return table
 
 

@@ -179,16 +179,15 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
 
     numbers, length : (origin, age, R) fish and cm (1 January, updated to the next 1 January)
     rows : (len(ROW_FIELDS), R) parameters; year_in : (len(YEAR_FIELDS), R) the year's inputs
-        (any strides)
     fishing_mode : NO_FISHING, F_GIVEN or CATCH_GIVEN (the ``fishing`` column's meaning)
     releases : (set, 2, k, R or 1) float64 fish released (before acute survival) and their
         length, cm, at the ``k`` ages ``release_ages`` (int64; the ages any set releases into);
         a single column serves every row
-    out : (len(OUTPUT_FIELDS), R, year) outputs, each row's years contiguous (a field's rows are
-    the batch's series as returned, without a transposing copy); kept : (2, year, origin, age, R)
-    numbers and body length after releases, or a size-0 array; flows : (2, year, origin, age, R)
-    natural deaths and catch in numbers, or size 0; end : (2, k, origin, age, R) end-of-year
-    survivors and body length, written at ``end_index`` when it is >= 0.
+    out : (len(OUTPUT_FIELDS), R, year) outputs, each row's years contiguous (the batch's series
+    without a transposing copy); kept : (2, year, origin, age, R) numbers and body length after
+    releases, or size 0; flows : (2, year, origin, age, R) natural deaths and catch in numbers, or
+    size 0; end : (2, k, origin, age, R) end-of-year survivors and body length, written at
+    ``end_index`` when it is >= 0.
 
     Batches of at least :data:`PARALLEL_ROWS` rows called from the main thread run their blocks
     on numba's threads; smaller ones (a thread launch costs more than their work), and calls
@@ -198,8 +197,8 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     # one year of a whole run, at year ``y`` of the outputs: the same compiled code (two entry
     # points per precision rather than four: each compiles its own copy of the year step)
     _run(numbers, length, rows, np.ascontiguousarray(year_in[:, :, None]), fishing_mode, releases[None],
-         release_ages, ricker, out, kept,
-         flows, end, np.array([end_index], dtype=np.int64), NO_RULE, y, PARALLEL_ROWS, BLOCK)
+         release_ages, ricker, out, kept, flows, end, np.array([end_index], dtype=np.int64), NO_RULE, y,
+         PARALLEL_ROWS, BLOCK)
 
 
 #: the process whose calls started numba's threads (None: not yet)
@@ -247,9 +246,8 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
 
 def _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, kept,  # noqa: ANN001
          flows, end, end_index, rule, first_year: int, threshold: int, width: int) -> None:
-    """Years ``first_year..`` (one per position along ``year_table``'s last axis) of every row,
-    threaded in blocks of ``width`` rows from ``threshold`` kernel rows (see :func:`_on_threads`),
-    else serial."""
+    """Years ``first_year..`` (``year_table``'s last axis) of every row, threaded in blocks of
+    ``width`` rows from ``threshold`` kernel rows (see :func:`_on_threads`), else serial."""
     args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker, NODES,
             WEIGHTS, out, kept, flows, end, end_index, first_year)
     if _on_threads(numbers.shape[2], threshold):
