@@ -149,6 +149,14 @@ def _reference(params: Parameters, u: Unpacked) -> ReferencePoints:
     return reference_points(params, per_recruit=u.per_recruit)
 
 
+def _years_outermost(series: NDArray) -> NDArray:
+    """``series (*batch, year)`` with its years as the outermost axis in memory, as the engine's
+    series were laid out until 7309b36: numpy's sum over years then adds them in the same order
+    (in turn for a batch, pairwise for one row), so fits stay the same bit for bit (a fit whose
+    optimum is flat, e.g. from ``unfished_1956``, moved by 0.04 in NLL with that order changed)."""
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(series, -1, 0)), 0, -1)
+
+
 def requested_catch_t(spec: ModelSpec, u: Unpacked) -> NDArray:
     """Catch the model is asked to take, t, ``(*batch, year)``: the recorded catch times
     ``catch_scale`` plus ``unreported_catch_t`` in the years of ``spec.unreported_catch_years``."""
@@ -297,7 +305,8 @@ def nll_from_state(spec: ModelSpec, state: PopulationState, u: Unpacked) -> dict
                               axis=-1)
     if spec.penalise_shortfall:
         scale = SHORTFALL_RELATIVE_SD * np.maximum(requested_catch_t(spec, u), 1.0)
-        out["catch_shortfall"] = 0.5 * np.sum((state.catch_shortfall_t / scale) ** 2, axis=-1)
+        shortfall = _years_outermost(state.catch_shortfall_t)
+        out["catch_shortfall"] = 0.5 * np.sum((shortfall / scale) ** 2, axis=-1)
     if u.invalid is not None and np.any(u.invalid):
         out = {name: np.where(u.invalid, np.inf, value) for name, value in out.items()}
     return out

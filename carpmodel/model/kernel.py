@@ -173,9 +173,8 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
               kept: np.ndarray, flows: np.ndarray, end: np.ndarray, end_index: int) -> None:
     """Advance every row one year in place and write its outputs of year ``y``.
 
-    Every array is lane-innermost: rows are the last axis, ``R`` of them, a multiple of
-    :data:`LANES` (the caller pads a batch with copies of a row), all in the state's dtype except
-    ``releases``.
+    Rows are the last axis, ``R`` of them (``out``: the middle one), a multiple of :data:`LANES`
+    (the caller pads a batch with copies of a row), all in the state's dtype except ``releases``.
 
     numbers, length : (origin, age, R) fish and cm (1 January, updated to the next 1 January)
     rows : (len(ROW_FIELDS), R) parameters; year_in : (len(YEAR_FIELDS), R) the year's inputs
