@@ -152,8 +152,8 @@ def _reference(params: Parameters, u: Unpacked) -> ReferencePoints:
 def _years_outermost(series: NDArray) -> NDArray:
     """``series (*batch, year)`` with its years as the outermost axis in memory, as the engine's
     series were laid out until 7309b36: numpy's sum over years then adds them in the same order
-    (in turn for a batch, pairwise for one row), so fits stay the same bit for bit (a fit whose
-    optimum is flat, e.g. from ``unfished_1956``, moved by 0.04 in NLL with that order changed)."""
+    (in turn for a batch, pairwise for one row), so fits stay the same bit for bit (the plain fit
+    from ``unfished_1956``, which stops unconverged, moved by 0.04 in NLL with that order changed)."""
     return np.moveaxis(np.ascontiguousarray(np.moveaxis(series, -1, 0)), 0, -1)
 
 

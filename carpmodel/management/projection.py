@@ -335,7 +335,7 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
     shape = batch + (years.size,)
     data = {name: (dims, _float32(getattr(state, name), shape, compact)) for name in PROJECTED}
     if setup.cost is not None:
-        released = np.broadcast_to(state.released_fish, batch + (years.size,))
+        released = np.broadcast_to(state.released_fish, shape)
         data["cost"] = (dims, setup.cost(released))
     data["release_survival"] = ((DRAW,), np.broadcast_to(np.asarray(params.release_survival), (draws.size,)))
     # a copy: the engine's series are views of its buffer of every output of every strategy

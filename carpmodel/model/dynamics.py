@@ -363,7 +363,7 @@ def simulate(
     whole_run = (policy is None or tables is not None) and given is not None
     if whole_run:
         # nothing decided in Python between years: every year in one kernel call
-        rule = () if policy is None else _rule(tables, batch, n_rows, lanes, n_years, q,
+        rule = () if policy is None else _rule(tables, batch, lanes, n_years, q,
                                                 initial_survey_estimate_t, survey_log_errors)
         kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, kept, flows, end,
                          end_index, rule)
@@ -408,7 +408,7 @@ def simulate(
         final_length_state_cm=from_lanes(length, (2, n_age)), reference=ref)
 
 
-def _rule(tables: PolicyTables, batch: tuple[int, ...], n_rows: int, lanes: int, n_years: int,
+def _rule(tables: PolicyTables, batch: tuple[int, ...], lanes: int, n_years: int,
           q: Any, initial_estimate_t: Any, survey_log_errors: Any) -> tuple:
     """A policy's tables as the kernel's ``rule`` (:func:`carpmodel.model.kernel.run_years`):
     per-row columns, the survey's error factors ``exp(error)`` of every year (computed here, as
