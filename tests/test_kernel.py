@@ -314,7 +314,8 @@ def _biomass_in_child(params, kwargs):
 
 def test_the_engine_cache_is_cleared_when_any_engine_source_changes(tmp_path):
     # numba keys a cached function on its own file only: kernel.py's machine code inlines
-    # kernel_cells' and kernel_math's functions, so a change in either must clear it too
+    # kernel_cells' and kernel_math's functions and mortality's constants, so a change in any must
+    # clear it too
     from carpmodel.model.kernel_cells import (
         ENGINE_CACHE_MARKER,
         clear_stale_engine_cache,
@@ -324,7 +325,7 @@ def test_the_engine_cache_is_cleared_when_any_engine_source_changes(tmp_path):
     sources, cache = tmp_path / "src", tmp_path / "cache"
     sources.mkdir()
     cache.mkdir()
-    for name in ("kernel", "kernel_cells", "kernel_math"):
+    for name in ("kernel", "kernel_cells", "kernel_math", "mortality"):
         (sources / f"{name}.py").write_text(f"# {name}\n")
     entries = ("kernel._advance_rows-10.py311.nbi", "kernel._advance_rows-10.py311.1.nbc",
                "kernel_cells.per_recruit_rows-5.py311.nbi", "kernel_math._exp64-3.py311.1.nbc")
@@ -346,3 +347,8 @@ def test_the_engine_cache_is_cleared_when_any_engine_source_changes(tmp_path):
     assert second != first and clear_stale_engine_cache(cache, second)
     assert not any((cache / entry).exists() for entry in entries) and other.exists()
     assert (cache / ENGINE_CACHE_MARKER).read_text() == second
+    fill()
+    (sources / "mortality.py").write_text("# mortality, F_TOLERANCE edited\n")   # constants frozen in
+    third = engine_sources_digest(sources)
+    assert third != second and clear_stale_engine_cache(cache, third)
+    assert not any((cache / entry).exists() for entry in entries) and other.exists()

@@ -39,10 +39,12 @@ from numba import njit, prange
 from carpmodel.model.kernel_cells import (
     NODES,
     WEIGHTS,
+    f_from_catch_lane,
     logistic_rate_cell,
     lorenzen_coefficient,
     lorenzen_lanes,
     lorenzen_mode,
+    release_survival_cell,
     weight_cell,
 )
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p
@@ -109,63 +111,6 @@ OUTPUT_FIELDS = (
     "hatchery_fraction_ssb", "hatchery_fraction_numbers", "juvenile_survival_dd",
     "window_survivors", "wild_window_survivors",
 )
-
-#: Newton iterations and relative tolerance of the F-from-catch solver
-#: (:func:`carpmodel.model.mortality.solve_f_from_catch`)
-F_NEWTON_ITERATIONS = 30
-F_TOLERANCE = 1e-14
-
-
-@njit(cache=True, error_model="numpy")
-def _release_survival(s_ref: float, slope: float, lw_a: float, lw_b: float, reference_weight: float,
-                      length: float) -> float:
-    """Acute survival of fish released at ``length`` (cm) (:func:`release_survival_at_weight`).
-    Scalars only: an array passed to a compiled function that is not inlined costs two atomic
-    reference-count updates per call."""
-    if slope == 0.0 or s_ref <= 0.0 or s_ref >= 1.0:
-        return s_ref
-    weight = lw_a * length ** lw_b
-    shift = slope * math.log(weight / reference_weight)
-    if not math.isfinite(shift):
-        return s_ref
-    return 1.0 / (1.0 + math.exp(-((math.log(s_ref) - math.log1p(-s_ref)) + shift)))
-
-
-@njit(cache=True, error_model="numpy")
-def _f_from_catch(catch: float, numbers: np.ndarray, weight: np.ndarray, sel: np.ndarray,
-                  m: np.ndarray, lane: int, f_max: float) -> tuple[float, float]:
-    """F taking ``catch`` (t) from lane ``lane`` of a block's ``(origin, age, lane)`` arrays by
-    Newton from 0, capped at ``f_max``; and the shortfall (t)."""
-    if not catch > 0.0:
-        return 0.0, 0.0
-    n_origin, n_age = numbers.shape[0], numbers.shape[1]
-    f = 0.0
-    for _ in range(F_NEWTON_ITERATIONS):
-        predicted = 0.0
-        slope = 0.0
-        for o in range(n_origin):
-            for a in range(n_age):
-                vuln = numbers[o, a, lane] * weight[o, a, lane] * sel[o, a, lane] / 1e6
-                z = m[o, a, lane] + f * sel[o, a, lane]
-                survive = math.exp(-z)
-                predicted += vuln * f / z * (1.0 - survive)
-                slope += vuln * (m[o, a, lane] / z ** 2 * (1.0 - survive) + f * sel[o, a, lane] / z * survive)
-        step = (catch - predicted) / slope if slope > 0.0 else 0.0
-        f_next = min(max(f + step, 0.0), f_max)
-        done = abs(f_next - f) <= F_TOLERANCE * f_next
-        f = f_next
-        if done:
-            break
-    taken = 0.0
-    for o in range(n_origin):
-        for a in range(n_age):
-            f_sel = f * sel[o, a, lane]
-            z = m[o, a, lane] + f_sel
-            fraction = f_sel / z * (1.0 - math.exp(-z)) if z > 0.0 else 0.0
-            taken += numbers[o, a, lane] * weight[o, a, lane] * sel[o, a, lane] / 1e6 * fraction
-    shortfall = max(catch - taken, 0.0) if f >= f_max * (1.0 - 1e-12) else 0.0
-    return f, shortfall
-
 
 def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in: np.ndarray,
               fishing_mode: int, releases: np.ndarray, release_ages: np.ndarray, ricker: bool,
@@ -446,13 +391,20 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
         spawning[lane] = ssb_w + pl[RRS, lane] * ssb_h
         hatchery_share_ssb[lane] = ssb_h / ssb[lane] if ssb[lane] > 0.0 else 0.0
         eggs[lane] = spawning[lane] * pl[EGGS_PER_T, lane]
-        # 2. the year class (recruits at age 1 next 1 January), the deviation on the logit
-        alpha = pl[ALPHA, lane]
-        survival = 1.0 / (1.0 + fast_exp(-(fast_log(alpha / (1.0 - alpha)) + yl[Y_DEV, lane])))
-        if ricker:
+    # 2. the year class (recruits at age 1 next 1 January), the deviation on the logit; one loop
+    # per form and short loops, so LLVM vectorises them (one loop with the branch and the stores
+    # above ran one row at a time)
+    if ricker:
+        for lane in range(width):
+            alpha = pl[ALPHA, lane]
+            survival = 1.0 / (1.0 + fast_exp(-(fast_log(alpha / (1.0 - alpha)) + yl[Y_DEV, lane])))
             recruits[lane] = survival * eggs[lane] * fast_exp(-pl[BETA, lane] * eggs[lane])
-        else:
+    else:
+        for lane in range(width):
+            alpha = pl[ALPHA, lane]
+            survival = 1.0 / (1.0 + fast_exp(-(fast_log(alpha / (1.0 - alpha)) + yl[Y_DEV, lane])))
             recruits[lane] = survival * eggs[lane] / (1.0 + pl[BETA, lane] * eggs[lane])
+    for lane in range(width):
         rate[lane] = pl[K, lane] * yl[Y_KMULT, lane]
         scale[lane] = pl[M_REF, lane] * yl[Y_MMULT, lane]
         decay = fast_exp(-rate[lane])
@@ -479,7 +431,7 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
                 released[lane] += fish
                 if fish == 0.0:
                     continue
-                entering = fish * _release_survival(pl[REL_S, lane], pl[REL_SLOPE, lane], pl[LW_A, lane],
+                entering = fish * release_survival_cell(pl[REL_S, lane], pl[REL_SLOPE, lane], pl[LW_A, lane],
                                                     pl[LW_B, lane], pl[REL_WREF, lane], release_length)
                 if entering > 0.0:
                     before = n_l[1, a, lane]
@@ -522,7 +474,7 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
             if fishing_mode == F_GIVEN:
                 f[lane] = yl[Y_FISHING, lane]
             else:
-                f[lane], shortfall[lane] = _f_from_catch(
+                f[lane], shortfall[lane] = f_from_catch_lane(
                     yl[Y_FISHING, lane], n_l, weight, sel, m, lane, pl[F_MAX, lane])
 
     # 5. survival and catch, growth, the survey's end-of-year biomass
@@ -603,6 +555,7 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
         for a in range(last - 1, 0, -1):
             for lane in range(width):
                 n_l[o, a, lane] = alive[o, a - 1, lane]
+            for lane in range(width):   # a loop of its own: together they were not vectorised
                 len_l[o, a, lane] = grown[o, a - 1, lane]
         for lane in range(width):
             n_l[o, 0, lane] = zero

@@ -27,13 +27,16 @@ import numpy as np
 from numba import njit
 
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p, fast_pow, like
-from carpmodel.model.mortality import TIME_NODES, TIME_WEIGHTS
+from carpmodel.model.mortality import F_NEWTON_ITERATIONS, F_TOLERANCE, TIME_NODES, TIME_WEIGHTS
 
-__all__ = ["ANY_EXPONENT_M", "CLOSED_FORM_M", "CONSTANT_M", "ENGINE_CACHE_MARKER", "ENGINE_MODULES",
+__all__ = ["ANY_EXPONENT_M", "CLOSED_FORM_M", "CONSTANT_M", "ENGINE_CACHE_MARKER", "ENGINE_CONSTANT_MODULES",
+           "ENGINE_MODULES",
            "EQUILIBRIUM_FIELDS", "NODES", "SCHEDULE_FIELDS", "SCHEDULE_OUTPUTS", "WEIGHTS",
-           "clear_stale_engine_cache", "engine_sources_digest", "equilibrium_rows", "logistic_cell",
+           "clear_stale_engine_cache", "engine_sources_digest", "equilibrium_rows", "f_from_catch_lane",
+           "logistic_cell",
            "logistic_rate_cell", "lorenzen_below_hatch", "lorenzen_cell", "lorenzen_coefficient",
-           "lorenzen_lanes", "lorenzen_mode", "per_recruit_rows", "row_table", "weight_cell"]
+           "lorenzen_lanes", "lorenzen_mode", "per_recruit_rows", "release_survival_cell", "row_table",
+           "weight_cell"]
 
 #: Gauss–Legendre nodes on [0, 1] and their weights (:data:`carpmodel.model.mortality.TIME_NODES`)
 NODES = np.ascontiguousarray(TIME_NODES, dtype=np.float64)
@@ -119,6 +122,58 @@ def lorenzen_cell(length: float, c: float, hatch: float, l_inf: float, m_ref_len
         path = max(l_inf - (l_inf - length) * fast_exp(-rate * nodes[j]), hatch)
         total += fast_pow(path / m_ref_length, -c) * weights[j]
     return scale * total
+
+
+@njit(cache=True, error_model="numpy")
+def release_survival_cell(s_ref: float, slope: float, lw_a: float, lw_b: float, reference_weight: float,
+                          length: float) -> float:
+    """Acute survival of fish released at ``length`` (cm)
+    (:func:`carpmodel.model.stocking.release_survival_at_weight`). Scalars only: an array passed
+    to a compiled function that is not inlined costs two atomic reference-count updates per call."""
+    if slope == 0.0 or s_ref <= 0.0 or s_ref >= 1.0:
+        return s_ref
+    weight = lw_a * length ** lw_b
+    shift = slope * math.log(weight / reference_weight)
+    if not math.isfinite(shift):
+        return s_ref
+    return 1.0 / (1.0 + math.exp(-((math.log(s_ref) - math.log1p(-s_ref)) + shift)))
+
+
+@njit(cache=True, error_model="numpy")
+def f_from_catch_lane(catch: float, numbers: np.ndarray, weight: np.ndarray, sel: np.ndarray,
+                      m: np.ndarray, lane: int, f_max: float) -> tuple[float, float]:
+    """F taking ``catch`` (t) from lane ``lane`` of a block's ``(origin, age, lane)`` arrays by
+    Newton from 0, capped at ``f_max`` (:func:`carpmodel.model.mortality.solve_f_from_catch`:
+    the same iterations and tolerance); and the shortfall (t)."""
+    if not catch > 0.0:
+        return 0.0, 0.0
+    n_origin, n_age = numbers.shape[0], numbers.shape[1]
+    f = 0.0
+    for _ in range(F_NEWTON_ITERATIONS):
+        predicted = 0.0
+        slope = 0.0
+        for o in range(n_origin):
+            for a in range(n_age):
+                vuln = numbers[o, a, lane] * weight[o, a, lane] * sel[o, a, lane] / 1e6
+                z = m[o, a, lane] + f * sel[o, a, lane]
+                survive = math.exp(-z)
+                predicted += vuln * f / z * (1.0 - survive)
+                slope += vuln * (m[o, a, lane] / z ** 2 * (1.0 - survive) + f * sel[o, a, lane] / z * survive)
+        step = (catch - predicted) / slope if slope > 0.0 else 0.0
+        f_next = min(max(f + step, 0.0), f_max)
+        done = abs(f_next - f) <= F_TOLERANCE * f_next
+        f = f_next
+        if done:
+            break
+    taken = 0.0
+    for o in range(n_origin):
+        for a in range(n_age):
+            f_sel = f * sel[o, a, lane]
+            z = m[o, a, lane] + f_sel
+            fraction = f_sel / z * (1.0 - math.exp(-z)) if z > 0.0 else 0.0
+            taken += numbers[o, a, lane] * weight[o, a, lane] * sel[o, a, lane] / 1e6 * fraction
+    shortfall = max(catch - taken, 0.0) if f >= f_max * (1.0 - 1e-12) else 0.0
+    return f, shortfall
 
 
 #: how :func:`lorenzen_lanes` computes M for a set of lanes: every lane c = 0 (constant M), every
@@ -338,14 +393,18 @@ def equilibrium_rows(survival: np.ndarray, eggs_per_fish: np.ndarray, table: np.
 #: editable install updated by ``git pull`` could then run old formulas. Their cache entries are
 #: cleared together whenever any of them changes (:func:`clear_stale_engine_cache`).
 ENGINE_MODULES = ("kernel", "kernel_cells", "kernel_math")
+#: modules the compiled code takes constants from (numba freezes a global when it compiles): the
+#: F solver's iterations and tolerance. A change in them clears the cache too.
+ENGINE_CONSTANT_MODULES = ("mortality",)
 #: the file beside the cache entries that records the sources they were compiled from
 ENGINE_CACHE_MARKER = "carpmodel_engine.sha256"
 
 
 def engine_sources_digest(directory: Path) -> str:
-    """SHA-256 of the source files of :data:`ENGINE_MODULES` in ``directory``."""
+    """SHA-256 of the source files of :data:`ENGINE_MODULES` and :data:`ENGINE_CONSTANT_MODULES`
+    in ``directory``."""
     digest = hashlib.sha256()
-    for name in ENGINE_MODULES:
+    for name in ENGINE_MODULES + ENGINE_CONSTANT_MODULES:
         digest.update((directory / f"{name}.py").read_bytes())
     return digest.hexdigest()
 

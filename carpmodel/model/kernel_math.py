@@ -60,7 +60,7 @@ _EXP_LOW32, _EXP_HIGH32 = _F(-87.0), _F(88.0)
 
 def _exp64(x):  # noqa: ANN001, ANN202
     x = min(max(x, -708.0), 709.0)
-    k = math.floor(x * _LOG2E + 0.5)
+    k = np.floor(x * _LOG2E + 0.5)
     r = (x - k * _LN2_HI) - k * _LN2_LO
     p = _E[14]
     p = p * r + _E[13]
@@ -104,7 +104,7 @@ def _log64(u):  # noqa: ANN001, ANN202
 
 def _exp32(x):  # noqa: ANN001, ANN202
     x = min(max(x, _EXP_LOW32), _EXP_HIGH32)
-    k = np.float32(math.floor(x * _LOG2E32 + _HALF32))
+    k = np.floor(x * _LOG2E32 + _HALF32)   # a float: math.floor's int64 cost two conversions per lane
     r = (x - k * _LN2_HI32) - k * _LN2_LO32
     p = _E32[8]
     p = p * r + _E32[7]
