@@ -552,10 +552,10 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
             len_l[o, last, lane] = ((alive[o, last - 1, lane] * grown[o, last - 1, lane]
                                      + alive[o, last, lane] * grown[o, last, lane]) / plus
                                     if plus > zero else grown[o, last, lane])
-        for a in range(last - 1, 0, -1):
+        for a in range(1, last):
             for lane in range(width):
                 n_l[o, a, lane] = alive[o, a - 1, lane]
-            for lane in range(width):   # a loop of its own: together they were not vectorised
+            for lane in range(width):   # loops of their own, ages ascending: LLVM vectorises them
                 len_l[o, a, lane] = grown[o, a - 1, lane]
         for lane in range(width):
             n_l[o, 0, lane] = zero
