@@ -250,6 +250,29 @@ def test_a_run_without_policy_in_one_call_equals_the_year_by_year_run(dtype, n_r
     assert np.all(at_once.released_fish[:, 5] == 2e4 + 3e4)
 
 
+@pytest.mark.parametrize("path", ["whole run", "year by year with a policy"])
+def test_a_run_keeping_some_series_gives_them_bit_for_bit_and_allocates_no_others(path):
+    # a projection keeps the nine series it reports: the engine stores only those (biomass
+    # always: a policy reads it), in a buffer of just those, with the same values
+    params, kwargs = _case(n_rows=20)
+    if path == "whole run":
+        kwargs.update(release_fish=kwargs["release_fish"][0], release_length_cm=kwargs["release_length_cm"][0])
+    else:
+        kwargs.update(policy=lambda y, estimate: YearControl(f_per_yr=np.where(estimate < 50.0, 0.0, 0.2)),
+                      catch_t=None)
+    full = simulate(params, dtype=np.float32, **kwargs)
+    kept = ("ssb_t", "window_survivors", "f_per_yr")
+    part = simulate(params, dtype=np.float32, outputs=kept, **kwargs)
+    for name in kernel.OUTPUT_FIELDS:
+        if name in (*kept, "biomass_t"):
+            np.testing.assert_array_equal(getattr(part, name), getattr(full, name), err_msg=name)
+            assert getattr(part, name).base.shape[0] == len(kept) + 1, name
+        else:
+            assert getattr(part, name) is None, name
+    with pytest.raises(ValueError, match=r"outputs: unknown \['ssb'\]"):
+        simulate(params, dtype=np.float32, outputs=("ssb",), **kwargs)
+
+
 ENTRY_POINTS = ("_years_serial", "_years_parallel")
 
 

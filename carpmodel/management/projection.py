@@ -292,7 +292,8 @@ def simulate_strategies(prepared: PreparedDraws, policy: Policy, n_strategy: int
     """The projection years of every strategy × scenario × draw in ONE engine call.
 
     ``policy`` is built for the batch ``(n_strategy, n_scenario, n_draw)``; returns the
-    engine's PopulationState without per-age arrays (``keep_numbers=False``), in the setup's
+    engine's PopulationState with the series of :data:`PROJECTED` only (the engine neither
+    stores nor allocates the others) and without per-age arrays (``keep_numbers=False``), in the setup's
     precision (float32 by default: ~7 significant digits, ample for tonnes, half the memory
     traffic of float64; the historical re-run and reference points stay float64).
     """
@@ -306,14 +307,14 @@ def simulate_strategies(prepared: PreparedDraws, policy: Policy, n_strategy: int
         initial_length_state_cm=history.final_length_state_cm[None, None],
         policy=policy, survey_log_errors=prepared.survey_log_errors[None, None],
         initial_survey_estimate_t=prepared.last_estimate_t[None, None], keep_numbers=False,
-        batch_shape=batch, dtype=np.dtype(prepared.dtype))
+        batch_shape=batch, dtype=np.dtype(prepared.dtype), outputs=PROJECTED)
 
 
 def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray,
                    compact: bool = True) -> xr.Dataset:
     """The projection of ``draws``; ``compact``: its series copied out of the engine's buffer of
-    all its outputs (which the copies let go), else views of it (a chunk whose arrays are copied
-    into the result and dropped)."""
+    the projected series of every strategy (padded to whole SIMD lanes), else views of it (a
+    chunk whose arrays are copied into the result and dropped)."""
     prepared = prepare_draws(result, setup, draws)
     params, history = prepared.params, prepared.history
     n_strategy, n_scenario = len(setup.strategy_names), len(setup.scenario_names)
@@ -328,7 +329,7 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
             _lead(params, 1), n_years=years.size, log_rec_devs=prepared.log_rec_devs[None],
             multipliers=prepared.multipliers, initial_numbers=history.final_numbers[None],
             initial_length_state_cm=history.final_length_state_cm[None], keep_numbers=False,
-            dtype=np.dtype(prepared.dtype)).ssb_t
+            dtype=np.dtype(prepared.dtype), outputs=("ssb_t",)).ssb_t
     coords = {STRATEGY: list(setup.strategy_names), SCENARIO: list(setup.scenario_names),
               DRAW: draws, YEAR: years}
     dims = (STRATEGY, SCENARIO, DRAW, YEAR)
@@ -338,7 +339,7 @@ def _project_draws(result: Any, setup: ProjectionSetup, years: NDArray, draws: N
         released = np.broadcast_to(state.released_fish, shape)
         data["cost"] = (dims, setup.cost(released))
     data["release_survival"] = ((DRAW,), np.broadcast_to(np.asarray(params.release_survival), (draws.size,)))
-    # a copy: the engine's series are views of its buffer of every output of every strategy
+    # a copy: the engine's series are views of its buffer of every strategy's series
     data["dynamic_ssb0_t"] = ((SCENARIO, DRAW, YEAR), np.broadcast_to(
         np.array(unfished_ssb), (n_scenario, draws.size, years.size)))
     data["ssb0_t"] = ((DRAW,), np.broadcast_to(history.reference.ssb0_t, (draws.size,)))
@@ -450,10 +451,9 @@ def _lazy_projection(result: Any, setup: ProjectionSetup, years: NDArray) -> xr.
 
 
 def _chunk_arrays(result: Any, setup: ProjectionSetup, years: NDArray, draws: NDArray) -> dict[str, NDArray]:
-    """A chunk's arrays: its series are views of the engine's buffer of all its outputs (not
-    copied: :func:`load_projection` copies them into the result and drops the chunk; a
-    dask.distributed worker sends only the views' data, but counts only their size while it
-    holds them)."""
+    """A chunk's arrays: its series are views of the engine's buffer of them (not copied:
+    :func:`load_projection` copies them into the result and drops the chunk; a
+    dask.distributed worker sends only the views' data)."""
     ds = _project_draws(result, setup, years, draws, compact=False)
     return {name: variable.values for name, variable in ds.data_vars.items()}
 
@@ -466,8 +466,7 @@ def load_projection(dataset: xr.Dataset) -> xr.Dataset:
     its arrays are written into their slices of the result as the chunk finishes
     (``dask.array.store``), so the peak memory is the result plus the chunks in flight;
     ``Dataset.compute()`` gives the same values but keeps every chunk's arrays until it
-    concatenates them, and on threads with them each chunk's engine buffer of all 16 outputs
-    (the projected series are views of it): about 2.8 times the result at its peak. On other
+    concatenates them: about twice the result at its peak. On other
     schedulers (a dask.distributed cluster, processes), whose workers cannot write into this
     process's arrays, it is ``Dataset.compute()``.
     """

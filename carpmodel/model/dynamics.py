@@ -39,6 +39,7 @@ Reference points, equilibria and the depleted start of a fit are in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -180,21 +181,22 @@ class PopulationState:
     """
 
     biomass_t: NDArray
-    total_biomass_t: NDArray
-    ssb_t: NDArray
-    spawning_output_t: NDArray
-    eggs: NDArray
-    recruits: NDArray
-    catch_t: NDArray
-    catch_shortfall_t: NDArray
-    f_per_yr: NDArray
-    released_fish: NDArray
-    hatchery_fraction_biomass: NDArray
-    hatchery_fraction_ssb: NDArray
-    juvenile_survival_dd: NDArray
-    window_survivors: NDArray
-    wild_window_survivors: NDArray
-    hatchery_fraction_numbers: NDArray
+    # each series below is None where ``simulate(outputs=...)`` did not keep it
+    total_biomass_t: NDArray | None
+    ssb_t: NDArray | None
+    spawning_output_t: NDArray | None
+    eggs: NDArray | None
+    recruits: NDArray | None
+    catch_t: NDArray | None
+    catch_shortfall_t: NDArray | None
+    f_per_yr: NDArray | None
+    released_fish: NDArray | None
+    hatchery_fraction_biomass: NDArray | None
+    hatchery_fraction_ssb: NDArray | None
+    juvenile_survival_dd: NDArray | None
+    window_survivors: NDArray | None
+    wild_window_survivors: NDArray | None
+    hatchery_fraction_numbers: NDArray | None
     numbers: NDArray | None
     length_cm: NDArray | None
     natural_deaths: NDArray | None
@@ -241,6 +243,7 @@ def simulate(
     dtype: Any = np.float64,
     keep_end_years: Any = (),
     reference: ReferencePoints | None = None,
+    outputs: Sequence[str] = kernel.OUTPUT_FIELDS,
 ) -> PopulationState:
     """Run the population forward ``n_years`` years.
 
@@ -294,6 +297,10 @@ def simulate(
         (``end_numbers``, ``end_length_cm``).
     reference : ReferencePoints, optional
         ``reference_points(params)`` when the caller has them (a fit's objective does).
+    outputs : sequence of str
+        The yearly series to keep (default: all of :data:`carpmodel.model.kernel.OUTPUT_FIELDS`);
+        the others are None in the result and are neither stored nor allocated (a projection
+        keeps the nine it reports). ``biomass_t`` is always kept: a policy reads it.
     """
     if catch_t is not None and f_per_yr is not None:
         raise ValueError("give catch_t or f_per_yr, not both")
@@ -325,7 +332,13 @@ def simulate(
     length = _to_lanes(length.reshape(n_rows, 2, n_age), lanes)
     rows = _to_lanes(_row_table(params, ref, batch), lanes).astype(dtype)
 
-    out = np.zeros((len(kernel.OUTPUT_FIELDS), lanes, n_years), dtype)
+    unknown = sorted(set(outputs) - set(kernel.OUTPUT_FIELDS))
+    if unknown:
+        raise ValueError(f"outputs: unknown {unknown}; expected names from {kernel.OUTPUT_FIELDS}")
+    kept_series = [name for name in kernel.OUTPUT_FIELDS if name in outputs or name == "biomass_t"]
+    slots = np.array([kept_series.index(name) if name in kept_series else -1
+                      for name in kernel.OUTPUT_FIELDS], dtype=np.int64)
+    out = np.zeros((len(kept_series), lanes, n_years), dtype)
     kept = np.zeros((2, n_years, 2, n_age, lanes) if keep_numbers else (0,) * 5, dtype)
     flows = np.zeros((2, n_years, 2, n_age, lanes) if keep_flows else (0,) * 5, dtype)
     end = np.zeros((2, len(keep_end), 2, n_age, lanes) if keep_end else (0,) * 5, dtype)
@@ -365,8 +378,8 @@ def simulate(
         # nothing decided in Python between years: every year in one kernel call
         rule = () if policy is None else _rule(tables, batch, lanes, n_years, q,
                                                 initial_survey_estimate_t, survey_log_errors)
-        kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, kept, flows, end,
-                         end_index, rule)
+        kernel.run_years(numbers, length, rows, year_table, mode, *given, ricker, out, slots, kept, flows,
+                         end, end_index, rule)
     for y in range(0 if whole_run else n_years):
         year_in, year_mode = year_table[:, :, y], mode
         control = YearControl()
@@ -390,14 +403,15 @@ def simulate(
                 (None, None) if release_fish is None else
                 (_in_year(release_fish, y), _in_year(release_length_cm, y)),
                 (control.release_fish, control.release_length_cm))
-        kernel.year_step(numbers, length, rows, year_in, year_mode, *releases, ricker, out, y, kept,
+        kernel.year_step(numbers, length, rows, year_in, year_mode, *releases, ricker, out, slots, y, kept,
                          flows, end, int(end_index[y]))
 
     years = (n_years, 2, n_age)
     kept_years = (len(keep_end), 2, n_age)
     return PopulationState(
         # each row's years are contiguous in ``out``: a field's series are a view, not a copy
-        **{name: out[i, :n_rows].reshape(batch + (n_years,)) for i, name in enumerate(kernel.OUTPUT_FIELDS)},
+        **{name: out[slot, :n_rows].reshape(batch + (n_years,)) if slot >= 0 else None
+           for name, slot in zip(kernel.OUTPUT_FIELDS, slots, strict=True)},
         numbers=from_lanes(kept[0], years) if keep_numbers else None,
         length_cm=from_lanes(kept[1], years) if keep_numbers else None,
         natural_deaths=from_lanes(flows[0], years) if keep_flows else None,

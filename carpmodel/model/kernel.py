@@ -114,7 +114,7 @@ OUTPUT_FIELDS = (
 
 def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in: np.ndarray,
               fishing_mode: int, releases: np.ndarray, release_ages: np.ndarray, ricker: bool,
-              out: np.ndarray, y: int,
+              out: np.ndarray, slots: np.ndarray, y: int,
               kept: np.ndarray, flows: np.ndarray, end: np.ndarray, end_index: int) -> None:
     """Advance every row one year in place and write its outputs of year ``y``.
 
@@ -127,8 +127,10 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     releases : (set, 2, k, R or 1) float64 fish released (before acute survival) and their
         length, cm, at the ``k`` ages ``release_ages`` (int64; the ages any set releases into);
         a single column serves every row
-    out : (len(OUTPUT_FIELDS), R, year) outputs, each row's years contiguous (the batch's series
-    without a transposing copy); kept : (2, year, origin, age, R) numbers and body length after
+    out : (k, R, year) the outputs kept, each row's years contiguous (the batch's series without a
+    transposing copy); slots : (len(OUTPUT_FIELDS),) int64, the index in ``out`` of each output
+    of :data:`OUTPUT_FIELDS`, or -1 where it is not kept (slot 0 must be ``biomass_t``, which a
+    compiled policy reads); kept : (2, year, origin, age, R) numbers and body length after
     releases, or size 0; flows : (2, year, origin, age, R) natural deaths and catch in numbers, or
     size 0; end : (2, k, origin, age, R) end-of-year survivors and body length, written at
     ``end_index`` when it is >= 0.
@@ -141,8 +143,8 @@ def year_step(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_in
     # one year of a whole run, at year ``y`` of the outputs: the same compiled code (two entry
     # points per precision rather than four: each compiles its own copy of the year step)
     _run(numbers, length, rows, np.ascontiguousarray(year_in[:, :, None]), fishing_mode, releases[None],
-         release_ages, ricker, out, kept, flows, end, np.array([end_index], dtype=np.int64), NO_RULE, y,
-         PARALLEL_ROWS, BLOCK)
+         release_ages, ricker, out, slots, kept, flows, end, np.array([end_index], dtype=np.int64), NO_RULE,
+         y, PARALLEL_ROWS, BLOCK)
 
 
 #: the process whose calls started numba's threads (None: not yet)
@@ -165,7 +167,7 @@ def _on_threads(n_rows: int, threshold: int = PARALLEL_ROWS) -> bool:
 
 def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_table: np.ndarray,
               fishing_mode: int, releases: np.ndarray, release_ages: np.ndarray, ricker: bool,
-              out: np.ndarray, kept: np.ndarray, flows: np.ndarray, end: np.ndarray,
+              out: np.ndarray, slots: np.ndarray, kept: np.ndarray, flows: np.ndarray, end: np.ndarray,
               end_index: np.ndarray, rule: tuple = ()) -> None:
     """Every year of a run in one call: each block of rows runs all its years before the next
     block starts (its state stays in the CPU's caches, and one thread launch serves the run).
@@ -183,17 +185,17 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
     see :func:`_apply_rule`. Its releases follow the ``releases`` of the year.
     """
     n_rows = numbers.shape[2]
-    _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, kept, flows,
-         end, end_index, rule or NO_RULE, 0, PARALLEL_RUN_ROWS,
+    _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, slots, kept,
+         flows, end, end_index, rule or NO_RULE, 0, PARALLEL_RUN_ROWS,
          run_block_rows(n_rows, numba.get_num_threads()))
 
 
-def _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, kept,  # noqa: ANN001
-         flows, end, end_index, rule, first_year: int, threshold: int, width: int) -> None:
+def _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, slots,  # noqa: ANN001
+         kept, flows, end, end_index, rule, first_year: int, threshold: int, width: int) -> None:
     """Years ``first_year..`` (``year_table``'s last axis) of every row, threaded in blocks of
     ``width`` rows from ``threshold`` kernel rows (see :func:`_on_threads`), else serial."""
     args = (numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker, NODES,
-            WEIGHTS, out, kept, flows, end, end_index, first_year)
+            WEIGHTS, out, slots, kept, flows, end, end_index, first_year)
     if _on_threads(numbers.shape[2], threshold):
         announce_compile(numbers.dtype, _years_parallel)
         _years_parallel(*args, width)
@@ -211,7 +213,7 @@ def run_block_rows(n_rows: int, n_threads: int) -> int:
 
 @njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker,
-                    nodes, weights, out, kept, flows, end, end_index, first_year,
+                    nodes, weights, out, slots, kept, flows, end, end_index, first_year,
                     width):  # noqa: ANN001, ANN202
     n_rows = numbers.shape[2]
     n_blocks = (n_rows + width - 1) // width
@@ -221,20 +223,21 @@ def _years_parallel(numbers, length, rows, year_table, fishing_mode, releases, r
         for i in range(n_years):
             _advance_rows(block * width, min((block + 1) * width, n_rows), numbers, length, rows,
                           year_table, i, fishing_mode, releases[i], release_ages, rule, ricker, nodes,
-                          weights, out, first_year + i, kept, flows, end, end_index[i], work, i == 0,
-                          i == n_years - 1)
+                          weights, out, slots, first_year + i, kept, flows, end, end_index[i], work,
+                          i == 0, i == n_years - 1)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _years_serial(numbers, length, rows, year_table, fishing_mode, releases, release_ages, rule, ricker,
-                  nodes, weights, out, kept, flows, end, end_index, first_year):  # noqa: ANN001, ANN202
+                  nodes, weights, out, slots, kept, flows, end, end_index, first_year):  # noqa: ANN001, ANN202
     n_rows, n_years = numbers.shape[2], year_table.shape[2]
     work = _block_arrays(numbers, rows.shape[0], year_table.shape[0])
     for start in range(0, n_rows, BLOCK):
         for i in range(n_years):
             _advance_rows(start, min(start + BLOCK, n_rows), numbers, length, rows, year_table, i,
                           fishing_mode, releases[i], release_ages, rule, ricker, nodes, weights, out,
-                          first_year + i, kept, flows, end, end_index[i], work, i == 0, i == n_years - 1)
+                          slots, first_year + i, kept, flows, end, end_index[i], work, i == 0,
+                          i == n_years - 1)
 
 
 #: per-row scalars of a block's work space (see :func:`_advance_rows`)
@@ -304,7 +307,8 @@ def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
 @njit(cache=True, error_model="numpy")
 def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
     """A block's work space (see :func:`_advance_rows`), in the state's precision: its state and
-    parameters lane-innermost, nine per-cell arrays, the per-row scalars and three per-origin sums."""
+    parameters lane-innermost, nine per-cell arrays, the per-row scalars, three per-origin sums
+    and (float64) one row's outputs."""
     n_origin, n_age = numbers.shape[0], numbers.shape[1]
     dtype = numbers.dtype
     cells = (n_origin, n_age, BLOCK)
@@ -313,13 +317,13 @@ def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
             np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype),
             np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype),
             np.empty(cells, dtype), np.empty((N_ROW_SCRATCH, BLOCK), dtype),
-            np.empty((3, n_origin, BLOCK), dtype))
+            np.empty((3, n_origin, BLOCK), dtype), np.empty(len(OUTPUT_FIELDS)))
 
 
 @njit(cache=True, error_model="numpy")
 def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishing_mode, releases,
-                  release_ages, rule, ricker, nodes, weights, out, y, kept, flows, end, end_index, work,
-                  load, store):  # noqa: ANN001, ANN202, C901
+                  release_ages, rule, ricker, nodes, weights, out, slots, y, kept, flows, end, end_index,
+                  work, load, store):  # noqa: ANN001, ANN202, C901
     """One year ``y`` of rows ``start..stop`` (at most :data:`BLOCK`) of a run (:func:`run_years`,
     :func:`year_step`): loops over rows are innermost, so they run as SIMD; every row follows the
     same arithmetic either way.
@@ -337,7 +341,7 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
     # kept LLVM from vectorising the loops that read or write the global arrays
     ustart = np.uint64(start)
     (n_l, len_l, pl, yl, body, weight, m, sel, z, alive, grown, grown_body, end_weight, lanes,
-     sums) = work
+     sums, values) = work
     lanes[:] = 0.0
     sums[:] = 0.0
     ssb_by_origin, survey_by_origin, seen_by_origin = sums[0], sums[1], sums[2]
@@ -527,22 +531,26 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
         biomass = survey_w + survey_h
         all_seen = seen_by_origin[0, lane] + seen_by_origin[1, lane]
         window = int(pl[WINDOW, lane])
-        out[0, b, y] = biomass
-        out[1, b, y] = total_biomass[lane] / 1e6
-        out[2, b, y] = ssb[lane]
-        out[3, b, y] = spawning[lane]
-        out[4, b, y] = eggs[lane]
-        out[5, b, y] = recruits[lane]
-        out[6, b, y] = catch[lane] / 1e6
-        out[7, b, y] = shortfall[lane]
-        out[8, b, y] = f[lane]
-        out[9, b, y] = released[lane]
-        out[10, b, y] = survey_h / biomass if biomass > 0.0 else 0.0
-        out[11, b, y] = hatchery_share_ssb[lane]
-        out[12, b, y] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
-        out[13, b, y] = 1.0 / (1.0 + relative[lane])
-        out[14, b, y] = alive[0, window, lane] + alive[1, window, lane]
-        out[15, b, y] = alive[0, window, lane]
+        values[0] = biomass
+        values[1] = total_biomass[lane] / 1e6
+        values[2] = ssb[lane]
+        values[3] = spawning[lane]
+        values[4] = eggs[lane]
+        values[5] = recruits[lane]
+        values[6] = catch[lane] / 1e6
+        values[7] = shortfall[lane]
+        values[8] = f[lane]
+        values[9] = released[lane]
+        values[10] = survey_h / biomass if biomass > 0.0 else 0.0
+        values[11] = hatchery_share_ssb[lane]
+        values[12] = seen_by_origin[1, lane] / all_seen if all_seen > 0.0 else 0.0
+        values[13] = 1.0 / (1.0 + relative[lane])
+        values[14] = alive[0, window, lane] + alive[1, window, lane]
+        values[15] = alive[0, window, lane]
+        # the outputs kept (each rounded once to the state's precision, as before)
+        for i in range(len(OUTPUT_FIELDS)):
+            if slots[i] >= 0:
+                out[slots[i], b, y] = values[i]
     # ageing into the next 1 January; the plus group keeps a numbers-weighted length
     last = n_age - 1
     for o in range(n_origin):
