@@ -256,7 +256,8 @@ def test_a_run_keeping_some_series_gives_them_bit_for_bit_and_allocates_no_other
     # always: a policy reads it), in a buffer of just those, with the same values
     params, kwargs = _case(n_rows=20)
     if path == "whole run":
-        kwargs.update(release_fish=kwargs["release_fish"][0], release_length_cm=kwargs["release_length_cm"][0])
+        kwargs.update(release_fish=kwargs["release_fish"][0],
+                      release_length_cm=kwargs["release_length_cm"][0])
     else:
         kwargs.update(policy=lambda y, estimate: YearControl(f_per_yr=np.where(estimate < 50.0, 0.0, 0.2)),
                       catch_t=None)
