@@ -253,7 +253,8 @@ def test_a_run_without_policy_in_one_call_equals_the_year_by_year_run(dtype, n_r
 @pytest.mark.parametrize("path", ["whole run", "year by year with a policy"])
 def test_a_run_keeping_some_series_gives_them_bit_for_bit_and_allocates_no_others(path):
     # a projection keeps the nine series it reports: the engine stores only those (biomass
-    # always: a policy reads it), in a buffer of just those, with the same values
+    # always: a policy reads it, from the first slot), in a buffer of just those, the same values
+    assert kernel.OUTPUT_FIELDS[0] == "biomass_t"
     params, kwargs = _case(n_rows=20)
     if path == "whole run":
         kwargs.update(release_fish=kwargs["release_fish"][0],

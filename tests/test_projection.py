@@ -56,7 +56,7 @@ def test_chunked_equals_unchunked_and_seed_reproduces(fitted):
 
 
 def test_an_in_memory_projection_keeps_only_its_own_arrays(fitted):
-    # the engine's series are views of one buffer of all its outputs for every strategy: an
+    # the engine's series are views of one buffer of the projected series of every strategy: an
     # unchunked projection copies them out (its result must not keep the buffer alive), and the
     # dynamic SSB0, read from the idle strategy's SSB, is a copy, not a view of every strategy's
     setup = ProjectionSetup(strategy_names=("no_releases", "status_quo"),

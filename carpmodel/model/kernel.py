@@ -14,8 +14,9 @@ check the kernel).
 Rows are independent: a row's result never depends on the other rows, on how a batch is
 chunked or on the number of threads (rows run in blocks of at most :data:`BLOCK` rows, blocks in
 parallel; arithmetic is strict IEEE, no fast-math). The cell arithmetic is in the state's
-precision (float64 for fits, float32 for projections: twice the SIMD lanes); per-row scalars
-(recruitment, the F solved from catch) are float64.
+precision (float64 for fits, float32 for projections: twice the SIMD lanes), and so are the
+per-row scalars a block keeps; recruitment is computed in float64 from them, and the F solved
+from catch by Newton in float64 (:func:`carpmodel.model.kernel_cells.f_from_catch_lane`).
 
 Compilation: the first call of a process compiles or loads the kernel from numba's cache
 (``__pycache__`` beside this file, or the directory in ``NUMBA_CACHE_DIR`` where the package

@@ -2,7 +2,8 @@
 computations built from them.
 
 The engine's year step (:mod:`carpmodel.model.kernel`) calls the cell formulas for every
-(origin, age, row); :func:`per_recruit_rows` runs the per-recruit schedule of
+(origin, age, row), the acute survival of released fish (:func:`release_survival_cell`) and the
+F that takes a catch (:func:`f_from_catch_lane`); :func:`per_recruit_rows` runs the per-recruit schedule of
 :func:`carpmodel.model.equilibrium.per_recruit_schedule` (lengths, weights, maturity, survival
 under a constant F, with the plus group's length a fixed point) and :func:`equilibrium_rows` the
 equilibrium root of :func:`~carpmodel.model.equilibrium.equilibrium_state`, so a fit's
