@@ -21,6 +21,7 @@ from test_dynamics import make_params
 from carpmodel.model import kernel
 from carpmodel.model.dynamics import ProcessMultipliers, YearControl, simulate
 from carpmodel.model.equilibrium import equilibrium_state, per_recruit_schedule
+from carpmodel.model.state_dataset import state_to_dataset
 
 OUTPUTS = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "eggs", "recruits",
            "catch_t", "catch_shortfall_t", "f_per_yr", "released_fish",
@@ -273,6 +274,10 @@ def test_a_run_keeping_some_series_gives_them_bit_for_bit_and_allocates_no_other
             assert getattr(part, name) is None, name
     with pytest.raises(ValueError, match=r"outputs: unknown \['ssb'\]"):
         simulate(params, dtype=np.float32, outputs=("ssb",), **kwargs)
+    with pytest.raises(ValueError, match="recruits_per_egg needs the recruits and eggs"):
+        _ = part.recruits_per_egg
+    ds = state_to_dataset(part, np.arange(N_YEARS), ("row",))
+    assert set(ds.data_vars) & {*kernel.OUTPUT_FIELDS, "recruits_per_egg"} == {"biomass_t", *kept}
 
 
 ENTRY_POINTS = ("_years_serial", "_years_parallel")

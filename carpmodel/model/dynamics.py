@@ -210,6 +210,9 @@ class PopulationState:
     @property
     def recruits_per_egg(self) -> NDArray:
         """Recruits of each year class per egg that produced it (0 where no eggs)."""
+        if self.recruits is None or self.eggs is None:
+            raise ValueError("recruits_per_egg needs the recruits and eggs series: simulate(outputs=...) "
+                             "did not keep them")
         return np.divide(self.recruits, self.eggs, out=np.zeros_like(self.recruits), where=self.eggs > 0)
 
 
