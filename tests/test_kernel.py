@@ -274,6 +274,8 @@ def test_a_run_keeping_some_series_gives_them_bit_for_bit_and_allocates_no_other
             assert getattr(part, name) is None, name
     with pytest.raises(ValueError, match=r"outputs: unknown \['ssb'\]"):
         simulate(params, dtype=np.float32, outputs=("ssb",), **kwargs)
+    one = simulate(params, dtype=np.float32, outputs="ssb_t", **kwargs)   # a name alone, not its letters
+    np.testing.assert_array_equal(one.ssb_t, full.ssb_t)
     with pytest.raises(ValueError, match="recruits_per_egg needs the recruits and eggs"):
         _ = part.recruits_per_egg
     ds = state_to_dataset(part, np.arange(N_YEARS), ("row",))

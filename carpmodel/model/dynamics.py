@@ -246,7 +246,7 @@ def simulate(
     dtype: Any = np.float64,
     keep_end_years: Any = (),
     reference: ReferencePoints | None = None,
-    outputs: Sequence[str] = kernel.OUTPUT_FIELDS,
+    outputs: str | Sequence[str] = kernel.OUTPUT_FIELDS,
 ) -> PopulationState:
     """Run the population forward ``n_years`` years.
 
@@ -300,7 +300,7 @@ def simulate(
         (``end_numbers``, ``end_length_cm``).
     reference : ReferencePoints, optional
         ``reference_points(params)`` when the caller has them (a fit's objective does).
-    outputs : sequence of str
+    outputs : str or sequence of str
         The yearly series to keep (default: all of :data:`carpmodel.model.kernel.OUTPUT_FIELDS`);
         the others are None in the result and are neither stored nor allocated (a projection
         keeps the nine it reports). ``biomass_t`` is always kept: a policy reads it.
@@ -335,6 +335,7 @@ def simulate(
     length = _to_lanes(length.reshape(n_rows, 2, n_age), lanes)
     rows = _to_lanes(_row_table(params, ref, batch), lanes).astype(dtype)
 
+    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
     unknown = sorted(set(outputs) - set(kernel.OUTPUT_FIELDS))
     if unknown:
         raise ValueError(f"outputs: unknown {unknown}; expected names from {kernel.OUTPUT_FIELDS}")
