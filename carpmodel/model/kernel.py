@@ -274,6 +274,13 @@ def _fill_body_weight(body, weight, length_state, first, p, cube, start, width):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _egg_survival(alpha, deviation):  # noqa: ANN001, ANN202
+    """Egg-to-recruit survival at low density of a year class: ``alpha`` (the row's, in the
+    state's precision) with ``deviation`` added on its logit, in float64."""
+    return 1.0 / (1.0 + fast_exp(-(fast_log(alpha / (1.0 - alpha)) + deviation)))
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
     """A compiled policy's decisions for year ``y`` in lanes ``0..width`` of a block (rows
     ``start..``), from the survey estimate of the year before (``q·B_{y−1}·survey_factor_{y−1}``,
@@ -401,14 +408,12 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
     # above ran one row at a time)
     if ricker:
         for lane in range(width):
-            alpha = pl[ALPHA, lane]
-            survival = 1.0 / (1.0 + fast_exp(-(fast_log(alpha / (1.0 - alpha)) + yl[Y_DEV, lane])))
-            recruits[lane] = survival * eggs[lane] * fast_exp(-pl[BETA, lane] * eggs[lane])
+            recruits[lane] = (_egg_survival(pl[ALPHA, lane], yl[Y_DEV, lane]) * eggs[lane]
+                              * fast_exp(-pl[BETA, lane] * eggs[lane]))
     else:
         for lane in range(width):
-            alpha = pl[ALPHA, lane]
-            survival = 1.0 / (1.0 + fast_exp(-(fast_log(alpha / (1.0 - alpha)) + yl[Y_DEV, lane])))
-            recruits[lane] = survival * eggs[lane] / (1.0 + pl[BETA, lane] * eggs[lane])
+            recruits[lane] = (_egg_survival(pl[ALPHA, lane], yl[Y_DEV, lane]) * eggs[lane]
+                              / (1.0 + pl[BETA, lane] * eggs[lane]))
     for lane in range(width):
         rate[lane] = pl[K, lane] * yl[Y_KMULT, lane]
         scale[lane] = pl[M_REF, lane] * yl[Y_MMULT, lane]
@@ -437,7 +442,7 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
                 if fish == 0.0:
                     continue
                 entering = fish * release_survival_cell(pl[REL_S, lane], pl[REL_SLOPE, lane], pl[LW_A, lane],
-                                                    pl[LW_B, lane], pl[REL_WREF, lane], release_length)
+                                                        pl[LW_B, lane], pl[REL_WREF, lane], release_length)
                 if entering > 0.0:
                     before = n_l[1, a, lane]
                     total = before + entering
