@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 
 import numba
 import numpy as np
@@ -20,7 +21,8 @@ from test_dynamics import make_params
 
 from carpmodel.model import kernel
 from carpmodel.model.dynamics import ProcessMultipliers, YearControl, simulate
-from carpmodel.model.equilibrium import equilibrium_state, per_recruit_schedule
+from carpmodel.model.equilibrium import equilibrium_state, per_recruit_schedule, reference_points
+from carpmodel.model.row_threads import SPLIT_ROWS, row_ranges, run_parts
 from carpmodel.model.state_dataset import state_to_dataset
 
 OUTPUTS = ("biomass_t", "total_biomass_t", "ssb_t", "spawning_output_t", "eggs", "recruits",
@@ -187,6 +189,63 @@ def test_results_are_bit_identical_for_one_and_two_threads():
         numba.set_num_threads(before)
     for name in OUTPUTS:
         np.testing.assert_array_equal(getattr(one, name), getattr(two, name), err_msg=name)
+
+
+@pytest.mark.parametrize("lw_b", [3.0, "mixed"])
+def test_the_start_is_bit_identical_when_its_rows_are_shared_among_threads(lw_b):
+    # a batch large enough to split (row_threads): per-recruit schedules, reference points and the
+    # equilibrium, and a whole run from it, on one thread against two; Lorenzen c 0, 1 and 0.6 and
+    # per-row F across the rows, and weight either a cube for every row or not (two code paths)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    n_rows = SPLIT_ROWS + 77
+    params, kwargs = _case(n_rows=n_rows)
+    if lw_b == "mixed":
+        params = params.replace(lw_b=np.resize([3.0, 3.1], n_rows))
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            assert len(row_ranges(n_rows)) == threads
+            ref = reference_points(params)
+            results.append([*per_recruit_schedule(params, params.initial_f_per_yr), *vars(ref).values(),
+                            *equilibrium_state(params, params.initial_f_per_yr, reference=ref),
+                            simulate(params, dtype=np.float32, **kwargs).biomass_t])
+    finally:
+        numba.set_num_threads(before)
+    for index, (one, two) in enumerate(zip(*results, strict=True)):
+        np.testing.assert_array_equal(one, two, err_msg=f"value {index}")
+
+
+def test_row_ranges_cover_the_batch_and_stay_whole_off_the_main_thread():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        assert row_ranges(SPLIT_ROWS - 1) == [(0, SPLIT_ROWS - 1)]
+        assert row_ranges(2049) == [(0, 1024), (1024, 2049)]
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(row_ranges(5000)))
+        worker.start()
+        worker.join()
+        assert seen == [[(0, 5000)]]     # dask's workers already run chunks in parallel
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_run_parts_runs_every_part_and_raises_the_first_error():
+    done = []
+
+    def fail() -> None:
+        raise ValueError("part failed")
+
+    run_parts([lambda: done.append(0), lambda: done.append(1)])
+    assert sorted(done) == [0, 1]
+    with pytest.raises(ValueError, match="part failed"):
+        run_parts([lambda: done.append(2), fail])
+    assert 2 in done
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -52,6 +52,7 @@ from carpmodel.model.equilibrium import (
     equilibrium_state,
     expand,
     reference_points,
+    wild_equilibrium,
 )
 from carpmodel.model.growth import body_length_cm, weight_g
 from carpmodel.model.kernel_cells import row_table
@@ -324,15 +325,16 @@ def simulate(
     ref = reference_points(params) if reference is None else reference
     keep_end = [int(i) for i in keep_end_years]
 
-    if initial_numbers is None:
-        initial_numbers, initial_length_state_cm = equilibrium_state(params, params.initial_f_per_yr,
-                                                                     reference=ref)
-    numbers = np.broadcast_to(np.asarray(initial_numbers, dtype=dtype), batch + (2, n_age)).copy()
-    length = np.broadcast_to(np.asarray(initial_length_state_cm, dtype=dtype),
-                             batch + (2, n_age)).copy()
-    numbers[..., WILD, 0] = 0.0
-    numbers = _to_lanes(numbers.reshape(n_rows, 2, n_age), lanes)
-    length = _to_lanes(length.reshape(n_rows, 2, n_age), lanes)
+    if initial_numbers is None:   # wild fish in equilibrium, laid out for the kernel as they come
+        wild, wild_length = wild_equilibrium(params, params.initial_f_per_yr, reference=ref)
+        numbers = np.zeros((2, n_age, lanes), dtype)
+        numbers[WILD] = _to_lanes(_by_row(wild[..., 0, :], batch, (n_age,)), lanes)
+        length = np.empty((2, n_age, lanes), dtype)
+        length[WILD] = length[HATCHERY] = _to_lanes(_by_row(wild_length[..., 0, :], batch, (n_age,)), lanes)
+    else:   # the kernel's own copies (the caller's arrays are never written)
+        numbers, length = (_to_lanes(_by_row(np.asarray(values, dtype=dtype), batch, (2, n_age)), lanes)
+                           for values in (initial_numbers, initial_length_state_cm))
+    numbers[WILD, 0] = 0.0
     rows = _to_lanes(_row_table(params, ref, batch), lanes).astype(dtype)
 
     outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
@@ -518,6 +520,11 @@ def _at_release_ages(fish: NDArray, lengths: NDArray) -> tuple[NDArray, NDArray]
     ``fish``: ``(..., 2, k)`` float64, C-contiguous, and those ages (int64)."""
     ages = np.flatnonzero(np.any(fish != 0, axis=tuple(range(fish.ndim - 1)))).astype(np.int64)
     return np.ascontiguousarray(np.stack([fish[..., ages], lengths[..., ages]], axis=-2)), ages
+
+
+def _by_row(values: NDArray, batch: tuple[int, ...], trailing: tuple[int, ...]) -> NDArray:
+    """``values`` broadcast to ``(*batch, *trailing)``, as ``(row, *trailing)``."""
+    return np.broadcast_to(values, batch + trailing).reshape((-1,) + trailing)
 
 
 def _to_lanes(values: NDArray, lanes: int) -> NDArray:

@@ -18,6 +18,7 @@ replace wild ones. For longer windows the equilibrium is solved numerically
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from carpmodel.model.recruitment import (
     steepness,
     stock_recruit_coefficients,
 )
+from carpmodel.model.row_threads import row_ranges, run_parts
 
 __all__ = [
     "ReferencePoints",
@@ -54,6 +56,7 @@ __all__ = [
     "expand",
     "per_recruit_schedule",
     "reference_points",
+    "wild_equilibrium",
 ]
 
 #: bisection steps of the equilibrium solver before regula falsi takes over (bracket 1/256)
@@ -107,15 +110,21 @@ def per_recruit_schedule(params: Parameters, f_per_yr: Any) -> tuple[NDArray, ..
     plus group's length is a fixed point (its survival depends on its length weakly): iterated at
     most :data:`PLUS_GROUP_PASSES` times, each row stopping once it moves by less than
     :data:`PLUS_GROUP_TOLERANCE_CM`. Computed in compiled code, rows in SIMD lanes
-    (:func:`carpmodel.model.kernel_cells.per_recruit_rows`).
+    (:func:`carpmodel.model.kernel_cells.per_recruit_rows`); a large batch's rows shared among
+    threads (:mod:`carpmodel.model.row_threads`).
     """
     f = np.asarray(f_per_yr, dtype=float)
     batch = np.broadcast_shapes(params.batch_shape, f.shape)   # every field's batch, as the callers expect
-    table = np.ascontiguousarray(row_table([f if name == "f_per_yr" else getattr(params, name)
-                                            for name in SCHEDULE_FIELDS], batch).T)   # rows innermost
-    out = np.empty((len(SCHEDULE_OUTPUTS), params.n_age, table.shape[1]))
-    per_recruit_rows(table, PLUS_GROUP_PASSES, PLUS_GROUP_TOLERANCE_CM, NODES, WEIGHTS, out)
-    by_row = np.ascontiguousarray(np.moveaxis(out, 1, -1))     # (output, row, age)
+    table = row_table([f if name == "f_per_yr" else getattr(params, name) for name in SCHEDULE_FIELDS], batch)
+    by_row = np.empty((len(SCHEDULE_OUTPUTS), table.shape[0], params.n_age))
+
+    def rows(first: int, stop: int) -> None:
+        out = np.empty((len(SCHEDULE_OUTPUTS), params.n_age, stop - first))
+        per_recruit_rows(np.ascontiguousarray(table[first:stop].T),    # rows innermost
+                         PLUS_GROUP_PASSES, PLUS_GROUP_TOLERANCE_CM, NODES, WEIGHTS, out)
+        by_row[:, first:stop] = np.moveaxis(out, 1, -1)             # (output, row, age)
+
+    run_parts([partial(rows, *bounds) for bounds in row_ranges(table.shape[0])])
     return tuple(by_row.reshape(len(SCHEDULE_OUTPUTS), *batch, 1, params.n_age))
 
 
@@ -171,15 +180,26 @@ def _unfished_per_recruit(params: Parameters) -> tuple[NDArray, NDArray, NDArray
 
 def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0, *,
                       reference: ReferencePoints | None = None) -> tuple[NDArray, NDArray]:
-    """1 January numbers and length state in equilibrium under a constant F.
+    """1 January numbers and length state in equilibrium under a constant F, each
+    ``(*batch, origin, age)``: :func:`wild_equilibrium`'s wild fish, and no hatchery fish."""
+    wild, length_state = wild_equilibrium(params, f_per_yr, reference=reference)
+    numbers = np.concatenate([wild, np.zeros_like(wild)], axis=-2)
+    length = np.concatenate([length_state, length_state], axis=-2)
+    return numbers, length if length.shape == numbers.shape else np.broadcast_to(length, numbers.shape).copy()
+
+
+def wild_equilibrium(params: Parameters, f_per_yr: Any = 0.0, *,
+                     reference: ReferencePoints | None = None) -> tuple[NDArray, NDArray]:
+    """1 January numbers and length state of wild fish in equilibrium under a constant F.
 
     Wild fish only (no releases). Solves for the density-dependent survival factor ``x`` of
     the juvenile window on ``(0, 1]`` (bisection, then regula falsi): recruitment implied by the
     window (``J = J0·(1/x − 1)/γ`` juveniles) must equal the stock–recruit equilibrium at the
     eggs per recruit that ``x`` and F imply (each row on its own, in compiled code:
-    :func:`carpmodel.model.kernel_cells.equilibrium_rows`; it stops at
-    ``|relative excess| ≤ 1e-14`` or a bracket of 4e-16). Returns ``(numbers, length_state_cm)``, each
-    ``(*batch, origin, age)``; a stock that cannot persist under F returns zeros.
+    :func:`carpmodel.model.kernel_cells.equilibrium_rows`, a large batch on several threads; it stops at
+    ``|relative excess| ≤ 1e-14`` or a bracket of 4e-16). Returns ``(numbers, length_state_cm)``,
+    shapes ``(*batch, 1, age)`` and ``(*params' batch, 1, age)``; a stock that cannot persist
+    under F has no fish.
     ``reference`` saves recomputing :func:`reference_points` when the caller has them.
     """
     ref = reference_points(params) if reference is None else reference
@@ -195,12 +215,11 @@ def equilibrium_state(params: Parameters, f_per_yr: Any = 0.0, *,
     by_row = [np.ascontiguousarray(np.broadcast_to(a[..., 0, :], batch + (n_age,)).reshape(n_rows, n_age))
               for a in (survival, eggs_per_fish)]
     wild = np.empty((n_rows, n_age))
-    equilibrium_rows(*by_row, table, params.recruitment == "ricker",
-                     EQUILIBRIUM_BISECTIONS, EQUILIBRIUM_ITERATIONS, wild)
-    wild = wild.reshape(batch + (1, n_age))
-    numbers = np.concatenate([wild, np.zeros_like(wild)], axis=-2)
-    length = np.concatenate([length_state, length_state], axis=-2)
-    return numbers, np.broadcast_to(length, numbers.shape).copy()
+    ricker = params.recruitment == "ricker"
+    run_parts([partial(equilibrium_rows, *(a[first:stop] for a in by_row), table[first:stop], ricker,
+                       EQUILIBRIUM_BISECTIONS, EQUILIBRIUM_ITERATIONS, wild[first:stop])
+               for first, stop in row_ranges(n_rows)])
+    return wild.reshape(batch + (1, n_age)), length_state
 
 
 def depleted_state(params: Parameters, depletion: Any, *, age_deviations: Any = None,
