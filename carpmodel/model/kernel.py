@@ -256,21 +256,26 @@ def _fill_body_weight(body, weight, length_state, first, p, cube, start, width):
     ``start..start + width`` into a block's work arrays, from lengths at columns
     ``first..first + width`` of ``length_state``; the loop without a branch when every row has
     ``b = 3`` (same values)."""
-    n_origin, n_age = body.shape[0], body.shape[1]
-    for o in range(n_origin):
-        for a in range(n_age):
-            for lane in range(width):
-                b = start + lane
-                body[o, a, lane] = max(length_state[o, a, first + lane], p[HATCH_L, b])
-            if cube:
-                for lane in range(width):
-                    b = start + lane
-                    bd = body[o, a, lane]
-                    weight[o, a, lane] = p[LW_A, b] * (bd * bd * bd)
-            else:
-                for lane in range(width):
-                    b = start + lane
-                    weight[o, a, lane] = weight_cell(body[o, a, lane], p[LW_A, b], p[LW_B, b])
+    for o in range(body.shape[0]):
+        for a in range(body.shape[1]):
+            _body_weight_cell(body, weight, length_state, o, a, first, p, cube, start, width)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _body_weight_cell(body, weight, length_state, o, a, first, p, cube, start, width):  # noqa: ANN001, ANN202
+    """:func:`_fill_body_weight` of the cell ``(o, a)`` alone."""
+    for lane in range(width):
+        b = start + lane
+        body[o, a, lane] = max(length_state[o, a, first + lane], p[HATCH_L, b])
+    if cube:
+        for lane in range(width):
+            b = start + lane
+            bd = body[o, a, lane]
+            weight[o, a, lane] = p[LW_A, b] * (bd * bd * bd)
+    else:
+        for lane in range(width):
+            b = start + lane
+            weight[o, a, lane] = weight_cell(body[o, a, lane], p[LW_A, b], p[LW_B, b])
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -316,7 +321,7 @@ def _apply_rule(rule, out, y, start, width, yl, active):  # noqa: ANN001, ANN202
 def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
     """A block's work space (see :func:`_advance_rows`), in the state's precision: its state and
     parameters lane-innermost, nine per-cell arrays, the per-row scalars, three per-origin sums
-    and (float64) one row's outputs."""
+    and, in float64, one row's outputs and a release's lanes (fish entering, their length)."""
     n_origin, n_age = numbers.shape[0], numbers.shape[1]
     dtype = numbers.dtype
     cells = (n_origin, n_age, BLOCK)
@@ -325,7 +330,7 @@ def _block_arrays(numbers, n_fields, n_year_fields):  # noqa: ANN001, ANN202
             np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype),
             np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype), np.empty(cells, dtype),
             np.empty(cells, dtype), np.empty((N_ROW_SCRATCH, BLOCK), dtype),
-            np.empty((3, n_origin, BLOCK), dtype), np.empty(len(OUTPUT_FIELDS)))
+            np.empty((3, n_origin, BLOCK), dtype), np.empty(len(OUTPUT_FIELDS)), np.empty((2, BLOCK)))
 
 
 @njit(cache=True, error_model="numpy")
@@ -349,7 +354,7 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
     # kept LLVM from vectorising the loops that read or write the global arrays
     ustart = np.uint64(start)
     (n_l, len_l, pl, yl, body, weight, m, sel, z, alive, grown, grown_body, end_weight, lanes,
-     sums, values) = work
+     sums, values, release_lanes) = work
     lanes[:] = 0.0
     sums[:] = 0.0
     ssb_by_origin, survey_by_origin, seen_by_origin = sums[0], sums[1], sums[2]
@@ -422,9 +427,15 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
         growth[lane] = 1.0 - decay
         m_coef[lane] = lorenzen_coefficient(scale[lane], pl[M_REF_L, lane], rate[lane], pl[L_INF, lane])
     # 3. releases into the hatchery origin (numbers-weighted mean length): the year's sets, then
-    # the rule's releases (a last set, per program, where the rule is active)
+    # the rule's releases (a last set, per program, where the rule is active). For each set and
+    # age: the fish and their length in lanes, their acute survival (row by row only where it
+    # depends on size), then the mixing without a branch, so that loop runs in SIMD lanes
     rule_table, rule_releases, rule_ages = rule[0], rule[2], rule[3]
     n_given = releases.shape[0]
+    entering, release_length = release_lanes[0], release_lanes[1]
+    size_dependent = False
+    for lane in range(width):
+        size_dependent |= pl[REL_SLOPE, lane] != 0.0
     for s in range(n_given + (1 if has_rule else 0)):
         ages = release_ages if s < n_given else rule_ages
         for j in range(ages.shape[0]):
@@ -432,26 +443,31 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
             for lane in range(width):
                 if s < n_given:
                     column = ustart + np.uint64(lane) if releases.shape[3] > 1 else np.uint64(0)
-                    fish = releases[s, 0, j, column]
-                    release_length = releases[s, 1, j, column]
+                    entering[lane] = releases[s, 0, j, column]
+                    release_length[lane] = releases[s, 1, j, column]
                 else:
                     program = int(rule_table[R_PROGRAM, ustart + np.uint64(lane)])
-                    fish = rule_releases[program, y, 0, j] if active[lane] > zero else 0.0
-                    release_length = rule_releases[program, y, 1, j]
-                released[lane] += fish
-                if fish == 0.0:
-                    continue
-                entering = fish * release_survival_cell(pl[REL_S, lane], pl[REL_SLOPE, lane], pl[LW_A, lane],
-                                                        pl[LW_B, lane], pl[REL_WREF, lane], release_length)
-                if entering > 0.0:
-                    before = n_l[1, a, lane]
-                    total = before + entering
-                    mixed = (before * len_l[1, a, lane] + entering * release_length) / total
-                    len_l[1, a, lane] = mixed
-                    n_l[1, a, lane] = total
-                    # the cell's body length and weight follow its new length
-                    body[1, a, lane] = max(mixed, pl[HATCH_L, lane])
-                    weight[1, a, lane] = weight_cell(body[1, a, lane], pl[LW_A, lane], pl[LW_B, lane])
+                    entering[lane] = rule_releases[program, y, 0, j] if active[lane] > zero else 0.0
+                    release_length[lane] = rule_releases[program, y, 1, j]
+                released[lane] += entering[lane]
+            if size_dependent:
+                for lane in range(width):
+                    if entering[lane] != 0.0:
+                        entering[lane] *= release_survival_cell(pl[REL_S, lane], pl[REL_SLOPE, lane],
+                                                                pl[LW_A, lane], pl[LW_B, lane],
+                                                                pl[REL_WREF, lane], release_length[lane])
+            else:
+                for lane in range(width):   # release_survival_cell without a size effect
+                    entering[lane] *= pl[REL_S, lane]
+            for lane in range(width):
+                before = n_l[1, a, lane]
+                total = before + entering[lane]
+                mixed = (before * len_l[1, a, lane] + entering[lane] * release_length[lane]) / total
+                adds = entering[lane] > 0.0
+                len_l[1, a, lane] = mixed if adds else len_l[1, a, lane]
+                n_l[1, a, lane] = total if adds else before
+            # the cell's body length and weight follow its length
+            _body_weight_cell(body, weight, len_l, 1, a, 0, pl, cube, 0, width)
 
     # 4. mortality: Lorenzen M along the growth path, juvenile density dependence, fishing
     for o in range(n_origin):
