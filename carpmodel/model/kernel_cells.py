@@ -60,8 +60,9 @@ def row_table(values: Sequence[Any], batch: tuple[int, ...]) -> np.ndarray:
     """The per-row inputs of a compiled function, ``(row, len(values))`` float64: each value
     broadcast to ``batch`` and flattened (C order) into its column."""
     table = np.empty((int(np.prod(batch, dtype=np.int64)), len(values)))
+    by_batch = table.reshape(batch + (len(values),))    # a view: each column broadcast into place
     for column, value in enumerate(values):
-        table[:, column] = np.broadcast_to(np.asarray(value, dtype=float), batch).reshape(-1)
+        by_batch[..., column] = value
     return table
 
 
