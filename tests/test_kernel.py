@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -194,14 +197,17 @@ def test_results_are_bit_identical_for_one_and_two_threads():
 @pytest.mark.parametrize("lw_b", [3.0, "mixed"])
 def test_the_start_is_bit_identical_when_its_rows_are_shared_among_threads(lw_b):
     # a batch large enough to split (row_threads): per-recruit schedules, reference points and the
-    # equilibrium, and a whole run from it, on one thread against two; Lorenzen c 0, 1 and 0.6 and
-    # per-row F across the rows, and weight either a cube for every row or not (two code paths)
+    # equilibrium, and a whole run from it, on one thread against two. The first half of the rows
+    # has Lorenzen c = 1 (and, "mixed", a cube for the weight), the second c 0, 1 and 0.6 (and
+    # b 3 and 3.1), so each thread's rows take another code path than the whole batch's
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs two threads")
     n_rows = SPLIT_ROWS + 77
     params, kwargs = _case(n_rows=n_rows)
+    first_half = np.arange(n_rows) < n_rows // 2
+    params = params.replace(lorenzen_c=np.where(first_half, 1.0, params.lorenzen_c))
     if lw_b == "mixed":
-        params = params.replace(lw_b=np.resize([3.0, 3.1], n_rows))
+        params = params.replace(lw_b=np.where(first_half, 3.0, np.resize([3.0, 3.1], n_rows)))
     before = numba.get_num_threads()
     results = []
     try:
@@ -246,6 +252,12 @@ def test_run_parts_runs_every_part_and_raises_the_first_error():
     with pytest.raises(ValueError, match="part failed"):
         run_parts([lambda: done.append(2), fail])
     assert 2 in done
+
+    def leave() -> None:
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):      # not swallowed on the worker's thread either
+        run_parts([lambda: None, leave])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -396,6 +408,39 @@ def test_a_process_forked_after_the_threads_started_runs_on_its_calling_thread()
         child = pool.apply_async(_biomass_in_child, (params, kwargs)).get(timeout=300)
     np.testing.assert_array_equal(child[0], parent)
     assert child[1] != os.getpid() and not child[2]      # the child ran on its calling thread
+
+
+FORK_AFTER_SERIAL_WORK = """
+import multiprocessing, os, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_kernel import _case
+from carpmodel.model import kernel
+from carpmodel.model.dynamics import simulate
+from carpmodel.model.equilibrium import reference_points
+from carpmodel.model.row_threads import SPLIT_ROWS
+
+def child(n_rows):
+    biomass = simulate(_case(n_rows=n_rows)[0], n_years=5).biomass_t   # a whole run, threaded
+    return float(np.sum(biomass)), kernel._threads_pid == os.getpid()
+
+simulate(_case(n_rows=12)[0], n_years=5)           # a whole run, serial (too few rows for threads)
+reference_points(_case(n_rows=SPLIT_ROWS + 1)[0])  # rows shared among plain threads
+with multiprocessing.get_context("fork").Pool(1) as pool:
+    total, threaded = pool.apply_async(child, (600,)).get(timeout=120)
+print(threaded, total)
+"""
+
+
+def test_work_without_numbas_threads_leaves_a_forked_child_free_to_start_them():
+    # asking numba for its thread count starts its threading layer (GNU OpenMP), after which a
+    # forked child that starts threads is killed: serial runs and the start's plain threads must
+    # not ask; run in a fresh interpreter, since this one has started the layer
+    done = subprocess.run([sys.executable, "-c", FORK_AFTER_SERIAL_WORK, str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    threaded, total = done.stdout.split()[-2:]
+    assert threaded == "True" and np.isfinite(float(total))    # the child ran on numba's threads
 
 
 def _biomass_in_child(params, kwargs):

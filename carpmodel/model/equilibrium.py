@@ -198,8 +198,8 @@ def wild_equilibrium(params: Parameters, f_per_yr: Any = 0.0, *,
     eggs per recruit that ``x`` and F imply (each row on its own, in compiled code:
     :func:`carpmodel.model.kernel_cells.equilibrium_rows`, a large batch on several threads; it stops at
     ``|relative excess| ≤ 1e-14`` or a bracket of 4e-16). Returns ``(numbers, length_state_cm)``,
-    shapes ``(*batch, 1, age)`` and ``(*params' batch, 1, age)``; a stock that cannot persist
-    under F has no fish.
+    shapes ``(*batch, 1, age)`` and ``(*batch of params and f_per_yr, 1, age)``; a stock that
+    cannot persist under F has no fish.
     ``reference`` saves recomputing :func:`reference_points` when the caller has them.
     """
     ref = reference_points(params) if reference is None else reference

@@ -33,7 +33,6 @@ import sys
 import threading
 from typing import Any
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -49,6 +48,7 @@ from carpmodel.model.kernel_cells import (
     weight_cell,
 )
 from carpmodel.model.kernel_math import fast_exp, fast_log, fast_log1p
+from carpmodel.model.row_threads import thread_count
 
 __all__ = ["BLOCK", "LANES", "NO_RULE", "OUTPUT_FIELDS", "ROW_FIELDS", "RULE_FIELDS", "YEAR_FIELDS",
            "announce_compile", "padded_rows", "run_years", "year_step"]
@@ -188,7 +188,7 @@ def run_years(numbers: np.ndarray, length: np.ndarray, rows: np.ndarray, year_ta
     n_rows = numbers.shape[2]
     _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, slots, kept,
          flows, end, end_index, rule or NO_RULE, 0, PARALLEL_RUN_ROWS,
-         run_block_rows(n_rows, numba.get_num_threads()))
+         run_block_rows(n_rows, thread_count()))
 
 
 def _run(numbers, length, rows, year_table, fishing_mode, releases, release_ages, ricker, out, slots,  # noqa: ANN001
