@@ -39,6 +39,7 @@ from numba import njit, prange
 from carpmodel.model.kernel_cells import (
     NODES,
     WEIGHTS,
+    every_cube,
     f_from_catch_lane,
     logistic_rate_cell,
     lorenzen_coefficient,
@@ -269,9 +270,7 @@ def _body_weight_cell(body, weight, length_state, o, a, first, p, cube, start, w
         body[o, a, lane] = max(length_state[o, a, first + lane], p[HATCH_L, b])
     if cube:
         for lane in range(width):
-            b = start + lane
-            bd = body[o, a, lane]
-            weight[o, a, lane] = p[LW_A, b] * (bd * bd * bd)
+            weight[o, a, lane] = weight_cell(body[o, a, lane], p[LW_A, start + lane], 3.0)
     else:
         for lane in range(width):
             b = start + lane
@@ -378,9 +377,7 @@ def _advance_rows(start, stop, numbers, length, p, year_table, year_index, fishi
     for i in range(year_table.shape[0]):
         for lane in range(width):
             yl[i, lane] = year_table[i, ustart + np.uint64(lane), year_index]
-    cube = True
-    for lane in range(width):
-        cube = cube and pl[LW_B, lane] == 3.0
+    cube = every_cube(pl[LW_B, :width])
     # Lorenzen M for the whole block: constant (c = 0), closed form (c = 1) or row by row
     c_mode = lorenzen_mode(pl[LOR_C, :width])
     has_rule = rule[0].shape[1] > 0
