@@ -28,7 +28,7 @@ SPLIT_ROWS = 1024
 def thread_count() -> int:
     """numba's thread count, without starting numba's threading layer where it has not started:
     ``numba.get_num_threads()`` starts it (GNU OpenMP here), and a process forked after that
-    cannot run the engine's threads (see :func:`carpmodel.model.kernel.year_step`), so asking
+    cannot run the engine's threads (``carpmodel.model.kernel._on_threads``), so asking
     must not start it. Before the layer starts, the count is ``NUMBA_NUM_THREADS``
     (``numba.set_num_threads`` starts the layer)."""
     if not getattr(numba_parallel, "_is_initialized", True):   # numba's own flag
